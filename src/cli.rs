@@ -1,0 +1,170 @@
+//! The command line, and only the command line: clap definitions from which `--help`, the
+//! shell completions and the man pages are all generated. No logic lives here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::Format;
+
+/// Operate an on-premise Paragon installation through its SSH bastion.
+#[derive(Debug, Parser)]
+#[command(name = "paragon-admin", version, propagate_version = true)]
+#[command(
+    long_about = "Operate an on-premise Paragon installation through its SSH bastion: a shell, \
+kubectl and helm on the bastion, with host keys checked as strictly as OpenSSH does.",
+    after_help = "Examples:\n  paragon-admin ssh\n  paragon-admin ssh -- uptime\n  paragon-admin kubectl get pods -n paragon\n  paragon-admin --profile staging helm list -A"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub globals: Globals,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct Globals {
+    /// The config file [default: the platform config folder's paragon-admin/config.toml]
+    #[arg(long, global = true, value_name = "FILE", env = "PARAGON_ADMIN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The profile to use [default: the file's default_profile, else its only profile]
+    #[arg(
+        long,
+        short = 'p',
+        global = true,
+        value_name = "NAME",
+        env = "PARAGON_ADMIN_PROFILE"
+    )]
+    pub profile: Option<String>,
+    /// How to print results
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+    /// Log more to stderr (-v info, -vv debug, -vvv trace)
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Print only errors
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Open a shell on the bastion, or run one command there
+    #[command(
+        long_about = "Open an interactive shell on the bastion with a terminal of this one's size, \
+or run one command there. The command's words are joined with spaces, as OpenSSH does; its \
+exit status becomes ours.",
+        after_help = "Examples:\n  paragon-admin ssh\n  paragon-admin ssh -- df -h /\n  tar c dir | paragon-admin ssh -- tar x -C /tmp"
+    )]
+    Ssh(SshArgs),
+    /// Run kubectl on the bastion, every argument passed exactly as given
+    #[command(
+        disable_help_flag = true,
+        after_help = "Examples:\n  paragon-admin kubectl get pods -n paragon\n  paragon-admin kubectl logs -n paragon deploy/hermes --tail 50"
+    )]
+    Kubectl(PassthroughArgs),
+    /// Run helm on the bastion, every argument passed exactly as given
+    #[command(
+        disable_help_flag = true,
+        after_help = "Examples:\n  paragon-admin helm list -n paragon\n  paragon-admin helm history paragon-on-prem -n paragon"
+    )]
+    Helm(PassthroughArgs),
+    /// Store, remove and list secrets in the platform keyring
+    #[command(
+        long_about = "Store, remove and list secrets in the platform keyring (service `paragon-admin`). \
+A key passphrase is looked up as PROFILE/identity-passphrase.",
+        after_help = "Examples:\n  paragon-admin secrets set prod/identity-passphrase\n  paragon-admin secrets list"
+    )]
+    Secrets {
+        #[command(subcommand)]
+        action: SecretsAction,
+    },
+    /// List the profiles in the config file
+    #[command(
+        after_help = "Examples:\n  paragon-admin profiles\n  paragon-admin profiles --output json"
+    )]
+    Profiles,
+}
+
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// The command to run instead of a shell (after `--`)
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PassthroughArgs {
+    /// Arguments for the remote tool, passed as given
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsAction {
+    /// Store a secret: from stdin when it is not a terminal, else from a hidden prompt
+    Set {
+        /// The secret's name, such as prod/identity-passphrase
+        name: String,
+    },
+    /// Remove a secret
+    Delete {
+        /// The secret's name
+        name: String,
+    },
+    /// List the names of the stored secrets (never their values)
+    List,
+}
+
+/// The clap `Command`, for completions, man pages and tests.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn kubectl_arguments_pass_through_untouched() {
+        let cli = Cli::try_parse_from([
+            "paragon-admin",
+            "kubectl",
+            "-n",
+            "paragon",
+            "get",
+            "pods",
+            "--help",
+            "",
+        ])
+        .unwrap();
+        let Command::Kubectl(a) = cli.command else {
+            panic!("not kubectl")
+        };
+        assert_eq!(a.args, ["-n", "paragon", "get", "pods", "--help", ""]);
+    }
+
+    #[test]
+    fn ssh_command_after_double_dash() {
+        let cli = Cli::try_parse_from(["paragon-admin", "ssh", "--", "ls", "-l"]).unwrap();
+        let Command::Ssh(a) = cli.command else {
+            panic!("not ssh")
+        };
+        assert_eq!(a.command, ["ls", "-l"]);
+    }
+}

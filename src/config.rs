@@ -1,0 +1,565 @@
+//! Profiles: where the config file is, what it may say, and which profile a command uses.
+//!
+//! Every error names the file, and for a bad key also the line and the key, so that a typo
+//! is found without reading this code. It knows nothing of SSH or of clap.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+/// The name of the environment variable that names the config file.
+pub const CONFIG_ENV: &str = "PARAGON_ADMIN_CONFIG";
+/// The name of the environment variable that names the profile.
+pub const PROFILE_ENV: &str = "PARAGON_ADMIN_PROFILE";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no config file at {path}: run `paragon-admin init` to create one")]
+    Missing { path: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+    #[error("{path}:{line}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}: no profiles: add a [profiles.NAME] table or run `paragon-admin init`")]
+    NoProfiles { path: PathBuf },
+    #[error("{path}: profile `{name}` not found (profiles: {known})")]
+    UnknownProfile {
+        path: PathBuf,
+        name: String,
+        known: String,
+    },
+    #[error(
+        "{path}: several profiles and none chosen: pass --profile NAME or set default_profile (profiles: {known})"
+    )]
+    Ambiguous { path: PathBuf, known: String },
+    #[error("no home directory to resolve `{path}`")]
+    NoHome { path: String },
+    #[error("cannot find the platform config directory: pass --config FILE")]
+    NoConfigDir,
+}
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub default_profile: Option<String>,
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+/// One bastion and how to reach it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub host: HostName,
+    #[serde(default = "default_port")]
+    pub port: Port,
+    pub user: Option<NonEmpty>,
+    pub identity_file: Option<NonEmpty>,
+    pub known_hosts: Option<NonEmpty>,
+    #[serde(default)]
+    pub strict_host_key_checking: HostKeyPolicy,
+    pub proxy_jump: Option<JumpHost>,
+    #[serde(default = "default_keepalive")]
+    pub keepalive_interval: u64,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: Seconds,
+}
+
+fn default_port() -> Port {
+    Port(22)
+}
+fn default_keepalive() -> u64 {
+    15
+}
+fn default_connect_timeout() -> Seconds {
+    Seconds(10)
+}
+
+/// What to do with a host key that known_hosts does not hold yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyPolicy {
+    /// Only a recorded key is accepted.
+    Yes,
+    /// An unknown host's key is recorded and accepted.
+    AcceptNew,
+    /// Ask on a terminal; refuse without one.
+    #[default]
+    Ask,
+}
+
+impl fmt::Display for HostKeyPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HostKeyPolicy::Yes => "yes",
+            HostKeyPolicy::AcceptNew => "accept-new",
+            HostKeyPolicy::Ask => "ask",
+        })
+    }
+}
+
+/// A host name or address: not empty, no spaces, no scheme.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HostName(pub String);
+
+impl<'de> Deserialize<'de> for HostName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_host(&s)
+            .map(HostName)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+fn parse_host(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if s.contains("://") {
+        return Err(format!("`{s}` is a URL; give only the host name"));
+    }
+    if s.chars().any(|c| c.is_whitespace() || c == '/' || c == '@') {
+        return Err(format!("`{s}` is not a host name"));
+    }
+    Ok(s.trim_start_matches('[').trim_end_matches(']').to_string())
+}
+
+/// A TCP port, 1 to 65535.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Port(pub u16);
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        match u16::try_from(n) {
+            Ok(p) if p > 0 => Ok(Port(p)),
+            _ => Err(serde::de::Error::custom(format!(
+                "port {n} is out of range (1-65535)"
+            ))),
+        }
+    }
+}
+
+/// A whole number of seconds, at least 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Seconds(pub u64);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        match u64::try_from(n) {
+            Ok(s) if s > 0 => Ok(Seconds(s)),
+            _ => Err(serde::de::Error::custom(format!(
+                "{n} is not a positive number of seconds"
+            ))),
+        }
+    }
+}
+
+/// A string that must not be empty.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NonEmpty(pub String);
+
+impl<'de> Deserialize<'de> for NonEmpty {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim().is_empty() {
+            return Err(serde::de::Error::custom("must not be empty"));
+        }
+        Ok(NonEmpty(s))
+    }
+}
+
+/// `[user@]host[:port]` of an SSH host to jump through, as OpenSSH's `-J`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct JumpHost {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: u16,
+}
+
+impl JumpHost {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (user, rest) = match s.rsplit_once('@') {
+            Some((u, r)) if !u.is_empty() => (Some(u.to_string()), r),
+            Some(_) => return Err(format!("`{s}` has an empty user name")),
+            None => (None, s),
+        };
+        let (host, port) =
+            split_host_port(rest, 22).ok_or_else(|| format!("`{s}` is not [user@]host[:port]"))?;
+        let host = parse_host(&host)?;
+        Ok(JumpHost { user, host, port })
+    }
+}
+
+impl fmt::Display for JumpHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(u) = &self.user {
+            write!(f, "{u}@")?;
+        }
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for JumpHost {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        JumpHost::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Splits `host:port`, `[v6]:port`, or a bare host (with `default` as its port).
+pub fn split_host_port(s: &str, default: u16) -> Option<(String, u16)> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok().filter(|p| *p > 0)?,
+            None if after.is_empty() => default,
+            None => return None,
+        };
+        return Some((host.to_string(), port));
+    }
+    match s.rsplit_once(':') {
+        Some((h, _)) if h.contains(':') => Some((s.to_string(), default)), // bare IPv6
+        Some((h, p)) => Some((h.to_string(), p.parse().ok().filter(|p| *p > 0)?)),
+        None => Some((s.to_string(), default)),
+    }
+}
+
+/// A profile chosen and resolved: paths expanded, defaults filled.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub name: String,
+    pub file: PathBuf,
+    pub profile: Profile,
+    pub user: String,
+    pub identity_file: Option<PathBuf>,
+    pub known_hosts: PathBuf,
+}
+
+/// Where the config file is: the flag, else the environment (clap folds both into `flag`),
+/// else the platform's config directory.
+pub fn config_path(flag: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    if let Some(p) = flag {
+        return Ok(p.to_path_buf());
+    }
+    let dir = dirs::config_dir().ok_or(ConfigError::NoConfigDir)?;
+    Ok(dir.join("paragon-admin").join("config.toml"))
+}
+
+/// Reads and parses the config file; a missing file is `ConfigError::Missing`.
+pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ConfigError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    parse(path, &text)
+}
+
+/// Parses config text; `path` is only for the messages.
+pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
+    toml::from_str::<ConfigFile>(text).map_err(|e| located_error(path, text, &e))
+}
+
+fn located_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let message = e.message().trim().replace('\n', " ");
+    let Some(span) = e.span() else {
+        return ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line: 1,
+            message,
+        };
+    };
+    let start = span.start.min(text.len());
+    let line = text[..start].matches('\n').count() + 1;
+    match key_at(text, start) {
+        Some(key) => ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            key,
+            message,
+        },
+        None => ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line,
+            message,
+        },
+    }
+}
+
+/// The dotted key that the byte offset `at` belongs to: the nearest `[table]` header above it
+/// joined with the key on its own line.
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    let line = text[line_start..line_end].trim();
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    if line.starts_with('[') {
+        return Some(
+            line.trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string(),
+        );
+    }
+    let key = line.split_once('=')?.0.trim().trim_matches('"').to_string();
+    if key.is_empty() {
+        return None;
+    }
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key,
+    })
+}
+
+impl ConfigFile {
+    /// Picks the profile: `name`, else `default_profile`, else the only one.
+    pub fn select(
+        &self,
+        path: &Path,
+        name: Option<&str>,
+    ) -> Result<(String, Profile), ConfigError> {
+        let known = || self.profiles.keys().cloned().collect::<Vec<_>>().join(", ");
+        if self.profiles.is_empty() {
+            return Err(ConfigError::NoProfiles {
+                path: path.to_path_buf(),
+            });
+        }
+        let chosen = match name.or(self.default_profile.as_deref()) {
+            Some(n) => n.to_string(),
+            None if self.profiles.len() == 1 => {
+                self.profiles.keys().next().cloned().unwrap_or_default()
+            }
+            None => {
+                return Err(ConfigError::Ambiguous {
+                    path: path.to_path_buf(),
+                    known: known(),
+                });
+            }
+        };
+        match self.profiles.get(&chosen) {
+            Some(p) => Ok((chosen, p.clone())),
+            None => Err(ConfigError::UnknownProfile {
+                path: path.to_path_buf(),
+                name: chosen,
+                known: known(),
+            }),
+        }
+    }
+}
+
+/// Loads the file and resolves the chosen profile.
+pub fn resolve(config: Option<&Path>, profile: Option<&str>) -> Result<Resolved, ConfigError> {
+    let file = config_path(config)?;
+    let parsed = load(&file)?;
+    let (name, profile) = parsed.select(&file, profile)?;
+    Resolved::new(name, file, profile)
+}
+
+impl Resolved {
+    pub fn new(name: String, file: PathBuf, profile: Profile) -> Result<Self, ConfigError> {
+        let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        let user = match &profile.user {
+            Some(u) => u.0.clone(),
+            None => local_user_name(),
+        };
+        let identity_file = profile
+            .identity_file
+            .as_ref()
+            .map(|p| expand_path(&p.0, &base))
+            .transpose()?;
+        let known_hosts = expand_path(
+            profile
+                .known_hosts
+                .as_ref()
+                .map_or("~/.ssh/known_hosts", |k| k.0.as_str()),
+            &base,
+        )?;
+        Ok(Resolved {
+            name,
+            file,
+            profile,
+            user,
+            identity_file,
+            known_hosts,
+        })
+    }
+}
+
+/// The local user's name, as OpenSSH would use it when none is given.
+pub fn local_user_name() -> String {
+    ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "root".to_string())
+}
+
+/// Expands `~/` to the home directory; a relative path is taken from `base` (the config
+/// file's folder), so a profile means the same thing from any working directory.
+pub fn expand_path(p: &str, base: &Path) -> Result<PathBuf, ConfigError> {
+    if p == "~" || p.starts_with("~/") {
+        let home = dirs::home_dir().ok_or_else(|| ConfigError::NoHome { path: p.into() })?;
+        return Ok(home.join(p.trim_start_matches('~').trim_start_matches('/')));
+    }
+    let path = PathBuf::from(p);
+    Ok(if path.is_absolute() {
+        path
+    } else {
+        base.join(path)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(s: &str) -> Result<ConfigFile, ConfigError> {
+        parse(Path::new("c.toml"), s)
+    }
+
+    #[test]
+    fn minimal_profile_gets_defaults() {
+        let c = parse_str("[profiles.prod]\nhost = \"b.example.com\"\n").unwrap();
+        let p = &c.profiles["prod"];
+        assert_eq!(p.port, Port(22));
+        assert_eq!(p.strict_host_key_checking, HostKeyPolicy::Ask);
+        assert_eq!(p.keepalive_interval, 15);
+        assert_eq!(p.connect_timeout, Seconds(10));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let e = parse_str("[profiles.prod]\nhost = \"b\"\nhots = 1\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("c.toml:3: profiles.prod.hots:"), "{msg}");
+        assert!(msg.contains("unknown field"), "{msg}");
+    }
+
+    #[test]
+    fn port_out_of_range_is_an_error_with_line() {
+        let e = parse_str("[profiles.prod]\nhost = \"b\"\nport = 70000\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("c.toml:3: profiles.prod.port:"), "{msg}");
+        assert!(msg.contains("out of range"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_and_bad_policy_are_errors() {
+        let e = parse_str("[profiles.p]\nhost = \"b\"\nport = \"22\"\n").unwrap_err();
+        assert!(
+            e.to_string().starts_with("c.toml:3: profiles.p.port:"),
+            "{e}"
+        );
+        let e = parse_str("[profiles.p]\nhost = \"b\"\nstrict_host_key_checking = \"no\"\n")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("c.toml:3: profiles.p.strict_host_key_checking:"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn syntax_error_names_line() {
+        let e = parse_str("[profiles.p]\nhost = \n").unwrap_err();
+        assert!(e.to_string().starts_with("c.toml:2"), "{e}");
+    }
+
+    #[test]
+    fn host_must_be_a_host() {
+        for bad in ["\"\"", "\"ssh://b\"", "\"a b\""] {
+            let e = parse_str(&format!("[profiles.p]\nhost = {bad}\n")).unwrap_err();
+            assert!(
+                e.to_string().starts_with("c.toml:2: profiles.p.host:"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn jump_host_forms() {
+        let j = JumpHost::parse("ops@jump.example.com:2222").unwrap();
+        assert_eq!(
+            (j.user.as_deref(), j.host.as_str(), j.port),
+            (Some("ops"), "jump.example.com", 2222)
+        );
+        let j = JumpHost::parse("[2001:db8::1]:22").unwrap();
+        assert_eq!((j.host.as_str(), j.port), ("2001:db8::1", 22));
+        assert_eq!(JumpHost::parse("jump").unwrap().port, 22);
+        assert!(JumpHost::parse("@jump").is_err());
+        assert!(JumpHost::parse("jump:x").is_err());
+    }
+
+    #[test]
+    fn profile_selection() {
+        let one = parse_str("[profiles.a]\nhost = \"h\"\n").unwrap();
+        assert_eq!(one.select(Path::new("c"), None).unwrap().0, "a");
+        let two = parse_str("[profiles.a]\nhost = \"h\"\n[profiles.b]\nhost = \"h\"\n").unwrap();
+        let e = two.select(Path::new("c"), None).unwrap_err().to_string();
+        assert!(e.contains("profiles: a, b"), "{e}");
+        let e = two
+            .select(Path::new("c"), Some("x"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`x` not found (profiles: a, b)"), "{e}");
+        let def = parse_str(
+            "default_profile = \"b\"\n[profiles.a]\nhost = \"h\"\n[profiles.b]\nhost = \"h\"\n",
+        )
+        .unwrap();
+        assert_eq!(def.select(Path::new("c"), None).unwrap().0, "b");
+    }
+
+    #[test]
+    fn relative_paths_are_taken_from_the_config_folder() {
+        let p = expand_path("keys/id", Path::new("/etc/pa")).unwrap();
+        assert_eq!(p, PathBuf::from("/etc/pa/keys/id"));
+        assert_eq!(
+            expand_path("/abs", Path::new("/etc")).unwrap(),
+            PathBuf::from("/abs")
+        );
+    }
+
+    #[test]
+    fn split_host_port_forms() {
+        assert_eq!(split_host_port("h:80", 1), Some(("h".into(), 80)));
+        assert_eq!(split_host_port("h", 1), Some(("h".into(), 1)));
+        assert_eq!(split_host_port("[::1]:80", 1), Some(("::1".into(), 80)));
+        assert_eq!(split_host_port("::1", 1), Some(("::1".into(), 1)));
+        assert_eq!(split_host_port("h:0", 1), None);
+    }
+}

@@ -1,0 +1,11 @@
+//! paragon-admin: operate an on-premise Paragon installation through its SSH bastion.
+//!
+//! The rooms and what each may use are drawn in `DESIGN.md`; the one idea is the `Dialer`
+//! (`dial`): everything beyond a shell is a TCP stream opened as seen from the bastion.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod dial;
+pub mod output;
+pub mod prompt;

@@ -1,0 +1,59 @@
+//! Questions to the person at the terminal, and the refusal when there is none.
+//!
+//! Every prompt needs stdin and stderr to be terminals; without one it fails with a hint that
+//! says how to give the answer another way (a flag, a stored secret). It knows nothing of SSH.
+
+use std::io::IsTerminal;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PromptError {
+    #[error("{question}: no terminal to ask on; {hint}")]
+    NoTerminal { question: String, hint: String },
+    #[error("{question}: {source}")]
+    Failed {
+        question: String,
+        source: dialoguer::Error,
+    },
+}
+
+/// Whether a person can be asked: stdin and stderr are both terminals.
+pub fn interactive() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+fn require(question: &str, hint: &str) -> Result<(), PromptError> {
+    if interactive() {
+        Ok(())
+    } else {
+        Err(PromptError::NoTerminal {
+            question: question.to_string(),
+            hint: hint.to_string(),
+        })
+    }
+}
+
+/// Asks yes or no; `default` is the answer to a bare Enter.
+pub fn confirm(question: &str, default: bool, hint: &str) -> Result<bool, PromptError> {
+    require(question, hint)?;
+    dialoguer::Confirm::new()
+        .with_prompt(question)
+        .default(default)
+        .interact()
+        .map_err(|source| PromptError::Failed {
+            question: question.to_string(),
+            source,
+        })
+}
+
+/// Asks for a secret without echoing it.
+pub fn password(question: &str, hint: &str) -> Result<String, PromptError> {
+    require(question, hint)?;
+    dialoguer::Password::new()
+        .with_prompt(question)
+        .allow_empty_password(true)
+        .interact()
+        .map_err(|source| PromptError::Failed {
+            question: question.to_string(),
+            source,
+        })
+}

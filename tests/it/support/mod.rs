@@ -1,0 +1,69 @@
+//! Fixtures shared by the integration tests. Each cleans up in `Drop`, also when a test fails.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A clean home for one test: HOME, XDG dirs and the config file live in a temporary folder,
+/// and nothing of the caller's environment that paragon-admin reads is inherited.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new() -> Self {
+        Home {
+            dir: tempfile::tempdir().expect("temporary home"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The config file `paragon()` points at.
+    pub fn config_path(&self) -> PathBuf {
+        self.path().join("config.toml")
+    }
+
+    pub fn write_config(&self, text: &str) -> PathBuf {
+        let p = self.config_path();
+        std::fs::write(&p, text).expect("write config");
+        p
+    }
+
+    /// The binary, with a clean environment rooted in this home.
+    pub fn paragon(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_paragon-admin"));
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.path())
+            .env("XDG_CONFIG_HOME", self.path().join(".config"))
+            .env("USER", "tester")
+            .env("NO_COLOR", "1")
+            .env("LANG", "C.UTF-8")
+            .env("PARAGON_ADMIN_CONFIG", self.config_path());
+        c
+    }
+}
+
+/// What a finished run printed, as text.
+pub struct Run {
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("run paragon-admin");
+    Run {
+        status: status.code(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
