@@ -80,6 +80,199 @@ pub struct Profile {
     pub keepalive_interval: u64,
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: Seconds,
+    /// Services to forward and check, by name; overrides and additions to `builtin_services`.
+    #[serde(default)]
+    pub services: BTreeMap<String, toml::Spanned<ServiceConfig>>,
+    /// How to reach the Kubernetes API.
+    #[serde(default)]
+    pub kube: KubeConfig,
+    /// Datastores to check, as seen from the bastion.
+    #[serde(default)]
+    pub datastores: Datastores,
+}
+
+/// `[profiles.X.services.NAME]`: a service in the private network.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// HOST:PORT as resolved on the bastion.
+    pub target: Option<HostPort>,
+    /// The local port to listen on; 0 = any free port.
+    pub local_port: Option<u16>,
+    /// The URL scheme, for the printed URL.
+    pub scheme: Option<Scheme>,
+    /// The URL path, for the printed URL and `--open`.
+    pub path: Option<UrlPath>,
+}
+
+/// A service with every field decided.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Service {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub local_port: u16,
+    pub scheme: Scheme,
+    pub path: String,
+}
+
+impl Service {
+    /// The URL a browser opens for this service on `local`.
+    pub fn url(&self, local: std::net::SocketAddr) -> String {
+        format!("{}://{}{}", self.scheme, local, self.path)
+    }
+}
+
+/// The monitoring services every installation has (PARAGON.md: the monitoring release runs
+/// Grafana on 4500 and Prometheus on 9090; older logging releases run Kibana on 5601).
+pub fn builtin_services() -> Vec<Service> {
+    let svc = |name: &str, port: u16, path: &str| Service {
+        name: name.to_string(),
+        host: format!("{name}.paragon.svc.cluster.local"),
+        port,
+        local_port: port,
+        scheme: Scheme::Http,
+        path: path.to_string(),
+    };
+    vec![
+        svc("grafana", 4500, "/"),
+        svc("kibana", 5601, "/app/home"),
+        svc("prometheus", 9090, "/"),
+    ]
+}
+
+/// `http` or `https`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        })
+    }
+}
+
+/// A URL path: starts with `/`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UrlPath(pub String);
+
+impl<'de> Deserialize<'de> for UrlPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if !s.starts_with('/') || s.chars().any(char::is_whitespace) {
+            return Err(serde::de::Error::custom(format!(
+                "`{s}` is not a URL path (it starts with `/`)"
+            )));
+        }
+        Ok(UrlPath(s))
+    }
+}
+
+/// `HOST:PORT` (IPv6 in brackets), port required.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl HostPort {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not HOST:PORT");
+        if !s.contains(':') {
+            return Err(bad());
+        }
+        let (host, port) = split_host_port(s, 0).ok_or_else(bad)?;
+        if port == 0 {
+            return Err(bad());
+        }
+        Ok(HostPort {
+            host: parse_host(&host)?,
+            port,
+        })
+    }
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::dial::target(&self.host, self.port))
+    }
+}
+
+impl<'de> Deserialize<'de> for HostPort {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        HostPort::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `[profiles.X.kube]`: where the cluster's API is and which credentials to use.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeConfig {
+    /// The API server's private endpoint, HOST:PORT as seen from the bastion.
+    pub api_server: Option<HostPort>,
+    /// A kubeconfig file on this machine; else the bastion's own is fetched into memory.
+    pub kubeconfig: Option<NonEmpty>,
+    /// The kubeconfig context to use; else its current context.
+    pub context: Option<NonEmpty>,
+}
+
+/// `[profiles.X.datastores]`: endpoints as seen from the bastion.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Datastores {
+    #[serde(default)]
+    pub postgres: Vec<HostPort>,
+    #[serde(default)]
+    pub redis: Vec<HostPort>,
+    /// S3-compatible endpoints (MinIO), as `http://HOST:PORT`.
+    #[serde(default)]
+    pub s3: Vec<HttpUrl>,
+}
+
+/// An `http://` or `https://` URL with a host and port.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HttpUrl {
+    pub scheme: Scheme,
+    pub host: String,
+    pub port: u16,
+}
+
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let (scheme, rest, default) = if let Some(r) = s.strip_prefix("http://") {
+            (Scheme::Http, r, 80)
+        } else if let Some(r) = s.strip_prefix("https://") {
+            (Scheme::Https, r, 443)
+        } else {
+            return Err(serde::de::Error::custom(format!(
+                "`{s}` is not an http:// or https:// URL"
+            )));
+        };
+        let authority = rest.trim_end_matches('/');
+        let (host, port) = split_host_port(authority, default)
+            .filter(|(h, _)| !h.is_empty() && !h.contains('/'))
+            .ok_or_else(|| serde::de::Error::custom(format!("`{s}` has no valid host:port")))?;
+        Ok(HttpUrl { scheme, host, port })
+    }
+}
+
+impl fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}://{}",
+            self.scheme,
+            crate::dial::target(&self.host, self.port)
+        )
+    }
 }
 
 fn default_port() -> Port {
@@ -289,7 +482,22 @@ pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
 
 /// Parses config text; `path` is only for the messages.
 pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
-    toml::from_str::<ConfigFile>(text).map_err(|e| located_error(path, text, &e))
+    let file = toml::from_str::<ConfigFile>(text).map_err(|e| located_error(path, text, &e))?;
+    let builtin = builtin_services();
+    for (profile, p) in &file.profiles {
+        for (name, svc) in &p.services {
+            let known = builtin.iter().any(|b| &b.name == name);
+            if svc.get_ref().target.is_none() && !known {
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    line: text[..svc.span().start.min(text.len())].matches('\n').count() + 1,
+                    key: format!("profiles.{profile}.services.{name}"),
+                    message: "a service that is not built in (grafana, kibana, prometheus) needs a target".into(),
+                });
+            }
+        }
+    }
+    Ok(file)
 }
 
 fn located_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
@@ -418,6 +626,51 @@ impl Resolved {
             identity_file,
             known_hosts,
         })
+    }
+}
+
+impl Resolved {
+    /// The built-in services with this profile's overrides, and the profile's own, by name.
+    pub fn services(&self) -> BTreeMap<String, Service> {
+        let mut all: BTreeMap<String, Service> = builtin_services()
+            .into_iter()
+            .map(|s| (s.name.clone(), s))
+            .collect();
+        for (name, cfg) in &self.profile.services {
+            let cfg = cfg.get_ref();
+            let base = all.remove(name);
+            let Some(target) = cfg.target.clone().or_else(|| {
+                base.as_ref().map(|b| HostPort {
+                    host: b.host.clone(),
+                    port: b.port,
+                })
+            }) else {
+                continue; // `parse` refuses a new service without a target
+            };
+            all.insert(
+                name.clone(),
+                Service {
+                    name: name.clone(),
+                    local_port: cfg
+                        .local_port
+                        .or(base.as_ref().map(|b| b.local_port))
+                        .unwrap_or(target.port),
+                    scheme: cfg
+                        .scheme
+                        .or(base.as_ref().map(|b| b.scheme))
+                        .unwrap_or(Scheme::Http),
+                    path: cfg
+                        .path
+                        .as_ref()
+                        .map(|p| p.0.clone())
+                        .or(base.map(|b| b.path))
+                        .unwrap_or_else(|| "/".to_string()),
+                    host: target.host,
+                    port: target.port,
+                },
+            );
+        }
+        all
     }
 }
 
@@ -551,6 +804,65 @@ mod tests {
         assert_eq!(
             expand_path("/abs", Path::new("/etc")).unwrap(),
             PathBuf::from("/abs")
+        );
+    }
+
+    #[test]
+    fn services_merge_builtins_with_overrides() {
+        let text = "[profiles.p]\nhost = \"b\"\n[profiles.p.services.grafana]\ntarget = \"g.mon:3000\"\nlocal_port = 0\n\
+                    [profiles.p.services.pgadmin]\ntarget = \"10.0.0.5:80\"\npath = \"/browser/\"\n";
+        let c = parse_str(text).unwrap();
+        let (name, p) = c.select(Path::new("c"), None).unwrap();
+        let r = Resolved::new(name, PathBuf::from("/c.toml"), p).unwrap();
+        let s = r.services();
+        assert_eq!(
+            (
+                s["grafana"].host.as_str(),
+                s["grafana"].port,
+                s["grafana"].local_port
+            ),
+            ("g.mon", 3000, 0)
+        );
+        assert_eq!(s["prometheus"].port, 9090);
+        assert_eq!(s["pgadmin"].path, "/browser/");
+        assert_eq!(s["pgadmin"].local_port, 80);
+    }
+
+    #[test]
+    fn service_without_target_must_be_builtin() {
+        let e =
+            parse_str("[profiles.p]\nhost = \"b\"\n\n[profiles.p.services.x]\nlocal_port = 1\n")
+                .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("c.toml:4: profiles.p.services.x:"),
+            "{e}"
+        );
+        let e =
+            parse_str("[profiles.p]\nhost = \"b\"\n[profiles.p.services.x]\ntarget = \"nohost\"\n")
+                .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("c.toml:4: profiles.p.services.x.target:"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn datastores_and_kube_keys() {
+        let c = parse_str("[profiles.p]\nhost = \"b\"\n[profiles.p.datastores]\npostgres = [\"db:5432\"]\ns3 = [\"http://minio:9000/\"]\n[profiles.p.kube]\napi_server = \"10.0.0.10:6443\"\n").unwrap();
+        let p = &c.profiles["p"];
+        assert_eq!(p.datastores.postgres[0].to_string(), "db:5432");
+        assert_eq!(p.datastores.s3[0].to_string(), "http://minio:9000");
+        assert_eq!(p.kube.api_server.as_ref().unwrap().port, 6443);
+        let e = parse_str(
+            "[profiles.p]\nhost = \"b\"\n[profiles.p.datastores]\ns3 = [\"minio:9000\"]\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("c.toml:4: profiles.p.datastores.s3:"),
+            "{e}"
         );
     }
 
