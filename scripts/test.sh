@@ -12,6 +12,9 @@ declare -A need=(
   [script]=bsdutils
   [ip]=iproute2
   [keyctl]=keyutils
+  [zsh]=zsh
+  [fish]=fish
+  [man]=man-db
 )
 missing=()
 for cmd in "${!need[@]}"; do

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use clap_complete::engine::ArgValueCompleter;
 
+use crate::docs::Shell;
 use crate::output::Format;
 
 /// Operate an on-premise Paragon installation through its SSH bastion.
@@ -34,7 +36,8 @@ pub struct Globals {
         short = 'p',
         global = true,
         value_name = "NAME",
-        env = "PARAGON_ADMIN_PROFILE"
+        env = "PARAGON_ADMIN_PROFILE",
+        add = ArgValueCompleter::new(crate::docs::complete_profiles)
     )]
     pub profile: Option<String>,
     /// How to print results
@@ -85,6 +88,36 @@ A key passphrase is looked up as PROFILE/identity-passphrase.",
         after_help = "Examples:\n  paragon-admin profiles\n  paragon-admin profiles --output json"
     )]
     Profiles,
+    /// Print a shell completion script, or write every shell's into a folder
+    #[command(
+        long_about = "Print the completion script for SHELL. The script asks paragon-admin for \
+candidates as you type, so profile and service names come from your own config file.",
+        after_help = "Examples:\n  paragon-admin completions bash > ~/.local/share/bash-completion/completions/paragon-admin\n  paragon-admin completions zsh > ~/.zfunc/_paragon-admin\n  paragon-admin completions fish > ~/.config/fish/completions/paragon-admin.fish"
+    )]
+    Completions(CompletionsArgs),
+    /// Print the man page, or write every page into a folder
+    #[command(
+        after_help = "Examples:\n  paragon-admin man | man -l -\n  paragon-admin man --dir ~/.local/share/man/man1"
+    )]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct CompletionsArgs {
+    /// The shell to print the script for
+    #[arg(value_enum)]
+    pub shell: Option<Shell>,
+    /// Write every shell's script into this folder instead
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write every page (the tool's and one per subcommand) into this folder
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

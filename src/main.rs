@@ -12,6 +12,7 @@ const FAILED: u8 = 1;
 const USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    paragon_admin::docs::answer_completion_request();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -1,6 +1,7 @@
 //! One file per subcommand: glue that reads options, calls the library and prints.
 //! Logic that a second command could want lives below this module, not in it.
 
+mod docs;
 mod profiles;
 
 use crate::cli::{Cli, Command, Globals};
@@ -11,6 +12,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let g = &cli.globals;
     match cli.command {
         Command::Profiles => profiles::run(g),
+        Command::Completions(a) => docs::completions(&a),
+        Command::Man(a) => docs::man(&a),
         other => anyhow::bail!("`{}` is not available in this build", command_name(&other)),
     }
 }
@@ -22,6 +25,8 @@ fn command_name(c: &Command) -> &'static str {
         Command::Helm(_) => "helm",
         Command::Secrets { .. } => "secrets",
         Command::Profiles => "profiles",
+        Command::Completions(_) => "completions",
+        Command::Man(_) => "man",
     }
 }
 

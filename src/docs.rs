@@ -1,0 +1,327 @@
+//! Shell completions and man pages, generated from the clap definitions in `cli` so that they
+//! can never drift from `--help`; and the completers that fill in profile and service names
+//! while the user types. It knows nothing of SSH.
+
+use std::ffi::OsStr;
+use std::io::{self, Write};
+use std::path::Path;
+
+use clap_complete::engine::CompletionCandidate;
+use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
+
+use crate::config;
+
+/// The binary's name, as the scripts call it.
+const BIN: &str = "paragon-admin";
+/// The environment variable through which a shell asks the binary for candidates.
+pub const COMPLETE_VAR: &str = "COMPLETE";
+
+/// The shells we write completion scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+    Elvish,
+}
+
+impl Shell {
+    pub const ALL: [Shell; 5] = [
+        Shell::Bash,
+        Shell::Zsh,
+        Shell::Fish,
+        Shell::Powershell,
+        Shell::Elvish,
+    ];
+
+    fn completer(self) -> &'static dyn EnvCompleter {
+        match self {
+            Shell::Bash => &Bash,
+            Shell::Zsh => &Zsh,
+            Shell::Fish => &Fish,
+            Shell::Powershell => &Powershell,
+            Shell::Elvish => &Elvish,
+        }
+    }
+
+    /// The file name the script is committed under in `completions/`.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Shell::Bash => "paragon-admin.bash",
+            Shell::Zsh => "_paragon-admin",
+            Shell::Fish => "paragon-admin.fish",
+            Shell::Powershell => "_paragon-admin.ps1",
+            Shell::Elvish => "paragon-admin.elv",
+        }
+    }
+}
+
+/// Writes the completion script for `shell`. The script asks the installed binary for
+/// candidates at each <Tab>, so profile and service names come from the user's own config.
+pub fn write_completions(shell: Shell, out: &mut dyn Write) -> io::Result<()> {
+    shell
+        .completer()
+        .write_registration(COMPLETE_VAR, BIN, BIN, BIN, out)
+}
+
+/// Answers a shell's request for candidates when `COMPLETE` is set, then exits; otherwise
+/// returns and the program runs as usual.
+pub fn answer_completion_request() {
+    clap_complete::CompleteEnv::with_factory(crate::cli::command)
+        .var(COMPLETE_VAR)
+        .bin(BIN)
+        .completer(BIN)
+        .complete();
+}
+
+/// Completes profile names from the config file the environment points at.
+pub fn complete_profiles(current: &OsStr) -> Vec<CompletionCandidate> {
+    let Some(file) = load_config_quietly() else {
+        return Vec::new();
+    };
+    let prefix = current.to_string_lossy();
+    file.profiles
+        .iter()
+        .filter(|(name, _)| name.starts_with(prefix.as_ref()))
+        .map(|(name, p)| {
+            CompletionCandidate::new(name)
+                .help(Some(crate::dial::target(&p.host.0, p.port.0).into()))
+        })
+        .collect()
+}
+
+/// Completes service names: the built-ins and those of the chosen (or default) profile.
+pub fn complete_services(current: &OsStr) -> Vec<CompletionCandidate> {
+    let prefix = current.to_string_lossy();
+    let mut services = config::builtin_services();
+    if let Some(file) = load_config_quietly() {
+        let path = config::config_path(env_config().as_deref()).unwrap_or_default();
+        let wanted = std::env::var(config::PROFILE_ENV).ok();
+        if let Ok((name, profile)) = file.select(&path, wanted.as_deref())
+            && let Ok(resolved) = config::Resolved::new(name, path, profile)
+        {
+            services = resolved.services().into_values().collect();
+        }
+    }
+    services
+        .into_iter()
+        .filter(|s| s.name.starts_with(prefix.as_ref()))
+        .map(|s| {
+            let help = crate::dial::target(&s.host, s.port);
+            CompletionCandidate::new(s.name).help(Some(help.into()))
+        })
+        .collect()
+}
+
+fn env_config() -> Option<std::path::PathBuf> {
+    std::env::var_os(config::CONFIG_ENV).map(Into::into)
+}
+
+/// A completer must never print errors into the user's command line: a config that does not
+/// load simply offers no names.
+fn load_config_quietly() -> Option<config::ConfigFile> {
+    let path = config::config_path(env_config().as_deref()).ok()?;
+    config::load(&path).ok()
+}
+
+/// What every page says about exit statuses (DESIGN.md).
+const EXIT_STATUS: &[(&str, &str)] = &[
+    (
+        "0",
+        "Success; for health: nothing failed (warnings allowed).",
+    ),
+    (
+        "1",
+        "For health: at least one check failed; other commands: an operation failed after connecting.",
+    ),
+    ("2", "Usage or configuration error."),
+    ("130", "Interrupted."),
+    (
+        "255",
+        "Could not connect to, authenticate with or verify the bastion (as OpenSSH).",
+    ),
+    (
+        "other",
+        "ssh -- CMD, kubectl and helm return the remote command's own exit status.",
+    ),
+];
+
+const FILES: &str = "~/.config/paragon-admin/config.toml\n\
+The config file with the profiles (the platform's config folder elsewhere).\n\
+~/.ssh/known_hosts\n\
+The host keys of bastions, in OpenSSH's format (per profile: known_hosts).";
+
+const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "PARAGON_ADMIN_CONFIG",
+        "The config file, unless --config is given.",
+    ),
+    (
+        "PARAGON_ADMIN_PROFILE",
+        "The profile, unless --profile is given.",
+    ),
+    (
+        "PARAGON_ADMIN_LOG",
+        "A tracing filter (as RUST_LOG) that overrides -v and -q.",
+    ),
+    ("SSH_AUTH_SOCK", "The ssh-agent to authenticate with."),
+    ("NO_COLOR", "When set and not empty, no colour in tables."),
+];
+
+/// Writes the man page of `cmd`, a (sub)command of `paragon-admin` named `page` (for example
+/// `paragon-admin-ssh`), with examples, exit statuses, files and environment.
+fn write_man_page(cmd: clap::Command, page: &str, out: &mut dyn Write) -> io::Result<()> {
+    let examples = cmd
+        .get_after_help()
+        .map(|h| h.to_string())
+        .unwrap_or_default();
+    let cmd = cmd.name(page.to_string()).after_help(None::<&str>);
+    let man = clap_mangen::Man::new(cmd.clone())
+        .date("")
+        .source(format!("paragon-admin {}", env!("CARGO_PKG_VERSION")))
+        .manual("paragon-admin manual");
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    if cmd.get_arguments().any(|a| !a.is_hide_set()) {
+        man.render_options_section(out)?;
+    }
+    if cmd.get_subcommands().any(|s| !s.is_hide_set()) {
+        man.render_subcommands_section(out)?;
+    }
+    let example_lines: Vec<&str> = examples
+        .lines()
+        .filter(|l| !l.trim().is_empty() && l.trim() != "Examples:")
+        .map(str::trim)
+        .collect();
+    if !example_lines.is_empty() {
+        writeln!(out, ".SH EXAMPLES")?;
+        for line in example_lines {
+            writeln!(out, ".PP\n.nf\n{}\n.fi", roff_escape(line))?;
+        }
+    }
+    writeln!(out, ".SH \"EXIT STATUS\"")?;
+    for (status, meaning) in EXIT_STATUS {
+        writeln!(out, ".TP\n\\fB{status}\\fR\n{}", roff_escape(meaning))?;
+    }
+    writeln!(out, ".SH FILES")?;
+    for pair in FILES.split('\n').collect::<Vec<_>>().chunks(2) {
+        if let [file, meaning] = pair {
+            writeln!(
+                out,
+                ".TP\n\\fI{}\\fR\n{}",
+                roff_escape(file),
+                roff_escape(meaning)
+            )?;
+        }
+    }
+    writeln!(out, ".SH ENVIRONMENT")?;
+    for (var, meaning) in ENVIRONMENT {
+        writeln!(out, ".TP\n\\fB{var}\\fR\n{}", roff_escape(meaning))?;
+    }
+    man.render_version_section(out)
+}
+
+/// Escapes text for a roff line: backslashes, and a leading `.` or `'` that would be a request.
+fn roff_escape(s: &str) -> String {
+    let s = s.replace('\\', "\\e").replace('-', "\\-");
+    if s.starts_with('.') || s.starts_with('\'') {
+        format!("\\&{s}")
+    } else {
+        s
+    }
+}
+
+/// Every man page: (file name, text). One for the tool and one per subcommand, nested ones
+/// included (`paragon-admin-secrets-set.1`).
+pub fn man_pages() -> io::Result<Vec<(String, Vec<u8>)>> {
+    let mut root = crate::cli::command();
+    root.build();
+    let mut pages = Vec::new();
+    collect_pages(&root, "paragon-admin", &mut pages)?;
+    Ok(pages)
+}
+
+fn collect_pages(
+    cmd: &clap::Command,
+    page: &str,
+    pages: &mut Vec<(String, Vec<u8>)>,
+) -> io::Result<()> {
+    let mut text = Vec::new();
+    write_man_page(cmd.clone(), page, &mut text)?;
+    pages.push((format!("{page}.1"), text));
+    for sub in cmd.get_subcommands() {
+        if sub.is_hide_set() || sub.get_name() == "help" {
+            continue;
+        }
+        collect_pages(sub, &format!("{page}-{}", sub.get_name()), pages)?;
+    }
+    Ok(())
+}
+
+/// Every completion script: (file name, text).
+pub fn completion_scripts() -> io::Result<Vec<(String, Vec<u8>)>> {
+    Shell::ALL
+        .iter()
+        .map(|&shell| {
+            let mut text = Vec::new();
+            write_completions(shell, &mut text)?;
+            Ok((shell.file_name().to_string(), text))
+        })
+        .collect()
+}
+
+/// Writes `files` into `dir` (created when missing), each through a temporary file and a
+/// rename so that no file is ever half-written.
+pub fn write_files(dir: &Path, files: &[(String, Vec<u8>)]) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for (name, text) in files {
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, dir.join(name))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_subcommand_gets_a_page_with_the_fixed_sections() {
+        let pages = man_pages().unwrap();
+        let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(names.contains(&"paragon-admin.1"));
+        assert!(names.contains(&"paragon-admin-ssh.1"));
+        assert!(names.contains(&"paragon-admin-secrets-set.1"));
+        for (name, text) in &pages {
+            let text = String::from_utf8_lossy(text);
+            for section in [".SH \"EXIT STATUS\"", ".SH FILES", ".SH ENVIRONMENT"] {
+                assert!(text.contains(section), "{name} lacks {section}");
+            }
+        }
+        let ssh = &pages
+            .iter()
+            .find(|(n, _)| n == "paragon-admin-ssh.1")
+            .unwrap()
+            .1;
+        assert!(String::from_utf8_lossy(ssh).contains(".SH EXAMPLES"));
+    }
+
+    #[test]
+    fn roff_requests_are_escaped() {
+        assert_eq!(roff_escape(".x"), "\\&.x");
+        assert_eq!(roff_escape("a\\b"), "a\\eb");
+    }
+
+    #[test]
+    fn every_shell_script_calls_the_binary_by_name() {
+        for (name, text) in completion_scripts().unwrap() {
+            let text = String::from_utf8(text).unwrap();
+            assert!(text.contains("paragon-admin"), "{name}");
+            assert!(text.contains("COMPLETE"), "{name}");
+        }
+    }
+}

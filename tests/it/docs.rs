@@ -1,0 +1,195 @@
+//! Completions and man pages: committed files match the code, load in real shells, render
+//! in real `man`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::{Home, run};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read_dir_sorted(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn committed_completions_and_man_pages_match_the_code() {
+    let home = Home::new();
+    let out = home.path().join("gen");
+    for (what, dir) in [("completions", "completions"), ("man", "man")] {
+        let r = run(home.paragon().args([what, "--dir"]).arg(out.join(dir)));
+        assert_eq!(r.status, Some(0), "{}", r.stderr);
+        let generated = read_dir_sorted(&out.join(dir));
+        let committed = read_dir_sorted(&repo().join(dir));
+        let names = |v: &[(String, Vec<u8>)]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            names(&committed),
+            names(&generated),
+            "{dir}/ is stale: run scripts/regen-docs.sh"
+        );
+        for (c, g) in committed.iter().zip(&generated) {
+            assert!(
+                c.1 == g.1,
+                "{dir}/{} is stale: run scripts/regen-docs.sh",
+                c.0
+            );
+        }
+    }
+}
+
+fn path_with_binary() -> std::ffi::OsString {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_paragon-admin"));
+    let mut paths = vec![bin.parent().unwrap().to_path_buf()];
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(paths).unwrap()
+}
+
+fn shell(name: &str) -> Command {
+    let path =
+        which(name).unwrap_or_else(|| panic!("{name} is not installed: run scripts/test.sh"));
+    let mut c = Command::new(path);
+    c.env("PATH", path_with_binary());
+    c
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+#[test]
+fn completion_scripts_load_in_bash_zsh_and_fish() {
+    let dir = repo().join("completions");
+    let bash = dir.join("paragon-admin.bash");
+    let out = shell("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -e; source {}; complete -p paragon-admin",
+            bash.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("_clap_complete_paragon_admin"));
+
+    let zsh = dir.join("_paragon-admin");
+    let out = shell("zsh")
+        .args(["-f", "-c"])
+        .arg(format!(
+            "autoload -U compinit && compinit -u && source {} && print -r -- $_comps[paragon-admin]",
+            zsh.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+        "zsh registered nothing"
+    );
+
+    let fish = dir.join("paragon-admin.fish");
+    let out = shell("fish")
+        .arg("-c")
+        .arg(format!(
+            "source {}; and complete -c paragon-admin",
+            fish.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("paragon-admin"));
+}
+
+#[test]
+fn bash_completes_profile_names_from_the_users_config() {
+    let home = Home::new();
+    let config = home.write_config(
+        "[profiles.prod]\nhost = \"b.example.com\"\n[profiles.staging]\nhost = \"s.example.com\"\n",
+    );
+    let bash = repo().join("completions/paragon-admin.bash");
+    let out = shell("bash")
+        .env("PARAGON_ADMIN_CONFIG", &config)
+        .arg("-c")
+        .arg(format!(
+            "source {}; COMP_WORDS=(paragon-admin --profile st); COMP_CWORD=2; \
+             _clap_complete_paragon_admin paragon-admin st --profile; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            bash.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let words: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect();
+    assert_eq!(words, ["staging"], "{words:?}");
+}
+
+#[test]
+fn every_man_page_renders_without_warnings() {
+    let mut pages = 0;
+    for entry in std::fs::read_dir(repo().join("man")).unwrap() {
+        let page = entry.unwrap().path();
+        let out = Command::new("man")
+            .args(["--warnings", "-E", "UTF-8", "-l"])
+            .arg(&page)
+            .env("MANWIDTH", "80")
+            .output()
+            .expect("man is not installed: run scripts/test.sh");
+        assert!(out.status.success(), "{}", page.display());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.trim().is_empty(), "{}: {stderr}", page.display());
+        assert!(
+            strip_overstrike(&String::from_utf8_lossy(&out.stdout)).contains("EXIT STATUS"),
+            "{}",
+            page.display()
+        );
+        pages += 1;
+    }
+    assert!(pages >= 2, "no man pages committed");
+}
+
+/// `man` into a pipe still emboldens with overstrike (`X\x08X`): keep the printed letters.
+fn strip_overstrike(s: &str) -> String {
+    let mut out: Vec<char> = Vec::new();
+    for c in s.chars() {
+        if c == '\u{8}' {
+            out.pop();
+        } else {
+            out.push(c);
+        }
+    }
+    out.into_iter().collect()
+}
