@@ -9,3 +9,4 @@ pub mod config;
 pub mod dial;
 pub mod output;
 pub mod prompt;
+pub mod sandbox;

@@ -2,6 +2,7 @@
 //! Logic that a second command could want lives below this module, not in it.
 
 mod profiles;
+mod sandbox;
 
 use crate::cli::{Cli, Command, Globals};
 use crate::config::{self, ConfigError, Resolved};
@@ -11,6 +12,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let g = &cli.globals;
     match cli.command {
         Command::Profiles => profiles::run(g),
+        Command::Sandbox(args) => sandbox::run(g, args).await,
         other => anyhow::bail!("`{}` is not available in this build", command_name(&other)),
     }
 }
@@ -22,6 +24,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Helm(_) => "helm",
         Command::Secrets { .. } => "secrets",
         Command::Profiles => "profiles",
+        Command::Sandbox(_) => "sandbox",
     }
 }
 
