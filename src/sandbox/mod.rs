@@ -225,7 +225,9 @@ impl SandboxError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            SandboxError::NoNodes | SandboxError::TooFewPods { .. }
+            SandboxError::NoNodes
+                | SandboxError::TooFewPods { .. }
+                | SandboxError::KubeconfigExists { .. }
         )
     }
 }
