@@ -477,7 +477,7 @@ struct Gen<'a> {
     /// When the installation was first deployed.
     installed: i64,
     /// Pod names of some services, for the events that mention them.
-    first_pods: BTreeMap<&'static str, (String, String)>,
+    first_pods: BTreeMap<&'static str, (String, String, String)>,
 }
 
 fn has(opts: &SandboxOptions, f: Fault) -> bool {
@@ -971,8 +971,8 @@ impl Gen<'_> {
         format!("{repo}@sha256:{}", self.rng.hex(64))
     }
 
-    /// Makes a pod; returns its uid.
-    fn pod(&mut self, p: PodPlan<'_>) -> Result<String, SandboxError> {
+    /// Makes a pod; returns its uid and IP (empty when unscheduled).
+    fn pod(&mut self, p: PodPlan<'_>) -> Result<(String, String), SandboxError> {
         let w = p.w;
         let node = p.node.map(|n| self.nodes[n].clone());
         let ip = node.as_ref().map(|_| self.pod_ip());
@@ -1272,13 +1272,14 @@ impl Gen<'_> {
             Cell::text("<none>"),
         ];
         let uid = meta.uid.clone().unwrap_or_default();
+        let pod_ip = status.pod_ip.clone().unwrap_or_default();
         let pod = Pod {
             metadata: meta,
             spec: Some(spec),
             status: Some(status),
         };
         self.push(Res::Pods, pod, fields, cells)?;
-        Ok(uid)
+        Ok((uid, pod_ip))
     }
 
     fn owner<K: Resource>(name: &str, meta: &ObjectMeta) -> OwnerReference {
@@ -1408,7 +1409,7 @@ impl Gen<'_> {
                     None,
                 )
             };
-            let uid = self.pod(PodPlan {
+            let (uid, ip) = self.pod(PodPlan {
                 w,
                 name: name.clone(),
                 labels: rs_labels.clone(),
@@ -1423,7 +1424,7 @@ impl Gen<'_> {
                 claim: None,
             })?;
             if i == 0 {
-                self.first_pods.insert(w.name, (name.clone(), uid));
+                self.first_pods.insert(w.name, (name.clone(), uid, ip));
             }
         }
 
@@ -2330,7 +2331,7 @@ impl Gen<'_> {
             return Ok(());
         }
         let f = Some(Fault::WarningEvents);
-        if let Some((name, uid)) = self.first_pods.get("hermes").cloned() {
+        if let Some((name, uid, ip)) = self.first_pods.get("hermes").cloned() {
             let about = Involved {
                 kind: Pod::KIND,
                 api_version: Pod::API_VERSION,
@@ -2338,7 +2339,6 @@ impl Gen<'_> {
                 name,
                 uid,
             };
-            let ip = "10.1.0.23";
             self.event(
                 &about,
                 "Unhealthy",
@@ -2351,7 +2351,7 @@ impl Gen<'_> {
                 f,
             )?;
         }
-        if let Some((name, uid)) = self.first_pods.get("zeus").cloned() {
+        if let Some((name, uid, _)) = self.first_pods.get("zeus").cloned() {
             let about = Involved {
                 kind: Pod::KIND,
                 api_version: Pod::API_VERSION,

@@ -322,6 +322,20 @@ impl Sandbox {
         })
     }
 
+    /// As [`Sandbox::start_on`], with a std listener (made non-blocking here).
+    pub async fn start_on_std(
+        listener: std::net::TcpListener,
+        opts: SandboxOptions,
+    ) -> Result<Sandbox, SandboxError> {
+        let bind_err = |source| SandboxError::Bind {
+            addr: opts.listen,
+            source,
+        };
+        listener.set_nonblocking(true).map_err(bind_err)?;
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(bind_err)?;
+        Self::start_on(listener, opts).await
+    }
+
     /// The address clients connect to (loopback when listening on an unspecified address).
     pub fn addr(&self) -> SocketAddr {
         self.addr

@@ -257,11 +257,13 @@ fn tls_is_verified_against_the_sandbox_ca_and_name() {
         .collect();
     let path = sb.home.path().join("no-ca.kubeconfig");
     std::fs::write(&path, no_ca).unwrap();
-    let r = run(std::process::Command::new(crate::support::sandbox::KUBECTL)
-        .env("HOME", sb.home.path())
-        .arg("--kubeconfig")
-        .arg(&path)
-        .args(["get", "ns"]));
+    let r = run(
+        std::process::Command::new(crate::support::sandbox::kubectl_path())
+            .env("HOME", sb.home.path())
+            .arg("--kubeconfig")
+            .arg(&path)
+            .args(["get", "ns"]),
+    );
     assert_ne!(r.status, Some(0));
     assert!(
         r.stderr.contains("certificate signed by unknown authority"),
@@ -452,5 +454,89 @@ fn plain_output_is_the_address_and_hints_go_to_stderr() {
             .contains("--pods 5 is smaller than the installation"),
         "{}",
         r.stderr
+    );
+}
+
+/// The library in-process, on a listener the test bound, through kube-rs (what the health
+/// checks use): pages, metadata-only lists, gets, errors as `Status`, shutdown.
+#[tokio::test]
+async fn kube_client_pages_and_lists_metadata_from_an_in_process_sandbox() {
+    use k8s_openapi::api::core::v1::{Pod, Secret};
+    use kube::api::{Api, ListParams};
+    use paragon_admin::sandbox::{Fault, Sandbox, SandboxOptions};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sb = Sandbox::start_on_std(
+        listener,
+        SandboxOptions {
+            nodes: 4,
+            pods: 300,
+            faults: vec![Fault::FailedRelease],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(sb.addr(), addr);
+    let kc = kube::config::Kubeconfig::from_yaml(&sb.kubeconfig_yaml()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    let client = kube::Client::try_from(config).unwrap();
+    assert_eq!(client.apiserver_version().await.unwrap().minor, "33");
+
+    let pods: Api<Pod> = Api::all(client.clone());
+    let mut lp = ListParams::default().limit(64);
+    let mut seen = BTreeSet::new();
+    let mut pages = 0;
+    loop {
+        let page = pods.list(&lp).await.unwrap();
+        pages += 1;
+        for p in page.items {
+            let key = format!(
+                "{}/{}",
+                p.metadata.namespace.unwrap(),
+                p.metadata.name.unwrap()
+            );
+            assert!(seen.insert(key), "duplicate");
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(c) => lp = lp.continue_token(&c),
+            None => break,
+        }
+    }
+    assert_eq!((seen.len(), pages), (300, 5));
+
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "paragon");
+    let failed = secrets
+        .list_metadata(&ListParams::default().labels("owner=helm,status=failed"))
+        .await
+        .unwrap();
+    assert_eq!(failed.items.len(), 1);
+    assert!(
+        failed.items[0]
+            .metadata
+            .name
+            .as_deref()
+            .unwrap()
+            .starts_with("sh.helm.release.v1.paragon-on-prem.v")
+    );
+
+    let in_paragon: Api<Pod> = Api::namespaced(client.clone(), "paragon");
+    let some = seen.iter().find(|k| k.starts_with("paragon/")).unwrap();
+    let name = some.trim_start_matches("paragon/");
+    assert_eq!(
+        in_paragon.get(name).await.unwrap().metadata.name.as_deref(),
+        Some(name)
+    );
+    match in_paragon.get("no-such-pod").await {
+        Err(kube::Error::Api(s)) => assert_eq!((s.code, s.reason.as_str()), (404, "NotFound")),
+        other => panic!("{other:?}"),
+    }
+    sb.shutdown().await;
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "port still open after shutdown"
     );
 }

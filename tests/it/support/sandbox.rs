@@ -2,15 +2,27 @@
 //! SIGTERM (then SIGKILL) in `Drop`, also when a test fails.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::{Home, Run, run};
 
-/// The real kubectl; tests need it and fail loudly without it.
-pub const KUBECTL: &str = "/usr/bin/kubectl";
+/// The real kubectl: /usr/bin/kubectl, else the first on PATH (scripts/test.sh installs one
+/// where the machine has none). Tests need it and fail loudly without it.
+pub fn kubectl_path() -> PathBuf {
+    let usr = PathBuf::from("/usr/bin/kubectl");
+    if usr.exists() {
+        return usr;
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("kubectl"))
+        .find(|p| p.exists())
+        .expect("kubectl is missing: the sandbox tests need the real kubectl (run scripts/test.sh)")
+}
 
 pub struct SandboxProc {
     pub home: Home,
@@ -25,10 +37,7 @@ impl SandboxProc {
     /// Starts `paragon-admin --output json sandbox ARGS` with its kubeconfig in a temporary
     /// home, and waits for the line that says it listens.
     pub fn start(args: &[&str]) -> Self {
-        assert!(
-            Path::new(KUBECTL).exists(),
-            "{KUBECTL} is missing: the sandbox tests need the real kubectl"
-        );
+        kubectl_path();
         let home = Home::new();
         let kubeconfig = home.path().join("sandbox.kubeconfig");
         let stderr_path = home.path().join("sandbox.stderr");
@@ -79,7 +88,7 @@ impl SandboxProc {
 
     /// kubectl with this sandbox's kubeconfig; its cache lives in the temporary home.
     pub fn kubectl_cmd(&self) -> Command {
-        let mut c = Command::new(KUBECTL);
+        let mut c = Command::new(kubectl_path());
         c.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.home.path())
