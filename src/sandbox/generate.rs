@@ -2819,19 +2819,7 @@ mod tests {
 
     #[test]
     fn every_served_object_parses_as_its_kubernetes_type() {
-        let w = world(&[
-            Fault::CrashLoop,
-            Fault::ImagePull,
-            Fault::Pending,
-            Fault::OomKilled,
-            Fault::NodeNotReady,
-            Fault::NodePressure,
-            Fault::DeploymentUnavailable,
-            Fault::PvcPending,
-            Fault::FailedRelease,
-            Fault::ExpiringCert,
-            Fault::WarningEvents,
-        ]);
+        let w = world(&Fault::ALL);
         for res in ALL {
             let n = match res {
                 Res::Namespaces => objects::<Namespace>(&w, res).len(),
@@ -2859,6 +2847,17 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn fault_names_match_the_command_line() {
+        use clap::ValueEnum as _;
+        for f in Fault::ALL {
+            let v = f.to_possible_value().unwrap();
+            assert_eq!(v.get_name(), f.name());
+            assert_eq!(serde_json::to_value(f).unwrap(), f.name());
+        }
+        assert_eq!(Fault::value_variants().len(), Fault::ALL.len());
     }
 
     #[test]

@@ -171,6 +171,21 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// Every fault, in declaration order.
+    pub const ALL: [Fault; 11] = [
+        Fault::CrashLoop,
+        Fault::ImagePull,
+        Fault::Pending,
+        Fault::OomKilled,
+        Fault::NodeNotReady,
+        Fault::NodePressure,
+        Fault::DeploymentUnavailable,
+        Fault::PvcPending,
+        Fault::FailedRelease,
+        Fault::ExpiringCert,
+        Fault::WarningEvents,
+    ];
+
     /// The name used on the command line and in the fault annotation.
     pub fn name(self) -> &'static str {
         match self {
