@@ -6,8 +6,9 @@
 //! `fieldSelector`, as full objects, metadata-only lists or server-side `Table`s) for
 //! namespaces, nodes, pods, events, PVCs, secrets, configmaps, services, deployments,
 //! statefulsets, daemonsets, replicasets, jobs and cronjobs. The objects are k8s-openapi
-//! types, generated once from a seed and kept pre-serialized; nothing changes while it runs
-//! (no watch, no writes). The real `kubectl` works against it.
+//! types, generated once from a seed and kept pre-serialized; nothing changes while it runs:
+//! writes are refused, and a watch stays open without events until its timeout (at most 30
+//! minutes) or until the sandbox stops. The real `kubectl` works against it.
 //!
 //! This module knows nothing else of paragon-admin: no config, no dialer, no output.
 //!
@@ -319,6 +320,7 @@ impl Sandbox {
             world: Arc::new(world),
             token: creds.token.clone(),
             addr,
+            stopped: cancel.clone(),
         };
         let task = tokio::spawn(server::serve(
             listener,

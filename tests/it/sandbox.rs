@@ -534,9 +534,32 @@ async fn kube_client_pages_and_lists_metadata_from_an_in_process_sandbox() {
         Err(kube::Error::Api(s)) => assert_eq!((s.code, s.reason.as_str()), (404, "NotFound")),
         other => panic!("{other:?}"),
     }
+
+    // A watch carries no event (nothing changes) and ends at its timeout.
+    use futures::StreamExt as _;
+    let started = std::time::Instant::now();
+    let wp = kube::api::WatchParams::default().timeout(1);
+    let events: Vec<_> = in_paragon.watch(&wp, "0").await.unwrap().collect().await;
+    assert!(events.is_empty(), "{events:?}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    // An open watch ends when the sandbox stops.
+    let long = in_paragon
+        .watch(&kube::api::WatchParams::default().timeout(290), "0")
+        .await
+        .unwrap();
+    let pending = tokio::spawn(async move { long.collect::<Vec<_>>().await.len() });
+    let stopping = std::time::Instant::now();
     sb.shutdown().await;
     assert!(
         TcpStream::connect(addr).is_err(),
         "port still open after shutdown"
     );
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), pending).await;
+    assert_eq!(
+        ended
+            .expect("the open watch ended with the sandbox")
+            .unwrap(),
+        0
+    );
+    assert!(stopping.elapsed() < std::time::Duration::from_secs(10));
 }
