@@ -8,7 +8,8 @@
 //! statefulsets, daemonsets, replicasets, jobs and cronjobs. The objects are k8s-openapi
 //! types, generated once from a seed and kept pre-serialized; nothing changes while it runs:
 //! writes are refused, and a watch stays open without events until its timeout (at most 30
-//! minutes) or until the sandbox stops. The real `kubectl` works against it.
+//! minutes) or until the sandbox stops. `pods/log` answers with lines made from the pod's
+//! state (`logs`). The real `kubectl` works against it.
 //!
 //! This module knows nothing else of paragon-admin: no config, no dialer, no output.
 //!
@@ -50,6 +51,7 @@
 //! `sandbox.paragon.io/fault: <fault name>`; what each fault does is documented on [`Fault`].
 
 mod generate;
+mod logs;
 mod rng;
 mod selector;
 mod server;

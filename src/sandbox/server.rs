@@ -21,6 +21,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tokio_util::task::TaskTracker;
 
+use super::logs::{self, LogError, LogQuery};
 use super::selector::{FieldSelector, LabelSelector};
 use super::store::{self, ALL, Include, ListError, ListQuery, Res, Shape, World};
 use super::tls::Token;
@@ -288,6 +289,11 @@ impl Api {
                 .copied()
                 .find(|r| r.kind().group == group && r.kind().plural == plural)
         };
+        if let ["namespaces", ns, "pods", name, "log"] = rest
+            && group.is_empty()
+        {
+            return self.pod_log(req, ns, name);
+        }
         let (res, namespace, name) = match rest {
             [plural] => match find(plural) {
                 Some(r) => (r, None, None),
@@ -425,6 +431,53 @@ impl Api {
     }
 }
 
+impl Api {
+    /// `GET .../pods/NAME/log`: the generated log of the pod's container.
+    fn pod_log(&self, req: &Request<Incoming>, namespace: &str, name: &str) -> Reply {
+        let Some(e) = self.world.get(Res::Pods, namespace, name) else {
+            return status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                &format!("pods \"{name}\" not found"),
+                Some(("pods", name)),
+            );
+        };
+        let mut json = Vec::new();
+        e.write_object(&mut json);
+        let pod: k8s_openapi::api::core::v1::Pod = match serde_json::from_slice(&json) {
+            Ok(p) => p,
+            Err(e) => {
+                return status(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalError",
+                    &format!("cannot read pod {name}: {e}"),
+                    None,
+                );
+            }
+        };
+        let query: Vec<(String, String)> =
+            form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
+        let param = |k: &str| {
+            query
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        let q = LogQuery {
+            container: param("container"),
+            previous: param("previous") == Some("true"),
+            tail: param("tailLines").and_then(|t| t.parse().ok()),
+            timestamps: param("timestamps") == Some("true"),
+        };
+        match logs::pod_log(&pod, q, jiff::Timestamp::now().as_second()) {
+            Ok(text) => reply(StatusCode::OK, "text/plain", text.into_bytes()),
+            Err(LogError::BadRequest(m)) => status(StatusCode::BAD_REQUEST, "BadRequest", &m, None),
+        }
+    }
+}
+
 /// `pods`, or `deployments.apps`, as the API server names resources in messages.
 fn qualified(res: Res) -> String {
     let k = res.kind();
@@ -558,6 +611,16 @@ fn resource_list(group: &str) -> serde_json::Value {
             v
         })
         .collect();
+    let mut resources = resources;
+    if group.is_empty() {
+        resources.push(serde_json::json!({
+            "name": "pods/log",
+            "singularName": "",
+            "namespaced": true,
+            "kind": "Pod",
+            "verbs": ["get"],
+        }));
+    }
     let gv = if group.is_empty() {
         "v1".to_string()
     } else {

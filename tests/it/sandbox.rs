@@ -318,6 +318,27 @@ fn every_fault_is_visible_through_kubectl() {
     );
     assert_eq!(with_fault(&pods, "deployment-unavailable").len(), 2);
 
+    // Logs follow the pods' states.
+    let crash_name = crash[0]["metadata"]["name"].as_str().unwrap();
+    let log = sb.kubectl_ok(&["logs", "-n", "paragon", crash_name]);
+    assert!(log.lines().last().unwrap().contains("\"fatal\""), "{log}");
+    let oom_name = oom[0]["metadata"]["name"].as_str().unwrap();
+    let log = sb.kubectl_ok(&["logs", "-n", "paragon", oom_name, "--previous", "--tail=1"]);
+    assert!(log.contains("heap usage high"), "{log}");
+    let r = sb.kubectl(&[
+        "logs",
+        "-n",
+        "paragon",
+        pull[0]["metadata"]["name"].as_str().unwrap(),
+    ]);
+    assert!(
+        r.stderr.contains("trying and failing to pull image"),
+        "{}",
+        r.stderr
+    );
+    let log = sb.kubectl_ok(&["logs", "-n", "paragon", "deploy/grafana", "--tail=1"]);
+    assert!(log.contains("GET /healthz 200"), "{log}");
+
     let table = sb.kubectl_ok(&["get", "pods", "-n", "paragon"]);
     assert!(table.contains("CrashLoopBackOff"), "{table}");
     assert!(table.contains("ImagePullBackOff"), "{table}");
