@@ -165,8 +165,24 @@ pub(crate) fn pod_log(pod: &Pod, q: LogQuery<'_>, now: i64) -> Result<String, Lo
             secs(&done.started_at).unwrap_or(now),
             secs(&done.finished_at).unwrap_or(now),
         );
-        lines.push((start, "restarting the Paragon deployments".to_string()));
-        lines.push((end, "deployment.apps restarted".to_string()));
+        if container == "kubectl" {
+            lines.push((start, "restarting the Paragon deployments".to_string()));
+            lines.push((end, "deployment.apps restarted".to_string()));
+        } else if done.exit_code != 0 {
+            lines.push((start, json_line(start, "info", "running migrations", &[])));
+            lines.push((
+                end,
+                json_line(
+                    end,
+                    "error",
+                    "migration failed",
+                    &[("error", "relation \"workflow_executions\" already exists")],
+                ),
+            ));
+        } else {
+            lines.push((start, json_line(start, "info", "running migrations", &[])));
+            lines.push((end, json_line(end, "info", "migrations complete", &[])));
+        }
     } else if let Some(waiting) = state.and_then(|s| s.waiting.as_ref()) {
         match (waiting.reason.as_deref(), last) {
             // A crash-looping container shows its last attempt's output.

@@ -167,8 +167,9 @@ pub enum Fault {
     PvcPending,
     /// `failed-release`: Helm release `paragon-on-prem` has a new latest revision, secret
     /// `paragon/sh.helm.release.v1.paragon-on-prem.v<N+1>` labelled `status=failed`
-    /// (`modifiedAt` 25 minutes ago, payload status `failed` with the hook failure in its
-    /// description); revision N stays `status=deployed`.
+    /// (`modifiedAt` 25 minutes ago, payload status `failed`, description `Upgrade
+    /// "paragon-on-prem" failed: context deadline exceeded`); revision N stays
+    /// `status=deployed`.
     #[value(help = "Helm release paragon-on-prem's latest revision failed")]
     FailedRelease,
     /// `expiring-cert`: the `kubernetes.io/tls` secret `paragon/paragon-tls` holds a
@@ -181,11 +182,20 @@ pub enum Fault {
     /// limits were exceeded") on the first `zeus` pod. No other fault makes Warning events.
     #[value(help = "Warning events in the last hour")]
     WarningEvents,
+    /// `migration-failed`: the Helm pre-upgrade hook Job `paragon/migrations-postgres-hermes`
+    /// (annotations `helm.sh/hook: pre-install,pre-upgrade`, delete policy
+    /// `before-hook-creation,hook-succeeded`, so a failed one stays) started 30 minutes ago and
+    /// failed: `status.failed` 1, conditions `FailureTarget` and `Failed` True with reason
+    /// `BackoffLimitExceeded`; its one pod is phase `Failed`, container `migrations`
+    /// terminated with reason `Error`, exit code 1, pod condition `Ready` False with reason
+    /// `PodFailed`. A clean sandbox has no `migrations-postgres-*` Job.
+    #[value(help = "a failed database migrations Job left behind")]
+    MigrationFailed,
 }
 
 impl Fault {
     /// Every fault, in declaration order.
-    pub const ALL: [Fault; 11] = [
+    pub const ALL: [Fault; 12] = [
         Fault::CrashLoop,
         Fault::ImagePull,
         Fault::Pending,
@@ -197,6 +207,7 @@ impl Fault {
         Fault::FailedRelease,
         Fault::ExpiringCert,
         Fault::WarningEvents,
+        Fault::MigrationFailed,
     ];
 
     /// The name used on the command line and in the fault annotation.
@@ -213,6 +224,7 @@ impl Fault {
             Fault::FailedRelease => "failed-release",
             Fault::ExpiringCert => "expiring-cert",
             Fault::WarningEvents => "warning-events",
+            Fault::MigrationFailed => "migration-failed",
         }
     }
 }

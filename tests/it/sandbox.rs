@@ -286,6 +286,7 @@ fn every_fault_is_visible_through_kubectl() {
         "failed-release",
         "expiring-cert",
         "warning-events",
+        "migration-failed",
     ];
     let mut args = Vec::new();
     for f in faults {
@@ -412,6 +413,9 @@ fn every_fault_is_visible_through_kubectl() {
     };
     assert_eq!(check(86_400), Some(0));
     assert_eq!(check(30 * 86_400), Some(1));
+
+    let jobs = sb.kubectl_ok(&["get", "jobs", "-n", "paragon", "migrations-postgres-hermes"]);
+    assert!(jobs.lines().nth(1).unwrap().contains("Failed"), "{jobs}");
 
     let warnings = sb.kubectl_json(&[
         "get",
