@@ -10,3 +10,4 @@ pub mod dial;
 pub mod docs;
 pub mod output;
 pub mod prompt;
+pub mod sandbox;

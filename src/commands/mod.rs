@@ -3,6 +3,7 @@
 
 mod docs;
 mod profiles;
+mod sandbox;
 
 use crate::cli::{Cli, Command, Globals};
 use crate::config::{self, ConfigError, Resolved};
@@ -14,6 +15,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Profiles => profiles::run(g),
         Command::Completions(a) => docs::completions(&a),
         Command::Man(a) => docs::man(&a),
+        Command::Sandbox(args) => sandbox::run(g, args).await,
         other => anyhow::bail!("`{}` is not available in this build", command_name(&other)),
     }
 }
@@ -27,6 +29,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Profiles => "profiles",
         Command::Completions(_) => "completions",
         Command::Man(_) => "man",
+        Command::Sandbox(_) => "sandbox",
     }
 }
 
