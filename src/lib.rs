@@ -7,5 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod dial;
+pub mod health;
+pub mod kube;
 pub mod output;
 pub mod prompt;

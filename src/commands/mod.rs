@@ -1,6 +1,7 @@
 //! One file per subcommand: glue that reads options, calls the library and prints.
 //! Logic that a second command could want lives below this module, not in it.
 
+mod health;
 mod profiles;
 
 use crate::cli::{Cli, Command, Globals};
@@ -11,6 +12,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let g = &cli.globals;
     match cli.command {
         Command::Profiles => profiles::run(g),
+        Command::Health(args) => health::run(g, &args).await,
         other => anyhow::bail!("`{}` is not available in this build", command_name(&other)),
     }
 }
@@ -22,6 +24,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Helm(_) => "helm",
         Command::Secrets { .. } => "secrets",
         Command::Profiles => "profiles",
+        Command::Health(_) => "health",
     }
 }
 

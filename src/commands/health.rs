@@ -1,0 +1,114 @@
+//! `paragon-admin health`: glue from the options to `health::run`, the progress indicator
+//! and the printed report.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cli::{Globals, HealthArgs};
+use crate::config::Resolved;
+use crate::dial::{Dialer, Direct};
+use crate::health::{self, Progress, Report, Target};
+use crate::kube as k8s;
+use crate::output::{self, Format};
+
+pub async fn run(g: &Globals, args: &HealthArgs) -> anyhow::Result<u8> {
+    let profile = super::resolve_profile(g)?;
+    let timeout = Duration::from_secs(args.timeout);
+    let dialer: Arc<dyn Dialer> = Arc::new(Direct { timeout });
+    let kube = kube_client(&profile, args, dialer.clone()).await?;
+    let target = Target {
+        kube,
+        dialer,
+        datastores: profile.profile.datastores.clone(),
+        services: profile.services(),
+        postgres_password: None,
+    };
+    let report = run_with_progress(g, target, timeout).await;
+    print(g.output, &report)?;
+    Ok(report.exit_status())
+}
+
+/// The kubeconfig the flags, then the profile, name; with `--local` and neither, the usual
+/// `$KUBECONFIG` or `~/.kube/config`. A file that cannot be read is a configuration error;
+/// a cluster that cannot be reached is a finding.
+async fn kube_client(
+    profile: &Resolved,
+    args: &HealthArgs,
+    dialer: Arc<dyn Dialer>,
+) -> anyhow::Result<Result<kube::Client, String>> {
+    let kube_cfg = &profile.profile.kube;
+    let base = profile
+        .file
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let file = match (&args.kubeconfig, &kube_cfg.kubeconfig) {
+        (Some(f), _) => Some(f.clone()),
+        (None, Some(f)) => Some(crate::config::expand_path(&f.0, &base)?),
+        (None, None) => None,
+    };
+    let kubeconfig = match file {
+        Some(path) => k8s::read_kubeconfig(&path)?,
+        None => match kube::config::Kubeconfig::read() {
+            Ok(k) => k,
+            Err(e) => {
+                return Ok(Err(format!(
+                    "no kubeconfig: pass --kubeconfig FILE or set kube.kubeconfig in the profile ({})",
+                    k8s::one_line(&e)
+                )));
+            }
+        },
+    };
+    let options = k8s::Options {
+        context: args
+            .context
+            .clone()
+            .or_else(|| kube_cfg.context.as_ref().map(|c| c.0.clone())),
+        api_server: kube_cfg.api_server.clone(),
+    };
+    Ok(k8s::client(dialer, kubeconfig, &options)
+        .await
+        .map_err(|e| e.to_string()))
+}
+
+async fn run_with_progress(g: &Globals, target: Target, timeout: Duration) -> Report {
+    let bar = (!g.quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} checking {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    });
+    let progress = |p: Progress<'_>| {
+        if let Some(bar) = &bar {
+            match p {
+                Progress::Total(n) => bar.inc_length(n as u64),
+                Progress::Done(name) => {
+                    bar.inc(1);
+                    bar.set_message(name.to_string());
+                }
+            }
+        }
+    };
+    let report = health::run(target, health::Options { timeout }, &progress).await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    report
+}
+
+fn print(format: Format, report: &Report) -> std::io::Result<()> {
+    match format {
+        Format::Json => output::print_json(report),
+        Format::Table => {
+            output::print_table(&report.table())?;
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", report.summary_line())?;
+            out.flush()
+        }
+    }
+}
