@@ -73,13 +73,16 @@ fn postgres_refusal(subject: String, e: &tokio_postgres::Error, had_password: bo
         );
     }
     // tokio-postgres reports an authentication request it cannot answer as this config error.
-    if !had_password && e.to_string().contains("password missing") {
+    if !had_password && crate::kube::one_line(e).contains("password missing") {
         return Finding::ok(
             subject,
             "alive: the server asked for a password (store one as PROFILE/postgres-password to run SELECT 1)",
         );
     }
-    Finding::fail(subject, format!("no Postgres handshake: {e}"))
+    Finding::fail(
+        subject,
+        format!("no Postgres handshake: {}", crate::kube::one_line(e)),
+    )
 }
 
 pub async fn redis(dialer: Arc<dyn Dialer>, hp: HostPort) -> CheckResult {

@@ -2,6 +2,9 @@
 
 #![allow(dead_code)]
 
+pub mod datastores;
+pub mod monitoring;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
