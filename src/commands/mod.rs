@@ -3,6 +3,7 @@
 
 mod health;
 mod profiles;
+mod sandbox;
 
 use crate::cli::{Cli, Command, Globals};
 use crate::config::{self, ConfigError, Resolved};
@@ -13,6 +14,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Profiles => profiles::run(g),
         Command::Health(args) => health::run(g, &args).await,
+        Command::Sandbox(args) => sandbox::run(g, args).await,
         other => anyhow::bail!("`{}` is not available in this build", command_name(&other)),
     }
 }
@@ -25,6 +27,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Secrets { .. } => "secrets",
         Command::Profiles => "profiles",
         Command::Health(_) => "health",
+        Command::Sandbox(_) => "sandbox",
     }
 }
 
