@@ -5,7 +5,9 @@ use serde_json::Value;
 
 use crate::support::datastores::{Postgres, Redis};
 use crate::support::monitoring::{Monitoring, QUIET_ALERTS};
+use crate::support::sandbox::KubeSandbox;
 use crate::support::{Home, Run, run};
+use paragon_admin::sandbox::Fault;
 
 /// Runs `health --local --output json` with `extra` arguments; the parsed report too.
 fn health_json(home: &Home, extra: &[&str]) -> (Run, Value) {
@@ -101,4 +103,163 @@ fn redis_near_maxmemory_is_a_warning() {
         f["message"].as_str().unwrap().contains("near maxmemory"),
         "{f}"
     );
+}
+
+/// A home whose profile points the monitoring services at `mon`.
+fn home_for(mon: &Monitoring, extra: &str) -> Home {
+    let home = Home::new();
+    home.write_config(&format!(
+        "[profiles.t]\nhost = \"bastion.invalid\"\n{extra}{}",
+        mon.services_toml("t")
+    ));
+    home
+}
+
+fn failures(v: &Value) -> Vec<String> {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| format!("{} {}: {}", c["name"], c["subject"], c["message"]))
+        .collect()
+}
+
+#[test]
+fn clean_sandbox_has_no_failure_and_exits_0() {
+    let sandbox = KubeSandbox::start(&[]);
+    let mon = Monitoring::start(QUIET_ALERTS);
+    let home = home_for(&mon, "");
+    let kc = sandbox.kubeconfig();
+    let (r, v) = health_json(&home, &["--kubeconfig", kc.to_str().unwrap()]);
+    assert_eq!(failures(&v), Vec::<String>::new(), "{v:#}");
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert_eq!(v["status"], "warn", "kibana is not deployed: {v:#}");
+    for name in [
+        "api",
+        "nodes",
+        "workloads",
+        "jobs",
+        "pods",
+        "pvcs",
+        "events",
+        "helm",
+        "tls",
+    ] {
+        assert_eq!(statuses(&v, name), ["ok"], "{name}: {v:#}");
+    }
+    // The table says the same, with a summary line.
+    let r = run(home
+        .paragon()
+        .args(["health", "--local", "--kubeconfig", kc.to_str().unwrap()]));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("| cluster "), "{}", r.stdout);
+    let last = r.stdout.lines().last().unwrap();
+    assert!(last.starts_with("warn: 0 failed, 1 warning, "), "{last}");
+}
+
+#[test]
+fn each_sandbox_fault_produces_its_failing_finding_and_exit_1() {
+    // (fault, check, subject starts with, message contains)
+    let cases: &[(Fault, &str, &str, &str)] = &[
+        (
+            Fault::CrashLoop,
+            "pods",
+            "paragon/pod/worker-actions-",
+            "in CrashLoopBackOff (9 restarts",
+        ),
+        (
+            Fault::ImagePull,
+            "pods",
+            "paragon/pod/hermes-",
+            "ImagePullBackOff",
+        ),
+        (
+            Fault::Pending,
+            "pods",
+            "paragon/pod/zeus-",
+            "Pending for 25m: Unschedulable: 0/3 nodes",
+        ),
+        (
+            Fault::OomKilled,
+            "pods",
+            "paragon/pod/worker-workflows-",
+            "OOMKilled 12m ago",
+        ),
+        (
+            Fault::NodeNotReady,
+            "nodes",
+            "node/",
+            "not Ready (Unknown): Kubelet stopped posting",
+        ),
+        (
+            Fault::NodePressure,
+            "nodes",
+            "node/",
+            "MemoryPressure (KubeletHasInsufficientMemory)",
+        ),
+        (
+            Fault::DeploymentUnavailable,
+            "workloads",
+            "paragon/deployment/passport",
+            "0/2 replicas available",
+        ),
+        (
+            Fault::PvcPending,
+            "pvcs",
+            "paragon/pvc/pgadmin-data",
+            "Pending for 30m (storage class gp3-encrypted)",
+        ),
+        (
+            Fault::FailedRelease,
+            "helm",
+            "paragon/release/paragon-on-prem",
+            "is failed, not deployed",
+        ),
+        (
+            Fault::ExpiringCert,
+            "tls",
+            "paragon/secret/paragon-tls",
+            "certificate expires in",
+        ),
+        (
+            Fault::WarningEvents,
+            "events",
+            "paragon/pod/zeus-",
+            "12× DNSConfigForming",
+        ),
+    ];
+    let mon = Monitoring::start(QUIET_ALERTS);
+    let home = home_for(&mon, "");
+    let problems: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = cases
+            .iter()
+            .map(|&(fault, check, subject, message)| {
+                let home = &home;
+                s.spawn(move || {
+                    let sandbox = KubeSandbox::start(&[fault]);
+                    let kc = sandbox.kubeconfig();
+                    let (r, v) = health_json(home, &["--kubeconfig", kc.to_str().unwrap()]);
+                    let hit = findings(&v, check).into_iter().any(|f| {
+                        f["status"] == "fail"
+                            && f["subject"].as_str().unwrap().starts_with(subject)
+                            && f["message"].as_str().unwrap().contains(message)
+                    });
+                    let mut wrong = Vec::new();
+                    if !hit {
+                        wrong.push(format!("{}: no failing {check} finding on {subject}* with {message:?}; failures: {:?}", fault.name(), failures(&v)));
+                    }
+                    if r.status != Some(1) || v["status"] != "fail" {
+                        wrong.push(format!("{}: exit {:?}, status {}", fault.name(), r.status, v["status"]));
+                    }
+                    wrong
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert!(problems.is_empty(), "{problems:#?}");
 }
