@@ -9,3 +9,5 @@ pub mod config;
 pub mod dial;
 pub mod output;
 pub mod prompt;
+pub mod secrets;
+pub mod ssh;

@@ -2,6 +2,8 @@
 //! Logic that a second command could want lives below this module, not in it.
 
 mod profiles;
+mod secrets;
+mod ssh;
 
 use crate::cli::{Cli, Command, Globals};
 use crate::config::{self, ConfigError, Resolved};
@@ -11,17 +13,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let g = &cli.globals;
     match cli.command {
         Command::Profiles => profiles::run(g),
-        other => anyhow::bail!("`{}` is not available in this build", command_name(&other)),
-    }
-}
-
-fn command_name(c: &Command) -> &'static str {
-    match c {
-        Command::Ssh(_) => "ssh",
-        Command::Kubectl(_) => "kubectl",
-        Command::Helm(_) => "helm",
-        Command::Secrets { .. } => "secrets",
-        Command::Profiles => "profiles",
+        Command::Ssh(a) => ssh::run(g, &a.command).await,
+        Command::Kubectl(a) => ssh::passthrough(g, "kubectl", &a.args).await,
+        Command::Helm(a) => ssh::passthrough(g, "helm", &a.args).await,
+        Command::Secrets { action } => secrets::run(g, &action),
     }
 }
 
