@@ -12,3 +12,5 @@ pub mod kube;
 pub mod output;
 pub mod prompt;
 pub mod sandbox;
+pub mod secrets;
+pub mod ssh;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use paragon_admin::cli::{Cli, Globals};
-use paragon_admin::{commands, config, prompt, sandbox};
+use paragon_admin::{commands, config, prompt, sandbox, secrets, ssh};
 
 /// Exit statuses shared by every command (DESIGN.md).
 const FAILED: u8 = 1;
@@ -82,6 +82,15 @@ fn exit_status(e: &anyhow::Error) -> u8 {
             .is_some_and(sandbox::SandboxError::is_usage)
         {
             return USAGE;
+        }
+        if let Some(e) = cause.downcast_ref::<ssh::SshError>() {
+            return e.exit_status();
+        }
+        if let Some(e) = cause.downcast_ref::<secrets::SecretError>() {
+            return match e {
+                secrets::SecretError::InvalidName { .. } => USAGE,
+                _ => FAILED,
+            };
         }
     }
     FAILED

@@ -4,6 +4,8 @@
 mod health;
 mod profiles;
 mod sandbox;
+mod secrets;
+mod ssh;
 
 use crate::cli::{Cli, Command, Globals};
 use crate::config::{self, ConfigError, Resolved};
@@ -15,19 +17,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Profiles => profiles::run(g),
         Command::Health(args) => health::run(g, &args).await,
         Command::Sandbox(args) => sandbox::run(g, args).await,
-        other => anyhow::bail!("`{}` is not available in this build", command_name(&other)),
-    }
-}
-
-fn command_name(c: &Command) -> &'static str {
-    match c {
-        Command::Ssh(_) => "ssh",
-        Command::Kubectl(_) => "kubectl",
-        Command::Helm(_) => "helm",
-        Command::Secrets { .. } => "secrets",
-        Command::Profiles => "profiles",
-        Command::Health(_) => "health",
-        Command::Sandbox(_) => "sandbox",
+        Command::Ssh(a) => ssh::run(g, &a.command).await,
+        Command::Kubectl(a) => ssh::passthrough(g, "kubectl", &a.args).await,
+        Command::Helm(a) => ssh::passthrough(g, "helm", &a.args).await,
+        Command::Secrets { action } => secrets::run(g, &action),
     }
 }
 

@@ -5,3 +5,5 @@ mod support;
 
 mod config;
 mod health;
+mod secrets;
+mod ssh;
