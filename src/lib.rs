@@ -7,5 +7,6 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod dial;
+pub mod forward;
 pub mod output;
 pub mod prompt;

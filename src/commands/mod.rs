@@ -22,6 +22,8 @@ fn command_name(c: &Command) -> &'static str {
         Command::Helm(_) => "helm",
         Command::Secrets { .. } => "secrets",
         Command::Profiles => "profiles",
+        Command::Forward(_) => "forward",
+        Command::Kubeconfig(_) => "kubeconfig",
     }
 }
 
