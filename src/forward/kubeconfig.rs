@@ -61,6 +61,13 @@ pub struct Source {
     pub context: Option<String>,
 }
 
+impl KubeconfigError {
+    /// Whether the user's input is at fault (exit status 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, KubeconfigError::DefaultKubeconfig { .. })
+    }
+}
+
 impl Source {
     /// Parses a kubeconfig document (as fetched from the bastion).
     pub fn from_yaml(
@@ -285,11 +292,7 @@ pub fn write_private(path: &Path, text: &str, force: bool) -> Result<(), Kubecon
         path: path.to_path_buf(),
         source,
     };
-    if !force && path.exists() && is_default(path) {
-        return Err(KubeconfigError::DefaultKubeconfig {
-            path: path.to_path_buf(),
-        });
-    }
+    check_writable(path, force)?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -304,6 +307,17 @@ pub fn write_private(path: &Path, text: &str, force: bool) -> Result<(), Kubecon
         let _ = std::fs::remove_file(&tmp);
     }
     written.map_err(werr)
+}
+
+/// Refuses, unless `force`, to replace an existing default kubeconfig (checked before
+/// connecting, so that the mistake costs nothing).
+pub fn check_writable(path: &Path, force: bool) -> Result<(), KubeconfigError> {
+    if !force && path.exists() && is_default(path) {
+        return Err(KubeconfigError::DefaultKubeconfig {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
 }
 
 fn write_new_private(path: &Path, text: &str) -> std::io::Result<()> {

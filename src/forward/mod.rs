@@ -47,12 +47,22 @@ pub enum ForwardError {
         "nothing to forward: name a service, LOCAL_PORT:HOST:PORT or HOST:PORT, or pass --socks"
     )]
     Nothing,
+    #[error(
+        "a SOCKS proxy on {addr} would let anyone who reaches it into the private network: \
+         drop --bind or bind a loopback address"
+    )]
+    SocksExposed { addr: IpAddr },
+    #[error("cannot watch for SIGINT/SIGTERM: {0}")]
+    Signals(std::io::Error),
 }
 
 impl ForwardError {
     /// Whether the user's input is at fault (exit status 2) rather than the machine.
     pub fn is_usage(&self) -> bool {
-        matches!(self, ForwardError::Spec { .. } | ForwardError::Nothing)
+        matches!(
+            self,
+            ForwardError::Spec { .. } | ForwardError::Nothing | ForwardError::SocksExposed { .. }
+        )
     }
 }
 
@@ -221,6 +231,41 @@ pub async fn run<F, Fut, E>(
     let _ = supervisor.await;
     drop(relay);
     let _ = reporter.await;
+}
+
+/// SIGINT and SIGTERM, watched from the moment this is made, so that a signal during the
+/// connect phase is not lost to the default handler.
+pub struct Shutdown {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    pub fn install() -> Result<Shutdown, ForwardError> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Shutdown {
+                interrupt: signal(SignalKind::interrupt()).map_err(ForwardError::Signals)?,
+                terminate: signal(SignalKind::terminate()).map_err(ForwardError::Signals)?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Shutdown {})
+    }
+
+    /// Resolves at the next SIGINT or SIGTERM (Ctrl-C elsewhere).
+    pub async fn requested(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Opens `url` in the default browser (`open` on macOS, `xdg-open` elsewhere).

@@ -20,7 +20,7 @@ fn topology_lets_only_the_bastion_reach_the_private_host() {
         "hello from the private host\n",
     )
     .unwrap();
-    let port = t.http_server("private", "203.0.113.2", site.path());
+    let port = t.http_server("private", "203.0.113.2", 0, site.path());
     let url = format!("http://203.0.113.2:{port}/hello.txt");
     let from_bastion = t
         .command("bastion", "curl")

@@ -125,30 +125,45 @@ impl Topology {
         pid
     }
 
-    /// Starts a static-file HTTP server on `host` at `addr:0` serving `dir`; returns its port
-    /// once it listens.
-    pub fn http_server(&self, host: &str, addr: &str, dir: &Path) -> u16 {
+    /// Gives `host` its own /etc/hosts (`ip netns exec` mounts /etc/netns/NS/hosts over it)
+    /// with `entries` of (name, address). Only processes started afterwards see it.
+    pub fn hosts_file(&self, host: &str, entries: &[(&str, &str)]) {
+        let dir = Path::new("/etc/netns").join(self.ns(host));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut text = String::from("127.0.0.1 localhost\n::1 localhost\n");
+        for (name, addr) in entries {
+            text.push_str(&format!("{addr} {name}\n"));
+        }
+        std::fs::write(dir.join("hosts"), text).unwrap();
+    }
+
+    /// Starts a static-file HTTP server on `host` at `addr:port` (0 = any) serving `dir`;
+    /// returns its port once it listens.
+    pub fn http_server(&self, host: &str, addr: &str, port: u16, dir: &Path) -> u16 {
         let mut c = self.command(host, "python3");
-        c.args(["-c", HTTP_SERVER, addr])
+        c.args(["-c", HTTP_SERVER, addr, &port.to_string()])
             .arg(dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         self.spawn_and_read_port(c)
     }
 
-    /// An HTTPS server on `host` at `addr:0` that answers `GET` with `body` (JSON) when the
-    /// request carries `Authorization: Bearer TOKEN`, else 401; returns its port.
+    /// An HTTPS server on `host` at `addr:port` (0 = any) that answers `GET` with `body`
+    /// (JSON) when the request carries `Authorization: Bearer TOKEN`, else 401; returns its
+    /// port.
+    #[allow(clippy::too_many_arguments)]
     pub fn https_api_server(
         &self,
         host: &str,
         addr: &str,
+        port: u16,
         cert: &Path,
         key: &Path,
         token: &str,
         body: &str,
     ) -> u16 {
         let mut c = self.command(host, "python3");
-        c.args(["-c", HTTPS_API_SERVER, addr])
+        c.args(["-c", HTTPS_API_SERVER, addr, &port.to_string()])
             .arg(cert)
             .arg(key)
             .env("API_TOKEN", token)
@@ -208,6 +223,7 @@ impl Drop for Topology {
             let _ = c.wait();
         }
         for ns in self.hosts.values() {
+            let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(ns));
             // Deleting a namespace also removes the veth ends in it.
             let _ = Command::new("ip")
                 .args(["netns", "del", ns])
@@ -237,7 +253,7 @@ fn ip(args: &[&str]) {
     );
 }
 
-/// A static-file HTTP server that prints its port once it listens (argv: addr, dir).
+/// A static-file HTTP server that prints its port once it listens (argv: addr, port, dir).
 const HTTP_SERVER: &str = r#"
 import functools, http.server, sys
 class Quiet(http.server.SimpleHTTPRequestHandler):
@@ -245,12 +261,12 @@ class Quiet(http.server.SimpleHTTPRequestHandler):
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 512
-s = Server((sys.argv[1], 0), functools.partial(Quiet, directory=sys.argv[2]))
+s = Server((sys.argv[1], int(sys.argv[2])), functools.partial(Quiet, directory=sys.argv[3]))
 print(s.server_address[1], flush=True)
 s.serve_forever()
 "#;
 
-/// A tiny HTTPS "API server" (argv: addr, cert, key; env API_TOKEN, API_BODY).
+/// A tiny HTTPS "API server" (argv: addr, port, cert, key; env API_TOKEN, API_BODY).
 const HTTPS_API_SERVER: &str = r#"
 import http.server, os, ssl, sys
 token, body = os.environ["API_TOKEN"], os.environ["API_BODY"].encode()
@@ -264,9 +280,9 @@ class Api(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-s = http.server.ThreadingHTTPServer((sys.argv[1], 0), Api)
+s = http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), Api)
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+ctx.load_cert_chain(sys.argv[3], sys.argv[4])
 s.socket = ctx.wrap_socket(s.socket, server_side=True)
 print(s.server_address[1], flush=True)
 s.serve_forever()
