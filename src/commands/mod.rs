@@ -1,7 +1,11 @@
 //! One file per subcommand: glue that reads options, calls the library and prints.
 //! Logic that a second command could want lives below this module, not in it.
 
+mod forward;
+mod kubeconfig;
 mod profiles;
+mod secrets;
+mod ssh;
 
 use crate::cli::{Cli, Command, Globals};
 use crate::config::{self, ConfigError, Resolved};
@@ -11,19 +15,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let g = &cli.globals;
     match cli.command {
         Command::Profiles => profiles::run(g),
-        other => anyhow::bail!("`{}` is not available in this build", command_name(&other)),
-    }
-}
-
-fn command_name(c: &Command) -> &'static str {
-    match c {
-        Command::Ssh(_) => "ssh",
-        Command::Kubectl(_) => "kubectl",
-        Command::Helm(_) => "helm",
-        Command::Secrets { .. } => "secrets",
-        Command::Profiles => "profiles",
-        Command::Forward(_) => "forward",
-        Command::Kubeconfig(_) => "kubeconfig",
+        Command::Ssh(a) => ssh::run(g, &a.command).await,
+        Command::Kubectl(a) => ssh::passthrough(g, "kubectl", &a.args).await,
+        Command::Helm(a) => ssh::passthrough(g, "helm", &a.args).await,
+        Command::Secrets { action } => secrets::run(g, &action),
+        Command::Forward(a) => forward::run(g, a).await,
+        Command::Kubeconfig(a) => kubeconfig::run(g, a).await,
     }
 }
 

@@ -36,6 +36,11 @@ pub enum KubeconfigError {
         cluster: String,
         server: String,
     },
+    #[error(
+        "`kubectl config view` on the bastion failed (exit status {status}): {message}; \
+         set [kube] kubeconfig in the profile to use a local one"
+    )]
+    Fetch { status: u32, message: String },
     #[error("cannot render the kubeconfig: {0}")]
     Render(String),
     #[error("{path} is a default kubeconfig: pass --force to overwrite it")]

@@ -5,4 +5,5 @@ mod support;
 
 mod config;
 mod forward;
+mod secrets;
 mod ssh;

@@ -139,8 +139,19 @@ impl Sshd {
     /// A paragon-admin profile `test` for this server (user root, the client key), with
     /// `known_hosts` and the host-key policy given, plus `extra` TOML lines in the profile.
     pub fn profile_toml(&self, known_hosts: &Path, policy: &str, extra: &str) -> String {
+        self.profile_toml_named("test", known_hosts, policy, extra)
+    }
+
+    /// As `profile_toml`, for a profile called `name` (keyring secrets are per profile).
+    pub fn profile_toml_named(
+        &self,
+        name: &str,
+        known_hosts: &Path,
+        policy: &str,
+        extra: &str,
+    ) -> String {
         format!(
-            "[profiles.test]\nhost = \"{}\"\nport = {}\nuser = \"root\"\nidentity_file = \"{}\"\n\
+            "[profiles.{name}]\nhost = \"{}\"\nport = {}\nuser = \"root\"\nidentity_file = \"{}\"\n\
              known_hosts = \"{}\"\nstrict_host_key_checking = \"{policy}\"\nconnect_timeout = 10\n{extra}\n",
             self.options.listen,
             self.port,
