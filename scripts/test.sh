@@ -12,6 +12,10 @@ declare -A need=(
   [script]=bsdutils
   [ip]=iproute2
   [keyctl]=keyutils
+  [curl]=curl
+  [python3]=python3
+  [openssl]=openssl
+  [kubectl]=kubernetes-client
 )
 missing=()
 for cmd in "${!need[@]}"; do

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod dial;
+pub mod forward;
 pub mod health;
 pub mod kube;
 pub mod output;

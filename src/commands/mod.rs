@@ -1,7 +1,9 @@
 //! One file per subcommand: glue that reads options, calls the library and prints.
 //! Logic that a second command could want lives below this module, not in it.
 
+mod forward;
 mod health;
+mod kubeconfig;
 mod profiles;
 mod sandbox;
 mod secrets;
@@ -21,6 +23,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Kubectl(a) => ssh::passthrough(g, "kubectl", &a.args).await,
         Command::Helm(a) => ssh::passthrough(g, "helm", &a.args).await,
         Command::Secrets { action } => secrets::run(g, &action),
+        Command::Forward(a) => forward::run(g, a).await,
+        Command::Kubeconfig(a) => kubeconfig::run(g, a).await,
     }
 }
 

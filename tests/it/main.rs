@@ -4,6 +4,7 @@
 mod support;
 
 mod config;
+mod forward;
 mod health;
 mod secrets;
 mod ssh;

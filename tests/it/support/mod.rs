@@ -4,6 +4,7 @@
 
 pub mod datastores;
 pub mod monitoring;
+pub mod netns;
 pub mod sandbox;
 
 use std::path::{Path, PathBuf};
