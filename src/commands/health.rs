@@ -11,31 +11,55 @@ use crate::dial::{Dialer, Direct};
 use crate::health::{self, Progress, Report, Target};
 use crate::kube as k8s;
 use crate::output::{self, Format};
+use crate::secrets;
+use crate::ssh::Bastion;
 
 pub async fn run(g: &Globals, args: &HealthArgs) -> anyhow::Result<u8> {
     let profile = super::resolve_profile(g)?;
     let timeout = Duration::from_secs(args.timeout);
-    let dialer: Arc<dyn Dialer> = Arc::new(Direct { timeout });
-    let kube = kube_client(&profile, args, dialer.clone()).await?;
+    // An unreachable bastion is an error (exit 255), not a report.
+    let bastion = match args.local {
+        true => None,
+        false => Some(Bastion::connect(&profile).await?),
+    };
+    let dialer: Arc<dyn Dialer> = match &bastion {
+        Some(b) => Arc::new(b.clone()),
+        None => Arc::new(Direct { timeout }),
+    };
+    let kube = kube_client(&profile, args, dialer.clone(), bastion.as_ref()).await?;
     let target = Target {
         kube,
         dialer,
         datastores: profile.profile.datastores.clone(),
         services: profile.services(),
-        postgres_password: None,
+        postgres_password: postgres_password(&profile),
     };
     let report = run_with_progress(g, target, timeout).await;
     print(g.output, &report)?;
     Ok(report.exit_status())
 }
 
-/// The kubeconfig the flags, then the profile, name; with `--local` and neither, the usual
-/// `$KUBECONFIG` or `~/.kube/config`. A file that cannot be read is a configuration error;
-/// a cluster that cannot be reached is a finding.
+/// `PROFILE/postgres-password` from the keyring, if stored. A keyring that cannot be read
+/// only means no `SELECT 1`: the handshake still shows whether Postgres is alive.
+fn postgres_password(profile: &Resolved) -> Option<health::Secret> {
+    let name = format!("{}/postgres-password", profile.name);
+    match secrets::get(&name) {
+        Ok(s) => s.map(|s| health::Secret(s.expose().to_string())),
+        Err(e) => {
+            tracing::warn!("cannot read {name} from the keyring: {e}");
+            None
+        }
+    }
+}
+
+/// The kubeconfig the flags, then the profile, name; else the bastion's own, fetched into
+/// memory (with `--local`: the usual `$KUBECONFIG` or `~/.kube/config`). A file that cannot
+/// be read is a configuration error; a cluster that cannot be reached is a finding.
 async fn kube_client(
     profile: &Resolved,
     args: &HealthArgs,
     dialer: Arc<dyn Dialer>,
+    bastion: Option<&Bastion>,
 ) -> anyhow::Result<Result<kube::Client, String>> {
     let kube_cfg = &profile.profile.kube;
     let base = profile
@@ -50,6 +74,10 @@ async fn kube_client(
     };
     let kubeconfig = match file {
         Some(path) => k8s::read_kubeconfig(&path)?,
+        None if bastion.is_some() => match fetch_kubeconfig(bastion).await {
+            Ok(k) => k,
+            Err(why) => return Ok(Err(why)),
+        },
         None => match kube::config::Kubeconfig::read() {
             Ok(k) => k,
             Err(e) => {
@@ -70,6 +98,29 @@ async fn kube_client(
     Ok(k8s::client(dialer, kubeconfig, &options)
         .await
         .map_err(|e| e.to_string()))
+}
+
+/// `kubectl config view` on the bastion, into memory only.
+async fn fetch_kubeconfig(bastion: Option<&Bastion>) -> Result<kube::config::Kubeconfig, String> {
+    let Some(b) = bastion else {
+        return Err("no bastion to fetch a kubeconfig from".into());
+    };
+    let out = b
+        .exec_capture(k8s::FETCH_KUBECONFIG)
+        .await
+        .map_err(|e| format!("cannot run `{}` on the bastion: {e}", k8s::FETCH_KUBECONFIG))?;
+    if out.status != 0 {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "`{}` on the bastion exited {}: {}",
+            k8s::FETCH_KUBECONFIG,
+            out.status,
+            health::one_line(err.lines().next().unwrap_or(""), 160)
+        ));
+    }
+    let text = String::from_utf8(out.stdout)
+        .map_err(|_| "the bastion's kubeconfig is not UTF-8 text".to_string())?;
+    k8s::parse_fetched_kubeconfig(&text).map_err(|e| e.to_string())
 }
 
 async fn run_with_progress(g: &Globals, target: Target, timeout: Duration) -> Report {

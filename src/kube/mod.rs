@@ -27,6 +27,10 @@ pub enum KubeError {
     ReadFile { path: String, message: String },
     #[error("the kubeconfig fetched from the bastion is not valid: {message}")]
     Parse { message: String },
+    #[error(
+        "the bastion's kubeconfig user `{user}` gets its credentials from the plugin `{plugin}`, which would run on this machine: pass --kubeconfig FILE or set kube.kubeconfig"
+    )]
+    Plugin { user: String, plugin: String },
     #[error("kubeconfig: {message}")]
     Config { message: String },
     #[error("the kubeconfig's server `{url}` has no host")]
@@ -53,12 +57,28 @@ pub fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, KubeError> {
     })
 }
 
-/// Parses kubeconfig text (from `kubectl config view --raw --minify` on the bastion).
-/// The error never quotes the text: it holds credentials.
-pub fn parse_kubeconfig(text: &str) -> Result<Kubeconfig, KubeError> {
-    Kubeconfig::from_yaml(text).map_err(|e| KubeError::Parse {
+/// Parses the kubeconfig text fetched from the bastion (`FETCH_KUBECONFIG`). The error never
+/// quotes the text: it holds credentials. Credential plugins (`exec`, `auth-provider`) are
+/// refused: they name programs on the bastion, and would run here instead.
+pub fn parse_fetched_kubeconfig(text: &str) -> Result<Kubeconfig, KubeError> {
+    let k = Kubeconfig::from_yaml(text).map_err(|e| KubeError::Parse {
         message: redacted_parse_error(&e),
-    })
+    })?;
+    for user in &k.auth_infos {
+        let Some(auth) = &user.auth_info else {
+            continue;
+        };
+        let plugin = match (&auth.exec, &auth.auth_provider) {
+            (Some(exec), _) => exec.command.clone().unwrap_or_else(|| "exec".into()),
+            (None, Some(p)) => p.name.clone(),
+            (None, None) => continue,
+        };
+        return Err(KubeError::Plugin {
+            user: user.name.clone(),
+            plugin,
+        });
+    }
+    Ok(k)
 }
 
 fn redacted_parse_error(e: &kube::config::KubeconfigError) -> String {
@@ -72,7 +92,7 @@ fn redacted_parse_error(e: &kube::config::KubeconfigError) -> String {
 }
 
 /// The command that prints the bastion's own kubeconfig with its credentials inlined.
-pub const FETCH_KUBECONFIG: &str = "kubectl config view --raw --minify";
+pub const FETCH_KUBECONFIG: &str = "kubectl config view --raw --minify --flatten";
 
 /// A client for the cluster that `kubeconfig` and `options` name, connecting through `dialer`.
 pub async fn client(
@@ -137,4 +157,26 @@ pub(crate) fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
         cur = c.source();
     }
     parts.join(": ").replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fetched_kubeconfig_with_an_exec_plugin_is_refused() {
+        let text = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://10.0.0.1:6443\n\
+                    users:\n- name: eks\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: aws\n\
+                    contexts:\n- name: c\n  context:\n    cluster: c\n    user: eks\ncurrent-context: c\n";
+        let e = parse_fetched_kubeconfig(text).unwrap_err().to_string();
+        assert!(e.contains("plugin `aws`"), "{e}");
+    }
+
+    #[test]
+    fn a_parse_error_does_not_quote_the_text() {
+        let e = parse_fetched_kubeconfig("token: [sekrit-value\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("sekrit"), "{e}");
+    }
 }

@@ -263,3 +263,152 @@ fn each_sandbox_fault_produces_its_failing_finding_and_exit_1() {
     });
     assert!(problems.is_empty(), "{problems:#?}");
 }
+
+/// The bastion topology: `client` (where paragon-admin runs) reaches only `bastion`, an
+/// OpenSSH sshd; only the bastion reaches `private`, where the API server (the sandbox),
+/// Postgres, Redis, Grafana and Prometheus listen, under names only the bastion resolves.
+#[test]
+fn whole_report_runs_through_a_real_openssh_bastion() {
+    use crate::support::netns::Topology;
+    use crate::support::sshd::{Sshd, SshdOptions};
+    use std::time::{Duration, Instant};
+
+    const BASTION: &str = "198.51.100.1";
+    const PRIVATE: &str = "203.0.113.2";
+    let net = Topology::new(&["client", "bastion", "private"]);
+    net.link("client", "198.51.100.2/24", "bastion", "198.51.100.1/24");
+    net.link("bastion", "203.0.113.1/24", "private", "203.0.113.2/24");
+    net.hosts_file(
+        "bastion",
+        &[
+            ("postgres.paragon.internal", PRIVATE),
+            ("redis.paragon.internal", PRIVATE),
+            ("grafana.paragon.svc.cluster.local", PRIVATE),
+            ("prometheus.paragon.svc.cluster.local", PRIVATE),
+        ],
+    );
+    let in_private: Vec<&str> = vec!["ip", "netns", "exec", net.ns("private")];
+    let mut pg = Postgres::start_with(PRIVATE, &in_private, None);
+    let mut redis = Redis::start_with(PRIVATE, &in_private, &[]);
+
+    // The API server: the sandbox with one fault, in the private namespace.
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    net.spawn(
+        net.command("private", env!("CARGO_BIN_EXE_paragon-admin"))
+            .args(["--quiet", "sandbox", "--listen", &format!("{PRIVATE}:6443")])
+            .arg("--kubeconfig-out")
+            .arg(&kubeconfig)
+            .args(["--fault", "crashloop"])
+            .env("HOME", dir.path()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !kubeconfig.exists() {
+        assert!(Instant::now() < deadline, "the sandbox wrote no kubeconfig");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Grafana and Prometheus on their built-in ports, found by their built-in names.
+    let site = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(site.path().join("api/v1")).unwrap();
+    std::fs::write(
+        site.path().join("api/health"),
+        r#"{"database":"ok","version":"11.1.0"}"#,
+    )
+    .unwrap();
+    std::fs::write(site.path().join("api/v1/alerts"), QUIET_ALERTS).unwrap();
+    net.http_server("private", PRIVATE, 4500, site.path());
+    net.http_server("private", PRIVATE, 9090, site.path());
+
+    let mut sshd = Sshd::start_with(SshdOptions {
+        listen: BASTION.to_string(),
+        prefix: vec![
+            "ip".into(),
+            "netns".into(),
+            "exec".into(),
+            net.ns("bastion").into(),
+        ],
+        ..SshdOptions::default()
+    });
+    // The bastion's own kubeconfig is the sandbox's: health fetches it with the real kubectl
+    // (sshd takes only the first SetEnv, which the fixture uses for PATH: hence a wrapper).
+    let wrapper = sshd.bin_dir.join("kubectl");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nKUBECONFIG={} exec /usr/bin/kubectl \"$@\"\n",
+            kubeconfig.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let home = Home::new();
+    let kh = sshd.write_known_hosts(&home.path().join("known_hosts"));
+    home.write_config(&sshd.profile_toml(
+        &kh,
+        "yes",
+        &format!(
+            "[profiles.test.datastores]\npostgres = [\"postgres.paragon.internal:{}\"]\nredis = [\"redis.paragon.internal:{}\"]\n",
+            pg.port, redis.port
+        ),
+    ));
+    let health = || {
+        let r = run(net.paragon("client", &home).args([
+            "health",
+            "--output",
+            "json",
+            "--timeout",
+            "10",
+        ]));
+        let v: Value = serde_json::from_str(&r.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr));
+        (r, v)
+    };
+
+    let (r, v) = health();
+    assert_eq!(r.status, Some(1), "{}\n{v:#}", r.stderr);
+    assert_eq!(statuses(&v, "api"), ["ok"], "{v:#}");
+    let fails = failures(&v);
+    assert_eq!(fails.len(), 1, "only the crashloop fails: {fails:#?}");
+    assert!(fails[0].contains("CrashLoopBackOff"), "{fails:?}");
+    for name in ["postgres", "redis", "grafana", "prometheus"] {
+        assert_eq!(statuses(&v, name), ["ok"], "{name}: {v:#}");
+    }
+    // Kibana's name resolves nowhere: not deployed, a warning.
+    assert_eq!(statuses(&v, "kibana"), ["warn"], "{v:#}");
+
+    // From the client, without the bastion, none of it is reachable.
+    let r = run(net
+        .paragon("client", &home)
+        .args([
+            "health",
+            "--local",
+            "--output",
+            "json",
+            "--timeout",
+            "5",
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig));
+    let local: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(statuses(&local, "api"), ["fail"], "{local:#}");
+    assert_eq!(statuses(&local, "postgres"), ["fail"], "{local:#}");
+
+    pg.stop();
+    redis.stop();
+    let (r, v) = health();
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert_eq!(statuses(&v, "postgres"), ["fail"], "{v:#}");
+    assert_eq!(statuses(&v, "redis"), ["fail"], "{v:#}");
+
+    sshd.stop();
+    let r = run(net
+        .paragon("client", &home)
+        .args(["health", "--output", "json"]));
+    assert_eq!(r.status, Some(255), "{}", r.stderr);
+    assert_eq!(r.stdout, "", "no report without the bastion");
+}
