@@ -441,6 +441,21 @@ mod tests {
         );
     }
 
+    #[test]
+    fn an_rbac_refusal_is_reported_as_forbidden() {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "code": 403, "message": "secrets is forbidden: User \"ops\" cannot list resource \"secrets\"",
+            "reason": "Forbidden"}))
+        .unwrap();
+        let e = CheckError::from(kube::Error::Api(Box::new(status)));
+        assert_eq!(e.severity(), Severity::Warn);
+        assert!(
+            e.to_string()
+                .starts_with("not checked: forbidden by RBAC (secrets is forbidden"),
+            "{e}"
+        );
+    }
+
     #[tokio::test]
     async fn a_check_past_its_deadline_is_reported_not_dropped() {
         let slow = Check::new("slow", Area::Pods, "pods", async {
