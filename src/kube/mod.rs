@@ -39,6 +39,16 @@ pub enum KubeError {
     Client { message: String },
 }
 
+impl KubeError {
+    /// Whether the kubeconfig the user named is at fault (usage/configuration, exit 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            KubeError::ReadFile { .. } | KubeError::Config { .. } | KubeError::NoHost { .. }
+        )
+    }
+}
+
 /// Which kubeconfig, which context, and where to dial the API server.
 #[derive(Debug, Clone, Default)]
 pub struct Options {

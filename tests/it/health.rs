@@ -159,6 +159,34 @@ fn clean_sandbox_has_no_failure_and_exits_0() {
 }
 
 #[test]
+fn a_named_kubeconfig_or_context_that_does_not_work_is_a_usage_error() {
+    let sandbox = KubeSandbox::start(&[]);
+    let mon = Monitoring::start(QUIET_ALERTS);
+    let home = home_for(&mon, "");
+    let kc = sandbox.kubeconfig();
+    let r = run(home
+        .paragon()
+        .args(["health", "--local", "--context", "nope", "--kubeconfig"])
+        .arg(&kc));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("nope"), "{}", r.stderr);
+    let missing = sandbox.dir().join("missing");
+    let r = run(home
+        .paragon()
+        .args(["health", "--local", "--kubeconfig"])
+        .arg(&missing));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains(missing.to_str().unwrap()), "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    // The context that exists works.
+    let r = run(home
+        .paragon()
+        .args(["health", "--local", "--context", "sandbox", "--kubeconfig"])
+        .arg(&kc));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+}
+
+#[test]
 fn each_sandbox_fault_produces_its_failing_finding_and_exit_1() {
     // (fault, check, subject starts with, message contains)
     let cases: &[(Fault, &str, &str, &str)] = &[
@@ -300,7 +328,8 @@ fn whole_report_runs_through_a_real_openssh_bastion() {
             .arg("--kubeconfig-out")
             .arg(&kubeconfig)
             .args(["--fault", "crashloop"])
-            .env("HOME", dir.path()),
+            .env("HOME", dir.path())
+            .stdout(std::process::Stdio::null()),
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     while !kubeconfig.exists() {
