@@ -44,11 +44,18 @@ fn datastores_are_found_healthy_then_failing_once_stopped() {
     let mut redis = Redis::start();
     let mon = Monitoring::start(QUIET_ALERTS);
     let home = Home::new();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     home.write_config(&format!(
-        "[profiles.t]\nhost = \"bastion.invalid\"\n[profiles.t.datastores]\npostgres = [\"{}\", \"{}\"]\nredis = [\"{}\"]\n{}",
+        "[profiles.t]\nhost = \"bastion.invalid\"\n[profiles.t.datastores]\npostgres = [\"{}\", \"{}\"]\nredis = [\"{}\"]\n\
+         s3 = [\"http://127.0.0.1:{}\", \"http://127.0.0.1:{closed}\"]\n{}",
         pg.target(),
         pg_pw.target(),
         redis.target(),
+        mon.port,
         mon.services_toml("t"),
     ));
     let (_, v) = health_json(&home, &[]);
@@ -71,6 +78,24 @@ fn datastores_are_found_healthy_then_failing_once_stopped() {
     assert_eq!(statuses(&v, "grafana"), ["ok"], "{v:#}");
     assert_eq!(statuses(&v, "prometheus"), ["ok"], "{v:#}");
     assert_eq!(statuses(&v, "kibana"), ["warn"], "{v:#}");
+    // MinIO's probe: live where it answers, a failure where nothing listens.
+    let s3: Vec<(String, String)> = findings(&v, "s3")
+        .iter()
+        .map(|f| {
+            (
+                f["subject"].as_str().unwrap().to_string(),
+                f["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        s3.contains(&(format!("s3 http://127.0.0.1:{}", mon.port), "ok".into())),
+        "{s3:?}"
+    );
+    assert!(
+        s3.contains(&(format!("s3 http://127.0.0.1:{closed}"), "fail".into())),
+        "{s3:?}"
+    );
 
     pg.stop();
     pg_pw.stop();
