@@ -433,8 +433,10 @@ enum PodState {
     CrashLoop,
     ImagePull,
     Unschedulable(String),
-    Succeeded {
+    /// The container ran to its end: exit 0, or exit 1 when `failed`.
+    Finished {
         finished: i64,
+        failed: bool,
     },
 }
 
@@ -476,8 +478,9 @@ struct Gen<'a> {
     restart: i64,
     /// When the installation was first deployed.
     installed: i64,
+    app_version: String,
     /// Pod names of some services, for the events that mention them.
-    first_pods: BTreeMap<&'static str, (String, String)>,
+    first_pods: BTreeMap<&'static str, (String, String, String)>,
 }
 
 fn has(opts: &SandboxOptions, f: Fault) -> bool {
@@ -534,6 +537,7 @@ pub(crate) fn generate(
         restart,
         installed: now - rng.range(120, 200) * DAY,
         first_pods: BTreeMap::new(),
+        app_version: app_version.clone(),
         rng,
     };
     g.next_node = g.rng.below(opts.nodes as u64) as usize;
@@ -551,6 +555,9 @@ pub(crate) fn generate(
     }
     g.cluster_services()?;
     g.restart_cronjob()?;
+    if has(opts, Fault::MigrationFailed) {
+        g.failed_migration()?;
+    }
     g.helm_releases(&app_version)?;
     g.tls_secrets()?;
     g.config(cluster_ca_pem, &all)?;
@@ -971,8 +978,8 @@ impl Gen<'_> {
         format!("{repo}@sha256:{}", self.rng.hex(64))
     }
 
-    /// Makes a pod; returns its uid.
-    fn pod(&mut self, p: PodPlan<'_>) -> Result<String, SandboxError> {
+    /// Makes a pod; returns its uid and IP (empty when unscheduled).
+    fn pod(&mut self, p: PodPlan<'_>) -> Result<(String, String), SandboxError> {
         let w = p.w;
         let node = p.node.map(|n| self.nodes[n].clone());
         let ip = node.as_ref().map(|_| self.pod_ip());
@@ -1203,11 +1210,16 @@ impl Gen<'_> {
                         None,
                     )
                 }
-                PodState::Succeeded { finished } => {
+                PodState::Finished { finished, failed } => {
+                    let (exit_code, reason, why, text) = if *failed {
+                        (1, "Error", "PodFailed", "Error")
+                    } else {
+                        (0, "Completed", "PodCompleted", "Completed")
+                    };
                     let done = ContainerState {
                         terminated: Some(ContainerStateTerminated {
-                            exit_code: 0,
-                            reason: s("Completed"),
+                            exit_code,
+                            reason: s(reason),
                             started_at: time(started),
                             finished_at: time(*finished),
                             container_id: s(container_id.clone()),
@@ -1216,21 +1228,16 @@ impl Gen<'_> {
                         ..Default::default()
                     };
                     (
-                        "Succeeded",
+                        if *failed { "Failed" } else { "Succeeded" },
                         vec![
                             cond("PodReadyToStartContainers", false, *finished + 1, None),
-                            cond("Initialized", true, scheduled, Some("PodCompleted")),
-                            cond("Ready", false, *finished + 1, Some("PodCompleted")),
-                            cond(
-                                "ContainersReady",
-                                false,
-                                *finished + 1,
-                                Some("PodCompleted"),
-                            ),
+                            cond("Initialized", true, scheduled, Some(why)),
+                            cond("Ready", false, *finished + 1, Some(why)),
+                            cond("ContainersReady", false, *finished + 1, Some(why)),
                             cond("PodScheduled", true, scheduled, None),
                         ],
                         Some(vec![base_status(false, 0, done, None)]),
-                        "Completed".to_string(),
+                        text.to_string(),
                         "0/1",
                         0,
                         None,
@@ -1272,13 +1279,14 @@ impl Gen<'_> {
             Cell::text("<none>"),
         ];
         let uid = meta.uid.clone().unwrap_or_default();
+        let pod_ip = status.pod_ip.clone().unwrap_or_default();
         let pod = Pod {
             metadata: meta,
             spec: Some(spec),
             status: Some(status),
         };
         self.push(Res::Pods, pod, fields, cells)?;
-        Ok(uid)
+        Ok((uid, pod_ip))
     }
 
     fn owner<K: Resource>(name: &str, meta: &ObjectMeta) -> OwnerReference {
@@ -1408,7 +1416,7 @@ impl Gen<'_> {
                     None,
                 )
             };
-            let uid = self.pod(PodPlan {
+            let (uid, ip) = self.pod(PodPlan {
                 w,
                 name: name.clone(),
                 labels: rs_labels.clone(),
@@ -1423,7 +1431,7 @@ impl Gen<'_> {
                 claim: None,
             })?;
             if i == 0 {
-                self.first_pods.insert(w.name, (name.clone(), uid));
+                self.first_pods.insert(w.name, (name.clone(), uid, ip));
             }
         }
 
@@ -2197,7 +2205,10 @@ impl Gen<'_> {
             owner: job_owner.clone(),
             node: Some(node),
             created: started,
-            state: PodState::Succeeded { finished },
+            state: PodState::Finished {
+                finished,
+                failed: false,
+            },
             fault: None,
             image: kubectl.image.clone(),
             memory: kubectl.memory,
@@ -2251,6 +2262,111 @@ impl Gen<'_> {
             1,
             None,
         )
+    }
+
+    /// A Helm pre-upgrade hook Job `migrations-postgres-hermes` that failed and, as Helm
+    /// deletes these hooks only on success, stayed behind with its failed pod.
+    fn failed_migration(&mut self) -> Result<(), SandboxError> {
+        let name = "migrations-postgres-hermes";
+        let started = self.now - 30 * MINUTE;
+        let finished = started + 45;
+        let fault = Some(Fault::MigrationFailed);
+        let l = labels(&[
+            (INSTANCE, "paragon-on-prem"),
+            (APP_NAME, name),
+            ("batch.kubernetes.io/job-name", name),
+        ]);
+        let mut meta = self.meta(Some(PARAGON), name, Some(l.clone()), started);
+        let mut a = labels(&[
+            ("helm.sh/hook", "pre-install,pre-upgrade"),
+            (
+                "helm.sh/hook-delete-policy",
+                "before-hook-creation,hook-succeeded",
+            ),
+            ("helm.sh/hook-weight", "-5"),
+        ]);
+        a.insert(
+            FAULT_ANNOTATION.into(),
+            Fault::MigrationFailed.name().into(),
+        );
+        meta.annotations = Some(a);
+        let owner = Self::owner::<Job>(name, &meta);
+        let image = format!("docker.io/useparagon/hermes:{}", self.app_version);
+        let migrations = Workload {
+            namespace: PARAGON,
+            release: "paragon-on-prem",
+            name: "migrations",
+            shape: Shape::Deployment,
+            replicas: 1,
+            image: image.clone(),
+            port: 1702,
+            probe: None,
+            cpu: "250m",
+            memory: "512Mi",
+            storage: None,
+        };
+        let cond = |t: &str, reason: &str| JobCondition {
+            type_: t.into(),
+            status: "True".into(),
+            reason: s(reason),
+            message: s("Job has reached the specified backoff limit"),
+            last_probe_time: time(finished + 1),
+            last_transition_time: time(finished + 1),
+        };
+        let template = self.pod_template(&migrations, &l, &image, "512Mi");
+        let job = Job {
+            metadata: meta,
+            spec: Some(JobSpec {
+                backoff_limit: Some(0),
+                completions: Some(1),
+                parallelism: Some(1),
+                template,
+                ..Default::default()
+            }),
+            status: Some(JobStatus {
+                failed: Some(1),
+                ready: Some(0),
+                start_time: time(started),
+                conditions: Some(vec![
+                    cond("FailureTarget", "BackoffLimitExceeded"),
+                    cond("Failed", "BackoffLimitExceeded"),
+                ]),
+                ..Default::default()
+            }),
+        };
+        let cells = vec![
+            Cell::text(name),
+            Cell::text("Failed"),
+            Cell::text("0/1"),
+            Cell::text(super::store::human_duration(finished - started)),
+            Cell::Age(started),
+        ];
+        self.push(Res::Jobs, job, vec!["0".into()], cells)?;
+        let mut pl = l;
+        pl.insert(
+            "batch.kubernetes.io/controller-uid".into(),
+            owner.uid.clone(),
+        );
+        let pod_name = format!("{name}-{}", self.rng.suffix(5));
+        let node = self.take_node();
+        self.pod(PodPlan {
+            w: &migrations,
+            name: pod_name,
+            labels: pl,
+            owner,
+            node: Some(node),
+            created: started,
+            state: PodState::Finished {
+                finished,
+                failed: true,
+            },
+            fault,
+            image,
+            memory: "512Mi",
+            restart_policy: "Never",
+            claim: None,
+        })?;
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -2330,7 +2446,7 @@ impl Gen<'_> {
             return Ok(());
         }
         let f = Some(Fault::WarningEvents);
-        if let Some((name, uid)) = self.first_pods.get("hermes").cloned() {
+        if let Some((name, uid, ip)) = self.first_pods.get("hermes").cloned() {
             let about = Involved {
                 kind: Pod::KIND,
                 api_version: Pod::API_VERSION,
@@ -2338,7 +2454,6 @@ impl Gen<'_> {
                 name,
                 uid,
             };
-            let ip = "10.1.0.23";
             self.event(
                 &about,
                 "Unhealthy",
@@ -2351,7 +2466,7 @@ impl Gen<'_> {
                 f,
             )?;
         }
-        if let Some((name, uid)) = self.first_pods.get("zeus").cloned() {
+        if let Some((name, uid, _)) = self.first_pods.get("zeus").cloned() {
             let about = Involved {
                 kind: Pod::KIND,
                 api_version: Pod::API_VERSION,
@@ -2417,9 +2532,7 @@ impl Gen<'_> {
                 let (status, description, fault) = if rev == revisions + 1 {
                     (
                         "failed",
-                        format!(
-                            "Upgrade \"{release}\" failed: pre-upgrade hooks failed: 1 error occurred:\n\t* job migrations-postgres-hermes failed: BackoffLimitExceeded"
-                        ),
+                        format!("Upgrade \"{release}\" failed: context deadline exceeded"),
                         Some(Fault::FailedRelease),
                     )
                 } else if rev == revisions {
@@ -2750,4 +2863,612 @@ fn helm_payload(
     gz.flush().map_err(err)?;
     let bytes = gz.finish().map_err(err)?;
     Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::store::ALL;
+    use serde::de::DeserializeOwned;
+
+    const CA: &str = "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n";
+    const NOW: i64 = 1_780_000_000;
+
+    fn world(faults: &[Fault]) -> World {
+        let opts = SandboxOptions {
+            faults: faults.to_vec(),
+            ..Default::default()
+        };
+        generate(&opts, NOW, CA).unwrap()
+    }
+
+    fn objects<K: DeserializeOwned>(w: &World, res: Res) -> Vec<K> {
+        w.all(res)
+            .iter()
+            .map(|e| {
+                let mut out = Vec::new();
+                e.write_object(&mut out);
+                serde_json::from_slice(&out).unwrap()
+            })
+            .collect()
+    }
+
+    fn faulted(meta: &ObjectMeta, f: Fault) -> bool {
+        meta.annotations
+            .as_ref()
+            .and_then(|a| a.get(FAULT_ANNOTATION))
+            .is_some_and(|v| v == f.name())
+    }
+
+    fn ts(t: &Option<Time>) -> i64 {
+        t.as_ref().unwrap().0.as_second()
+    }
+
+    fn cond<'a>(conds: &'a Option<Vec<PodCondition>>, t: &str) -> &'a PodCondition {
+        conds
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|c| c.type_ == t)
+            .unwrap()
+    }
+
+    fn deployment(w: &World, name: &str) -> Deployment {
+        objects::<Deployment>(w, Res::Deployments)
+            .into_iter()
+            .find(|d| d.metadata.name.as_deref() == Some(name))
+            .unwrap()
+    }
+
+    fn available(d: &Deployment) -> &DeploymentCondition {
+        let st = d.status.as_ref().unwrap();
+        st.conditions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|c| c.type_ == "Available")
+            .unwrap()
+    }
+
+    #[test]
+    fn every_served_object_parses_as_its_kubernetes_type() {
+        let w = world(&Fault::ALL);
+        for res in ALL {
+            let n = match res {
+                Res::Namespaces => objects::<Namespace>(&w, res).len(),
+                Res::Nodes => objects::<Node>(&w, res).len(),
+                Res::Pods => objects::<Pod>(&w, res).len(),
+                Res::Events => objects::<Event>(&w, res).len(),
+                Res::PersistentVolumeClaims => objects::<PersistentVolumeClaim>(&w, res).len(),
+                Res::Secrets => objects::<Secret>(&w, res).len(),
+                Res::ConfigMaps => objects::<ConfigMap>(&w, res).len(),
+                Res::Services => objects::<Service>(&w, res).len(),
+                Res::Deployments => objects::<Deployment>(&w, res).len(),
+                Res::StatefulSets => objects::<StatefulSet>(&w, res).len(),
+                Res::DaemonSets => objects::<DaemonSet>(&w, res).len(),
+                Res::ReplicaSets => objects::<ReplicaSet>(&w, res).len(),
+                Res::Jobs => objects::<Job>(&w, res).len(),
+                Res::CronJobs => objects::<CronJob>(&w, res).len(),
+            };
+            assert!(n > 0, "{res:?} is empty");
+            for e in w.all(res) {
+                assert_eq!(
+                    e.cells.len(),
+                    res.kind().columns.len(),
+                    "{res:?} {}",
+                    e.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fault_names_match_the_command_line() {
+        use clap::ValueEnum as _;
+        for f in Fault::ALL {
+            let v = f.to_possible_value().unwrap();
+            assert_eq!(v.get_name(), f.name());
+            assert_eq!(serde_json::to_value(f).unwrap(), f.name());
+        }
+        assert_eq!(Fault::value_variants().len(), Fault::ALL.len());
+    }
+
+    #[test]
+    fn same_seed_same_names_other_seed_other_names() {
+        let names = |seed| {
+            let opts = SandboxOptions {
+                seed,
+                ..Default::default()
+            };
+            let w = generate(&opts, NOW, CA).unwrap();
+            w.all(Res::Pods)
+                .iter()
+                .map(|e| e.name.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(5), names(5));
+        assert_ne!(names(5), names(6));
+    }
+
+    #[test]
+    fn clean_installation_is_healthy() {
+        let w = world(&[]);
+        let hour_ago = NOW - HOUR;
+        for node in objects::<Node>(&w, Res::Nodes) {
+            for c in node.status.unwrap().conditions.unwrap() {
+                let want = if c.type_ == "Ready" { "True" } else { "False" };
+                assert_eq!(c.status, want, "{:?} {}", node.metadata.name, c.type_);
+            }
+            assert!(node.spec.unwrap().taints.is_none());
+        }
+        for pod in objects::<Pod>(&w, Res::Pods) {
+            let st = pod.status.unwrap();
+            if st.phase.as_deref() == Some("Succeeded") {
+                continue;
+            }
+            assert_eq!(
+                st.phase.as_deref(),
+                Some("Running"),
+                "{:?}",
+                pod.metadata.name
+            );
+            assert_eq!(cond(&st.conditions, "Ready").status, "True");
+            for c in st.container_statuses.unwrap() {
+                assert!(c.ready);
+                if c.restart_count > 0 {
+                    let last = c.last_state.unwrap().terminated.unwrap();
+                    assert!(ts(&last.finished_at) < hour_ago, "{:?}", pod.metadata.name);
+                }
+            }
+        }
+        for d in objects::<Deployment>(&w, Res::Deployments) {
+            let st = d.status.as_ref().unwrap();
+            assert_eq!(st.available_replicas, d.spec.as_ref().unwrap().replicas);
+            assert_eq!(available(&d).status, "True");
+        }
+        for s in objects::<StatefulSet>(&w, Res::StatefulSets) {
+            assert_eq!(s.status.unwrap().ready_replicas, s.spec.unwrap().replicas);
+        }
+        for d in objects::<DaemonSet>(&w, Res::DaemonSets) {
+            let st = d.status.unwrap();
+            assert_eq!(st.number_ready, st.desired_number_scheduled);
+        }
+        for p in objects::<PersistentVolumeClaim>(&w, Res::PersistentVolumeClaims) {
+            assert_eq!(p.status.unwrap().phase.as_deref(), Some("Bound"));
+        }
+        for e in objects::<Event>(&w, Res::Events) {
+            assert_eq!(e.type_.as_deref(), Some("Normal"));
+        }
+        let secrets = objects::<Secret>(&w, Res::Secrets);
+        let releases: Vec<_> = secrets
+            .iter()
+            .filter(|s| s.type_.as_deref() == Some("helm.sh/release.v1"))
+            .collect();
+        assert_eq!(
+            releases.len(),
+            w.all(Res::Secrets)
+                .iter()
+                .filter(|e| e
+                    .labels
+                    .iter()
+                    .any(|(k, v)| &**k == "owner" && &**v == "helm"))
+                .count()
+        );
+        for name in [
+            "paragon-on-prem",
+            "paragon-monitoring",
+            "paragon-logging",
+            "ingress",
+            "metricsserver",
+        ] {
+            let latest = releases
+                .iter()
+                .filter(|s| s.metadata.labels.as_ref().unwrap()["name"] == name)
+                .max_by_key(|s| {
+                    s.metadata.labels.as_ref().unwrap()["version"]
+                        .parse::<u32>()
+                        .unwrap()
+                })
+                .unwrap();
+            assert_eq!(
+                latest.metadata.labels.as_ref().unwrap()["status"],
+                "deployed",
+                "{name}"
+            );
+        }
+        // Nothing carries a fault annotation.
+        for res in ALL {
+            for e in w.all(res) {
+                let mut out = Vec::new();
+                e.write_object(&mut out);
+                assert!(!String::from_utf8(out).unwrap().contains(FAULT_ANNOTATION));
+            }
+        }
+    }
+
+    #[test]
+    fn paragon_services_follow_the_installation_facts() {
+        let w = world(&[]);
+        for (name, port) in SERVICES {
+            let d = deployment(&w, name);
+            let l = d.metadata.labels.as_ref().unwrap();
+            assert_eq!(l[INSTANCE], "paragon-on-prem");
+            assert_eq!(l[APP_NAME], name);
+            let want = if name == "worker-workflows" { 4 } else { 2 };
+            assert_eq!(d.spec.as_ref().unwrap().replicas, Some(want));
+            let svc = w.get(Res::Services, PARAGON, name).unwrap();
+            let mut out = Vec::new();
+            svc.write_object(&mut out);
+            let svc: Service = serde_json::from_slice(&out).unwrap();
+            assert_eq!(svc.spec.unwrap().ports.unwrap()[0].port, i32::from(port));
+        }
+        let pods = objects::<Pod>(&w, Res::Pods);
+        let hermes: Vec<_> = pods
+            .iter()
+            .filter(|p| {
+                p.metadata
+                    .labels
+                    .as_ref()
+                    .unwrap()
+                    .get(APP_NAME)
+                    .map(String::as_str)
+                    == Some("hermes")
+            })
+            .collect();
+        assert_eq!(hermes.len(), 2);
+        let owner = &hermes[0].metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(owner.kind, "ReplicaSet");
+        let rs = w.get(Res::ReplicaSets, PARAGON, &owner.name).unwrap();
+        let mut out = Vec::new();
+        rs.write_object(&mut out);
+        let rs: ReplicaSet = serde_json::from_slice(&out).unwrap();
+        assert_eq!(rs.metadata.uid.as_deref(), Some(owner.uid.as_str()));
+        assert_eq!(rs.metadata.owner_references.unwrap()[0].kind, "Deployment");
+        for name in ["grafana", "prometheus", "kibana"] {
+            assert!(w.get(Res::Services, PARAGON, name).is_some(), "{name}");
+        }
+    }
+
+    #[test]
+    fn pods_option_scales_worker_replicas_exactly() {
+        let opts = SandboxOptions {
+            nodes: 50,
+            pods: 3000,
+            ..Default::default()
+        };
+        let w = generate(&opts, NOW, CA).unwrap();
+        assert_eq!(w.all(Res::Pods).len(), 3000);
+        assert_eq!(w.all(Res::Nodes).len(), 50);
+        let small = SandboxOptions {
+            nodes: 50,
+            pods: 10,
+            ..Default::default()
+        };
+        assert!(matches!(
+            generate(&small, NOW, CA),
+            Err(SandboxError::TooFewPods { .. })
+        ));
+    }
+
+    fn fault_pods(w: &World, f: Fault) -> Vec<Pod> {
+        objects::<Pod>(w, Res::Pods)
+            .into_iter()
+            .filter(|p| faulted(&p.metadata, f))
+            .collect()
+    }
+
+    #[test]
+    fn crashloop_fault() {
+        let w = world(&[Fault::CrashLoop]);
+        let pods = fault_pods(&w, Fault::CrashLoop);
+        assert_eq!(pods.len(), 1);
+        let st = pods[0].status.as_ref().unwrap();
+        assert_eq!(st.phase.as_deref(), Some("Running"));
+        let c = &st.container_statuses.as_ref().unwrap()[0];
+        assert_eq!(
+            c.state
+                .as_ref()
+                .unwrap()
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
+            Some("CrashLoopBackOff")
+        );
+        assert!(c.restart_count > 5);
+        assert_eq!(
+            pods[0].metadata.labels.as_ref().unwrap()[APP_NAME],
+            "worker-actions"
+        );
+        let d = deployment(&w, "worker-actions");
+        assert_eq!(d.status.as_ref().unwrap().available_replicas, Some(2));
+        assert_eq!(available(&d).status, "True");
+    }
+
+    #[test]
+    fn image_pull_fault() {
+        let w = world(&[Fault::ImagePull]);
+        let pods = fault_pods(&w, Fault::ImagePull);
+        assert_eq!(pods.len(), 1);
+        let st = pods[0].status.as_ref().unwrap();
+        assert_eq!(st.phase.as_deref(), Some("Pending"));
+        assert_eq!(cond(&st.conditions, "PodScheduled").status, "True");
+        let c = &st.container_statuses.as_ref().unwrap()[0];
+        assert_eq!(
+            c.state
+                .as_ref()
+                .unwrap()
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
+            Some("ImagePullBackOff")
+        );
+    }
+
+    #[test]
+    fn pending_fault() {
+        let w = world(&[Fault::Pending]);
+        let pods = fault_pods(&w, Fault::Pending);
+        assert_eq!(pods.len(), 1);
+        let st = pods[0].status.as_ref().unwrap();
+        assert_eq!(st.phase.as_deref(), Some("Pending"));
+        let c = cond(&st.conditions, "PodScheduled");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_deref()),
+            ("False", Some("Unschedulable"))
+        );
+        assert!(
+            c.message
+                .as_deref()
+                .unwrap()
+                .contains("Insufficient memory")
+        );
+        assert!(ts(&pods[0].metadata.creation_timestamp) < NOW - 10 * MINUTE);
+        assert!(pods[0].spec.as_ref().unwrap().node_name.is_none());
+    }
+
+    #[test]
+    fn oom_killed_fault() {
+        let w = world(&[Fault::OomKilled]);
+        let pods = fault_pods(&w, Fault::OomKilled);
+        assert_eq!(pods.len(), 1);
+        let st = pods[0].status.as_ref().unwrap();
+        assert_eq!(cond(&st.conditions, "Ready").status, "True");
+        let c = &st.container_statuses.as_ref().unwrap()[0];
+        let last = c.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+        assert_eq!(
+            (last.reason.as_deref(), last.exit_code),
+            (Some("OOMKilled"), 137)
+        );
+        assert!(ts(&last.finished_at) > NOW - HOUR);
+    }
+
+    #[test]
+    fn node_faults() {
+        let w = world(&[Fault::NodeNotReady, Fault::NodePressure]);
+        let nodes = objects::<Node>(&w, Res::Nodes);
+        let bad: Vec<_> = nodes
+            .iter()
+            .filter(|n| faulted(&n.metadata, Fault::NodeNotReady))
+            .collect();
+        assert_eq!(bad.len(), 1);
+        let conds = bad[0].status.as_ref().unwrap().conditions.as_ref().unwrap();
+        assert!(
+            conds
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "Unknown")
+        );
+        let pressed: Vec<_> = nodes
+            .iter()
+            .filter(|n| faulted(&n.metadata, Fault::NodePressure))
+            .collect();
+        assert_eq!(pressed.len(), 1);
+        let conds = pressed[0]
+            .status
+            .as_ref()
+            .unwrap()
+            .conditions
+            .as_ref()
+            .unwrap();
+        assert!(
+            conds
+                .iter()
+                .any(|c| c.type_ == "MemoryPressure" && c.status == "True")
+        );
+        assert!(
+            conds
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        );
+    }
+
+    #[test]
+    fn deployment_unavailable_fault() {
+        let w = world(&[Fault::DeploymentUnavailable]);
+        let d = deployment(&w, "passport");
+        assert!(faulted(&d.metadata, Fault::DeploymentUnavailable));
+        let st = d.status.as_ref().unwrap();
+        assert_eq!(st.available_replicas.unwrap_or(0), 0);
+        assert_eq!(available(&d).status, "False");
+        assert_eq!(fault_pods(&w, Fault::DeploymentUnavailable).len(), 2);
+        let unavailable: Vec<_> = objects::<Deployment>(&w, Res::Deployments)
+            .into_iter()
+            .filter(|d| available(d).status == "False")
+            .collect();
+        assert_eq!(unavailable.len(), 1);
+    }
+
+    #[test]
+    fn pvc_pending_fault() {
+        let w = world(&[Fault::PvcPending]);
+        let pending: Vec<_> = objects::<PersistentVolumeClaim>(&w, Res::PersistentVolumeClaims)
+            .into_iter()
+            .filter(|p| p.status.as_ref().unwrap().phase.as_deref() == Some("Pending"))
+            .collect();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].metadata.name.as_deref(), Some("pgadmin-data"));
+    }
+
+    #[test]
+    fn failed_release_fault() {
+        let w = world(&[Fault::FailedRelease]);
+        let secrets = objects::<Secret>(&w, Res::Secrets);
+        let mut on_prem: Vec<_> = secrets
+            .iter()
+            .filter(|s| {
+                s.metadata
+                    .labels
+                    .as_ref()
+                    .is_some_and(|l| l.get("name").map(String::as_str) == Some("paragon-on-prem"))
+            })
+            .collect();
+        on_prem.sort_by_key(|s| {
+            s.metadata.labels.as_ref().unwrap()["version"]
+                .parse::<u32>()
+                .unwrap()
+        });
+        let status = |s: &Secret| s.metadata.labels.as_ref().unwrap()["status"].clone();
+        assert_eq!(status(on_prem[on_prem.len() - 1]), "failed");
+        assert_eq!(status(on_prem[on_prem.len() - 2]), "deployed");
+        // The payload is what Helm writes: base64 of gzip of the release JSON.
+        let data = &on_prem[on_prem.len() - 1].data.as_ref().unwrap()["release"].0;
+        let gz = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .unwrap();
+        let mut json = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut json)
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["info"]["status"], "failed");
+    }
+
+    #[test]
+    fn expiring_cert_fault_and_clean_cert() {
+        let days_left = |faults: &[Fault]| {
+            let w = world(faults);
+            let e = w.get(Res::Secrets, PARAGON, "paragon-tls").unwrap();
+            let mut out = Vec::new();
+            e.write_object(&mut out);
+            let s: Secret = serde_json::from_slice(&out).unwrap();
+            assert_eq!(s.type_.as_deref(), Some("kubernetes.io/tls"));
+            let pem = String::from_utf8(s.data.unwrap()["tls.crt"].0.clone()).unwrap();
+            assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+            (not_after(&pem) - NOW) / DAY
+        };
+        let clean = days_left(&[]);
+        assert!(clean > 30, "{clean}");
+        let expiring = days_left(&[Fault::ExpiringCert]);
+        assert!((0..30).contains(&expiring), "{expiring}");
+    }
+
+    /// notAfter of a PEM certificate, read from its DER by hand (UTCTime, as rcgen writes
+    /// dates before 2050).
+    fn not_after(pem: &str) -> i64 {
+        let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        // Returns (content start, content end) of the TLV at `at`.
+        let tlv = |at: usize| -> (usize, usize) {
+            let len = der[at + 1] as usize;
+            if len < 0x80 {
+                (at + 2, at + 2 + len)
+            } else {
+                let n = len & 0x7f;
+                let l = der[at + 2..at + 2 + n]
+                    .iter()
+                    .fold(0usize, |a, b| a << 8 | *b as usize);
+                (at + 2 + n, at + 2 + n + l)
+            }
+        };
+        let (cert, _) = tlv(0);
+        let (tbs, _) = tlv(cert);
+        let mut at = tbs;
+        if der[at] == 0xa0 {
+            at = tlv(at).1; // version
+        }
+        at = tlv(at).1; // serial
+        at = tlv(at).1; // signature algorithm
+        at = tlv(at).1; // issuer
+        let (validity, _) = tlv(at);
+        let not_after_at = tlv(validity).1;
+        assert_eq!(der[not_after_at], 0x17, "UTCTime");
+        let (s, e) = tlv(not_after_at);
+        let t = std::str::from_utf8(&der[s..e]).unwrap();
+        let stamp = format!(
+            "20{}-{}-{}T{}:{}:{}Z",
+            &t[0..2],
+            &t[2..4],
+            &t[4..6],
+            &t[6..8],
+            &t[8..10],
+            &t[10..12]
+        );
+        stamp.parse::<jiff::Timestamp>().unwrap().as_second()
+    }
+
+    #[test]
+    fn migration_failed_fault() {
+        let clean = world(&[]);
+        assert!(
+            clean
+                .all(Res::Jobs)
+                .iter()
+                .all(|e| !e.name.starts_with("migrations-postgres-"))
+        );
+        let w = world(&[Fault::MigrationFailed]);
+        let jobs: Vec<Job> = objects::<Job>(&w, Res::Jobs)
+            .into_iter()
+            .filter(|j| faulted(&j.metadata, Fault::MigrationFailed))
+            .collect();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(
+            jobs[0].metadata.name.as_deref(),
+            Some("migrations-postgres-hermes")
+        );
+        let st = jobs[0].status.as_ref().unwrap();
+        assert_eq!(st.failed, Some(1));
+        let failed = st
+            .conditions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|c| c.type_ == "Failed")
+            .unwrap();
+        assert_eq!(failed.reason.as_deref(), Some("BackoffLimitExceeded"));
+        let pods = fault_pods(&w, Fault::MigrationFailed);
+        assert_eq!(pods.len(), 1);
+        assert_eq!(
+            pods[0].status.as_ref().unwrap().phase.as_deref(),
+            Some("Failed")
+        );
+        let owner = &pods[0].metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str()),
+            ("Job", jobs[0].metadata.uid.as_deref().unwrap())
+        );
+    }
+
+    #[test]
+    fn warning_events_fault() {
+        let w = world(&[Fault::WarningEvents]);
+        let warnings: Vec<_> = objects::<Event>(&w, Res::Events)
+            .into_iter()
+            .filter(|e| e.type_.as_deref() == Some("Warning"))
+            .collect();
+        assert_eq!(warnings.len(), 2);
+        for e in &warnings {
+            assert!(ts(&e.last_timestamp) > NOW - HOUR);
+            assert!(faulted(&e.metadata, Fault::WarningEvents));
+            let pod = w.get(
+                Res::Pods,
+                PARAGON,
+                e.involved_object.name.as_deref().unwrap(),
+            );
+            assert!(pod.is_some());
+        }
+    }
 }

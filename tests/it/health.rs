@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::support::datastores::{Postgres, Redis};
 use crate::support::monitoring::{Monitoring, QUIET_ALERTS};
-use crate::support::sandbox::KubeSandbox;
+use crate::support::sandbox::SandboxProc;
 use crate::support::{Home, Run, run};
 use paragon_admin::sandbox::Fault;
 
@@ -152,10 +152,10 @@ fn failures(v: &Value) -> Vec<String> {
 
 #[test]
 fn clean_sandbox_has_no_failure_and_exits_0() {
-    let sandbox = KubeSandbox::start(&[]);
+    let sandbox = SandboxProc::start(&[]);
     let mon = Monitoring::start(QUIET_ALERTS);
     let home = home_for(&mon, "");
-    let kc = sandbox.kubeconfig();
+    let kc = sandbox.kubeconfig.clone();
     let (r, v) = health_json(&home, &["--kubeconfig", kc.to_str().unwrap()]);
     assert_eq!(failures(&v), Vec::<String>::new(), "{v:#}");
     assert_eq!(r.status, Some(0), "{}", r.stderr);
@@ -185,17 +185,17 @@ fn clean_sandbox_has_no_failure_and_exits_0() {
 
 #[test]
 fn a_named_kubeconfig_or_context_that_does_not_work_is_a_usage_error() {
-    let sandbox = KubeSandbox::start(&[]);
+    let sandbox = SandboxProc::start(&[]);
     let mon = Monitoring::start(QUIET_ALERTS);
     let home = home_for(&mon, "");
-    let kc = sandbox.kubeconfig();
+    let kc = sandbox.kubeconfig.clone();
     let r = run(home
         .paragon()
         .args(["health", "--local", "--context", "nope", "--kubeconfig"])
         .arg(&kc));
     assert_eq!(r.status, Some(2), "{}", r.stderr);
     assert!(r.stderr.contains("nope"), "{}", r.stderr);
-    let missing = sandbox.dir().join("missing");
+    let missing = sandbox.home.path().join("missing");
     let r = run(home
         .paragon()
         .args(["health", "--local", "--kubeconfig"])
@@ -213,7 +213,12 @@ fn a_named_kubeconfig_or_context_that_does_not_work_is_a_usage_error() {
 
 #[test]
 fn each_sandbox_fault_produces_its_failing_finding_and_exit_1() {
-    // (fault, check, subject starts with, message contains)
+    // (fault, check, subject starts with, message contains); every fault the sandbox has
+    assert_eq!(
+        Fault::ALL.len(),
+        12,
+        "a new sandbox fault needs its case here"
+    );
     let cases: &[(Fault, &str, &str, &str)] = &[
         (
             Fault::CrashLoop,
@@ -281,7 +286,20 @@ fn each_sandbox_fault_produces_its_failing_finding_and_exit_1() {
             "paragon/pod/zeus-",
             "12× DNSConfigForming",
         ),
+        (
+            Fault::MigrationFailed,
+            "jobs",
+            "paragon/job/migrations-postgres-hermes",
+            "failed (BackoffLimitExceeded)",
+        ),
     ];
+    for f in Fault::ALL {
+        assert!(
+            cases.iter().any(|c| c.0 == f),
+            "no case for the fault {}",
+            f.name()
+        );
+    }
     let mon = Monitoring::start(QUIET_ALERTS);
     let home = home_for(&mon, "");
     let problems: Vec<String> = std::thread::scope(|s| {
@@ -290,8 +308,8 @@ fn each_sandbox_fault_produces_its_failing_finding_and_exit_1() {
             .map(|&(fault, check, subject, message)| {
                 let home = &home;
                 s.spawn(move || {
-                    let sandbox = KubeSandbox::start(&[fault]);
-                    let kc = sandbox.kubeconfig();
+                    let sandbox = SandboxProc::start(&["--fault", fault.name()]);
+                    let kc = sandbox.kubeconfig.clone();
                     let (r, v) = health_json(home, &["--kubeconfig", kc.to_str().unwrap()]);
                     let hit = findings(&v, check).into_iter().any(|f| {
                         f["status"] == "fail"

@@ -6,5 +6,6 @@ mod support;
 mod config;
 mod forward;
 mod health;
+mod sandbox;
 mod secrets;
 mod ssh;
