@@ -239,7 +239,9 @@ pub async fn run(target: Target, options: Options, progress: &dyn Fn(Progress<'_
             findings.push(f);
         }
         Ok(client) => {
+            progress(Progress::Total(1));
             let (api, version) = api::check(client, options.timeout).await;
+            progress(Progress::Done("api"));
             let reachable = api.checked;
             findings.push(api);
             let kube_checks = kube_checks(client, now, version);
@@ -310,7 +312,7 @@ fn network_checks(t: &Target) -> Vec<Check> {
         checks.push(Check::new(
             "postgres",
             Area::Datastores,
-            format!("postgres {hp}"),
+            hp.to_string(),
             datastores::postgres(t.dialer.clone(), hp.clone(), t.postgres_password.clone()),
         ));
     }
@@ -318,7 +320,7 @@ fn network_checks(t: &Target) -> Vec<Check> {
         checks.push(Check::new(
             "redis",
             Area::Datastores,
-            format!("redis {hp}"),
+            hp.to_string(),
             datastores::redis(t.dialer.clone(), hp.clone()),
         ));
     }
@@ -326,7 +328,7 @@ fn network_checks(t: &Target) -> Vec<Check> {
         checks.push(Check::new(
             "s3",
             Area::Datastores,
-            format!("s3 {url}"),
+            url.to_string(),
             datastores::s3(t.dialer.clone(), url.clone()),
         ));
     }

@@ -89,11 +89,11 @@ fn datastores_are_found_healthy_then_failing_once_stopped() {
         })
         .collect();
     assert!(
-        s3.contains(&(format!("s3 http://127.0.0.1:{}", mon.port), "ok".into())),
+        s3.contains(&(format!("http://127.0.0.1:{}", mon.port), "ok".into())),
         "{s3:?}"
     );
     assert!(
-        s3.contains(&(format!("s3 http://127.0.0.1:{closed}"), "fail".into())),
+        s3.contains(&(format!("http://127.0.0.1:{closed}"), "fail".into())),
         "{s3:?}"
     );
 
