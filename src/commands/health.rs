@@ -33,7 +33,11 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> anyhow::Result<u8> {
         dialer,
         datastores: profile.profile.datastores.clone(),
         services: profile.services(),
-        postgres_password: postgres_password(&profile),
+        postgres_password: if profile.profile.datastores.postgres.is_empty() {
+            None
+        } else {
+            postgres_password(&profile)
+        },
     };
     let report = run_with_progress(g, target, timeout).await;
     print(g.output, &report)?;

@@ -113,6 +113,50 @@ fn datastores_are_found_healthy_then_failing_once_stopped() {
 }
 
 #[test]
+fn postgres_password_from_the_keyring_runs_select_1() {
+    use std::io::Write;
+    let pg = Postgres::start_with("127.0.0.1", &[], Some("kr-pw-1"));
+    let home = Home::new();
+    // A profile name no other test uses: keyring secrets are per profile.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let profile = format!("pg{}x{nanos}", std::process::id());
+    let secret = format!("{profile}/postgres-password");
+    home.write_config(&format!(
+        "[profiles.{profile}]\nhost = \"b.invalid\"\n[profiles.{profile}.datastores]\npostgres = [\"{}\"]\n",
+        pg.target()
+    ));
+    struct Forget<'a>(&'a Home, &'a str);
+    impl Drop for Forget<'_> {
+        fn drop(&mut self) {
+            let _ = self
+                .0
+                .paragon()
+                .args(["secrets", "delete", self.1])
+                .output();
+        }
+    }
+    let _forget = Forget(&home, &secret);
+    let mut set = home
+        .paragon()
+        .args(["secrets", "set", &secret])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    set.stdin.take().unwrap().write_all(b"kr-pw-1").unwrap();
+    assert!(set.wait().unwrap().success());
+    let (_, v) = health_json(&home, &[]);
+    let f = &findings(&v, "postgres")[0];
+    assert_eq!(
+        (f["status"].as_str(), f["message"].as_str()),
+        (Some("ok"), Some("answered SELECT 1")),
+        "{f}"
+    );
+}
+
+#[test]
 fn redis_near_maxmemory_is_a_warning() {
     // An empty Redis uses about 0.9 MiB: a 900 kB limit puts it above 90 %.
     let redis = Redis::start_with("127.0.0.1", &[], &["--maxmemory", "900kb"]);
