@@ -223,13 +223,22 @@ pub struct Options {
     pub timeout: Duration,
 }
 
-/// Runs every check for `target` and gathers the report. `progress` is told the name of each
-/// check as it finishes, and the total first.
+/// Runs every check for `target` and gathers the report. The API check runs first among the
+/// Kubernetes checks (they are pointless when it fails), alongside the network checks.
+/// `progress` is told how many checks there are, as that becomes known, and each one done.
 pub async fn run(target: Target, options: Options, progress: &dyn Fn(Progress<'_>)) -> Report {
     let started = Instant::now();
     let now = Timestamp::now();
     let mut findings = Vec::new();
-    let mut checks = Vec::new();
+    let mut running: FuturesUnordered<Pin<Box<dyn Future<Output = Done> + Send>>> =
+        FuturesUnordered::new();
+    let timeout = options.timeout;
+    let run_check = |c: Check| -> Pin<Box<dyn Future<Output = Done> + Send>> {
+        Box::pin(async move {
+            let name = c.name.clone();
+            Done::Check(name, finish(c, timeout).await)
+        })
+    };
 
     match &target.kube {
         Err(why) => {
@@ -239,40 +248,50 @@ pub async fn run(target: Target, options: Options, progress: &dyn Fn(Progress<'_
             findings.push(f);
         }
         Ok(client) => {
-            progress(Progress::Total(1));
-            let (api, version) = api::check(client, options.timeout).await;
-            progress(Progress::Done("api"));
-            let reachable = api.checked;
-            findings.push(api);
-            let kube_checks = kube_checks(client, now, version);
-            if reachable {
-                checks.extend(kube_checks);
-            } else {
-                for c in kube_checks {
-                    findings.push(not_run(
-                        &c,
-                        Severity::Warn,
-                        "not checked: the API is unreachable",
-                    ));
+            let client = client.clone();
+            running.push(Box::pin(async move {
+                let (finding, version) = api::check(&client, timeout).await;
+                Done::Api(client, finding, version)
+            }));
+        }
+    }
+    for c in network_checks(&target) {
+        running.push(run_check(c));
+    }
+    progress(Progress::Total(running.len()));
+
+    while let Some(done) = running.next().await {
+        match done {
+            Done::Api(client, finding, version) => {
+                progress(Progress::Done("api"));
+                let reachable = finding.checked;
+                findings.push(finding);
+                let kube = kube_checks(&client, now, version);
+                if reachable {
+                    progress(Progress::Total(kube.len()));
+                    for c in kube {
+                        running.push(run_check(c));
+                    }
+                } else {
+                    findings.extend(kube.iter().map(|c| {
+                        not_run(c, Severity::Warn, "not checked: the API is unreachable")
+                    }));
                 }
+            }
+            Done::Check(name, found) => {
+                progress(Progress::Done(&name));
+                findings.extend(found);
             }
         }
     }
-    checks.extend(network_checks(&target));
-    progress(Progress::Total(checks.len()));
-
-    let mut running: FuturesUnordered<_> = checks
-        .into_iter()
-        .map(|c| async move {
-            let name = c.name.clone();
-            (name, finish(c, options.timeout).await)
-        })
-        .collect();
-    while let Some((name, done)) = running.next().await {
-        progress(Progress::Done(&name));
-        findings.extend(done);
-    }
     Report::new(findings, started.elapsed())
+}
+
+/// A finished piece of the run.
+enum Done {
+    /// The API check, with the client for the checks it unlocks and the server's version.
+    Api(kube::Client, Finding, Option<(u32, u32)>),
+    Check(String, Vec<Finding>),
 }
 
 /// What the runner tells the progress indicator.

@@ -143,6 +143,7 @@ fn postgres_password_from_the_keyring_runs_select_1() {
         .paragon()
         .args(["secrets", "set", &secret])
         .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     set.stdin.take().unwrap().write_all(b"kr-pw-1").unwrap();
@@ -253,6 +254,60 @@ fn a_named_kubeconfig_or_context_that_does_not_work_is_a_usage_error() {
         .args(["health", "--local", "--context", "sandbox", "--kubeconfig"])
         .arg(&kc));
     assert_eq!(r.status, Some(0), "{}", r.stderr);
+}
+
+#[test]
+fn an_unreachable_api_fails_and_every_cluster_check_says_not_checked() {
+    let mon = Monitoring::start(QUIET_ALERTS);
+    let home = home_for(&mon, "");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let kc = home.path().join("kubeconfig");
+    std::fs::write(
+        &kc,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{closed}\n\
+             users:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n\
+             current-context: c\n"
+        ),
+    )
+    .unwrap();
+    let (r, v) = health_json(&home, &["--kubeconfig", kc.to_str().unwrap()]);
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    let api = &findings(&v, "api")[0];
+    assert_eq!(
+        (api["status"].as_str(), api["checked"].as_bool()),
+        (Some("fail"), Some(false)),
+        "{api}"
+    );
+    assert!(
+        api["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("127.0.0.1:{closed}")),
+        "{api}"
+    );
+    for name in [
+        "nodes",
+        "workloads",
+        "jobs",
+        "pods",
+        "pvcs",
+        "events",
+        "helm",
+        "tls",
+    ] {
+        let f = findings(&v, name);
+        assert_eq!(f.len(), 1, "{name}: {v:#}");
+        assert_eq!(f[0]["checked"], false, "{name}: {}", f[0]);
+        assert_eq!(f[0]["message"], "not checked: the API is unreachable");
+    }
+    // The other checks still ran.
+    assert_eq!(statuses(&v, "grafana"), ["ok"], "{v:#}");
+    assert_eq!(v["summary"]["not_checked"], 9, "{v:#}");
 }
 
 #[test]
