@@ -19,9 +19,10 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> anyhow::Result<u8> {
     let profile = super::resolve_profile(g)?;
     let timeout = Duration::from_secs(args.timeout);
     // An unreachable bastion is an error (exit 255), not a report.
-    let bastion = match args.local {
-        true => None,
-        false => Some(Bastion::connect(&profile).await?),
+    let bastion = if args.local {
+        None
+    } else {
+        Some(Bastion::connect(&profile).await?)
     };
     let dialer: Arc<dyn Dialer> = match &bastion {
         Some(b) => Arc::new(b.clone()),
