@@ -158,6 +158,27 @@ fn postgres_password_from_the_keyring_runs_select_1() {
 }
 
 #[test]
+fn a_check_that_outlives_its_timeout_is_reported_as_not_checked() {
+    // Connections to this listener complete (the kernel's backlog) but nothing ever answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let home = Home::new();
+    home.write_config(&format!(
+        "[profiles.t]\nhost = \"b.invalid\"\n[profiles.t.services.grafana]\ntarget = \"127.0.0.1:{port}\"\n"
+    ));
+    let r = run(home
+        .paragon()
+        .args(["health", "--local", "--output", "json", "--timeout", "1"]));
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let f = &findings(&v, "grafana")[0];
+    assert_eq!(f["status"], "fail", "{f}");
+    assert_eq!(f["checked"], false, "{f}");
+    assert_eq!(f["message"], "not checked: no answer within 1s", "{f}");
+    assert_eq!(r.status, Some(1));
+    drop(silent);
+}
+
+#[test]
 fn redis_near_maxmemory_is_a_warning() {
     // An empty Redis uses about 0.9 MiB: a 900 kB limit puts it above 90 %.
     let redis = Redis::start_with("127.0.0.1", &[], &["--maxmemory", "900kb"]);
