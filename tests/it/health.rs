@@ -278,6 +278,29 @@ fn a_named_kubeconfig_or_context_that_does_not_work_is_a_usage_error() {
 }
 
 #[test]
+fn the_profiles_kube_keys_choose_the_kubeconfig_and_context() {
+    let sandbox = SandboxProc::start(&["--fault", "node-pressure"]);
+    let mon = Monitoring::start(QUIET_ALERTS);
+    let kc = sandbox.kubeconfig.display().to_string();
+    let home = home_for(
+        &mon,
+        &format!("[profiles.t.kube]\nkubeconfig = \"{kc}\"\ncontext = \"sandbox\"\n"),
+    );
+    let (r, v) = health_json(&home, &[]);
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert_eq!(statuses(&v, "api"), ["ok"], "{v:#}");
+    assert!(
+        failures(&v).iter().any(|f| f.contains("MemoryPressure")),
+        "{v:#}"
+    );
+    // The flag wins over the profile's context.
+    let r = run(home
+        .paragon()
+        .args(["health", "--local", "--context", "other"]));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+}
+
+#[test]
 fn an_unreachable_api_fails_and_every_cluster_check_says_not_checked() {
     let mon = Monitoring::start(QUIET_ALERTS);
     let home = home_for(&mon, "");
