@@ -1376,7 +1376,7 @@ impl Gen<'_> {
             revision,
             replicas,
             ready,
-            None,
+            unavailable.then_some(Fault::DeploymentUnavailable),
         )?;
 
         let mut names: Vec<String> = (0..replicas)

@@ -451,7 +451,7 @@ fn sigterm_stops_cleanly_closes_the_port_and_removes_the_kubeconfig() {
 }
 
 #[test]
-fn plain_output_is_the_address_and_hints_go_to_stderr() {
+fn bad_options_are_usage_errors_and_a_foreign_kubeconfig_is_kept() {
     let home = Home::new();
     let kc = home.path().join("kc");
     std::fs::write(&kc, "apiVersion: v1\nkind: Config\n").unwrap();
@@ -480,6 +480,74 @@ fn plain_output_is_the_address_and_hints_go_to_stderr() {
         "{}",
         r.stderr
     );
+
+    let r = run(home.paragon().args(["sandbox", "--fault", "meteor"]));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+
+    // A port in use is an operation failure, named.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let r = run(home.paragon().args(["sandbox", "--listen", &addr]));
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("cannot listen on {addr}")),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn plain_output_is_the_address_and_hints_go_to_stderr() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+
+    let home = Home::new();
+    let kc = home.path().join("plain.kubeconfig");
+    /// Kills the sandbox if the test fails before stopping it.
+    struct Guard(std::process::Child);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut guard = Guard(
+        home.paragon()
+            .args(["sandbox", "--kubeconfig-out"])
+            .arg(&kc)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut guard.0;
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr: std::net::SocketAddr = line.trim().parse().expect("an address on stdout");
+    assert!(addr.ip().is_loopback() && addr.port() != 0);
+    assert!(TcpStream::connect(addr).is_ok());
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "", "stdout carries only the address");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        err.contains(&format!("export KUBECONFIG={}", kc.display())),
+        "{err}"
+    );
+    assert!(!kc.exists());
 }
 
 /// The library in-process, on a listener the test bound, through kube-rs (what the health
