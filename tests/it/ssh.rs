@@ -488,3 +488,163 @@ fn proxy_jump_reaches_the_bastion_through_another_sshd() {
         r.stderr
     );
 }
+
+#[test]
+fn pty_shell_gets_size_term_and_resizes_and_leaves_the_terminal_sane() {
+    let (sshd, home, _) = bastion();
+    let bin = env!("CARGO_BIN_EXE_paragon-admin");
+    // `script` gives the shell a terminal; the outer shell sizes it, resizes it a second
+    // later (the kernel sends SIGWINCH), and prints its settings after we exit.
+    let inner = format!(
+        "stty rows 33 cols 101; (sleep 1; stty -F /dev/tty rows 40 cols 120) & {bin} ssh; echo STATUS=$?; stty -a"
+    );
+    let base = home.paragon();
+    let mut cmd = Command::new("script");
+    cmd.env_clear();
+    for (k, v) in base.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    cmd.env("TERM", "vt220")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("script must be installed (bsdutils)");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"stty size; echo TERM=$TERM; sleep 3; stty size; exit 7\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("33 101"), "{text}\n{}", sshd.log());
+    assert!(text.contains("TERM=vt220"), "{text}");
+    assert!(text.contains("40 120"), "{text}");
+    assert!(text.contains("STATUS=7"), "{text}");
+    let after = &text[text.find("STATUS=7").unwrap()..];
+    assert!(
+        after.contains("icanon") && !after.contains("-icanon"),
+        "{after}"
+    );
+    assert!(
+        after.contains(" echo ") && !after.contains("-echo "),
+        "{after}"
+    );
+}
+
+#[test]
+fn passthrough_gets_a_pty_only_when_stdin_is_a_terminal() {
+    let (sshd, home, _) = bastion();
+    // This sshd's `helm` reports whether its stdin is a terminal.
+    std::fs::write(
+        sshd.bin_dir.join("helm"),
+        "#!/bin/sh\nif tty -s; then echo tty; else echo no-tty; fi\n",
+    )
+    .unwrap();
+    let r = run(home.paragon().arg("helm").stdin(Stdio::null()));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert_eq!(r.stdout, "no-tty\n");
+    let bin = env!("CARGO_BIN_EXE_paragon-admin");
+    let base = home.paragon();
+    let mut cmd = Command::new("script");
+    cmd.env_clear();
+    for (k, v) in base.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    let line = format!("{bin} helm; echo STATUS=$?");
+    let out = cmd
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("tty") && !text.contains("no-tty"), "{text}");
+    assert!(text.contains("STATUS=0"), "{text}");
+}
+
+/// A real `ssh-agent` on a socket in a temp dir, killed on drop.
+struct Agent {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Agent {
+    fn start() -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&sock)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("ssh-agent must be installed (openssh-client)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !sock.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ssh-agent did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Agent { child, dir }
+    }
+    fn sock(&self) -> PathBuf {
+        self.dir.path().join("agent.sock")
+    }
+    fn add(&self, key: &std::path::Path) {
+        let st = Command::new("ssh-add")
+            .arg(key)
+            .env("SSH_AUTH_SOCK", self.sock())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn ssh_agent_keys_are_tried_first_and_named_when_refused() {
+    let sshd = Sshd::start();
+    let home = Home::new();
+    let kh = sshd.write_known_hosts(&home.path().join("known_hosts"));
+    // No identity_file, and no ~/.ssh keys in the clean home: only the agent can help.
+    let text = sshd
+        .profile_toml(&kh, "yes", "")
+        .lines()
+        .filter(|l| !l.starts_with("identity_file"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    home.write_config(&text);
+    let agent = Agent::start();
+    let r = run(home
+        .paragon()
+        .env("SSH_AUTH_SOCK", agent.sock())
+        .args(["ssh", "--", "true"])
+        .stdin(Stdio::null()));
+    assert_eq!(r.status, Some(255), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("tried: ssh-agent (0 keys)"),
+        "{}",
+        r.stderr
+    );
+    agent.add(&sshd.client_key);
+    let r = run(home
+        .paragon()
+        .env("SSH_AUTH_SOCK", agent.sock())
+        .args(["ssh", "--", "echo agent"])
+        .stdin(Stdio::null()));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert_eq!(r.stdout, "agent\n");
+}
