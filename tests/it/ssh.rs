@@ -648,3 +648,111 @@ fn ssh_agent_keys_are_tried_first_and_named_when_refused() {
     assert_eq!(r.status, Some(0), "{}", r.stderr);
     assert_eq!(r.stdout, "agent\n");
 }
+
+/// Runs `line` under `script` (a terminal) with the home's clean environment; types `input`
+/// once the output shows `after` (typing earlier would be flushed by a password prompt).
+fn on_terminal(home: &Home, line: &str, after: &str, input: &[u8]) -> String {
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+    let base = home.paragon();
+    let mut cmd = Command::new("script");
+    cmd.env_clear();
+    for (k, v) in base.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    let mut child = cmd
+        .args(["-qec", line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script must be installed (bsdutils)");
+    let mut stdout = child.stdout.take().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let text = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !text().contains(after) {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`{after}` never appeared: {}", text());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).unwrap();
+    let _ = child.wait();
+    drop(stdin);
+    reader.join().unwrap();
+    text()
+}
+
+#[test]
+fn ask_on_a_terminal_shows_the_fingerprint_and_records_only_on_yes() {
+    let sshd = Sshd::start();
+    let home = Home::new();
+    let kh = home.path().join("known_hosts");
+    home.write_config(&sshd.profile_toml(&kh, "ask", ""));
+    let fp = openssh_fingerprint(&sshd.host_public_key("ed25519"));
+    let bin = env!("CARGO_BIN_EXE_paragon-admin");
+    let line = format!("{bin} ssh -- echo asked; echo STATUS=$?");
+
+    let text = on_terminal(&home, &line, "continue connecting", b"n");
+    assert!(text.contains(&fp), "{text}");
+    assert!(text.contains("STATUS=255"), "{text}");
+    assert!(!text.contains("asked\r\n"), "{text}");
+    assert!(!kh.exists());
+
+    let text = on_terminal(&home, &line, "continue connecting", b"y");
+    assert!(text.contains(&fp), "{text}");
+    assert!(text.contains("STATUS=0"), "{text}");
+    assert!(text.contains("asked"), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(&kh).unwrap(),
+        sshd.known_hosts_line()
+    );
+}
+
+#[test]
+fn locked_identity_asks_for_its_passphrase_on_a_terminal() {
+    let sshd = Sshd::start();
+    let home = Home::new();
+    let key = home.path().join("locked_key");
+    keygen(&key, "ed25519", "typed pass");
+    sshd.authorize(&key.with_extension("pub"));
+    let kh = sshd.write_known_hosts(&home.path().join("known_hosts"));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    // A profile name with no stored secret, so the prompt is the only source.
+    let text = sshd
+        .profile_toml_named(&format!("prompt{nanos}"), &kh, "yes", "")
+        .replace(
+            &sshd.client_key.display().to_string(),
+            &key.display().to_string(),
+        );
+    home.write_config(&text);
+    let bin = env!("CARGO_BIN_EXE_paragon-admin");
+    let line = format!("{bin} ssh -- echo unlocked-by-prompt; echo STATUS=$?");
+    let text = on_terminal(&home, &line, "Passphrase for", b"typed pass\n");
+    assert!(text.contains("Passphrase for"), "{text}");
+    assert!(text.contains("unlocked-by-prompt"), "{text}");
+    assert!(text.contains("STATUS=0"), "{text}");
+    assert!(!text.contains("typed pass"), "{text}");
+}
