@@ -56,6 +56,7 @@ impl Drop for RawMode {
 }
 
 /// Sends the local terminal's size to the remote PTY on every SIGWINCH.
+#[cfg(unix)]
 pub(super) async fn pass_window_changes(write: Arc<ChannelWriteHalf<Msg>>) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut winch) = signal(SignalKind::window_change()) else {
@@ -72,6 +73,10 @@ pub(super) async fn pass_window_changes(write: Arc<ChannelWriteHalf<Msg>>) {
         }
     }
 }
+
+/// Windows has no SIGWINCH: the size given when the PTY was opened stays.
+#[cfg(not(unix))]
+pub(super) async fn pass_window_changes(_write: Arc<ChannelWriteHalf<Msg>>) {}
 
 impl Bastion {
     /// An interactive login shell: on a PTY when stdin is a terminal, else a plain session

@@ -756,3 +756,75 @@ fn locked_identity_asks_for_its_passphrase_on_a_terminal() {
     assert!(text.contains("STATUS=0"), "{text}");
     assert!(!text.contains("typed pass"), "{text}");
 }
+
+/// A network namespace with only its loopback up; deleted on drop.
+struct NetNs {
+    name: String,
+}
+
+impl NetNs {
+    fn new() -> NetNs {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!("pa-ssh-{}-{nanos}", std::process::id());
+        let ok = |args: &[&str]| {
+            let st = Command::new("ip")
+                .args(args)
+                .status()
+                .expect("ip must be installed (iproute2)");
+            assert!(st.success(), "ip {args:?}");
+        };
+        ok(&["netns", "add", &name]);
+        let ns = NetNs { name };
+        ok(&["-n", &ns.name, "link", "set", "lo", "up"]);
+        ns
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+#[test]
+fn fixture_runs_sshd_inside_a_network_namespace_behind_a_prefix() {
+    let ns = NetNs::new();
+    let mut sshd = Sshd::start_with(SshdOptions {
+        prefix: vec!["ip".into(), "netns".into(), "exec".into(), ns.name.clone()],
+        ..Default::default()
+    });
+    let home = Home::new();
+    sshd.configure(&home);
+    let base = home.paragon();
+    let in_ns = |cmd: &str| {
+        let mut c = Command::new("ip");
+        c.env_clear();
+        for (k, v) in base.get_envs() {
+            if let Some(v) = v {
+                c.env(k, v);
+            }
+        }
+        c.args([
+            "netns",
+            "exec",
+            &ns.name,
+            env!("CARGO_BIN_EXE_paragon-admin"),
+            "ssh",
+            "--",
+            cmd,
+        ])
+        .stdin(Stdio::null());
+        run(&mut c)
+    };
+    let r = in_ns("echo in-ns");
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stderr, sshd.log());
+    assert_eq!(r.stdout, "in-ns\n");
+    sshd.restart();
+    let r = in_ns("echo again");
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stderr, sshd.log());
+}
