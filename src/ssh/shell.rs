@@ -37,6 +37,12 @@ impl Pty {
     pub fn if_terminal() -> Option<Pty> {
         std::io::stdin().is_terminal().then(Pty::local)
     }
+
+    /// A PTY when stdin and stdout are both terminals: a tool run through a PTY writes CRLF
+    /// line ends and merges stderr into stdout, which a pipe or a file must not get.
+    pub fn if_interactive() -> Option<Pty> {
+        (std::io::stdin().is_terminal() && std::io::stdout().is_terminal()).then(Pty::local)
+    }
 }
 
 /// The local terminal in raw mode for as long as this lives.

@@ -564,6 +564,22 @@ fn passthrough_gets_a_pty_only_when_stdin_is_a_terminal() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("tty") && !text.contains("no-tty"), "{text}");
     assert!(text.contains("STATUS=0"), "{text}");
+    // A terminal on stdin but a pipe on stdout: no PTY, so the pipe gets clean lines.
+    let line = format!("{bin} helm | od -c; echo STATUS=$?");
+    let mut cmd = Command::new("script");
+    cmd.env_clear();
+    for (k, v) in base.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    let out = cmd
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("n   o   -   t   t   y  \\n"), "{text}");
 }
 
 /// A real `ssh-agent` on a socket in a temp dir, killed on drop.
