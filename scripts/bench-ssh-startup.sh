@@ -3,6 +3,9 @@
 # `ssh ... true`, same loopback sshd, same ed25519 client key, same host key check
 # (known_hosts, strict). Prints both medians and the ratio (ours / OpenSSH's).
 #
+# Then the same for a bulk transfer: 200 MB of remote stdout into /dev/null, to show the
+# window and packet sizes hold up against OpenSSH.
+#
 # Usage: scripts/bench-ssh-startup.sh [RUNS]   (default 30; needs sshd, ssh-keygen, hyperfine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,6 +77,8 @@ TOML
 
 ours="env -u SSH_AUTH_SOCK PARAGON_ADMIN_CONFIG=$dir/config.toml $bin ssh -- true"
 theirs="env -u SSH_AUTH_SOCK ssh -F none -i $dir/id_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$dir/known_hosts -p $port root@127.0.0.1 true"
+ours_bulk_prefix="env -u SSH_AUTH_SOCK PARAGON_ADMIN_CONFIG=$dir/config.toml $bin ssh --"
+theirs_bulk_prefix="${theirs% true}"
 # Both must work before they are timed.
 $ours
 $theirs
@@ -81,11 +86,21 @@ $theirs
 hyperfine --warmup 3 --runs "$runs" --export-json "$dir/bench.json" -N \
   -n paragon-admin "$ours" -n openssh "$theirs" >&2
 
-python3 - "$dir/bench.json" <<'PY'
+bulk="head -c 200000000 /dev/zero"
+hyperfine --warmup 1 --runs 5 --export-json "$dir/bulk.json" \
+  -n paragon-admin "$ours_bulk_prefix $bulk >/dev/null" \
+  -n openssh "$theirs_bulk_prefix '$bulk' >/dev/null" >&2
+
+python3 - "$dir/bench.json" "$dir/bulk.json" <<'PY'
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
 ours, theirs = r["paragon-admin"]["median"], r["openssh"]["median"]
-print(f"paragon-admin ssh -- true   median {ours*1000:.1f} ms")
-print(f"OpenSSH ssh ... true        median {theirs*1000:.1f} ms")
-print(f"ratio (paragon-admin / OpenSSH): {ours/theirs:.2f}")
+print(f"startup: paragon-admin ssh -- true   median {ours*1000:.1f} ms")
+print(f"startup: OpenSSH ssh ... true        median {theirs*1000:.1f} ms")
+print(f"startup ratio (paragon-admin / OpenSSH): {ours/theirs:.2f}")
+b = {x["command"]: x for x in json.load(open(sys.argv[2]))["results"]}
+ours, theirs = b["paragon-admin"]["median"], b["openssh"]["median"]
+print(f"bulk 200 MB: paragon-admin median {ours:.2f} s ({200/ours:.0f} MB/s)")
+print(f"bulk 200 MB: OpenSSH       median {theirs:.2f} s ({200/theirs:.0f} MB/s)")
+print(f"bulk ratio (paragon-admin / OpenSSH time): {ours/theirs:.2f}")
 PY

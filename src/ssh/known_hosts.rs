@@ -255,8 +255,9 @@ fn wildcard_match(pattern: &str, text: &str) -> bool {
 
 /// Reads a known_hosts file; a missing file is an empty one.
 pub fn load(path: &Path) -> std::io::Result<KnownHosts> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(KnownHosts::parse(&text)),
+    // A line that is not UTF-8 (a stray comment) must not hide the others.
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(KnownHosts::parse(&String::from_utf8_lossy(&bytes))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KnownHosts::default()),
         Err(e) => Err(e),
     }

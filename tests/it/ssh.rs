@@ -547,38 +547,17 @@ fn passthrough_gets_a_pty_only_when_stdin_is_a_terminal() {
     assert_eq!(r.status, Some(0), "{}", r.stderr);
     assert_eq!(r.stdout, "no-tty\n");
     let bin = env!("CARGO_BIN_EXE_paragon-admin");
-    let base = home.paragon();
-    let mut cmd = Command::new("script");
-    cmd.env_clear();
-    for (k, v) in base.get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
-    }
-    let line = format!("{bin} helm; echo STATUS=$?");
-    let out = cmd
-        .args(["-qec", &line, "/dev/null"])
-        .stdin(Stdio::piped())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    // stdin stays open until the command is done: `script` ends its child at stdin's EOF.
+    let text = on_terminal(&home, &format!("{bin} helm; echo STATUS=$?"), "", b"");
     assert!(text.contains("tty") && !text.contains("no-tty"), "{text}");
     assert!(text.contains("STATUS=0"), "{text}");
     // A terminal on stdin but a pipe on stdout: no PTY, so the pipe gets clean lines.
-    let line = format!("{bin} helm | od -c; echo STATUS=$?");
-    let mut cmd = Command::new("script");
-    cmd.env_clear();
-    for (k, v) in base.get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
-    }
-    let out = cmd
-        .args(["-qec", &line, "/dev/null"])
-        .stdin(Stdio::piped())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = on_terminal(
+        &home,
+        &format!("{bin} helm | od -c; echo STATUS=$?"),
+        "",
+        b"",
+    );
     assert!(text.contains("n   o   -   t   t   y  \\n"), "{text}");
 }
 
