@@ -99,3 +99,19 @@ async fn closed_resolves_when_the_bastion_goes_away_and_a_new_session_works_afte
         b"back\n"
     );
 }
+
+#[tokio::test]
+async fn keepalive_ends_a_session_whose_bastion_stopped_answering() {
+    let sshd = Sshd::start();
+    let home = Home::new();
+    let kh = sshd.write_known_hosts(&home.path().join("known_hosts"));
+    home.write_config(&sshd.profile_toml(&kh, "yes", "keepalive_interval = 1"));
+    let bastion = Bastion::connect(&profile(&home)).await.unwrap();
+    assert_eq!(bastion.exec_capture("true").await.unwrap().status, 0);
+    sshd.freeze_sessions();
+    // Three unanswered keepalives a second apart end it; allow generous slack on a busy box.
+    tokio::time::timeout(Duration::from_secs(15), bastion.closed())
+        .await
+        .expect("a frozen bastion was not noticed by keepalives");
+    assert!(bastion.is_closed());
+}
