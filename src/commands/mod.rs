@@ -1,6 +1,7 @@
 //! One file per subcommand: glue that reads options, calls the library and prints.
 //! Logic that a second command could want lives below this module, not in it.
 
+mod kubectl;
 mod profiles;
 mod secrets;
 mod ssh;
@@ -14,8 +15,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Profiles => profiles::run(g),
         Command::Ssh(a) => ssh::run(g, &a.command).await,
-        Command::Kubectl(a) => ssh::passthrough(g, "kubectl", &a.args).await,
-        Command::Helm(a) => ssh::passthrough(g, "helm", &a.args).await,
+        Command::Kubectl(a) => kubectl::run(g, "kubectl", &a.args).await,
+        Command::Helm(a) => kubectl::run(g, "helm", &a.args).await,
         Command::Secrets { action } => secrets::run(g, &action),
     }
 }
