@@ -15,11 +15,16 @@ declare -A need=(
   [curl]=curl
   [python3]=python3
   [openssl]=openssl
-  [kubectl]=kubernetes-client
   [redis-server]=redis-server
   [setpriv]=util-linux
   [bc]=bc
   [base64]=coreutils
+  [ssh-agent]=openssh-client
+  [ssh-add]=openssh-client
+  [sha256sum]=coreutils
+  # The ssh tests run the real kubectl on the test bastion (package `kubectl` from the
+  # Kubernetes apt repository; Debian's own archive does not carry it).
+  [kubectl]=kubectl
 )
 missing=()
 for cmd in "${!need[@]}"; do
