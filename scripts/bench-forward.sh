@@ -135,16 +135,18 @@ for dir in up down; do
 done
 
 # --- time to first byte -------------------------------------------------------------------
-ttfb() { # port -> median ms
-  for _ in $(seq "$TTFB_RUNS"); do
-    curl -s -o /dev/null -w '%{time_starttransfer}\n' "http://127.0.0.1:$1/small"
-  done | median | awk '{printf "%.2f", $1*1000}'
-}
-ttfb "$ssh_http" >/dev/null # warm both paths
-ttfb "$pa_http" >/dev/null
-ssh_ttfb=$(ttfb "$ssh_http")
-pa_ttfb=$(ttfb "$pa_http")
-direct_ttfb=$(ttfb "$http_port")
+one_ttfb() { curl -s -o /dev/null -w '%{time_starttransfer}\n' "http://127.0.0.1:$1/small"; }
+for _ in $(seq 5); do one_ttfb "$ssh_http"; one_ttfb "$pa_http"; one_ttfb "$http_port"; done >/dev/null # warm up
+: >"$work/ttfb_ssh"; : >"$work/ttfb_pa"; : >"$work/ttfb_direct"
+for _ in $(seq "$TTFB_RUNS"); do # interleaved, so that load from elsewhere hits all alike
+  one_ttfb "$ssh_http" >>"$work/ttfb_ssh"
+  one_ttfb "$pa_http" >>"$work/ttfb_pa"
+  one_ttfb "$http_port" >>"$work/ttfb_direct"
+done
+ms() { median <"$1" | awk '{printf "%.2f", $1*1000}'; }
+ssh_ttfb=$(ms "$work/ttfb_ssh")
+pa_ttfb=$(ms "$work/ttfb_pa")
+direct_ttfb=$(ms "$work/ttfb_direct")
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
 echo
