@@ -82,21 +82,33 @@ iperf3 -s -B 127.0.0.1 -p "$iperf_port" >/dev/null 2>&1 &
 pids+=($!)
 mkdir "$work/site"
 head -c 1024 /dev/urandom >"$work/site/small"
-http_port=$(free_port)
-(cd "$work/site" && exec python3 -m http.server "$http_port" --bind 127.0.0.1 >/dev/null 2>&1) &
-pids+=($!)
+# One HTTP server per path, so that one path's lingering connections never slow another's.
+http_server() {
+  (cd "$work/site" && exec python3 -m http.server "$1" --bind 127.0.0.1 >/dev/null 2>&1) &
+  pids+=($!)
+}
+http_port=$(free_port) http_pa_port=$(free_port) http_direct_port=$(free_port)
+for p in "$http_port" "$http_pa_port" "$http_direct_port"; do http_server "$p"; done
 wait_port "$iperf_port"
-wait_port "$http_port"
+for p in "$http_port" "$http_pa_port" "$http_direct_port"; do wait_port "$p"; done
 
-# --- the two forwards ---------------------------------------------------------------------
-ssh_iperf=$(free_port)
-ssh_http=$(free_port)
-ssh -N -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$work/known_hosts" \
-  -o ExitOnForwardFailure=yes -i "$work/id_ed25519" -p "$sshd_port" \
-  -L "$ssh_iperf:127.0.0.1:$iperf_port" -L "$ssh_http:127.0.0.1:$http_port" root@127.0.0.1 &
-pids+=($!)
+# --- the forwards ---------------------------------------------------------------------------
+# OpenSSH as users run it (its default cipher), and OpenSSH with the cipher paragon-admin
+# negotiates on a CPU with AES instructions, for a like-for-like comparison.
+ssh_forward() { # local-iperf-port local-http-port [ssh options]
+  ssh -N -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$work/known_hosts" \
+    -o ExitOnForwardFailure=yes -i "$work/id_ed25519" -p "$sshd_port" "${@:3}" \
+    -L "$1:127.0.0.1:$iperf_port" -L "$2:127.0.0.1:$http_port" root@127.0.0.1 &
+  pids+=($!)
+}
+ssh_iperf=$(free_port) ssh_http=$(free_port)
+ssh_forward "$ssh_iperf" "$ssh_http"
+ssh_pid=$!
+gcm_iperf=$(free_port) gcm_http=$(free_port)
+ssh_forward "$gcm_iperf" "$gcm_http" -c aes256-gcm@openssh.com
+gcm_pid=$!
 
-cat >"$work/config.toml" <<EOF
+cat >"$work/config.toml" <<CONFIG
 [profiles.bench]
 host = "127.0.0.1"
 port = $sshd_port
@@ -104,52 +116,92 @@ user = "root"
 identity_file = "$work/id_ed25519"
 known_hosts = "$work/known_hosts"
 strict_host_key_checking = "yes"
-EOF
+CONFIG
 pa_iperf=$(free_port)
 pa_http=$(free_port)
 PARAGON_ADMIN_CONFIG="$work/config.toml" "$PARAGON_BIN" forward --output json \
-  "$pa_iperf:127.0.0.1:$iperf_port" "$pa_http:127.0.0.1:$http_port" >"$work/events" 2>"$work/paragon.log" &
+  "$pa_iperf:127.0.0.1:$iperf_port" "$pa_http:127.0.0.1:$http_pa_port" >"$work/events" 2>"$work/paragon.log" &
+pa_pid=$!
 pids+=($!)
 wait_port "$ssh_iperf"
-wait_port "$ssh_http"
+wait_port "$gcm_iperf"
 for _ in $(seq 200); do grep -q "\"local\":\"127.0.0.1:$pa_http\"" "$work/events" && break; sleep 0.05; done
 grep -q "\"local\":\"127.0.0.1:$pa_http\"" "$work/events" || { echo "bench-forward: paragon-admin did not start: $(cat "$work/paragon.log")" >&2; exit 1; }
 
 # --- throughput -----------------------------------------------------------------------------
-gbits() { # port [extra iperf3 args] -> Gbit/s received
-  iperf3 -c 127.0.0.1 -p "$1" -t "$SECONDS_PER_RUN" -J "${@:2}" |
-    python3 -c 'import json,sys; print("%.3f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'
+# Gbit/s is what users see, but it swings with whatever else runs on the machine; the
+# client's CPU seconds per GiB moved (from /proc) stays steady, and says the same when idle.
+cpu_of() { awk '{print ($14 + $15) / 100}' "/proc/$1/stat"; }
+measure() { # client-pid port [iperf3 args] -> "Gbit/s cpu-s/GiB"
+  local before after
+  before=$(cpu_of "$1")
+  iperf3 -c 127.0.0.1 -p "$2" -t "$SECONDS_PER_RUN" -J "${@:3}" >"$work/iperf.json"
+  after=$(cpu_of "$1")
+  python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))["end"]["sum_received"]
+print("%.3f %.3f" % (r["bits_per_second"] / 1e9, (float(sys.argv[3]) - float(sys.argv[2])) / (r["bytes"] / 2**30)))' \
+    "$work/iperf.json" "$before" "$after"
+  sleep 0.3 # the iperf3 server takes one test at a time
 }
-declare -A tp
+declare -A tp cpu
 for dir in up down; do
   args=()
   [[ $dir == down ]] && args=(-R)
-  ssh_runs=() pa_runs=()
-  for _ in $(seq "$ROUNDS"); do # alternate, so that drift hits both alike
-    ssh_runs+=("$(gbits "$ssh_iperf" "${args[@]}")")
-    pa_runs+=("$(gbits "$pa_iperf" "${args[@]}")")
+  for who in ssh gcm pa; do : >"$work/$who.$dir"; done
+  for _ in $(seq "$ROUNDS"); do # interleaved, so that drift hits all alike
+    measure "$ssh_pid" "$ssh_iperf" "${args[@]}" >>"$work/ssh.$dir"
+    measure "$gcm_pid" "$gcm_iperf" "${args[@]}" >>"$work/gcm.$dir"
+    measure "$pa_pid" "$pa_iperf" "${args[@]}" >>"$work/pa.$dir"
   done
-  tp[ssh_$dir]=$(printf '%s\n' "${ssh_runs[@]}" | median)
-  tp[pa_$dir]=$(printf '%s\n' "${pa_runs[@]}" | median)
-  echo "throughput $dir runs (Gbit/s): openssh ${ssh_runs[*]} | paragon ${pa_runs[*]}" >&2
+  for who in ssh gcm pa; do
+    tp[$who.$dir]=$(cut -d' ' -f1 "$work/$who.$dir" | median)
+    cpu[$who.$dir]=$(cut -d' ' -f2 "$work/$who.$dir" | median)
+    echo "$dir $who runs (Gbit/s cpu-s/GiB): $(tr '\n' ';' <"$work/$who.$dir")" >&2
+  done
 done
 
 # --- time to first byte -------------------------------------------------------------------
-ttfb() { # port -> median ms
-  for _ in $(seq "$TTFB_RUNS"); do
-    curl -s -o /dev/null -w '%{time_starttransfer}\n' "http://127.0.0.1:$1/small"
-  done | median | awk '{printf "%.2f", $1*1000}'
-}
-ttfb "$ssh_http" >/dev/null # warm both paths
-ttfb "$pa_http" >/dev/null
-ssh_ttfb=$(ttfb "$ssh_http")
-pa_ttfb=$(ttfb "$pa_http")
-direct_ttfb=$(ttfb "$http_port")
+one_ttfb() { curl -s -o /dev/null -w '%{time_starttransfer}\n' "http://127.0.0.1:$1/small"; }
+for _ in $(seq 5); do one_ttfb "$ssh_http"; one_ttfb "$pa_http"; one_ttfb "$http_direct_port"; done >/dev/null # warm up
+: >"$work/ttfb_ssh"; : >"$work/ttfb_pa"; : >"$work/ttfb_direct"
+for i in $(seq "$TTFB_RUNS"); do # interleaved, in rotating order, so that load from elsewhere hits all alike
+  order=(ssh pa direct)
+  for k in 0 1 2; do
+    case ${order[$(((i + k) % 3))]} in
+      ssh) one_ttfb "$ssh_http" >>"$work/ttfb_ssh" ;;
+      pa) one_ttfb "$pa_http" >>"$work/ttfb_pa" ;;
+      direct) one_ttfb "$http_direct_port" >>"$work/ttfb_direct" ;;
+    esac
+  done
+done
+ms() { median <"$1" | awk '{printf "%.2f", $1*1000}'; }
+ssh_ttfb=$(ms "$work/ttfb_ssh")
+pa_ttfb=$(ms "$work/ttfb_pa")
+direct_ttfb=$(ms "$work/ttfb_direct")
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
+# paragon-admin offers AES-256-GCM first when the CPU has AES and carry-less multiply.
+if grep -qw aes /proc/cpuinfo && grep -qw pclmulqdq /proc/cpuinfo; then
+  pa_cipher=aes256-gcm@openssh.com
+else
+  pa_cipher=chacha20-poly1305@openssh.com
+fi
 echo
-echo "one TCP stream through the forward, median of $ROUNDS x ${SECONDS_PER_RUN}s (Gbit/s; ratio = paragon/openssh, >= 1.0 is as fast)"
-printf '  %-26s openssh %7s   paragon %7s   ratio %s\n' "upload (client -> target)" "${tp[ssh_up]}" "${tp[pa_up]}" "$(ratio "${tp[pa_up]}" "${tp[ssh_up]}")"
-printf '  %-26s openssh %7s   paragon %7s   ratio %s\n' "download (target -> client)" "${tp[ssh_down]}" "${tp[pa_down]}" "$(ratio "${tp[pa_down]}" "${tp[ssh_down]}")"
-echo "time to first byte of a new connection, median of $TTFB_RUNS (ms; ratio = paragon/openssh, <= 1.0 is as fast)"
-printf '  %-26s openssh %7s   paragon %7s   ratio %s   (direct, no tunnel: %s)\n' "1 KiB HTTP GET" "$ssh_ttfb" "$pa_ttfb" "$(ratio "$pa_ttfb" "$ssh_ttfb")" "$direct_ttfb"
+echo "one TCP stream through the forward, median of $ROUNDS x ${SECONDS_PER_RUN}s (paragon-admin negotiated ${pa_cipher:-?};"
+echo "OpenSSH's default is chacha20-poly1305)"
+echo "  Gbit/s, higher is better; ratio = paragon / openssh as users run it (>= 1.0: as fast)"
+for dir in up down; do
+  label=$([[ $dir == up ]] && echo "upload (client -> target)" || echo "download (target -> client)")
+  printf '    %-28s openssh %6s   openssh -c aes256-gcm %6s   paragon %6s   ratio %s (same cipher: %s)\n' "$label" \
+    "${tp[ssh.$dir]}" "${tp[gcm.$dir]}" "${tp[pa.$dir]}" \
+    "$(ratio "${tp[pa.$dir]}" "${tp[ssh.$dir]}")" "$(ratio "${tp[pa.$dir]}" "${tp[gcm.$dir]}")"
+done
+echo "  client CPU seconds per GiB moved, lower is better (steady when the machine is busy)"
+for dir in up down; do
+  label=$([[ $dir == up ]] && echo "upload" || echo "download")
+  printf '    %-28s openssh %6s   openssh -c aes256-gcm %6s   paragon %6s\n' "$label" \
+    "${cpu[ssh.$dir]}" "${cpu[gcm.$dir]}" "${cpu[pa.$dir]}"
+done
+echo "time to first byte of a new connection, median of $TTFB_RUNS (ms; ratio = paragon / openssh, <= 1.0: as fast)"
+printf '    %-28s openssh %6s   paragon %6s   ratio %s   (direct, no tunnel: %s)\n' "1 KiB HTTP GET" \
+  "$ssh_ttfb" "$pa_ttfb" "$(ratio "$pa_ttfb" "$ssh_ttfb")" "$direct_ttfb"

@@ -140,9 +140,12 @@ async fn connect_and_copy(
         }
     };
     let t = target(&host, port);
-    debug!(target = %t, "dialing");
+    let dialing = Instant::now();
     let mut remote = match dial(&relay.link, &host, port, relay.wait_for_session).await {
-        Ok(r) => r,
+        Ok(r) => {
+            debug!(target = %t, "connected in {:.2} ms", dialing.elapsed().as_secs_f64() * 1e3);
+            r
+        }
         Err(e) => {
             if socks {
                 let _ = socks::reply(&mut *stream, Reply::for_dial_error(&e)).await;

@@ -312,6 +312,24 @@ fn service_by_name_prints_url_and_target_and_listens_on_loopback_only() {
     assert!(e.contains("refused") || e.contains("onnect"), "{e}");
 }
 
+#[test]
+fn non_loopback_bind_warns_and_listens_there() {
+    let s = Scene::new();
+    let spec = format!("0:{PRIVATE}:{}", s.web_port);
+    let fwd = s.forward(&["forward", &spec, "--bind", "198.51.100.2"]);
+    let (ev, port) = fwd.listening_port();
+    assert_eq!(ev["local"], format!("198.51.100.2:{port}"));
+    assert!(
+        fwd.stderr().contains("warning: listening on 198.51.100.2"),
+        "{}",
+        fwd.stderr()
+    );
+    let (name, data) = &s.files[6];
+    let there = format!("http://198.51.100.2:{port}/{name}");
+    assert!(s.curl(&[&there]).unwrap() == *data);
+    assert!(s.curl(&["--max-time", "3", &url(port, name)]).is_err());
+}
+
 struct KillOnDrop(Child);
 
 impl Drop for KillOnDrop {
