@@ -29,6 +29,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::config::{Datastores, Service};
 use crate::dial::Dialer;
@@ -367,10 +368,20 @@ async fn finish(check: Check, timeout: Duration) -> Vec<Finding> {
         subject,
         future,
     } = check;
-    let result = match tokio::time::timeout(timeout, future).await {
+    let span = tracing::info_span!("check", check = %name);
+    let begun = Instant::now();
+    let result = match tokio::time::timeout(timeout, future.instrument(span.clone())).await {
         Ok(r) => r,
         Err(_) => Err(CheckError::Timeout(timeout)),
     };
+    span.in_scope(|| match &result {
+        Ok(found) => tracing::info!(
+            findings = found.len(),
+            elapsed_ms = begun.elapsed().as_millis() as u64,
+            "done"
+        ),
+        Err(e) => tracing::info!(elapsed_ms = begun.elapsed().as_millis() as u64, "{e}"),
+    });
     match result {
         Ok(mut found) => {
             for f in &mut found {
