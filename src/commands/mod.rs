@@ -2,8 +2,14 @@
 //! Logic that a second command could want lives below this module, not in it.
 
 mod docs;
+mod forward;
+mod health;
+mod kubeconfig;
+mod kubectl;
 mod profiles;
 mod sandbox;
+mod secrets;
+mod ssh;
 
 use crate::cli::{Cli, Command, Globals};
 use crate::config::{self, ConfigError, Resolved};
@@ -15,21 +21,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Profiles => profiles::run(g),
         Command::Completions(a) => docs::completions(&a),
         Command::Man(a) => docs::man(&a),
+        Command::Health(args) => health::run(g, &args).await,
         Command::Sandbox(args) => sandbox::run(g, args).await,
-        other => anyhow::bail!("`{}` is not available in this build", command_name(&other)),
-    }
-}
-
-fn command_name(c: &Command) -> &'static str {
-    match c {
-        Command::Ssh(_) => "ssh",
-        Command::Kubectl(_) => "kubectl",
-        Command::Helm(_) => "helm",
-        Command::Secrets { .. } => "secrets",
-        Command::Profiles => "profiles",
-        Command::Completions(_) => "completions",
-        Command::Man(_) => "man",
-        Command::Sandbox(_) => "sandbox",
+        Command::Ssh(a) => ssh::run(g, &a.command).await,
+        Command::Kubectl(a) => kubectl::run(g, "kubectl", &a.args).await,
+        Command::Helm(a) => kubectl::run(g, "helm", &a.args).await,
+        Command::Secrets { action } => secrets::run(g, &action),
+        Command::Forward(a) => forward::run(g, a).await,
+        Command::Kubeconfig(a) => kubeconfig::run(g, a).await,
     }
 }
 

@@ -3,6 +3,11 @@
 
 mod support;
 
+mod bastion;
 mod config;
 mod docs;
+mod forward;
+mod health;
 mod sandbox;
+mod secrets;
+mod ssh;

@@ -2,8 +2,15 @@
 
 #![allow(dead_code)]
 
+pub mod datastores;
+pub mod monitoring;
+pub mod netns;
+pub mod sandbox;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+pub mod sshd;
 
 /// A clean home for one test: HOME, XDG dirs and the config file live in a temporary folder,
 /// and nothing of the caller's environment that paragon-admin reads is inherited.
@@ -67,4 +74,3 @@ pub fn run(cmd: &mut Command) -> Run {
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     }
 }
-pub mod sandbox;

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Benchmarks `paragon-admin health --local` against kubectl's one list of every pod, on the
+# same sandbox in the same run: a simulated installation of PODS pods over NODES nodes
+# (default 10,000 over 500). Wall time (median of ROUNDS) and peak memory (max RSS, from
+# /usr/bin/time -v) of
+#   paragon-admin health --local --kubeconfig K --output json   (the whole report)
+#   kubectl get pods -A -o json                                  (one list)
+# Prints both and the ratio paragon/kubectl (lower is better for both). Then the same report
+# through a real OpenSSH sshd on loopback (every connection a direct-tcpip channel), to show
+# what the tunnel costs.
+#
+# Usage: scripts/bench-health.sh   (env: PODS=10000 NODES=500 ROUNDS=3
+#                                     PARAGON_BIN=path to skip the release build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PODS=${PODS:-10000}
+NODES=${NODES:-500}
+ROUNDS=${ROUNDS:-3}
+
+[[ -x /usr/sbin/sshd ]] || { echo "bench-health: /usr/sbin/sshd is missing (apt-get install openssh-server)" >&2; exit 1; }
+[[ -x /usr/bin/time ]] || { echo "bench-health: /usr/bin/time is missing (apt-get install time)" >&2; exit 1; }
+command -v kubectl >/dev/null || { echo "bench-health: kubectl is missing" >&2; exit 1; }
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+if [[ -z "${PARAGON_BIN:-}" ]]; then
+  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target}
+  cargo build --release --quiet --bin paragon-admin
+  # The target folder is shared: keep a copy of this build.
+  cp "$CARGO_TARGET_DIR/release/paragon-admin" "$work/paragon-admin"
+  PARAGON_BIN=$work/paragon-admin
+fi
+"$PARAGON_BIN" health --help >/dev/null || { echo "bench-health: $PARAGON_BIN has no health command" >&2; exit 1; }
+
+# --- the sandbox -----------------------------------------------------------------------------
+kc=$work/kubeconfig
+"$PARAGON_BIN" --quiet sandbox --listen 127.0.0.1:0 --nodes "$NODES" --pods "$PODS" \
+  --kubeconfig-out "$kc" >/dev/null &
+pids+=($!)
+for _ in $(seq 600); do [[ -s $kc ]] && break; sleep 0.1; done
+[[ -s $kc ]] || { echo "bench-health: the sandbox did not start" >&2; exit 1; }
+
+# Monitoring targets on a closed loopback port (so grafana and prometheus fail at once, and
+# kibana warns): the benchmark is about the cluster checks.
+closed=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$work/config.toml" <<EOF2
+[profiles.bench]
+host = "bastion.invalid"
+[profiles.bench.services.grafana]
+target = "127.0.0.1:$closed"
+[profiles.bench.services.prometheus]
+target = "127.0.0.1:$closed"
+[profiles.bench.services.kibana]
+target = "127.0.0.1:$closed"
+EOF2
+
+# --- a bastion: a real sshd on loopback ----------------------------------------------------
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+mkdir -p /run/sshd
+ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$work/id_ed25519"
+cp "$work/id_ed25519.pub" "$work/authorized_keys"
+started=
+for _ in $(seq 20); do
+  sshd_port=$(free_port)
+  cat >"$work/sshd_config" <<EOF2
+Port $sshd_port
+ListenAddress 127.0.0.1
+HostKey $work/host_key
+AuthorizedKeysFile $work/authorized_keys
+UsePAM no
+StrictModes no
+PidFile none
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+AllowTcpForwarding yes
+LogLevel ERROR
+EOF2
+  /usr/sbin/sshd -D -e -f "$work/sshd_config" 2>"$work/sshd.log" &
+  pid=$!
+  for _ in $(seq 100); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1',$sshd_port),0.2).close()" 2>/dev/null && { started=1; break; }
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  if [[ -n $started ]]; then pids+=("$pid"); break; fi
+  kill "$pid" 2>/dev/null || true
+done
+[[ -n $started ]] || { echo "bench-health: sshd did not start: $(cat "$work/sshd.log")" >&2; exit 1; }
+echo "[127.0.0.1]:$sshd_port $(cut -d' ' -f1,2 "$work/host_key.pub")" >"$work/known_hosts"
+cat >>"$work/config.toml" <<EOF2
+[profiles.ssh]
+host = "127.0.0.1"
+port = $sshd_port
+user = "root"
+identity_file = "$work/id_ed25519"
+known_hosts = "$work/known_hosts"
+strict_host_key_checking = "yes"
+[profiles.ssh.kube]
+kubeconfig = "$kc"
+[profiles.ssh.services.grafana]
+target = "127.0.0.1:$closed"
+[profiles.ssh.services.prometheus]
+target = "127.0.0.1:$closed"
+[profiles.ssh.services.kibana]
+target = "127.0.0.1:$closed"
+EOF2
+
+# Seconds from time -v's "Elapsed (wall clock) time (h:mm:ss or m:ss): M:SS.ss".
+wall() { awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$1"; }
+rss_kb() { awk -F': ' '/Maximum resident set size/ {print $2}' "$1"; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+measure() { # name, command...
+  local name=$1; shift
+  : >"$work/$name.walls"; : >"$work/$name.rss"
+  for r in $(seq "$ROUNDS"); do
+    /usr/bin/time -v -o "$work/$name.time" "$@" >"$work/$name.out" 2>"$work/$name.err" || true
+    wall "$work/$name.time" >>"$work/$name.walls"
+    rss_kb "$work/$name.time" >>"$work/$name.rss"
+  done
+}
+
+measure kubectl env KUBECONFIG="$kc" kubectl get pods -A -o json
+pods_listed=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["items"]))' "$work/kubectl.out")
+measure paragon "$PARAGON_BIN" --config "$work/config.toml" -p bench health --local --kubeconfig "$kc" --output json
+measure tunnel "$PARAGON_BIN" --config "$work/config.toml" -p ssh health --output json
+summary=$(python3 - "$work/paragon.out" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+s = d["summary"]
+pods = next(c["message"] for c in d["checks"] if c["name"] == "pods")
+failed = sorted({c["name"] for c in d["checks"] if c["status"] == "fail"})
+print(f"{s['fail']} failed ({', '.join(failed) or 'none'}), {s['warn']} warnings, {s['ok']} ok; pods check: {pods}")
+PY
+)
+
+k_wall=$(median <"$work/kubectl.walls"); p_wall=$(median <"$work/paragon.walls")
+k_rss=$(sort -g "$work/kubectl.rss" | tail -1); p_rss=$(sort -g "$work/paragon.rss" | tail -1)
+t_wall=$(median <"$work/tunnel.walls"); t_rss=$(sort -g "$work/tunnel.rss" | tail -1)
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["checks"][0]["name"] and any(c["name"]=="pods" and c["status"]=="ok" for c in d["checks"]), "the report through sshd has no pods result"' "$work/tunnel.out" \
+  || { echo "bench-health: the report through sshd failed: $(cat "$work/tunnel.err")" >&2; exit 1; }
+
+echo "sandbox: $PODS pods on $NODES nodes; $ROUNDS rounds each (median wall, max RSS)"
+echo "kubectl get pods -A -o json:        listed $pods_listed pods"
+echo "paragon-admin health --local:       $summary"
+printf '%-36s %10s %12s\n' "" "wall (s)" "peak RSS (MB)"
+printf '%-36s %10.2f %12.1f\n' "kubectl get pods -A -o json" "$k_wall" "$(echo "$k_rss/1024" | bc -l)"
+printf '%-36s %10.2f %12.1f\n' "paragon-admin health (whole report)" "$p_wall" "$(echo "$p_rss/1024" | bc -l)"
+printf '%-36s %10.2f %12.1f\n' "paragon-admin health through sshd" "$t_wall" "$(echo "$t_rss/1024" | bc -l)"
+printf 'ratio paragon/kubectl: wall %.2f, peak memory %.2f\n' \
+  "$(echo "$p_wall/$k_wall" | bc -l)" "$(echo "$p_rss/$k_rss" | bc -l)"
+printf 'ratio through sshd/kubectl (direct): wall %.2f, peak memory %.2f\n' \
+  "$(echo "$t_wall/$k_wall" | bc -l)" "$(echo "$t_rss/$k_rss" | bc -l)"

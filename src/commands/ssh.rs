@@ -1,0 +1,22 @@
+//! `paragon-admin ssh [-- CMD...]`: a shell or one command on the bastion, glue over `Bastion`.
+
+use crate::cli::Globals;
+use crate::ssh::Bastion;
+use crate::ssh::exec::Request;
+
+/// A shell, or one command (its words joined with spaces, as OpenSSH joins them).
+pub async fn run(g: &Globals, command: &[String]) -> anyhow::Result<u8> {
+    let profile = super::resolve_profile(g)?;
+    let bastion = Bastion::connect(&profile).await?;
+    let status = if command.is_empty() {
+        bastion.shell().await?
+    } else {
+        bastion.run(Request::Exec(&command.join(" ")), None).await?
+    };
+    Ok(exit_byte(status))
+}
+
+/// A remote status as a process exit status (which keeps only the low byte, as a shell does).
+pub(super) fn exit_byte(status: u32) -> u8 {
+    (status & 0xff) as u8
+}
