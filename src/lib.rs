@@ -10,3 +10,5 @@ pub mod dial;
 pub mod docs;
 pub mod output;
 pub mod prompt;
+pub mod secrets;
+pub mod ssh;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use paragon_admin::cli::{Cli, Globals};
-use paragon_admin::{commands, config, prompt};
+use paragon_admin::{commands, config, prompt, secrets, ssh};
 
 /// Exit statuses shared by every command (DESIGN.md).
 const FAILED: u8 = 1;
@@ -77,6 +77,15 @@ fn exit_status(e: &anyhow::Error) -> u8 {
             || cause.downcast_ref::<prompt::PromptError>().is_some()
         {
             return USAGE;
+        }
+        if let Some(e) = cause.downcast_ref::<ssh::SshError>() {
+            return e.exit_status();
+        }
+        if let Some(e) = cause.downcast_ref::<secrets::SecretError>() {
+            return match e {
+                secrets::SecretError::InvalidName { .. } => USAGE,
+                _ => FAILED,
+            };
         }
     }
     FAILED

@@ -3,6 +3,8 @@
 
 mod docs;
 mod profiles;
+mod secrets;
+mod ssh;
 
 use crate::cli::{Cli, Command, Globals};
 use crate::config::{self, ConfigError, Resolved};
@@ -14,19 +16,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Profiles => profiles::run(g),
         Command::Completions(a) => docs::completions(&a),
         Command::Man(a) => docs::man(&a),
-        other => anyhow::bail!("`{}` is not available in this build", command_name(&other)),
-    }
-}
-
-fn command_name(c: &Command) -> &'static str {
-    match c {
-        Command::Ssh(_) => "ssh",
-        Command::Kubectl(_) => "kubectl",
-        Command::Helm(_) => "helm",
-        Command::Secrets { .. } => "secrets",
-        Command::Profiles => "profiles",
-        Command::Completions(_) => "completions",
-        Command::Man(_) => "man",
+        Command::Ssh(a) => ssh::run(g, &a.command).await,
+        Command::Kubectl(a) => ssh::passthrough(g, "kubectl", &a.args).await,
+        Command::Helm(a) => ssh::passthrough(g, "helm", &a.args).await,
+        Command::Secrets { action } => secrets::run(g, &action),
     }
 }
 

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod sshd;
+
 /// A clean home for one test: HOME, XDG dirs and the config file live in a temporary folder,
 /// and nothing of the caller's environment that paragon-admin reads is inherited.
 pub struct Home {

@@ -1,0 +1,237 @@
+//! Secrets in the platform keyring, service `paragon-admin`: get, set, delete, list names.
+//!
+//! Linux uses the kernel keyutils store (works headless, in CI, and across processes of the
+//! same user: keys are added to the session keyring, which for a process without its own
+//! session is the user's `_uid_ses` keyring, and linked into the user's persistent keyring,
+//! which the store links into the session keyring). macOS uses the Keychain and Windows the
+//! Credential Manager. Values never reach a log line, an error or a `Debug` output.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+/// The keyring service every secret is stored under.
+pub const SERVICE: &str = "paragon-admin";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("the platform keyring is not available: {0}")]
+    Unavailable(String),
+    #[error("secret name `{name}` is not valid: {reason}")]
+    InvalidName { name: String, reason: &'static str },
+    #[error("no secret named `{name}`")]
+    NotFound { name: String },
+    #[error("keyring: secret `{name}`: {reason}")]
+    Failed { name: String, reason: String },
+}
+
+/// A secret value: its `Debug` and `Display` print `[redacted]`.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// A name is printable, without spaces, and at most 200 bytes: `prod/identity-passphrase`.
+pub fn validate_name(name: &str) -> Result<(), SecretError> {
+    let bad = |reason| {
+        Err(SecretError::InvalidName {
+            name: name.escape_debug().to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name.len() > 200 {
+        return bad("it is longer than 200 bytes");
+    }
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("it holds spaces or control characters");
+    }
+    if name.contains('@') {
+        return bad("it holds `@` (the keyring's separator)");
+    }
+    Ok(())
+}
+
+fn init_store() -> Result<(), SecretError> {
+    static INIT: OnceLock<Result<(), String>> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let store = platform_store().map_err(|e| e.to_string())?;
+        keyring_core::set_default_store(store);
+        Ok(())
+    })
+    .clone()
+    .map_err(SecretError::Unavailable)
+}
+
+#[cfg(target_os = "linux")]
+fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
+    Ok(linux_keyutils_keyring_store::Store::new()?)
+}
+
+#[cfg(target_os = "macos")]
+fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
+    Ok(apple_native_keyring_store::keychain::Store::new()?)
+}
+
+#[cfg(target_os = "windows")]
+fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
+    Ok(windows_native_keyring_store::Store::new()?)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "windows")))]
+fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
+    Err(keyring_core::Error::NoDefaultStore)
+}
+
+fn entry(name: &str) -> Result<keyring_core::Entry, SecretError> {
+    validate_name(name)?;
+    init_store()?;
+    keyring_core::Entry::new(SERVICE, name).map_err(|e| failed(name, &e))
+}
+
+fn failed(name: &str, e: &keyring_core::Error) -> SecretError {
+    match e {
+        keyring_core::Error::NoStorageAccess(_) | keyring_core::Error::NoDefaultStore => {
+            SecretError::Unavailable(e.to_string())
+        }
+        // Other variants may carry the stored bytes (BadEncoding): say only what went wrong.
+        keyring_core::Error::BadEncoding(_) | keyring_core::Error::BadDataFormat(..) => {
+            SecretError::Failed {
+                name: name.to_string(),
+                reason: "the stored value is not UTF-8 text".to_string(),
+            }
+        }
+        other => SecretError::Failed {
+            name: name.to_string(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// The secret's value, or `None` when none is stored under `name`.
+pub fn get(name: &str) -> Result<Option<Secret>, SecretError> {
+    match entry(name)?.get_password() {
+        Ok(v) => Ok(Some(Secret(v))),
+        Err(keyring_core::Error::NoEntry) => Ok(None),
+        Err(e) => Err(failed(name, &e)),
+    }
+}
+
+/// Stores (or replaces) a secret.
+pub fn set(name: &str, value: &Secret) -> Result<(), SecretError> {
+    entry(name)?
+        .set_password(value.expose())
+        .map_err(|e| failed(name, &e))
+}
+
+/// Removes a secret; `NotFound` when there was none.
+pub fn delete(name: &str) -> Result<(), SecretError> {
+    match entry(name)?.delete_credential() {
+        Ok(()) => Ok(()),
+        Err(keyring_core::Error::NoEntry) => Err(SecretError::NotFound {
+            name: name.to_string(),
+        }),
+        Err(e) => Err(failed(name, &e)),
+    }
+}
+
+/// The names of the stored secrets, sorted, never their values.
+pub fn list() -> Result<Vec<String>, SecretError> {
+    init_store()?;
+    let spec = std::collections::HashMap::from([("service", SERVICE)]);
+    let mut names: Vec<String> = match keyring_core::Entry::search(&spec) {
+        Ok(entries) => entries
+            .iter()
+            .filter_map(|e| e.get_specifiers())
+            .filter(|(service, _)| service == SERVICE)
+            .map(|(_, user)| user)
+            .collect(),
+        Err(keyring_core::Error::NotSupportedByStore(_)) => list_platform()?,
+        Err(e) => return Err(failed("*", &e)),
+    };
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// keyutils cannot be searched through the store: walk the session keyring (with the
+/// keyrings linked into it, such as the persistent one) and read the descriptions the store
+/// writes, `keyring:NAME@paragon-admin`.
+#[cfg(target_os = "linux")]
+fn list_platform() -> Result<Vec<String>, SecretError> {
+    use linux_keyutils::{KeyRing, KeyRingIdentifier};
+    let session = KeyRing::from_special_id(KeyRingIdentifier::Session, false)
+        .map_err(|e| SecretError::Unavailable(e.to_string()))?;
+    let suffix = format!("@{SERVICE}");
+    let mut names = Vec::new();
+    let mut seen = Vec::new();
+    let mut rings = vec![(session, 0)];
+    while let Some((ring, depth)) = rings.pop() {
+        let Ok(links) = ring.get_links(4096) else {
+            continue;
+        };
+        for node in links.iter() {
+            if let Some(r) = node.as_ring() {
+                if depth < 4 && !seen.contains(&r) {
+                    seen.push(r);
+                    rings.push((r, depth + 1));
+                }
+            } else if let Some(k) = node.as_key()
+                && let Ok(meta) = k.metadata()
+                && let Some(name) = meta
+                    .get_description()
+                    .strip_prefix("keyring:")
+                    .and_then(|d| d.strip_suffix(suffix.as_str()))
+            {
+                names.push(name.to_string());
+            }
+        }
+    }
+    Ok(names)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn list_platform() -> Result<Vec<String>, SecretError> {
+    Err(SecretError::Unavailable(
+        "this platform's keyring cannot list secrets".to_string(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_debug_and_display_are_redacted() {
+        let s = Secret::new("hunter2".into());
+        assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
+    }
+
+    #[test]
+    fn names_are_validated() {
+        assert!(validate_name("prod/identity-passphrase").is_ok());
+        for bad in ["", "a b", "a\nb", "a@b"] {
+            assert!(validate_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

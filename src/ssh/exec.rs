@@ -1,0 +1,166 @@
+//! Commands on the bastion: captured into memory (`exec_capture`), or streamed to and from
+//! this process's stdin, stdout and stderr (`run`), optionally on a PTY.
+
+use std::sync::Arc;
+
+use russh::{ChannelMsg, Sig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::shell::{Pty, RawMode};
+use super::{Bastion, SshError};
+
+/// What a captured command printed, and its exit status.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub status: u32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// What a session channel runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Request<'a> {
+    /// One command line, as the remote shell reads it.
+    Exec(&'a str),
+    /// The user's login shell.
+    Shell,
+}
+
+/// The exit status a shell reports for a process killed by `sig`: 128 + its number.
+fn signal_status(sig: &Sig) -> u32 {
+    128 + match sig {
+        Sig::HUP => 1,
+        Sig::INT => 2,
+        Sig::QUIT => 3,
+        Sig::ILL => 4,
+        Sig::ABRT => 6,
+        Sig::FPE => 8,
+        Sig::KILL => 9,
+        Sig::USR1 => 10,
+        Sig::SEGV => 11,
+        Sig::PIPE => 13,
+        Sig::ALRM => 14,
+        Sig::TERM => 15,
+        Sig::Custom(_) => 127,
+    }
+}
+
+impl Bastion {
+    /// Runs `command` with no stdin, capturing stdout and stderr.
+    pub async fn exec_capture(&self, command: &str) -> Result<Captured, SshError> {
+        let mut channel = self.open_session().await?;
+        channel
+            .exec(true, command)
+            .await
+            .map_err(|e| self.channel_error(e))?;
+        channel.eof().await.map_err(|e| self.channel_error(e))?;
+        let (mut stdout, mut stderr, mut status) = (Vec::new(), Vec::new(), None);
+        // Keep reading after ExitStatus: data may still follow until the channel closes.
+        while let Some(msg) = channel.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => stdout.extend_from_slice(&data),
+                ChannelMsg::ExtendedData { data, ext: 1 } => stderr.extend_from_slice(&data),
+                ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                ChannelMsg::ExitSignal { signal_name, .. } => {
+                    status = Some(signal_status(&signal_name));
+                }
+                ChannelMsg::Close => break,
+                _ => {}
+            }
+        }
+        let status = status.ok_or_else(|| SshError::Disconnected {
+            target: self.target().to_string(),
+        })?;
+        Ok(Captured {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Runs `request` with this process's stdin, stdout and stderr streamed both ways (EOF
+    /// passed on); on a PTY (with the local terminal in raw mode, restored on every return)
+    /// when `pty` is given. Returns the remote exit status.
+    pub async fn run(&self, request: Request<'_>, pty: Option<Pty>) -> Result<u32, SshError> {
+        let channel = self.open_session().await?;
+        let err = |e| self.channel_error(e);
+        if let Some(p) = &pty {
+            channel
+                .request_pty(false, &p.term, p.cols, p.rows, 0, 0, &[])
+                .await
+                .map_err(err)?;
+        }
+        match request {
+            Request::Exec(cmd) => channel.exec(true, cmd).await.map_err(err)?,
+            Request::Shell => channel.request_shell(true).await.map_err(err)?,
+        }
+        let raw = match pty {
+            Some(_) => Some(RawMode::enable().map_err(|source| SshError::Io {
+                what: "cannot put the terminal in raw mode",
+                source,
+            })?),
+            None => None,
+        };
+        let (mut read, write) = channel.split();
+        let write = Arc::new(write);
+        let stdin_pump = {
+            let write = write.clone();
+            tokio::spawn(async move {
+                let mut stdin = tokio::io::stdin();
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    match stdin.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if write.data(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                let _ = write.eof().await;
+            })
+        };
+        let resize = raw.as_ref().map(|_| {
+            let write = write.clone();
+            tokio::spawn(super::shell::pass_window_changes(write))
+        });
+        let mut stdout = tokio::io::stdout();
+        let mut stderr = tokio::io::stderr();
+        let mut status = None;
+        let result: Result<(), std::io::Error> = async {
+            while let Some(msg) = read.wait().await {
+                match msg {
+                    ChannelMsg::Data { data } => {
+                        stdout.write_all(&data).await?;
+                        stdout.flush().await?;
+                    }
+                    ChannelMsg::ExtendedData { data, ext: 1 } => {
+                        stderr.write_all(&data).await?;
+                        stderr.flush().await?;
+                    }
+                    ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                    ChannelMsg::ExitSignal { signal_name, .. } => {
+                        status = Some(signal_status(&signal_name));
+                    }
+                    ChannelMsg::Close => break,
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+        .await;
+        stdin_pump.abort();
+        if let Some(r) = resize {
+            r.abort();
+        }
+        drop(raw);
+        result.map_err(|source| SshError::Io {
+            what: "writing the remote output",
+            source,
+        })?;
+        status.ok_or_else(|| SshError::Disconnected {
+            target: self.target().to_string(),
+        })
+    }
+}

@@ -1,0 +1,238 @@
+//! Host-key policy: decides whether a server's key is trusted, outside the SSH handler.
+//!
+//! A recorded key is accepted; a revoked or changed key is refused under every policy with
+//! known_hosts left untouched; an unknown key is refused (`yes`), recorded (`accept-new`), or
+//! put to the person at the terminal (`ask`, refused without a terminal).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use russh::keys::PublicKeyOrCertificate;
+use russh::keys::ssh_key::{Algorithm, PublicKey};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::known_hosts::{self, Verdict, fingerprint};
+use crate::config::HostKeyPolicy;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostKeyError {
+    #[error(
+        "host key for {name} has CHANGED: {}:{line} records {recorded}, the server offered {offered}; \
+this may be someone in the middle, or a reinstalled host: check the new key out of band, then remove \
+the old one with `ssh-keygen -R '{name}' -f {}`", .known_hosts.display(), .known_hosts.display()
+    )]
+    Changed {
+        name: String,
+        known_hosts: PathBuf,
+        line: usize,
+        recorded: String,
+        offered: String,
+    },
+    #[error("host key {offered} of {name} is marked @revoked in {}:{line}: refusing to connect", .known_hosts.display())]
+    Revoked {
+        name: String,
+        known_hosts: PathBuf,
+        line: usize,
+        offered: String,
+    },
+    #[error(transparent)]
+    Unknown(Box<UnknownHostKey>),
+    #[error("host key {offered} of {name} was not accepted")]
+    Declined { name: String, offered: String },
+    #[error("{name} presented a host certificate; only plain host keys are supported")]
+    Certificate { name: String },
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot record the host key in {}: {source}", .path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot ask about the host key of {name}: {reason}")]
+    Prompt { name: String, reason: String },
+}
+
+/// An unknown host key that the policy refused, with how to verify and accept it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "host key of {name} is not in {} ({policy}): the server offered {key_type} {offered}; \
+verify it on the host (`ssh-keyscan -p {port} {host} | ssh-keygen -lf -` from a trusted network, \
+or `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` there), then rerun on a terminal to accept it, \
+or set strict_host_key_checking = \"accept-new\" in profile `{profile}`", .known_hosts.display()
+)]
+pub struct UnknownHostKey {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub known_hosts: PathBuf,
+    pub policy: &'static str,
+    pub key_type: String,
+    pub offered: String,
+    pub profile: String,
+}
+
+/// The policy for one host: where its keys are recorded and what to do with a new one.
+pub struct HostKeyCheck {
+    host: String,
+    port: u16,
+    known_hosts: PathBuf,
+    policy: HostKeyPolicy,
+    profile: String,
+    /// Set while a person is answering, so that the connect deadline pauses.
+    prompting: Arc<watch::Sender<bool>>,
+}
+
+impl HostKeyCheck {
+    pub fn new(
+        host: &str,
+        port: u16,
+        known_hosts: PathBuf,
+        policy: HostKeyPolicy,
+        profile: String,
+        prompting: Arc<watch::Sender<bool>>,
+    ) -> Self {
+        HostKeyCheck {
+            host: host.to_string(),
+            port,
+            known_hosts,
+            policy,
+            profile,
+            prompting,
+        }
+    }
+
+    fn name(&self) -> String {
+        known_hosts::host_name(&self.host, self.port)
+    }
+
+    /// The key types known_hosts records for this host (unreadable file: none).
+    pub fn recorded_algorithms(&self) -> Vec<Algorithm> {
+        known_hosts::load(&self.known_hosts)
+            .map(|k| k.algorithms_for(&self.host, self.port))
+            .unwrap_or_default()
+    }
+
+    /// Accepts the server's key, or says why not.
+    pub async fn verify(&self, offered: &PublicKeyOrCertificate) -> Result<(), HostKeyError> {
+        let key = match offered {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key,
+            PublicKeyOrCertificate::Certificate(_) => {
+                return Err(HostKeyError::Certificate { name: self.name() });
+            }
+        };
+        let recorded =
+            known_hosts::load(&self.known_hosts).map_err(|source| HostKeyError::Read {
+                path: self.known_hosts.clone(),
+                source,
+            })?;
+        match recorded.check(&self.host, self.port, key) {
+            Verdict::Known { line } => {
+                info!(
+                    "host key {} matches {}:{line}",
+                    fingerprint(key),
+                    self.known_hosts.display()
+                );
+                Ok(())
+            }
+            Verdict::Revoked { line } => Err(HostKeyError::Revoked {
+                name: self.name(),
+                known_hosts: self.known_hosts.clone(),
+                line,
+                offered: fingerprint(key),
+            }),
+            Verdict::Changed { line, recorded } => Err(HostKeyError::Changed {
+                name: self.name(),
+                known_hosts: self.known_hosts.clone(),
+                line,
+                recorded: format!("{} {}", recorded.algorithm(), fingerprint(&recorded)),
+                offered: format!("{} {}", key.algorithm(), fingerprint(key)),
+            }),
+            Verdict::Unknown => self.decide_unknown(key).await,
+        }
+    }
+
+    async fn decide_unknown(&self, key: &PublicKey) -> Result<(), HostKeyError> {
+        match self.policy {
+            HostKeyPolicy::Yes => Err(self.unknown(key, "strict_host_key_checking = yes")),
+            HostKeyPolicy::AcceptNew => {
+                self.record(key)?;
+                warn!(
+                    "permanently added {} ({} {}) to {}",
+                    self.name(),
+                    key.algorithm(),
+                    fingerprint(key),
+                    self.known_hosts.display()
+                );
+                Ok(())
+            }
+            HostKeyPolicy::Ask => {
+                if !crate::prompt::interactive() {
+                    return Err(self.unknown(key, "no terminal to ask on"));
+                }
+                if self.ask(key).await? {
+                    self.record(key)
+                } else {
+                    Err(HostKeyError::Declined {
+                        name: self.name(),
+                        offered: fingerprint(key),
+                    })
+                }
+            }
+        }
+    }
+
+    fn unknown(&self, key: &PublicKey, policy: &'static str) -> HostKeyError {
+        HostKeyError::Unknown(Box::new(UnknownHostKey {
+            name: self.name(),
+            host: self.host.clone(),
+            port: self.port,
+            known_hosts: self.known_hosts.clone(),
+            policy,
+            key_type: key.algorithm().to_string(),
+            offered: fingerprint(key),
+            profile: self.profile.clone(),
+        }))
+    }
+
+    fn record(&self, key: &PublicKey) -> Result<(), HostKeyError> {
+        known_hosts::append(
+            &self.known_hosts,
+            &known_hosts::entry_line(&self.host, self.port, key),
+        )
+        .map_err(|source| HostKeyError::Write {
+            path: self.known_hosts.clone(),
+            source,
+        })
+    }
+
+    async fn ask(&self, key: &PublicKey) -> Result<bool, HostKeyError> {
+        let question = format!(
+            "The authenticity of host {} can't be established.\n{} key fingerprint is {}.\nRecord it in {} and continue connecting",
+            self.name(),
+            key.algorithm(),
+            fingerprint(key),
+            self.known_hosts.display()
+        );
+        let hint = "set strict_host_key_checking = \"accept-new\" to record new keys".to_string();
+        self.prompting.send_replace(true);
+        let answer =
+            tokio::task::spawn_blocking(move || crate::prompt::confirm(&question, false, &hint))
+                .await;
+        self.prompting.send_replace(false);
+        match answer {
+            Ok(Ok(yes)) => Ok(yes),
+            Ok(Err(e)) => Err(HostKeyError::Prompt {
+                name: self.name(),
+                reason: e.to_string(),
+            }),
+            Err(e) => Err(HostKeyError::Prompt {
+                name: self.name(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,456 @@
+//! The SSH session to the bastion: connect (directly or through a jump host) within a
+//! deadline, verify the host key against OpenSSH's known_hosts, authenticate, keep alive, and
+//! open channels: commands (`exec`), a PTY shell (`shell`), and TCP streams (`Dialer`).
+//!
+//! The russh `Handler` stays thin: it hands the host key to `host_key::HostKeyCheck`, which
+//! holds the policy and the prompt. This module knows nothing of forwards, kube or clap.
+
+mod auth;
+pub mod exec;
+pub mod host_key;
+pub mod known_hosts;
+pub mod quote;
+pub mod shell;
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::client::{self, Handle};
+use russh::keys::PublicKeyOrCertificate;
+use russh::keys::ssh_key::Algorithm;
+use tokio::sync::watch;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tracing::{Instrument, debug, info_span};
+
+use crate::config::Resolved;
+use crate::dial::{self, BoxStream, DialError, DialFuture, Dialer};
+
+pub use exec::Captured;
+pub use host_key::HostKeyCheck;
+
+/// The receive window per channel: 8 MiB lets one stream fill a fast link with a high
+/// round-trip time (OpenSSH uses 2 MiB and grows it); flow control bounds the memory.
+pub const WINDOW_SIZE: u32 = 8 * 1024 * 1024;
+/// The largest packet we accept: 32 KiB, OpenSSH's own channel packet size.
+pub const MAX_PACKET_SIZE: u32 = 32 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    #[error("cannot connect to {target}: {source}")]
+    Connect {
+        target: String,
+        source: std::io::Error,
+    },
+    #[error("connecting to {target} timed out after {}s (connect_timeout)", .after.as_secs())]
+    Timeout { target: String, after: Duration },
+    #[error("ssh handshake with {target} failed: {source}")]
+    Handshake {
+        target: String,
+        source: russh::Error,
+    },
+    #[error(transparent)]
+    HostKey(#[from] host_key::HostKeyError),
+    #[error("permission denied for {user}@{target} (tried: {tried})")]
+    AuthFailed {
+        user: String,
+        target: String,
+        tried: String,
+    },
+    #[error(
+        "identity file {} is protected by a passphrase and none is stored: run `paragon-admin secrets set {secret}`, or run on a terminal to be asked", .path.display()
+    )]
+    PassphraseNeeded { path: PathBuf, secret: String },
+    #[error("identity file {}: the passphrase from {from} does not unlock it", .path.display())]
+    WrongPassphrase { path: PathBuf, from: String },
+    #[error("cannot read identity file {}: {reason}", .path.display())]
+    IdentityFile { path: PathBuf, reason: String },
+    #[error("the connection to {target} was lost")]
+    Disconnected { target: String },
+    #[error("ssh channel on {target}: {source}")]
+    Channel {
+        target: String,
+        source: russh::Error,
+    },
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
+
+impl SshError {
+    /// 255 when the bastion cannot be reached, verified or authenticated (OpenSSH's
+    /// convention) or the connection is lost; 2 for a profile's unusable identity file;
+    /// 1 for an operation that failed after connecting.
+    pub fn exit_status(&self) -> u8 {
+        match self {
+            SshError::Connect { .. }
+            | SshError::Timeout { .. }
+            | SshError::Handshake { .. }
+            | SshError::HostKey(_)
+            | SshError::AuthFailed { .. }
+            | SshError::PassphraseNeeded { .. }
+            | SshError::WrongPassphrase { .. }
+            | SshError::Disconnected { .. } => 255,
+            SshError::IdentityFile { .. } => 2,
+            SshError::Channel { .. } | SshError::Io { .. } => 1,
+        }
+    }
+}
+
+/// An authenticated SSH session to the bastion. Cheap to clone; all clones share the session.
+#[derive(Clone)]
+pub struct Bastion {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    handle: Handle<Client>,
+    /// Keeps the jump host's session (which carries ours) alive.
+    _jump: Option<Handle<Client>>,
+    target: String,
+    closed: CancellationToken,
+    open_timeout: Duration,
+}
+
+/// The russh handler: host keys go to the policy, nothing else happens here. Its drop (when
+/// the session task ends) marks the session closed.
+pub(crate) struct Client {
+    check: Arc<HostKeyCheck>,
+    _closed: DropGuard,
+}
+
+impl client::Handler for Client {
+    type Error = SshError;
+
+    async fn check_server_key(
+        &mut self,
+        server_public_key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        self.check.verify(server_public_key).await?;
+        Ok(true)
+    }
+}
+
+impl From<russh::Error> for SshError {
+    fn from(source: russh::Error) -> Self {
+        SshError::Handshake {
+            target: String::new(),
+            source,
+        }
+    }
+}
+
+impl Bastion {
+    /// Connects and authenticates to the profile's bastion (through its `proxy_jump` host
+    /// when it has one), within `connect_timeout`; time spent waiting for an answer at a
+    /// prompt does not count.
+    pub async fn connect(profile: &Resolved) -> Result<Bastion, SshError> {
+        let p = &profile.profile;
+        let target = dial::target(&p.host.0, p.port.0);
+        let after = Duration::from_secs(p.connect_timeout.0);
+        let (prompting, waiting) = watch::channel(false);
+        let prompting = Arc::new(prompting);
+        let span = info_span!("bastion", %target);
+        tokio::select! {
+            r = connect_all(profile, prompting).instrument(span) => r,
+            () = deadline(after, waiting) => Err(SshError::Timeout { target, after }),
+        }
+    }
+
+    /// `host:port` of the bastion, for messages.
+    pub fn target(&self) -> &str {
+        &self.inner.target
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.is_cancelled() || self.inner.handle.is_closed()
+    }
+
+    /// Resolves when the SSH session has ended.
+    pub async fn closed(&self) {
+        self.inner.closed.cancelled().await;
+    }
+
+    /// Opens a session channel.
+    pub(crate) async fn open_session(&self) -> Result<russh::Channel<client::Msg>, SshError> {
+        self.inner
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|source| self.channel_error(source))
+    }
+
+    pub(crate) fn channel_error(&self, source: russh::Error) -> SshError {
+        match source {
+            russh::Error::Disconnect | russh::Error::SendError => SshError::Disconnected {
+                target: self.inner.target.clone(),
+            },
+            source => SshError::Channel {
+                target: self.inner.target.clone(),
+                source,
+            },
+        }
+    }
+}
+
+/// Waits `after`, not counting time while `prompting` is true (a person is answering).
+async fn deadline(after: Duration, mut prompting: watch::Receiver<bool>) {
+    let mut remaining = after;
+    loop {
+        let start = tokio::time::Instant::now();
+        let asked = tokio::select! {
+            () = tokio::time::sleep(remaining) => return,
+            r = prompting.wait_for(|p| *p) => r.is_ok(),
+        };
+        if !asked {
+            // The connection attempt is over; its own result decides.
+            return std::future::pending().await;
+        }
+        remaining = remaining.saturating_sub(start.elapsed());
+        if prompting.wait_for(|p| !*p).await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
+/// One SSH hop: where, as whom, and how its key is checked.
+struct Hop {
+    host: String,
+    port: u16,
+    user: String,
+}
+
+async fn connect_all(
+    profile: &Resolved,
+    prompting: Arc<watch::Sender<bool>>,
+) -> Result<Bastion, SshError> {
+    let p = &profile.profile;
+    let bastion = Hop {
+        host: p.host.0.clone(),
+        port: p.port.0,
+        user: profile.user.clone(),
+    };
+    let closed = CancellationToken::new();
+    let (stream, jump): (BoxStream, _) = match &p.proxy_jump {
+        None => (tcp_connect(&bastion.host, bastion.port).await?, None),
+        Some(j) => {
+            let hop = Hop {
+                host: j.host.clone(),
+                port: j.port,
+                user: j.user.clone().unwrap_or_else(|| profile.user.clone()),
+            };
+            let jump_stream = tcp_connect(&hop.host, hop.port).await?;
+            let jump = handshake(
+                profile,
+                &hop,
+                jump_stream,
+                &prompting,
+                CancellationToken::new(),
+            )
+            .instrument(info_span!("jump", host = %dial::target(&hop.host, hop.port)))
+            .await?;
+            let channel = jump
+                .channel_open_direct_tcpip(
+                    bastion.host.clone(),
+                    u32::from(bastion.port),
+                    "127.0.0.1",
+                    0,
+                )
+                .await
+                .map_err(|e| SshError::Connect {
+                    target: dial::target(&bastion.host, bastion.port),
+                    source: std::io::Error::other(format!(
+                        "through jump host {}: {e}",
+                        dial::target(&hop.host, hop.port)
+                    )),
+                })?;
+            (Box::new(channel.into_stream()) as BoxStream, Some(jump))
+        }
+    };
+    let handle = handshake(profile, &bastion, stream, &prompting, closed.clone()).await?;
+    Ok(Bastion {
+        inner: Arc::new(Inner {
+            handle,
+            _jump: jump,
+            target: dial::target(&bastion.host, bastion.port),
+            closed,
+            open_timeout: Duration::from_secs(p.connect_timeout.0),
+        }),
+    })
+}
+
+async fn tcp_connect(host: &str, port: u16) -> Result<BoxStream, SshError> {
+    let s = tokio::net::TcpStream::connect((host, port))
+        .await
+        .map_err(|source| SshError::Connect {
+            target: dial::target(host, port),
+            source,
+        })?;
+    // Keystrokes in a shell are single bytes: never hold them back.
+    let _ = s.set_nodelay(true);
+    Ok(Box::new(s))
+}
+
+/// SSH over `stream` to `hop`: key exchange, host key check, authentication.
+async fn handshake(
+    profile: &Resolved,
+    hop: &Hop,
+    stream: BoxStream,
+    prompting: &Arc<watch::Sender<bool>>,
+    closed: CancellationToken,
+) -> Result<Handle<Client>, SshError> {
+    let target = dial::target(&hop.host, hop.port);
+    let check = Arc::new(HostKeyCheck::new(
+        &hop.host,
+        hop.port,
+        profile.known_hosts.clone(),
+        profile.profile.strict_host_key_checking,
+        profile.name.clone(),
+        prompting.clone(),
+    ));
+    let recorded = check.recorded_algorithms();
+    let config = Arc::new(client_config(profile.profile.keepalive_interval, &recorded));
+    let client = Client {
+        check,
+        _closed: closed.drop_guard(),
+    };
+    debug!("key exchange");
+    let mut handle = client::connect_stream(config, stream, client)
+        .await
+        .map_err(|e| match e {
+            SshError::Handshake { source, .. } => match source {
+                russh::Error::IO(source) => SshError::Connect {
+                    target: target.clone(),
+                    source,
+                },
+                source => SshError::Handshake {
+                    target: target.clone(),
+                    source,
+                },
+            },
+            other => other,
+        })?;
+    debug!("authenticating as {}", hop.user);
+    auth::authenticate(&mut handle, &hop.user, &target, profile, prompting).await?;
+    Ok(handle)
+}
+
+/// The russh client configuration: window and packet sizes (see the constants), keepalive,
+/// and the host key algorithms known_hosts records for this host asked for first (as OpenSSH
+/// does), so a host with several keys proves the one we know.
+fn client_config(keepalive_interval: u64, recorded: &[Algorithm]) -> client::Config {
+    let mut preferred = russh::Preferred::default();
+    if !recorded.is_empty() {
+        let family = |a: &Algorithm| match a {
+            Algorithm::Rsa { .. } => "rsa".to_string(),
+            other => other.as_str().to_string(),
+        };
+        let known: Vec<String> = recorded.iter().map(family).collect();
+        let (mut first, rest): (Vec<Algorithm>, Vec<Algorithm>) = preferred
+            .key
+            .iter()
+            .cloned()
+            .partition(|a| known.contains(&family(a)));
+        first.extend(rest);
+        preferred.key = Cow::Owned(first);
+    }
+    client::Config {
+        window_size: WINDOW_SIZE,
+        maximum_packet_size: MAX_PACKET_SIZE,
+        keepalive_interval: (keepalive_interval > 0)
+            .then(|| Duration::from_secs(keepalive_interval)),
+        keepalive_max: 3,
+        nodelay: true,
+        preferred,
+        ..Default::default()
+    }
+}
+
+impl Dialer for Bastion {
+    fn connect<'a>(&'a self, host: &'a str, port: u16) -> DialFuture<'a> {
+        Box::pin(async move {
+            let t = dial::target(host, port);
+            if self.is_closed() {
+                return Err(DialError::NoSession {
+                    target: t,
+                    reason: format!("the session to {} has ended", self.inner.target),
+                });
+            }
+            let open = self.inner.handle.channel_open_direct_tcpip(
+                host.to_string(),
+                u32::from(port),
+                "127.0.0.1",
+                0,
+            );
+            match tokio::time::timeout(self.inner.open_timeout, open).await {
+                Ok(Ok(channel)) => Ok(Box::new(channel.into_stream()) as BoxStream),
+                Ok(Err(russh::Error::ChannelOpenFailure(reason))) => Err(DialError::Rejected {
+                    target: t,
+                    reason: open_failure_reason(&reason),
+                }),
+                Ok(Err(e)) => Err(DialError::NoSession {
+                    target: t,
+                    reason: e.to_string(),
+                }),
+                Err(_) => Err(DialError::Timeout {
+                    target: t,
+                    after: self.inner.open_timeout,
+                }),
+            }
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("bastion {}", self.inner.target)
+    }
+}
+
+fn open_failure_reason(r: &russh::ChannelOpenFailure) -> String {
+    match r {
+        russh::ChannelOpenFailure::AdministrativelyProhibited => {
+            "administratively prohibited (AllowTcpForwarding?)".to_string()
+        }
+        russh::ChannelOpenFailure::ConnectFailed => "connection failed".to_string(),
+        russh::ChannelOpenFailure::UnknownChannelType => "unknown channel type".to_string(),
+        russh::ChannelOpenFailure::ResourceShortage => "resource shortage".to_string(),
+        russh::ChannelOpenFailure::Other { code, reason } => format!("{reason} (code {code})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_key_types_are_asked_for_first() {
+        let c = client_config(
+            0,
+            &[Algorithm::Ecdsa {
+                curve: russh::keys::ssh_key::EcdsaCurve::NistP256,
+            }],
+        );
+        assert_eq!(c.preferred.key[0].as_str(), "ecdsa-sha2-nistp256");
+        assert!(c.keepalive_interval.is_none());
+        let c = client_config(15, &[Algorithm::Rsa { hash: None }]);
+        assert!(matches!(c.preferred.key[0], Algorithm::Rsa { .. }));
+        assert_eq!(c.keepalive_interval, Some(Duration::from_secs(15)));
+        assert_eq!(c.window_size, WINDOW_SIZE);
+    }
+
+    #[test]
+    fn exit_statuses_follow_openssh() {
+        let e = SshError::Timeout {
+            target: "b:22".into(),
+            after: Duration::from_secs(1),
+        };
+        assert_eq!(e.exit_status(), 255);
+        let e = SshError::Io {
+            what: "stdout",
+            source: std::io::Error::other("x"),
+        };
+        assert_eq!(e.exit_status(), 1);
+    }
+}

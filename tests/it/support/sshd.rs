@@ -1,0 +1,388 @@
+//! A real OpenSSH `sshd` in a temporary folder: its own host keys, an authorized client key,
+//! its own config, a port chosen with retry on "address in use". Killed and reaped on `Drop`.
+//!
+//! It can run behind a command prefix (`ip netns exec NS`), be stopped and started again on
+//! the same port with the same host key (forwards must survive bastion restarts), and writes
+//! the paragon-admin config and known_hosts that point at it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The sshd binary: sshd refuses to re-exec itself unless started by an absolute path.
+const SSHD: &str = "/usr/sbin/sshd";
+
+/// How to start an sshd.
+#[derive(Clone, Debug)]
+pub struct SshdOptions {
+    /// The address sshd listens on.
+    pub listen: String,
+    /// A command that sshd runs under, such as `["ip", "netns", "exec", "ns1"]`.
+    pub prefix: Vec<String>,
+    /// Host key types to generate and offer (`ed25519`, `ecdsa`, `rsa`).
+    pub host_key_types: Vec<String>,
+    /// Extra lines for sshd_config.
+    pub extra_config: Vec<String>,
+}
+
+impl Default for SshdOptions {
+    fn default() -> Self {
+        SshdOptions {
+            listen: "127.0.0.1".to_string(),
+            prefix: Vec::new(),
+            host_key_types: vec!["ed25519".to_string()],
+            extra_config: Vec::new(),
+        }
+    }
+}
+
+/// A running (or stopped, to be started again) sshd.
+pub struct Sshd {
+    pub dir: tempfile::TempDir,
+    pub options: SshdOptions,
+    pub port: u16,
+    /// The client key sshd accepts (ed25519, no passphrase).
+    pub client_key: PathBuf,
+    /// A folder on the remote PATH for session commands (holds a fake `helm` printing argv).
+    pub bin_dir: PathBuf,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Sshd {
+    /// Starts an sshd on 127.0.0.1 with an ed25519 host key.
+    pub fn start() -> Sshd {
+        Sshd::start_with(SshdOptions::default())
+    }
+
+    pub fn start_with(options: SshdOptions) -> Sshd {
+        std::fs::create_dir_all("/run/sshd").expect("create /run/sshd");
+        let dir = tempfile::tempdir().expect("sshd temp dir");
+        for t in &options.host_key_types {
+            keygen(&dir.path().join(format!("host_{t}_key")), t, "");
+        }
+        let client_key = dir.path().join("id_ed25519");
+        keygen(&client_key, "ed25519", "");
+        let auth = dir.path().join("authorized_keys");
+        std::fs::copy(client_key.with_extension("pub"), &auth).expect("authorized_keys");
+        let bin_dir = dir.path().join("bin");
+        std::fs::create_dir(&bin_dir).expect("bin dir");
+        write_executable(
+            &bin_dir.join("helm"),
+            "#!/bin/sh\n# prints its arguments one per line, each between < and >\nfor a in \"$@\"; do printf '<%s>\\n' \"$a\"; done\n",
+        );
+        let mut sshd = Sshd {
+            log: dir.path().join("sshd.log"),
+            dir,
+            options,
+            port: 0,
+            client_key,
+            bin_dir,
+            child: None,
+        };
+        let mut last = String::new();
+        for _ in 0..20 {
+            sshd.port = free_port_hint(&sshd.options);
+            match sshd.spawn() {
+                Ok(()) => return sshd,
+                Err(e) => last = e,
+            }
+        }
+        panic!("sshd did not start: {last}");
+    }
+
+    /// Authorizes another public key (the contents of a `.pub` file).
+    pub fn authorize(&self, pub_key_file: &Path) {
+        let key = std::fs::read_to_string(pub_key_file).expect("read public key");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("authorized_keys"))
+            .expect("open authorized_keys");
+        f.write_all(key.as_bytes()).expect("append authorized_keys");
+    }
+
+    /// The host's public key line (`TYPE BASE64 comment`) of the given type.
+    pub fn host_public_key(&self, key_type: &str) -> String {
+        let p = self.dir.path().join(format!("host_{key_type}_key.pub"));
+        std::fs::read_to_string(p)
+            .expect("host public key")
+            .trim()
+            .to_string()
+    }
+
+    /// The private host key file of the given type.
+    pub fn host_key_file(&self, key_type: &str) -> PathBuf {
+        self.dir.path().join(format!("host_{key_type}_key"))
+    }
+
+    /// The known_hosts host pattern OpenSSH uses for this server: `[addr]:port`.
+    pub fn host_pattern(&self) -> String {
+        format!("[{}]:{}", self.options.listen, self.port)
+    }
+
+    /// A known_hosts line for the first host key type.
+    pub fn known_hosts_line(&self) -> String {
+        let key = self.host_public_key(&self.options.host_key_types[0]);
+        let mut parts = key.split_whitespace();
+        let (t, b) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        format!("{} {t} {b}\n", self.host_pattern())
+    }
+
+    /// Writes a known_hosts file holding this server's key; returns its path.
+    pub fn write_known_hosts(&self, path: &Path) -> PathBuf {
+        std::fs::write(path, self.known_hosts_line()).expect("write known_hosts");
+        path.to_path_buf()
+    }
+
+    /// A paragon-admin profile `test` for this server (user root, the client key), with
+    /// `known_hosts` and the host-key policy given, plus `extra` TOML lines in the profile.
+    pub fn profile_toml(&self, known_hosts: &Path, policy: &str, extra: &str) -> String {
+        self.profile_toml_named("test", known_hosts, policy, extra)
+    }
+
+    /// As `profile_toml`, for a profile called `name` (keyring secrets are per profile).
+    pub fn profile_toml_named(
+        &self,
+        name: &str,
+        known_hosts: &Path,
+        policy: &str,
+        extra: &str,
+    ) -> String {
+        format!(
+            "[profiles.{name}]\nhost = \"{}\"\nport = {}\nuser = \"root\"\nidentity_file = \"{}\"\n\
+             known_hosts = \"{}\"\nstrict_host_key_checking = \"{policy}\"\nconnect_timeout = 10\n{extra}\n",
+            self.options.listen,
+            self.port,
+            self.client_key.display(),
+            known_hosts.display(),
+        )
+    }
+
+    /// Writes the config into `home` with a known_hosts next to it holding this server's key
+    /// (policy `yes`); returns the known_hosts path.
+    pub fn configure(&self, home: &super::Home) -> PathBuf {
+        let kh = self.write_known_hosts(&home.path().join("known_hosts"));
+        home.write_config(&self.profile_toml(&kh, "yes", ""));
+        kh
+    }
+
+    /// What sshd logged so far (for assertion messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills sshd and every process it started (per-connection sshds and their sessions,
+    /// which otherwise outlive the listener), by pid, and reaps it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let mut pids = descendants(c.id());
+            pids.push(c.id());
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .args(pids.iter().map(u32::to_string))
+                .stderr(Stdio::null())
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts sshd again on the same port with the same keys, retrying while the port is busy.
+    pub fn restart(&mut self) {
+        self.stop();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.spawn() {
+                Ok(()) => return,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("sshd did not restart on port {}: {e}", self.port),
+            }
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("sshd_config")
+    }
+
+    fn write_sshd_config(&self) {
+        let d = self.dir.path();
+        let mut cfg = format!(
+            "Port {}\nListenAddress {}\nUsePAM no\nStrictModes no\nPidFile none\n\
+             AuthorizedKeysFile {}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nAllowTcpForwarding yes\nPermitTunnel no\n\
+             X11Forwarding no\nPrintMotd no\nPrintLastLog no\nUseDNS no\nLogLevel VERBOSE\n\
+             MaxStartups 100:30:200\nMaxSessions 100\n\
+             SetEnv PATH={}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
+            self.port,
+            self.options.listen,
+            d.join("authorized_keys").display(),
+            self.bin_dir.display(),
+        );
+        for t in &self.options.host_key_types {
+            cfg.push_str(&format!("HostKey {}\n", self.host_key_file(t).display()));
+        }
+        for l in &self.options.extra_config {
+            cfg.push_str(l);
+            cfg.push('\n');
+        }
+        std::fs::write(self.config_path(), cfg).expect("write sshd_config");
+    }
+
+    /// Starts sshd on `self.port` and waits until it listens; an error says why it did not.
+    fn spawn(&mut self) -> Result<(), String> {
+        self.write_sshd_config();
+        let mut cmd = match self.options.prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(SSHD);
+                c
+            }
+            None => Command::new(SSHD),
+        };
+        cmd.arg("-D")
+            .arg("-e")
+            .arg("-f")
+            .arg(self.config_path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| format!("cannot run sshd: {e}"))?;
+        let stderr = child.stderr.take().ok_or("no sshd stderr")?;
+        let (tx, rx) = mpsc::channel::<Result<(), String>>();
+        let log_path = self.log.clone();
+        std::thread::spawn(move || {
+            let mut log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .ok();
+            let mut told = false;
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(f) = log.as_mut() {
+                    let _ = writeln!(f, "{line}");
+                }
+                if !told && line.contains("Server listening on") {
+                    let _ = tx.send(Ok(()));
+                    told = true;
+                } else if !told
+                    && (line.contains("Address already in use")
+                        || line.contains("Cannot bind")
+                        || line.contains("fatal"))
+                {
+                    let _ = tx.send(Err(line.clone()));
+                    told = true;
+                }
+            }
+            if !told {
+                let _ = tx.send(Err("sshd exited before listening".to_string()));
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => {
+                self.child = Some(child);
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!("{e}\n{}", self.log()))
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!("sshd did not listen within 10s\n{}", self.log()))
+            }
+        }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A port that was free a moment ago on the options' address (a hint: sshd binds it itself,
+/// and `start_with` retries when it was taken meanwhile). Behind a prefix (a namespace) any
+/// port in the dynamic range is as good a guess.
+fn free_port_hint(options: &SshdOptions) -> u16 {
+    if options.prefix.is_empty()
+        && let Ok(l) = std::net::TcpListener::bind((options.listen.as_str(), 0))
+        && let Ok(a) = l.local_addr()
+    {
+        return a.port();
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    20000 + (nanos % 20000) as u16
+}
+
+/// Runs `ssh-keygen` for a new key of `key_type` at `path` with `passphrase`.
+pub fn keygen(path: &Path, key_type: &str, passphrase: &str) {
+    let st = Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            key_type,
+            "-N",
+            passphrase,
+            "-C",
+            "paragon-test",
+            "-f",
+        ])
+        .arg(path)
+        .stdin(Stdio::null())
+        .status()
+        .expect("ssh-keygen must be installed (openssh-client)");
+    assert!(st.success(), "ssh-keygen -t {key_type} failed");
+}
+
+/// Every process below `pid`, children before their parents' siblings.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut parent_of: Vec<(u32, u32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+            let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                continue;
+            };
+            if let Some(ppid) = after.split_whitespace().nth(1).and_then(|s| s.parse().ok()) {
+                parent_of.push((p, ppid));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        for &(p, pp) in &parent_of {
+            if pp == parent {
+                out.push(p);
+                frontier.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn write_executable(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).expect("write script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
