@@ -4,5 +4,6 @@
 mod support;
 
 mod config;
+mod demo_bastion;
 mod docs;
 mod ssh;
