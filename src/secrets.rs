@@ -83,6 +83,26 @@ fn init_store() -> Result<(), SecretError> {
     .map_err(SecretError::Unavailable)
 }
 
+/// The keyutils store adds keys to the session keyring and links them into the persistent
+/// keyring. A process without a session keyring of its own (a CI job, a container, `sudo`)
+/// would use the shared `_uid_ses` keyring, which the store's persistent-keyring lookup then
+/// swaps for a fresh one, losing possession of the key it just added (AccessDenied). So each
+/// thread that touches the store first joins a session keyring, as `keyctl session` does:
+/// the one it has, else a new one; keys then live in the user's persistent keyring, which
+/// every later process of the same user finds through its own session.
+#[cfg(target_os = "linux")]
+fn join_session_keyring() -> Result<(), SecretError> {
+    use linux_keyutils::{KeyRing, KeyRingIdentifier};
+    KeyRing::from_special_id(KeyRingIdentifier::Session, true)
+        .map(|_| ())
+        .map_err(|e| SecretError::Unavailable(format!("no session keyring: {e}")))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn join_session_keyring() -> Result<(), SecretError> {
+    Ok(())
+}
+
 #[cfg(target_os = "linux")]
 fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
     Ok(linux_keyutils_keyring_store::Store::new()?)
@@ -106,6 +126,7 @@ fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> 
 fn entry(name: &str) -> Result<keyring_core::Entry, SecretError> {
     validate_name(name)?;
     init_store()?;
+    join_session_keyring()?;
     keyring_core::Entry::new(SERVICE, name).map_err(|e| failed(name, &e))
 }
 
@@ -158,6 +179,7 @@ pub fn delete(name: &str) -> Result<(), SecretError> {
 /// The names of the stored secrets, sorted, never their values.
 pub fn list() -> Result<Vec<String>, SecretError> {
     init_store()?;
+    join_session_keyring()?;
     let spec = std::collections::HashMap::from([("service", SERVICE)]);
     let mut names: Vec<String> = match keyring_core::Entry::search(&spec) {
         Ok(entries) => entries
@@ -182,6 +204,8 @@ fn list_platform() -> Result<Vec<String>, SecretError> {
     use linux_keyutils::{KeyRing, KeyRingIdentifier};
     let session = KeyRing::from_special_id(KeyRingIdentifier::Session, false)
         .map_err(|e| SecretError::Unavailable(e.to_string()))?;
+    // As the store does for every entry: link the persistent keyring into the session.
+    let _ = KeyRing::get_persistent(KeyRingIdentifier::Session);
     let suffix = format!("@{SERVICE}");
     let mut names = Vec::new();
     let mut seen = Vec::new();

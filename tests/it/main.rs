@@ -6,4 +6,5 @@ mod support;
 mod config;
 mod demo_bastion;
 mod docs;
+mod secrets;
 mod ssh;
