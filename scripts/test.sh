@@ -15,6 +15,7 @@ declare -A need=(
   [zsh]=zsh
   [fish]=fish
   [man]=man-db
+  [python3]=python3
 )
 missing=()
 for cmd in "${!need[@]}"; do

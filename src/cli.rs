@@ -83,6 +83,20 @@ A key passphrase is looked up as PROFILE/identity-passphrase.",
         #[command(subcommand)]
         action: SecretsAction,
     },
+    /// Create a profile: a wizard on a terminal, or flags in a script
+    #[command(
+        long_about = "Create a profile in the config file (--config, else the default path): the \
+bastion's host and port, the user, the identity file (keys in ~/.ssh and the agent's are \
+offered), a jump host and the host-key policy. A Host alias of ~/.ssh/config (given as the host \
+or with --from-ssh-config) is resolved by OpenSSH itself (`ssh -G`). On a terminal the wizard \
+then connects once to show the bastion's host key fingerprint and record it in known_hosts, \
+offers to store the key's passphrase in the keyring, and to write the default service forwards. \
+Every answer can be given as a flag; with --non-interactive nothing is asked and nothing is \
+connected. An existing profile is replaced only with --force, and only the keys asked about: \
+the rest of the file, comments included, is kept.",
+        after_help = "Examples:\n  paragon-admin init\n  paragon-admin init --from-ssh-config paragon-prod\n  paragon-admin init --non-interactive --name prod --host bastion.example.com --user ops \\\n      --identity-file ~/.ssh/id_ed25519 --strict-host-key-checking accept-new"
+    )]
+    Init(InitArgs),
     /// List the profiles in the config file
     #[command(
         after_help = "Examples:\n  paragon-admin profiles\n  paragon-admin profiles --output json"
@@ -100,6 +114,43 @@ candidates as you type, so profile and service names come from your own config f
         after_help = "Examples:\n  paragon-admin man | man -l -\n  paragon-admin man --dir ~/.local/share/man/man1"
     )]
     Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The profile's name (letters, digits, `-`, `_`, `.`)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The bastion's host name or address, or a Host alias of ~/.ssh/config
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// The bastion's SSH port [default: 22]
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<String>,
+    /// The user on the bastion [default: the local user]
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// The private key to log in with [default: the agent's keys, then ~/.ssh/id_*]
+    #[arg(long, value_name = "FILE")]
+    pub identity_file: Option<String>,
+    /// The known_hosts file [default: ~/.ssh/known_hosts]
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<String>,
+    /// A jump host to reach the bastion through, as `[user@]host[:port]`
+    #[arg(long, value_name = "JUMP")]
+    pub proxy_jump: Option<String>,
+    /// What to do with a host key known_hosts does not hold: yes, accept-new or ask [default: ask]
+    #[arg(long, value_name = "POLICY")]
+    pub strict_host_key_checking: Option<String>,
+    /// Take host, port, user, identity file and jump host from this Host of ~/.ssh/config
+    #[arg(long, value_name = "ALIAS")]
+    pub from_ssh_config: Option<String>,
+    /// Ask nothing and connect nowhere: every answer comes from a flag or its default
+    #[arg(long)]
+    pub non_interactive: bool,
+    /// Replace a profile of the same name (only the keys init asks about)
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

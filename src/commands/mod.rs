@@ -2,6 +2,7 @@
 //! Logic that a second command could want lives below this module, not in it.
 
 mod docs;
+mod init;
 mod profiles;
 mod secrets;
 mod ssh;
@@ -14,6 +15,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let g = &cli.globals;
     match cli.command {
         Command::Profiles => profiles::run(g),
+        Command::Init(a) => init::run(g, &a).await,
         Command::Completions(a) => docs::completions(&a),
         Command::Man(a) => docs::man(&a),
         Command::Ssh(a) => ssh::run(g, &a.command).await,

@@ -6,5 +6,6 @@ mod support;
 mod config;
 mod demo_bastion;
 mod docs;
+mod init;
 mod secrets;
 mod ssh;
