@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use paragon_admin::cli::{Cli, Globals};
-use paragon_admin::{commands, config, prompt, secrets, ssh};
+use paragon_admin::{commands, config, prompt, sandbox, secrets, ssh};
 
 /// Exit statuses shared by every command (DESIGN.md).
 const FAILED: u8 = 1;
@@ -86,6 +86,12 @@ fn exit_status(e: &anyhow::Error) -> u8 {
                 secrets::SecretError::InvalidName { .. } => USAGE,
                 _ => FAILED,
             };
+        }
+        if cause
+            .downcast_ref::<sandbox::SandboxError>()
+            .is_some_and(sandbox::SandboxError::is_usage)
+        {
+            return USAGE;
         }
     }
     FAILED

@@ -4,6 +4,7 @@
 mod docs;
 mod init;
 mod profiles;
+mod sandbox;
 mod secrets;
 mod ssh;
 
@@ -22,6 +23,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Kubectl(a) => ssh::passthrough(g, "kubectl", &a.args).await,
         Command::Helm(a) => ssh::passthrough(g, "helm", &a.args).await,
         Command::Secrets { action } => secrets::run(g, &action),
+        Command::Sandbox(args) => sandbox::run(g, args).await,
     }
 }
 

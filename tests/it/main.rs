@@ -7,5 +7,6 @@ mod config;
 mod demo_bastion;
 mod docs;
 mod init;
+mod sandbox;
 mod secrets;
 mod ssh;
