@@ -19,6 +19,7 @@ declare -A need=(
   [curl]=curl
   [openssl]=openssl
   [base64]=coreutils
+  [kubectl]=kubernetes-client
 )
 missing=()
 for cmd in "${!need[@]}"; do

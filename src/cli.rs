@@ -97,6 +97,29 @@ the rest of the file, comments included, is kept.",
         after_help = "Examples:\n  paragon-admin init\n  paragon-admin init --from-ssh-config paragon-prod\n  paragon-admin init --non-interactive --name prod --host bastion.example.com --user ops \\\n      --identity-file ~/.ssh/id_ed25519 --strict-host-key-checking accept-new"
     )]
     Init(InitArgs),
+    /// Forward local ports to services in the private network, through the bastion
+    #[command(
+        long_about = "Forward local ports to services in the private network, all over one SSH \
+session to the bastion. A SPEC is a service name (grafana, kibana, prometheus, or one from the \
+profile's [services] tables), LOCAL_PORT:SERVICE, or as with `ssh -L`, LOCAL_PORT:HOST:PORT or \
+HOST:PORT (HOST as resolved on the bastion; LOCAL_PORT 0 = any free port). Every listener is \
+bound before the bastion is contacted, so a port in use fails at once. When the bastion goes \
+away the listeners stay open and the session is re-established; new connections wait for it. \
+Stop with Ctrl-C.",
+        after_help = "Examples:\n  paragon-admin forward grafana kibana\n  paragon-admin forward 3000:grafana --open\n  paragon-admin forward 5432:postgres.paragon.svc:5432\n  paragon-admin forward --socks 1080\n  paragon-admin forward prometheus --output json"
+    )]
+    Forward(ForwardArgs),
+    /// Forward the Kubernetes API and print a kubeconfig that uses the forward
+    #[command(
+        long_about = "Forward the cluster's private API server (the profile's [kube] api_server, else \
+the server in its kubeconfig) to a local port, and print (or --write) a kubeconfig whose server \
+is that port and whose tls-server-name keeps TLS verifying, so that kubectl, k9s or Lens on this \
+machine work through the bastion. The credentials come from the profile's kube.kubeconfig, else \
+from the bastion's own kubeconfig; they are written only where you ask. Stays in the foreground \
+like `forward`.",
+        after_help = "Examples:\n  paragon-admin kubeconfig --write ~/.kube/paragon-prod\n  KUBECONFIG=~/.kube/paragon-prod kubectl get pods -n paragon\n  paragon-admin kubeconfig --local-port 6443 > /tmp/kc"
+    )]
+    Kubeconfig(KubeconfigArgs),
     /// List the profiles in the config file
     #[command(
         after_help = "Examples:\n  paragon-admin profiles\n  paragon-admin profiles --output json"
@@ -226,6 +249,35 @@ pub struct PassthroughArgs {
     pub args: Vec<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct ForwardArgs {
+    /// What to forward: SERVICE, LOCAL_PORT:SERVICE, LOCAL_PORT:HOST:PORT or HOST:PORT
+    #[arg(value_name = "SPEC", required_unless_present = "socks")]
+    pub specs: Vec<String>,
+    /// Also run a SOCKS5 proxy on this local port (0 = any free port)
+    #[arg(long, value_name = "PORT")]
+    pub socks: Option<u16>,
+    /// The local address to listen on; anything but loopback exposes the private network
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+    /// Open each service's URL in the browser once it is ready
+    #[arg(long)]
+    pub open: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KubeconfigArgs {
+    /// The local port for the API server (0 = any free port)
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    pub local_port: u16,
+    /// Write the kubeconfig to FILE (mode 0600) instead of stdout
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// Allow --write to replace a default kubeconfig (~/.kube/config or one in $KUBECONFIG)
+    #[arg(long, requires = "write")]
+    pub force: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum SecretsAction {
     /// Store a secret: from stdin when it is not a terminal, else from a hidden prompt
@@ -274,6 +326,21 @@ mod tests {
             panic!("not kubectl")
         };
         assert_eq!(a.args, ["-n", "paragon", "get", "pods", "--help", ""]);
+    }
+
+    #[test]
+    fn forward_needs_a_spec_or_socks() {
+        assert!(Cli::try_parse_from(["paragon-admin", "forward"]).is_err());
+        let cli = Cli::try_parse_from(["paragon-admin", "forward", "--socks", "0"]).unwrap();
+        let Command::Forward(a) = cli.command else {
+            panic!("not forward")
+        };
+        assert_eq!((a.socks, a.specs.len()), (Some(0), 0));
+        assert_eq!(a.bind.to_string(), "127.0.0.1");
+        assert!(
+            Cli::try_parse_from(["paragon-admin", "forward", "grafana", "--bind", "nohost"])
+                .is_err()
+        );
     }
 
     #[test]

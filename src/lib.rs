@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod dial;
 pub mod docs;
+pub mod forward;
 pub mod openssh;
 pub mod output;
 pub mod prompt;

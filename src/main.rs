@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use paragon_admin::cli::{Cli, Globals};
-use paragon_admin::{commands, config, prompt, sandbox, secrets, ssh};
+use paragon_admin::{commands, config, forward, prompt, sandbox, secrets, ssh};
 
 /// Exit statuses shared by every command (DESIGN.md).
 const FAILED: u8 = 1;
@@ -80,6 +80,12 @@ fn exit_status(e: &anyhow::Error) -> u8 {
         }
         if let Some(e) = cause.downcast_ref::<ssh::SshError>() {
             return e.exit_status();
+        }
+        if let Some(e) = cause.downcast_ref::<forward::ForwardError>() {
+            return if e.is_usage() { USAGE } else { FAILED };
+        }
+        if let Some(e) = cause.downcast_ref::<forward::kubeconfig::KubeconfigError>() {
+            return if e.is_usage() { USAGE } else { FAILED };
         }
         if let Some(e) = cause.downcast_ref::<secrets::SecretError>() {
             return match e {

@@ -2,7 +2,9 @@
 //! Logic that a second command could want lives below this module, not in it.
 
 mod docs;
+mod forward;
 mod init;
+mod kubeconfig;
 mod profiles;
 mod sandbox;
 mod secrets;
@@ -24,6 +26,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Helm(a) => ssh::passthrough(g, "helm", &a.args).await,
         Command::Secrets { action } => secrets::run(g, &action),
         Command::Sandbox(args) => sandbox::run(g, args).await,
+        Command::Forward(a) => forward::run(g, a).await,
+        Command::Kubeconfig(a) => kubeconfig::run(g, a).await,
     }
 }
 

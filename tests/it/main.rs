@@ -6,6 +6,7 @@ mod support;
 mod config;
 mod demo_bastion;
 mod docs;
+mod forward;
 mod init;
 mod sandbox;
 mod secrets;

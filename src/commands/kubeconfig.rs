@@ -1,0 +1,122 @@
+//! `paragon-admin kubeconfig`: forward the Kubernetes API and hand out a kubeconfig for it.
+
+use std::io::Write;
+
+use crate::cli::{Globals, KubeconfigArgs};
+use crate::config::{Scheme, Service};
+use crate::forward::kubeconfig::{self, KubeconfigError, Source};
+use crate::forward::{self, Forward, Shutdown, Sink, Target};
+use crate::ssh::Bastion;
+
+use super::forward::{INTERRUPTED, connect_or_interrupt, options, reconnect, session};
+
+/// Prints the bastion's kubeconfig, self-contained, for the current (or `--context`) context.
+const FETCH_COMMAND: &str = "kubectl config view --minify --flatten --raw";
+
+pub async fn run(g: &Globals, args: KubeconfigArgs) -> anyhow::Result<u8> {
+    let profile = super::resolve_profile(g)?;
+    let kube = profile.profile.kube.clone();
+    let context = kube.context.as_ref().map(|c| c.0.clone());
+    // A local kubeconfig is read, and --write checked, before anything connects.
+    let local = match &kube.kubeconfig {
+        Some(path) => {
+            let base = profile.file.parent().unwrap_or(std::path::Path::new("."));
+            let path = crate::config::expand_path(&path.0, base)?;
+            Some(Source::read(&path, context.clone())?)
+        }
+        None => None,
+    };
+    if let Some(path) = &args.write {
+        kubeconfig::check_writable(path, args.force)?;
+    }
+    let mut shutdown = Shutdown::install()?;
+    let placeholder = Forward {
+        name: "kubernetes".to_string(),
+        target: Target::Socks,
+        local_port: args.local_port,
+        service: None,
+    };
+    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+    let mut listeners = forward::bind(vec![placeholder], loopback).await?;
+    let Some(bastion) = connect_or_interrupt(&profile, &mut shutdown).await? else {
+        return Ok(INTERRUPTED);
+    };
+    let source = match local {
+        Some(s) => s,
+        None => fetch(&bastion, context).await?,
+    };
+    let upstream = source.upstream(kube.api_server.as_ref())?;
+    let l = &mut listeners[0];
+    l.forward.target = Target::Tunnel {
+        host: upstream.host.clone(),
+        port: upstream.port,
+    };
+    l.forward.service = Some(Service {
+        name: "kubernetes".to_string(),
+        host: upstream.host.clone(),
+        port: upstream.port,
+        local_port: l.local.port(),
+        scheme: if upstream.https {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        },
+        path: upstream.path.clone(),
+    });
+    let config =
+        source.through_forward(&upstream, l.local, &format!("paragon-{}", profile.name))?;
+    let yaml = kubeconfig::to_yaml(&config)?;
+    let sink = match &args.write {
+        Some(path) => {
+            kubeconfig::write_private(path, &yaml, args.force)?;
+            eprintln!(
+                "paragon-admin: kubeconfig written to {0}; use it with KUBECONFIG={0} kubectl ...",
+                path.display()
+            );
+            Sink::Stdout
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(yaml.as_bytes())?;
+            out.flush()?;
+            Sink::Stderr
+        }
+    };
+    forward::run(
+        listeners,
+        session(bastion),
+        reconnect(profile),
+        options(g, sink),
+        shutdown.requested(),
+    )
+    .await;
+    Ok(0)
+}
+
+/// The bastion's own kubeconfig, fetched into memory (never written anywhere but where the
+/// user asked).
+async fn fetch(bastion: &Bastion, context: Option<String>) -> anyhow::Result<Source> {
+    let out = bastion.exec_capture(FETCH_COMMAND).await?;
+    if out.status != 0 {
+        let why = String::from_utf8_lossy(&out.stderr);
+        let why = why
+            .lines()
+            .next()
+            .unwrap_or("no message")
+            .trim()
+            .to_string();
+        return Err(KubeconfigError::Fetch {
+            status: out.status,
+            message: why,
+        }
+        .into());
+    }
+    let text = String::from_utf8(out.stdout).map_err(|_| KubeconfigError::Parse {
+        origin: "the bastion's kubeconfig".to_string(),
+    })?;
+    Ok(Source::from_yaml(
+        &text,
+        "the bastion's kubeconfig",
+        context,
+    )?)
+}

@@ -1,0 +1,466 @@
+//! A kubeconfig that reaches the cluster's private API server through a local forward: the
+//! server becomes the forward's local address, and `tls-server-name` keeps the API server's
+//! real name so that TLS still verifies. The user's credentials are copied unchanged.
+//!
+//! Pure rewriting: reading files, fetching from the bastion and writing are the caller's.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use kube::config::{Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext};
+
+use crate::config::HostPort;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KubeconfigError {
+    // The parser's message may quote the document, and a kubeconfig holds secrets: not shown.
+    #[error("{origin} is not a valid kubeconfig (`kubectl config view` shows why)")]
+    Parse { origin: String },
+    #[error("{origin}: context `{context}` not found (contexts: {known})")]
+    NoContext {
+        origin: String,
+        context: String,
+        known: String,
+    },
+    #[error("{origin}: no current-context: set `context` in the profile's [kube] table")]
+    NoCurrentContext { origin: String },
+    #[error("{origin}: cluster `{cluster}` of context `{context}` not found")]
+    NoCluster {
+        origin: String,
+        context: String,
+        cluster: String,
+    },
+    #[error("{origin}: cluster `{cluster}` has no usable server URL ({server})")]
+    BadServer {
+        origin: String,
+        cluster: String,
+        server: String,
+    },
+    #[error(
+        "`kubectl config view` on the bastion failed (exit status {status}): {message}; \
+         set [kube] kubeconfig in the profile to use a local one"
+    )]
+    Fetch { status: u32, message: String },
+    #[error("cannot render the kubeconfig: {0}")]
+    Render(String),
+    #[error("{path} is a default kubeconfig: pass --force to overwrite it")]
+    DefaultKubeconfig { path: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A kubeconfig as read or fetched, with where it came from (for messages).
+pub struct Source {
+    pub kubeconfig: Kubeconfig,
+    /// `~/.kube/prod.yaml`, `the bastion`.
+    pub origin: String,
+    /// The context to use; its current context when `None`.
+    pub context: Option<String>,
+}
+
+impl KubeconfigError {
+    /// Whether the user's input is at fault (exit status 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, KubeconfigError::DefaultKubeconfig { .. })
+    }
+}
+
+impl Source {
+    /// Parses a kubeconfig document (as fetched from the bastion).
+    pub fn from_yaml(
+        text: &str,
+        origin: &str,
+        context: Option<String>,
+    ) -> Result<Self, KubeconfigError> {
+        let kubeconfig = Kubeconfig::from_yaml(text).map_err(|_| KubeconfigError::Parse {
+            origin: origin.to_string(),
+        })?;
+        Ok(Source {
+            kubeconfig,
+            origin: origin.to_string(),
+            context,
+        })
+    }
+
+    /// Reads a kubeconfig file; relative paths inside it become absolute.
+    pub fn read(path: &Path, context: Option<String>) -> Result<Self, KubeconfigError> {
+        let origin = path.display().to_string();
+        let kubeconfig = Kubeconfig::read_from(path).map_err(|e| match e {
+            kube::config::KubeconfigError::ReadConfig(source, _) => KubeconfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            },
+            _ => KubeconfigError::Parse {
+                origin: origin.clone(),
+            },
+        })?;
+        Ok(Source {
+            kubeconfig,
+            origin,
+            context,
+        })
+    }
+
+    fn selected(
+        &self,
+    ) -> Result<(&NamedContext, &Context, &NamedCluster, &Cluster), KubeconfigError> {
+        let origin = || self.origin.clone();
+        let name = match (&self.context, &self.kubeconfig.current_context) {
+            (Some(c), _) => c.clone(),
+            (None, Some(c)) if !c.is_empty() => c.clone(),
+            _ => return Err(KubeconfigError::NoCurrentContext { origin: origin() }),
+        };
+        let named = self
+            .kubeconfig
+            .contexts
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| KubeconfigError::NoContext {
+                origin: origin(),
+                context: name.clone(),
+                known: self
+                    .kubeconfig
+                    .contexts
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        let no_cluster = || KubeconfigError::NoCluster {
+            origin: origin(),
+            context: name.clone(),
+            cluster: named
+                .context
+                .as_ref()
+                .map(|c| c.cluster.clone())
+                .unwrap_or_default(),
+        };
+        let context = named.context.as_ref().ok_or_else(no_cluster)?;
+        let cluster = self
+            .kubeconfig
+            .clusters
+            .iter()
+            .find(|c| c.name == context.cluster)
+            .ok_or_else(no_cluster)?;
+        let inner = cluster.cluster.as_ref().ok_or_else(no_cluster)?;
+        Ok((named, context, cluster, inner))
+    }
+
+    /// Where the API server is: `api_server` when the profile gives one, else the selected
+    /// cluster's server; and the name its certificate carries.
+    pub fn upstream(&self, api_server: Option<&HostPort>) -> Result<Upstream, KubeconfigError> {
+        let (_, _, named, cluster) = self.selected()?;
+        let server = cluster.server.clone().unwrap_or_default();
+        let parsed = parse_server(&server).ok_or_else(|| KubeconfigError::BadServer {
+            origin: self.origin.clone(),
+            cluster: named.name.clone(),
+            server: server.clone(),
+        })?;
+        let (host, port) = match api_server {
+            Some(a) => (a.host.clone(), a.port),
+            None => (parsed.host.clone(), parsed.port),
+        };
+        let tls_server_name = parsed
+            .https
+            .then(|| cluster.tls_server_name.clone().unwrap_or(parsed.host));
+        Ok(Upstream {
+            host,
+            port,
+            https: parsed.https,
+            path: parsed.path,
+            tls_server_name,
+        })
+    }
+
+    /// The kubeconfig for the forward on `local`: one cluster, user and context named `name`,
+    /// the selected context's credentials and namespace, the server at `local`.
+    pub fn through_forward(
+        &self,
+        upstream: &Upstream,
+        local: SocketAddr,
+        name: &str,
+    ) -> Result<Kubeconfig, KubeconfigError> {
+        let (_, context, _, cluster) = self.selected()?;
+        let mut cluster = cluster.clone();
+        cluster.server = Some(format!(
+            "{}://{local}{}",
+            if upstream.https { "https" } else { "http" },
+            upstream.path
+        ));
+        cluster.tls_server_name = upstream.tls_server_name.clone();
+        // The forward is the way there: a proxy would route around it.
+        cluster.proxy_url = None;
+        let user: Option<NamedAuthInfo> = context.user.as_ref().and_then(|u| {
+            self.kubeconfig
+                .auth_infos
+                .iter()
+                .find(|a| &a.name == u)
+                .map(|a| NamedAuthInfo {
+                    name: name.to_string(),
+                    ..a.clone()
+                })
+        });
+        Ok(Kubeconfig {
+            api_version: Some("v1".to_string()),
+            kind: Some("Config".to_string()),
+            clusters: vec![NamedCluster {
+                name: name.to_string(),
+                cluster: Some(cluster),
+                other: Default::default(),
+            }],
+            contexts: vec![NamedContext {
+                name: name.to_string(),
+                context: Some(Context {
+                    cluster: name.to_string(),
+                    user: user.as_ref().map(|u| u.name.clone()),
+                    namespace: context.namespace.clone(),
+                    extensions: None,
+                    other: Default::default(),
+                }),
+                other: Default::default(),
+            }],
+            auth_infos: user.into_iter().collect(),
+            current_context: Some(name.to_string()),
+            ..Kubeconfig::default()
+        })
+    }
+}
+
+/// The API server as seen from the bastion, and how the forward's kubeconfig reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub host: String,
+    pub port: u16,
+    pub https: bool,
+    /// The server URL's path (usually empty).
+    pub path: String,
+    /// The name TLS verifies against; `None` for plain http.
+    pub tls_server_name: Option<String>,
+}
+
+struct Server {
+    https: bool,
+    host: String,
+    port: u16,
+    path: String,
+}
+
+fn parse_server(url: &str) -> Option<Server> {
+    let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
+    } else {
+        (false, url.strip_prefix("http://")?)
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+        None => (rest, ""),
+    };
+    let (host, port) = crate::config::split_host_port(authority, if https { 443 } else { 80 })?;
+    if host.is_empty() || host.contains('@') {
+        return None;
+    }
+    Some(Server {
+        https,
+        host,
+        port,
+        path: path.to_string(),
+    })
+}
+
+/// Renders a kubeconfig as YAML.
+pub fn to_yaml(k: &Kubeconfig) -> Result<String, KubeconfigError> {
+    serde_saphyr::to_string(k).map_err(|e| KubeconfigError::Render(e.to_string()))
+}
+
+/// The kubeconfig files kubectl reads by default: `$KUBECONFIG`'s, else `~/.kube/config`.
+pub fn default_paths() -> Vec<PathBuf> {
+    match std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+        Some(v) => std::env::split_paths(&v).collect(),
+        None => dirs::home_dir()
+            .map(|h| vec![h.join(".kube").join("config")])
+            .unwrap_or_default(),
+    }
+}
+
+/// Writes `text` to `path` with mode 0600 (temporary file + rename, so never half-written);
+/// a default kubeconfig is only replaced with `force`.
+pub fn write_private(path: &Path, text: &str, force: bool) -> Result<(), KubeconfigError> {
+    let werr = |source| KubeconfigError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    check_writable(path, force)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "kubeconfig".to_string());
+    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let written = write_new_private(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(werr)
+}
+
+/// Refuses, unless `force`, to replace an existing default kubeconfig (checked before
+/// connecting, so that the mistake costs nothing).
+pub fn check_writable(path: &Path, force: bool) -> Result<(), KubeconfigError> {
+    if !force && path.exists() && is_default(path) {
+        return Err(KubeconfigError::DefaultKubeconfig {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+fn write_new_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
+fn is_default(path: &Path) -> bool {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let target = canon(path);
+    default_paths().iter().any(|d| canon(d) == target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASTION_KUBECONFIG: &str = r#"
+apiVersion: v1
+kind: Config
+clusters:
+- name: prod
+  cluster:
+    server: https://api.paragon.internal:6443
+    certificate-authority-data: Q0E=
+    proxy-url: http://proxy:3128
+contexts:
+- name: admin@prod
+  context:
+    cluster: prod
+    user: admin
+    namespace: paragon
+- name: other
+  context:
+    cluster: nowhere
+current-context: admin@prod
+users:
+- name: admin
+  user:
+    token: s3cr3t-token
+"#;
+
+    fn source() -> Source {
+        Source::from_yaml(BASTION_KUBECONFIG, "the bastion", None).unwrap()
+    }
+
+    #[test]
+    fn upstream_comes_from_the_server_or_the_profile() {
+        let s = source();
+        let u = s.upstream(None).unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("api.paragon.internal", 6443));
+        assert_eq!(u.tls_server_name.as_deref(), Some("api.paragon.internal"));
+        let api = HostPort::parse("10.0.0.10:6443").unwrap();
+        let u = s.upstream(Some(&api)).unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("10.0.0.10", 6443));
+        assert_eq!(u.tls_server_name.as_deref(), Some("api.paragon.internal"));
+    }
+
+    #[test]
+    fn rewritten_kubeconfig_points_at_the_forward_and_keeps_credentials() {
+        let s = source();
+        let u = s.upstream(None).unwrap();
+        let k = s
+            .through_forward(&u, "127.0.0.1:40000".parse().unwrap(), "paragon-prod")
+            .unwrap();
+        let yaml = to_yaml(&k).unwrap();
+        let back = Kubeconfig::from_yaml(&yaml).unwrap();
+        let c = back.clusters[0].cluster.as_ref().unwrap();
+        assert_eq!(c.server.as_deref(), Some("https://127.0.0.1:40000"));
+        assert_eq!(c.tls_server_name.as_deref(), Some("api.paragon.internal"));
+        assert_eq!(c.certificate_authority_data.as_deref(), Some("Q0E="));
+        assert_eq!(c.proxy_url, None);
+        assert_eq!(back.current_context.as_deref(), Some("paragon-prod"));
+        let ctx = back.contexts[0].context.as_ref().unwrap();
+        assert_eq!(ctx.namespace.as_deref(), Some("paragon"));
+        assert_eq!(ctx.user.as_deref(), Some("paragon-prod"));
+        assert!(yaml.contains("s3cr3t-token"), "{yaml}");
+        assert_eq!(back.clusters.len(), 1);
+        assert_eq!(back.auth_infos.len(), 1);
+    }
+
+    #[test]
+    fn missing_context_and_cluster_are_named() {
+        let s = Source::from_yaml(BASTION_KUBECONFIG, "k.yaml", Some("nope".into())).unwrap();
+        let e = s.upstream(None).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "k.yaml: context `nope` not found (contexts: admin@prod, other)"
+        );
+        let s = Source::from_yaml(BASTION_KUBECONFIG, "k.yaml", Some("other".into())).unwrap();
+        let e = s.upstream(None).unwrap_err().to_string();
+        assert!(
+            e.contains("cluster `nowhere` of context `other` not found"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn parse_errors_do_not_quote_the_document() {
+        let Err(e) = Source::from_yaml("users: [token: s3cr3t\n  - :", "the bastion", None) else {
+            panic!("parsed garbage");
+        };
+        assert!(!e.to_string().contains("s3cr3t"), "{e}");
+    }
+
+    #[test]
+    fn server_urls() {
+        let s = parse_server("https://[2001:db8::1]:6443/k8s/").unwrap();
+        assert_eq!(
+            (s.host.as_str(), s.port, s.path.as_str()),
+            ("2001:db8::1", 6443, "/k8s")
+        );
+        assert_eq!(parse_server("https://api").unwrap().port, 443);
+        assert!(parse_server("api:6443").is_none());
+    }
+
+    #[test]
+    fn written_file_is_private_and_default_kubeconfig_needs_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.yaml");
+        write_private(&path, "a: 1\n", false).unwrap();
+        write_private(&path, "a: 2\n", false).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a: 2\n");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,249 @@
+//! Serving one local listener: accept, dial the target through the current session, copy
+//! both ways, count. A target that cannot be reached fails that one connection only.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::dial::{BoxStream, DialError, target};
+
+use super::socks::{self, Reply};
+use super::spec::{Forward, Target};
+use super::supervisor::Link;
+
+/// How long a SOCKS client may take to say where it wants to go.
+const SOCKS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Counters of one forward, read by the live status.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Connections now open.
+    pub open: AtomicU64,
+    /// Connections accepted so far.
+    pub total: AtomicU64,
+    /// Connections whose target could not be reached.
+    pub failed: AtomicU64,
+    /// Bytes from the local client towards the target.
+    pub sent: AtomicU64,
+    /// Bytes from the target to the local client.
+    pub received: AtomicU64,
+}
+
+/// What every connection of a forward shares.
+#[derive(Clone)]
+pub(crate) struct Relay {
+    pub link: Link,
+    /// How long a new connection waits for a session while the bastion is away.
+    pub wait_for_session: Duration,
+    /// Copy buffer per direction.
+    pub buffer_size: usize,
+    pub cancel: CancellationToken,
+    pub tracker: TaskTracker,
+}
+
+/// Accepts connections on `listener` until cancelled, each served in its own task.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    local: SocketAddr,
+    forward: Arc<Forward>,
+    stats: Arc<Stats>,
+    relay: Relay,
+) {
+    let span = info_span!("forward", name = %forward.name, %local);
+    let mut next_id = 0u64;
+    loop {
+        let accepted = tokio::select! {
+            () = relay.cancel.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: pause instead of spinning.
+                warn!(parent: &span, "cannot accept a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        next_id += 1;
+        let conn_span = info_span!(parent: &span, "conn", id = next_id, %peer);
+        let task = serve_connection(stream, forward.clone(), stats.clone(), relay.clone());
+        relay.tracker.spawn(task.instrument(conn_span));
+    }
+    debug!(parent: &span, "listener closed");
+}
+
+async fn serve_connection(
+    mut stream: TcpStream,
+    forward: Arc<Forward>,
+    stats: Arc<Stats>,
+    relay: Relay,
+) {
+    stats.total.fetch_add(1, Ordering::Relaxed);
+    stats.open.fetch_add(1, Ordering::Relaxed);
+    let _open = OpenGuard(&stats);
+    let started = Instant::now();
+    let cancel = relay.cancel.clone();
+    let result = tokio::select! {
+        () = cancel.cancelled() => return,
+        r = connect_and_copy(&mut stream, &forward.target, &stats, &relay) => r,
+    };
+    match result {
+        Ok((t, sent, received)) => info!(
+            target = %t,
+            sent,
+            received,
+            "closed after {:.1}s",
+            started.elapsed().as_secs_f64()
+        ),
+        Err(Failure::Dial(t, e)) => {
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+            warn!(target = %t, "connection failed: {e}");
+        }
+        Err(Failure::Socks(e)) => {
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+            warn!("SOCKS request failed: {e}");
+        }
+    }
+}
+
+enum Failure {
+    Dial(String, DialError),
+    Socks(String),
+}
+
+async fn connect_and_copy(
+    stream: &mut TcpStream,
+    target_kind: &Target,
+    stats: &Stats,
+    relay: &Relay,
+) -> Result<(String, u64, u64), Failure> {
+    let (host, port, socks) = match target_kind {
+        Target::Tunnel { host, port } => (host.clone(), *port, false),
+        Target::Socks => {
+            let request =
+                tokio::time::timeout(SOCKS_HANDSHAKE_TIMEOUT, socks::accept_request(&mut *stream))
+                    .await
+                    .map_err(|_| Failure::Socks("no request within 10s".to_string()))?;
+            let (h, p) = request.map_err(|e| Failure::Socks(e.to_string()))?;
+            (h, p, true)
+        }
+    };
+    let t = target(&host, port);
+    debug!(target = %t, "dialing");
+    let mut remote = match dial(&relay.link, &host, port, relay.wait_for_session).await {
+        Ok(r) => r,
+        Err(e) => {
+            if socks {
+                let _ = socks::reply(&mut *stream, Reply::for_dial_error(&e)).await;
+            }
+            return Err(Failure::Dial(t, e));
+        }
+    };
+    if socks && socks::reply(&mut *stream, Reply::Succeeded).await.is_err() {
+        return Ok((t, 0, 0));
+    }
+    let mut local = Counted {
+        inner: stream,
+        stats,
+    };
+    let copied = tokio::io::copy_bidirectional_with_sizes(
+        &mut local,
+        &mut remote,
+        relay.buffer_size,
+        relay.buffer_size,
+    )
+    .await;
+    match copied {
+        Ok((sent, received)) => Ok((t, sent, received)),
+        Err(e) => {
+            // A reset in the middle is the peers' business, not a failure of the forward.
+            debug!(target = %t, "ended with {e}");
+            Ok((t, 0, 0))
+        }
+    }
+}
+
+/// Dials through the current session; if that session turns out to be gone, waits for the
+/// next one, all within `wait`.
+async fn dial(link: &Link, host: &str, port: u16, wait: Duration) -> Result<BoxStream, DialError> {
+    let deadline = Instant::now() + wait;
+    let no_session = |reason: String| DialError::NoSession {
+        target: target(host, port),
+        reason,
+    };
+    let (dialer, generation) = link
+        .dialer(0, wait)
+        .await
+        .map_err(|e| no_session(e.to_string()))?;
+    match dialer.connect(host, port).await {
+        Err(DialError::NoSession { reason, .. }) => {
+            debug!("the session went away while dialing ({reason}); waiting for the next");
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (dialer, _) = link
+                .dialer(generation, left)
+                .await
+                .map_err(|e| no_session(e.to_string()))?;
+            dialer.connect(host, port).await
+        }
+        other => other,
+    }
+}
+
+struct OpenGuard<'a>(&'a Stats);
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The local side of a connection, counting bytes as they pass.
+struct Counted<'a, S> {
+    inner: S,
+    stats: &'a Stats,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<'_, S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        let n = (buf.filled().len() - before) as u64;
+        self.stats.sent.fetch_add(n, Ordering::Relaxed);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<'_, S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let n = ready!(Pin::new(&mut self.inner).poll_write(cx, buf))?;
+        self.stats.received.fetch_add(n as u64, Ordering::Relaxed);
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
