@@ -97,6 +97,16 @@ the rest of the file, comments included, is kept.",
         after_help = "Examples:\n  paragon-admin init\n  paragon-admin init --from-ssh-config paragon-prod\n  paragon-admin init --non-interactive --name prod --host bastion.example.com --user ops \\\n      --identity-file ~/.ssh/id_ed25519 --strict-host-key-checking accept-new"
     )]
     Init(InitArgs),
+    /// Check the installation: cluster, workloads, certificates, datastores, monitoring
+    #[command(
+        long_about = "Check the installation in one pass: the Kubernetes API and nodes, workloads, \
+pods, PVCs, warning events, Helm releases, TLS certificates, the profile's datastores and the \
+monitoring services. Every connection goes through the bastion (or, with --local, straight from \
+this machine). Exit status 0 when nothing failed (warnings allowed), 1 when something failed, \
+255 when the bastion could not be reached.",
+        after_help = "Examples:\n  paragon-admin health\n  paragon-admin health --output json | jq '.checks[] | select(.status == \"fail\")'\n  paragon-admin health --local --kubeconfig ~/.kube/config --timeout 30"
+    )]
+    Health(HealthArgs),
     /// Forward local ports to services in the private network, through the bastion
     #[command(
         long_about = "Forward local ports to services in the private network, all over one SSH \
@@ -247,6 +257,24 @@ pub struct PassthroughArgs {
         value_name = "ARGS"
     )]
     pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// Connect straight from this machine (on the bastion itself, or inside the network)
+    #[arg(long)]
+    pub local: bool,
+    /// A kubeconfig file on this machine [default: the profile's kube.kubeconfig, else the
+    /// bastion's own, fetched into memory; with --local, $KUBECONFIG or ~/.kube/config]
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context [default: the profile's kube.context, else the current one]
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Seconds each check may take
+    #[arg(long, value_name = "SECS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]

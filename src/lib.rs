@@ -9,6 +9,8 @@ pub mod config;
 pub mod dial;
 pub mod docs;
 pub mod forward;
+pub mod health;
+pub mod kube;
 pub mod openssh;
 pub mod output;
 pub mod prompt;

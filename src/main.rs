@@ -78,6 +78,12 @@ fn exit_status(e: &anyhow::Error) -> u8 {
         {
             return USAGE;
         }
+        if cause
+            .downcast_ref::<sandbox::SandboxError>()
+            .is_some_and(sandbox::SandboxError::is_usage)
+        {
+            return USAGE;
+        }
         if let Some(e) = cause.downcast_ref::<ssh::SshError>() {
             return e.exit_status();
         }
@@ -92,12 +98,6 @@ fn exit_status(e: &anyhow::Error) -> u8 {
                 secrets::SecretError::InvalidName { .. } => USAGE,
                 _ => FAILED,
             };
-        }
-        if cause
-            .downcast_ref::<sandbox::SandboxError>()
-            .is_some_and(sandbox::SandboxError::is_usage)
-        {
-            return USAGE;
         }
     }
     FAILED

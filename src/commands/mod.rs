@@ -3,6 +3,7 @@
 
 mod docs;
 mod forward;
+mod health;
 mod init;
 mod kubeconfig;
 mod profiles;
@@ -21,11 +22,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Init(a) => init::run(g, &a).await,
         Command::Completions(a) => docs::completions(&a),
         Command::Man(a) => docs::man(&a),
+        Command::Health(args) => health::run(g, &args).await,
+        Command::Sandbox(args) => sandbox::run(g, args).await,
         Command::Ssh(a) => ssh::run(g, &a.command).await,
         Command::Kubectl(a) => ssh::passthrough(g, "kubectl", &a.args).await,
         Command::Helm(a) => ssh::passthrough(g, "helm", &a.args).await,
         Command::Secrets { action } => secrets::run(g, &action),
-        Command::Sandbox(args) => sandbox::run(g, args).await,
         Command::Forward(a) => forward::run(g, a).await,
         Command::Kubeconfig(a) => kubeconfig::run(g, a).await,
     }

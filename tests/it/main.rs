@@ -7,6 +7,7 @@ mod config;
 mod demo_bastion;
 mod docs;
 mod forward;
+mod health;
 mod init;
 mod sandbox;
 mod secrets;

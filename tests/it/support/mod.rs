@@ -2,7 +2,10 @@
 
 #![allow(dead_code)]
 
+pub mod datastores;
+pub mod monitoring;
 pub mod netns;
+pub mod sandbox;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -71,4 +74,3 @@ pub fn run(cmd: &mut Command) -> Run {
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     }
 }
-pub mod sandbox;

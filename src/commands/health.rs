@@ -1,0 +1,165 @@
+//! `paragon-admin health`: glue from the options to `health::run`, the progress indicator
+//! and the printed report.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cli::{Globals, HealthArgs};
+use crate::config::Resolved;
+use crate::dial::{Dialer, Direct};
+use crate::health::{self, Progress, Report, Target};
+use crate::kube as k8s;
+use crate::output::{self, Format};
+use crate::secrets;
+use crate::ssh::Bastion;
+
+pub async fn run(g: &Globals, args: &HealthArgs) -> anyhow::Result<u8> {
+    let profile = super::resolve_profile(g)?;
+    let timeout = Duration::from_secs(args.timeout);
+    // An unreachable bastion is an error (exit 255), not a report.
+    let bastion = match args.local {
+        true => None,
+        false => Some(Bastion::connect(&profile).await?),
+    };
+    let dialer: Arc<dyn Dialer> = match &bastion {
+        Some(b) => Arc::new(b.clone()),
+        None => Arc::new(Direct { timeout }),
+    };
+    let kube = kube_client(&profile, args, dialer.clone(), bastion.as_ref()).await?;
+    let target = Target {
+        kube,
+        dialer,
+        datastores: profile.profile.datastores.clone(),
+        services: profile.services(),
+        postgres_password: postgres_password(&profile),
+    };
+    let report = run_with_progress(g, target, timeout).await;
+    print(g.output, &report)?;
+    Ok(report.exit_status())
+}
+
+/// `PROFILE/postgres-password` from the keyring, if stored. A keyring that cannot be read
+/// only means no `SELECT 1`: the handshake still shows whether Postgres is alive.
+fn postgres_password(profile: &Resolved) -> Option<health::Secret> {
+    let name = format!("{}/postgres-password", profile.name);
+    match secrets::get(&name) {
+        Ok(s) => s.map(|s| health::Secret(s.expose().to_string())),
+        Err(e) => {
+            tracing::warn!("cannot read {name} from the keyring: {e}");
+            None
+        }
+    }
+}
+
+/// The kubeconfig the flags, then the profile, name; else the bastion's own, fetched into
+/// memory (with `--local`: the usual `$KUBECONFIG` or `~/.kube/config`). A file that cannot
+/// be read is a configuration error; a cluster that cannot be reached is a finding.
+async fn kube_client(
+    profile: &Resolved,
+    args: &HealthArgs,
+    dialer: Arc<dyn Dialer>,
+    bastion: Option<&Bastion>,
+) -> anyhow::Result<Result<kube::Client, String>> {
+    let kube_cfg = &profile.profile.kube;
+    let base = profile
+        .file
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let file = match (&args.kubeconfig, &kube_cfg.kubeconfig) {
+        (Some(f), _) => Some(f.clone()),
+        (None, Some(f)) => Some(crate::config::expand_path(&f.0, &base)?),
+        (None, None) => None,
+    };
+    let kubeconfig = match file {
+        Some(path) => k8s::read_kubeconfig(&path)?,
+        None if bastion.is_some() => match fetch_kubeconfig(bastion).await {
+            Ok(k) => k,
+            Err(why) => return Ok(Err(why)),
+        },
+        None => match kube::config::Kubeconfig::read() {
+            Ok(k) => k,
+            Err(e) => {
+                return Ok(Err(format!(
+                    "no kubeconfig: pass --kubeconfig FILE or set kube.kubeconfig in the profile ({})",
+                    k8s::one_line(&e)
+                )));
+            }
+        },
+    };
+    let options = k8s::Options {
+        context: args
+            .context
+            .clone()
+            .or_else(|| kube_cfg.context.as_ref().map(|c| c.0.clone())),
+        api_server: kube_cfg.api_server.clone(),
+    };
+    Ok(k8s::client(dialer, kubeconfig, &options)
+        .await
+        .map_err(|e| e.to_string()))
+}
+
+/// `kubectl config view` on the bastion, into memory only.
+async fn fetch_kubeconfig(bastion: Option<&Bastion>) -> Result<kube::config::Kubeconfig, String> {
+    let Some(b) = bastion else {
+        return Err("no bastion to fetch a kubeconfig from".into());
+    };
+    let out = b
+        .exec_capture(k8s::FETCH_KUBECONFIG)
+        .await
+        .map_err(|e| format!("cannot run `{}` on the bastion: {e}", k8s::FETCH_KUBECONFIG))?;
+    if out.status != 0 {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "`{}` on the bastion exited {}: {}",
+            k8s::FETCH_KUBECONFIG,
+            out.status,
+            health::one_line(err.lines().next().unwrap_or(""), 160)
+        ));
+    }
+    let text = String::from_utf8(out.stdout)
+        .map_err(|_| "the bastion's kubeconfig is not UTF-8 text".to_string())?;
+    k8s::parse_fetched_kubeconfig(&text).map_err(|e| e.to_string())
+}
+
+async fn run_with_progress(g: &Globals, target: Target, timeout: Duration) -> Report {
+    let bar = (!g.quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} checking {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    });
+    let progress = |p: Progress<'_>| {
+        if let Some(bar) = &bar {
+            match p {
+                Progress::Total(n) => bar.inc_length(n as u64),
+                Progress::Done(name) => {
+                    bar.inc(1);
+                    bar.set_message(name.to_string());
+                }
+            }
+        }
+    };
+    let report = health::run(target, health::Options { timeout }, &progress).await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    report
+}
+
+fn print(format: Format, report: &Report) -> std::io::Result<()> {
+    match format {
+        Format::Json => output::print_json(report),
+        Format::Table => {
+            output::print_table(&report.table())?;
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", report.summary_line())?;
+            out.flush()
+        }
+    }
+}

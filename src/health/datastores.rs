@@ -1,0 +1,210 @@
+//! Datastores from the profile, through the dialer, with a real protocol exchange each:
+//! Postgres' startup handshake (tokio-postgres over the dialed stream; a server that asks for
+//! a password or refuses the role has answered, so it is alive; with a password from the
+//! keyring, `SELECT 1`), Redis `PING` and `INFO memory` (the redis crate over the dialed
+//! stream), MinIO's `GET /minio/health/live`.
+
+use std::sync::Arc;
+
+use super::http;
+use super::{CheckResult, Finding, Secret};
+use crate::config::{HostPort, HttpUrl, Scheme};
+use crate::dial::Dialer;
+
+/// The role the handshake names: every Postgres has it, and a refusal still proves life.
+const PG_USER: &str = "postgres";
+/// Redis memory use above this share of `maxmemory` is a warning.
+const REDIS_MEMORY_WARN: f64 = 0.9;
+
+pub async fn postgres(
+    dialer: Arc<dyn Dialer>,
+    hp: HostPort,
+    password: Option<Secret>,
+) -> CheckResult {
+    let subject = format!("postgres {hp}");
+    let stream = match dialer.connect(&hp.host, hp.port).await {
+        Ok(s) => s,
+        Err(e) => return Ok(vec![Finding::fail(subject, format!("unreachable: {e}"))]),
+    };
+    let mut config = tokio_postgres::Config::new();
+    config
+        .user(PG_USER)
+        .dbname("postgres")
+        .application_name("paragon-admin health")
+        .ssl_mode(tokio_postgres::config::SslMode::Disable);
+    if let Some(p) = &password {
+        config.password(p.0.as_bytes());
+    }
+    match config.connect_raw(stream, tokio_postgres::NoTls).await {
+        Ok((client, connection)) => {
+            let driver = tokio::spawn(connection);
+            let result = client.simple_query("SELECT 1").await;
+            driver.abort();
+            Ok(vec![match result {
+                Ok(_) => Finding::ok(subject, "answered SELECT 1"),
+                Err(e) => Finding::fail(subject, format!("connected but SELECT 1 failed: {e}")),
+            }])
+        }
+        Err(e) => Ok(vec![postgres_refusal(subject, &e, password.is_some())]),
+    }
+}
+
+/// What a failed handshake says about the server.
+fn postgres_refusal(subject: String, e: &tokio_postgres::Error, had_password: bool) -> Finding {
+    if let Some(db) = e.as_db_error() {
+        // 57P03: the server is starting up, shutting down or in recovery: not serving.
+        if db.code().code() == "57P03" {
+            return Finding::fail(
+                subject,
+                format!("not accepting connections: {}", db.message()),
+            );
+        }
+        let hint = if had_password {
+            ""
+        } else {
+            " (store a password as PROFILE/postgres-password to run SELECT 1)"
+        };
+        return Finding::ok(
+            subject,
+            format!(
+                "alive: the server answered the handshake ({}){hint}",
+                db.message()
+            ),
+        );
+    }
+    // tokio-postgres reports an authentication request it cannot answer as this config error.
+    if !had_password && crate::kube::one_line(e).contains("password missing") {
+        return Finding::ok(
+            subject,
+            "alive: the server asked for a password (store one as PROFILE/postgres-password to run SELECT 1)",
+        );
+    }
+    Finding::fail(
+        subject,
+        format!("no Postgres handshake: {}", crate::kube::one_line(e)),
+    )
+}
+
+pub async fn redis(dialer: Arc<dyn Dialer>, hp: HostPort) -> CheckResult {
+    let subject = format!("redis {hp}");
+    let stream = match dialer.connect(&hp.host, hp.port).await {
+        Ok(s) => s,
+        Err(e) => return Ok(vec![Finding::fail(subject, format!("unreachable: {e}"))]),
+    };
+    let info = redis::RedisConnectionInfo::default();
+    let (mut con, driver) = match redis::aio::MultiplexedConnection::new(&info, stream).await {
+        Ok(c) => c,
+        Err(e) => {
+            return Ok(vec![Finding::fail(
+                subject,
+                format!("no Redis handshake: {e}"),
+            )]);
+        }
+    };
+    let driver = tokio::spawn(driver);
+    let result = redis_exchange(&mut con, &subject).await;
+    driver.abort();
+    Ok(vec![result])
+}
+
+async fn redis_exchange(con: &mut redis::aio::MultiplexedConnection, subject: &str) -> Finding {
+    let pong: Result<String, _> = redis::cmd("PING").query_async(con).await;
+    match pong {
+        Ok(p) if p == "PONG" => {}
+        Ok(other) => return Finding::fail(subject, format!("PING answered {other:?}")),
+        Err(e) if e.code() == Some("NOAUTH") => {
+            return Finding::ok(
+                subject,
+                "alive: answered PING with NOAUTH (memory not checked)",
+            );
+        }
+        Err(e) => return Finding::fail(subject, format!("PING failed: {e}")),
+    }
+    let info: Result<String, _> = redis::cmd("INFO").arg("memory").query_async(con).await;
+    match info {
+        Ok(text) => redis_memory(subject, &text),
+        Err(e) => Finding::warn(
+            subject,
+            format!("answered PING, but INFO memory failed: {e}"),
+        ),
+    }
+}
+
+/// Judges `INFO memory`: used_memory against maxmemory.
+fn redis_memory(subject: &str, info: &str) -> Finding {
+    let field = |k: &str| -> Option<u64> {
+        info.lines()
+            .find_map(|l| l.strip_prefix(k)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let used = field("used_memory").unwrap_or(0);
+    match field("maxmemory").filter(|m| *m > 0) {
+        Some(max) => {
+            let share = used as f64 / max as f64;
+            let msg = format!(
+                "PONG; memory {} of maxmemory {} ({:.0}%)",
+                mib(used),
+                mib(max),
+                share * 100.0
+            );
+            if share > REDIS_MEMORY_WARN {
+                Finding::warn(
+                    subject,
+                    format!("{msg}: near maxmemory, keys will be evicted or writes refused"),
+                )
+            } else {
+                Finding::ok(subject, msg)
+            }
+        }
+        None => Finding::ok(
+            subject,
+            format!("PONG; memory {} (no maxmemory set)", mib(used)),
+        ),
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+pub async fn s3(dialer: Arc<dyn Dialer>, url: HttpUrl) -> CheckResult {
+    let subject = format!("s3 {url}");
+    if url.scheme == Scheme::Https {
+        return Ok(vec![Finding::warn(
+            subject,
+            "not checked: https endpoints are not probed yet",
+        )]);
+    }
+    Ok(vec![
+        match http::get(dialer.as_ref(), &url.host, url.port, "/minio/health/live").await {
+            Ok(r) if r.status == 200 => {
+                Finding::ok(subject, "live (/minio/health/live answered 200)")
+            }
+            Ok(r) => Finding::fail(
+                subject,
+                format!("/minio/health/live answered HTTP {}", r.status),
+            ),
+            Err(e) => Finding::fail(subject, format!("unreachable: {e}")),
+        },
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::Severity;
+
+    #[test]
+    fn redis_memory_near_the_limit_warns() {
+        let f = redis_memory(
+            "r",
+            "# Memory\r\nused_memory:950\r\nused_memory_human:950B\r\nmaxmemory:1000\r\n",
+        );
+        assert_eq!(f.severity, Severity::Warn);
+        assert!(f.message.contains("(95%)"), "{}", f.message);
+        let f = redis_memory("r", "used_memory:100\r\nmaxmemory:1000\r\n");
+        assert_eq!(f.severity, Severity::Ok);
+        let f = redis_memory("r", "used_memory:1048576\r\nmaxmemory:0\r\n");
+        assert_eq!(f.message, "PONG; memory 1.0 MiB (no maxmemory set)");
+    }
+}

@@ -1,0 +1,459 @@
+//! The one-shot health report: checks over a `Dialer` and a Kubernetes client, run
+//! concurrently, each with a deadline, each producing `Finding`s.
+//!
+//! One file per family of checks; a new check is a new file and a line in `plan`. A check
+//! that cannot run (forbidden, timed out, unreachable API) becomes a finding that says so,
+//! never a silent gap. This module knows nothing of clap or of SSH.
+
+mod api;
+mod certs;
+mod datastores;
+mod events;
+mod helm;
+mod http;
+mod monitoring;
+mod nodes;
+mod pods;
+pub mod report;
+mod storage;
+mod workloads;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+use crate::config::{Datastores, Service};
+use crate::dial::Dialer;
+
+pub use report::Report;
+
+/// How bad a finding is. Ordered: `Ok < Warn < Fail`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Ok => "ok",
+            Severity::Warn => "warn",
+            Severity::Fail => "fail",
+        })
+    }
+}
+
+/// Where a check looks, for grouping the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Area {
+    Cluster,
+    Nodes,
+    Workloads,
+    Pods,
+    Storage,
+    Events,
+    Releases,
+    Certificates,
+    Datastores,
+    Monitoring,
+}
+
+impl fmt::Display for Area {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Area::Cluster => "cluster",
+            Area::Nodes => "nodes",
+            Area::Workloads => "workloads",
+            Area::Pods => "pods",
+            Area::Storage => "storage",
+            Area::Events => "events",
+            Area::Releases => "releases",
+            Area::Certificates => "certificates",
+            Area::Datastores => "datastores",
+            Area::Monitoring => "monitoring",
+        })
+    }
+}
+
+/// One thing a check found about one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The check's name (`pods`, `postgres`, ...).
+    #[serde(rename = "name")]
+    pub check: String,
+    pub area: Area,
+    /// The object: `paragon/pod/hermes-7c9d-x2x`, `node/n-3`, `redis 10.0.0.5:6379`.
+    pub subject: String,
+    #[serde(rename = "status")]
+    pub severity: Severity,
+    /// One line naming the object and what is wrong (or right) with it.
+    pub message: String,
+    /// False when the check could not run; the message says why.
+    pub checked: bool,
+}
+
+impl Finding {
+    pub fn new(severity: Severity, subject: impl Into<String>, message: impl Into<String>) -> Self {
+        Finding {
+            check: String::new(),
+            area: Area::Cluster,
+            subject: subject.into(),
+            severity,
+            message: message.into(),
+            checked: true,
+        }
+    }
+    pub fn ok(subject: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(Severity::Ok, subject, message)
+    }
+    pub fn warn(subject: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(Severity::Warn, subject, message)
+    }
+    pub fn fail(subject: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(Severity::Fail, subject, message)
+    }
+}
+
+/// Why a check could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("not checked: forbidden by RBAC ({0})")]
+    Forbidden(String),
+    #[error("not checked: no answer within {}s", .0.as_secs())]
+    Timeout(Duration),
+    #[error("not checked: {0}")]
+    Failed(String),
+}
+
+impl CheckError {
+    /// The reason alone, without the "not checked" prefix.
+    pub fn reason(&self) -> String {
+        match self {
+            CheckError::Forbidden(m) => format!("forbidden by RBAC ({m})"),
+            CheckError::Timeout(d) => format!("no answer within {}s", d.as_secs()),
+            CheckError::Failed(m) => m.clone(),
+        }
+    }
+
+    /// A forbidden list is a permissions choice, not an outage: warn. Anything else: fail.
+    fn severity(&self) -> Severity {
+        match self {
+            CheckError::Forbidden(_) => Severity::Warn,
+            _ => Severity::Fail,
+        }
+    }
+}
+
+impl From<kube::Error> for CheckError {
+    fn from(e: kube::Error) -> Self {
+        match &e {
+            kube::Error::Api(s) if s.code == 403 => CheckError::Forbidden(s.message.clone()),
+            _ => CheckError::Failed(crate::kube::one_line(&e)),
+        }
+    }
+}
+
+pub type CheckResult = Result<Vec<Finding>, CheckError>;
+type CheckFuture = Pin<Box<dyn Future<Output = CheckResult> + Send>>;
+
+/// One check, ready to run.
+pub struct Check {
+    pub name: String,
+    pub area: Area,
+    /// What the finding for a check that cannot run is about.
+    pub subject: String,
+    future: CheckFuture,
+}
+
+impl Check {
+    fn new(
+        name: &str,
+        area: Area,
+        subject: impl Into<String>,
+        future: impl Future<Output = CheckResult> + Send + 'static,
+    ) -> Self {
+        Check {
+            name: name.to_string(),
+            area,
+            subject: subject.into(),
+            future: Box::pin(future),
+        }
+    }
+}
+
+/// What the checks look at.
+#[derive(Clone)]
+pub struct Target {
+    /// The Kubernetes client, or why there is none (no credentials could be had).
+    pub kube: Result<kube::Client, String>,
+    pub dialer: Arc<dyn Dialer>,
+    pub datastores: Datastores,
+    /// Monitoring services by name (grafana, prometheus, kibana, ...).
+    pub services: BTreeMap<String, Service>,
+    /// The Postgres password (keyring `PROFILE/postgres-password`), for `SELECT 1`.
+    pub postgres_password: Option<Secret>,
+}
+
+/// A secret whose `Debug` never shows it.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// How the report runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// The deadline of each check.
+    pub timeout: Duration,
+}
+
+/// Runs every check for `target` and gathers the report. `progress` is told the name of each
+/// check as it finishes, and the total first.
+pub async fn run(target: Target, options: Options, progress: &dyn Fn(Progress<'_>)) -> Report {
+    let started = Instant::now();
+    let now = Timestamp::now();
+    let mut findings = Vec::new();
+    let mut checks = Vec::new();
+
+    match &target.kube {
+        Err(why) => {
+            let mut f = Finding::fail("kubernetes", format!("cannot reach the cluster: {why}"));
+            f.check = "api".into();
+            f.checked = false;
+            findings.push(f);
+        }
+        Ok(client) => {
+            let (api, version) = api::check(client, options.timeout).await;
+            let reachable = api.checked;
+            findings.push(api);
+            let kube_checks = kube_checks(client, now, version);
+            if reachable {
+                checks.extend(kube_checks);
+            } else {
+                for c in kube_checks {
+                    findings.push(not_run(
+                        &c,
+                        Severity::Warn,
+                        "not checked: the API is unreachable",
+                    ));
+                }
+            }
+        }
+    }
+    checks.extend(network_checks(&target));
+    progress(Progress::Total(checks.len()));
+
+    let mut running: FuturesUnordered<_> = checks
+        .into_iter()
+        .map(|c| async move {
+            let name = c.name.clone();
+            (name, finish(c, options.timeout).await)
+        })
+        .collect();
+    while let Some((name, done)) = running.next().await {
+        progress(Progress::Done(&name));
+        findings.extend(done);
+    }
+    Report::new(findings, started.elapsed())
+}
+
+/// What the runner tells the progress indicator.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    Total(usize),
+    Done(&'a str),
+}
+
+fn kube_checks(client: &kube::Client, now: Timestamp, version: Option<(u32, u32)>) -> Vec<Check> {
+    let c = || client.clone();
+    vec![
+        Check::new("nodes", Area::Nodes, "nodes", nodes::check(c(), version)),
+        Check::new(
+            "workloads",
+            Area::Workloads,
+            "workloads",
+            workloads::check(c()),
+        ),
+        Check::new("jobs", Area::Workloads, "jobs", workloads::check_jobs(c())),
+        Check::new("pods", Area::Pods, "pods", pods::check(c(), now)),
+        Check::new("pvcs", Area::Storage, "pvcs", storage::check(c(), now)),
+        Check::new("events", Area::Events, "events", events::check(c(), now)),
+        Check::new("helm", Area::Releases, "releases", helm::check(c())),
+        Check::new(
+            "tls",
+            Area::Certificates,
+            "tls secrets",
+            certs::check(c(), now),
+        ),
+    ]
+}
+
+fn network_checks(t: &Target) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for hp in &t.datastores.postgres {
+        checks.push(Check::new(
+            "postgres",
+            Area::Datastores,
+            format!("postgres {hp}"),
+            datastores::postgres(t.dialer.clone(), hp.clone(), t.postgres_password.clone()),
+        ));
+    }
+    for hp in &t.datastores.redis {
+        checks.push(Check::new(
+            "redis",
+            Area::Datastores,
+            format!("redis {hp}"),
+            datastores::redis(t.dialer.clone(), hp.clone()),
+        ));
+    }
+    for url in &t.datastores.s3 {
+        checks.push(Check::new(
+            "s3",
+            Area::Datastores,
+            format!("s3 {url}"),
+            datastores::s3(t.dialer.clone(), url.clone()),
+        ));
+    }
+    for svc in t.services.values() {
+        if let Some(check) = monitoring::check_for(t.dialer.clone(), svc) {
+            checks.push(check);
+        }
+    }
+    checks
+}
+
+/// Runs one check under its deadline; its findings carry its name and area.
+async fn finish(check: Check, timeout: Duration) -> Vec<Finding> {
+    let Check {
+        name,
+        area,
+        subject,
+        future,
+    } = check;
+    let result = match tokio::time::timeout(timeout, future).await {
+        Ok(r) => r,
+        Err(_) => Err(CheckError::Timeout(timeout)),
+    };
+    match result {
+        Ok(mut found) => {
+            for f in &mut found {
+                f.check.clone_from(&name);
+                f.area = area;
+            }
+            found
+        }
+        Err(e) => vec![Finding {
+            check: name,
+            area,
+            subject,
+            severity: e.severity(),
+            message: e.to_string(),
+            checked: false,
+        }],
+    }
+}
+
+fn not_run(c: &Check, severity: Severity, why: &str) -> Finding {
+    Finding {
+        check: c.name.clone(),
+        area: c.area,
+        subject: c.subject.clone(),
+        severity,
+        message: why.to_string(),
+        checked: false,
+    }
+}
+
+/// `3h`, `25m`, `40s`, `9d`: how long ago or how long for, roughly.
+pub fn human(d: SignedDuration) -> String {
+    let s = d.as_secs().max(0);
+    match s {
+        s if s >= 2 * 86_400 => format!("{}d", s / 86_400),
+        s if s >= 3_600 => format!("{}h", s / 3_600),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// `namespace/kind/name`, or `kind/name` for cluster-scoped objects.
+pub fn subject(namespace: Option<&str>, kind: &str, name: &str) -> String {
+    match namespace {
+        Some(ns) if !ns.is_empty() => format!("{ns}/{kind}/{name}"),
+        _ => format!("{kind}/{name}"),
+    }
+}
+
+/// Shortens a server-supplied message to one line of reasonable length.
+pub fn one_line(s: &str, max: usize) -> String {
+    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        return flat;
+    }
+    let mut out: String = flat.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severities_order_fail_highest() {
+        assert!(Severity::Fail > Severity::Warn && Severity::Warn > Severity::Ok);
+    }
+
+    #[test]
+    fn durations_are_short() {
+        assert_eq!(human(SignedDuration::from_secs(25 * 60)), "25m");
+        assert_eq!(human(SignedDuration::from_secs(9 * 86_400 + 5)), "9d");
+        assert_eq!(human(SignedDuration::from_secs(-3)), "0s");
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_one_line() {
+        assert_eq!(one_line("a\n b   c", 10), "a b c");
+        assert_eq!(one_line("abcdefghijk", 5), "abcd…");
+    }
+
+    #[test]
+    fn forbidden_is_a_warning_other_errors_fail() {
+        assert_eq!(CheckError::Forbidden("x".into()).severity(), Severity::Warn);
+        assert_eq!(
+            CheckError::Timeout(Duration::from_secs(1)).severity(),
+            Severity::Fail
+        );
+    }
+
+    #[tokio::test]
+    async fn a_check_past_its_deadline_is_reported_not_dropped() {
+        let slow = Check::new("slow", Area::Pods, "pods", async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok(vec![])
+        });
+        let f = finish(slow, Duration::from_millis(20)).await;
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].severity, f[0].checked), (Severity::Fail, false));
+        assert!(
+            f[0].message.contains("no answer within"),
+            "{}",
+            f[0].message
+        );
+    }
+}

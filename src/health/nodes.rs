@@ -1,0 +1,178 @@
+//! Nodes: Ready, memory/disk/PID pressure, cordoned, kubelet version skew.
+
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, ListParams};
+
+use super::api::parse_git_version;
+use super::{CheckResult, Finding};
+use crate::kube::list::each_page;
+
+/// Kubelets may be up to three minor versions older than the API server, never newer.
+const MAX_KUBELET_LAG: u32 = 3;
+
+pub async fn check(client: kube::Client, api_version: Option<(u32, u32)>) -> CheckResult {
+    let api: Api<Node> = Api::all(client);
+    let mut findings = Vec::new();
+    let (mut total, mut ready) = (0usize, 0usize);
+    each_page(&api, ListParams::default(), |page| {
+        for node in &page {
+            total += 1;
+            let found = examine(node, api_version);
+            if !found.iter().any(|f| f.message.starts_with("not Ready")) {
+                ready += 1;
+            }
+            findings.extend(found);
+        }
+    })
+    .await?;
+    if findings.is_empty() {
+        findings.push(Finding::ok(
+            "nodes",
+            format!("{total} nodes Ready, no pressure"),
+        ));
+    } else if ready > 0 {
+        findings.push(Finding::ok(
+            "nodes",
+            format!("{ready} of {total} nodes Ready"),
+        ));
+    }
+    Ok(findings)
+}
+
+/// The problems of one node.
+pub fn examine(node: &Node, api_version: Option<(u32, u32)>) -> Vec<Finding> {
+    let name = node.metadata.name.as_deref().unwrap_or_default();
+    let subject = format!("node/{name}");
+    let mut out = Vec::new();
+    let conditions = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default();
+    let ready = conditions.iter().find(|c| c.type_ == "Ready");
+    match ready {
+        Some(c) if c.status == "True" => {}
+        Some(c) => out.push(Finding::fail(
+            &subject,
+            format!(
+                "not Ready ({}): {}",
+                c.status,
+                super::one_line(
+                    c.message
+                        .as_deref()
+                        .or(c.reason.as_deref())
+                        .unwrap_or("no reason given"),
+                    120
+                )
+            ),
+        )),
+        None => out.push(Finding::fail(
+            &subject,
+            "not Ready: no Ready condition reported",
+        )),
+    }
+    for c in conditions {
+        if matches!(
+            c.type_.as_str(),
+            "MemoryPressure" | "DiskPressure" | "PIDPressure"
+        ) && c.status == "True"
+        {
+            out.push(Finding::fail(
+                &subject,
+                format!(
+                    "{} ({})",
+                    c.type_,
+                    c.reason.as_deref().unwrap_or("no reason given")
+                ),
+            ));
+        }
+    }
+    if node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
+        out.push(Finding::warn(
+            &subject,
+            "cordoned: no new pods are scheduled here",
+        ));
+    }
+    let kubelet = node
+        .status
+        .as_ref()
+        .and_then(|s| s.node_info.as_ref())
+        .map(|i| i.kubelet_version.as_str());
+    if let (Some(kv), Some((amaj, amin))) = (kubelet, api_version)
+        && let Some((kmaj, kmin)) = parse_git_version(kv)
+    {
+        if kmaj != amaj || kmin > amin {
+            out.push(Finding::warn(
+                &subject,
+                format!("kubelet {kv} is newer than the API server {amaj}.{amin}"),
+            ));
+        } else if amin - kmin > MAX_KUBELET_LAG {
+            out.push(Finding::warn(
+                &subject,
+                format!("kubelet {kv} is more than {MAX_KUBELET_LAG} minor versions behind the API server {amaj}.{amin}"),
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::Severity;
+    use serde_json::json;
+
+    fn node(v: serde_json::Value) -> Node {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn healthy() -> serde_json::Value {
+        json!({"metadata": {"name": "n1"}, "status": {
+            "conditions": [
+                {"type": "Ready", "status": "True"},
+                {"type": "MemoryPressure", "status": "False"}],
+            "nodeInfo": {"kubeletVersion": "v1.33.1", "machineID": "", "systemUUID": "", "bootID": "",
+              "kernelVersion": "", "osImage": "", "containerRuntimeVersion": "", "kubeProxyVersion": "",
+              "operatingSystem": "linux", "architecture": "amd64"}}})
+    }
+
+    #[test]
+    fn healthy_node_has_no_findings() {
+        assert!(examine(&node(healthy()), Some((1, 33))).is_empty());
+    }
+
+    #[test]
+    fn unknown_ready_and_pressure_fail() {
+        let mut v = healthy();
+        v["status"]["conditions"] = json!([
+            {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown", "message": "Kubelet stopped posting node status."},
+            {"type": "MemoryPressure", "status": "True", "reason": "KubeletHasInsufficientMemory"}]);
+        let f = examine(&node(v), Some((1, 33)));
+        assert_eq!(f.len(), 2);
+        assert!(
+            f.iter()
+                .all(|f| f.severity == Severity::Fail && f.subject == "node/n1")
+        );
+        assert!(
+            f[0].message.contains("Kubelet stopped posting"),
+            "{}",
+            f[0].message
+        );
+        assert!(
+            f[1].message.starts_with("MemoryPressure"),
+            "{}",
+            f[1].message
+        );
+    }
+
+    #[test]
+    fn cordoned_and_skewed_warn() {
+        let mut v = healthy();
+        v["spec"] = json!({"unschedulable": true});
+        v["status"]["nodeInfo"]["kubeletVersion"] = json!("v1.28.0");
+        let f = examine(&node(v), Some((1, 33)));
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert!(f.iter().all(|f| f.severity == Severity::Warn));
+        assert!(f[1].message.contains("behind"), "{}", f[1].message);
+    }
+}

@@ -1,0 +1,173 @@
+//! The report: every finding, ranked; the overall status; the table and the JSON document.
+
+use std::time::Duration;
+
+use comfy_table::{Cell, Color};
+use serde::Serialize;
+
+use super::{Area, Finding, Severity};
+use crate::output;
+
+/// Everything the checks found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The worst severity found: `fail` if anything failed.
+    pub status: Severity,
+    pub summary: Summary,
+    /// Every finding, failures first within each area, areas with failures first.
+    pub checks: Vec<Finding>,
+    pub elapsed_ms: u128,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub ok: usize,
+    pub warn: usize,
+    pub fail: usize,
+    /// Findings from checks that could not run (also counted under their severity).
+    pub not_checked: usize,
+}
+
+impl Report {
+    pub fn new(mut findings: Vec<Finding>, elapsed: Duration) -> Self {
+        rank(&mut findings);
+        let mut summary = Summary::default();
+        for f in &findings {
+            match f.severity {
+                Severity::Ok => summary.ok += 1,
+                Severity::Warn => summary.warn += 1,
+                Severity::Fail => summary.fail += 1,
+            }
+            if !f.checked {
+                summary.not_checked += 1;
+            }
+        }
+        Report {
+            status: findings
+                .iter()
+                .map(|f| f.severity)
+                .max()
+                .unwrap_or(Severity::Ok),
+            summary,
+            checks: findings,
+            elapsed_ms: elapsed.as_millis(),
+        }
+    }
+
+    /// 0 when nothing failed (warnings allowed), 1 when something failed.
+    pub fn exit_status(&self) -> u8 {
+        u8::from(self.status == Severity::Fail)
+    }
+
+    /// `2 failed, 1 warning, 14 ok (1 not checked) in 0.8s`.
+    pub fn summary_line(&self) -> String {
+        let s = &self.summary;
+        let plural = if s.warn == 1 { "" } else { "s" };
+        let mut line = format!(
+            "{}: {} failed, {} warning{plural}, {} ok",
+            self.status, s.fail, s.warn, s.ok
+        );
+        if s.not_checked > 0 {
+            line.push_str(&format!(" ({} not checked)", s.not_checked));
+        }
+        line.push_str(&format!(" in {:.1}s", self.elapsed_ms as f64 / 1000.0));
+        line
+    }
+
+    /// The table for people: AREA, STATUS, CHECK, SUBJECT, MESSAGE.
+    pub fn table(&self) -> comfy_table::Table {
+        let mut t = output::table(["AREA", "STATUS", "CHECK", "SUBJECT", "MESSAGE"]);
+        let colour = output::color_enabled();
+        for f in &self.checks {
+            let mut status = Cell::new(if f.checked {
+                f.severity.to_string()
+            } else {
+                format!("{} (not checked)", f.severity)
+            });
+            if colour {
+                status = status.fg(match f.severity {
+                    Severity::Ok => Color::Green,
+                    Severity::Warn => Color::Yellow,
+                    Severity::Fail => Color::Red,
+                });
+            }
+            t.add_row(vec![
+                Cell::new(f.area),
+                status,
+                Cell::new(&f.check),
+                Cell::new(&f.subject),
+                Cell::new(&f.message),
+            ]);
+        }
+        t
+    }
+}
+
+/// Areas with the worst findings first, then the usual order; within an area, failures
+/// first, then by check and subject.
+fn rank(findings: &mut [Finding]) {
+    let worst = |area: Area, all: &[Finding]| {
+        all.iter()
+            .filter(|f| f.area == area)
+            .map(|f| f.severity)
+            .max()
+            .unwrap_or(Severity::Ok)
+    };
+    let mut keyed: Vec<(Severity, Finding)> = findings
+        .iter()
+        .map(|f| (worst(f.area, findings), f.clone()))
+        .collect();
+    keyed.sort_by(|(wa, a), (wb, b)| {
+        wb.cmp(wa)
+            .then(a.area.cmp(&b.area))
+            .then(b.severity.cmp(&a.severity))
+            .then(a.check.cmp(&b.check))
+            .then(a.subject.cmp(&b.subject))
+    });
+    for (slot, (_, f)) in findings.iter_mut().zip(keyed) {
+        *slot = f;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(area: Area, severity: Severity, subject: &str) -> Finding {
+        let mut f = Finding::new(severity, subject, "m");
+        f.area = area;
+        f.check = area.to_string();
+        f
+    }
+
+    #[test]
+    fn areas_with_failures_come_first_and_failures_lead_each_area() {
+        let r = Report::new(
+            vec![
+                f(Area::Cluster, Severity::Ok, "api"),
+                f(Area::Pods, Severity::Warn, "b"),
+                f(Area::Pods, Severity::Fail, "a"),
+                f(Area::Nodes, Severity::Ok, "n"),
+                f(Area::Storage, Severity::Warn, "s"),
+            ],
+            Duration::from_millis(1500),
+        );
+        let order: Vec<&str> = r.checks.iter().map(|f| f.subject.as_str()).collect();
+        assert_eq!(order, ["a", "b", "s", "api", "n"]);
+        assert_eq!(r.status, Severity::Fail);
+        assert_eq!(r.exit_status(), 1);
+        assert_eq!(r.summary_line(), "fail: 1 failed, 2 warnings, 2 ok in 1.5s");
+    }
+
+    #[test]
+    fn warnings_alone_exit_zero_and_json_has_stable_names() {
+        let r = Report::new(vec![f(Area::Events, Severity::Warn, "e")], Duration::ZERO);
+        assert_eq!(r.exit_status(), 0);
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["status"], "warn");
+        let c = &v["checks"][0];
+        for key in ["name", "status", "message", "subject", "area", "checked"] {
+            assert!(c.get(key).is_some(), "missing {key} in {c}");
+        }
+    }
+}

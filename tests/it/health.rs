@@ -1,0 +1,414 @@
+//! `paragon-admin health` through the real binary: datastores (real PostgreSQL and Redis),
+//! monitoring (a real HTTP server with Grafana's and Prometheus' documents) and the cluster.
+
+use serde_json::Value;
+
+use crate::support::datastores::{Postgres, Redis};
+use crate::support::monitoring::{Monitoring, QUIET_ALERTS};
+use crate::support::sandbox::KubeSandbox;
+use crate::support::{Home, Run, run};
+use paragon_admin::sandbox::Fault;
+
+/// Runs `health --local --output json` with `extra` arguments; the parsed report too.
+fn health_json(home: &Home, extra: &[&str]) -> (Run, Value) {
+    let r = run(home
+        .paragon()
+        .args(["health", "--local", "--output", "json", "--timeout", "10"])
+        .args(extra));
+    let v: Value = serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr));
+    (r, v)
+}
+
+/// The findings of check `name`.
+fn findings<'a>(v: &'a Value, name: &str) -> Vec<&'a Value> {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == name)
+        .collect()
+}
+
+fn statuses(v: &Value, name: &str) -> Vec<String> {
+    findings(v, name)
+        .iter()
+        .map(|c| c["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn datastores_are_found_healthy_then_failing_once_stopped() {
+    let mut pg = Postgres::start();
+    let mut pg_pw = Postgres::start_with("127.0.0.1", &[], Some("s3cret-pw"));
+    let mut redis = Redis::start();
+    let mon = Monitoring::start(QUIET_ALERTS);
+    let home = Home::new();
+    home.write_config(&format!(
+        "[profiles.t]\nhost = \"bastion.invalid\"\n[profiles.t.datastores]\npostgres = [\"{}\", \"{}\"]\nredis = [\"{}\"]\n{}",
+        pg.target(),
+        pg_pw.target(),
+        redis.target(),
+        mon.services_toml("t"),
+    ));
+    let (_, v) = health_json(&home, &[]);
+    assert_eq!(statuses(&v, "postgres"), ["ok", "ok"], "{v:#}");
+    let pg_msgs: Vec<&str> = findings(&v, "postgres")
+        .iter()
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    assert!(pg_msgs.contains(&"answered SELECT 1"), "{pg_msgs:?}");
+    assert!(
+        pg_msgs.iter().any(|m| m.contains("asked for a password")),
+        "{pg_msgs:?}"
+    );
+    let r = &findings(&v, "redis")[0];
+    assert_eq!(r["status"], "ok", "{r}");
+    assert!(
+        r["message"].as_str().unwrap().starts_with("PONG; memory"),
+        "{r}"
+    );
+    assert_eq!(statuses(&v, "grafana"), ["ok"], "{v:#}");
+    assert_eq!(statuses(&v, "prometheus"), ["ok"], "{v:#}");
+    assert_eq!(statuses(&v, "kibana"), ["warn"], "{v:#}");
+
+    pg.stop();
+    pg_pw.stop();
+    redis.stop();
+    let (r, v) = health_json(&home, &[]);
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert_eq!(v["status"], "fail");
+    assert_eq!(statuses(&v, "postgres"), ["fail", "fail"], "{v:#}");
+    assert_eq!(statuses(&v, "redis"), ["fail"], "{v:#}");
+    let msg = findings(&v, "redis")[0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains(&redis.target()), "{msg}");
+}
+
+#[test]
+fn redis_near_maxmemory_is_a_warning() {
+    // An empty Redis uses about 0.9 MiB: a 900 kB limit puts it above 90 %.
+    let redis = Redis::start_with("127.0.0.1", &[], &["--maxmemory", "900kb"]);
+    let home = Home::new();
+    home.write_config(&format!(
+        "[profiles.t]\nhost = \"b.invalid\"\n[profiles.t.datastores]\nredis = [\"{}\"]\n",
+        redis.target()
+    ));
+    let (_, v) = health_json(&home, &[]);
+    let f = &findings(&v, "redis")[0];
+    assert_eq!(f["status"], "warn", "{f}");
+    assert!(
+        f["message"].as_str().unwrap().contains("near maxmemory"),
+        "{f}"
+    );
+}
+
+/// A home whose profile points the monitoring services at `mon`.
+fn home_for(mon: &Monitoring, extra: &str) -> Home {
+    let home = Home::new();
+    home.write_config(&format!(
+        "[profiles.t]\nhost = \"bastion.invalid\"\n{extra}{}",
+        mon.services_toml("t")
+    ));
+    home
+}
+
+fn failures(v: &Value) -> Vec<String> {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| format!("{} {}: {}", c["name"], c["subject"], c["message"]))
+        .collect()
+}
+
+#[test]
+fn clean_sandbox_has_no_failure_and_exits_0() {
+    let sandbox = KubeSandbox::start(&[]);
+    let mon = Monitoring::start(QUIET_ALERTS);
+    let home = home_for(&mon, "");
+    let kc = sandbox.kubeconfig();
+    let (r, v) = health_json(&home, &["--kubeconfig", kc.to_str().unwrap()]);
+    assert_eq!(failures(&v), Vec::<String>::new(), "{v:#}");
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert_eq!(v["status"], "warn", "kibana is not deployed: {v:#}");
+    for name in [
+        "api",
+        "nodes",
+        "workloads",
+        "jobs",
+        "pods",
+        "pvcs",
+        "events",
+        "helm",
+        "tls",
+    ] {
+        assert_eq!(statuses(&v, name), ["ok"], "{name}: {v:#}");
+    }
+    // The table says the same, with a summary line.
+    let r = run(home
+        .paragon()
+        .args(["health", "--local", "--kubeconfig", kc.to_str().unwrap()]));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("| cluster "), "{}", r.stdout);
+    let last = r.stdout.lines().last().unwrap();
+    assert!(last.starts_with("warn: 0 failed, 1 warning, "), "{last}");
+}
+
+#[test]
+fn each_sandbox_fault_produces_its_failing_finding_and_exit_1() {
+    // (fault, check, subject starts with, message contains)
+    let cases: &[(Fault, &str, &str, &str)] = &[
+        (
+            Fault::CrashLoop,
+            "pods",
+            "paragon/pod/worker-actions-",
+            "in CrashLoopBackOff (9 restarts",
+        ),
+        (
+            Fault::ImagePull,
+            "pods",
+            "paragon/pod/hermes-",
+            "ImagePullBackOff",
+        ),
+        (
+            Fault::Pending,
+            "pods",
+            "paragon/pod/zeus-",
+            "Pending for 25m: Unschedulable: 0/3 nodes",
+        ),
+        (
+            Fault::OomKilled,
+            "pods",
+            "paragon/pod/worker-workflows-",
+            "OOMKilled 12m ago",
+        ),
+        (
+            Fault::NodeNotReady,
+            "nodes",
+            "node/",
+            "not Ready (Unknown): Kubelet stopped posting",
+        ),
+        (
+            Fault::NodePressure,
+            "nodes",
+            "node/",
+            "MemoryPressure (KubeletHasInsufficientMemory)",
+        ),
+        (
+            Fault::DeploymentUnavailable,
+            "workloads",
+            "paragon/deployment/passport",
+            "0/2 replicas available",
+        ),
+        (
+            Fault::PvcPending,
+            "pvcs",
+            "paragon/pvc/pgadmin-data",
+            "Pending for 30m (storage class gp3-encrypted)",
+        ),
+        (
+            Fault::FailedRelease,
+            "helm",
+            "paragon/release/paragon-on-prem",
+            "is failed, not deployed",
+        ),
+        (
+            Fault::ExpiringCert,
+            "tls",
+            "paragon/secret/paragon-tls",
+            "certificate expires in",
+        ),
+        (
+            Fault::WarningEvents,
+            "events",
+            "paragon/pod/zeus-",
+            "12× DNSConfigForming",
+        ),
+    ];
+    let mon = Monitoring::start(QUIET_ALERTS);
+    let home = home_for(&mon, "");
+    let problems: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = cases
+            .iter()
+            .map(|&(fault, check, subject, message)| {
+                let home = &home;
+                s.spawn(move || {
+                    let sandbox = KubeSandbox::start(&[fault]);
+                    let kc = sandbox.kubeconfig();
+                    let (r, v) = health_json(home, &["--kubeconfig", kc.to_str().unwrap()]);
+                    let hit = findings(&v, check).into_iter().any(|f| {
+                        f["status"] == "fail"
+                            && f["subject"].as_str().unwrap().starts_with(subject)
+                            && f["message"].as_str().unwrap().contains(message)
+                    });
+                    let mut wrong = Vec::new();
+                    if !hit {
+                        wrong.push(format!("{}: no failing {check} finding on {subject}* with {message:?}; failures: {:?}", fault.name(), failures(&v)));
+                    }
+                    if r.status != Some(1) || v["status"] != "fail" {
+                        wrong.push(format!("{}: exit {:?}, status {}", fault.name(), r.status, v["status"]));
+                    }
+                    wrong
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// The bastion topology: `client` (where paragon-admin runs) reaches only `bastion`, an
+/// OpenSSH sshd; only the bastion reaches `private`, where the API server (the sandbox),
+/// Postgres, Redis, Grafana and Prometheus listen, under names only the bastion resolves.
+#[test]
+fn whole_report_runs_through_a_real_openssh_bastion() {
+    use crate::support::netns::Topology;
+    use crate::support::sshd::{Sshd, SshdOptions};
+    use std::time::{Duration, Instant};
+
+    const BASTION: &str = "198.51.100.1";
+    const PRIVATE: &str = "203.0.113.2";
+    let net = Topology::new(&["client", "bastion", "private"]);
+    net.link("client", "198.51.100.2/24", "bastion", "198.51.100.1/24");
+    net.link("bastion", "203.0.113.1/24", "private", "203.0.113.2/24");
+    net.hosts_file(
+        "bastion",
+        &[
+            ("postgres.paragon.internal", PRIVATE),
+            ("redis.paragon.internal", PRIVATE),
+            ("grafana.paragon.svc.cluster.local", PRIVATE),
+            ("prometheus.paragon.svc.cluster.local", PRIVATE),
+        ],
+    );
+    let in_private: Vec<&str> = vec!["ip", "netns", "exec", net.ns("private")];
+    let mut pg = Postgres::start_with(PRIVATE, &in_private, None);
+    let mut redis = Redis::start_with(PRIVATE, &in_private, &[]);
+
+    // The API server: the sandbox with one fault, in the private namespace.
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    net.spawn(
+        net.command("private", env!("CARGO_BIN_EXE_paragon-admin"))
+            .args(["--quiet", "sandbox", "--listen", &format!("{PRIVATE}:6443")])
+            .arg("--kubeconfig-out")
+            .arg(&kubeconfig)
+            .args(["--fault", "crashloop"])
+            .env("HOME", dir.path()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !kubeconfig.exists() {
+        assert!(Instant::now() < deadline, "the sandbox wrote no kubeconfig");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Grafana and Prometheus on their built-in ports, found by their built-in names.
+    let site = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(site.path().join("api/v1")).unwrap();
+    std::fs::write(
+        site.path().join("api/health"),
+        r#"{"database":"ok","version":"11.1.0"}"#,
+    )
+    .unwrap();
+    std::fs::write(site.path().join("api/v1/alerts"), QUIET_ALERTS).unwrap();
+    net.http_server("private", PRIVATE, 4500, site.path());
+    net.http_server("private", PRIVATE, 9090, site.path());
+
+    let mut sshd = Sshd::start_with(SshdOptions {
+        listen: BASTION.to_string(),
+        prefix: vec![
+            "ip".into(),
+            "netns".into(),
+            "exec".into(),
+            net.ns("bastion").into(),
+        ],
+        ..SshdOptions::default()
+    });
+    // The bastion's own kubeconfig is the sandbox's: health fetches it with the real kubectl
+    // (sshd takes only the first SetEnv, which the fixture uses for PATH: hence a wrapper).
+    let wrapper = sshd.bin_dir.join("kubectl");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nKUBECONFIG={} exec /usr/bin/kubectl \"$@\"\n",
+            kubeconfig.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let home = Home::new();
+    let kh = sshd.write_known_hosts(&home.path().join("known_hosts"));
+    home.write_config(&sshd.profile_toml(
+        &kh,
+        "yes",
+        &format!(
+            "[profiles.test.datastores]\npostgres = [\"postgres.paragon.internal:{}\"]\nredis = [\"redis.paragon.internal:{}\"]\n",
+            pg.port, redis.port
+        ),
+    ));
+    let health = || {
+        let r = run(net.paragon("client", &home).args([
+            "health",
+            "--output",
+            "json",
+            "--timeout",
+            "10",
+        ]));
+        let v: Value = serde_json::from_str(&r.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr));
+        (r, v)
+    };
+
+    let (r, v) = health();
+    assert_eq!(r.status, Some(1), "{}\n{v:#}", r.stderr);
+    assert_eq!(statuses(&v, "api"), ["ok"], "{v:#}");
+    let fails = failures(&v);
+    assert_eq!(fails.len(), 1, "only the crashloop fails: {fails:#?}");
+    assert!(fails[0].contains("CrashLoopBackOff"), "{fails:?}");
+    for name in ["postgres", "redis", "grafana", "prometheus"] {
+        assert_eq!(statuses(&v, name), ["ok"], "{name}: {v:#}");
+    }
+    // Kibana's name resolves nowhere: not deployed, a warning.
+    assert_eq!(statuses(&v, "kibana"), ["warn"], "{v:#}");
+
+    // From the client, without the bastion, none of it is reachable.
+    let r = run(net
+        .paragon("client", &home)
+        .args([
+            "health",
+            "--local",
+            "--output",
+            "json",
+            "--timeout",
+            "5",
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig));
+    let local: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(statuses(&local, "api"), ["fail"], "{local:#}");
+    assert_eq!(statuses(&local, "postgres"), ["fail"], "{local:#}");
+
+    pg.stop();
+    redis.stop();
+    let (r, v) = health();
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert_eq!(statuses(&v, "postgres"), ["fail"], "{v:#}");
+    assert_eq!(statuses(&v, "redis"), ["fail"], "{v:#}");
+
+    sshd.stop();
+    let r = run(net
+        .paragon("client", &home)
+        .args(["health", "--output", "json"]));
+    assert_eq!(r.status, Some(255), "{}", r.stderr);
+    assert_eq!(r.stdout, "", "no report without the bastion");
+}
