@@ -83,6 +83,17 @@ A key passphrase is looked up as PROFILE/identity-passphrase.",
         #[command(subcommand)]
         action: SecretsAction,
     },
+    /// Try every feature in one command, on this machine, with nothing to set up
+    #[command(
+        long_about = "Start on loopback a simulated Paragon installation (a Kubernetes API server with \
+two faults switched on), a demo web page standing in for Grafana, and an SSH bastion that only \
+forwards to them; connect to the bastion with strict host-key checking; run the health report \
+through it; open a forward to the demo page and print its URL. Everything stops when the tour \
+ends (in seconds), or with --keep-open at Ctrl-C. Nothing outside this machine is contacted and \
+nothing is written outside a temporary folder that is removed at the end.",
+        after_help = "Examples:\n  paragon-admin demo\n  paragon-admin demo --keep-open"
+    )]
+    Demo(DemoArgs),
     /// Create a profile: a wizard on a terminal, or flags in a script
     #[command(
         long_about = "Create a profile in the config file (--config, else the default path): the \
@@ -158,6 +169,13 @@ kubeconfig.",
         after_help = "Examples:\n  paragon-admin sandbox --kubeconfig-out /tmp/sandbox.kubeconfig\n  paragon-admin sandbox --nodes 500 --pods 10000\n  paragon-admin sandbox --fault crashloop --fault failed-release --output json"
     )]
     Sandbox(SandboxArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep everything running after the tour, until Ctrl-C, to try the forward in a browser
+    #[arg(long)]
+    pub keep_open: bool,
 }
 
 #[derive(Debug, Args)]

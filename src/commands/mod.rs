@@ -1,6 +1,7 @@
 //! One file per subcommand: glue that reads options, calls the library and prints.
 //! Logic that a second command could want lives below this module, not in it.
 
+mod demo;
 mod docs;
 mod forward;
 mod health;
@@ -20,6 +21,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Profiles => profiles::run(g),
         Command::Init(a) => init::run(g, &a).await,
+        Command::Demo(a) => demo::run(g, &a).await,
         Command::Completions(a) => docs::completions(&a),
         Command::Man(a) => docs::man(&a),
         Command::Health(args) => health::run(g, &args).await,

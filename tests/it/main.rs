@@ -4,6 +4,7 @@
 mod support;
 
 mod config;
+mod demo;
 mod demo_bastion;
 mod docs;
 mod forward;
