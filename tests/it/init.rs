@@ -385,3 +385,84 @@ fn wizard_on_a_terminal_confirms_the_host_key_and_writes_a_working_profile() {
     assert_eq!(r.status, Some(0), "{}\n{}", r.stderr, sshd.log());
     assert_eq!(r.stdout, "through-init\n");
 }
+
+/// Deletes a keyring secret when the test ends, passed or not.
+struct SecretGuard<'a> {
+    home: &'a Home,
+    name: String,
+}
+
+impl Drop for SecretGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .home
+            .paragon()
+            .args(["secrets", "delete", &self.name])
+            .stdin(std::process::Stdio::null())
+            .output();
+    }
+}
+
+#[test]
+fn wizard_stores_a_checked_key_passphrase_in_the_keyring_for_later_logins() {
+    let sshd = Sshd::start();
+    let home = Home::new();
+    let ssh_dir = home.path().join(".ssh");
+    std::fs::create_dir_all(&ssh_dir).unwrap();
+    let key = ssh_dir.join("id_ed25519");
+    crate::support::sshd::keygen(&key, "ed25519", "correct horse");
+    sshd.authorize(&key.with_extension("pub"));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let profile = format!("pty{}-{nanos}", std::process::id());
+    let _secret = SecretGuard {
+        home: &home,
+        name: format!("{profile}/identity-passphrase"),
+    };
+    let port = sshd.port.to_string();
+    let steps = [
+        ("Profile name", &*format!("{profile}\r")),
+        ("Bastion host", "127.0.0.1\r"),
+        ("SSH port", &*format!("{port}\r")),
+        ("User on the bastion", "root\r"),
+        ("~/.ssh/id_ed25519 (ssh-ed25519 SHA256:", "\r"),
+        ("Jump host", "\r"),
+        ("Host key policy", "\x1b[B\r"),
+        ("default service forwards", "n"),
+        ("has a passphrase. Store it in the keyring", "y"),
+        ("Passphrase for", "wrong one\r"),
+        ("does not unlock", ""),
+        ("Passphrase for", "correct horse\r"),
+        ("in the keyring", ""),
+        ("now to check its host key", "y"),
+        ("continue connecting", "y"),
+    ];
+    let mut init = home.paragon();
+    init.arg("init");
+    let (status, out) = on_pty(&init, &steps, home.path());
+    assert_eq!(status, 0, "{out}\n{}", sshd.log());
+    assert!(
+        out.contains(&format!("stored `{profile}/identity-passphrase`")),
+        "{out}"
+    );
+    assert!(out.contains("connected to 127.0.0.1:"), "{out}");
+    assert!(
+        !out.contains("correct horse"),
+        "the passphrase was echoed:\n{out}"
+    );
+    let text = std::fs::read_to_string(home.config_path()).unwrap();
+    assert!(!text.contains("correct horse"), "{text}");
+    assert!(
+        text.contains("strict_host_key_checking = \"accept-new\"\n"),
+        "{text}"
+    );
+    // A later login, with no terminal to ask on, unlocks the key from the keyring.
+    let r = run(home
+        .paragon()
+        .args(["--profile", &profile, "ssh", "--", "echo", "through-init"])
+        .stdin(std::process::Stdio::null()));
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stderr, sshd.log());
+    assert_eq!(r.stdout, "through-init\n");
+}
