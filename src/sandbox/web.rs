@@ -119,7 +119,10 @@ async fn accept_loop(listener: TcpListener, cancel: CancellationToken, connectio
         };
         let cancel = cancel.clone();
         connections.spawn(async move {
+            // A client may shut its write side once the request is sent (`ssh -W`, `nc -N`):
+            // answer it rather than treating the end of its input as the end of the connection.
             let conn = hyper::server::conn::http1::Builder::new()
+                .half_close(true)
                 .serve_connection(TokioIo::new(tcp), hyper::service::service_fn(answer));
             tokio::pin!(conn);
             tokio::select! {
