@@ -466,3 +466,72 @@ fn wizard_stores_a_checked_key_passphrase_in_the_keyring_for_later_logins() {
     assert_eq!(r.status, Some(0), "{}\n{}", r.stderr, sshd.log());
     assert_eq!(r.stdout, "through-init\n");
 }
+
+/// A real ssh-agent on a socket in `dir`, killed on drop.
+struct Agent {
+    sock: PathBuf,
+    pid: String,
+}
+
+impl Agent {
+    fn start(dir: &Path) -> Agent {
+        let sock = dir.join("agent.sock");
+        let out = Command::new("ssh-agent")
+            .arg("-a")
+            .arg(&sock)
+            .arg("-s")
+            .output()
+            .expect("ssh-agent must be installed (openssh-client)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let pid = text
+            .split("SSH_AGENT_PID=")
+            .nth(1)
+            .and_then(|r| r.split(';').next())
+            .expect("ssh-agent printed its pid")
+            .to_string();
+        Agent { sock, pid }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(&self.pid).status();
+    }
+}
+
+#[test]
+fn wizard_offers_the_agents_keys_and_an_interrupted_wizard_writes_nothing() {
+    let home = Home::new();
+    let agent = Agent::start(home.path());
+    let key = home.path().join("agent_key");
+    crate::support::sshd::keygen(&key, "ed25519", "");
+    let added = Command::new("ssh-add")
+        .arg(&key)
+        .env("SSH_AUTH_SOCK", &agent.sock)
+        .output()
+        .expect("ssh-add must be installed (openssh-client)");
+    assert!(added.status.success(), "{added:?}");
+    let fp = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(key.with_extension("pub"))
+        .output()
+        .unwrap();
+    let fingerprint = String::from_utf8_lossy(&fp.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let mut init = home.paragon();
+    init.env("SSH_AUTH_SOCK", &agent.sock).arg("init");
+    let steps = [
+        ("Profile name", "lab\r"),
+        ("Bastion host", "b.example.com\r"),
+        ("SSH port", "\r"),
+        ("User on the bastion", "\r"),
+        ("the ssh-agent's keys (ssh-ed25519 ", ""),
+        (&*fingerprint, "\x03"),
+    ];
+    let (status, out) = on_pty(&init, &steps, home.path());
+    assert_ne!(status, 0, "{out}");
+    assert!(!home.config_path().exists(), "{out}");
+}
