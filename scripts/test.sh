@@ -19,7 +19,12 @@ declare -A need=(
   [curl]=curl
   [openssl]=openssl
   [base64]=coreutils
-  [kubectl]=kubernetes-client
+  [ssh-agent]=openssh-client
+  [ssh-add]=openssh-client
+  [sha256sum]=coreutils
+  # The ssh tests run the real kubectl on the test bastion (package `kubectl` from the
+  # Kubernetes apt repository; Debian's own archive does not carry it).
+  [kubectl]=kubectl
 )
 missing=()
 for cmd in "${!need[@]}"; do

@@ -19,13 +19,14 @@ pub async fn run(g: &Globals, command: &[String]) -> anyhow::Result<u8> {
 }
 
 /// `program` on the bastion with each argument quoted for the remote shell; a PTY only when
-/// stdin is a terminal.
+/// stdin (and stdout) are terminals, so `kubectl exec -it` works and `kubectl get | grep` gets
+/// clean lines and a separate stderr.
 pub async fn passthrough(g: &Globals, program: &str, args: &[String]) -> anyhow::Result<u8> {
     let profile = super::resolve_profile(g)?;
     let bastion = Bastion::connect(&profile).await?;
     let line = command_line(program, args);
     let status = bastion
-        .run(Request::Exec(&line), Pty::if_terminal())
+        .run(Request::Exec(&line), Pty::if_interactive())
         .await?;
     Ok(exit_byte(status))
 }

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod bastion;
 mod config;
 mod demo;
 mod demo_bastion;
