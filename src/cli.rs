@@ -241,11 +241,11 @@ pub struct SandboxArgs {
     /// Where to write the kubeconfig [default: the user cache folder's paragon-admin/sandbox-PORT.kubeconfig]
     #[arg(long, value_name = "FILE")]
     pub kubeconfig_out: Option<PathBuf>,
-    /// Number of nodes
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    /// Number of nodes (1 to 20000)
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20_000))]
     pub nodes: u32,
-    /// Total number of pods; the extra ones become worker replicas [default: the installation's own size]
-    #[arg(long, value_name = "N")]
+    /// Total number of pods, up to 500000; the extra ones become worker replicas [default: the installation's own size]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=500_000))]
     pub pods: Option<u32>,
     /// Seed for every generated name and choice
     #[arg(long, value_name = "S", default_value_t = 1)]

@@ -433,8 +433,10 @@ enum PodState {
     CrashLoop,
     ImagePull,
     Unschedulable(String),
-    Succeeded {
+    /// The container ran to its end: exit 0, or exit 1 when `failed`.
+    Finished {
         finished: i64,
+        failed: bool,
     },
 }
 
@@ -476,6 +478,7 @@ struct Gen<'a> {
     restart: i64,
     /// When the installation was first deployed.
     installed: i64,
+    app_version: String,
     /// Pod names of some services, for the events that mention them.
     first_pods: BTreeMap<&'static str, (String, String, String)>,
 }
@@ -534,6 +537,7 @@ pub(crate) fn generate(
         restart,
         installed: now - rng.range(120, 200) * DAY,
         first_pods: BTreeMap::new(),
+        app_version: app_version.clone(),
         rng,
     };
     g.next_node = g.rng.below(opts.nodes as u64) as usize;
@@ -551,6 +555,9 @@ pub(crate) fn generate(
     }
     g.cluster_services()?;
     g.restart_cronjob()?;
+    if has(opts, Fault::MigrationFailed) {
+        g.failed_migration()?;
+    }
     g.helm_releases(&app_version)?;
     g.tls_secrets()?;
     g.config(cluster_ca_pem, &all)?;
@@ -1203,11 +1210,16 @@ impl Gen<'_> {
                         None,
                     )
                 }
-                PodState::Succeeded { finished } => {
+                PodState::Finished { finished, failed } => {
+                    let (exit_code, reason, why, text) = if *failed {
+                        (1, "Error", "PodFailed", "Error")
+                    } else {
+                        (0, "Completed", "PodCompleted", "Completed")
+                    };
                     let done = ContainerState {
                         terminated: Some(ContainerStateTerminated {
-                            exit_code: 0,
-                            reason: s("Completed"),
+                            exit_code,
+                            reason: s(reason),
                             started_at: time(started),
                             finished_at: time(*finished),
                             container_id: s(container_id.clone()),
@@ -1216,21 +1228,16 @@ impl Gen<'_> {
                         ..Default::default()
                     };
                     (
-                        "Succeeded",
+                        if *failed { "Failed" } else { "Succeeded" },
                         vec![
                             cond("PodReadyToStartContainers", false, *finished + 1, None),
-                            cond("Initialized", true, scheduled, Some("PodCompleted")),
-                            cond("Ready", false, *finished + 1, Some("PodCompleted")),
-                            cond(
-                                "ContainersReady",
-                                false,
-                                *finished + 1,
-                                Some("PodCompleted"),
-                            ),
+                            cond("Initialized", true, scheduled, Some(why)),
+                            cond("Ready", false, *finished + 1, Some(why)),
+                            cond("ContainersReady", false, *finished + 1, Some(why)),
                             cond("PodScheduled", true, scheduled, None),
                         ],
                         Some(vec![base_status(false, 0, done, None)]),
-                        "Completed".to_string(),
+                        text.to_string(),
                         "0/1",
                         0,
                         None,
@@ -1369,7 +1376,7 @@ impl Gen<'_> {
             revision,
             replicas,
             ready,
-            None,
+            unavailable.then_some(Fault::DeploymentUnavailable),
         )?;
 
         let mut names: Vec<String> = (0..replicas)
@@ -2198,7 +2205,10 @@ impl Gen<'_> {
             owner: job_owner.clone(),
             node: Some(node),
             created: started,
-            state: PodState::Succeeded { finished },
+            state: PodState::Finished {
+                finished,
+                failed: false,
+            },
             fault: None,
             image: kubectl.image.clone(),
             memory: kubectl.memory,
@@ -2252,6 +2262,111 @@ impl Gen<'_> {
             1,
             None,
         )
+    }
+
+    /// A Helm pre-upgrade hook Job `migrations-postgres-hermes` that failed and, as Helm
+    /// deletes these hooks only on success, stayed behind with its failed pod.
+    fn failed_migration(&mut self) -> Result<(), SandboxError> {
+        let name = "migrations-postgres-hermes";
+        let started = self.now - 30 * MINUTE;
+        let finished = started + 45;
+        let fault = Some(Fault::MigrationFailed);
+        let l = labels(&[
+            (INSTANCE, "paragon-on-prem"),
+            (APP_NAME, name),
+            ("batch.kubernetes.io/job-name", name),
+        ]);
+        let mut meta = self.meta(Some(PARAGON), name, Some(l.clone()), started);
+        let mut a = labels(&[
+            ("helm.sh/hook", "pre-install,pre-upgrade"),
+            (
+                "helm.sh/hook-delete-policy",
+                "before-hook-creation,hook-succeeded",
+            ),
+            ("helm.sh/hook-weight", "-5"),
+        ]);
+        a.insert(
+            FAULT_ANNOTATION.into(),
+            Fault::MigrationFailed.name().into(),
+        );
+        meta.annotations = Some(a);
+        let owner = Self::owner::<Job>(name, &meta);
+        let image = format!("docker.io/useparagon/hermes:{}", self.app_version);
+        let migrations = Workload {
+            namespace: PARAGON,
+            release: "paragon-on-prem",
+            name: "migrations",
+            shape: Shape::Deployment,
+            replicas: 1,
+            image: image.clone(),
+            port: 1702,
+            probe: None,
+            cpu: "250m",
+            memory: "512Mi",
+            storage: None,
+        };
+        let cond = |t: &str, reason: &str| JobCondition {
+            type_: t.into(),
+            status: "True".into(),
+            reason: s(reason),
+            message: s("Job has reached the specified backoff limit"),
+            last_probe_time: time(finished + 1),
+            last_transition_time: time(finished + 1),
+        };
+        let template = self.pod_template(&migrations, &l, &image, "512Mi");
+        let job = Job {
+            metadata: meta,
+            spec: Some(JobSpec {
+                backoff_limit: Some(0),
+                completions: Some(1),
+                parallelism: Some(1),
+                template,
+                ..Default::default()
+            }),
+            status: Some(JobStatus {
+                failed: Some(1),
+                ready: Some(0),
+                start_time: time(started),
+                conditions: Some(vec![
+                    cond("FailureTarget", "BackoffLimitExceeded"),
+                    cond("Failed", "BackoffLimitExceeded"),
+                ]),
+                ..Default::default()
+            }),
+        };
+        let cells = vec![
+            Cell::text(name),
+            Cell::text("Failed"),
+            Cell::text("0/1"),
+            Cell::text(super::store::human_duration(finished - started)),
+            Cell::Age(started),
+        ];
+        self.push(Res::Jobs, job, vec!["0".into()], cells)?;
+        let mut pl = l;
+        pl.insert(
+            "batch.kubernetes.io/controller-uid".into(),
+            owner.uid.clone(),
+        );
+        let pod_name = format!("{name}-{}", self.rng.suffix(5));
+        let node = self.take_node();
+        self.pod(PodPlan {
+            w: &migrations,
+            name: pod_name,
+            labels: pl,
+            owner,
+            node: Some(node),
+            created: started,
+            state: PodState::Finished {
+                finished,
+                failed: true,
+            },
+            fault,
+            image,
+            memory: "512Mi",
+            restart_policy: "Never",
+            claim: None,
+        })?;
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -2417,9 +2532,7 @@ impl Gen<'_> {
                 let (status, description, fault) = if rev == revisions + 1 {
                     (
                         "failed",
-                        format!(
-                            "Upgrade \"{release}\" failed: pre-upgrade hooks failed: 1 error occurred:\n\t* job migrations-postgres-hermes failed: BackoffLimitExceeded"
-                        ),
+                        format!("Upgrade \"{release}\" failed: context deadline exceeded"),
                         Some(Fault::FailedRelease),
                     )
                 } else if rev == revisions {
@@ -2819,19 +2932,7 @@ mod tests {
 
     #[test]
     fn every_served_object_parses_as_its_kubernetes_type() {
-        let w = world(&[
-            Fault::CrashLoop,
-            Fault::ImagePull,
-            Fault::Pending,
-            Fault::OomKilled,
-            Fault::NodeNotReady,
-            Fault::NodePressure,
-            Fault::DeploymentUnavailable,
-            Fault::PvcPending,
-            Fault::FailedRelease,
-            Fault::ExpiringCert,
-            Fault::WarningEvents,
-        ]);
+        let w = world(&Fault::ALL);
         for res in ALL {
             let n = match res {
                 Res::Namespaces => objects::<Namespace>(&w, res).len(),
@@ -2859,6 +2960,17 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn fault_names_match_the_command_line() {
+        use clap::ValueEnum as _;
+        for f in Fault::ALL {
+            let v = f.to_possible_value().unwrap();
+            assert_eq!(v.get_name(), f.name());
+            assert_eq!(serde_json::to_value(f).unwrap(), f.name());
+        }
+        assert_eq!(Fault::value_variants().len(), Fault::ALL.len());
     }
 
     #[test]
@@ -3296,6 +3408,48 @@ mod tests {
             &t[10..12]
         );
         stamp.parse::<jiff::Timestamp>().unwrap().as_second()
+    }
+
+    #[test]
+    fn migration_failed_fault() {
+        let clean = world(&[]);
+        assert!(
+            clean
+                .all(Res::Jobs)
+                .iter()
+                .all(|e| !e.name.starts_with("migrations-postgres-"))
+        );
+        let w = world(&[Fault::MigrationFailed]);
+        let jobs: Vec<Job> = objects::<Job>(&w, Res::Jobs)
+            .into_iter()
+            .filter(|j| faulted(&j.metadata, Fault::MigrationFailed))
+            .collect();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(
+            jobs[0].metadata.name.as_deref(),
+            Some("migrations-postgres-hermes")
+        );
+        let st = jobs[0].status.as_ref().unwrap();
+        assert_eq!(st.failed, Some(1));
+        let failed = st
+            .conditions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|c| c.type_ == "Failed")
+            .unwrap();
+        assert_eq!(failed.reason.as_deref(), Some("BackoffLimitExceeded"));
+        let pods = fault_pods(&w, Fault::MigrationFailed);
+        assert_eq!(pods.len(), 1);
+        assert_eq!(
+            pods[0].status.as_ref().unwrap().phase.as_deref(),
+            Some("Failed")
+        );
+        let owner = &pods[0].metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str()),
+            ("Job", jobs[0].metadata.uid.as_deref().unwrap())
+        );
     }
 
     #[test]

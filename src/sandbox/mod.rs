@@ -6,8 +6,10 @@
 //! `fieldSelector`, as full objects, metadata-only lists or server-side `Table`s) for
 //! namespaces, nodes, pods, events, PVCs, secrets, configmaps, services, deployments,
 //! statefulsets, daemonsets, replicasets, jobs and cronjobs. The objects are k8s-openapi
-//! types, generated once from a seed and kept pre-serialized; nothing changes while it runs
-//! (no watch, no writes). The real `kubectl` works against it.
+//! types, generated once from a seed and kept pre-serialized; nothing changes while it runs:
+//! writes are refused, and a watch stays open without events until its timeout (at most 30
+//! minutes) or until the sandbox stops. `pods/log` answers with lines made from the pod's
+//! state (`logs`). The real `kubectl` works against it.
 //!
 //! This module knows nothing else of paragon-admin: no config, no dialer, no output.
 //!
@@ -54,6 +56,7 @@
 
 pub mod bastion;
 mod generate;
+mod logs;
 mod rng;
 mod selector;
 mod server;
@@ -121,7 +124,7 @@ pub enum Fault {
     /// conditions `Ready` and `ContainersReady` False (reason `ContainersNotReady`). The two
     /// old pods keep serving: the Deployment has `availableReplicas` 2 = `spec.replicas`,
     /// `updatedReplicas` 1, `unavailableReplicas` 1, `Available` True and `Progressing` True.
-    #[value(name = "crashloop")]
+    #[value(name = "crashloop", help = "a worker-actions pod in CrashLoopBackOff")]
     #[serde(rename = "crashloop")]
     CrashLoop,
     /// `image-pull`: Deployment `paragon/hermes` is mid-rollout to an image tag that does not
@@ -129,26 +132,31 @@ pub enum Fault {
     /// `PodScheduled` True and `Ready` False; its container `hermes` is `waiting` with reason
     /// `ImagePullBackOff` (message `Back-off pulling image "<image>"`), restartCount 0. The
     /// Deployment stays available (`availableReplicas` 2, `Available` True).
+    #[value(help = "a hermes pod in ImagePullBackOff")]
     ImagePull,
     /// `pending`: Deployment `paragon/zeus` is mid-rollout to a template that asks for 48Gi of
     /// memory. The new ReplicaSet's one pod, created 25 minutes ago, has no node, phase
     /// `Pending`, condition `PodScheduled` False with reason `Unschedulable` and message
     /// `0/N nodes are available: N Insufficient memory. preemption: ...`, and no container
     /// statuses. The Deployment stays available (`availableReplicas` 2, `Available` True).
+    #[value(help = "an unschedulable zeus pod")]
     Pending,
     /// `oom-killed`: the first pod (by name) of Deployment `paragon/worker-workflows` has
     /// `restartCount` 1 and `lastState.terminated` reason `OOMKilled`, exit code 137, finished
     /// 12 minutes ago; it is running again since then and `Ready`.
+    #[value(help = "a worker-workflows container recently OOMKilled")]
     OomKilled,
     /// `node-not-ready`: the last node (by index; its name is the last in generation order)
     /// stopped reporting: conditions `Ready`, `MemoryPressure`, `DiskPressure` and
     /// `PIDPressure` all `Unknown` (reason `NodeStatusUnknown`, message `Kubelet stopped
     /// posting node status.`, since 5 minutes ago) and taints `node.kubernetes.io/unreachable`
     /// (NoSchedule and NoExecute). The pods bound to it are left as they were.
+    #[value(help = "the last node stops reporting (NotReady)")]
     NodeNotReady,
     /// `node-pressure`: the first node has condition `MemoryPressure` True (reason
     /// `KubeletHasInsufficientMemory`, since 15 minutes ago) and the taint
     /// `node.kubernetes.io/memory-pressure:NoSchedule`; it stays `Ready`.
+    #[value(help = "the first node under memory pressure")]
     NodePressure,
     /// `deployment-unavailable`: Deployment `paragon/passport` has no available replica: its
     /// condition `Available` is False (reason `MinimumReplicasUnavailable`, message
@@ -156,27 +164,58 @@ pub enum Fault {
     /// `availableReplicas` and `readyReplicas` 0, `unavailableReplicas` 2. Its two pods are
     /// `Running` with containers started, ready=false and restartCount 0 (the readiness probe
     /// fails), pod condition `Ready` False with reason `ContainersNotReady`.
+    #[value(help = "Deployment passport with no available replica")]
     DeploymentUnavailable,
     /// `pvc-pending`: PVC `paragon/pgadmin-data` (10Gi, storage class `gp3-encrypted`, which
     /// does not exist), created 30 minutes ago, is phase `Pending` with no volume. No pod
     /// mounts it.
+    #[value(help = "PVC pgadmin-data stuck Pending")]
     PvcPending,
     /// `failed-release`: Helm release `paragon-on-prem` has a new latest revision, secret
     /// `paragon/sh.helm.release.v1.paragon-on-prem.v<N+1>` labelled `status=failed`
-    /// (`modifiedAt` 25 minutes ago, payload status `failed` with the hook failure in its
-    /// description); revision N stays `status=deployed`.
+    /// (`modifiedAt` 25 minutes ago, payload status `failed`, description `Upgrade
+    /// "paragon-on-prem" failed: context deadline exceeded`); revision N stays
+    /// `status=deployed`.
+    #[value(help = "Helm release paragon-on-prem's latest revision failed")]
     FailedRelease,
     /// `expiring-cert`: the `kubernetes.io/tls` secret `paragon/paragon-tls` holds a
     /// certificate that expires 9 days after the sandbox started (day precision), instead of 60.
+    #[value(help = "TLS secret paragon-tls expires in 9 days")]
     ExpiringCert,
     /// `warning-events`: two events of type `Warning` in `paragon`, both seen in the last 10
     /// minutes: reason `Unhealthy` (count 3, a readiness probe timeout) on the first
     /// `hermes` pod, and reason `DNSConfigForming` (count 12, "Search Line
     /// limits were exceeded") on the first `zeus` pod. No other fault makes Warning events.
+    #[value(help = "Warning events in the last hour")]
     WarningEvents,
+    /// `migration-failed`: the Helm pre-upgrade hook Job `paragon/migrations-postgres-hermes`
+    /// (annotations `helm.sh/hook: pre-install,pre-upgrade`, delete policy
+    /// `before-hook-creation,hook-succeeded`, so a failed one stays) started 30 minutes ago and
+    /// failed: `status.failed` 1, conditions `FailureTarget` and `Failed` True with reason
+    /// `BackoffLimitExceeded`; its one pod is phase `Failed`, container `migrations`
+    /// terminated with reason `Error`, exit code 1, pod condition `Ready` False with reason
+    /// `PodFailed`. A clean sandbox has no `migrations-postgres-*` Job.
+    #[value(help = "a failed database migrations Job left behind")]
+    MigrationFailed,
 }
 
 impl Fault {
+    /// Every fault, in declaration order.
+    pub const ALL: [Fault; 12] = [
+        Fault::CrashLoop,
+        Fault::ImagePull,
+        Fault::Pending,
+        Fault::OomKilled,
+        Fault::NodeNotReady,
+        Fault::NodePressure,
+        Fault::DeploymentUnavailable,
+        Fault::PvcPending,
+        Fault::FailedRelease,
+        Fault::ExpiringCert,
+        Fault::WarningEvents,
+        Fault::MigrationFailed,
+    ];
+
     /// The name used on the command line and in the fault annotation.
     pub fn name(self) -> &'static str {
         match self {
@@ -191,6 +230,7 @@ impl Fault {
             Fault::FailedRelease => "failed-release",
             Fault::ExpiringCert => "expiring-cert",
             Fault::WarningEvents => "warning-events",
+            Fault::MigrationFailed => "migration-failed",
         }
     }
 }
@@ -310,6 +350,7 @@ impl Sandbox {
             world: Arc::new(world),
             token: creds.token.clone(),
             addr,
+            stopped: cancel.clone(),
         };
         let task = tokio::spawn(server::serve(
             listener,

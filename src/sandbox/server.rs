@@ -3,8 +3,11 @@
 //! errors. Requests only read the world; nothing here changes it.
 
 use std::convert::Infallible;
+use std::future::Future as _;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,15 +18,18 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tokio_util::task::TaskTracker;
 
+use super::logs::{self, LogError, LogQuery};
 use super::selector::{FieldSelector, LabelSelector};
 use super::store::{self, ALL, Include, ListError, ListQuery, Res, Shape, World};
 use super::tls::Token;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest a watch stays open, as the API server's default request timeout.
+const WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
 
 /// What the request handlers share.
 #[derive(Debug)]
@@ -31,6 +37,8 @@ pub(crate) struct Api {
     pub world: Arc<World>,
     pub token: Token,
     pub addr: SocketAddr,
+    /// Cancelled when the sandbox stops; ends the watches.
+    pub stopped: CancellationToken,
 }
 
 /// Accepts connections until `cancel`, then lets open requests finish briefly and returns;
@@ -99,10 +107,55 @@ pub(crate) async fn serve(
     let _ = tokio::time::timeout(Duration::from_secs(3), tracker.wait()).await;
 }
 
-type Reply = Response<Full<Bytes>>;
+type Reply = Response<ReplyBody>;
+
+/// A whole answer, or a watch: a stream that never carries an event (the world never
+/// changes) and ends at its timeout or when the sandbox stops.
+pub(crate) enum ReplyBody {
+    Whole(Full<Bytes>),
+    Watch {
+        timeout: Pin<Box<tokio::time::Sleep>>,
+        stopped: Pin<Box<WaitForCancellationFutureOwned>>,
+    },
+}
+
+impl hyper::body::Body for ReplyBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            ReplyBody::Whole(full) => Pin::new(full).poll_frame(cx),
+            ReplyBody::Watch { timeout, stopped } => {
+                if timeout.as_mut().poll(cx).is_ready() || stopped.as_mut().poll(cx).is_ready() {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ReplyBody::Whole(full) => full.is_end_stream(),
+            ReplyBody::Watch { .. } => false,
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            ReplyBody::Whole(full) => full.size_hint(),
+            ReplyBody::Watch { .. } => hyper::body::SizeHint::default(),
+        }
+    }
+}
 
 fn reply(code: StatusCode, content_type: &'static str, body: Vec<u8>) -> Reply {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(ReplyBody::Whole(Full::new(Bytes::from(body))));
     *r.status_mut() = code;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -236,6 +289,11 @@ impl Api {
                 .copied()
                 .find(|r| r.kind().group == group && r.kind().plural == plural)
         };
+        if let ["namespaces", ns, "pods", name, "log"] = rest
+            && group.is_empty()
+        {
+            return self.pod_log(req, ns, name);
+        }
         let (res, namespace, name) = match rest {
             [plural] => match find(plural) {
                 Some(r) => (r, None, None),
@@ -266,12 +324,25 @@ impl Api {
                 .map(|(_, v)| v.as_str())
         };
         if matches!(param("watch"), Some("true" | "1")) {
-            return status(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "MethodNotAllowed",
-                "the sandbox serves no watches: its objects never change",
-                None,
-            );
+            if param("sendInitialEvents") == Some("true") {
+                return status(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    "the sandbox does not stream initial events; list, then watch",
+                    None,
+                );
+            }
+            let seconds = param("timeoutSeconds")
+                .and_then(|t| t.parse::<u64>().ok())
+                .unwrap_or(WATCH_TIMEOUT.as_secs())
+                .min(WATCH_TIMEOUT.as_secs());
+            let mut r = Response::new(ReplyBody::Watch {
+                timeout: Box::pin(tokio::time::sleep(Duration::from_secs(seconds))),
+                stopped: Box::pin(self.stopped.clone().cancelled_owned()),
+            });
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            return r;
         }
         let accept = req
             .headers()
@@ -356,6 +427,53 @@ impl Api {
                 None,
             ),
             Err(ListError::BadContinue(_)) => bad("invalid continue token".into()),
+        }
+    }
+}
+
+impl Api {
+    /// `GET .../pods/NAME/log`: the generated log of the pod's container.
+    fn pod_log(&self, req: &Request<Incoming>, namespace: &str, name: &str) -> Reply {
+        let Some(e) = self.world.get(Res::Pods, namespace, name) else {
+            return status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                &format!("pods \"{name}\" not found"),
+                Some(("pods", name)),
+            );
+        };
+        let mut json = Vec::new();
+        e.write_object(&mut json);
+        let pod: k8s_openapi::api::core::v1::Pod = match serde_json::from_slice(&json) {
+            Ok(p) => p,
+            Err(e) => {
+                return status(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalError",
+                    &format!("cannot read pod {name}: {e}"),
+                    None,
+                );
+            }
+        };
+        let query: Vec<(String, String)> =
+            form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
+        let param = |k: &str| {
+            query
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        let q = LogQuery {
+            container: param("container"),
+            previous: param("previous") == Some("true"),
+            tail: param("tailLines").and_then(|t| t.parse().ok()),
+            timestamps: param("timestamps") == Some("true"),
+        };
+        match logs::pod_log(&pod, q, jiff::Timestamp::now().as_second()) {
+            Ok(text) => reply(StatusCode::OK, "text/plain", text.into_bytes()),
+            Err(LogError::BadRequest(m)) => status(StatusCode::BAD_REQUEST, "BadRequest", &m, None),
         }
     }
 }
@@ -472,7 +590,7 @@ fn resource_list(group: &str) -> serde_json::Value {
                 "singularName": k.singular,
                 "namespaced": k.namespaced,
                 "kind": k.kind,
-                "verbs": ["get", "list"],
+                "verbs": ["get", "list", "watch"],
             });
             if !k.short_names.is_empty() {
                 v["shortNames"] = serde_json::json!(k.short_names);
@@ -493,6 +611,16 @@ fn resource_list(group: &str) -> serde_json::Value {
             v
         })
         .collect();
+    let mut resources = resources;
+    if group.is_empty() {
+        resources.push(serde_json::json!({
+            "name": "pods/log",
+            "singularName": "",
+            "namespaced": true,
+            "kind": "Pod",
+            "verbs": ["get"],
+        }));
+    }
     let gv = if group.is_empty() {
         "v1".to_string()
     } else {

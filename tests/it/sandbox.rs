@@ -286,6 +286,7 @@ fn every_fault_is_visible_through_kubectl() {
         "failed-release",
         "expiring-cert",
         "warning-events",
+        "migration-failed",
     ];
     let mut args = Vec::new();
     for f in faults {
@@ -317,6 +318,27 @@ fn every_fault_is_visible_through_kubectl() {
         "OOMKilled"
     );
     assert_eq!(with_fault(&pods, "deployment-unavailable").len(), 2);
+
+    // Logs follow the pods' states.
+    let crash_name = crash[0]["metadata"]["name"].as_str().unwrap();
+    let log = sb.kubectl_ok(&["logs", "-n", "paragon", crash_name]);
+    assert!(log.lines().last().unwrap().contains("\"fatal\""), "{log}");
+    let oom_name = oom[0]["metadata"]["name"].as_str().unwrap();
+    let log = sb.kubectl_ok(&["logs", "-n", "paragon", oom_name, "--previous", "--tail=1"]);
+    assert!(log.contains("heap usage high"), "{log}");
+    let r = sb.kubectl(&[
+        "logs",
+        "-n",
+        "paragon",
+        pull[0]["metadata"]["name"].as_str().unwrap(),
+    ]);
+    assert!(
+        r.stderr.contains("trying and failing to pull image"),
+        "{}",
+        r.stderr
+    );
+    let log = sb.kubectl_ok(&["logs", "-n", "paragon", "deploy/grafana", "--tail=1"]);
+    assert!(log.contains("GET /healthz 200"), "{log}");
 
     let table = sb.kubectl_ok(&["get", "pods", "-n", "paragon"]);
     assert!(table.contains("CrashLoopBackOff"), "{table}");
@@ -392,6 +414,9 @@ fn every_fault_is_visible_through_kubectl() {
     assert_eq!(check(86_400), Some(0));
     assert_eq!(check(30 * 86_400), Some(1));
 
+    let jobs = sb.kubectl_ok(&["get", "jobs", "-n", "paragon", "migrations-postgres-hermes"]);
+    assert!(jobs.lines().nth(1).unwrap().contains("Failed"), "{jobs}");
+
     let warnings = sb.kubectl_json(&[
         "get",
         "events",
@@ -426,7 +451,7 @@ fn sigterm_stops_cleanly_closes_the_port_and_removes_the_kubeconfig() {
 }
 
 #[test]
-fn plain_output_is_the_address_and_hints_go_to_stderr() {
+fn bad_options_are_usage_errors_and_a_foreign_kubeconfig_is_kept() {
     let home = Home::new();
     let kc = home.path().join("kc");
     std::fs::write(&kc, "apiVersion: v1\nkind: Config\n").unwrap();
@@ -455,6 +480,74 @@ fn plain_output_is_the_address_and_hints_go_to_stderr() {
         "{}",
         r.stderr
     );
+
+    let r = run(home.paragon().args(["sandbox", "--fault", "meteor"]));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+
+    // A port in use is an operation failure, named.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let r = run(home.paragon().args(["sandbox", "--listen", &addr]));
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("cannot listen on {addr}")),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn plain_output_is_the_address_and_hints_go_to_stderr() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+
+    let home = Home::new();
+    let kc = home.path().join("plain.kubeconfig");
+    /// Kills the sandbox if the test fails before stopping it.
+    struct Guard(std::process::Child);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut guard = Guard(
+        home.paragon()
+            .args(["sandbox", "--kubeconfig-out"])
+            .arg(&kc)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut guard.0;
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr: std::net::SocketAddr = line.trim().parse().expect("an address on stdout");
+    assert!(addr.ip().is_loopback() && addr.port() != 0);
+    assert!(TcpStream::connect(addr).is_ok());
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "", "stdout carries only the address");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        err.contains(&format!("export KUBECONFIG={}", kc.display())),
+        "{err}"
+    );
+    assert!(!kc.exists());
 }
 
 /// The library in-process, on a listener the test bound, through kube-rs (what the health
@@ -534,9 +627,32 @@ async fn kube_client_pages_and_lists_metadata_from_an_in_process_sandbox() {
         Err(kube::Error::Api(s)) => assert_eq!((s.code, s.reason.as_str()), (404, "NotFound")),
         other => panic!("{other:?}"),
     }
+
+    // A watch carries no event (nothing changes) and ends at its timeout.
+    use futures::StreamExt as _;
+    let started = std::time::Instant::now();
+    let wp = kube::api::WatchParams::default().timeout(1);
+    let events: Vec<_> = in_paragon.watch(&wp, "0").await.unwrap().collect().await;
+    assert!(events.is_empty(), "{events:?}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    // An open watch ends when the sandbox stops.
+    let long = in_paragon
+        .watch(&kube::api::WatchParams::default().timeout(290), "0")
+        .await
+        .unwrap();
+    let pending = tokio::spawn(async move { long.collect::<Vec<_>>().await.len() });
+    let stopping = std::time::Instant::now();
     sb.shutdown().await;
     assert!(
         TcpStream::connect(addr).is_err(),
         "port still open after shutdown"
     );
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), pending).await;
+    assert_eq!(
+        ended
+            .expect("the open watch ended with the sandbox")
+            .unwrap(),
+        0
+    );
+    assert!(stopping.elapsed() < std::time::Duration::from_secs(10));
 }
