@@ -25,11 +25,17 @@ declare -A need=(
   # The ssh tests run the real kubectl on the test bastion (package `kubectl` from the
   # Kubernetes apt repository; Debian's own archive does not carry it).
   [kubectl]=kubectl
+  [redis-server]=redis-server
+  [setpriv]=util-linux
+  [bc]=bc
 )
 missing=()
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || [[ -x /usr/sbin/$cmd ]] || missing+=("${need[$cmd]}")
 done
+# The health tests run a real PostgreSQL 15 (initdb and postgres from its own folder).
+[[ -x /usr/lib/postgresql/15/bin/postgres ]] || missing+=(postgresql-15)
+[[ -x /usr/bin/time ]] || missing+=(time)
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -84,6 +84,9 @@ fn exit_status(e: &anyhow::Error) -> u8 {
         {
             return USAGE;
         }
+        if let Some(e) = cause.downcast_ref::<paragon_admin::kube::KubeError>() {
+            return if e.is_usage() { USAGE } else { FAILED };
+        }
         if let Some(e) = cause.downcast_ref::<ssh::SshError>() {
             return e.exit_status();
         }

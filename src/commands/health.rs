@@ -13,6 +13,7 @@ use crate::kube as k8s;
 use crate::output::{self, Format};
 use crate::secrets;
 use crate::ssh::Bastion;
+use crate::ssh::quote::quote;
 
 pub async fn run(g: &Globals, args: &HealthArgs) -> anyhow::Result<u8> {
     let profile = super::resolve_profile(g)?;
@@ -32,7 +33,11 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> anyhow::Result<u8> {
         dialer,
         datastores: profile.profile.datastores.clone(),
         services: profile.services(),
-        postgres_password: postgres_password(&profile),
+        postgres_password: if profile.profile.datastores.postgres.is_empty() {
+            None
+        } else {
+            postgres_password(&profile)
+        },
     };
     let report = run_with_progress(g, target, timeout).await;
     print(g.output, &report)?;
@@ -72,48 +77,54 @@ async fn kube_client(
         (None, Some(f)) => Some(crate::config::expand_path(&f.0, &base)?),
         (None, None) => None,
     };
-    let kubeconfig = match file {
-        Some(path) => k8s::read_kubeconfig(&path)?,
-        None if bastion.is_some() => match fetch_kubeconfig(bastion).await {
-            Ok(k) => k,
-            Err(why) => return Ok(Err(why)),
-        },
-        None => match kube::config::Kubeconfig::read() {
-            Ok(k) => k,
-            Err(e) => {
-                return Ok(Err(format!(
-                    "no kubeconfig: pass --kubeconfig FILE or set kube.kubeconfig in the profile ({})",
-                    k8s::one_line(&e)
-                )));
-            }
-        },
-    };
+    let context = args
+        .context
+        .clone()
+        .or_else(|| kube_cfg.context.as_ref().map(|c| c.0.clone()));
     let options = k8s::Options {
-        context: args
-            .context
-            .clone()
-            .or_else(|| kube_cfg.context.as_ref().map(|c| c.0.clone())),
+        context: context.clone(),
         api_server: kube_cfg.api_server.clone(),
     };
-    Ok(k8s::client(dialer, kubeconfig, &options)
-        .await
-        .map_err(|e| e.to_string()))
+    // A kubeconfig named here that is unreadable or lacks the context is a usage error (2).
+    if let Some(path) = file {
+        let kubeconfig = k8s::read_kubeconfig(&path)?;
+        return Ok(Ok(k8s::client(dialer, kubeconfig, &options).await?));
+    }
+    let kubeconfig = match bastion {
+        Some(b) => fetch_kubeconfig(b, context.as_deref()).await,
+        None => kube::config::Kubeconfig::read().map_err(|e| {
+            format!(
+                "no kubeconfig: pass --kubeconfig FILE or set kube.kubeconfig in the profile ({})",
+                k8s::one_line(&e)
+            )
+        }),
+    };
+    Ok(match kubeconfig {
+        Ok(k) => k8s::client(dialer, k, &options)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(why) => Err(why),
+    })
 }
 
-/// `kubectl config view` on the bastion, into memory only.
-async fn fetch_kubeconfig(bastion: Option<&Bastion>) -> Result<kube::config::Kubeconfig, String> {
-    let Some(b) = bastion else {
-        return Err("no bastion to fetch a kubeconfig from".into());
+/// `kubectl config view` on the bastion (minified to `context` when one is chosen), into
+/// memory only.
+async fn fetch_kubeconfig(
+    bastion: &Bastion,
+    context: Option<&str>,
+) -> Result<kube::config::Kubeconfig, String> {
+    let command = match context {
+        Some(c) => format!("{} --context {}", k8s::FETCH_KUBECONFIG, quote(c)),
+        None => k8s::FETCH_KUBECONFIG.to_string(),
     };
-    let out = b
-        .exec_capture(k8s::FETCH_KUBECONFIG)
+    let out = bastion
+        .exec_capture(&command)
         .await
-        .map_err(|e| format!("cannot run `{}` on the bastion: {e}", k8s::FETCH_KUBECONFIG))?;
+        .map_err(|e| format!("cannot run `{command}` on the bastion: {e}"))?;
     if out.status != 0 {
         let err = String::from_utf8_lossy(&out.stderr);
         return Err(format!(
-            "`{}` on the bastion exited {}: {}",
-            k8s::FETCH_KUBECONFIG,
+            "`{command}` on the bastion exited {}: {}",
             out.status,
             health::one_line(err.lines().next().unwrap_or(""), 160)
         ));

@@ -21,7 +21,7 @@ pub async fn postgres(
     hp: HostPort,
     password: Option<Secret>,
 ) -> CheckResult {
-    let subject = format!("postgres {hp}");
+    let subject = hp.to_string();
     let stream = match dialer.connect(&hp.host, hp.port).await {
         Ok(s) => s,
         Err(e) => return Ok(vec![Finding::fail(subject, format!("unreachable: {e}"))]),
@@ -86,7 +86,7 @@ fn postgres_refusal(subject: String, e: &tokio_postgres::Error, had_password: bo
 }
 
 pub async fn redis(dialer: Arc<dyn Dialer>, hp: HostPort) -> CheckResult {
-    let subject = format!("redis {hp}");
+    let subject = hp.to_string();
     let stream = match dialer.connect(&hp.host, hp.port).await {
         Ok(s) => s,
         Err(e) => return Ok(vec![Finding::fail(subject, format!("unreachable: {e}"))]),
@@ -168,7 +168,7 @@ fn mib(bytes: u64) -> String {
 }
 
 pub async fn s3(dialer: Arc<dyn Dialer>, url: HttpUrl) -> CheckResult {
-    let subject = format!("s3 {url}");
+    let subject = url.to_string();
     if url.scheme == Scheme::Https {
         return Ok(vec![Finding::warn(
             subject,

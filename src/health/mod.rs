@@ -223,13 +223,22 @@ pub struct Options {
     pub timeout: Duration,
 }
 
-/// Runs every check for `target` and gathers the report. `progress` is told the name of each
-/// check as it finishes, and the total first.
+/// Runs every check for `target` and gathers the report. The API check runs first among the
+/// Kubernetes checks (they are pointless when it fails), alongside the network checks.
+/// `progress` is told how many checks there are, as that becomes known, and each one done.
 pub async fn run(target: Target, options: Options, progress: &dyn Fn(Progress<'_>)) -> Report {
     let started = Instant::now();
     let now = Timestamp::now();
     let mut findings = Vec::new();
-    let mut checks = Vec::new();
+    let mut running: FuturesUnordered<Pin<Box<dyn Future<Output = Done> + Send>>> =
+        FuturesUnordered::new();
+    let timeout = options.timeout;
+    let run_check = |c: Check| -> Pin<Box<dyn Future<Output = Done> + Send>> {
+        Box::pin(async move {
+            let name = c.name.clone();
+            Done::Check(name, finish(c, timeout).await)
+        })
+    };
 
     match &target.kube {
         Err(why) => {
@@ -239,38 +248,50 @@ pub async fn run(target: Target, options: Options, progress: &dyn Fn(Progress<'_
             findings.push(f);
         }
         Ok(client) => {
-            let (api, version) = api::check(client, options.timeout).await;
-            let reachable = api.checked;
-            findings.push(api);
-            let kube_checks = kube_checks(client, now, version);
-            if reachable {
-                checks.extend(kube_checks);
-            } else {
-                for c in kube_checks {
-                    findings.push(not_run(
-                        &c,
-                        Severity::Warn,
-                        "not checked: the API is unreachable",
-                    ));
+            let client = client.clone();
+            running.push(Box::pin(async move {
+                let (finding, version) = api::check(&client, timeout).await;
+                Done::Api(client, finding, version)
+            }));
+        }
+    }
+    for c in network_checks(&target) {
+        running.push(run_check(c));
+    }
+    progress(Progress::Total(running.len()));
+
+    while let Some(done) = running.next().await {
+        match done {
+            Done::Api(client, finding, version) => {
+                progress(Progress::Done("api"));
+                let reachable = finding.checked;
+                findings.push(finding);
+                let kube = kube_checks(&client, now, version);
+                if reachable {
+                    progress(Progress::Total(kube.len()));
+                    for c in kube {
+                        running.push(run_check(c));
+                    }
+                } else {
+                    findings.extend(kube.iter().map(|c| {
+                        not_run(c, Severity::Warn, "not checked: the API is unreachable")
+                    }));
                 }
+            }
+            Done::Check(name, found) => {
+                progress(Progress::Done(&name));
+                findings.extend(found);
             }
         }
     }
-    checks.extend(network_checks(&target));
-    progress(Progress::Total(checks.len()));
-
-    let mut running: FuturesUnordered<_> = checks
-        .into_iter()
-        .map(|c| async move {
-            let name = c.name.clone();
-            (name, finish(c, options.timeout).await)
-        })
-        .collect();
-    while let Some((name, done)) = running.next().await {
-        progress(Progress::Done(&name));
-        findings.extend(done);
-    }
     Report::new(findings, started.elapsed())
+}
+
+/// A finished piece of the run.
+enum Done {
+    /// The API check, with the client for the checks it unlocks and the server's version.
+    Api(kube::Client, Finding, Option<(u32, u32)>),
+    Check(String, Vec<Finding>),
 }
 
 /// What the runner tells the progress indicator.
@@ -310,7 +331,7 @@ fn network_checks(t: &Target) -> Vec<Check> {
         checks.push(Check::new(
             "postgres",
             Area::Datastores,
-            format!("postgres {hp}"),
+            hp.to_string(),
             datastores::postgres(t.dialer.clone(), hp.clone(), t.postgres_password.clone()),
         ));
     }
@@ -318,7 +339,7 @@ fn network_checks(t: &Target) -> Vec<Check> {
         checks.push(Check::new(
             "redis",
             Area::Datastores,
-            format!("redis {hp}"),
+            hp.to_string(),
             datastores::redis(t.dialer.clone(), hp.clone()),
         ));
     }
@@ -326,7 +347,7 @@ fn network_checks(t: &Target) -> Vec<Check> {
         checks.push(Check::new(
             "s3",
             Area::Datastores,
-            format!("s3 {url}"),
+            url.to_string(),
             datastores::s3(t.dialer.clone(), url.clone()),
         ));
     }
@@ -438,6 +459,21 @@ mod tests {
         assert_eq!(
             CheckError::Timeout(Duration::from_secs(1)).severity(),
             Severity::Fail
+        );
+    }
+
+    #[test]
+    fn an_rbac_refusal_is_reported_as_forbidden() {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "code": 403, "message": "secrets is forbidden: User \"ops\" cannot list resource \"secrets\"",
+            "reason": "Forbidden"}))
+        .unwrap();
+        let e = CheckError::from(kube::Error::Api(Box::new(status)));
+        assert_eq!(e.severity(), Severity::Warn);
+        assert!(
+            e.to_string()
+                .starts_with("not checked: forbidden by RBAC (secrets is forbidden"),
+            "{e}"
         );
     }
 

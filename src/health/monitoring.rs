@@ -23,7 +23,7 @@ pub fn check_for(dialer: Arc<dyn Dialer>, svc: &Service) -> Option<Check> {
         _ => return None,
     };
     let svc = svc.clone();
-    let subject = format!("{} {}", svc.name, crate::dial::target(&svc.host, svc.port));
+    let subject = crate::dial::target(&svc.host, svc.port);
     let name = svc.name.clone();
     Some(Check::new(
         &name,

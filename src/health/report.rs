@@ -77,6 +77,11 @@ impl Report {
     /// The table for people: AREA, STATUS, CHECK, SUBJECT, MESSAGE.
     pub fn table(&self) -> comfy_table::Table {
         let mut t = output::table(["AREA", "STATUS", "CHECK", "SUBJECT", "MESSAGE"]);
+        // A terminal that reports no usable width (a pseudo-terminal never sized) would get
+        // one-letter columns: lay the table out at its natural width instead.
+        if crossterm::terminal::size().is_ok_and(|(w, _)| w < 40) {
+            t.set_content_arrangement(comfy_table::ContentArrangement::Disabled);
+        }
         let colour = output::color_enabled();
         for f in &self.checks {
             let mut status = Cell::new(if f.checked {

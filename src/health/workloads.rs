@@ -107,11 +107,8 @@ pub fn deployment(d: &Deployment) -> Option<Finding> {
 pub fn statefulset(st: &StatefulSet) -> Option<Finding> {
     let s = name_of(&st.metadata, "statefulset");
     let desired = st.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let ready = st
-        .status
-        .as_ref()
-        .and_then(|s| s.ready_replicas)
-        .unwrap_or(0);
+    let status = st.status.as_ref();
+    let ready = status.and_then(|s| s.ready_replicas).unwrap_or(0);
     if desired > 0 && ready < desired {
         let msg = format!("{ready}/{desired} replicas ready");
         return Some(if ready == 0 {
@@ -119,6 +116,18 @@ pub fn statefulset(st: &StatefulSet) -> Option<Finding> {
         } else {
             Finding::warn(s, msg)
         });
+    }
+    let updated = status.and_then(|s| s.updated_replicas).unwrap_or(0);
+    let current = status.and_then(|s| s.current_revision.as_deref());
+    let update = status.and_then(|s| s.update_revision.as_deref());
+    if let (Some(c), Some(u)) = (current, update)
+        && c != u
+        && updated < desired
+    {
+        return Some(Finding::warn(
+            s,
+            format!("rolling out: {updated}/{desired} replicas updated to {u}"),
+        ));
     }
     None
 }
@@ -135,6 +144,13 @@ pub fn daemonset(ds: &DaemonSet) -> Option<Finding> {
         } else {
             Finding::warn(s, msg)
         });
+    }
+    let updated = status.updated_number_scheduled.unwrap_or(desired);
+    if updated < desired {
+        return Some(Finding::warn(
+            s,
+            format!("rolling out: {updated}/{desired} pods updated"),
+        ));
     }
     None
 }
@@ -244,5 +260,18 @@ mod tests {
             "status": {"desiredNumberScheduled": 3, "numberAvailable": 0, "currentNumberScheduled": 3,
               "numberMisscheduled": 0, "numberReady": 0}}));
         assert_eq!(daemonset(&ds).unwrap().severity, Severity::Fail);
+    }
+
+    #[test]
+    fn statefulset_mid_rollout_warns() {
+        let st: StatefulSet = from(json!({"metadata": {"name": "pg", "namespace": "p"},
+            "spec": {"replicas": 3, "selector": {}, "serviceName": "pg", "template": {}},
+            "status": {"replicas": 3, "readyReplicas": 3, "updatedReplicas": 1,
+              "currentRevision": "pg-1", "updateRevision": "pg-2"}}));
+        let f = statefulset(&st).unwrap();
+        assert_eq!(
+            (f.severity, f.message.as_str()),
+            (Severity::Warn, "rolling out: 1/3 replicas updated to pg-2")
+        );
     }
 }

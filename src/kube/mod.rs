@@ -39,6 +39,16 @@ pub enum KubeError {
     Client { message: String },
 }
 
+impl KubeError {
+    /// Whether the kubeconfig the user named is at fault (usage/configuration, exit 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            KubeError::ReadFile { .. } | KubeError::Config { .. } | KubeError::NoHost { .. }
+        )
+    }
+}
+
 /// Which kubeconfig, which context, and where to dial the API server.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -178,5 +188,72 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!e.contains("sekrit"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod dial_tests {
+    use super::*;
+    use crate::dial::{DialFuture, Direct};
+    use crate::sandbox::{Sandbox, SandboxOptions};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Dials directly and counts, to prove every connection goes through the dialer.
+    struct Counting(Direct, AtomicUsize);
+
+    impl Dialer for Counting {
+        fn connect<'a>(&'a self, host: &'a str, port: u16) -> DialFuture<'a> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            self.0.connect(host, port)
+        }
+        fn describe(&self) -> String {
+            "counting".into()
+        }
+    }
+
+    /// The sandbox's kubeconfig with its server renamed to `host` (any port): only the dialer,
+    /// told `api_server`, knows where the server really is.
+    async fn renamed(sandbox: &Sandbox, host: &str) -> Kubeconfig {
+        let text = sandbox
+            .kubeconfig_yaml()
+            .replace(&sandbox.server_url(), &format!("https://{host}:6443"));
+        Kubeconfig::from_yaml(&text).unwrap()
+    }
+
+    #[tokio::test]
+    async fn requests_go_through_the_dialer_and_tls_checks_the_url_host() {
+        let sandbox = Sandbox::start(SandboxOptions::default()).await.unwrap();
+        let dialer = Arc::new(Counting(Direct::default(), AtomicUsize::new(0)));
+        let options = Options {
+            context: None,
+            api_server: Some(HostPort {
+                host: sandbox.addr().ip().to_string(),
+                port: sandbox.addr().port(),
+            }),
+        };
+        // `kubernetes.default` is in the serving certificate: verification passes.
+        let c = client(
+            dialer.clone(),
+            renamed(&sandbox, "kubernetes.default").await,
+            &options,
+        )
+        .await
+        .unwrap();
+        let v = c.apiserver_version().await.unwrap();
+        assert!(v.git_version.starts_with("v1."), "{v:?}");
+        assert!(dialer.1.load(Ordering::SeqCst) >= 1);
+
+        // A name the certificate does not hold: the handshake fails, even through a tunnel.
+        let c = client(
+            dialer.clone(),
+            renamed(&sandbox, "api.elsewhere.test").await,
+            &options,
+        )
+        .await
+        .unwrap();
+        let e = c.apiserver_version().await.unwrap_err();
+        let msg = one_line(&e);
+        assert!(msg.to_lowercase().contains("certificate"), "{msg}");
+        sandbox.shutdown().await;
     }
 }

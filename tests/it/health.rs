@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::support::datastores::{Postgres, Redis};
 use crate::support::monitoring::{Monitoring, QUIET_ALERTS};
-use crate::support::sandbox::KubeSandbox;
+use crate::support::sandbox::SandboxProc;
 use crate::support::{Home, Run, run};
 use paragon_admin::sandbox::Fault;
 
@@ -44,11 +44,18 @@ fn datastores_are_found_healthy_then_failing_once_stopped() {
     let mut redis = Redis::start();
     let mon = Monitoring::start(QUIET_ALERTS);
     let home = Home::new();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     home.write_config(&format!(
-        "[profiles.t]\nhost = \"bastion.invalid\"\n[profiles.t.datastores]\npostgres = [\"{}\", \"{}\"]\nredis = [\"{}\"]\n{}",
+        "[profiles.t]\nhost = \"bastion.invalid\"\n[profiles.t.datastores]\npostgres = [\"{}\", \"{}\"]\nredis = [\"{}\"]\n\
+         s3 = [\"http://127.0.0.1:{}\", \"http://127.0.0.1:{closed}\"]\n{}",
         pg.target(),
         pg_pw.target(),
         redis.target(),
+        mon.port,
         mon.services_toml("t"),
     ));
     let (_, v) = health_json(&home, &[]);
@@ -71,6 +78,24 @@ fn datastores_are_found_healthy_then_failing_once_stopped() {
     assert_eq!(statuses(&v, "grafana"), ["ok"], "{v:#}");
     assert_eq!(statuses(&v, "prometheus"), ["ok"], "{v:#}");
     assert_eq!(statuses(&v, "kibana"), ["warn"], "{v:#}");
+    // MinIO's probe: live where it answers, a failure where nothing listens.
+    let s3: Vec<(String, String)> = findings(&v, "s3")
+        .iter()
+        .map(|f| {
+            (
+                f["subject"].as_str().unwrap().to_string(),
+                f["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        s3.contains(&(format!("http://127.0.0.1:{}", mon.port), "ok".into())),
+        "{s3:?}"
+    );
+    assert!(
+        s3.contains(&(format!("http://127.0.0.1:{closed}"), "fail".into())),
+        "{s3:?}"
+    );
 
     pg.stop();
     pg_pw.stop();
@@ -85,6 +110,51 @@ fn datastores_are_found_healthy_then_failing_once_stopped() {
         .unwrap()
         .to_string();
     assert!(msg.contains(&redis.target()), "{msg}");
+}
+
+#[test]
+fn postgres_password_from_the_keyring_runs_select_1() {
+    use std::io::Write;
+    let pg = Postgres::start_with("127.0.0.1", &[], Some("kr-pw-1"));
+    let home = Home::new();
+    // A profile name no other test uses: keyring secrets are per profile.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let profile = format!("pg{}x{nanos}", std::process::id());
+    let secret = format!("{profile}/postgres-password");
+    home.write_config(&format!(
+        "[profiles.{profile}]\nhost = \"b.invalid\"\n[profiles.{profile}.datastores]\npostgres = [\"{}\"]\n",
+        pg.target()
+    ));
+    struct Forget<'a>(&'a Home, &'a str);
+    impl Drop for Forget<'_> {
+        fn drop(&mut self) {
+            let _ = self
+                .0
+                .paragon()
+                .args(["secrets", "delete", self.1])
+                .output();
+        }
+    }
+    let _forget = Forget(&home, &secret);
+    let mut set = home
+        .paragon()
+        .args(["secrets", "set", &secret])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    set.stdin.take().unwrap().write_all(b"kr-pw-1").unwrap();
+    assert!(set.wait().unwrap().success());
+    let (_, v) = health_json(&home, &[]);
+    let f = &findings(&v, "postgres")[0];
+    assert_eq!(
+        (f["status"].as_str(), f["message"].as_str()),
+        (Some("ok"), Some("answered SELECT 1")),
+        "{f}"
+    );
 }
 
 #[test]
@@ -127,10 +197,10 @@ fn failures(v: &Value) -> Vec<String> {
 
 #[test]
 fn clean_sandbox_has_no_failure_and_exits_0() {
-    let sandbox = KubeSandbox::start(&[]);
+    let sandbox = SandboxProc::start(&[]);
     let mon = Monitoring::start(QUIET_ALERTS);
     let home = home_for(&mon, "");
-    let kc = sandbox.kubeconfig();
+    let kc = sandbox.kubeconfig.clone();
     let (r, v) = health_json(&home, &["--kubeconfig", kc.to_str().unwrap()]);
     assert_eq!(failures(&v), Vec::<String>::new(), "{v:#}");
     assert_eq!(r.status, Some(0), "{}", r.stderr);
@@ -159,8 +229,95 @@ fn clean_sandbox_has_no_failure_and_exits_0() {
 }
 
 #[test]
+fn a_named_kubeconfig_or_context_that_does_not_work_is_a_usage_error() {
+    let sandbox = SandboxProc::start(&[]);
+    let mon = Monitoring::start(QUIET_ALERTS);
+    let home = home_for(&mon, "");
+    let kc = sandbox.kubeconfig.clone();
+    let r = run(home
+        .paragon()
+        .args(["health", "--local", "--context", "nope", "--kubeconfig"])
+        .arg(&kc));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("nope"), "{}", r.stderr);
+    let missing = sandbox.home.path().join("missing");
+    let r = run(home
+        .paragon()
+        .args(["health", "--local", "--kubeconfig"])
+        .arg(&missing));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains(missing.to_str().unwrap()), "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    // The context that exists works.
+    let r = run(home
+        .paragon()
+        .args(["health", "--local", "--context", "sandbox", "--kubeconfig"])
+        .arg(&kc));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+}
+
+#[test]
+fn an_unreachable_api_fails_and_every_cluster_check_says_not_checked() {
+    let mon = Monitoring::start(QUIET_ALERTS);
+    let home = home_for(&mon, "");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let kc = home.path().join("kubeconfig");
+    std::fs::write(
+        &kc,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{closed}\n\
+             users:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n\
+             current-context: c\n"
+        ),
+    )
+    .unwrap();
+    let (r, v) = health_json(&home, &["--kubeconfig", kc.to_str().unwrap()]);
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    let api = &findings(&v, "api")[0];
+    assert_eq!(
+        (api["status"].as_str(), api["checked"].as_bool()),
+        (Some("fail"), Some(false)),
+        "{api}"
+    );
+    assert!(
+        api["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("127.0.0.1:{closed}")),
+        "{api}"
+    );
+    for name in [
+        "nodes",
+        "workloads",
+        "jobs",
+        "pods",
+        "pvcs",
+        "events",
+        "helm",
+        "tls",
+    ] {
+        let f = findings(&v, name);
+        assert_eq!(f.len(), 1, "{name}: {v:#}");
+        assert_eq!(f[0]["checked"], false, "{name}: {}", f[0]);
+        assert_eq!(f[0]["message"], "not checked: the API is unreachable");
+    }
+    // The other checks still ran.
+    assert_eq!(statuses(&v, "grafana"), ["ok"], "{v:#}");
+    assert_eq!(v["summary"]["not_checked"], 9, "{v:#}");
+}
+
+#[test]
 fn each_sandbox_fault_produces_its_failing_finding_and_exit_1() {
-    // (fault, check, subject starts with, message contains)
+    // (fault, check, subject starts with, message contains); every fault the sandbox has
+    assert_eq!(
+        Fault::ALL.len(),
+        12,
+        "a new sandbox fault needs its case here"
+    );
     let cases: &[(Fault, &str, &str, &str)] = &[
         (
             Fault::CrashLoop,
@@ -228,7 +385,20 @@ fn each_sandbox_fault_produces_its_failing_finding_and_exit_1() {
             "paragon/pod/zeus-",
             "12× DNSConfigForming",
         ),
+        (
+            Fault::MigrationFailed,
+            "jobs",
+            "paragon/job/migrations-postgres-hermes",
+            "failed (BackoffLimitExceeded)",
+        ),
     ];
+    for f in Fault::ALL {
+        assert!(
+            cases.iter().any(|c| c.0 == f),
+            "no case for the fault {}",
+            f.name()
+        );
+    }
     let mon = Monitoring::start(QUIET_ALERTS);
     let home = home_for(&mon, "");
     let problems: Vec<String> = std::thread::scope(|s| {
@@ -237,8 +407,8 @@ fn each_sandbox_fault_produces_its_failing_finding_and_exit_1() {
             .map(|&(fault, check, subject, message)| {
                 let home = &home;
                 s.spawn(move || {
-                    let sandbox = KubeSandbox::start(&[fault]);
-                    let kc = sandbox.kubeconfig();
+                    let sandbox = SandboxProc::start(&["--fault", fault.name()]);
+                    let kc = sandbox.kubeconfig.clone();
                     let (r, v) = health_json(home, &["--kubeconfig", kc.to_str().unwrap()]);
                     let hit = findings(&v, check).into_iter().any(|f| {
                         f["status"] == "fail"
@@ -300,7 +470,8 @@ fn whole_report_runs_through_a_real_openssh_bastion() {
             .arg("--kubeconfig-out")
             .arg(&kubeconfig)
             .args(["--fault", "crashloop"])
-            .env("HOME", dir.path()),
+            .env("HOME", dir.path())
+            .stdout(std::process::Stdio::null()),
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     while !kubeconfig.exists() {

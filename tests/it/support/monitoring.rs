@@ -1,6 +1,6 @@
-//! Stand-ins for Grafana and Prometheus: a real HTTP server (Python's http.server) on
-//! loopback serving the two documents the health checks read, `/api/health` and
-//! `/api/v1/alerts`. Killed in `Drop`.
+//! Stand-ins for Grafana, Prometheus and MinIO's probe: a real HTTP server (Python's
+//! http.server) on loopback serving the documents the health checks read, `/api/health`,
+//! `/api/v1/alerts` and `/minio/health/live`. Killed in `Drop`.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -34,6 +34,9 @@ impl Monitoring {
         )
         .unwrap();
         std::fs::write(dir.path().join("api/v1/alerts"), alerts).unwrap();
+        // MinIO's liveness probe answers 200 with an empty body.
+        std::fs::create_dir_all(dir.path().join("minio/health")).unwrap();
+        std::fs::write(dir.path().join("minio/health/live"), "").unwrap();
         let mut child = Command::new("python3")
             .args(["-c", SERVER, "127.0.0.1"])
             .arg(dir.path())
