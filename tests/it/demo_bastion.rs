@@ -258,6 +258,34 @@ async fn exec_and_shell_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_forwarding_is_refused() {
+    let keys = Keys::new();
+    let echo = echo_server().await;
+    let bastion = start(&keys, vec![echo]).await;
+    let kh = keys.known_hosts(bastion.known_hosts_line());
+    let out = openssh_async(
+        bastion.addr(),
+        keys.path("client"),
+        kh,
+        ["-N", "-o", "ExitOnForwardFailure=yes", "-R"]
+            .into_iter()
+            .map(String::from)
+            .chain([format!("0:{echo}")])
+            .collect(),
+        vec![],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("remote port forwarding failed"),
+        "{}",
+        stderr(&out)
+    );
+    bastion.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_different_recorded_host_key_makes_openssh_refuse() {
     let keys = Keys::new();
     let echo = echo_server().await;
