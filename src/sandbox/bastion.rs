@@ -97,10 +97,13 @@ impl DemoBastion {
             .map_err(BastionError::HostKey)?;
         let host_public = host_key.public_key().clone();
         // The key has no comment, so its OpenSSH form is exactly `TYPE BASE64`.
+        // OpenSSH names a host on port 22 bare, on any other port as `[host]:port`.
+        let name = match addr.port() {
+            22 => addr.ip().to_string(),
+            port => format!("[{}]:{port}", addr.ip()),
+        };
         let known_hosts_line = format!(
-            "[{}]:{} {}",
-            addr.ip(),
-            addr.port(),
+            "{name} {}",
             host_public.to_openssh().map_err(BastionError::HostKey)?
         );
         let config = Arc::new(server_config(host_key));
@@ -144,7 +147,8 @@ impl DemoBastion {
         &self.host_key
     }
 
-    /// The OpenSSH known_hosts line for this bastion: `[127.0.0.1]:PORT ssh-ed25519 AAAA...`.
+    /// The OpenSSH known_hosts line for this bastion: `[127.0.0.1]:PORT ssh-ed25519 AAAA...`
+    /// (a bare address on port 22).
     pub fn known_hosts_line(&self) -> &str {
         &self.known_hosts_line
     }
