@@ -83,6 +83,31 @@ A key passphrase is looked up as PROFILE/identity-passphrase.",
         #[command(subcommand)]
         action: SecretsAction,
     },
+    /// Try every feature in one command, on this machine, with nothing to set up
+    #[command(
+        long_about = "Start on loopback a simulated Paragon installation (a Kubernetes API server with \
+two faults switched on), a demo web page standing in for Grafana, and an SSH bastion that only \
+forwards to them; connect to the bastion with strict host-key checking; run the health report \
+through it; open a forward to the demo page and print its URL. Everything stops when the tour \
+ends (in seconds), or with --keep-open at Ctrl-C. Nothing outside this machine is contacted and \
+nothing is written outside a temporary folder that is removed at the end.",
+        after_help = "Examples:\n  paragon-admin demo\n  paragon-admin demo --keep-open"
+    )]
+    Demo(DemoArgs),
+    /// Create a profile: a wizard on a terminal, or flags in a script
+    #[command(
+        long_about = "Create a profile in the config file (--config, else the default path): the \
+bastion's host and port, the user, the identity file (keys in ~/.ssh and the agent's are \
+offered), a jump host and the host-key policy. A Host alias of ~/.ssh/config (given as the host \
+or with --from-ssh-config) is resolved by OpenSSH itself (`ssh -G`). On a terminal the wizard \
+then connects once to show the bastion's host key fingerprint and record it in known_hosts, \
+offers to store the key's passphrase in the keyring, and to write the default service forwards. \
+Every answer can be given as a flag; with --non-interactive nothing is asked and nothing is \
+connected. An existing profile is replaced only with --force, and only the keys asked about: \
+the rest of the file, comments included, is kept.",
+        after_help = "Examples:\n  paragon-admin init\n  paragon-admin init --from-ssh-config paragon-prod\n  paragon-admin init --non-interactive --name prod --host bastion.example.com --user ops \\\n      --identity-file ~/.ssh/id_ed25519 --strict-host-key-checking accept-new"
+    )]
+    Init(InitArgs),
     /// Check the installation: cluster, workloads, certificates, datastores, monitoring
     #[command(
         long_about = "Check the installation in one pass: the Kubernetes API and nodes, workloads, \
@@ -144,6 +169,50 @@ kubeconfig.",
         after_help = "Examples:\n  paragon-admin sandbox --kubeconfig-out /tmp/sandbox.kubeconfig\n  paragon-admin sandbox --nodes 500 --pods 10000\n  paragon-admin sandbox --fault crashloop --fault failed-release --output json"
     )]
     Sandbox(SandboxArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep everything running after the tour, until Ctrl-C, to try the forward in a browser
+    #[arg(long)]
+    pub keep_open: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The profile's name (letters, digits, `-`, `_`, `.`)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The bastion's host name or address, or a Host alias of ~/.ssh/config
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// The bastion's SSH port [default: 22]
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<String>,
+    /// The user on the bastion [default: the local user]
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// The private key to log in with [default: the agent's keys, then ~/.ssh/id_*]
+    #[arg(long, value_name = "FILE")]
+    pub identity_file: Option<String>,
+    /// The known_hosts file [default: ~/.ssh/known_hosts]
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<String>,
+    /// A jump host to reach the bastion through, as `[user@]host[:port]`
+    #[arg(long, value_name = "JUMP")]
+    pub proxy_jump: Option<String>,
+    /// What to do with a host key known_hosts does not hold: yes, accept-new or ask [default: ask]
+    #[arg(long, value_name = "POLICY")]
+    pub strict_host_key_checking: Option<String>,
+    /// Take host, port, user, identity file and jump host from this Host of ~/.ssh/config
+    #[arg(long, value_name = "ALIAS")]
+    pub from_ssh_config: Option<String>,
+    /// Ask nothing and connect nowhere: every answer comes from a flag or its default
+    #[arg(long)]
+    pub non_interactive: bool,
+    /// Replace a profile of the same name (only the keys init asks about)
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ pub mod docs;
 pub mod forward;
 pub mod health;
 pub mod kube;
+pub mod openssh;
 pub mod output;
 pub mod prompt;
 pub mod sandbox;

@@ -57,3 +57,46 @@ pub fn password(question: &str, hint: &str) -> Result<String, PromptError> {
             source,
         })
 }
+
+/// Asks for a line of text; `default` is the answer to a bare Enter (empty allowed when it is
+/// `Some("")`). `validate` is asked again after every answer until it accepts one.
+pub fn input(
+    question: &str,
+    default: Option<&str>,
+    hint: &str,
+    validate: impl Fn(&str) -> Result<(), String>,
+) -> Result<String, PromptError> {
+    require(question, hint)?;
+    let mut p = dialoguer::Input::<String>::new()
+        .with_prompt(question)
+        .validate_with(move |s: &String| validate(s.trim()));
+    if let Some(d) = default {
+        p = p.default(d.to_string()).allow_empty(d.is_empty());
+        p = p.show_default(!d.is_empty());
+    }
+    p.interact_text()
+        .map(|s| s.trim().to_string())
+        .map_err(|source| PromptError::Failed {
+            question: question.to_string(),
+            source,
+        })
+}
+
+/// Asks to pick one of `items` with the arrow keys; returns its index.
+pub fn select(
+    question: &str,
+    items: &[String],
+    default: usize,
+    hint: &str,
+) -> Result<usize, PromptError> {
+    require(question, hint)?;
+    dialoguer::Select::new()
+        .with_prompt(question)
+        .items(items)
+        .default(default)
+        .interact()
+        .map_err(|source| PromptError::Failed {
+            question: question.to_string(),
+            source,
+        })
+}

@@ -1,9 +1,11 @@
 //! One file per subcommand: glue that reads options, calls the library and prints.
 //! Logic that a second command could want lives below this module, not in it.
 
+mod demo;
 mod docs;
 mod forward;
 mod health;
+mod init;
 mod kubeconfig;
 mod kubectl;
 mod profiles;
@@ -19,6 +21,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let g = &cli.globals;
     match cli.command {
         Command::Profiles => profiles::run(g),
+        Command::Init(a) => init::run(g, &a).await,
+        Command::Demo(a) => demo::run(g, &a).await,
         Command::Completions(a) => docs::completions(&a),
         Command::Man(a) => docs::man(&a),
         Command::Health(args) => health::run(g, &args).await,

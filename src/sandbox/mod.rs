@@ -13,6 +13,10 @@
 //!
 //! This module knows nothing else of paragon-admin: no config, no dialer, no output.
 //!
+//! Beside it, for `paragon-admin demo`: `bastion`, an embedded SSH bastion (russh's server,
+//! loopback only, forwarding only to the sandbox's services), and `web`, a demo page standing
+//! in for Grafana.
+//!
 //! # The generated installation (see `generate`)
 //!
 //! Namespaces `default`, `kube-system`, `kube-public`, `kube-node-lease` and `paragon`.
@@ -50,6 +54,7 @@
 //! Every object a fault produces or changes carries the annotation
 //! `sandbox.paragon.io/fault: <fault name>`; what each fault does is documented on [`Fault`].
 
+pub mod bastion;
 mod generate;
 mod logs;
 mod rng;
@@ -57,6 +62,7 @@ mod selector;
 mod server;
 mod store;
 mod tls;
+pub mod web;
 
 use std::io::Write as _;
 use std::net::SocketAddr;

@@ -5,9 +5,12 @@ mod support;
 
 mod bastion;
 mod config;
+mod demo;
+mod demo_bastion;
 mod docs;
 mod forward;
 mod health;
+mod init;
 mod sandbox;
 mod secrets;
 mod ssh;

@@ -1,0 +1,232 @@
+//! `paragon-admin demo`: every feature in one command, without any infrastructure.
+//!
+//! Starts on loopback the sandbox (with two faults), the demo web page and the embedded demo
+//! bastion; connects to the bastion with strict host-key checking against a known_hosts line
+//! written for it; runs the health report through it; opens a forward to the demo page and
+//! fetches the page through it. Everything stops when the tour ends (or, with --keep-open, at
+//! Ctrl-C). Glue only: each piece is the library's, the same code the real commands run.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::keys::ssh_key::{Algorithm, LineEnding, PrivateKey};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::cli::{DemoArgs, Globals};
+use crate::config::{HostKeyPolicy, HostName, Port, ProfileDraft, Resolved, Scheme, Service};
+use crate::dial::Dialer;
+use crate::forward::{self, Shutdown, Sink, Style};
+use crate::health::{self, Target};
+use crate::kube as k8s;
+use crate::output::{self, Format};
+use crate::sandbox::bastion::DemoBastion;
+use crate::sandbox::web::DemoWeb;
+use crate::sandbox::{Fault, Sandbox, SandboxOptions};
+use crate::ssh::Bastion;
+use crate::ssh::known_hosts::fingerprint;
+
+/// The faults the demo switches on, so that the report has something to say.
+const FAULTS: [Fault; 2] = [Fault::CrashLoop, Fault::ExpiringCert];
+const LOOPBACK: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+
+pub async fn run(g: &Globals, a: &DemoArgs) -> anyhow::Result<u8> {
+    let mut shutdown = Shutdown::install()?;
+    let say = |line: String| {
+        if !g.quiet {
+            eprintln!("{line}");
+        }
+    };
+
+    let sandbox = Sandbox::start(SandboxOptions {
+        faults: FAULTS.to_vec(),
+        ..SandboxOptions::default()
+    })
+    .await?;
+    let faults: Vec<&str> = FAULTS.iter().map(|f| f.name()).collect();
+    say(format!(
+        "[1/5] sandbox: a simulated Kubernetes API at {} with a generated Paragon installation (faults: {})",
+        sandbox.server_url(),
+        faults.join(", ")
+    ));
+    let web = DemoWeb::bind(LOOPBACK).await?;
+
+    // The client key lives in a private temporary folder (0700, removed when the demo ends):
+    // the SSH client reads identities from files. It is made for this run, opens nothing but
+    // this run's loopback bastion, and dies with it.
+    let dir = tempfile::Builder::new().prefix("paragon-demo-").tempdir()?;
+    let client_key = PrivateKey::random(&mut russh::keys::key::safe_rng(), Algorithm::Ed25519)?;
+    let key_path = dir.path().join("id_ed25519");
+    write_private(&key_path, client_key.to_openssh(LineEnding::LF)?.as_bytes())?;
+    let bastion = DemoBastion::bind(
+        LOOPBACK,
+        client_key.public_key().clone(),
+        vec![sandbox.addr(), web.addr()],
+    )
+    .await?;
+    let known_hosts = dir.path().join("known_hosts");
+    std::fs::write(&known_hosts, format!("{}\n", bastion.known_hosts_line()))?;
+    say(format!(
+        "[2/5] bastion: an SSH bastion at {} that forwards only to the sandbox and the demo page",
+        bastion.addr()
+    ));
+
+    let profile = demo_profile(&bastion, &key_path, &known_hosts, dir.path())?;
+    let session = Bastion::connect(&profile).await?;
+    say(format!(
+        "[3/5] ssh: connected as `demo`; host key {} verified against known_hosts (strict_host_key_checking = yes)",
+        fingerprint(bastion.host_public_key())
+    ));
+
+    let services = demo_services(web.addr());
+    let dialer: Arc<dyn Dialer> = Arc::new(session.clone());
+    let kube = match k8s::parse_fetched_kubeconfig(&sandbox.kubeconfig_yaml()) {
+        Ok(kc) => k8s::client(dialer.clone(), kc, &k8s::Options::default())
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let target = Target {
+        kube,
+        dialer,
+        datastores: Default::default(),
+        services: services.clone(),
+        postgres_password: None,
+    };
+    say("[4/5] health: the report, every check through the bastion".to_string());
+    let report = health::run(
+        target,
+        health::Options {
+            timeout: Duration::from_secs(10),
+        },
+        &|_| {},
+    )
+    .await;
+    match g.output {
+        Format::Json => output::print_json(&report)?,
+        Format::Table => {
+            output::print_table(&report.table())?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", report.summary_line())?;
+            out.flush()?;
+        }
+    }
+
+    let spec = forward::parse_spec("0:grafana", &services)?;
+    let listeners = forward::bind(vec![spec], std::net::IpAddr::V4(Ipv4Addr::LOCALHOST)).await?;
+    let local = listeners[0].local;
+    let url = listeners[0].url();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = forward::Options {
+        style: Style::Human { live: false },
+        sink: Sink::Stderr,
+        ..forward::Options::default()
+    };
+    let forwarding = tokio::spawn(forward::run(
+        listeners,
+        super::forward::session(session.clone()),
+        super::forward::reconnect(profile.clone()),
+        options,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let first_line = fetch_page(local).await;
+    say(format!(
+        "[5/5] forward: {url} -> the demo page, through the bastion: {first_line}"
+    ));
+    if g.output == Format::Table {
+        println!("demo page: {url}");
+    }
+
+    if a.keep_open {
+        say("--keep-open: the sandbox, the bastion and the forward stay up; Ctrl-C to stop".into());
+        shutdown.requested().await;
+    }
+    let _ = stop.send(());
+    let _ = forwarding.await;
+    drop(session);
+    bastion.shutdown().await;
+    web.shutdown().await;
+    sandbox.shutdown().await;
+    drop(dir);
+    say("demo over: everything it started is stopped".into());
+    Ok(0)
+}
+
+/// The profile the demo connects with: the bastion on loopback, the client key, strict host
+/// key checking against the known_hosts line written for this run.
+fn demo_profile(
+    bastion: &DemoBastion,
+    key: &std::path::Path,
+    known_hosts: &std::path::Path,
+    dir: &std::path::Path,
+) -> anyhow::Result<Resolved> {
+    let draft = ProfileDraft {
+        host: HostName::parse(&bastion.addr().ip().to_string()).map_err(anyhow::Error::msg)?,
+        port: Port(bastion.addr().port()),
+        user: Some("demo".into()),
+        identity_file: Some(key.display().to_string()),
+        known_hosts: Some(known_hosts.display().to_string()),
+        strict_host_key_checking: HostKeyPolicy::Yes,
+        proxy_jump: None,
+        services: Vec::new(),
+    };
+    Ok(Resolved::new(
+        "demo".into(),
+        dir.join("config.toml"),
+        draft.to_profile(),
+    )?)
+}
+
+/// Grafana is the demo page; the other monitoring services do not exist in the demo.
+fn demo_services(web: SocketAddr) -> BTreeMap<String, Service> {
+    let grafana = Service {
+        name: "grafana".into(),
+        host: web.ip().to_string(),
+        port: web.port(),
+        local_port: 0,
+        scheme: Scheme::Http,
+        path: "/".into(),
+    };
+    BTreeMap::from([("grafana".to_string(), grafana)])
+}
+
+/// `GET /` through the local end of the forward: the page's status line and its sentence.
+async fn fetch_page(local: SocketAddr) -> String {
+    let fetch = async {
+        let mut s = tokio::net::TcpStream::connect(local).await?;
+        s.write_all(b"GET / HTTP/1.0\r\nHost: grafana\r\n\r\n")
+            .await?;
+        let mut body = Vec::new();
+        s.read_to_end(&mut body).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&body).into_owned())
+    };
+    match tokio::time::timeout(Duration::from_secs(10), fetch).await {
+        Ok(Ok(text)) => {
+            let status = text.lines().next().unwrap_or("").trim().to_string();
+            let sentence = text
+                .lines()
+                .find(|l| l.contains("reached you"))
+                .map(|l| l.trim().trim_start_matches("<p>").trim_end_matches("</p>"))
+                .unwrap_or("");
+            format!("{status}: {sentence}")
+        }
+        Ok(Err(e)) => format!("fetching the page failed: {e}"),
+        Err(_) => "fetching the page timed out".to_string(),
+    }
+}
+
+/// Writes a file only the owner can read, refusing to follow or replace anything.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}

@@ -1,0 +1,452 @@
+//! What the local OpenSSH setup already knows, for `paragon-admin init`: the Host aliases of
+//! `~/.ssh/config` and what one resolves to, and the key files in `~/.ssh`.
+//!
+//! An alias is resolved by OpenSSH itself (`ssh -G -F ~/.ssh/config ALIAS`) when `ssh` is
+//! installed, so that Match blocks, Include, tokens and first-value-wins behave exactly as
+//! they do for `ssh`; without it, a small reader of Host blocks does the common cases. Only
+//! the keys a profile has are taken: HostName, Port, User, IdentityFile, ProxyJump. It knows
+//! nothing of our own config file or of prompts.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use russh::keys::ssh_key::HashAlg;
+
+/// The identity files OpenSSH tries when none is configured; `ssh -G` lists them all, which
+/// means "not set".
+const DEFAULT_IDENTITY_FILES: [&str; 7] = [
+    "~/.ssh/id_rsa",
+    "~/.ssh/id_ecdsa",
+    "~/.ssh/id_ecdsa_sk",
+    "~/.ssh/id_ed25519",
+    "~/.ssh/id_ed25519_sk",
+    "~/.ssh/id_xmss",
+    "~/.ssh/id_dsa",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenSshError {
+    #[error("no home directory to find ~/.ssh/config")]
+    NoHome,
+    #[error("`{alias}` is not a Host in {}", .file.display())]
+    UnknownAlias { alias: String, file: PathBuf },
+    #[error("cannot read {}: {source}", .file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`ssh -G {alias}` failed: {message}")]
+    Resolve { alias: String, message: String },
+    #[error(
+        "Host {alias} jumps through several hosts ({jumps}); a profile has one proxy_jump: give --proxy-jump"
+    )]
+    SeveralJumps { alias: String, jumps: String },
+}
+
+/// How an alias was resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolver {
+    /// `ssh -G`, OpenSSH's own resolution.
+    OpenSsh,
+    /// Our reader of Host blocks (no `ssh` installed).
+    HostBlocks,
+}
+
+/// What a Host alias resolves to; `None` where the config leaves OpenSSH's default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshAlias {
+    pub alias: String,
+    pub host_name: String,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub identity_file: Option<String>,
+    pub proxy_jump: Option<String>,
+    pub resolver: Resolver,
+}
+
+/// `~/.ssh/config` under the home directory ($HOME).
+pub fn user_config() -> Result<PathBuf, OpenSshError> {
+    Ok(dirs::home_dir()
+        .ok_or(OpenSshError::NoHome)?
+        .join(".ssh/config"))
+}
+
+/// The literal names of `Host` lines (no wildcard, no negation) in `text`.
+pub fn host_aliases(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some((key, rest)) = split_directive(line) else {
+            continue;
+        };
+        if key.eq_ignore_ascii_case("host") {
+            for pattern in rest.split_whitespace() {
+                if !pattern.contains(['*', '?', '!']) && !out.iter().any(|a| a == pattern) {
+                    out.push(pattern.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether `name` is a Host alias in the user's `~/.ssh/config` (no file: no aliases).
+pub fn is_alias(name: &str) -> bool {
+    user_config()
+        .ok()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .is_some_and(|t| host_aliases(&t).iter().any(|a| a == name))
+}
+
+/// Resolves a Host alias of `~/.ssh/config`: with `ssh -G` when `ssh` is installed, else by
+/// reading the Host blocks.
+pub fn resolve_alias(alias: &str) -> Result<SshAlias, OpenSshError> {
+    let file = user_config()?;
+    let text = std::fs::read_to_string(&file).map_err(|source| OpenSshError::Read {
+        file: file.clone(),
+        source,
+    })?;
+    if !host_aliases(&text).iter().any(|a| a == alias) {
+        return Err(OpenSshError::UnknownAlias {
+            alias: alias.to_string(),
+            file,
+        });
+    }
+    let resolved = match Command::new("ssh")
+        .arg("-G")
+        .arg("-F")
+        .arg(&file)
+        .arg("--")
+        .arg(alias)
+        .output()
+    {
+        Ok(out) if out.status.success() => from_ssh_g(alias, &String::from_utf8_lossy(&out.stdout)),
+        Ok(out) => {
+            return Err(OpenSshError::Resolve {
+                alias: alias.to_string(),
+                message: String::from_utf8_lossy(&out.stderr)
+                    .trim()
+                    .replace('\n', " "),
+            });
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => from_host_blocks(alias, &text),
+        Err(e) => {
+            return Err(OpenSshError::Resolve {
+                alias: alias.to_string(),
+                message: e.to_string(),
+            });
+        }
+    };
+    if let Some(j) = &resolved.proxy_jump
+        && j.contains(',')
+    {
+        return Err(OpenSshError::SeveralJumps {
+            alias: alias.to_string(),
+            jumps: j.clone(),
+        });
+    }
+    Ok(resolved)
+}
+
+/// Reads `ssh -G` output: one `key value` per line, keys in lower case, every option present
+/// (defaults included), so a default identity file list means "not set".
+pub fn from_ssh_g(alias: &str, output: &str) -> SshAlias {
+    let mut host_name = alias.to_string();
+    let mut port = None;
+    let mut user = None;
+    let mut identities: Vec<String> = Vec::new();
+    let mut proxy_jump = None;
+    for line in output.lines() {
+        let Some((key, value)) = line.split_once(' ') else {
+            continue;
+        };
+        let value = value.trim();
+        match key {
+            "hostname" => host_name = value.to_string(),
+            "port" => port = value.parse::<u16>().ok().filter(|p| *p != 22),
+            "user" => user = Some(value.to_string()),
+            "identityfile" => identities.push(value.to_string()),
+            "proxyjump" if !value.eq_ignore_ascii_case("none") => {
+                proxy_jump = Some(value.to_string());
+            }
+            _ => {}
+        }
+    }
+    let defaults_only = identities
+        .iter()
+        .all(|i| DEFAULT_IDENTITY_FILES.contains(&i.as_str()));
+    SshAlias {
+        alias: alias.to_string(),
+        host_name,
+        port,
+        user,
+        identity_file: if defaults_only {
+            None
+        } else {
+            identities
+                .into_iter()
+                .find(|i| !DEFAULT_IDENTITY_FILES.contains(&i.as_str()))
+        },
+        proxy_jump,
+        resolver: Resolver::OpenSsh,
+    }
+}
+
+/// Reads the Host blocks that match `alias` as OpenSSH does for the common cases: the first
+/// value of each key wins, patterns with `*`, `?` and `!`, `%h` and `%%` in HostName. Match
+/// blocks and Include are not followed (that is what `ssh -G` is preferred for).
+pub fn from_host_blocks(alias: &str, text: &str) -> SshAlias {
+    let mut r = SshAlias {
+        alias: alias.to_string(),
+        host_name: alias.to_string(),
+        port: None,
+        user: None,
+        identity_file: None,
+        proxy_jump: None,
+        resolver: Resolver::HostBlocks,
+    };
+    let mut host_name: Option<String> = None;
+    let mut active = true; // before any Host line, options apply to every host
+    for line in text.lines() {
+        let Some((key, value)) = split_directive(line) else {
+            continue;
+        };
+        let key = key.to_ascii_lowercase();
+        if key == "host" {
+            active = host_matches(alias, value);
+            continue;
+        }
+        if key == "match" {
+            active = false;
+            continue;
+        }
+        if !active {
+            continue;
+        }
+        let value = value.trim_matches('"').to_string();
+        match key.as_str() {
+            "hostname" if host_name.is_none() => host_name = Some(value),
+            "port" if r.port.is_none() => r.port = value.parse().ok().filter(|p| *p != 22),
+            "user" if r.user.is_none() => r.user = Some(value),
+            "identityfile" if r.identity_file.is_none() => r.identity_file = Some(value),
+            "proxyjump" if r.proxy_jump.is_none() => {
+                r.proxy_jump = (!value.eq_ignore_ascii_case("none")).then_some(value);
+            }
+            _ => {}
+        }
+    }
+    if let Some(h) = host_name {
+        r.host_name = h.replace("%h", alias).replace("%%", "%");
+    }
+    r
+}
+
+/// `Key value` or `Key=value`, without comments and blank lines.
+fn split_directive(line: &str) -> Option<(&str, &str)> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    let end = line.find(|c: char| c.is_whitespace() || c == '=')?;
+    let (key, rest) = line.split_at(end);
+    let rest = rest.trim_start().strip_prefix('=').unwrap_or(rest).trim();
+    Some((key, rest))
+}
+
+/// OpenSSH's Host matching: any positive pattern matches and no negated one does.
+fn host_matches(name: &str, patterns: &str) -> bool {
+    let mut matched = false;
+    for p in patterns.split_whitespace() {
+        if let Some(neg) = p.strip_prefix('!') {
+            if glob(neg, name) {
+                return false;
+            }
+        } else if glob(p, name) {
+            matched = true;
+        }
+    }
+    matched
+}
+
+fn glob(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi].eq_ignore_ascii_case(&n[ni])) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// A private key file in `~/.ssh` (one with a `.pub` beside it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFile {
+    /// As the profile records it: `~/.ssh/NAME`.
+    pub display: String,
+    pub path: PathBuf,
+    /// `ssh-ed25519 SHA256:...`, from the `.pub` file.
+    pub description: String,
+}
+
+/// The key pairs in `dir` (normally `~/.ssh`), sorted by name, the usual `id_*` first.
+pub fn key_files(dir: &Path) -> Vec<KeyFile> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut keys: Vec<KeyFile> = entries
+        .flatten()
+        .filter_map(|e| {
+            let pub_path = e.path();
+            if pub_path.extension()? != "pub" {
+                return None;
+            }
+            let path = pub_path.with_extension("");
+            if !path.is_file() {
+                return None;
+            }
+            let text = std::fs::read_to_string(&pub_path).ok()?;
+            let key = russh::keys::PublicKey::from_openssh(text.trim()).ok()?;
+            let name = path.file_name()?.to_string_lossy().into_owned();
+            Some(KeyFile {
+                display: format!("~/.ssh/{name}"),
+                description: format!(
+                    "{} {}",
+                    key.algorithm().as_str(),
+                    key.fingerprint(HashAlg::Sha256)
+                ),
+                path,
+            })
+        })
+        .collect();
+    keys.sort_by_key(|k| (!k.display.starts_with("~/.ssh/id_"), k.display.clone()));
+    keys
+}
+
+/// Whether a private key file needs a passphrase; `None` when it cannot be read as a key.
+pub fn is_encrypted(path: &Path) -> Option<bool> {
+    let text = std::fs::read_to_string(path).ok()?;
+    match russh::keys::decode_secret_key(&text, None) {
+        Ok(_) => Some(false),
+        Err(russh::keys::Error::KeyIsEncrypted) => Some(true),
+        Err(_) => None,
+    }
+}
+
+/// Whether `passphrase` unlocks the key file at `path`.
+pub fn passphrase_unlocks(path: &Path, passphrase: &str) -> bool {
+    std::fs::read_to_string(path)
+        .is_ok_and(|t| russh::keys::decode_secret_key(&t, Some(passphrase)).is_ok())
+}
+
+/// The keys the ssh-agent holds, as `type fingerprint comment` (no agent: none).
+pub async fn agent_keys() -> Vec<String> {
+    if std::env::var_os("SSH_AUTH_SOCK").is_none_or(|s| s.is_empty()) {
+        return Vec::new();
+    }
+    let listed = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+        let mut agent = russh::keys::agent::client::AgentClient::connect_env()
+            .await
+            .ok()?;
+        agent.request_identities().await.ok()
+    })
+    .await;
+    listed
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|id| match id {
+            russh::keys::agent::AgentIdentity::PublicKey { key, comment } => Some(format!(
+                "{} {} {}",
+                key.algorithm().as_str(),
+                key.fingerprint(HashAlg::Sha256),
+                comment
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = "\
+# work
+Host prod prod-alt
+    HostName bastion.example.com
+    Port 2222
+    User ops
+    IdentityFile ~/.ssh/paragon
+    ProxyJump jump@j.example.com
+
+Host *.internal !secret.internal
+    User internal
+
+Host web
+    HostName=%h.example.com
+
+Match host x
+    User matched
+
+Host *
+    User fallback
+    Port 2200
+";
+
+    #[test]
+    fn aliases_are_the_literal_host_names() {
+        assert_eq!(host_aliases(CONFIG), ["prod", "prod-alt", "web"]);
+    }
+
+    #[test]
+    fn host_blocks_first_value_wins_and_star_fills_the_rest() {
+        let a = from_host_blocks("prod", CONFIG);
+        assert_eq!(a.host_name, "bastion.example.com");
+        assert_eq!(a.port, Some(2222));
+        assert_eq!(a.user.as_deref(), Some("ops"));
+        assert_eq!(a.identity_file.as_deref(), Some("~/.ssh/paragon"));
+        assert_eq!(a.proxy_jump.as_deref(), Some("jump@j.example.com"));
+        let w = from_host_blocks("web", CONFIG);
+        assert_eq!(w.host_name, "web.example.com");
+        assert_eq!(w.user.as_deref(), Some("fallback"));
+        assert_eq!(w.port, Some(2200));
+        assert_eq!(
+            from_host_blocks("a.internal", CONFIG).user.as_deref(),
+            Some("internal")
+        );
+        assert_eq!(
+            from_host_blocks("secret.internal", CONFIG).user.as_deref(),
+            Some("fallback")
+        );
+    }
+
+    #[test]
+    fn ssh_g_defaults_mean_unset() {
+        let out = "user root\nhostname h.example.com\nport 22\nidentityfile ~/.ssh/id_rsa\nidentityfile ~/.ssh/id_ed25519\nproxyjump none\n";
+        let a = from_ssh_g("h", out);
+        assert_eq!(a.host_name, "h.example.com");
+        assert_eq!(a.port, None);
+        assert_eq!(a.identity_file, None);
+        assert_eq!(a.proxy_jump, None);
+        let out = "hostname b\nport 2222\nidentityfile ~/.ssh/paragon\nidentityfile ~/.ssh/id_rsa\nproxyjump j:22\n";
+        let a = from_ssh_g("h", out);
+        assert_eq!(a.port, Some(2222));
+        assert_eq!(a.identity_file.as_deref(), Some("~/.ssh/paragon"));
+        assert_eq!(a.proxy_jump.as_deref(), Some("j:22"));
+    }
+}
