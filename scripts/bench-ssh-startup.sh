@@ -3,8 +3,8 @@
 # `ssh ... true`, same loopback sshd, same ed25519 client key, same host key check
 # (known_hosts, strict). Prints both medians and the ratio (ours / OpenSSH's).
 #
-# Then the same for a bulk transfer: 200 MB of remote stdout into /dev/null, to show the
-# window and packet sizes hold up against OpenSSH.
+# Then bulk transfers: 200 MB of remote stdout into /dev/null, and 200 MB of local stdin
+# into a remote `cat >/dev/null`, to show the window and packet sizes hold up.
 #
 # Usage: scripts/bench-ssh-startup.sh [RUNS]   (default 30; needs sshd, ssh-keygen, hyperfine)
 set -euo pipefail
@@ -91,7 +91,12 @@ hyperfine --warmup 1 --runs 5 --export-json "$dir/bulk.json" \
   -n paragon-admin "$ours_bulk_prefix $bulk >/dev/null" \
   -n openssh "$theirs_bulk_prefix '$bulk' >/dev/null" >&2
 
-python3 - "$dir/bench.json" "$dir/bulk.json" <<'PY'
+head -c 200000000 /dev/zero >"$dir/upload"
+hyperfine --warmup 1 --runs 5 --export-json "$dir/upload.json" \
+  -n paragon-admin "$ours_bulk_prefix 'cat >/dev/null' <$dir/upload" \
+  -n openssh "$theirs_bulk_prefix 'cat >/dev/null' <$dir/upload" >&2
+
+python3 - "$dir/bench.json" "$dir/bulk.json" "$dir/upload.json" <<'PY'
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
 ours, theirs = r["paragon-admin"]["median"], r["openssh"]["median"]
@@ -103,4 +108,9 @@ ours, theirs = b["paragon-admin"]["median"], b["openssh"]["median"]
 print(f"bulk 200 MB: paragon-admin median {ours:.2f} s ({200/ours:.0f} MB/s)")
 print(f"bulk 200 MB: OpenSSH       median {theirs:.2f} s ({200/theirs:.0f} MB/s)")
 print(f"bulk ratio (paragon-admin / OpenSSH time): {ours/theirs:.2f}")
+u = {x["command"]: x for x in json.load(open(sys.argv[3]))["results"]}
+ours, theirs = u["paragon-admin"]["median"], u["openssh"]["median"]
+print(f"upload 200 MB: paragon-admin median {ours:.2f} s ({200/ours:.0f} MB/s)")
+print(f"upload 200 MB: OpenSSH       median {theirs:.2f} s ({200/theirs:.0f} MB/s)")
+print(f"upload ratio (paragon-admin / OpenSSH time): {ours/theirs:.2f}")
 PY
