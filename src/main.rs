@@ -55,6 +55,10 @@ fn init_tracing(g: &Globals) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(g.verbose > 1)
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .init();
 }
 
