@@ -108,6 +108,39 @@ like `forward`.",
         after_help = "Examples:\n  paragon-admin profiles\n  paragon-admin profiles --output json"
     )]
     Profiles,
+    /// Serve a simulated Kubernetes API with a generated Paragon installation
+    #[command(
+        long_about = "Serve a simulated Kubernetes API server over HTTPS, with its own CA and a bearer \
+token, holding a generated Paragon installation (the paragon namespace with its microservices, \
+monitoring and logging, Helm releases, nodes, events). kubectl and the health checks work against \
+it; faults can be switched on. It writes a kubeconfig for itself (mode 0600), prints the address \
+it listens on to stdout, and runs until interrupted (SIGINT or SIGTERM), then removes the \
+kubeconfig.",
+        after_help = "Examples:\n  paragon-admin sandbox --kubeconfig-out /tmp/sandbox.kubeconfig\n  paragon-admin sandbox --nodes 500 --pods 10000\n  paragon-admin sandbox --fault crashloop --fault failed-release --output json"
+    )]
+    Sandbox(SandboxArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// The address to listen on; port 0 picks a free port
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// Where to write the kubeconfig [default: the user cache folder's paragon-admin/sandbox-PORT.kubeconfig]
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig_out: Option<PathBuf>,
+    /// Number of nodes (1 to 20000)
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20_000))]
+    pub nodes: u32,
+    /// Total number of pods, up to 500000; the extra ones become worker replicas [default: the installation's own size]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=500_000))]
+    pub pods: Option<u32>,
+    /// Seed for every generated name and choice
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+    /// A fault to switch on (repeatable)
+    #[arg(long = "fault", value_name = "KIND", value_enum)]
+    pub faults: Vec<crate::sandbox::Fault>,
 }
 
 #[derive(Debug, Args)]

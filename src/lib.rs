@@ -10,5 +10,6 @@ pub mod dial;
 pub mod forward;
 pub mod output;
 pub mod prompt;
+pub mod sandbox;
 pub mod secrets;
 pub mod ssh;

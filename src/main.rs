@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use paragon_admin::cli::{Cli, Globals};
-use paragon_admin::{commands, config, forward, prompt, secrets, ssh};
+use paragon_admin::{commands, config, forward, prompt, sandbox, secrets, ssh};
 
 /// Exit statuses shared by every command (DESIGN.md).
 const FAILED: u8 = 1;
@@ -74,6 +74,12 @@ fn exit_status(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         if cause.downcast_ref::<config::ConfigError>().is_some()
             || cause.downcast_ref::<prompt::PromptError>().is_some()
+        {
+            return USAGE;
+        }
+        if cause
+            .downcast_ref::<sandbox::SandboxError>()
+            .is_some_and(sandbox::SandboxError::is_usage)
         {
             return USAGE;
         }

@@ -4,6 +4,7 @@
 mod forward;
 mod kubeconfig;
 mod profiles;
+mod sandbox;
 mod secrets;
 mod ssh;
 
@@ -21,6 +22,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Secrets { action } => secrets::run(g, &action),
         Command::Forward(a) => forward::run(g, a).await,
         Command::Kubeconfig(a) => kubeconfig::run(g, a).await,
+        Command::Sandbox(args) => sandbox::run(g, args).await,
     }
 }
 

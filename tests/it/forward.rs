@@ -837,6 +837,79 @@ fn kubeconfig_from_the_bastion_goes_to_stdout_and_works() {
 }
 
 #[test]
+fn real_kubectl_works_against_the_sandbox_api_through_the_kubeconfig_forward() {
+    // The simulated API server runs on the private host: its certificate names 203.0.113.2,
+    // which the client cannot reach.
+    let sandbox_kc = tempfile::tempdir().unwrap();
+    let sandbox_kc = sandbox_kc.path().join("sandbox.kubeconfig");
+    let s = Scene::with_profile_extra(&format!(
+        "[profiles.test.kube]\nkubeconfig = \"{}\"\n",
+        sandbox_kc.display()
+    ));
+    let mut c = s.net.paragon("private", &s.home);
+    c.args([
+        "--output",
+        "json",
+        "sandbox",
+        "--listen",
+        &format!("{PRIVATE}:{API_PORT}"),
+    ])
+    .arg("--kubeconfig-out")
+    .arg(&sandbox_kc)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut sandbox = c.spawn().unwrap();
+    let mut started = String::new();
+    BufReader::new(sandbox.stdout.take().unwrap())
+        .read_line(&mut started)
+        .unwrap();
+    let mut sandbox_err = sandbox.stderr.take().unwrap();
+    let _sandbox = KillOnDrop(sandbox);
+    if !started.contains(&format!("{PRIVATE}:{API_PORT}")) {
+        let mut e = String::new();
+        let _ = std::io::Read::read_to_string(&mut sandbox_err, &mut e);
+        panic!("the sandbox did not start: {started}{e}");
+    }
+
+    let written = s.home.path().join("paragon.kubeconfig");
+    let mut c = s.net.paragon("client", &s.home);
+    c.arg("kubeconfig")
+        .arg("--write")
+        .arg(&written)
+        .args(["--output", "json"]);
+    let kc = Running::start(c);
+    let (ev, _) = kc.listening_port();
+    assert_eq!(ev["target"], format!("{PRIVATE}:{API_PORT}"));
+
+    let kubectl = |args: &[&str]| {
+        let out = s
+            .net
+            .command("client", "kubectl")
+            .env("HOME", s.home.path())
+            .arg("--kubeconfig")
+            .arg(&written)
+            .arg("--request-timeout=30s")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            kc.stderr()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let version = kubectl(&["version", "-o", "json"]);
+    let v: Value = serde_json::from_str(&version).unwrap();
+    assert_eq!(v["serverVersion"]["minor"], "33", "{version}");
+    let pods = kubectl(&["get", "pods", "-n", "paragon", "-o", "name"]);
+    assert!(pods.lines().count() > 10, "{pods}");
+    assert!(pods.contains("pod/hermes-"), "{pods}");
+}
+
+#[test]
 fn default_kubeconfig_is_not_overwritten_without_force() {
     let home = Home::new();
     // Never contacted: the command fails before connecting (port 1 on loopback if it did).

@@ -5,5 +5,6 @@ mod support;
 
 mod config;
 mod forward;
+mod sandbox;
 mod secrets;
 mod ssh;

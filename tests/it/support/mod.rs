@@ -71,3 +71,4 @@ pub fn run(cmd: &mut Command) -> Run {
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     }
 }
+pub mod sandbox;

@@ -1,0 +1,136 @@
+//! `paragon-admin sandbox`: serve the simulated API server until interrupted.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use crate::cli::{Globals, SandboxArgs};
+use crate::output::{self, Format};
+use crate::sandbox::{Fault, Sandbox, SandboxOptions};
+
+#[derive(Serialize)]
+struct Started<'a> {
+    listen: String,
+    server: String,
+    kubeconfig: String,
+    namespaces: usize,
+    nodes: usize,
+    pods: usize,
+    objects: usize,
+    faults: &'a [Fault],
+}
+
+pub async fn run(g: &Globals, args: SandboxArgs) -> anyhow::Result<u8> {
+    let mut faults = args.faults.clone();
+    faults.sort();
+    faults.dedup();
+    let opts = SandboxOptions {
+        listen: args.listen,
+        nodes: args.nodes as usize,
+        pods: args.pods.unwrap_or(0) as usize,
+        seed: args.seed,
+        faults: faults.clone(),
+    };
+    // Listen for signals before anyone can learn the address and send one.
+    let stop = Stop::install()?;
+    let sandbox = Sandbox::start(opts).await?;
+    let path = match args.kubeconfig_out {
+        Some(p) => p,
+        None => default_kubeconfig_path(sandbox.addr().port())?,
+    };
+    sandbox.write_kubeconfig(&path)?;
+    let stats = sandbox.stats();
+    if !g.quiet {
+        eprintln!(
+            "sandbox: {} nodes, {} pods; kubeconfig {}\n  export KUBECONFIG={}",
+            stats.nodes,
+            stats.pods,
+            path.display(),
+            path.display()
+        );
+    }
+    let printed = match g.output {
+        Format::Json => output::print_json_line(&Started {
+            listen: sandbox.addr().to_string(),
+            server: sandbox.server_url(),
+            kubeconfig: path.display().to_string(),
+            namespaces: stats.namespaces,
+            nodes: stats.nodes,
+            pods: stats.pods,
+            objects: stats.objects,
+            faults: &faults,
+        }),
+        Format::Table => {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", sandbox.addr()).and_then(|()| out.flush())
+        }
+    };
+    let waited = match printed {
+        Ok(()) => stop.wait().await,
+        Err(e) => Err(e),
+    };
+    sandbox.shutdown().await;
+    let _ = std::fs::remove_file(&path);
+    waited.context("sandbox")?;
+    Ok(0)
+}
+
+/// SIGINT or SIGTERM: both are the normal way to stop the sandbox.
+struct Stop {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    fn install() -> std::io::Result<Stop> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Stop {
+                int: signal(SignalKind::interrupt())?,
+                term: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Stop {})
+        }
+    }
+
+    async fn wait(mut self) -> std::io::Result<()> {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.int.recv() => {}
+                _ = self.term.recv() => {}
+            }
+            Ok(())
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await
+        }
+    }
+}
+
+fn default_kubeconfig_path(port: u16) -> anyhow::Result<PathBuf> {
+    let base = dirs::cache_dir()
+        .or_else(dirs::runtime_dir)
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = base.join("paragon-admin");
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder
+        .create(&dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir.join(format!("sandbox-{port}.kubeconfig")))
+}

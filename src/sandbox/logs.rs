@@ -1,0 +1,374 @@
+//! Container logs for `kubectl logs`: plausible lines made from the served pod itself (its
+//! container, image, port and state), the health probe lines timed up to the request.
+
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+
+/// What the API server answers a log request with.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum LogError {
+    /// 400, with the API server's message.
+    BadRequest(String),
+}
+
+/// How a log request asks.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct LogQuery<'a> {
+    pub container: Option<&'a str>,
+    pub previous: bool,
+    pub tail: Option<usize>,
+    pub timestamps: bool,
+}
+
+/// Probe lines cover at most this much time before the request.
+const PROBE_HISTORY: i64 = 600;
+
+pub(crate) fn pod_log(pod: &Pod, q: LogQuery<'_>, now: i64) -> Result<String, LogError> {
+    let name = pod.metadata.name.as_deref().unwrap_or("");
+    let spec = pod.spec.as_ref();
+    let containers: Vec<&str> = spec
+        .map(|s| s.containers.iter().map(|c| c.name.as_str()).collect())
+        .unwrap_or_default();
+    let container = match q.container {
+        Some(c) if containers.contains(&c) => c,
+        Some(c) => {
+            return Err(LogError::BadRequest(format!(
+                "container {c} is not valid for pod {name}"
+            )));
+        }
+        None => containers.first().copied().unwrap_or(""),
+    };
+    if spec.and_then(|s| s.node_name.as_ref()).is_none() {
+        return Err(LogError::BadRequest(format!(
+            "container \"{container}\" in pod \"{name}\" is waiting to start: pod has not been scheduled"
+        )));
+    }
+    let status: Option<&ContainerStatus> = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.name == container));
+    let Some(status) = status else {
+        return Err(LogError::BadRequest(format!(
+            "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
+        )));
+    };
+    let port = spec
+        .and_then(|s| s.containers.iter().find(|c| c.name == container))
+        .and_then(|c| c.ports.as_ref())
+        .and_then(|p| p.first())
+        .map_or(0, |p| p.container_port);
+    let version = status.image.rsplit(':').next().unwrap_or("latest");
+    let secs = |t: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+        t.as_ref().map(|t| t.0.as_second())
+    };
+    let state = status.state.as_ref();
+    let last = status
+        .last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref());
+
+    let mut lines: Vec<(i64, String)> = Vec::new();
+    let startup = |at: i64, lines: &mut Vec<(i64, String)>| {
+        lines.push((
+            at,
+            json_line(
+                at,
+                "info",
+                &format!("starting {container}"),
+                &[("version", version)],
+            ),
+        ));
+        lines.push((
+            at + 1,
+            json_line(at + 1, "info", "configuration loaded", &[]),
+        ));
+        lines.push((
+            at + 2,
+            json_line(at + 2, "info", "listening", &[("port", &port.to_string())]),
+        ));
+    };
+    if q.previous {
+        let Some(t) = last else {
+            return Err(LogError::BadRequest(format!(
+                "previous terminated container \"{container}\" in pod \"{name}\" not found"
+            )));
+        };
+        let (start, end) = (
+            secs(&t.started_at).unwrap_or(now),
+            secs(&t.finished_at).unwrap_or(now),
+        );
+        startup(start, &mut lines);
+        match t.reason.as_deref() {
+            Some("OOMKilled") => {
+                lines.push((
+                    end - 30,
+                    json_line(
+                        end - 30,
+                        "warn",
+                        "heap usage high",
+                        &[("heapUsedPercent", "93")],
+                    ),
+                ));
+                lines.push((
+                    end - 2,
+                    json_line(
+                        end - 2,
+                        "warn",
+                        "heap usage high",
+                        &[("heapUsedPercent", "99")],
+                    ),
+                ));
+            }
+            _ => {
+                lines.push((
+                    end - 1,
+                    json_line(
+                        end - 1,
+                        "error",
+                        "cannot connect to postgres",
+                        &[("error", "connect ECONNREFUSED")],
+                    ),
+                ));
+                lines.push((
+                    end,
+                    json_line(
+                        end,
+                        "fatal",
+                        "exiting",
+                        &[("code", &t.exit_code.to_string())],
+                    ),
+                ));
+            }
+        }
+    } else if let Some(running) = state.and_then(|s| s.running.as_ref()) {
+        let start = secs(&running.started_at).unwrap_or(now);
+        startup(start, &mut lines);
+        let first_probe = (now - PROBE_HISTORY).max(start + 10);
+        let mut t = first_probe - first_probe.rem_euclid(10);
+        while t <= now {
+            if t > start + 2 {
+                let ms = 1 + (t / 10).rem_euclid(7);
+                lines.push((
+                    t,
+                    json_line(
+                        t,
+                        "info",
+                        "GET /healthz 200",
+                        &[("durationMs", &ms.to_string())],
+                    ),
+                ));
+            }
+            t += 10;
+        }
+    } else if let Some(done) = state.and_then(|s| s.terminated.as_ref()) {
+        let (start, end) = (
+            secs(&done.started_at).unwrap_or(now),
+            secs(&done.finished_at).unwrap_or(now),
+        );
+        if container == "kubectl" {
+            lines.push((start, "restarting the Paragon deployments".to_string()));
+            lines.push((end, "deployment.apps restarted".to_string()));
+        } else if done.exit_code != 0 {
+            lines.push((start, json_line(start, "info", "running migrations", &[])));
+            lines.push((
+                end,
+                json_line(
+                    end,
+                    "error",
+                    "migration failed",
+                    &[("error", "relation \"workflow_executions\" already exists")],
+                ),
+            ));
+        } else {
+            lines.push((start, json_line(start, "info", "running migrations", &[])));
+            lines.push((end, json_line(end, "info", "migrations complete", &[])));
+        }
+    } else if let Some(waiting) = state.and_then(|s| s.waiting.as_ref()) {
+        match (waiting.reason.as_deref(), last) {
+            // A crash-looping container shows its last attempt's output.
+            (Some("CrashLoopBackOff"), Some(t)) => {
+                let (start, end) = (
+                    secs(&t.started_at).unwrap_or(now),
+                    secs(&t.finished_at).unwrap_or(now),
+                );
+                startup(start, &mut lines);
+                lines.push((
+                    end - 1,
+                    json_line(
+                        end - 1,
+                        "error",
+                        "cannot connect to postgres",
+                        &[("error", "connect ECONNREFUSED")],
+                    ),
+                ));
+                lines.push((
+                    end,
+                    json_line(
+                        end,
+                        "fatal",
+                        "exiting",
+                        &[("code", &t.exit_code.to_string())],
+                    ),
+                ));
+            }
+            (reason, _) => {
+                let why = match reason {
+                    Some("ImagePullBackOff" | "ErrImagePull") => "trying and failing to pull image",
+                    Some(other) => other,
+                    None => "ContainerCreating",
+                };
+                return Err(LogError::BadRequest(format!(
+                    "container \"{container}\" in pod \"{name}\" is waiting to start: {why}"
+                )));
+            }
+        }
+    }
+    let skip = q.tail.map_or(0, |n| lines.len().saturating_sub(n));
+    let mut out = String::new();
+    for (at, line) in &lines[skip..] {
+        if q.timestamps {
+            out.push_str(&stamp(*at));
+            out.push(' ');
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+fn stamp(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix).map_or_else(|_| unix.to_string(), |t| t.to_string())
+}
+
+fn json_line(at: i64, level: &str, msg: &str, extra: &[(&str, &str)]) -> String {
+    let mut v = serde_json::json!({ "level": level, "time": stamp(at), "msg": msg });
+    for (k, val) in extra {
+        v[*k] = serde_json::Value::String((*val).to_string());
+    }
+    v.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{
+        Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
+        ContainerStateWaiting, PodSpec, PodStatus,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+    const NOW: i64 = 1_780_000_000;
+
+    fn t(unix: i64) -> Option<Time> {
+        jiff::Timestamp::from_second(unix).ok().map(Time)
+    }
+
+    fn pod(state: ContainerState, last: Option<ContainerState>, restarts: i32) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some("hermes-abc".into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "hermes".into(),
+                    ..Default::default()
+                }],
+                node_name: Some("node-1".into()),
+                ..Default::default()
+            }),
+            status: Some(PodStatus {
+                container_statuses: Some(vec![ContainerStatus {
+                    name: "hermes".into(),
+                    image: "docker.io/useparagon/hermes:2025.6.1".into(),
+                    restart_count: restarts,
+                    state: Some(state),
+                    last_state: last,
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn running(since: i64) -> ContainerState {
+        ContainerState {
+            running: Some(ContainerStateRunning {
+                started_at: t(since),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn terminated(reason: &str, end: i64) -> ContainerState {
+        ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                reason: Some(reason.into()),
+                exit_code: 137,
+                started_at: t(end - 3600),
+                finished_at: t(end),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn running_container_logs_startup_and_recent_probes_with_tail() {
+        let p = pod(running(NOW - 86_400), None, 0);
+        let all = pod_log(&p, LogQuery::default(), NOW).unwrap();
+        assert!(all.lines().next().unwrap().contains("starting hermes"));
+        assert!(all.lines().last().unwrap().contains("GET /healthz 200"));
+        assert!(all.lines().count() < 80);
+        let q = LogQuery {
+            tail: Some(2),
+            timestamps: true,
+            ..Default::default()
+        };
+        let tail = pod_log(&p, q, NOW).unwrap();
+        assert_eq!(tail.lines().count(), 2);
+        assert!(tail.starts_with("2026-"));
+    }
+
+    #[test]
+    fn previous_logs_need_a_terminated_container() {
+        let p = pod(
+            running(NOW - 60),
+            Some(terminated("OOMKilled", NOW - 61)),
+            1,
+        );
+        let q = LogQuery {
+            previous: true,
+            ..Default::default()
+        };
+        assert!(pod_log(&p, q, NOW).unwrap().contains("heap usage high"));
+        let clean = pod(running(NOW - 60), None, 0);
+        assert!(
+            matches!(pod_log(&clean, q, NOW), Err(LogError::BadRequest(m)) if m.contains("not found"))
+        );
+    }
+
+    #[test]
+    fn waiting_containers_explain_why_there_is_no_log() {
+        let waiting = ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some("ImagePullBackOff".into()),
+                message: None,
+            }),
+            ..Default::default()
+        };
+        let p = pod(waiting, None, 0);
+        let Err(LogError::BadRequest(m)) = pod_log(&p, LogQuery::default(), NOW) else {
+            panic!("no error")
+        };
+        assert!(
+            m.contains("is waiting to start: trying and failing to pull image"),
+            "{m}"
+        );
+        let q = LogQuery {
+            container: Some("other"),
+            ..Default::default()
+        };
+        assert!(pod_log(&pod(running(NOW), None, 0), q, NOW).is_err());
+    }
+}

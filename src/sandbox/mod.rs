@@ -1,0 +1,489 @@
+//! The sandbox: a simulated Kubernetes API server serving a generated Paragon installation.
+//!
+//! No real API server runs on our machines, so the health checks, the scale benchmarks and
+//! the demo run against this one. It serves HTTPS with its own CA and a bearer token, the
+//! discovery documents, and `get`/`list` (with `limit`/`continue`, `labelSelector` and
+//! `fieldSelector`, as full objects, metadata-only lists or server-side `Table`s) for
+//! namespaces, nodes, pods, events, PVCs, secrets, configmaps, services, deployments,
+//! statefulsets, daemonsets, replicasets, jobs and cronjobs. The objects are k8s-openapi
+//! types, generated once from a seed and kept pre-serialized; nothing changes while it runs:
+//! writes are refused, and a watch stays open without events until its timeout (at most 30
+//! minutes) or until the sandbox stops. `pods/log` answers with lines made from the pod's
+//! state (`logs`). The real `kubectl` works against it.
+//!
+//! This module knows nothing else of paragon-admin: no config, no dialer, no output.
+//!
+//! # The generated installation (see `generate`)
+//!
+//! Namespaces `default`, `kube-system`, `kube-public`, `kube-node-lease` and `paragon`.
+//! Everything of Paragon lives in `paragon`, as on a real installation: the Helm releases
+//! `paragon-on-prem`, `paragon-monitoring`, `paragon-logging`, `ingress` and `metricsserver`,
+//! with pods labelled `app.kubernetes.io/instance=<release>` and
+//! `app.kubernetes.io/name=<service>`:
+//! - `paragon-on-prem`: one Deployment per microservice (cerberus, hermes, zeus, dashboard,
+//!   passport, connect, account, pheme, hades, flipt, api-triggerkit, release and the
+//!   workers), 2 replicas each and 4 for worker-workflows, plus the `minio` StatefulSet and
+//!   the `restart-paragon-pods-cronjob` CronJob with its last completed Job (one pod in phase
+//!   `Succeeded`).
+//! - `paragon-monitoring`: grafana (4500), prometheus (StatefulSet, 9090), bull-exporter,
+//!   kafka-, postgres- and redis-exporter, kube-state-metrics, pgadmin, redis-insight and the
+//!   node-exporter DaemonSet.
+//! - `paragon-logging`: elasticsearch (StatefulSet), kibana (5601) and the fluent-bit
+//!   DaemonSet. `ingress`: ingress-nginx-controller. `metricsserver`: metrics-server.
+//! - `kube-system`: coredns and the kube-proxy DaemonSet.
+//!
+//! Each workload has its Service, ReplicaSets with owner references, and pods with container
+//! statuses; StatefulSets have bound PVCs. Helm keeps each release's history as secrets
+//! `sh.helm.release.v1.<release>.v<N>` (type `helm.sh/release.v1`, labels `owner=helm`,
+//! `name`, `status`, `version`, `modifiedAt`, and a real gzip+base64 release payload): the
+//! latest revision `deployed`, older ones `superseded`. TLS secrets `paragon-tls` (valid 60
+//! more days) and `ingress-nginx-admission` (valid years) hold real certificates.
+//!
+//! A clean sandbox is healthy: every node Ready with no pressure, every running pod Ready,
+//! every Deployment, StatefulSet and DaemonSet fully available, every Helm release's latest
+//! revision `deployed`, certificates valid for more than 30 days, only `Normal` events, and
+//! restart counts 0 except `prometheus-0`, whose 2 restarts are days old.
+//!
+//! `pods` scales the installation: the extra pods become replicas of the worker
+//! Deployments, round robin. DaemonSets run one pod per node.
+//!
+//! Every object a fault produces or changes carries the annotation
+//! `sandbox.paragon.io/fault: <fault name>`; what each fault does is documented on [`Fault`].
+
+mod generate;
+mod logs;
+mod rng;
+mod selector;
+mod server;
+mod store;
+mod tls;
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use serde::Serialize;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use generate::natural_pod_count;
+pub use tls::TlsError;
+
+/// The first line of every kubeconfig the sandbox writes.
+const KUBECONFIG_HEADER: &str = "# written by paragon-admin sandbox";
+
+/// The annotation every object changed by a fault carries; its value is the fault's name.
+pub const FAULT_ANNOTATION: &str = "sandbox.paragon.io/fault";
+
+/// What the sandbox generates and where it listens.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// Where to listen; port 0 picks a free port. Ignored by [`Sandbox::start_on`].
+    pub listen: SocketAddr,
+    /// Number of nodes (at least 1).
+    pub nodes: usize,
+    /// Total pods of the clean installation; 0 for its natural size (about 70 pods on 3
+    /// nodes). Faults `crashloop`, `image-pull` and `pending` each add one pod.
+    pub pods: usize,
+    /// Seeds every generated name, address and choice: the same seed gives the same names.
+    pub seed: u64,
+    pub faults: Vec<Fault>,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        SandboxOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            nodes: 3,
+            pods: 0,
+            seed: 1,
+            faults: Vec::new(),
+        }
+    }
+}
+
+/// A problem the sandbox can simulate. Each touches only what its documentation says, and
+/// every object it produces or changes is annotated `sandbox.paragon.io/fault=<name>`.
+/// Times are relative to when the sandbox started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// `crashloop`: Deployment `paragon/worker-actions` is mid-rollout. A new ReplicaSet
+    /// (revision +1, 1 replica) owns one pod, created 40 minutes ago, phase `Running`, whose
+    /// container `worker-actions` is `waiting` with reason `CrashLoopBackOff` (message
+    /// `back-off 5m0s restarting failed container=worker-actions pod=<pod>`), `restartCount`
+    /// 9, `lastState.terminated` exit code 1 reason `Error` finished 2 minutes ago; pod
+    /// conditions `Ready` and `ContainersReady` False (reason `ContainersNotReady`). The two
+    /// old pods keep serving: the Deployment has `availableReplicas` 2 = `spec.replicas`,
+    /// `updatedReplicas` 1, `unavailableReplicas` 1, `Available` True and `Progressing` True.
+    #[value(name = "crashloop", help = "a worker-actions pod in CrashLoopBackOff")]
+    #[serde(rename = "crashloop")]
+    CrashLoop,
+    /// `image-pull`: Deployment `paragon/hermes` is mid-rollout to an image tag that does not
+    /// exist. The new ReplicaSet's one pod, created 20 minutes ago, is phase `Pending` with
+    /// `PodScheduled` True and `Ready` False; its container `hermes` is `waiting` with reason
+    /// `ImagePullBackOff` (message `Back-off pulling image "<image>"`), restartCount 0. The
+    /// Deployment stays available (`availableReplicas` 2, `Available` True).
+    #[value(help = "a hermes pod in ImagePullBackOff")]
+    ImagePull,
+    /// `pending`: Deployment `paragon/zeus` is mid-rollout to a template that asks for 48Gi of
+    /// memory. The new ReplicaSet's one pod, created 25 minutes ago, has no node, phase
+    /// `Pending`, condition `PodScheduled` False with reason `Unschedulable` and message
+    /// `0/N nodes are available: N Insufficient memory. preemption: ...`, and no container
+    /// statuses. The Deployment stays available (`availableReplicas` 2, `Available` True).
+    #[value(help = "an unschedulable zeus pod")]
+    Pending,
+    /// `oom-killed`: the first pod (by name) of Deployment `paragon/worker-workflows` has
+    /// `restartCount` 1 and `lastState.terminated` reason `OOMKilled`, exit code 137, finished
+    /// 12 minutes ago; it is running again since then and `Ready`.
+    #[value(help = "a worker-workflows container recently OOMKilled")]
+    OomKilled,
+    /// `node-not-ready`: the last node (by index; its name is the last in generation order)
+    /// stopped reporting: conditions `Ready`, `MemoryPressure`, `DiskPressure` and
+    /// `PIDPressure` all `Unknown` (reason `NodeStatusUnknown`, message `Kubelet stopped
+    /// posting node status.`, since 5 minutes ago) and taints `node.kubernetes.io/unreachable`
+    /// (NoSchedule and NoExecute). The pods bound to it are left as they were.
+    #[value(help = "the last node stops reporting (NotReady)")]
+    NodeNotReady,
+    /// `node-pressure`: the first node has condition `MemoryPressure` True (reason
+    /// `KubeletHasInsufficientMemory`, since 15 minutes ago) and the taint
+    /// `node.kubernetes.io/memory-pressure:NoSchedule`; it stays `Ready`.
+    #[value(help = "the first node under memory pressure")]
+    NodePressure,
+    /// `deployment-unavailable`: Deployment `paragon/passport` has no available replica: its
+    /// condition `Available` is False (reason `MinimumReplicasUnavailable`, message
+    /// `Deployment does not have minimum availability.`, since 15 minutes ago),
+    /// `availableReplicas` and `readyReplicas` 0, `unavailableReplicas` 2. Its two pods are
+    /// `Running` with containers started, ready=false and restartCount 0 (the readiness probe
+    /// fails), pod condition `Ready` False with reason `ContainersNotReady`.
+    #[value(help = "Deployment passport with no available replica")]
+    DeploymentUnavailable,
+    /// `pvc-pending`: PVC `paragon/pgadmin-data` (10Gi, storage class `gp3-encrypted`, which
+    /// does not exist), created 30 minutes ago, is phase `Pending` with no volume. No pod
+    /// mounts it.
+    #[value(help = "PVC pgadmin-data stuck Pending")]
+    PvcPending,
+    /// `failed-release`: Helm release `paragon-on-prem` has a new latest revision, secret
+    /// `paragon/sh.helm.release.v1.paragon-on-prem.v<N+1>` labelled `status=failed`
+    /// (`modifiedAt` 25 minutes ago, payload status `failed`, description `Upgrade
+    /// "paragon-on-prem" failed: context deadline exceeded`); revision N stays
+    /// `status=deployed`.
+    #[value(help = "Helm release paragon-on-prem's latest revision failed")]
+    FailedRelease,
+    /// `expiring-cert`: the `kubernetes.io/tls` secret `paragon/paragon-tls` holds a
+    /// certificate that expires 9 days after the sandbox started (day precision), instead of 60.
+    #[value(help = "TLS secret paragon-tls expires in 9 days")]
+    ExpiringCert,
+    /// `warning-events`: two events of type `Warning` in `paragon`, both seen in the last 10
+    /// minutes: reason `Unhealthy` (count 3, a readiness probe timeout) on the first
+    /// `hermes` pod, and reason `DNSConfigForming` (count 12, "Search Line
+    /// limits were exceeded") on the first `zeus` pod. No other fault makes Warning events.
+    #[value(help = "Warning events in the last hour")]
+    WarningEvents,
+    /// `migration-failed`: the Helm pre-upgrade hook Job `paragon/migrations-postgres-hermes`
+    /// (annotations `helm.sh/hook: pre-install,pre-upgrade`, delete policy
+    /// `before-hook-creation,hook-succeeded`, so a failed one stays) started 30 minutes ago and
+    /// failed: `status.failed` 1, conditions `FailureTarget` and `Failed` True with reason
+    /// `BackoffLimitExceeded`; its one pod is phase `Failed`, container `migrations`
+    /// terminated with reason `Error`, exit code 1, pod condition `Ready` False with reason
+    /// `PodFailed`. A clean sandbox has no `migrations-postgres-*` Job.
+    #[value(help = "a failed database migrations Job left behind")]
+    MigrationFailed,
+}
+
+impl Fault {
+    /// Every fault, in declaration order.
+    pub const ALL: [Fault; 12] = [
+        Fault::CrashLoop,
+        Fault::ImagePull,
+        Fault::Pending,
+        Fault::OomKilled,
+        Fault::NodeNotReady,
+        Fault::NodePressure,
+        Fault::DeploymentUnavailable,
+        Fault::PvcPending,
+        Fault::FailedRelease,
+        Fault::ExpiringCert,
+        Fault::WarningEvents,
+        Fault::MigrationFailed,
+    ];
+
+    /// The name used on the command line and in the fault annotation.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::CrashLoop => "crashloop",
+            Fault::ImagePull => "image-pull",
+            Fault::Pending => "pending",
+            Fault::OomKilled => "oom-killed",
+            Fault::NodeNotReady => "node-not-ready",
+            Fault::NodePressure => "node-pressure",
+            Fault::DeploymentUnavailable => "deployment-unavailable",
+            Fault::PvcPending => "pvc-pending",
+            Fault::FailedRelease => "failed-release",
+            Fault::ExpiringCert => "expiring-cert",
+            Fault::WarningEvents => "warning-events",
+            Fault::MigrationFailed => "migration-failed",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("the sandbox needs at least one node")]
+    NoNodes,
+    #[error(
+        "--pods {asked} is smaller than the installation itself ({min} pods on {nodes} nodes); \
+         ask for at least {min}, or 0 for the natural size"
+    )]
+    TooFewPods {
+        asked: usize,
+        min: usize,
+        nodes: usize,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot generate the installation: {0}")]
+    Generate(String),
+    #[error("{} exists and is not a sandbox kubeconfig; choose another --kubeconfig-out", path.display())]
+    KubeconfigExists { path: PathBuf },
+    #[error("cannot write the kubeconfig {}: {source}", path.display())]
+    WriteKubeconfig {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl SandboxError {
+    /// Whether the error comes from the options given (a usage error) rather than the system.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            SandboxError::NoNodes
+                | SandboxError::TooFewPods { .. }
+                | SandboxError::KubeconfigExists { .. }
+        )
+    }
+}
+
+/// A running sandbox; it serves until [`Sandbox::shutdown`] or until dropped.
+#[derive(Debug)]
+pub struct Sandbox {
+    addr: SocketAddr,
+    ca_pem: String,
+    token: tls::Token,
+    stats: Stats,
+    cancel: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+/// What was generated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub namespaces: usize,
+    pub nodes: usize,
+    pub pods: usize,
+    pub objects: usize,
+}
+
+impl Sandbox {
+    /// Generates the installation, binds `opts.listen` and serves in background tasks.
+    pub async fn start(opts: SandboxOptions) -> Result<Sandbox, SandboxError> {
+        let listener = tokio::net::TcpListener::bind(opts.listen)
+            .await
+            .map_err(|source| SandboxError::Bind {
+                addr: opts.listen,
+                source,
+            })?;
+        Self::start_on(listener, opts).await
+    }
+
+    /// As [`Sandbox::start`], on a listener the caller has bound (`opts.listen` is ignored).
+    pub async fn start_on(
+        listener: tokio::net::TcpListener,
+        opts: SandboxOptions,
+    ) -> Result<Sandbox, SandboxError> {
+        let bind_err = |source| SandboxError::Bind {
+            addr: opts.listen,
+            source,
+        };
+        let local = listener.local_addr().map_err(bind_err)?;
+        let addr = if local.ip().is_unspecified() {
+            let loopback = if local.is_ipv4() {
+                std::net::IpAddr::from([127, 0, 0, 1])
+            } else {
+                std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+            };
+            SocketAddr::new(loopback, local.port())
+        } else {
+            local
+        };
+        let now = jiff::Timestamp::now().as_second();
+        let creds = tls::credentials(local.ip(), now)?;
+        let world = {
+            let opts = opts.clone();
+            let ca = creds.ca_pem.clone();
+            tokio::task::spawn_blocking(move || generate::generate(&opts, now, &ca))
+                .await
+                .map_err(|e| SandboxError::Generate(e.to_string()))??
+        };
+        let stats = Stats {
+            namespaces: world.all(store::Res::Namespaces).len(),
+            nodes: world.all(store::Res::Nodes).len(),
+            pods: world.all(store::Res::Pods).len(),
+            objects: store::ALL.iter().map(|r| world.all(*r).len()).sum(),
+        };
+        let cancel = CancellationToken::new();
+        let api = server::Api {
+            world: Arc::new(world),
+            token: creds.token.clone(),
+            addr,
+            stopped: cancel.clone(),
+        };
+        let task = tokio::spawn(server::serve(
+            listener,
+            creds.server_config.clone(),
+            Arc::new(api),
+            cancel.clone(),
+        ));
+        tracing::info!(%addr, pods = stats.pods, nodes = stats.nodes, "sandbox serving");
+        Ok(Sandbox {
+            addr,
+            ca_pem: creds.ca_pem,
+            token: creds.token,
+            stats,
+            cancel,
+            task: Some(task),
+        })
+    }
+
+    /// As [`Sandbox::start_on`], with a std listener (made non-blocking here).
+    pub async fn start_on_std(
+        listener: std::net::TcpListener,
+        opts: SandboxOptions,
+    ) -> Result<Sandbox, SandboxError> {
+        let bind_err = |source| SandboxError::Bind {
+            addr: opts.listen,
+            source,
+        };
+        listener.set_nonblocking(true).map_err(bind_err)?;
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(bind_err)?;
+        Self::start_on(listener, opts).await
+    }
+
+    /// The address clients connect to (loopback when listening on an unspecified address).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `https://ADDR`.
+    pub fn server_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// The PEM of the CA that signed the serving certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The bearer token every request must carry.
+    pub fn token(&self) -> &str {
+        &self.token.0
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// A kubeconfig with one cluster, user and context, all named `sandbox`.
+    pub fn kubeconfig_yaml(&self) -> String {
+        let ca = base64::engine::general_purpose::STANDARD.encode(self.ca_pem.as_bytes());
+        format!(
+            "{KUBECONFIG_HEADER}; valid only while it runs\n\
+             apiVersion: v1\n\
+             kind: Config\n\
+             clusters:\n\
+             - name: sandbox\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\n\
+             users:\n\
+             - name: sandbox\n  user:\n    token: {}\n\
+             contexts:\n\
+             - name: sandbox\n  context:\n    cluster: sandbox\n    user: sandbox\n\
+             current-context: sandbox\n\
+             preferences: {{}}\n",
+            self.server_url(),
+            self.token.0,
+        )
+    }
+
+    /// Writes [`Sandbox::kubeconfig_yaml`] to `path`, readable by the owner only, through a
+    /// temporary file and a rename. An existing file is replaced only if it is itself a
+    /// sandbox kubeconfig.
+    pub fn write_kubeconfig(&self, path: &Path) -> Result<(), SandboxError> {
+        let err = |source| SandboxError::WriteKubeconfig {
+            path: path.to_path_buf(),
+            source,
+        };
+        match std::fs::read_to_string(path) {
+            Ok(old) if !old.starts_with(KUBECONFIG_HEADER) => {
+                return Err(SandboxError::KubeconfigExists {
+                    path: path.to_path_buf(),
+                });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // A file we cannot read as text is not ours either.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(SandboxError::KubeconfigExists {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(e) => return Err(err(e)),
+        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "kubeconfig".into());
+        let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o600);
+        }
+        let written = options.open(&tmp).and_then(|mut f| {
+            f.write_all(self.kubeconfig_yaml().as_bytes())?;
+            f.sync_all()
+        });
+        if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(err(e));
+        }
+        Ok(())
+    }
+
+    /// Stops accepting, closes the connections and waits (at most a few seconds) for the
+    /// serving tasks to end.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}

@@ -1,0 +1,693 @@
+//! The HTTPS side: TLS, bearer-token authentication, routing of the API paths, content
+//! negotiation (full objects, metadata-only, server-side tables) and Kubernetes `Status`
+//! errors. Requests only read the world; nothing here changes it.
+
+use std::convert::Infallible;
+use std::future::Future as _;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tokio_util::task::TaskTracker;
+
+use super::logs::{self, LogError, LogQuery};
+use super::selector::{FieldSelector, LabelSelector};
+use super::store::{self, ALL, Include, ListError, ListQuery, Res, Shape, World};
+use super::tls::Token;
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest a watch stays open, as the API server's default request timeout.
+const WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// What the request handlers share.
+#[derive(Debug)]
+pub(crate) struct Api {
+    pub world: Arc<World>,
+    pub token: Token,
+    pub addr: SocketAddr,
+    /// Cancelled when the sandbox stops; ends the watches.
+    pub stopped: CancellationToken,
+}
+
+/// Accepts connections until `cancel`, then lets open requests finish briefly and returns;
+/// the listener is closed as soon as accepting stops.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    api: Arc<Api>,
+    cancel: CancellationToken,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let tracker = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: back off rather than spin.
+                tracing::warn!("sandbox cannot accept a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (acceptor, api, cancel) = (acceptor.clone(), api.clone(), cancel.clone());
+        tracker.spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "sandbox TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "sandbox TLS handshake timed out");
+                    return;
+                }
+            };
+            let service = hyper::service::service_fn(move |req| {
+                let api = api.clone();
+                async move { Ok::<_, Infallible>(api.respond(&req)) }
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .keep_alive(true);
+            let conn = builder.serve_connection(TokioIo::new(tls), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(%peer, "sandbox connection ended: {e}");
+                    }
+                }
+                _ = cancel.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(3), tracker.wait()).await;
+}
+
+type Reply = Response<ReplyBody>;
+
+/// A whole answer, or a watch: a stream that never carries an event (the world never
+/// changes) and ends at its timeout or when the sandbox stops.
+pub(crate) enum ReplyBody {
+    Whole(Full<Bytes>),
+    Watch {
+        timeout: Pin<Box<tokio::time::Sleep>>,
+        stopped: Pin<Box<WaitForCancellationFutureOwned>>,
+    },
+}
+
+impl hyper::body::Body for ReplyBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            ReplyBody::Whole(full) => Pin::new(full).poll_frame(cx),
+            ReplyBody::Watch { timeout, stopped } => {
+                if timeout.as_mut().poll(cx).is_ready() || stopped.as_mut().poll(cx).is_ready() {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ReplyBody::Whole(full) => full.is_end_stream(),
+            ReplyBody::Watch { .. } => false,
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            ReplyBody::Whole(full) => full.size_hint(),
+            ReplyBody::Watch { .. } => hyper::body::SizeHint::default(),
+        }
+    }
+}
+
+fn reply(code: StatusCode, content_type: &'static str, body: Vec<u8>) -> Reply {
+    let mut r = Response::new(ReplyBody::Whole(Full::new(Bytes::from(body))));
+    *r.status_mut() = code;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn json(value: &serde_json::Value) -> Reply {
+    reply(
+        StatusCode::OK,
+        "application/json",
+        serde_json::to_vec(value).unwrap_or_default(),
+    )
+}
+
+/// A Kubernetes `Status` failure.
+fn status(code: StatusCode, reason: &str, message: &str, details: Option<(&str, &str)>) -> Reply {
+    let mut v = serde_json::json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code.as_u16(),
+    });
+    if let Some((kind, name)) = details {
+        v["details"] = serde_json::json!({ "name": name, "kind": kind });
+    }
+    let mut r = reply(
+        code,
+        "application/json",
+        serde_json::to_vec(&v).unwrap_or_default(),
+    );
+    if code == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"kubernetes\""),
+        );
+    }
+    r
+}
+
+fn not_found_path() -> Reply {
+    status(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        "the server could not find the requested resource",
+        None,
+    )
+}
+
+/// Compares without stopping at the first difference, so timing tells nothing.
+fn same_token(given: &[u8], want: &[u8]) -> bool {
+    given.len() == want.len()
+        && given
+            .iter()
+            .zip(want)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+impl Api {
+    fn authorized(&self, req: &Request<Incoming>) -> bool {
+        req.headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+            .is_some_and(|t| same_token(t, self.token.0.as_bytes()))
+    }
+
+    pub(crate) fn respond(&self, req: &Request<Incoming>) -> Reply {
+        let path = req.uri().path();
+        let r = self.route(req);
+        tracing::debug!(method = %req.method(), path, status = r.status().as_u16(), "sandbox request");
+        r
+    }
+
+    fn route(&self, req: &Request<Incoming>) -> Reply {
+        if !self.authorized(req) {
+            return status(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "Unauthorized",
+                None,
+            );
+        }
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                &format!(
+                    "the sandbox is read-only: {} is not supported",
+                    req.method()
+                ),
+                None,
+            );
+        }
+        let segs: Vec<&str> = req
+            .uri()
+            .path()
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
+        match segs.as_slice() {
+            ["version"] => json(&version()),
+            ["healthz" | "livez" | "readyz"] => {
+                reply(StatusCode::OK, "text/plain; charset=utf-8", b"ok".to_vec())
+            }
+            ["api"] => json(&serde_json::json!({
+                "kind": "APIVersions",
+                "versions": ["v1"],
+                "serverAddressByClientCIDRs": [
+                    { "clientCIDR": "0.0.0.0/0", "serverAddress": self.addr.to_string() }
+                ],
+            })),
+            ["api", "v1"] => json(&resource_list("")),
+            ["apis"] => json(&group_list()),
+            ["apis", group] => match group_of(group) {
+                Some(g) => json(&g),
+                None => not_found_path(),
+            },
+            ["apis", group, "v1"] if group_of(group).is_some() => json(&resource_list(group)),
+            ["api", "v1", rest @ ..] => self.resource(req, "", rest),
+            ["apis", group, "v1", rest @ ..] => self.resource(req, group, rest),
+            _ => not_found_path(),
+        }
+    }
+
+    fn resource(&self, req: &Request<Incoming>, group: &str, rest: &[&str]) -> Reply {
+        let find = |plural: &str| {
+            ALL.iter()
+                .copied()
+                .find(|r| r.kind().group == group && r.kind().plural == plural)
+        };
+        if let ["namespaces", ns, "pods", name, "log"] = rest
+            && group.is_empty()
+        {
+            return self.pod_log(req, ns, name);
+        }
+        let (res, namespace, name) = match rest {
+            [plural] => match find(plural) {
+                Some(r) => (r, None, None),
+                None => return not_found_path(),
+            },
+            [plural, name] => match find(plural) {
+                Some(r) if !r.kind().namespaced => (r, None, Some(*name)),
+                _ => return not_found_path(),
+            },
+            ["namespaces", ns, plural] => match find(plural) {
+                Some(r) if r.kind().namespaced => (r, Some(*ns), None),
+                _ => return not_found_path(),
+            },
+            ["namespaces", ns, plural, name] => match find(plural) {
+                Some(r) if r.kind().namespaced => (r, Some(*ns), Some(*name)),
+                _ => return not_found_path(),
+            },
+            _ => return not_found_path(),
+        };
+        let query: Vec<(String, String)> =
+            form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
+        let param = |k: &str| {
+            query
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        if matches!(param("watch"), Some("true" | "1")) {
+            if param("sendInitialEvents") == Some("true") {
+                return status(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    "the sandbox does not stream initial events; list, then watch",
+                    None,
+                );
+            }
+            let seconds = param("timeoutSeconds")
+                .and_then(|t| t.parse::<u64>().ok())
+                .unwrap_or(WATCH_TIMEOUT.as_secs())
+                .min(WATCH_TIMEOUT.as_secs());
+            let mut r = Response::new(ReplyBody::Watch {
+                timeout: Box::pin(tokio::time::sleep(Duration::from_secs(seconds))),
+                stopped: Box::pin(self.stopped.clone().cancelled_owned()),
+            });
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            return r;
+        }
+        let accept = req
+            .headers()
+            .get(hyper::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let include = match param("includeObject") {
+            Some("None") => Include::None,
+            Some("Object") => Include::Object,
+            _ => Include::Metadata,
+        };
+        let Some(shape) = negotiate(accept, include, name.is_none()) else {
+            return status(
+                StatusCode::NOT_ACCEPTABLE,
+                "NotAcceptable",
+                &format!(
+                    "only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io (asked for {accept:?})"
+                ),
+                None,
+            );
+        };
+        let content_type = match shape {
+            Shape::Full => "application/json",
+            Shape::Table { beta: false, .. } => "application/json;as=Table;v=v1;g=meta.k8s.io",
+            Shape::Table { beta: true, .. } => "application/json;as=Table;v=v1beta1;g=meta.k8s.io",
+            Shape::Metadata if name.is_some() => {
+                "application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io"
+            }
+            Shape::Metadata => "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io",
+        };
+        let now = jiff::Timestamp::now().as_second();
+        let world = &self.world;
+        if let Some(name) = name {
+            let ns = namespace.unwrap_or("");
+            return match world.get(res, ns, name) {
+                Some(e) => reply(
+                    StatusCode::OK,
+                    content_type,
+                    store::write_one(world, res, e, shape, now),
+                ),
+                None => status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("{} \"{name}\" not found", qualified(res)),
+                    Some((res.kind().plural, name)),
+                ),
+            };
+        }
+        let bad = |message: String| status(StatusCode::BAD_REQUEST, "BadRequest", &message, None);
+        let labels = match LabelSelector::parse(param("labelSelector").unwrap_or("")) {
+            Ok(l) => l,
+            Err(e) => return bad(e.0),
+        };
+        let fields =
+            match FieldSelector::parse(param("fieldSelector").unwrap_or(""), res.kind().fields) {
+                Ok(f) => f,
+                Err(e) => return bad(e.0),
+            };
+        let limit = match param("limit").map(str::parse::<usize>) {
+            None => None,
+            Some(Ok(l)) => Some(l),
+            Some(Err(_)) => return bad("limit must be a non-negative integer".into()),
+        };
+        let q = ListQuery {
+            limit,
+            continue_token: param("continue")
+                .filter(|c| !c.is_empty())
+                .map(str::to_string),
+            labels,
+            fields,
+        };
+        match world.list(res, namespace, &q) {
+            Ok(page) => reply(
+                StatusCode::OK,
+                content_type,
+                store::write_list(world, res, &page, shape, now),
+            ),
+            Err(ListError::Expired) => status(
+                StatusCode::GONE,
+                "Expired",
+                "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+                None,
+            ),
+            Err(ListError::BadContinue(_)) => bad("invalid continue token".into()),
+        }
+    }
+}
+
+impl Api {
+    /// `GET .../pods/NAME/log`: the generated log of the pod's container.
+    fn pod_log(&self, req: &Request<Incoming>, namespace: &str, name: &str) -> Reply {
+        let Some(e) = self.world.get(Res::Pods, namespace, name) else {
+            return status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                &format!("pods \"{name}\" not found"),
+                Some(("pods", name)),
+            );
+        };
+        let mut json = Vec::new();
+        e.write_object(&mut json);
+        let pod: k8s_openapi::api::core::v1::Pod = match serde_json::from_slice(&json) {
+            Ok(p) => p,
+            Err(e) => {
+                return status(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalError",
+                    &format!("cannot read pod {name}: {e}"),
+                    None,
+                );
+            }
+        };
+        let query: Vec<(String, String)> =
+            form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
+        let param = |k: &str| {
+            query
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        let q = LogQuery {
+            container: param("container"),
+            previous: param("previous") == Some("true"),
+            tail: param("tailLines").and_then(|t| t.parse().ok()),
+            timestamps: param("timestamps") == Some("true"),
+        };
+        match logs::pod_log(&pod, q, jiff::Timestamp::now().as_second()) {
+            Ok(text) => reply(StatusCode::OK, "text/plain", text.into_bytes()),
+            Err(LogError::BadRequest(m)) => status(StatusCode::BAD_REQUEST, "BadRequest", &m, None),
+        }
+    }
+}
+
+/// `pods`, or `deployments.apps`, as the API server names resources in messages.
+fn qualified(res: Res) -> String {
+    let k = res.kind();
+    if k.group.is_empty() {
+        k.plural.to_string()
+    } else {
+        format!("{}.{}", k.plural, k.group)
+    }
+}
+
+/// Picks the first media range of `accept` the sandbox can produce.
+fn negotiate(accept: &str, include: Include, list: bool) -> Option<Shape> {
+    if accept.trim().is_empty() {
+        return Some(Shape::Full);
+    }
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("");
+        let mut as_ = None;
+        let mut group = None;
+        let mut version = None;
+        for p in parts {
+            match p.split_once('=') {
+                Some(("as", v)) => as_ = Some(v),
+                Some(("g", v)) => group = Some(v),
+                Some(("v", v)) => version = Some(v),
+                _ => {}
+            }
+        }
+        if !matches!(media, "application/json" | "application/*" | "*/*") {
+            continue;
+        }
+        match (as_, group, version) {
+            (None, _, _) => return Some(Shape::Full),
+            (Some("Table"), Some("meta.k8s.io"), Some(v @ ("v1" | "v1beta1"))) => {
+                return Some(Shape::Table {
+                    beta: v == "v1beta1",
+                    include,
+                });
+            }
+            (Some("PartialObjectMetadataList"), Some("meta.k8s.io"), Some("v1")) if list => {
+                return Some(Shape::Metadata);
+            }
+            (Some("PartialObjectMetadata"), Some("meta.k8s.io"), Some("v1")) if !list => {
+                return Some(Shape::Metadata);
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn version() -> serde_json::Value {
+    serde_json::json!({
+        "major": "1",
+        "minor": "33",
+        "emulationMajor": "1",
+        "emulationMinor": "33",
+        "minCompatibilityMajor": "1",
+        "minCompatibilityMinor": "32",
+        "gitVersion": "v1.33.1-paragon-sandbox",
+        "gitCommit": "8adc0f041b8e7ad1d30e29cc59c6ae7a15e19828",
+        "gitTreeState": "clean",
+        "buildDate": "2025-05-15T08:19:08Z",
+        "goVersion": "go1.24.2",
+        "compiler": "gc",
+        "platform": "linux/amd64",
+    })
+}
+
+const GROUPS: [&str; 2] = ["apps", "batch"];
+
+fn group_of(name: &str) -> Option<serde_json::Value> {
+    GROUPS.contains(&name).then(|| {
+        let gv = serde_json::json!({ "groupVersion": format!("{name}/v1"), "version": "v1" });
+        serde_json::json!({
+            "kind": "APIGroup",
+            "apiVersion": "v1",
+            "name": name,
+            "versions": [gv.clone()],
+            "preferredVersion": gv,
+        })
+    })
+}
+
+fn group_list() -> serde_json::Value {
+    let groups: Vec<serde_json::Value> = GROUPS
+        .iter()
+        .filter_map(|g| {
+            group_of(g).map(|mut v| {
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("kind");
+                    o.remove("apiVersion");
+                }
+                v
+            })
+        })
+        .collect();
+    serde_json::json!({ "kind": "APIGroupList", "apiVersion": "v1", "groups": groups })
+}
+
+fn resource_list(group: &str) -> serde_json::Value {
+    let resources: Vec<serde_json::Value> = ALL
+        .iter()
+        .map(|r| r.kind())
+        .filter(|k| k.group == group)
+        .map(|k| {
+            let mut v = serde_json::json!({
+                "name": k.plural,
+                "singularName": k.singular,
+                "namespaced": k.namespaced,
+                "kind": k.kind,
+                "verbs": ["get", "list", "watch"],
+            });
+            if !k.short_names.is_empty() {
+                v["shortNames"] = serde_json::json!(k.short_names);
+            }
+            if matches!(
+                k.plural,
+                "pods"
+                    | "services"
+                    | "deployments"
+                    | "statefulsets"
+                    | "daemonsets"
+                    | "replicasets"
+                    | "jobs"
+                    | "cronjobs"
+            ) {
+                v["categories"] = serde_json::json!(["all"]);
+            }
+            v
+        })
+        .collect();
+    let mut resources = resources;
+    if group.is_empty() {
+        resources.push(serde_json::json!({
+            "name": "pods/log",
+            "singularName": "",
+            "namespaced": true,
+            "kind": "Pod",
+            "verbs": ["get"],
+        }));
+    }
+    let gv = if group.is_empty() {
+        "v1".to_string()
+    } else {
+        format!("{group}/v1")
+    };
+    serde_json::json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": gv,
+        "resources": resources,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubectl_table_request_gets_a_table() {
+        let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+        assert_eq!(
+            negotiate(accept, Include::Metadata, true),
+            Some(Shape::Table {
+                beta: false,
+                include: Include::Metadata
+            })
+        );
+    }
+
+    #[test]
+    fn aggregated_discovery_and_protobuf_fall_back_to_json() {
+        let accept =
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
+        assert_eq!(
+            negotiate(accept, Include::Metadata, true),
+            Some(Shape::Full)
+        );
+        let accept = "application/vnd.kubernetes.protobuf, */*";
+        assert_eq!(
+            negotiate(accept, Include::Metadata, true),
+            Some(Shape::Full)
+        );
+        assert_eq!(negotiate("", Include::Metadata, false), Some(Shape::Full));
+    }
+
+    #[test]
+    fn metadata_lists_and_unacceptable_types() {
+        let accept = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+        assert_eq!(
+            negotiate(accept, Include::Metadata, true),
+            Some(Shape::Metadata)
+        );
+        assert_eq!(
+            negotiate(
+                "application/vnd.kubernetes.protobuf",
+                Include::Metadata,
+                true
+            ),
+            None
+        );
+        assert_eq!(negotiate("text/html", Include::Metadata, true), None);
+    }
+
+    #[test]
+    fn token_comparison() {
+        assert!(same_token(b"abc", b"abc"));
+        assert!(!same_token(b"abd", b"abc"));
+        assert!(!same_token(b"ab", b"abc"));
+    }
+}

@@ -1,0 +1,185 @@
+//! The sandbox's credentials: its own certificate authority, the serving certificate it
+//! signs (valid for the listen address, `localhost` and the in-cluster API names), the
+//! bearer token, and the certificates the generated TLS secrets carry.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use ring::rand::{SecureRandom, SystemRandom};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+const DAY: i64 = 86_400;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot make the sandbox's certificates: {0}")]
+    Certificate(#[from] rcgen::Error),
+    #[error("cannot set up TLS for the sandbox: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("the operating system's random number generator failed")]
+    Random,
+    #[error("cannot compute a certificate date: {0}")]
+    Date(String),
+}
+
+/// A bearer token; its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Token(pub(crate) String);
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token([redacted])")
+    }
+}
+
+/// What a running sandbox serves with.
+pub(crate) struct Credentials {
+    pub ca_pem: String,
+    pub server_config: Arc<rustls::ServerConfig>,
+    pub token: Token,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `n` random bytes as lowercase hex.
+pub(crate) fn random_hex(n: usize) -> Result<String, TlsError> {
+    let mut bytes = vec![0u8; n];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| TlsError::Random)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A fresh CA and a serving certificate for `ip` (all loopback names when it is unspecified).
+pub(crate) fn credentials(ip: IpAddr, now: i64) -> Result<Credentials, TlsError> {
+    let (ca_params, ca_key) = ca("paragon-admin sandbox CA", now - DAY, now + 365 * DAY)?;
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    let mut sans = vec![
+        "localhost".to_string(),
+        "kubernetes".to_string(),
+        "kubernetes.default".to_string(),
+        "kubernetes.default.svc".to_string(),
+        ip.to_string(),
+    ];
+    if ip.is_unspecified() {
+        sans.push(Ipv4Addr::LOCALHOST.to_string());
+        sans.push(Ipv6Addr::LOCALHOST.to_string());
+    }
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(sans)?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "kube-apiserver");
+    set_validity(&mut params, now - DAY, now + 365 * DAY)?;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.use_authority_key_identifier_extension = true;
+    let cert = params.signed_by(&key, &issuer)?;
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![
+                cert.der().clone(),
+                CertificateDer::from(ca_cert.der().to_vec()),
+            ],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Credentials {
+        ca_pem: ca_cert.pem(),
+        server_config: Arc::new(config),
+        token: Token(random_hex(32)?),
+    })
+}
+
+fn ca(
+    name: &str,
+    not_before: i64,
+    not_after: i64,
+) -> Result<(CertificateParams, KeyPair), TlsError> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::new())?;
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+    ];
+    set_validity(&mut params, not_before, not_after)?;
+    Ok((params, key))
+}
+
+/// Sets a certificate's validity to the days of two unix times (rcgen's date precision).
+fn set_validity(params: &mut CertificateParams, from: i64, to: i64) -> Result<(), TlsError> {
+    let (y, m, d) = ymd(from)?;
+    params.not_before = rcgen::date_time_ymd(y, m, d);
+    let (y, m, d) = ymd(to)?;
+    params.not_after = rcgen::date_time_ymd(y, m, d);
+    Ok(())
+}
+
+fn ymd(unix: i64) -> Result<(i32, u8, u8), TlsError> {
+    let d = jiff::Timestamp::from_second(unix)
+        .map_err(|e| TlsError::Date(e.to_string()))?
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let month = u8::try_from(d.month()).map_err(|e| TlsError::Date(e.to_string()))?;
+    let day = u8::try_from(d.day()).map_err(|e| TlsError::Date(e.to_string()))?;
+    Ok((i32::from(d.year()), month, day))
+}
+
+/// A `kubernetes.io/tls` secret's contents: a leaf certificate, its key and its CA.
+#[derive(Debug)]
+pub(crate) struct TlsSecretData {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub ca_pem: String,
+}
+
+/// A certificate for `names`, valid between two unix times (day precision), signed by a
+/// fresh issuing CA named `ca_name`.
+pub(crate) fn tls_secret(
+    ca_name: &str,
+    names: &[&str],
+    not_before: i64,
+    not_after: i64,
+) -> Result<TlsSecretData, TlsError> {
+    let (ca_params, ca_key) = ca(ca_name, not_before - 30 * DAY, not_after + 365 * DAY)?;
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate()?;
+    let mut params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
+    if let Some(first) = names.first() {
+        params.distinguished_name.push(DnType::CommonName, *first);
+    }
+    set_validity(&mut params, not_before, not_after)?;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.use_authority_key_identifier_extension = true;
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok(TlsSecretData {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        ca_pem: ca_cert.pem(),
+    })
+}
