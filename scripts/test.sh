@@ -16,6 +16,11 @@ declare -A need=(
   [python3]=python3
   [openssl]=openssl
   [base64]=coreutils
+  [ssh-agent]=openssh-client
+  [ssh-add]=openssh-client
+  [sha256sum]=coreutils
+  # kubectl (the ssh tests run it on the test bastion; Debian's archive does not carry it) is
+  # installed below when missing.
 )
 missing=()
 for cmd in "${!need[@]}"; do

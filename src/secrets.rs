@@ -93,6 +93,12 @@ fn init_store() -> Result<(), SecretError> {
 #[cfg(target_os = "linux")]
 fn join_session_keyring() -> Result<(), SecretError> {
     use linux_keyutils::{KeyRing, KeyRingIdentifier};
+    // A kernel without persistent keyrings: a new session keyring would die with this
+    // process, so keep the shared per-user one (the store then never links, so no conflict).
+    // The probe links the persistent keyring into this thread's own keyring only.
+    if KeyRing::get_persistent(KeyRingIdentifier::Thread).is_err() {
+        return Ok(());
+    }
     KeyRing::from_special_id(KeyRingIdentifier::Session, true)
         .map(|_| ())
         .map_err(|e| SecretError::Unavailable(format!("no session keyring: {e}")))

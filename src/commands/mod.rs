@@ -3,6 +3,7 @@
 
 mod forward;
 mod kubeconfig;
+mod kubectl;
 mod profiles;
 mod sandbox;
 mod secrets;
@@ -17,8 +18,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Profiles => profiles::run(g),
         Command::Ssh(a) => ssh::run(g, &a.command).await,
-        Command::Kubectl(a) => ssh::passthrough(g, "kubectl", &a.args).await,
-        Command::Helm(a) => ssh::passthrough(g, "helm", &a.args).await,
+        Command::Kubectl(a) => kubectl::run(g, "kubectl", &a.args).await,
+        Command::Helm(a) => kubectl::run(g, "helm", &a.args).await,
         Command::Secrets { action } => secrets::run(g, &action),
         Command::Forward(a) => forward::run(g, a).await,
         Command::Kubeconfig(a) => kubeconfig::run(g, a).await,

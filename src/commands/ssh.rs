@@ -1,10 +1,8 @@
-//! `paragon-admin ssh [-- CMD...]`, `kubectl ARGS...`, `helm ARGS...`: glue over `Bastion`.
+//! `paragon-admin ssh [-- CMD...]`: a shell or one command on the bastion, glue over `Bastion`.
 
 use crate::cli::Globals;
 use crate::ssh::Bastion;
 use crate::ssh::exec::Request;
-use crate::ssh::quote::command_line;
-use crate::ssh::shell::Pty;
 
 /// A shell, or one command (its words joined with spaces, as OpenSSH joins them).
 pub async fn run(g: &Globals, command: &[String]) -> anyhow::Result<u8> {
@@ -18,19 +16,7 @@ pub async fn run(g: &Globals, command: &[String]) -> anyhow::Result<u8> {
     Ok(exit_byte(status))
 }
 
-/// `program` on the bastion with each argument quoted for the remote shell; a PTY only when
-/// stdin is a terminal.
-pub async fn passthrough(g: &Globals, program: &str, args: &[String]) -> anyhow::Result<u8> {
-    let profile = super::resolve_profile(g)?;
-    let bastion = Bastion::connect(&profile).await?;
-    let line = command_line(program, args);
-    let status = bastion
-        .run(Request::Exec(&line), Pty::if_terminal())
-        .await?;
-    Ok(exit_byte(status))
-}
-
 /// A remote status as a process exit status (which keeps only the low byte, as a shell does).
-fn exit_byte(status: u32) -> u8 {
+pub(super) fn exit_byte(status: u32) -> u8 {
     (status & 0xff) as u8
 }

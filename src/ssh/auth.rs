@@ -30,7 +30,7 @@ pub(super) async fn authenticate(
 ) -> Result<(), SshError> {
     let mut tried: Vec<String> = Vec::new();
     if std::env::var_os("SSH_AUTH_SOCK").is_some_and(|s| !s.is_empty())
-        && try_agent(handle, user, &mut tried).await?
+        && try_agent(handle, user, target, &mut tried).await?
     {
         return Ok(());
     }
@@ -40,7 +40,7 @@ pub(super) async fn authenticate(
     };
     for path in files {
         let key = load_identity(&path, &profile.name, prompting).await?;
-        let hash = rsa_hash(handle, key.public_key()).await?;
+        let hash = rsa_hash(handle, key.public_key(), target).await?;
         tried.push(path.display().to_string());
         let result = handle
             .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(key), hash))
@@ -70,6 +70,7 @@ pub(super) async fn authenticate(
 async fn try_agent(
     handle: &mut Handle<Client>,
     user: &str,
+    target: &str,
     tried: &mut Vec<String>,
 ) -> Result<bool, SshError> {
     let mut agent = match AgentClient::connect_env().await {
@@ -97,7 +98,7 @@ async fn try_agent(
         .collect();
     tried.push(format!("ssh-agent ({} keys)", keys.len()));
     for key in keys {
-        let hash = rsa_hash(handle, &key).await?;
+        let hash = rsa_hash(handle, &key, target).await?;
         match handle
             .authenticate_publickey_with(user, key, hash, &mut agent)
             .await
@@ -111,14 +112,21 @@ async fn try_agent(
 }
 
 /// For RSA keys, the best signature hash the server accepts; none for other keys.
-async fn rsa_hash(handle: &Handle<Client>, key: &PublicKey) -> Result<Option<HashAlg>, SshError> {
+async fn rsa_hash(
+    handle: &Handle<Client>,
+    key: &PublicKey,
+    target: &str,
+) -> Result<Option<HashAlg>, SshError> {
     if !key.algorithm().is_rsa() {
         return Ok(None);
     }
     Ok(handle
         .best_supported_rsa_hash()
         .await
-        .map_err(SshError::from)?
+        .map_err(|source| SshError::Handshake {
+            target: target.to_string(),
+            source,
+        })?
         .flatten()
         .or(Some(HashAlg::Sha256)))
 }

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use russh::{ChannelMsg, Sig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
 
 use super::shell::{Pty, RawMode};
 use super::{Bastion, SshError};
@@ -42,6 +43,46 @@ fn signal_status(sig: &Sig) -> u32 {
         Sig::ALRM => 14,
         Sig::TERM => 15,
         Sig::Custom(_) => 127,
+    }
+}
+
+/// A thread writing to this process's stdout or stderr: the async loop never waits on a
+/// pipe itself, and each chunk costs one write instead of a trip through tokio's blocking
+/// pool. The bounded queue passes backpressure on to the SSH window.
+struct Sink {
+    tx: mpsc::Sender<Vec<u8>>,
+    thread: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+impl Sink {
+    fn spawn<W: std::io::Write + 'static>(open: fn() -> W) -> Sink {
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
+        let thread = std::thread::spawn(move || {
+            let mut out = open();
+            while let Some(chunk) = rx.blocking_recv() {
+                out.write_all(&chunk)?;
+                if rx.is_empty() {
+                    out.flush()?;
+                }
+            }
+            out.flush()
+        });
+        Sink { tx, thread }
+    }
+
+    /// Queues a chunk; false when the writer has stopped (its error comes from `finish`).
+    async fn send(&self, chunk: Vec<u8>) -> bool {
+        self.tx.send(chunk).await.is_ok()
+    }
+
+    /// Waits until everything queued is written.
+    async fn finish(self) -> std::io::Result<()> {
+        drop(self.tx);
+        let thread = self.thread;
+        match tokio::task::spawn_blocking(move || thread.join()).await {
+            Ok(Ok(r)) => r,
+            _ => Err(std::io::Error::other("the output writer stopped")),
+        }
     }
 }
 
@@ -125,31 +166,33 @@ impl Bastion {
             let write = write.clone();
             tokio::spawn(super::shell::pass_window_changes(write))
         });
-        let mut stdout = tokio::io::stdout();
-        let mut stderr = tokio::io::stderr();
+        let stdout = Sink::spawn(std::io::stdout);
+        let stderr = Sink::spawn(std::io::stderr);
         let mut status = None;
-        let result: Result<(), std::io::Error> = async {
-            while let Some(msg) = read.wait().await {
-                match msg {
-                    ChannelMsg::Data { data } => {
-                        stdout.write_all(&data).await?;
-                        stdout.flush().await?;
-                    }
-                    ChannelMsg::ExtendedData { data, ext: 1 } => {
-                        stderr.write_all(&data).await?;
-                        stderr.flush().await?;
-                    }
-                    ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
-                    ChannelMsg::ExitSignal { signal_name, .. } => {
-                        status = Some(signal_status(&signal_name));
-                    }
-                    ChannelMsg::Close => break,
-                    _ => {}
+        // Keep reading after ExitStatus: output may still follow until the channel closes.
+        while let Some(msg) = read.wait().await {
+            let sent = match msg {
+                ChannelMsg::Data { data } => stdout.send(data.to_vec()).await,
+                ChannelMsg::ExtendedData { data, ext: 1 } => stderr.send(data.to_vec()).await,
+                ChannelMsg::ExitStatus { exit_status } => {
+                    status = Some(exit_status);
+                    true
                 }
+                ChannelMsg::ExitSignal { signal_name, .. } => {
+                    status = Some(signal_status(&signal_name));
+                    true
+                }
+                ChannelMsg::Close => break,
+                _ => true,
+            };
+            if !sent {
+                break; // the sink failed: its error is reported below
             }
-            Ok(())
         }
-        .await;
+        let result = match (stdout.finish().await, stderr.finish().await) {
+            (Err(e), _) | (_, Err(e)) => Err(e),
+            _ => Ok(()),
+        };
         stdin_pump.abort();
         if let Some(r) = resize {
             r.abort();

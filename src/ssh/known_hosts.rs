@@ -255,8 +255,9 @@ fn wildcard_match(pattern: &str, text: &str) -> bool {
 
 /// Reads a known_hosts file; a missing file is an empty one.
 pub fn load(path: &Path) -> std::io::Result<KnownHosts> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(KnownHosts::parse(&text)),
+    // A line that is not UTF-8 (a stray comment) must not hide the others.
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(KnownHosts::parse(&String::from_utf8_lossy(&bytes))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KnownHosts::default()),
         Err(e) => Err(e),
     }
@@ -266,20 +267,16 @@ pub fn load(path: &Path) -> std::io::Result<KnownHosts> {
 /// file next to it and renamed over it, so a crash never leaves half a file. A file without
 /// a final newline gets one first. The folder is created (0700) when missing.
 pub fn append(path: &Path, line: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
+        create_private_dir(dir)?;
     }
-    let (mut bytes, mode) = match std::fs::read(path) {
-        Ok(b) => (b, std::fs::metadata(path)?.permissions().mode()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), 0o644),
+    let (mut bytes, permissions) = match std::fs::read(path) {
+        Ok(b) => (b, Some(std::fs::metadata(path)?.permissions())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), None),
         Err(e) => return Err(e),
     };
     if !bytes.is_empty() && !bytes.ends_with(b"\n") {
@@ -289,8 +286,37 @@ pub fn append(path: &Path, line: &str) -> std::io::Result<()> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(&bytes)?;
     tmp.as_file().sync_all()?;
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))?;
+    match permissions {
+        Some(p) => std::fs::set_permissions(tmp.path(), p)?,
+        None => set_new_file_permissions(tmp.path())?,
+    }
     tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+/// A new known_hosts is readable by all, as OpenSSH writes it (0644).
+#[cfg(unix)]
+fn set_new_file_permissions(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+}
+
+#[cfg(not(unix))]
+fn set_new_file_permissions(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
@@ -476,6 +502,19 @@ mod tests {
         std::fs::write(&p, "# keep me").unwrap();
         append(&p, "b x y\n").unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "# keep me\nb x y\n");
+    }
+
+    #[test]
+    fn append_keeps_the_file_mode_and_creates_new_files_0644() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("known_hosts");
+        append(&p, "a x y\n").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&p), 0o644);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        append(&p, "b x y\n").unwrap();
+        assert_eq!(mode(&p), 0o600);
     }
 
     #[test]

@@ -484,6 +484,26 @@ mod tests {
         assert_eq!(c.window_size, WINDOW_SIZE);
     }
 
+    #[tokio::test]
+    async fn deadline_does_not_count_time_spent_at_a_prompt() {
+        let (tx, rx) = watch::channel(false);
+        let start = tokio::time::Instant::now();
+        let person = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            tx.send_replace(true);
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            tx.send_replace(false);
+            // Keep the sender alive: a dropped sender means the attempt is over.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        deadline(Duration::from_millis(300), rx).await;
+        let took = start.elapsed();
+        // 300 ms of budget plus the 400 ms at the prompt.
+        assert!(took >= Duration::from_millis(650), "{took:?}");
+        assert!(took < Duration::from_secs(3), "{took:?}");
+        person.abort();
+    }
+
     #[test]
     fn ciphers_are_aeads_first_and_each_offered_once() {
         let order = cipher_order();

@@ -37,6 +37,12 @@ impl Pty {
     pub fn if_terminal() -> Option<Pty> {
         std::io::stdin().is_terminal().then(Pty::local)
     }
+
+    /// A PTY when stdin and stdout are both terminals: a tool run through a PTY writes CRLF
+    /// line ends and merges stderr into stdout, which a pipe or a file must not get.
+    pub fn if_interactive() -> Option<Pty> {
+        (std::io::stdin().is_terminal() && std::io::stdout().is_terminal()).then(Pty::local)
+    }
 }
 
 /// The local terminal in raw mode for as long as this lives.
@@ -56,6 +62,7 @@ impl Drop for RawMode {
 }
 
 /// Sends the local terminal's size to the remote PTY on every SIGWINCH.
+#[cfg(unix)]
 pub(super) async fn pass_window_changes(write: Arc<ChannelWriteHalf<Msg>>) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut winch) = signal(SignalKind::window_change()) else {
@@ -72,6 +79,10 @@ pub(super) async fn pass_window_changes(write: Arc<ChannelWriteHalf<Msg>>) {
         }
     }
 }
+
+/// Windows has no SIGWINCH: the size given when the PTY was opened stays.
+#[cfg(not(unix))]
+pub(super) async fn pass_window_changes(_write: Arc<ChannelWriteHalf<Msg>>) {}
 
 impl Bastion {
     /// An interactive login shell: on a PTY when stdin is a terminal, else a plain session

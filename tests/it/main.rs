@@ -3,6 +3,7 @@
 
 mod support;
 
+mod bastion;
 mod config;
 mod forward;
 mod sandbox;

@@ -488,3 +488,338 @@ fn proxy_jump_reaches_the_bastion_through_another_sshd() {
         r.stderr
     );
 }
+
+#[test]
+fn pty_shell_gets_size_term_and_resizes_and_leaves_the_terminal_sane() {
+    let (sshd, home, _) = bastion();
+    let bin = env!("CARGO_BIN_EXE_paragon-admin");
+    // `script` gives the shell a terminal; the outer shell sizes it, resizes it a second
+    // later (the kernel sends SIGWINCH), and prints its settings after we exit.
+    let inner = format!(
+        "stty rows 33 cols 101; (sleep 1; stty -F /dev/tty rows 40 cols 120) & {bin} ssh; echo STATUS=$?; stty -a"
+    );
+    let base = home.paragon();
+    let mut cmd = Command::new("script");
+    cmd.env_clear();
+    for (k, v) in base.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    cmd.env("TERM", "vt220")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("script must be installed (bsdutils)");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"stty size; echo TERM=$TERM; sleep 3; stty size; exit 7\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("33 101"), "{text}\n{}", sshd.log());
+    assert!(text.contains("TERM=vt220"), "{text}");
+    assert!(text.contains("40 120"), "{text}");
+    assert!(text.contains("STATUS=7"), "{text}");
+    let after = &text[text.find("STATUS=7").unwrap()..];
+    assert!(
+        after.contains("icanon") && !after.contains("-icanon"),
+        "{after}"
+    );
+    assert!(
+        after.contains(" echo ") && !after.contains("-echo "),
+        "{after}"
+    );
+}
+
+#[test]
+fn passthrough_gets_a_pty_only_when_stdin_is_a_terminal() {
+    let (sshd, home, _) = bastion();
+    // This sshd's `helm` reports whether its stdin is a terminal.
+    std::fs::write(
+        sshd.bin_dir.join("helm"),
+        "#!/bin/sh\nif tty -s; then echo tty; else echo no-tty; fi\n",
+    )
+    .unwrap();
+    let r = run(home.paragon().arg("helm").stdin(Stdio::null()));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert_eq!(r.stdout, "no-tty\n");
+    let bin = env!("CARGO_BIN_EXE_paragon-admin");
+    // stdin stays open until the command is done: `script` ends its child at stdin's EOF.
+    let text = on_terminal(&home, &format!("{bin} helm; echo STATUS=$?"), "", b"");
+    assert!(text.contains("tty") && !text.contains("no-tty"), "{text}");
+    assert!(text.contains("STATUS=0"), "{text}");
+    // A terminal on stdin but a pipe on stdout: no PTY, so the pipe gets clean lines.
+    let text = on_terminal(
+        &home,
+        &format!("{bin} helm | od -c; echo STATUS=$?"),
+        "",
+        b"",
+    );
+    assert!(text.contains("n   o   -   t   t   y  \\n"), "{text}");
+}
+
+/// A real `ssh-agent` on a socket in a temp dir, killed on drop.
+struct Agent {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Agent {
+    fn start() -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&sock)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("ssh-agent must be installed (openssh-client)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !sock.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ssh-agent did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Agent { child, dir }
+    }
+    fn sock(&self) -> PathBuf {
+        self.dir.path().join("agent.sock")
+    }
+    fn add(&self, key: &std::path::Path) {
+        let st = Command::new("ssh-add")
+            .arg(key)
+            .env("SSH_AUTH_SOCK", self.sock())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn ssh_agent_keys_are_tried_first_and_named_when_refused() {
+    let sshd = Sshd::start();
+    let home = Home::new();
+    let kh = sshd.write_known_hosts(&home.path().join("known_hosts"));
+    // No identity_file, and no ~/.ssh keys in the clean home: only the agent can help.
+    let text = sshd
+        .profile_toml(&kh, "yes", "")
+        .lines()
+        .filter(|l| !l.starts_with("identity_file"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    home.write_config(&text);
+    let agent = Agent::start();
+    let r = run(home
+        .paragon()
+        .env("SSH_AUTH_SOCK", agent.sock())
+        .args(["ssh", "--", "true"])
+        .stdin(Stdio::null()));
+    assert_eq!(r.status, Some(255), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("tried: ssh-agent (0 keys)"),
+        "{}",
+        r.stderr
+    );
+    agent.add(&sshd.client_key);
+    let r = run(home
+        .paragon()
+        .env("SSH_AUTH_SOCK", agent.sock())
+        .args(["ssh", "--", "echo agent"])
+        .stdin(Stdio::null()));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert_eq!(r.stdout, "agent\n");
+}
+
+/// Runs `line` under `script` (a terminal) with the home's clean environment; types `input`
+/// once the output shows `after` (typing earlier would be flushed by a password prompt).
+fn on_terminal(home: &Home, line: &str, after: &str, input: &[u8]) -> String {
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+    let base = home.paragon();
+    let mut cmd = Command::new("script");
+    cmd.env_clear();
+    for (k, v) in base.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    let mut child = cmd
+        .args(["-qec", line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script must be installed (bsdutils)");
+    let mut stdout = child.stdout.take().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let text = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !text().contains(after) {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`{after}` never appeared: {}", text());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).unwrap();
+    let _ = child.wait();
+    drop(stdin);
+    reader.join().unwrap();
+    text()
+}
+
+#[test]
+fn ask_on_a_terminal_shows_the_fingerprint_and_records_only_on_yes() {
+    let sshd = Sshd::start();
+    let home = Home::new();
+    let kh = home.path().join("known_hosts");
+    home.write_config(&sshd.profile_toml(&kh, "ask", ""));
+    let fp = openssh_fingerprint(&sshd.host_public_key("ed25519"));
+    let bin = env!("CARGO_BIN_EXE_paragon-admin");
+    let line = format!("{bin} ssh -- echo asked; echo STATUS=$?");
+
+    let text = on_terminal(&home, &line, "continue connecting", b"n");
+    assert!(text.contains(&fp), "{text}");
+    assert!(text.contains("STATUS=255"), "{text}");
+    assert!(!text.contains("asked\r\n"), "{text}");
+    assert!(!kh.exists());
+
+    let text = on_terminal(&home, &line, "continue connecting", b"y");
+    assert!(text.contains(&fp), "{text}");
+    assert!(text.contains("STATUS=0"), "{text}");
+    assert!(text.contains("asked"), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(&kh).unwrap(),
+        sshd.known_hosts_line()
+    );
+}
+
+#[test]
+fn locked_identity_asks_for_its_passphrase_on_a_terminal() {
+    let sshd = Sshd::start();
+    let home = Home::new();
+    let key = home.path().join("locked_key");
+    keygen(&key, "ed25519", "typed pass");
+    sshd.authorize(&key.with_extension("pub"));
+    let kh = sshd.write_known_hosts(&home.path().join("known_hosts"));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    // A profile name with no stored secret, so the prompt is the only source.
+    let text = sshd
+        .profile_toml_named(&format!("prompt{nanos}"), &kh, "yes", "")
+        .replace(
+            &sshd.client_key.display().to_string(),
+            &key.display().to_string(),
+        );
+    home.write_config(&text);
+    let bin = env!("CARGO_BIN_EXE_paragon-admin");
+    let line = format!("{bin} ssh -- echo unlocked-by-prompt; echo STATUS=$?");
+    let text = on_terminal(&home, &line, "Passphrase for", b"typed pass\n");
+    assert!(text.contains("Passphrase for"), "{text}");
+    assert!(text.contains("unlocked-by-prompt"), "{text}");
+    assert!(text.contains("STATUS=0"), "{text}");
+    assert!(!text.contains("typed pass"), "{text}");
+}
+
+/// A network namespace with only its loopback up; deleted on drop.
+struct NetNs {
+    name: String,
+}
+
+impl NetNs {
+    fn new() -> NetNs {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!("pa-ssh-{}-{nanos}", std::process::id());
+        let ok = |args: &[&str]| {
+            let st = Command::new("ip")
+                .args(args)
+                .status()
+                .expect("ip must be installed (iproute2)");
+            assert!(st.success(), "ip {args:?}");
+        };
+        ok(&["netns", "add", &name]);
+        let ns = NetNs { name };
+        ok(&["-n", &ns.name, "link", "set", "lo", "up"]);
+        ns
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+#[test]
+fn fixture_runs_sshd_inside_a_network_namespace_behind_a_prefix() {
+    let ns = NetNs::new();
+    let mut sshd = Sshd::start_with(SshdOptions {
+        prefix: vec!["ip".into(), "netns".into(), "exec".into(), ns.name.clone()],
+        ..Default::default()
+    });
+    let home = Home::new();
+    sshd.configure(&home);
+    let base = home.paragon();
+    let in_ns = |cmd: &str| {
+        let mut c = Command::new("ip");
+        c.env_clear();
+        for (k, v) in base.get_envs() {
+            if let Some(v) = v {
+                c.env(k, v);
+            }
+        }
+        c.args([
+            "netns",
+            "exec",
+            &ns.name,
+            env!("CARGO_BIN_EXE_paragon-admin"),
+            "ssh",
+            "--",
+            cmd,
+        ])
+        .stdin(Stdio::null());
+        run(&mut c)
+    };
+    let r = in_ns("echo in-ns");
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stderr, sshd.log());
+    assert_eq!(r.stdout, "in-ns\n");
+    sshd.restart();
+    let r = in_ns("echo again");
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stderr, sshd.log());
+}

@@ -188,6 +188,29 @@ impl Sshd {
         }
     }
 
+    /// Stops (SIGSTOP) every session process, so that connections hang without closing: a
+    /// frozen bastion. `thaw_sessions` resumes them; `stop` and `Drop` kill them either way.
+    pub fn freeze_sessions(&self) {
+        self.signal_sessions("-STOP");
+    }
+
+    pub fn thaw_sessions(&self) {
+        self.signal_sessions("-CONT");
+    }
+
+    fn signal_sessions(&self, signal: &str) {
+        let Some(c) = &self.child else { return };
+        let pids = descendants(c.id());
+        if pids.is_empty() {
+            return;
+        }
+        let _ = Command::new("kill")
+            .arg(signal)
+            .args(pids.iter().map(u32::to_string))
+            .stderr(Stdio::null())
+            .status();
+    }
+
     /// Starts sshd again on the same port with the same keys, retrying while the port is busy.
     pub fn restart(&mut self) {
         self.stop();

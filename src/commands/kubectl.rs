@@ -1,0 +1,21 @@
+//! `paragon-admin kubectl ARGS...` and `helm ARGS...`: the tool run on the bastion, glue over
+//! `Bastion` and the remote-shell quoting.
+
+use crate::cli::Globals;
+use crate::ssh::Bastion;
+use crate::ssh::exec::Request;
+use crate::ssh::quote::command_line;
+use crate::ssh::shell::Pty;
+
+/// `program` on the bastion with each argument quoted for the remote shell; a PTY only when
+/// stdin (and stdout) are terminals, so `kubectl exec -it` works and `kubectl get | grep` gets
+/// clean lines and a separate stderr.
+pub async fn run(g: &Globals, program: &str, args: &[String]) -> anyhow::Result<u8> {
+    let profile = super::resolve_profile(g)?;
+    let bastion = Bastion::connect(&profile).await?;
+    let line = command_line(program, args);
+    let status = bastion
+        .run(Request::Exec(&line), Pty::if_interactive())
+        .await?;
+    Ok(super::ssh::exit_byte(status))
+}
