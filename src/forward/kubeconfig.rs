@@ -66,6 +66,10 @@ pub struct Source {
     pub context: Option<String>,
 }
 
+/// What prints the bastion's own kubeconfig, self-contained (certificates inlined), for its
+/// current context.
+pub const FETCH_COMMAND: &str = "kubectl config view --minify --flatten --raw";
+
 impl KubeconfigError {
     /// Whether the user's input is at fault (exit status 2).
     pub fn is_usage(&self) -> bool {
@@ -88,6 +92,30 @@ impl Source {
             origin: origin.to_string(),
             context,
         })
+    }
+
+    /// The bastion's kubeconfig from what `FETCH_COMMAND` printed there.
+    pub fn from_fetched(
+        status: u32,
+        stdout: &[u8],
+        stderr: &[u8],
+        context: Option<String>,
+    ) -> Result<Self, KubeconfigError> {
+        const ORIGIN: &str = "the bastion's kubeconfig";
+        if status != 0 {
+            let why = String::from_utf8_lossy(stderr);
+            let message = why
+                .lines()
+                .next()
+                .unwrap_or("no message")
+                .trim()
+                .to_string();
+            return Err(KubeconfigError::Fetch { status, message });
+        }
+        let text = std::str::from_utf8(stdout).map_err(|_| KubeconfigError::Parse {
+            origin: ORIGIN.to_string(),
+        })?;
+        Source::from_yaml(text, ORIGIN, context)
     }
 
     /// Reads a kubeconfig file; relative paths inside it become absolute.
@@ -435,6 +463,21 @@ users:
             panic!("parsed garbage");
         };
         assert!(!e.to_string().contains("s3cr3t"), "{e}");
+    }
+
+    #[test]
+    fn failed_fetch_names_status_and_first_line() {
+        let Err(e) = Source::from_fetched(127, b"", b"sh: kubectl: not found\nmore\n", None) else {
+            panic!("a failed fetch parsed");
+        };
+        let e = e.to_string();
+        assert!(
+            e.contains("exit status 127): sh: kubectl: not found;"),
+            "{e}"
+        );
+        assert!(!e.contains("more"), "{e}");
+        let s = Source::from_fetched(0, BASTION_KUBECONFIG.as_bytes(), b"", None).unwrap();
+        assert_eq!(s.upstream(None).unwrap().port, 6443);
     }
 
     #[test]
