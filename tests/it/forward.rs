@@ -594,6 +594,25 @@ fn port_in_use_fails_at_once_naming_it_before_connecting() {
 }
 
 #[test]
+fn unreachable_bastion_exits_255_naming_it() {
+    let mut sshd = Sshd::start();
+    let home = Home::new();
+    sshd.configure(&home);
+    sshd.stop();
+    let r = crate::support::run(
+        home.paragon()
+            .args(["forward", "0:private.paragon.test:80"]),
+    );
+    assert_eq!(r.status, Some(255), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("127.0.0.1:{}", sshd.port)),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+}
+
+#[test]
 fn sigterm_and_sigint_exit_zero_within_two_seconds() {
     let s = Scene::new();
     let spec = format!("0:{PRIVATE}:{}", s.web_port);
