@@ -3,10 +3,9 @@
 use std::io::Write;
 
 use crate::cli::{Globals, KubeconfigArgs};
-use crate::config::{Scheme, Service};
 use crate::forward::bastion::{connect_or_interrupt, reconnect, session};
-use crate::forward::kubeconfig::{self, Source};
-use crate::forward::{self, Forward, Shutdown, Sink, Target};
+use crate::forward::kubeconfig::{self, Source, Upstream};
+use crate::forward::{self, Shutdown, Sink};
 
 use super::forward::{INTERRUPTED, options};
 
@@ -27,14 +26,11 @@ pub async fn run(g: &Globals, args: KubeconfigArgs) -> anyhow::Result<u8> {
         kubeconfig::check_writable(path, args.force)?;
     }
     let mut shutdown = Shutdown::install()?;
-    let placeholder = Forward {
-        name: "kubernetes".to_string(),
-        target: Target::Socks,
-        local_port: args.local_port,
-        service: None,
-    };
+    // The port is bound before connecting; what it forwards to may only be known from the
+    // bastion's kubeconfig, and is set below, before anything is served.
+    let unresolved = Upstream::unresolved().forward(args.local_port);
     let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
-    let mut listeners = forward::bind(vec![placeholder], loopback).await?;
+    let mut listeners = forward::bind(vec![unresolved], loopback).await?;
     let Some(bastion) = connect_or_interrupt(&profile, &mut shutdown).await? else {
         return Ok(INTERRUPTED);
     };
@@ -48,22 +44,7 @@ pub async fn run(g: &Globals, args: KubeconfigArgs) -> anyhow::Result<u8> {
     };
     let upstream = source.upstream(kube.api_server.as_ref())?;
     let l = &mut listeners[0];
-    l.forward.target = Target::Tunnel {
-        host: upstream.host.clone(),
-        port: upstream.port,
-    };
-    l.forward.service = Some(Service {
-        name: "kubernetes".to_string(),
-        host: upstream.host.clone(),
-        port: upstream.port,
-        local_port: l.local.port(),
-        scheme: if upstream.https {
-            Scheme::Https
-        } else {
-            Scheme::Http
-        },
-        path: upstream.path.clone(),
-    });
+    l.forward = upstream.forward(l.local.port());
     let config =
         source.through_forward(&upstream, l.local, &format!("paragon-{}", profile.name))?;
     let yaml = kubeconfig::to_yaml(&config)?;

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use kube::config::{Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext};
 
-use crate::config::HostPort;
+use crate::config::{HostPort, Scheme, Service};
+
+use super::spec::{Forward, Target};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubeconfigError {
@@ -274,6 +276,43 @@ pub struct Upstream {
     pub tls_server_name: Option<String>,
 }
 
+impl Upstream {
+    /// A placeholder for a port bound before the API server is known.
+    pub fn unresolved() -> Upstream {
+        Upstream {
+            host: String::new(),
+            port: 0,
+            https: true,
+            path: String::new(),
+            tls_server_name: None,
+        }
+    }
+
+    /// The forward named `kubernetes` to this API server, listening on `local_port`.
+    pub fn forward(&self, local_port: u16) -> Forward {
+        Forward {
+            name: "kubernetes".to_string(),
+            target: Target::Tunnel {
+                host: self.host.clone(),
+                port: self.port,
+            },
+            local_port,
+            service: Some(Service {
+                name: "kubernetes".to_string(),
+                host: self.host.clone(),
+                port: self.port,
+                local_port,
+                scheme: if self.https {
+                    Scheme::Https
+                } else {
+                    Scheme::Http
+                },
+                path: self.path.clone(),
+            }),
+        }
+    }
+}
+
 struct Server {
     https: bool,
     host: String,
@@ -439,6 +478,18 @@ users:
         assert!(yaml.contains("s3cr3t-token"), "{yaml}");
         assert_eq!(back.clusters.len(), 1);
         assert_eq!(back.auth_infos.len(), 1);
+    }
+
+    #[test]
+    fn api_forward_is_named_kubernetes_with_an_https_url() {
+        let u = source().upstream(None).unwrap();
+        let f = u.forward(0);
+        assert_eq!(f.name, "kubernetes");
+        assert_eq!(f.target_text().unwrap(), "api.paragon.internal:6443");
+        assert_eq!(
+            f.url("127.0.0.1:4000".parse().unwrap()),
+            "https://127.0.0.1:4000"
+        );
     }
 
     #[test]
