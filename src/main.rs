@@ -94,11 +94,14 @@ fn exit_status(e: &anyhow::Error) -> u8 {
         if let Some(e) = cause.downcast_ref::<ssh::SshError>() {
             return e.exit_status();
         }
-        if let Some(e) = cause.downcast_ref::<forward::ForwardError>() {
-            return if e.is_usage() { USAGE } else { FAILED };
-        }
-        if let Some(e) = cause.downcast_ref::<forward::kubeconfig::KubeconfigError>() {
-            return if e.is_usage() { USAGE } else { FAILED };
+        if cause
+            .downcast_ref::<forward::ForwardError>()
+            .is_some_and(forward::ForwardError::is_usage)
+            || cause
+                .downcast_ref::<forward::kubeconfig::KubeconfigError>()
+                .is_some_and(forward::kubeconfig::KubeconfigError::is_usage)
+        {
+            return USAGE;
         }
         if let Some(e) = cause.downcast_ref::<secrets::SecretError>() {
             return match e {

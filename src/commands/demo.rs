@@ -126,8 +126,8 @@ pub async fn run(g: &Globals, a: &DemoArgs) -> anyhow::Result<u8> {
     };
     let forwarding = tokio::spawn(forward::run(
         listeners,
-        super::forward::session(session.clone()),
-        super::forward::reconnect(profile.clone()),
+        crate::forward::bastion::session(session.clone()),
+        crate::forward::bastion::reconnect(profile.clone()),
         options,
         async move {
             let _ = stopped.await;

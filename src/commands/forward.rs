@@ -1,13 +1,9 @@
 //! `paragon-admin forward`: local ports into the private network through the bastion.
 
-use std::io::IsTerminal;
-use std::sync::Arc;
-
 use crate::cli::{ForwardArgs, Globals};
-use crate::config::Resolved;
-use crate::forward::{self, Forward, ForwardError, Options, Session, Shutdown, Sink, Style};
+use crate::forward::bastion::{connect_or_interrupt, reconnect, session};
+use crate::forward::{self, Forward, ForwardError, Options, Shutdown, Sink};
 use crate::output::Format;
-use crate::ssh::{Bastion, SshError};
 
 pub async fn run(g: &Globals, args: ForwardArgs) -> anyhow::Result<u8> {
     let profile = super::resolve_profile(g)?;
@@ -53,54 +49,7 @@ pub async fn run(g: &Globals, args: ForwardArgs) -> anyhow::Result<u8> {
 /// The exit status of a command interrupted before it could start serving.
 pub(super) const INTERRUPTED: u8 = 130;
 
-/// The first session, or `None` when SIGINT/SIGTERM came first.
-pub(super) async fn connect_or_interrupt(
-    profile: &Resolved,
-    shutdown: &mut Shutdown,
-) -> Result<Option<Bastion>, SshError> {
-    tokio::select! {
-        b = Bastion::connect(profile) => b.map(Some),
-        () = shutdown.requested() => Ok(None),
-    }
-}
-
-/// A connected bastion as the supervisor sees it: a dialer, and when it ends.
-pub(super) fn session(bastion: Bastion) -> Session {
-    let watcher = bastion.clone();
-    Session {
-        dialer: Arc::new(bastion),
-        ended: Box::pin(async move { watcher.closed().await }),
-    }
-}
-
-/// The connect function the supervisor calls when the session has ended.
-pub(super) fn reconnect(
-    profile: Resolved,
-) -> impl Fn() -> std::pin::Pin<Box<dyn Future<Output = Result<Session, SshError>> + Send>>
-+ Send
-+ Sync
-+ 'static {
-    let profile = Arc::new(profile);
-    move || {
-        let profile = profile.clone();
-        Box::pin(async move { Bastion::connect(&profile).await.map(session) })
-    }
-}
-
-/// How events are shown: JSON lines, or lines for people with a live status on a terminal.
+/// How events are shown: JSON lines, or lines for people (with a live status on a terminal).
 pub(super) fn options(g: &Globals, sink: Sink) -> Options {
-    let terminal = match sink {
-        Sink::Stdout => std::io::stdout().is_terminal(),
-        Sink::Stderr => std::io::stderr().is_terminal(),
-    };
-    Options {
-        style: match g.output {
-            Format::Json => Style::Json,
-            Format::Table => Style::Human {
-                live: terminal && !g.quiet,
-            },
-        },
-        sink,
-        ..Options::default()
-    }
+    Options::for_output(g.output == Format::Json, g.quiet, sink)
 }

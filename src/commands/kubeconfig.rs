@@ -3,15 +3,11 @@
 use std::io::Write;
 
 use crate::cli::{Globals, KubeconfigArgs};
-use crate::config::{Scheme, Service};
-use crate::forward::kubeconfig::{self, KubeconfigError, Source};
-use crate::forward::{self, Forward, Shutdown, Sink, Target};
-use crate::ssh::Bastion;
+use crate::forward::bastion::{connect_or_interrupt, reconnect, session};
+use crate::forward::kubeconfig::{self, Source, Upstream};
+use crate::forward::{self, Shutdown, Sink};
 
-use super::forward::{INTERRUPTED, connect_or_interrupt, options, reconnect, session};
-
-/// Prints the bastion's kubeconfig, self-contained, for the current (or `--context`) context.
-const FETCH_COMMAND: &str = "kubectl config view --minify --flatten --raw";
+use super::forward::{INTERRUPTED, options};
 
 pub async fn run(g: &Globals, args: KubeconfigArgs) -> anyhow::Result<u8> {
     let profile = super::resolve_profile(g)?;
@@ -30,39 +26,25 @@ pub async fn run(g: &Globals, args: KubeconfigArgs) -> anyhow::Result<u8> {
         kubeconfig::check_writable(path, args.force)?;
     }
     let mut shutdown = Shutdown::install()?;
-    let placeholder = Forward {
-        name: "kubernetes".to_string(),
-        target: Target::Socks,
-        local_port: args.local_port,
-        service: None,
-    };
+    // The port is bound before connecting; what it forwards to may only be known from the
+    // bastion's kubeconfig, and is set below, before anything is served.
+    let unresolved = Upstream::unresolved().forward(args.local_port);
     let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
-    let mut listeners = forward::bind(vec![placeholder], loopback).await?;
+    let mut listeners = forward::bind(vec![unresolved], loopback).await?;
     let Some(bastion) = connect_or_interrupt(&profile, &mut shutdown).await? else {
         return Ok(INTERRUPTED);
     };
     let source = match local {
         Some(s) => s,
-        None => fetch(&bastion, context).await?,
+        None => {
+            // Fetched into memory: written nowhere but where the user asked.
+            let out = bastion.exec_capture(kubeconfig::FETCH_COMMAND).await?;
+            Source::from_fetched(out.status, &out.stdout, &out.stderr, context)?
+        }
     };
     let upstream = source.upstream(kube.api_server.as_ref())?;
     let l = &mut listeners[0];
-    l.forward.target = Target::Tunnel {
-        host: upstream.host.clone(),
-        port: upstream.port,
-    };
-    l.forward.service = Some(Service {
-        name: "kubernetes".to_string(),
-        host: upstream.host.clone(),
-        port: upstream.port,
-        local_port: l.local.port(),
-        scheme: if upstream.https {
-            Scheme::Https
-        } else {
-            Scheme::Http
-        },
-        path: upstream.path.clone(),
-    });
+    l.forward = upstream.forward(l.local.port());
     let config =
         source.through_forward(&upstream, l.local, &format!("paragon-{}", profile.name))?;
     let yaml = kubeconfig::to_yaml(&config)?;
@@ -91,32 +73,4 @@ pub async fn run(g: &Globals, args: KubeconfigArgs) -> anyhow::Result<u8> {
     )
     .await;
     Ok(0)
-}
-
-/// The bastion's own kubeconfig, fetched into memory (never written anywhere but where the
-/// user asked).
-async fn fetch(bastion: &Bastion, context: Option<String>) -> anyhow::Result<Source> {
-    let out = bastion.exec_capture(FETCH_COMMAND).await?;
-    if out.status != 0 {
-        let why = String::from_utf8_lossy(&out.stderr);
-        let why = why
-            .lines()
-            .next()
-            .unwrap_or("no message")
-            .trim()
-            .to_string();
-        return Err(KubeconfigError::Fetch {
-            status: out.status,
-            message: why,
-        }
-        .into());
-    }
-    let text = String::from_utf8(out.stdout).map_err(|_| KubeconfigError::Parse {
-        origin: "the bastion's kubeconfig".to_string(),
-    })?;
-    Ok(Source::from_yaml(
-        &text,
-        "the bastion's kubeconfig",
-        context,
-    )?)
 }

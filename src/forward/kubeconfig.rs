@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use kube::config::{Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext};
 
-use crate::config::HostPort;
+use crate::config::{HostPort, Scheme, Service};
+
+use super::spec::{Forward, Target};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubeconfigError {
@@ -66,6 +68,10 @@ pub struct Source {
     pub context: Option<String>,
 }
 
+/// What prints the bastion's own kubeconfig, self-contained (certificates inlined), for its
+/// current context.
+pub const FETCH_COMMAND: &str = "kubectl config view --minify --flatten --raw";
+
 impl KubeconfigError {
     /// Whether the user's input is at fault (exit status 2).
     pub fn is_usage(&self) -> bool {
@@ -88,6 +94,30 @@ impl Source {
             origin: origin.to_string(),
             context,
         })
+    }
+
+    /// The bastion's kubeconfig from what `FETCH_COMMAND` printed there.
+    pub fn from_fetched(
+        status: u32,
+        stdout: &[u8],
+        stderr: &[u8],
+        context: Option<String>,
+    ) -> Result<Self, KubeconfigError> {
+        const ORIGIN: &str = "the bastion's kubeconfig";
+        if status != 0 {
+            let why = String::from_utf8_lossy(stderr);
+            let message = why
+                .lines()
+                .next()
+                .unwrap_or("no message")
+                .trim()
+                .to_string();
+            return Err(KubeconfigError::Fetch { status, message });
+        }
+        let text = std::str::from_utf8(stdout).map_err(|_| KubeconfigError::Parse {
+            origin: ORIGIN.to_string(),
+        })?;
+        Source::from_yaml(text, ORIGIN, context)
     }
 
     /// Reads a kubeconfig file; relative paths inside it become absolute.
@@ -244,6 +274,43 @@ pub struct Upstream {
     pub path: String,
     /// The name TLS verifies against; `None` for plain http.
     pub tls_server_name: Option<String>,
+}
+
+impl Upstream {
+    /// A placeholder for a port bound before the API server is known.
+    pub fn unresolved() -> Upstream {
+        Upstream {
+            host: String::new(),
+            port: 0,
+            https: true,
+            path: String::new(),
+            tls_server_name: None,
+        }
+    }
+
+    /// The forward named `kubernetes` to this API server, listening on `local_port`.
+    pub fn forward(&self, local_port: u16) -> Forward {
+        Forward {
+            name: "kubernetes".to_string(),
+            target: Target::Tunnel {
+                host: self.host.clone(),
+                port: self.port,
+            },
+            local_port,
+            service: Some(Service {
+                name: "kubernetes".to_string(),
+                host: self.host.clone(),
+                port: self.port,
+                local_port,
+                scheme: if self.https {
+                    Scheme::Https
+                } else {
+                    Scheme::Http
+                },
+                path: self.path.clone(),
+            }),
+        }
+    }
 }
 
 struct Server {
@@ -414,6 +481,18 @@ users:
     }
 
     #[test]
+    fn api_forward_is_named_kubernetes_with_an_https_url() {
+        let u = source().upstream(None).unwrap();
+        let f = u.forward(0);
+        assert_eq!(f.name, "kubernetes");
+        assert_eq!(f.target_text().unwrap(), "api.paragon.internal:6443");
+        assert_eq!(
+            f.url("127.0.0.1:4000".parse().unwrap()),
+            "https://127.0.0.1:4000"
+        );
+    }
+
+    #[test]
     fn missing_context_and_cluster_are_named() {
         let s = Source::from_yaml(BASTION_KUBECONFIG, "k.yaml", Some("nope".into())).unwrap();
         let e = s.upstream(None).unwrap_err().to_string();
@@ -435,6 +514,21 @@ users:
             panic!("parsed garbage");
         };
         assert!(!e.to_string().contains("s3cr3t"), "{e}");
+    }
+
+    #[test]
+    fn failed_fetch_names_status_and_first_line() {
+        let Err(e) = Source::from_fetched(127, b"", b"sh: kubectl: not found\nmore\n", None) else {
+            panic!("a failed fetch parsed");
+        };
+        let e = e.to_string();
+        assert!(
+            e.contains("exit status 127): sh: kubectl: not found;"),
+            "{e}"
+        );
+        assert!(!e.contains("more"), "{e}");
+        let s = Source::from_fetched(0, BASTION_KUBECONFIG.as_bytes(), b"", None).unwrap();
+        assert_eq!(s.upstream(None).unwrap().port, 6443);
     }
 
     #[test]

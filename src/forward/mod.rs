@@ -3,8 +3,9 @@
 //! `bind` opens every listener first (a port in use fails before anything else starts); `run`
 //! serves them over a session that a supervisor keeps re-establishing, until shutdown. The
 //! session comes from a connect function, so this module works with any `Dialer`: the SSH
-//! `Bastion` in the binary, `Direct` in tests. It knows nothing of clap or of SSH itself.
+//! `Bastion` in the binary (adapted in `bastion`), `Direct` in tests. It knows nothing of clap.
 
+pub mod bastion;
 pub mod kubeconfig;
 mod relay;
 pub mod socks;
@@ -159,6 +160,29 @@ impl Default for Options {
             buffer_size: 64 * 1024,
             style: Style::Human { live: false },
             sink: Sink::Stdout,
+        }
+    }
+}
+
+impl Options {
+    /// The defaults, printing JSON lines or lines for people to `sink`; the live status only
+    /// when `sink` is a terminal and not `quiet`.
+    pub fn for_output(json: bool, quiet: bool, sink: Sink) -> Options {
+        use std::io::IsTerminal;
+        let terminal = match sink {
+            Sink::Stdout => std::io::stdout().is_terminal(),
+            Sink::Stderr => std::io::stderr().is_terminal(),
+        };
+        Options {
+            style: if json {
+                Style::Json
+            } else {
+                Style::Human {
+                    live: terminal && !quiet,
+                }
+            },
+            sink,
+            ..Options::default()
         }
     }
 }

@@ -141,7 +141,7 @@ async fn connect_and_copy(
     };
     let t = target(&host, port);
     let dialing = Instant::now();
-    let mut remote = match dial(&relay.link, &host, port, relay.wait_for_session).await {
+    let remote = match dial(&relay.link, &host, port, relay.wait_for_session).await {
         Ok(r) => {
             debug!(target = %t, "connected in {:.2} ms", dialing.elapsed().as_secs_f64() * 1e3);
             r
@@ -159,6 +159,10 @@ async fn connect_and_copy(
     let mut local = Counted {
         inner: stream,
         stats,
+    };
+    let mut remote = Coalesced {
+        inner: remote,
+        pending_error: None,
     };
     let copied = tokio::io::copy_bidirectional_with_sizes(
         &mut local,
@@ -240,6 +244,61 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<'_, S> {
         let n = ready!(Pin::new(&mut self.inner).poll_write(cx, buf))?;
         self.stats.received.fetch_add(n as u64, Ordering::Relaxed);
         Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The remote side of a connection, read so that every message the session has already
+/// received lands in one buffer: an SSH channel yields one packet (at most 32 KiB) per read,
+/// and writing each to the local socket on its own costs a system call and a wakeup per packet.
+struct Coalesced<S> {
+    inner: S,
+    /// An error met after some bytes were read, returned by the next read.
+    pending_error: Option<std::io::Error>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Coalesced<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if let Some(e) = self.pending_error.take() {
+            return Poll::Ready(Err(e));
+        }
+        let start = buf.filled().len();
+        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        // Then whatever else is ready, without waiting: Pending or end of stream stops here
+        // and is met again by the next read.
+        while buf.remaining() > 0 && buf.filled().len() > start {
+            let before = buf.filled().len();
+            match Pin::new(&mut self.inner).poll_read(cx, buf) {
+                Poll::Ready(Ok(())) if buf.filled().len() > before => {}
+                Poll::Ready(Err(e)) => {
+                    self.pending_error = Some(e);
+                    break;
+                }
+                Poll::Ready(Ok(())) | Poll::Pending => break,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesced<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

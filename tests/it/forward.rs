@@ -594,6 +594,25 @@ fn port_in_use_fails_at_once_naming_it_before_connecting() {
 }
 
 #[test]
+fn unreachable_bastion_exits_255_naming_it() {
+    let mut sshd = Sshd::start();
+    let home = Home::new();
+    sshd.configure(&home);
+    sshd.stop();
+    let r = crate::support::run(
+        home.paragon()
+            .args(["forward", "0:private.paragon.test:80"]),
+    );
+    assert_eq!(r.status, Some(255), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("127.0.0.1:{}", sshd.port)),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+}
+
+#[test]
 fn sigterm_and_sigint_exit_zero_within_two_seconds() {
     let s = Scene::new();
     let spec = format!("0:{PRIVATE}:{}", s.web_port);
@@ -834,6 +853,79 @@ fn kubeconfig_from_the_bastion_goes_to_stdout_and_works() {
     let version = kubectl_raw_version(&s, &saved).unwrap();
     assert!(version.contains("v1.33.0-paragon-test"), "{version}");
     assert!(!log.contains(TOKEN), "a secret reached stderr");
+}
+
+#[test]
+fn real_kubectl_works_against_the_sandbox_api_through_the_kubeconfig_forward() {
+    // The simulated API server runs on the private host: its certificate names 203.0.113.2,
+    // which the client cannot reach.
+    let sandbox_kc = tempfile::tempdir().unwrap();
+    let sandbox_kc = sandbox_kc.path().join("sandbox.kubeconfig");
+    let s = Scene::with_profile_extra(&format!(
+        "[profiles.test.kube]\nkubeconfig = \"{}\"\n",
+        sandbox_kc.display()
+    ));
+    let mut c = s.net.paragon("private", &s.home);
+    c.args([
+        "--output",
+        "json",
+        "sandbox",
+        "--listen",
+        &format!("{PRIVATE}:{API_PORT}"),
+    ])
+    .arg("--kubeconfig-out")
+    .arg(&sandbox_kc)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut sandbox = c.spawn().unwrap();
+    let mut started = String::new();
+    BufReader::new(sandbox.stdout.take().unwrap())
+        .read_line(&mut started)
+        .unwrap();
+    let mut sandbox_err = sandbox.stderr.take().unwrap();
+    let _sandbox = KillOnDrop(sandbox);
+    if !started.contains(&format!("{PRIVATE}:{API_PORT}")) {
+        let mut e = String::new();
+        let _ = std::io::Read::read_to_string(&mut sandbox_err, &mut e);
+        panic!("the sandbox did not start: {started}{e}");
+    }
+
+    let written = s.home.path().join("paragon.kubeconfig");
+    let mut c = s.net.paragon("client", &s.home);
+    c.arg("kubeconfig")
+        .arg("--write")
+        .arg(&written)
+        .args(["--output", "json"]);
+    let kc = Running::start(c);
+    let (ev, _) = kc.listening_port();
+    assert_eq!(ev["target"], format!("{PRIVATE}:{API_PORT}"));
+
+    let kubectl = |args: &[&str]| {
+        let out = s
+            .net
+            .command("client", "kubectl")
+            .env("HOME", s.home.path())
+            .arg("--kubeconfig")
+            .arg(&written)
+            .arg("--request-timeout=30s")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            kc.stderr()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let version = kubectl(&["version", "-o", "json"]);
+    let v: Value = serde_json::from_str(&version).unwrap();
+    assert_eq!(v["serverVersion"]["minor"], "33", "{version}");
+    let pods = kubectl(&["get", "pods", "-n", "paragon", "-o", "name"]);
+    assert!(pods.lines().count() > 10, "{pods}");
+    assert!(pods.contains("pod/hermes-"), "{pods}");
 }
 
 #[test]
