@@ -878,33 +878,12 @@ pub fn write_profile(
     }
     let new_text = doc.to_string();
     parse(path, &new_text)?.select(path, Some(name))?;
-    write_atomically(path, new_text.as_bytes()).map_err(|source| ConfigError::Write {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// Replaces `path` with `bytes` through a temporary file in the same folder (created 0700
-/// when missing), so that a crash leaves the old file or the new one, never half of one.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-    }
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o600))?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    crate::files::write_atomic(path, new_text.as_bytes(), crate::files::Access::Private).map_err(
+        |source| ConfigError::Write {
+            path: path.to_path_buf(),
+            source,
+        },
+    )
 }
 
 #[cfg(test)]

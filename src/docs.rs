@@ -278,9 +278,7 @@ pub fn completion_scripts() -> io::Result<Vec<(String, Vec<u8>)>> {
 pub fn write_files(dir: &Path, files: &[(String, Vec<u8>)]) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
     for (name, text) in files {
-        let tmp = dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, dir.join(name))?;
+        crate::files::write_atomic(&dir.join(name), text, crate::files::Access::Public)?;
     }
     Ok(())
 }

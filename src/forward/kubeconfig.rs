@@ -365,20 +365,7 @@ pub fn write_private(path: &Path, text: &str, force: bool) -> Result<(), Kubecon
         source,
     };
     check_writable(path, force)?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "kubeconfig".to_string());
-    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    let written = write_new_private(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written.map_err(werr)
+    crate::files::write_atomic(path, text.as_bytes(), crate::files::Access::Private).map_err(werr)
 }
 
 /// Refuses, unless `force`, to replace an existing default kubeconfig (checked before
@@ -390,20 +377,6 @@ pub fn check_writable(path: &Path, force: bool) -> Result<(), KubeconfigError> {
         });
     }
     Ok(())
-}
-
-fn write_new_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()
 }
 
 fn is_default(path: &Path) -> bool {

@@ -64,7 +64,6 @@ mod store;
 mod tls;
 pub mod web;
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -451,31 +450,12 @@ impl Sandbox {
             }
             Err(e) => return Err(err(e)),
         }
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "kubeconfig".into());
-        let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(0o600);
-        }
-        let written = options.open(&tmp).and_then(|mut f| {
-            f.write_all(self.kubeconfig_yaml().as_bytes())?;
-            f.sync_all()
-        });
-        if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(err(e));
-        }
-        Ok(())
+        crate::files::write_atomic(
+            path,
+            self.kubeconfig_yaml().as_bytes(),
+            crate::files::Access::Private,
+        )
+        .map_err(err)
     }
 
     /// Stops accepting, closes the connections and waits (at most a few seconds) for the

@@ -4,7 +4,6 @@
 //! patterns (`*`, `?`, `!negation`), `[host]:port` names for ports other than 22, hashed
 //! `|1|salt|hmac` names (HMAC-SHA1), and the `@revoked` and `@cert-authority` markers.
 
-use std::io::Write;
 use std::path::Path;
 
 use base64::Engine;
@@ -267,13 +266,6 @@ pub fn load(path: &Path) -> std::io::Result<KnownHosts> {
 /// file next to it and renamed over it, so a crash never leaves half a file. A file without
 /// a final newline gets one first. The folder is created (0700) when missing.
 pub fn append(path: &Path, line: &str) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !dir.exists() {
-        create_private_dir(dir)?;
-    }
     let (mut bytes, permissions) = match std::fs::read(path) {
         Ok(b) => (b, Some(std::fs::metadata(path)?.permissions())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), None),
@@ -283,41 +275,12 @@ pub fn append(path: &Path, line: &str) -> std::io::Result<()> {
         bytes.push(b'\n');
     }
     bytes.extend_from_slice(line.as_bytes());
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(&bytes)?;
-    tmp.as_file().sync_all()?;
-    match permissions {
-        Some(p) => std::fs::set_permissions(tmp.path(), p)?,
-        None => set_new_file_permissions(tmp.path())?,
-    }
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
-
-#[cfg(unix)]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-#[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)
-}
-
-/// A new known_hosts is readable by all, as OpenSSH writes it (0644).
-#[cfg(unix)]
-fn set_new_file_permissions(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
-}
-
-#[cfg(not(unix))]
-fn set_new_file_permissions(_path: &Path) -> std::io::Result<()> {
-    Ok(())
+    let access = match permissions {
+        Some(p) => crate::files::Access::Exactly(p),
+        // OpenSSH's own mode for a new known_hosts.
+        None => crate::files::Access::Public,
+    };
+    crate::files::write_atomic(path, &bytes, access)
 }
 
 #[cfg(test)]
