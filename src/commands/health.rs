@@ -13,7 +13,6 @@ use crate::kube as k8s;
 use crate::output::{self, Format};
 use crate::secrets;
 use crate::ssh::Bastion;
-use crate::ssh::quote::quote;
 
 pub async fn run(g: &Globals, args: &HealthArgs) -> anyhow::Result<u8> {
     let profile = super::resolve_profile(g)?;
@@ -92,7 +91,7 @@ async fn kube_client(
         return Ok(Ok(k8s::client(dialer, kubeconfig, &options).await?));
     }
     let kubeconfig = match bastion {
-        Some(b) => fetch_kubeconfig(b, context.as_deref()).await,
+        Some(b) => super::fetch_bastion_kubeconfig(b, context.as_deref()).await,
         None => kube::config::Kubeconfig::read().map_err(|e| {
             format!(
                 "no kubeconfig: pass --kubeconfig FILE or set kube.kubeconfig in the profile ({})",
@@ -106,33 +105,6 @@ async fn kube_client(
             .map_err(|e| e.to_string()),
         Err(why) => Err(why),
     })
-}
-
-/// `kubectl config view` on the bastion (minified to `context` when one is chosen), into
-/// memory only.
-async fn fetch_kubeconfig(
-    bastion: &Bastion,
-    context: Option<&str>,
-) -> Result<kube::config::Kubeconfig, String> {
-    let command = match context {
-        Some(c) => format!("{} --context {}", k8s::FETCH_KUBECONFIG, quote(c)),
-        None => k8s::FETCH_KUBECONFIG.to_string(),
-    };
-    let out = bastion
-        .exec_capture(&command)
-        .await
-        .map_err(|e| format!("cannot run `{command}` on the bastion: {e}"))?;
-    if out.status != 0 {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(format!(
-            "`{command}` on the bastion exited {}: {}",
-            out.status,
-            health::one_line(err.lines().next().unwrap_or(""), 160)
-        ));
-    }
-    let text = String::from_utf8(out.stdout)
-        .map_err(|_| "the bastion's kubeconfig is not UTF-8 text".to_string())?;
-    k8s::parse_fetched_kubeconfig(&text).map_err(|e| e.to_string())
 }
 
 async fn run_with_progress(g: &Globals, target: Target, timeout: Duration) -> Report {

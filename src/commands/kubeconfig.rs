@@ -38,8 +38,14 @@ pub async fn run(g: &Globals, args: KubeconfigArgs) -> anyhow::Result<u8> {
         Some(s) => s,
         None => {
             // Fetched into memory: written nowhere but where the user asked.
-            let out = bastion.exec_capture(kubeconfig::FETCH_COMMAND).await?;
-            Source::from_fetched(out.status, &out.stdout, &out.stderr, context)?
+            let kubeconfig = super::fetch_bastion_kubeconfig(&bastion, context.as_deref())
+                .await
+                .map_err(anyhow::Error::msg)?;
+            Source {
+                kubeconfig,
+                origin: "the bastion's kubeconfig".to_string(),
+                context,
+            }
         }
     };
     let upstream = source.upstream(kube.api_server.as_ref())?;

@@ -38,11 +38,6 @@ pub enum KubeconfigError {
         cluster: String,
         server: String,
     },
-    #[error(
-        "`kubectl config view` on the bastion failed (exit status {status}): {message}; \
-         set [kube] kubeconfig in the profile to use a local one"
-    )]
-    Fetch { status: u32, message: String },
     #[error("cannot render the kubeconfig: {0}")]
     Render(String),
     #[error("{path} is a default kubeconfig: pass --force to overwrite it")]
@@ -68,10 +63,6 @@ pub struct Source {
     pub context: Option<String>,
 }
 
-/// What prints the bastion's own kubeconfig, self-contained (certificates inlined), for its
-/// current context.
-pub const FETCH_COMMAND: &str = "kubectl config view --minify --flatten --raw";
-
 impl KubeconfigError {
     /// Whether the user's input is at fault (exit status 2).
     pub fn is_usage(&self) -> bool {
@@ -80,8 +71,9 @@ impl KubeconfigError {
 }
 
 impl Source {
-    /// Parses a kubeconfig document (as fetched from the bastion).
-    pub fn from_yaml(
+    /// Parses a kubeconfig document.
+    #[cfg(test)]
+    fn from_yaml(
         text: &str,
         origin: &str,
         context: Option<String>,
@@ -94,30 +86,6 @@ impl Source {
             origin: origin.to_string(),
             context,
         })
-    }
-
-    /// The bastion's kubeconfig from what `FETCH_COMMAND` printed there.
-    pub fn from_fetched(
-        status: u32,
-        stdout: &[u8],
-        stderr: &[u8],
-        context: Option<String>,
-    ) -> Result<Self, KubeconfigError> {
-        const ORIGIN: &str = "the bastion's kubeconfig";
-        if status != 0 {
-            let why = String::from_utf8_lossy(stderr);
-            let message = why
-                .lines()
-                .next()
-                .unwrap_or("no message")
-                .trim()
-                .to_string();
-            return Err(KubeconfigError::Fetch { status, message });
-        }
-        let text = std::str::from_utf8(stdout).map_err(|_| KubeconfigError::Parse {
-            origin: ORIGIN.to_string(),
-        })?;
-        Source::from_yaml(text, ORIGIN, context)
     }
 
     /// Reads a kubeconfig file; relative paths inside it become absolute.
@@ -487,21 +455,6 @@ users:
             panic!("parsed garbage");
         };
         assert!(!e.to_string().contains("s3cr3t"), "{e}");
-    }
-
-    #[test]
-    fn failed_fetch_names_status_and_first_line() {
-        let Err(e) = Source::from_fetched(127, b"", b"sh: kubectl: not found\nmore\n", None) else {
-            panic!("a failed fetch parsed");
-        };
-        let e = e.to_string();
-        assert!(
-            e.contains("exit status 127): sh: kubectl: not found;"),
-            "{e}"
-        );
-        assert!(!e.contains("more"), "{e}");
-        let s = Source::from_fetched(0, BASTION_KUBECONFIG.as_bytes(), b"", None).unwrap();
-        assert_eq!(s.upstream(None).unwrap().port, 6443);
     }
 
     #[test]
