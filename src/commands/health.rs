@@ -46,10 +46,10 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> anyhow::Result<u8> {
 
 /// `PROFILE/postgres-password` from the keyring, if stored. A keyring that cannot be read
 /// only means no `SELECT 1`: the handshake still shows whether Postgres is alive.
-fn postgres_password(profile: &Resolved) -> Option<health::Secret> {
+fn postgres_password(profile: &Resolved) -> Option<crate::secrets::Secret> {
     let name = format!("{}/postgres-password", profile.name);
     match secrets::get(&name) {
-        Ok(s) => s.map(|s| health::Secret(s.expose().to_string())),
+        Ok(s) => s,
         Err(e) => {
             tracing::warn!("cannot read {name} from the keyring: {e}");
             None

@@ -7,9 +7,10 @@
 use std::sync::Arc;
 
 use super::http;
-use super::{CheckResult, Finding, Secret};
+use super::{CheckResult, Finding};
 use crate::config::{HostPort, HttpUrl, Scheme};
 use crate::dial::Dialer;
+use crate::secrets::Secret;
 
 /// The role the handshake names: every Postgres has it, and a refusal still proves life.
 const PG_USER: &str = "postgres";
@@ -33,7 +34,7 @@ pub async fn postgres(
         .application_name("paragon-admin health")
         .ssl_mode(tokio_postgres::config::SslMode::Disable);
     if let Some(p) = &password {
-        config.password(p.0.as_bytes());
+        config.password(p.expose().as_bytes());
     }
     match config.connect_raw(stream, tokio_postgres::NoTls).await {
         Ok((client, connection)) => {

@@ -204,17 +204,7 @@ pub struct Target {
     /// Monitoring services by name (grafana, prometheus, kibana, ...).
     pub services: BTreeMap<String, Service>,
     /// The Postgres password (keyring `PROFILE/postgres-password`), for `SELECT 1`.
-    pub postgres_password: Option<Secret>,
-}
-
-/// A secret whose `Debug` never shows it.
-#[derive(Clone)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
+    pub postgres_password: Option<crate::secrets::Secret>,
 }
 
 /// How the report runs.

@@ -5,7 +5,7 @@
 //! The russh `Handler` stays thin: it hands the host key to `host_key::HostKeyCheck`, which
 //! holds the policy and the prompt. This module knows nothing of forwards, kube or clap.
 
-mod auth;
+pub mod auth;
 pub mod exec;
 pub mod host_key;
 pub mod known_hosts;
