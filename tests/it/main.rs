@@ -3,4 +3,5 @@
 
 mod support;
 
+mod bastion_image;
 mod config;
