@@ -105,17 +105,21 @@ fi
 if [ ! -f "$authorized_keys" ] || [ ! -r "$authorized_keys" ]; then
 	fail "cannot read the authorized keys $authorized_keys: mount the authorized keys file there or set BASTION_AUTHORIZED_KEYS"
 fi
-line_no=0
-keys=0
-while IFS= read -r line || [ -n "$line" ]; do
-	line_no=$((line_no + 1))
-	case $line in
-	'' | '#'*) continue ;;
-	esac
-	printf '%s\n' "$line" | ssh-keygen -l -f - >/dev/null 2>&1 ||
-		fail "$authorized_keys:$line_no: not a public key line (expected [options] TYPE BASE64 [comment])"
-	keys=$((keys + 1))
-done <"$authorized_keys"
+# ssh-keygen lists the valid keys of a file and skips the rest silently: one call when every
+# line is good, a line-by-line pass only to name the first bad line.
+keys=$(grep -cEv '^[[:space:]]*(#|$)' "$authorized_keys" || true)
+valid=$(ssh-keygen -l -f "$authorized_keys" 2>/dev/null | grep -c . || true)
+if [ "$valid" -ne "$keys" ]; then
+	line_no=0
+	while IFS= read -r line || [ -n "$line" ]; do
+		line_no=$((line_no + 1))
+		if printf '%s\n' "$line" | grep -qEv '^[[:space:]]*(#|$)'; then
+			printf '%s\n' "$line" | ssh-keygen -l -f - >/dev/null 2>&1 ||
+				fail "$authorized_keys:$line_no: not a public key line (expected [options] TYPE BASE64 [comment])"
+		fi
+	done <"$authorized_keys"
+	fail "$authorized_keys: $keys key lines but ssh-keygen reads $valid"
+fi
 [ "$keys" -gt 0 ] || fail "$authorized_keys holds no key: nobody could log in"
 
 # --- host key: from the mounted folder; generated once if absent and the folder is writable ---

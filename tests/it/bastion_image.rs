@@ -780,3 +780,40 @@ fn kustomize_base_exposes_only_ssh_to_listed_ranges_with_read_only_rbac() {
         assert_eq!(b["subjects"][0]["name"], "bastion");
     }
 }
+
+#[test]
+fn session_kubeconfig_uses_the_service_account_by_path_and_holds_no_secret() {
+    let path = image_dir().join("kubeconfig");
+    let out = Command::new("kubectl")
+        .args(["config", "view", "--raw", "-o", "json", "--kubeconfig"])
+        .arg(&path)
+        .env_clear()
+        .env("PATH", PATH)
+        .output()
+        .expect("kubectl missing");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cfg["current-context"], "paragon");
+    let user = &cfg["users"][0]["user"];
+    assert_eq!(
+        user["tokenFile"],
+        "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    );
+    assert!(user["token"].is_null() && user["client-key-data"].is_null());
+    assert_eq!(
+        cfg["clusters"][0]["cluster"]["server"],
+        "https://kubernetes.default.svc"
+    );
+    // sshd hands this file to every session, and the image puts it there.
+    let policy = std::fs::read_to_string(image_dir().join("sshd_config")).unwrap();
+    assert!(policy.contains("\nSetEnv KUBECONFIG=/etc/bastion/kubeconfig\n"));
+    let dockerfile = std::fs::read_to_string(image_dir().join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile
+            .contains("COPY bastion-image/sshd_config bastion-image/kubeconfig /etc/bastion/")
+    );
+}
