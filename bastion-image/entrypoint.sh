@@ -17,7 +17,8 @@
 #   BASTION_USER             the one login user           bastion
 #   BASTION_PERMIT_OPEN      "HOST:PORT ..." allowed forward targets (default: the config's)
 #   SSHD                     the sshd binary              sshd on PATH, else /usr/sbin/sshd
-set -eu
+# -f: no path name expansion, so that a PermitOpen '*:5432' stays what it says.
+set -euf
 umask 077
 
 me=entrypoint
@@ -50,7 +51,9 @@ if [ -z "$sshd" ]; then
 	[ -n "$sshd" ] || sshd=/usr/sbin/sshd
 fi
 [ -x "$sshd" ] || fail "no sshd at $sshd: install openssh-server or set SSHD"
-command -v ssh-keygen >/dev/null 2>&1 || fail "no ssh-keygen on PATH: install openssh-client"
+for tool in ssh ssh-keygen; do
+	command -v "$tool" >/dev/null 2>&1 || fail "no $tool on PATH: install openssh-client"
+done
 
 [ -r "$template" ] || fail "cannot read the sshd policy $template: set BASTION_SSHD_CONFIG"
 
@@ -178,8 +181,8 @@ awk -v host_key="$host_key" -v port="$port" -v listen="$listen" \
 	END {
 		if (failed) exit 1
 		if (dropped != "") print "entrypoint: this OpenSSH lacks key exchanges" dropped ", offering the others" > "/dev/stderr"
-		if (!seen["HostKey"] || !seen["Port"] || !seen["PidFile"] || !seen["AuthorizedKeysFile"] || !seen["AllowUsers"]) {
-			print "entrypoint: the sshd policy lacks one of HostKey, Port, PidFile, AuthorizedKeysFile, AllowUsers" > "/dev/stderr"
+		if (!seen["HostKey"] || !seen["Port"] || !seen["PidFile"] || !seen["AuthorizedKeysFile"] || !seen["AllowUsers"] || (permit_open != "" && !seen["PermitOpen"])) {
+			print "entrypoint: the sshd policy lacks one of HostKey, Port, PidFile, AuthorizedKeysFile, AllowUsers, PermitOpen" > "/dev/stderr"
 			exit 1
 		}
 	}' "$template" >"$partial" || {

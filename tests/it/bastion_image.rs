@@ -61,7 +61,10 @@ fn list(m: &BTreeMap<String, Vec<String>>, key: &str) -> Vec<String> {
 #[test]
 fn rendered_policy_passes_sshd_t_and_every_hardening_point_holds() {
     let home = BastionHome::new();
-    let m = effective_settings(&home, Some("127.0.0.1:8080 db.internal:5432"));
+    // A file that `*:6379` would match if the entrypoint let the shell expand it (it runs in
+    // the home folder).
+    std::fs::write(home.path().join("home/x:6379"), "").unwrap();
+    let m = effective_settings(&home, Some("127.0.0.1:8080 db.internal:5432 *:6379"));
 
     let expect = [
         ("port", "2222"),
@@ -94,7 +97,7 @@ fn rendered_policy_passes_sshd_t_and_every_hardening_point_holds() {
         ("compression", "no"),
         ("usedns", "no"),
         ("requiredrsasize", "3072"),
-        ("permitopen", "127.0.0.1:8080 db.internal:5432"),
+        ("permitopen", "127.0.0.1:8080 db.internal:5432 *:6379"),
         ("setenv", "KUBECONFIG=/etc/bastion/kubeconfig"),
     ];
     for (key, want) in expect {
