@@ -124,7 +124,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 measure() { # name, command...
   local name=$1; shift
   : >"$work/$name.walls"; : >"$work/$name.rss"
-  for r in $(seq "$ROUNDS"); do
+  for _ in $(seq "$ROUNDS"); do
     /usr/bin/time -v -o "$work/$name.time" "$@" >"$work/$name.out" 2>"$work/$name.err" || true
     wall "$work/$name.time" >>"$work/$name.walls"
     rss_kb "$work/$name.time" >>"$work/$name.rss"

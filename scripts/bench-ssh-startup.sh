@@ -33,7 +33,7 @@ ssh-keygen -q -t ed25519 -N '' -f "$dir/id_ed25519"
 cp "$dir/id_ed25519.pub" "$dir/authorized_keys"
 
 # A port that is free now; sshd binds it itself, so retry when it was taken meanwhile.
-for attempt in 1 2 3 4 5 6 7 8 9 10; do
+for _ in 1 2 3 4 5 6 7 8 9 10; do
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   cat >"$dir/sshd_config" <<CFG
 Port $port

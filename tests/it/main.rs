@@ -4,6 +4,7 @@
 mod support;
 
 mod bastion;
+mod bastion_image;
 mod config;
 mod demo;
 mod demo_bastion;

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod bastion;
 pub mod datastores;
 pub mod monitoring;
 pub mod netns;
