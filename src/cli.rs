@@ -298,7 +298,11 @@ pub struct HealthArgs {
 #[derive(Debug, Args)]
 pub struct ForwardArgs {
     /// What to forward: SERVICE, LOCAL_PORT:SERVICE, LOCAL_PORT:HOST:PORT or HOST:PORT
-    #[arg(value_name = "SPEC", required_unless_present = "socks")]
+    #[arg(
+        value_name = "SPEC",
+        required_unless_present = "socks",
+        add = ArgValueCompleter::new(crate::docs::complete_services)
+    )]
     pub specs: Vec<String>,
     /// Also run a SOCKS5 proxy on this local port (0 = any free port)
     #[arg(long, value_name = "PORT")]

@@ -193,3 +193,34 @@ fn strip_overstrike(s: &str) -> String {
     }
     out.into_iter().collect()
 }
+
+#[test]
+fn bash_completes_service_names_of_the_chosen_profile() {
+    let home = Home::new();
+    let config = home.write_config(
+        "[profiles.prod]\nhost = \"b.example.com\"\n\
+         [profiles.prod.services.pgadmin]\ntarget = \"pgadmin.paragon:80\"\n",
+    );
+    let bash = repo().join("completions/paragon-admin.bash");
+    let out = shell("bash")
+        .env("PARAGON_ADMIN_CONFIG", &config)
+        .arg("-c")
+        .arg(format!(
+            "source {}; COMP_WORDS=(paragon-admin forward p); COMP_CWORD=2; \
+             _clap_complete_paragon_admin paragon-admin p forward; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            bash.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut words: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect();
+    words.sort();
+    assert_eq!(words, ["pgadmin", "prometheus"], "{words:?}");
+}
