@@ -124,9 +124,14 @@ pub struct BastionHome {
 
 impl BastionHome {
     pub fn new() -> BastionHome {
+        // sshd's StrictModes refuses authorized keys below a group- or world-writable folder
+        // (such as /tmp, where a checkout may live): the tree goes under /run, root's 0755.
+        let base = std::path::Path::new("/run/paragon-admin-tests");
+        std::fs::create_dir_all(base).unwrap();
+        std::fs::set_permissions(base, std::fs::Permissions::from_mode(0o755)).unwrap();
         let dir = tempfile::Builder::new()
             .prefix("bastion-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .tempdir_in(base)
             .unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let home = dir.path().join("home");
