@@ -83,6 +83,17 @@ const AGE: Column = col(
     "string",
     "CreationTimestamp is a timestamp representing the server time when this object was created.",
 );
+/// The template's containers and images, in the wide view of every workload kind.
+const CONTAINERS: Column = wide(
+    "Containers",
+    "string",
+    "Names of each container in the template.",
+);
+const IMAGES: Column = wide(
+    "Images",
+    "string",
+    "Images referenced by each container in the template.",
+);
 
 /// What discovery says about a kind, its table columns and its selectable fields.
 #[derive(Debug)]
@@ -197,16 +208,8 @@ const DEPLOYMENT_COLUMNS: &[Column] = &[
         "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
     ),
     AGE,
-    wide(
-        "Containers",
-        "string",
-        "Names of each container in the template.",
-    ),
-    wide(
-        "Images",
-        "string",
-        "Images referenced by each container in the template.",
-    ),
+    CONTAINERS,
+    IMAGES,
     wide(
         "Selector",
         "string",
@@ -218,16 +221,8 @@ const STATEFULSET_COLUMNS: &[Column] = &[
     NAME,
     col("Ready", "string", "Number of the pod with ready state"),
     AGE,
-    wide(
-        "Containers",
-        "string",
-        "Names of each container in the template.",
-    ),
-    wide(
-        "Images",
-        "string",
-        "Images referenced by each container in the template.",
-    ),
+    CONTAINERS,
+    IMAGES,
 ];
 
 const DAEMONSET_COLUMNS: &[Column] = &[
@@ -263,16 +258,8 @@ const DAEMONSET_COLUMNS: &[Column] = &[
         "NodeSelector is a selector which must be true for the pod to fit on a node.",
     ),
     AGE,
-    wide(
-        "Containers",
-        "string",
-        "Names of each container in the template.",
-    ),
-    wide(
-        "Images",
-        "string",
-        "Images referenced by each container in the template.",
-    ),
+    CONTAINERS,
+    IMAGES,
     wide(
         "Selector",
         "string",
@@ -298,16 +285,8 @@ const REPLICASET_COLUMNS: &[Column] = &[
         "The number of ready replicas for this replica set.",
     ),
     AGE,
-    wide(
-        "Containers",
-        "string",
-        "Names of each container in the template.",
-    ),
-    wide(
-        "Images",
-        "string",
-        "Images referenced by each container in the template.",
-    ),
+    CONTAINERS,
+    IMAGES,
     wide(
         "Selector",
         "string",

@@ -128,20 +128,22 @@ fn completion_scripts_load_in_bash_zsh_and_fish() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("paragon-admin"));
 }
 
-#[test]
-fn bash_completes_profile_names_from_the_users_config() {
-    let home = Home::new();
-    let config = home.write_config(
-        "[profiles.prod]\nhost = \"b.example.com\"\n[profiles.staging]\nhost = \"s.example.com\"\n",
-    );
+/// What the committed bash script offers for the last of `words` (the word being typed), with
+/// the config file `config`; sorted.
+fn bash_candidates(config: &Path, words: &[&str]) -> Vec<String> {
     let bash = repo().join("completions/paragon-admin.bash");
+    let current = words.last().copied().unwrap_or("");
+    let previous = words.len().checked_sub(2).map_or("", |i| words[i]);
     let out = shell("bash")
-        .env("PARAGON_ADMIN_CONFIG", &config)
+        .env("PARAGON_ADMIN_CONFIG", config)
         .arg("-c")
         .arg(format!(
-            "source {}; COMP_WORDS=(paragon-admin --profile st); COMP_CWORD=2; \
-             _clap_complete_paragon_admin paragon-admin st --profile; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
-            bash.display()
+            "source {}; COMP_WORDS=({}); COMP_CWORD={}; \
+             _clap_complete_paragon_admin paragon-admin '{current}' '{previous}'; \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            bash.display(),
+            words.join(" "),
+            words.len() - 1,
         ))
         .output()
         .unwrap();
@@ -150,11 +152,33 @@ fn bash_completes_profile_names_from_the_users_config() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let words: Vec<String> = String::from_utf8_lossy(&out.stdout)
+    let mut found: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| l.trim().to_string())
         .collect();
-    assert_eq!(words, ["staging"], "{words:?}");
+    found.sort();
+    found
+}
+
+#[test]
+fn bash_completes_profile_names_from_the_users_config() {
+    let home = Home::new();
+    let config = home.write_config(
+        "[profiles.prod]\nhost = \"b.example.com\"\n[profiles.staging]\nhost = \"s.example.com\"\n",
+    );
+    let found = bash_candidates(&config, &["paragon-admin", "--profile", "st"]);
+    assert_eq!(found, ["staging"], "{found:?}");
+}
+
+#[test]
+fn bash_completes_service_names_of_the_chosen_profile() {
+    let home = Home::new();
+    let config = home.write_config(
+        "[profiles.prod]\nhost = \"b.example.com\"\n\
+         [profiles.prod.services.pgadmin]\ntarget = \"pgadmin.paragon:80\"\n",
+    );
+    let found = bash_candidates(&config, &["paragon-admin", "forward", "p"]);
+    assert_eq!(found, ["pgadmin", "prometheus"], "{found:?}");
 }
 
 #[test]
@@ -192,35 +216,4 @@ fn strip_overstrike(s: &str) -> String {
         }
     }
     out.into_iter().collect()
-}
-
-#[test]
-fn bash_completes_service_names_of_the_chosen_profile() {
-    let home = Home::new();
-    let config = home.write_config(
-        "[profiles.prod]\nhost = \"b.example.com\"\n\
-         [profiles.prod.services.pgadmin]\ntarget = \"pgadmin.paragon:80\"\n",
-    );
-    let bash = repo().join("completions/paragon-admin.bash");
-    let out = shell("bash")
-        .env("PARAGON_ADMIN_CONFIG", &config)
-        .arg("-c")
-        .arg(format!(
-            "source {}; COMP_WORDS=(paragon-admin forward p); COMP_CWORD=2; \
-             _clap_complete_paragon_admin paragon-admin p forward; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
-            bash.display()
-        ))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut words: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.trim().to_string())
-        .collect();
-    words.sort();
-    assert_eq!(words, ["pgadmin", "prometheus"], "{words:?}");
 }
