@@ -63,6 +63,13 @@ pub enum ConfigError {
     },
 }
 
+impl crate::exit::ExitStatus for ConfigError {
+    /// Always a usage or configuration error (2).
+    fn exit_status(&self) -> u8 {
+        crate::exit::USAGE
+    }
+}
+
 /// The whole config file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod dial;
 pub mod docs;
+pub mod exit;
 pub mod files;
 pub mod forward;
 pub mod health;

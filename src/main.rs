@@ -8,8 +8,8 @@ use paragon_admin::cli::{Cli, Globals};
 use paragon_admin::{commands, config, forward, prompt, sandbox, secrets, ssh};
 
 /// Exit statuses shared by every command (DESIGN.md).
-const FAILED: u8 = 1;
-const USAGE: u8 = 2;
+const FAILED: u8 = paragon_admin::exit::FAILED;
+const USAGE: u8 = paragon_admin::exit::USAGE;
 
 fn main() -> ExitCode {
     paragon_admin::docs::answer_completion_request();
@@ -74,41 +74,28 @@ fn one_line(e: &anyhow::Error) -> String {
     parts.join(": ").replace('\n', " ")
 }
 
-/// The one place where error kinds become exit statuses.
+/// The status the first cause with one chose (`exit::ExitStatus`), else 1. Commands are moving
+/// to `exit::Error`, which carries its status, so that this ladder goes away.
 fn exit_status(e: &anyhow::Error) -> u8 {
+    use paragon_admin::exit::ExitStatus;
     for cause in e.chain() {
-        if cause.downcast_ref::<config::ConfigError>().is_some()
-            || cause.downcast_ref::<prompt::PromptError>().is_some()
-        {
-            return USAGE;
+        macro_rules! status_of {
+            ($($t:ty),*) => {$(
+                if let Some(e) = cause.downcast_ref::<$t>() {
+                    return e.exit_status();
+                }
+            )*};
         }
-        if cause
-            .downcast_ref::<sandbox::SandboxError>()
-            .is_some_and(sandbox::SandboxError::is_usage)
-        {
-            return USAGE;
-        }
-        if let Some(e) = cause.downcast_ref::<paragon_admin::kube::KubeError>() {
-            return if e.is_usage() { USAGE } else { FAILED };
-        }
-        if let Some(e) = cause.downcast_ref::<ssh::SshError>() {
-            return e.exit_status();
-        }
-        if cause
-            .downcast_ref::<forward::ForwardError>()
-            .is_some_and(forward::ForwardError::is_usage)
-            || cause
-                .downcast_ref::<forward::kubeconfig::KubeconfigError>()
-                .is_some_and(forward::kubeconfig::KubeconfigError::is_usage)
-        {
-            return USAGE;
-        }
-        if let Some(e) = cause.downcast_ref::<secrets::SecretError>() {
-            return match e {
-                secrets::SecretError::InvalidName { .. } => USAGE,
-                _ => FAILED,
-            };
-        }
+        status_of!(
+            config::ConfigError,
+            prompt::PromptError,
+            sandbox::SandboxError,
+            paragon_admin::kube::KubeError,
+            ssh::SshError,
+            forward::ForwardError,
+            forward::kubeconfig::KubeconfigError,
+            secrets::SecretError
+        );
     }
     FAILED
 }

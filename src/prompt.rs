@@ -16,6 +16,13 @@ pub enum PromptError {
     },
 }
 
+impl crate::exit::ExitStatus for PromptError {
+    /// Always a usage or configuration error (2).
+    fn exit_status(&self) -> u8 {
+        crate::exit::USAGE
+    }
+}
+
 /// Whether a person can be asked: stdin and stderr are both terminals.
 pub fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()

@@ -28,6 +28,16 @@ pub enum SecretError {
 #[derive(Clone)]
 pub struct Secret(String);
 
+impl crate::exit::ExitStatus for SecretError {
+    /// An invalid name is a usage error (2); a keyring that fails, 1.
+    fn exit_status(&self) -> u8 {
+        match self {
+            SecretError::InvalidName { .. } => crate::exit::USAGE,
+            _ => crate::exit::FAILED,
+        }
+    }
+}
+
 impl Secret {
     pub fn new(value: String) -> Self {
         Secret(value)

@@ -63,10 +63,13 @@ pub struct Source {
     pub context: Option<String>,
 }
 
-impl KubeconfigError {
-    /// Whether the user's input is at fault (exit status 2).
-    pub fn is_usage(&self) -> bool {
-        matches!(self, KubeconfigError::DefaultKubeconfig { .. })
+impl crate::exit::ExitStatus for KubeconfigError {
+    /// The user's input is at fault (usage, 2), else 1.
+    fn exit_status(&self) -> u8 {
+        match self {
+            KubeconfigError::DefaultKubeconfig { .. } => crate::exit::USAGE,
+            _ => crate::exit::FAILED,
+        }
     }
 }
 

@@ -57,13 +57,15 @@ pub enum ForwardError {
     Signals(std::io::Error),
 }
 
-impl ForwardError {
-    /// Whether the user's input is at fault (exit status 2) rather than the machine.
-    pub fn is_usage(&self) -> bool {
-        matches!(
-            self,
-            ForwardError::Spec { .. } | ForwardError::Nothing | ForwardError::SocksExposed { .. }
-        )
+impl crate::exit::ExitStatus for ForwardError {
+    /// The user's input is at fault (usage, 2), else the machine (1).
+    fn exit_status(&self) -> u8 {
+        match self {
+            ForwardError::Spec { .. }
+            | ForwardError::Nothing
+            | ForwardError::SocksExposed { .. } => crate::exit::USAGE,
+            _ => crate::exit::FAILED,
+        }
     }
 }
 

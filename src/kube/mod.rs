@@ -39,13 +39,15 @@ pub enum KubeError {
     Client { message: String },
 }
 
-impl KubeError {
-    /// Whether the kubeconfig the user named is at fault (usage/configuration, exit 2).
-    pub fn is_usage(&self) -> bool {
-        matches!(
-            self,
-            KubeError::ReadFile { .. } | KubeError::Config { .. } | KubeError::NoHost { .. }
-        )
+impl crate::exit::ExitStatus for KubeError {
+    /// The kubeconfig the user named is at fault (usage/configuration, 2), else 1.
+    fn exit_status(&self) -> u8 {
+        match self {
+            KubeError::ReadFile { .. } | KubeError::Config { .. } | KubeError::NoHost { .. } => {
+                crate::exit::USAGE
+            }
+            _ => crate::exit::FAILED,
+        }
     }
 }
 

@@ -265,15 +265,15 @@ pub enum SandboxError {
     },
 }
 
-impl SandboxError {
-    /// Whether the error comes from the options given (a usage error) rather than the system.
-    pub fn is_usage(&self) -> bool {
-        matches!(
-            self,
+impl crate::exit::ExitStatus for SandboxError {
+    /// The options given are at fault (usage, 2), else the system (1).
+    fn exit_status(&self) -> u8 {
+        match self {
             SandboxError::NoNodes
-                | SandboxError::TooFewPods { .. }
-                | SandboxError::KubeconfigExists { .. }
-        )
+            | SandboxError::TooFewPods { .. }
+            | SandboxError::KubeconfigExists { .. } => crate::exit::USAGE,
+            _ => crate::exit::FAILED,
+        }
     }
 }
 

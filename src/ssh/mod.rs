@@ -84,11 +84,11 @@ pub enum SshError {
     },
 }
 
-impl SshError {
+impl crate::exit::ExitStatus for SshError {
     /// 255 when the bastion cannot be reached, verified or authenticated (OpenSSH's
     /// convention) or the connection is lost; 2 for a profile's unusable identity file;
     /// 1 for an operation that failed after connecting.
-    pub fn exit_status(&self) -> u8 {
+    fn exit_status(&self) -> u8 {
         match self {
             SshError::Connect { .. }
             | SshError::Timeout { .. }
@@ -531,6 +531,7 @@ mod tests {
 
     #[test]
     fn exit_statuses_follow_openssh() {
+        use crate::exit::ExitStatus as _;
         let e = SshError::Timeout {
             target: "b:22".into(),
             after: Duration::from_secs(1),
