@@ -18,7 +18,7 @@ pub const PROFILE_ENV: &str = "PARAGON_ADMIN_PROFILE";
 pub enum ConfigError {
     #[error("no config file at {path}: run `paragon-admin init` to create one")]
     Missing { path: PathBuf },
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -56,7 +56,7 @@ pub enum ConfigError {
     Answer { what: String, message: String },
     #[error("{path}: profile `{name}` already exists: pass --force to replace it")]
     ProfileExists { path: PathBuf, name: String },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         path: PathBuf,
         source: std::io::Error,

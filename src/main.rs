@@ -5,11 +5,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use paragon_admin::cli::{Cli, Globals};
-use paragon_admin::{commands, config, forward, prompt, sandbox, secrets, ssh};
-
-/// Exit statuses shared by every command (DESIGN.md).
-const FAILED: u8 = paragon_admin::exit::FAILED;
-const USAGE: u8 = paragon_admin::exit::USAGE;
+use paragon_admin::commands;
+use paragon_admin::exit::{ExitStatus, FAILED, USAGE};
 
 fn main() -> ExitCode {
     paragon_admin::docs::answer_completion_request();
@@ -33,10 +30,10 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(Duration::from_millis(100));
     match result {
         Ok(status) => ExitCode::from(status),
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("paragon-admin: {}", one_line(&e));
-            ExitCode::from(exit_status(&e))
+            eprintln!("paragon-admin: {e}");
+            ExitCode::from(e.exit_status())
         }
     }
 }
@@ -60,49 +57,4 @@ fn init_tracing(g: &Globals) {
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         )
         .init();
-}
-
-/// The error and its causes on one line, each cause once.
-fn one_line(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-    }
-    parts.join(": ").replace('\n', " ")
-}
-
-/// The status the first cause with one chose (`exit::ExitStatus`), else 1. Commands are moving
-/// to `exit::Error`, which carries its status, so that this ladder goes away.
-fn exit_status(e: &anyhow::Error) -> u8 {
-    use paragon_admin::exit::ExitStatus;
-    for cause in e.chain() {
-        macro_rules! status_of {
-            ($($t:ty),*) => {$(
-                if let Some(e) = cause.downcast_ref::<$t>() {
-                    return e.exit_status();
-                }
-            )*};
-        }
-        status_of!(
-            config::ConfigError,
-            prompt::PromptError,
-            sandbox::SandboxError,
-            paragon_admin::kube::KubeError,
-            ssh::SshError,
-            forward::ForwardError,
-            forward::kubeconfig::KubeconfigError,
-            secrets::SecretError
-        );
-    }
-    FAILED
-}
-
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
 }

@@ -43,6 +43,13 @@ pub enum OpenSshError {
     SeveralJumps { alias: String, jumps: String },
 }
 
+impl crate::exit::ExitStatus for OpenSshError {
+    /// The user's OpenSSH setup or the alias they named is at fault: a usage error (2).
+    fn exit_status(&self) -> u8 {
+        crate::exit::USAGE
+    }
+}
+
 /// How an alias was resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resolver {

@@ -9,7 +9,7 @@ use std::io::IsTerminal;
 pub enum PromptError {
     #[error("{question}: no terminal to ask on; {hint}")]
     NoTerminal { question: String, hint: String },
-    #[error("{question}: {source}")]
+    #[error("{question}")]
     Failed {
         question: String,
         source: dialoguer::Error,

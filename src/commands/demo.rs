@@ -18,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::cli::{DemoArgs, Globals};
 use crate::config::{HostKeyPolicy, HostName, Port, ProfileDraft, Resolved, Scheme, Service};
 use crate::dial::Dialer;
+use crate::exit::Error;
 use crate::forward::{self, Shutdown, Sink, Style};
 use crate::health::{self, Target};
 use crate::kube as k8s;
@@ -32,7 +33,7 @@ use crate::ssh::known_hosts::fingerprint;
 const FAULTS: [Fault; 2] = [Fault::CrashLoop, Fault::ExpiringCert];
 const LOOPBACK: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
 
-pub async fn run(g: &Globals, a: &DemoArgs) -> anyhow::Result<u8> {
+pub async fn run(g: &Globals, a: &DemoArgs) -> Result<u8, Error> {
     let mut shutdown = Shutdown::install()?;
     let say = |line: String| {
         if !g.quiet {
@@ -51,21 +52,29 @@ pub async fn run(g: &Globals, a: &DemoArgs) -> anyhow::Result<u8> {
         sandbox.server_url(),
         faults.join(", ")
     ));
-    let web = DemoWeb::bind(LOOPBACK).await?;
+    let web = DemoWeb::bind(LOOPBACK).await.map_err(failed)?;
 
     // The client key lives in a private temporary folder (0700, removed when the demo ends):
     // the SSH client reads identities from files. It is made for this run, opens nothing but
     // this run's loopback bastion, and dies with it.
     let dir = tempfile::Builder::new().prefix("paragon-demo-").tempdir()?;
-    let client_key = PrivateKey::random(&mut russh::keys::key::safe_rng(), Algorithm::Ed25519)?;
+    let client_key = PrivateKey::random(&mut russh::keys::key::safe_rng(), Algorithm::Ed25519)
+        .map_err(failed)?;
     let key_path = dir.path().join("id_ed25519");
-    write_private(&key_path, client_key.to_openssh(LineEnding::LF)?.as_bytes())?;
+    write_private(
+        &key_path,
+        client_key
+            .to_openssh(LineEnding::LF)
+            .map_err(failed)?
+            .as_bytes(),
+    )?;
     let bastion = DemoBastion::bind(
         LOOPBACK,
         client_key.public_key().clone(),
         vec![sandbox.addr(), web.addr()],
     )
-    .await?;
+    .await
+    .map_err(failed)?;
     let known_hosts = dir.path().join("known_hosts");
     std::fs::write(&known_hosts, format!("{}\n", bastion.known_hosts_line()))?;
     say(format!(
@@ -156,6 +165,18 @@ pub async fn run(g: &Globals, a: &DemoArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// An error of a piece the demo starts, with its causes, as a failure (1).
+fn failed(e: impl std::error::Error) -> Error {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    Error::failed(text)
+}
+
 /// The profile the demo connects with: the bastion on loopback, the client key, strict host
 /// key checking against the known_hosts line written for this run.
 fn demo_profile(
@@ -163,9 +184,9 @@ fn demo_profile(
     key: &std::path::Path,
     known_hosts: &std::path::Path,
     dir: &std::path::Path,
-) -> anyhow::Result<Resolved> {
+) -> Result<Resolved, Error> {
     let draft = ProfileDraft {
-        host: HostName::parse(&bastion.addr().ip().to_string()).map_err(anyhow::Error::msg)?,
+        host: HostName::parse(&bastion.addr().ip().to_string()).map_err(Error::failed)?,
         port: Port(bastion.addr().port()),
         user: Some("demo".into()),
         identity_file: Some(key.display().to_string()),

@@ -4,8 +4,9 @@ use std::io::Write;
 
 use crate::cli::{CompletionsArgs, ManArgs};
 use crate::docs;
+use crate::exit::Error;
 
-pub fn completions(a: &CompletionsArgs) -> anyhow::Result<u8> {
+pub fn completions(a: &CompletionsArgs) -> Result<u8, Error> {
     match (&a.dir, a.shell) {
         (Some(dir), _) => docs::write_files(dir, &docs::completion_scripts()?)?,
         (None, Some(shell)) => {
@@ -13,12 +14,12 @@ pub fn completions(a: &CompletionsArgs) -> anyhow::Result<u8> {
             docs::write_completions(shell, &mut out)?;
             out.flush()?;
         }
-        (None, None) => anyhow::bail!("name a shell or pass --dir DIR"),
+        (None, None) => return Err(Error::usage("name a shell or pass --dir DIR")),
     }
     Ok(0)
 }
 
-pub fn man(a: &ManArgs) -> anyhow::Result<u8> {
+pub fn man(a: &ManArgs) -> Result<u8, Error> {
     let pages = docs::man_pages()?;
     match &a.dir {
         Some(dir) => docs::write_files(dir, &pages)?,

@@ -1,11 +1,12 @@
 //! `paragon-admin forward`: local ports into the private network through the bastion.
 
 use crate::cli::{ForwardArgs, Globals};
+use crate::exit::Error;
 use crate::forward::bastion::{connect_or_interrupt, reconnect, session};
 use crate::forward::{self, Forward, ForwardError, Options, Shutdown, Sink};
 use crate::output::Format;
 
-pub async fn run(g: &Globals, args: ForwardArgs) -> anyhow::Result<u8> {
+pub async fn run(g: &Globals, args: ForwardArgs) -> Result<u8, Error> {
     let profile = super::resolve_profile(g)?;
     let mut forwards = forward::parse_specs(&args.specs, &profile.services())?;
     if let Some(port) = args.socks {

@@ -8,13 +8,14 @@ use std::time::Duration;
 use crate::cli::{Globals, HealthArgs};
 use crate::config::Resolved;
 use crate::dial::{Dialer, Direct};
+use crate::exit::{self, Error, ExitStatus as _};
 use crate::health::{self, Progress, Report, Target};
 use crate::kube as k8s;
 use crate::output::{self, Format};
 use crate::secrets;
 use crate::ssh::Bastion;
 
-pub async fn run(g: &Globals, args: &HealthArgs) -> anyhow::Result<u8> {
+pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
     let profile = super::resolve_profile(g)?;
     let timeout = Duration::from_secs(args.timeout);
     // An unreachable bastion is an error (exit 255), not a report.
@@ -65,7 +66,7 @@ async fn kube_client(
     args: &HealthArgs,
     dialer: Arc<dyn Dialer>,
     bastion: Option<&Bastion>,
-) -> anyhow::Result<Result<kube::Client, String>> {
+) -> Result<Result<kube::Client, String>, Error> {
     let kube_cfg = &profile.profile.kube;
     let base = profile
         .file
@@ -91,7 +92,11 @@ async fn kube_client(
         return Ok(Ok(k8s::client(dialer, kubeconfig, &options).await?));
     }
     let kubeconfig = match bastion {
-        Some(b) => super::fetch_bastion_kubeconfig(b, context.as_deref()).await,
+        // A session that dropped is the bastion's failure (255), not a finding of the report.
+        Some(b) => match super::fetch_bastion_kubeconfig(b, context.as_deref()).await {
+            Err(e) if e.exit_status() == exit::UNREACHABLE => return Err(e.into()),
+            fetched => fetched.map_err(|e| Error::from(e).to_string()),
+        },
         None => kube::config::Kubeconfig::read().map_err(|e| {
             format!(
                 "no kubeconfig: pass --kubeconfig FILE or set kube.kubeconfig in the profile ({})",

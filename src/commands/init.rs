@@ -10,6 +10,7 @@ use crate::cli::{Globals, InitArgs};
 use crate::config::{
     self, ConfigError, HostKeyPolicy, HostName, JumpHost, Port, ProfileDraft, Resolved,
 };
+use crate::exit::Error;
 use crate::openssh::{self, Resolver, SshAlias};
 use crate::prompt::{self, PromptError};
 use crate::secrets::{self, Secret};
@@ -17,7 +18,7 @@ use crate::ssh::Bastion;
 
 const HINT: &str = "pass --non-interactive and give the answers as flags (--host, --user, ...)";
 
-pub async fn run(g: &Globals, a: &InitArgs) -> anyhow::Result<u8> {
+pub async fn run(g: &Globals, a: &InitArgs) -> Result<u8, Error> {
     let path = config::config_path(g.config.as_deref())?;
     let ask = !a.non_interactive;
     if ask && !prompt::interactive() {
@@ -225,7 +226,7 @@ fn valid_name(s: &str) -> Result<(), String> {
     }
 }
 
-fn profile_name(a: &InitArgs, ask: bool, existing: &[String]) -> Result<String, anyhow::Error> {
+fn profile_name(a: &InitArgs, ask: bool, existing: &[String]) -> Result<String, Error> {
     Ok(match &a.name {
         Some(n) => {
             valid_name(n).map_err(|m| answer("--name", m))?;
@@ -245,7 +246,7 @@ fn profile_name(a: &InitArgs, ask: bool, existing: &[String]) -> Result<String, 
 }
 
 /// The bastion's host, and the ~/.ssh/config Host it came from when it was an alias.
-fn bastion_host(a: &InitArgs, ask: bool) -> anyhow::Result<(HostName, Option<SshAlias>)> {
+fn bastion_host(a: &InitArgs, ask: bool) -> Result<(HostName, Option<SshAlias>), Error> {
     let named = match (&a.from_ssh_config, &a.host) {
         (Some(alias), _) => Some(openssh::resolve_alias(alias)?),
         (None, Some(h)) if openssh::is_alias(h) => Some(openssh::resolve_alias(h)?),
@@ -306,7 +307,7 @@ fn bastion_host(a: &InitArgs, ask: bool) -> anyhow::Result<(HostName, Option<Ssh
 
 /// Offers the key files of ~/.ssh and the agent; `None` means OpenSSH's defaults (the
 /// agent's keys, then ~/.ssh/id_*).
-async fn choose_identity() -> anyhow::Result<Option<String>> {
+async fn choose_identity() -> Result<Option<String>, Error> {
     let keys = dirs::home_dir()
         .map(|h| openssh::key_files(&h.join(".ssh")))
         .unwrap_or_default();
@@ -348,7 +349,7 @@ async fn choose_identity() -> anyhow::Result<Option<String>> {
 
 /// For an identity file with a passphrase, offers to store the passphrase in the keyring
 /// under the name the SSH client looks up (`PROFILE/identity-passphrase`).
-fn offer_passphrase(name: &str, resolved: &Resolved) -> anyhow::Result<()> {
+fn offer_passphrase(name: &str, resolved: &Resolved) -> Result<(), Error> {
     let Some(path) = &resolved.identity_file else {
         return Ok(());
     };
@@ -382,7 +383,7 @@ fn offer_passphrase(name: &str, resolved: &Resolved) -> anyhow::Result<()> {
 /// Connects once, so that the host key is shown, confirmed and recorded in known_hosts by the
 /// same code every later connection uses. Asked whatever the profile's policy: this is the
 /// moment a person is there to compare fingerprints. A failure is reported, not fatal.
-async fn check_host_key(resolved: &Resolved) -> anyhow::Result<()> {
+async fn check_host_key(resolved: &Resolved) -> Result<(), Error> {
     let p = &resolved.profile;
     let target = crate::dial::target(&p.host.0, p.port.0);
     if !prompt::confirm(

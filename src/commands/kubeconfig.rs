@@ -3,13 +3,14 @@
 use std::io::Write;
 
 use crate::cli::{Globals, KubeconfigArgs};
+use crate::exit::Error;
 use crate::forward::bastion::{connect_or_interrupt, reconnect, session};
 use crate::forward::kubeconfig::{self, Source, Upstream};
 use crate::forward::{self, Shutdown, Sink};
 
 use super::forward::{INTERRUPTED, options};
 
-pub async fn run(g: &Globals, args: KubeconfigArgs) -> anyhow::Result<u8> {
+pub async fn run(g: &Globals, args: KubeconfigArgs) -> Result<u8, Error> {
     let profile = super::resolve_profile(g)?;
     let kube = profile.profile.kube.clone();
     let context = kube.context.as_ref().map(|c| c.0.clone());
@@ -18,7 +19,12 @@ pub async fn run(g: &Globals, args: KubeconfigArgs) -> anyhow::Result<u8> {
         Some(path) => {
             let base = profile.file.parent().unwrap_or(std::path::Path::new("."));
             let path = crate::config::expand_path(&path.0, base)?;
-            Some(Source::read(&path, context.clone())?)
+            // The same reader as `health`, so a bad file is the same usage error (2) in both.
+            Some(Source {
+                kubeconfig: crate::kube::read_kubeconfig(&path)?,
+                origin: path.display().to_string(),
+                context: context.clone(),
+            })
         }
         None => None,
     };
@@ -38,9 +44,7 @@ pub async fn run(g: &Globals, args: KubeconfigArgs) -> anyhow::Result<u8> {
         Some(s) => s,
         None => {
             // Fetched into memory: written nowhere but where the user asked.
-            let kubeconfig = super::fetch_bastion_kubeconfig(&bastion, context.as_deref())
-                .await
-                .map_err(anyhow::Error::msg)?;
+            let kubeconfig = super::fetch_bastion_kubeconfig(&bastion, context.as_deref()).await?;
             Source {
                 kubeconfig,
                 origin: "the bastion's kubeconfig".to_string(),

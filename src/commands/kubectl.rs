@@ -2,6 +2,7 @@
 //! `Bastion` and the remote-shell quoting.
 
 use crate::cli::Globals;
+use crate::exit::Error;
 use crate::ssh::Bastion;
 use crate::ssh::exec::Request;
 use crate::ssh::quote::command_line;
@@ -10,7 +11,7 @@ use crate::ssh::shell::Pty;
 /// `program` on the bastion with each argument quoted for the remote shell; a PTY only when
 /// stdin (and stdout) are terminals, so `kubectl exec -it` works and `kubectl get | grep` gets
 /// clean lines and a separate stderr.
-pub async fn run(g: &Globals, program: &str, args: &[String]) -> anyhow::Result<u8> {
+pub async fn run(g: &Globals, program: &str, args: &[String]) -> Result<u8, Error> {
     let profile = super::resolve_profile(g)?;
     let bastion = Bastion::connect(&profile).await?;
     let line = command_line(program, args);

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::cli::Globals;
 use crate::config;
+use crate::exit::Error;
 use crate::output::{self, Format};
 
 #[derive(Serialize)]
@@ -17,7 +18,7 @@ struct Row {
     strict_host_key_checking: config::HostKeyPolicy,
 }
 
-pub fn run(g: &Globals) -> anyhow::Result<u8> {
+pub fn run(g: &Globals) -> Result<u8, Error> {
     let path = config::config_path(g.config.as_deref())?;
     let file = config::load(&path)?;
     let default = file.default_profile.clone().or_else(|| {

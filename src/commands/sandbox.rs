@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::cli::{Globals, SandboxArgs};
+use crate::exit::{Context as _, Error};
 use crate::output::{self, Format};
 use crate::sandbox::{Fault, Sandbox, SandboxOptions};
 
@@ -21,7 +21,7 @@ struct Started<'a> {
     faults: &'a [Fault],
 }
 
-pub async fn run(g: &Globals, args: SandboxArgs) -> anyhow::Result<u8> {
+pub async fn run(g: &Globals, args: SandboxArgs) -> Result<u8, Error> {
     let mut faults = args.faults.clone();
     faults.sort();
     faults.dedup();
@@ -117,7 +117,7 @@ impl Stop {
     }
 }
 
-fn default_kubeconfig_path(port: u16) -> anyhow::Result<PathBuf> {
+fn default_kubeconfig_path(port: u16) -> Result<PathBuf, Error> {
     let base = dirs::cache_dir()
         .or_else(dirs::runtime_dir)
         .unwrap_or_else(std::env::temp_dir);

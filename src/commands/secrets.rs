@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Read};
 use serde::Serialize;
 
 use crate::cli::{Globals, SecretsAction};
+use crate::exit::Error;
 use crate::output::{self, Format};
 use crate::secrets::{self, Secret};
 
@@ -13,7 +14,7 @@ struct Row {
     name: String,
 }
 
-pub fn run(g: &Globals, action: &SecretsAction) -> anyhow::Result<u8> {
+pub fn run(g: &Globals, action: &SecretsAction) -> Result<u8, Error> {
     match action {
         SecretsAction::Set { name } => {
             secrets::validate_name(name)?;
@@ -54,7 +55,7 @@ pub fn run(g: &Globals, action: &SecretsAction) -> anyhow::Result<u8> {
 
 /// The value: stdin when it is not a terminal (one trailing newline removed), else a hidden
 /// prompt.
-fn read_value(name: &str) -> anyhow::Result<Secret> {
+fn read_value(name: &str) -> Result<Secret, Error> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         let v = crate::prompt::password(
@@ -72,6 +73,6 @@ fn read_value(name: &str) -> anyhow::Result<Secret> {
         }
     }
     let text = String::from_utf8(bytes)
-        .map_err(|_| anyhow::anyhow!("the value for `{name}` on stdin is not UTF-8 text"))?;
+        .map_err(|_| Error::usage(format!("the value for `{name}` on stdin is not UTF-8 text")))?;
     Ok(Secret::new(text))
 }

@@ -1,11 +1,12 @@
 //! `paragon-admin ssh [-- CMD...]`: a shell or one command on the bastion, glue over `Bastion`.
 
 use crate::cli::Globals;
+use crate::exit::Error;
 use crate::ssh::Bastion;
 use crate::ssh::exec::Request;
 
 /// A shell, or one command (its words joined with spaces, as OpenSSH joins them).
-pub async fn run(g: &Globals, command: &[String]) -> anyhow::Result<u8> {
+pub async fn run(g: &Globals, command: &[String]) -> Result<u8, Error> {
     let profile = super::resolve_profile(g)?;
     let bastion = Bastion::connect(&profile).await?;
     let status = if command.is_empty() {

@@ -9,6 +9,7 @@ mod config;
 mod demo;
 mod demo_bastion;
 mod docs;
+mod exit;
 mod forward;
 mod health;
 mod init;
