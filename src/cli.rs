@@ -27,16 +27,19 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, Clone, Args)]
 pub struct Globals {
-    /// The config file [default: the platform config folder's paragon-admin/config.toml]
-    #[arg(long, global = true, value_name = "FILE", env = "PARAGON_ADMIN_CONFIG")]
+    /// The config file [default: $PARAGON_ADMIN_CONFIG, else the platform config folder's
+    /// paragon-admin/config.toml]
+    // Not clap's `env`: an empty variable means unset, and the profile's error must say
+    // when its name came from the environment; `config` reads both variables.
+    #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The profile to use [default: the file's default_profile, else its only profile]
+    /// The profile to use [default: $PARAGON_ADMIN_PROFILE, else the file's default_profile,
+    /// else its only profile]
     #[arg(
         long,
         short = 'p',
         global = true,
         value_name = "NAME",
-        env = "PARAGON_ADMIN_PROFILE",
         add = ArgValueCompleter::new(crate::docs::complete_profiles)
     )]
     pub profile: Option<String>,
@@ -121,7 +124,7 @@ this machine). Exit status 0 when nothing failed (warnings allowed), 1 when some
     /// Forward local ports to services in the private network, through the bastion
     #[command(
         long_about = "Forward local ports to services in the private network, all over one SSH \
-session to the bastion. A SPEC is a service name (grafana, kibana, prometheus, or one from the \
+session to the bastion. A SPEC is a service name (grafana, kibana, openobserve, prometheus, or one from the \
 profile's [services] tables), LOCAL_PORT:SERVICE, or as with `ssh -L`, LOCAL_PORT:HOST:PORT or \
 HOST:PORT (HOST as resolved on the bastion; LOCAL_PORT 0 = any free port). Every listener is \
 bound before the bastion is contacted, so a port in use fails at once. When the bastion goes \
@@ -180,9 +183,12 @@ pub struct DemoArgs {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// The profile's name (letters, digits, `-`, `_`, `.`)
-    #[arg(long, value_name = "NAME")]
+    /// The profile's name, as --profile NAME (letters, digits, `-`, `_`, `.`)
+    #[arg(long, value_name = "NAME", hide = true)]
     pub name: Option<String>,
+    /// Make this profile the default_profile (the first profile always is)
+    #[arg(long)]
+    pub default: bool,
     /// The bastion's host name or address, or a Host alias of ~/.ssh/config
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,

@@ -32,9 +32,9 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
     let target = Target {
         kube,
         dialer,
-        datastores: profile.profile.datastores.clone(),
+        datastores: profile.settings.datastores.clone(),
         services: profile.services(),
-        postgres_password: if profile.profile.datastores.postgres.is_empty() {
+        postgres_password: if profile.settings.datastores.postgres.is_empty() {
             None
         } else {
             postgres_password(&profile)
@@ -67,7 +67,7 @@ async fn kube_client(
     dialer: Arc<dyn Dialer>,
     bastion: Option<&Bastion>,
 ) -> Result<Result<kube::Client, String>, Error> {
-    let kube_cfg = &profile.profile.kube;
+    let kube_cfg = &profile.settings.kube;
     let base = profile
         .file
         .parent()

@@ -8,7 +8,8 @@ use std::path::Path;
 
 use crate::cli::{Globals, InitArgs};
 use crate::config::{
-    self, ConfigError, HostKeyPolicy, HostName, JumpHost, Port, ProfileDraft, Resolved,
+    self, ConfigError, ConfigFile, HostKeyPolicy, HostName, JumpHost, Port, ProfileDraft,
+    ProfileName, Resolved, WriteOptions,
 };
 use crate::exit::Error;
 use crate::openssh::{self, Resolver, SshAlias};
@@ -28,13 +29,14 @@ pub async fn run(g: &Globals, a: &InitArgs) -> Result<u8, Error> {
         }
         .into());
     }
-    let existing = match config::load(&path) {
-        Ok(f) => f.profiles.keys().cloned().collect::<Vec<_>>(),
-        Err(ConfigError::Missing { .. }) => Vec::new(),
+    let existing_file = match config::load(&path) {
+        Ok(f) => f,
+        Err(ConfigError::Missing { .. }) => ConfigFile::default(),
         Err(e) => return Err(e.into()),
     };
+    let existing = existing_file.profiles.keys().cloned().collect::<Vec<_>>();
 
-    let name = profile_name(a, ask, &existing)?;
+    let name = profile_name(g, a, ask, &existing)?;
     let mut force = a.force;
     if existing.contains(&name) && !force {
         let replace = ask
@@ -156,16 +158,21 @@ pub async fn run(g: &Globals, a: &InitArgs) -> Result<u8, Error> {
         None => None,
     };
 
+    let builtin: Vec<(String, u16)> = config::builtin_services()
+        .into_iter()
+        .map(|s| (s.name, s.local_port))
+        .collect();
+    let listed: Vec<String> = builtin.iter().map(|(n, p)| format!("{n} {p}")).collect();
     let services = if ask
         && prompt::confirm(
-            "Write the default service forwards into the profile (grafana on local port 4500, kibana 5601, prometheus 9090), to edit later",
+            &format!(
+                "Write the default service forwards into the profile (local ports: {}), to edit later",
+                listed.join(", ")
+            ),
             true,
             HINT,
         )? {
-        config::builtin_services()
-            .into_iter()
-            .map(|s| (s.name, s.local_port))
-            .collect()
+        builtin
     } else {
         Vec::new()
     };
@@ -185,7 +192,12 @@ pub async fn run(g: &Globals, a: &InitArgs) -> Result<u8, Error> {
         offer_passphrase(&name, &resolved)?;
         check_host_key(&resolved).await?;
     }
-    config::write_profile(&path, &name, &draft, force)?;
+    let make_default = should_be_default(a, ask, &name, &existing_file)?;
+    let options = WriteOptions {
+        force,
+        make_default,
+    };
+    config::write_profile(&path, &name, &draft, options)?;
     if !g.quiet {
         eprintln!(
             "wrote profile `{name}` to {}; try: paragon-admin --profile {name} ssh",
@@ -211,25 +223,20 @@ fn non_empty(what: &str, s: &str) -> Result<String, ConfigError> {
     }
 }
 
-/// A profile name is also part of keyring secret names: keep it to a safe alphabet.
 fn valid_name(s: &str) -> Result<(), String> {
-    if !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{s}` is not a profile name (letters, digits, `-`, `_`, `.`; at most 64)"
-        ))
-    }
+    s.parse::<ProfileName>().map(|_| ())
 }
 
-fn profile_name(a: &InitArgs, ask: bool, existing: &[String]) -> Result<String, Error> {
-    Ok(match &a.name {
+/// The profile's name: `--profile` (or its alias `--name`), else asked, else `default`.
+fn profile_name(
+    g: &Globals,
+    a: &InitArgs,
+    ask: bool,
+    existing: &[String],
+) -> Result<String, Error> {
+    Ok(match a.name.as_ref().or(g.profile.as_ref()) {
         Some(n) => {
-            valid_name(n).map_err(|m| answer("--name", m))?;
+            valid_name(n).map_err(|m| answer("--profile", m))?;
             n.clone()
         }
         None if ask => {
@@ -243,6 +250,33 @@ fn profile_name(a: &InitArgs, ask: bool, existing: &[String]) -> Result<String, 
         }
         None => "default".to_string(),
     })
+}
+
+/// Whether the profile becomes `default_profile`: the first one always, a later one with
+/// `--default` or when the person says so. Without either, the file's default is kept.
+fn should_be_default(
+    a: &InitArgs,
+    ask: bool,
+    name: &str,
+    file: &ConfigFile,
+) -> Result<bool, Error> {
+    let others = file.profiles.keys().any(|p| p != name);
+    if a.default || !others {
+        return Ok(true);
+    }
+    if file.default_profile.as_deref() == Some(name) || !ask {
+        return Ok(false);
+    }
+    let current = file
+        .default_profile
+        .as_deref()
+        .map(|d| format!(" (now `{d}`)"))
+        .unwrap_or_default();
+    Ok(prompt::confirm(
+        &format!("Make `{name}` the default profile{current}"),
+        file.default_profile.is_none(),
+        HINT,
+    )?)
 }
 
 /// The bastion's host, and the ~/.ssh/config Host it came from when it was an alias.
@@ -384,7 +418,7 @@ fn offer_passphrase(name: &str, resolved: &Resolved) -> Result<(), Error> {
 /// same code every later connection uses. Asked whatever the profile's policy: this is the
 /// moment a person is there to compare fingerprints. A failure is reported, not fatal.
 async fn check_host_key(resolved: &Resolved) -> Result<(), Error> {
-    let p = &resolved.profile;
+    let p = &resolved.settings;
     let target = crate::dial::target(&p.host.0, p.port.0);
     if !prompt::confirm(
         &format!("Connect to {target} now to check its host key and the login"),
@@ -394,7 +428,7 @@ async fn check_host_key(resolved: &Resolved) -> Result<(), Error> {
         return Ok(());
     }
     let mut once = resolved.clone();
-    once.profile.strict_host_key_checking = HostKeyPolicy::Ask;
+    once.settings.strict_host_key_checking = HostKeyPolicy::Ask;
     match Bastion::connect(&once).await {
         Ok(_) => eprintln!(
             "connected to {target} as {}; its host key is in {}",

@@ -12,7 +12,7 @@ use super::forward::{INTERRUPTED, options};
 
 pub async fn run(g: &Globals, args: KubeconfigArgs) -> Result<u8, Error> {
     let profile = super::resolve_profile(g)?;
-    let kube = profile.profile.kube.clone();
+    let kube = profile.settings.kube.clone();
     let context = kube.context.as_ref().map(|c| c.0.clone());
     // A local kubeconfig is read, and --write checked, before anything connects.
     let local = match &kube.kubeconfig {

@@ -152,7 +152,7 @@ impl Bastion {
     /// when it has one), within `connect_timeout`; time spent waiting for an answer at a
     /// prompt does not count.
     pub async fn connect(profile: &Resolved) -> Result<Bastion, SshError> {
-        let p = &profile.profile;
+        let p = &profile.settings;
         let target = dial::target(&p.host.0, p.port.0);
         let after = Duration::from_secs(p.connect_timeout.0);
         let (prompting, waiting) = watch::channel(false);
@@ -231,7 +231,7 @@ async fn connect_all(
     profile: &Resolved,
     prompting: Arc<watch::Sender<bool>>,
 ) -> Result<Bastion, SshError> {
-    let p = &profile.profile;
+    let p = &profile.settings;
     let bastion = Hop {
         host: p.host.0.clone(),
         port: p.port.0,
@@ -315,12 +315,15 @@ async fn handshake(
         &hop.host,
         hop.port,
         profile.known_hosts.clone(),
-        profile.profile.strict_host_key_checking,
+        profile.settings.strict_host_key_checking,
         profile.name.clone(),
         prompting.clone(),
     ));
     let recorded = check.recorded_algorithms();
-    let config = Arc::new(client_config(profile.profile.keepalive_interval, &recorded));
+    let config = Arc::new(client_config(
+        profile.settings.keepalive_interval,
+        &recorded,
+    ));
     let client = Client {
         check,
         _closed: closed.drop_guard(),

@@ -65,3 +65,99 @@ fn unknown_subcommand_is_a_usage_error() {
     let r = run(home.paragon().arg("frobnicate"));
     assert_eq!(r.status, Some(2));
 }
+
+#[test]
+fn empty_environment_variables_mean_unset() {
+    let home = Home::new();
+    let dir = home.path().join(".config/paragon-admin");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("config.toml"),
+        "default_profile = \"b\"\n[profiles.a]\nhost = \"a.example.com\"\n[profiles.b]\nhost = \"b.example.com\"\n",
+    )
+    .unwrap();
+    let r = run(home
+        .paragon()
+        .env("PARAGON_ADMIN_CONFIG", "")
+        .env("PARAGON_ADMIN_PROFILE", "")
+        .args(["profiles", "--output", "json"]));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("b.example.com"), "{}", r.stdout);
+    // An empty profile variable falls back to default_profile: `b`, whose bastion is closed.
+    let r = run(home
+        .paragon()
+        .env("PARAGON_ADMIN_CONFIG", "")
+        .env("PARAGON_ADMIN_PROFILE", "")
+        .args(["ssh", "--", "true"]));
+    assert!(!r.stderr.contains("a value is required"), "{}", r.stderr);
+    assert!(!r.stderr.contains("not found"), "{}", r.stderr);
+}
+
+#[test]
+fn unknown_profile_from_the_environment_says_so() {
+    let home = Home::new();
+    home.write_config("[profiles.a]\nhost = \"a.example.com\"\n");
+    let r = run(home
+        .paragon()
+        .env("PARAGON_ADMIN_PROFILE", "nope")
+        .args(["ssh", "--", "true"]));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("profile `nope` (from $PARAGON_ADMIN_PROFILE) not found (profiles: a)"),
+        "{}",
+        r.stderr
+    );
+    let r = run(home
+        .paragon()
+        .args(["--profile", "nope", "ssh", "--", "true"]));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("profile `nope` not found"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn huge_keepalive_interval_is_a_located_error_not_a_panic() {
+    let home = Home::new();
+    let path = home.write_config(
+        "[profiles.p]\nhost = \"127.0.0.1\"\nport = 1\nkeepalive_interval = 18446744073709551615\n",
+    );
+    let r = run(home.paragon().args(["ssh", "--", "true"]));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    let want = format!("{}:4: profiles.p.keepalive_interval:", path.display());
+    assert!(r.stderr.contains(&want), "{}", r.stderr);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    home.write_config("[profiles.p]\nhost = \"b\"\nconnect_timeout = \"10\"\n");
+    let r = run(home.paragon().arg("profiles"));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("expected a number"), "{}", r.stderr);
+}
+
+#[test]
+fn a_config_others_can_write_or_an_endless_one_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::new();
+    let path = home.write_config("[profiles.p]\nhost = \"b.example.com\"\n");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let r = run(home.paragon().arg("profiles"));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("writable by others"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("chmod go-w {}", path.display())),
+        "{}",
+        r.stderr
+    );
+    let r = run(home
+        .paragon()
+        .env("PARAGON_ADMIN_CONFIG", "/dev/zero")
+        .arg("profiles"));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("/dev/zero is larger than 1 MiB"),
+        "{}",
+        r.stderr
+    );
+}
