@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use clap_complete::engine::ArgValueCompleter;
 
-use crate::docs::Shell;
 use crate::output::Format;
 
 /// Operate an on-premise Paragon installation through its SSH bastion.
@@ -40,7 +39,7 @@ pub struct Globals {
         short = 'p',
         global = true,
         value_name = "NAME",
-        add = ArgValueCompleter::new(crate::docs::complete_profiles)
+        add = ArgValueCompleter::new(crate::complete::complete_profiles)
     )]
     pub profile: Option<String>,
     /// How to print results
@@ -307,7 +306,7 @@ pub struct ForwardArgs {
     #[arg(
         value_name = "SPEC",
         required_unless_present = "socks",
-        add = ArgValueCompleter::new(crate::docs::complete_services)
+        add = ArgValueCompleter::new(crate::complete::complete_services)
     )]
     pub specs: Vec<String>,
     /// Also run a SOCKS5 proxy on this local port (0 = any free port)
@@ -348,6 +347,37 @@ pub enum SecretsAction {
     },
     /// List the names of the stored secrets (never their values)
     List,
+}
+
+/// The shells we write completion scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+    Elvish,
+}
+
+impl Shell {
+    pub const ALL: [Shell; 5] = [
+        Shell::Bash,
+        Shell::Zsh,
+        Shell::Fish,
+        Shell::Powershell,
+        Shell::Elvish,
+    ];
+
+    /// The file name the script is committed under in `completions/`.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Shell::Bash => "paragon-admin.bash",
+            Shell::Zsh => "_paragon-admin",
+            Shell::Fish => "paragon-admin.fish",
+            Shell::Powershell => "_paragon-admin.ps1",
+            Shell::Elvish => "paragon-admin.elv",
+        }
+    }
 }
 
 /// The clap `Command`, for completions, man pages and tests.

@@ -1,128 +1,30 @@
-//! Shell completions and man pages, generated from the clap definitions in `cli` so that they
-//! can never drift from `--help`; and the completers that fill in profile and service names
-//! while the user types. It knows nothing of SSH.
+//! Shell completion scripts and man pages, generated from the clap definitions in `cli` so
+//! that they can never drift from `--help`. The candidates the scripts ask for at each <Tab>
+//! are `complete`'s. It knows nothing of SSH or of the config file.
 
-use std::ffi::OsStr;
 use std::io::{self, Write};
 use std::path::Path;
 
-use clap_complete::engine::CompletionCandidate;
 use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
 
-use crate::config;
+use crate::cli::Shell;
+use crate::complete::{BIN, COMPLETE_VAR};
 
-/// The binary's name, as the scripts call it.
-const BIN: &str = "paragon-admin";
-/// The environment variable through which a shell asks the binary for candidates.
-pub const COMPLETE_VAR: &str = "COMPLETE";
-
-/// The shells we write completion scripts for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Shell {
-    Bash,
-    Zsh,
-    Fish,
-    Powershell,
-    Elvish,
-}
-
-impl Shell {
-    pub const ALL: [Shell; 5] = [
-        Shell::Bash,
-        Shell::Zsh,
-        Shell::Fish,
-        Shell::Powershell,
-        Shell::Elvish,
-    ];
-
-    fn completer(self) -> &'static dyn EnvCompleter {
-        match self {
-            Shell::Bash => &Bash,
-            Shell::Zsh => &Zsh,
-            Shell::Fish => &Fish,
-            Shell::Powershell => &Powershell,
-            Shell::Elvish => &Elvish,
-        }
-    }
-
-    /// The file name the script is committed under in `completions/`.
-    pub fn file_name(self) -> &'static str {
-        match self {
-            Shell::Bash => "paragon-admin.bash",
-            Shell::Zsh => "_paragon-admin",
-            Shell::Fish => "paragon-admin.fish",
-            Shell::Powershell => "_paragon-admin.ps1",
-            Shell::Elvish => "paragon-admin.elv",
-        }
+/// The writer of each shell's registration script.
+fn completer(shell: Shell) -> &'static dyn EnvCompleter {
+    match shell {
+        Shell::Bash => &Bash,
+        Shell::Zsh => &Zsh,
+        Shell::Fish => &Fish,
+        Shell::Powershell => &Powershell,
+        Shell::Elvish => &Elvish,
     }
 }
 
 /// Writes the completion script for `shell`. The script asks the installed binary for
 /// candidates at each <Tab>, so profile and service names come from the user's own config.
 pub fn write_completions(shell: Shell, out: &mut dyn Write) -> io::Result<()> {
-    shell
-        .completer()
-        .write_registration(COMPLETE_VAR, BIN, BIN, BIN, out)
-}
-
-/// Answers a shell's request for candidates when `COMPLETE` is set, then exits; otherwise
-/// returns and the program runs as usual.
-pub fn answer_completion_request() {
-    clap_complete::CompleteEnv::with_factory(crate::cli::command)
-        .var(COMPLETE_VAR)
-        .bin(BIN)
-        .completer(BIN)
-        .complete();
-}
-
-/// Completes profile names from the config file the environment points at.
-pub fn complete_profiles(current: &OsStr) -> Vec<CompletionCandidate> {
-    let Some(file) = load_config_quietly() else {
-        return Vec::new();
-    };
-    let prefix = current.to_string_lossy();
-    file.profiles
-        .iter()
-        .filter(|(name, _)| name.starts_with(prefix.as_ref()))
-        .map(|(name, p)| {
-            CompletionCandidate::new(name)
-                .help(Some(crate::dial::target(&p.host.0, p.port.0).into()))
-        })
-        .collect()
-}
-
-/// Completes service names: the built-ins and those of the chosen (or default) profile.
-pub fn complete_services(current: &OsStr) -> Vec<CompletionCandidate> {
-    let prefix = current.to_string_lossy();
-    let mut services = config::builtin_services();
-    if let Some(file) = load_config_quietly() {
-        let path = config::config_path(env_config().as_deref()).unwrap_or_default();
-        let wanted = std::env::var(config::PROFILE_ENV).ok();
-        if let Ok((name, profile)) = file.select(&path, wanted.as_deref())
-            && let Ok(resolved) = config::Resolved::new(name, path, profile)
-        {
-            services = resolved.services().into_values().collect();
-        }
-    }
-    services
-        .into_iter()
-        .filter(|s| s.name.starts_with(prefix.as_ref()))
-        .map(|s| {
-            let help = crate::dial::target(&s.host, s.port);
-            CompletionCandidate::new(s.name).help(Some(help.into()))
-        })
-        .collect()
-}
-
-fn env_config() -> Option<std::path::PathBuf> {
-    std::env::var_os(config::CONFIG_ENV).map(Into::into)
-}
-
-/// A completer must never print errors into the user's command line: a config that does not
-/// load simply offers no names.
-fn load_config_quietly() -> Option<config::ConfigFile> {
-    let path = config::config_path(env_config().as_deref()).ok()?;
-    config::load(&path).ok()
+    completer(shell).write_registration(COMPLETE_VAR, BIN, BIN, BIN, out)
 }
 
 /// What every page says about exit statuses (DESIGN.md).

@@ -9,7 +9,7 @@ use paragon_admin::commands;
 use paragon_admin::exit::{ExitStatus, FAILED, USAGE};
 
 fn main() -> ExitCode {
-    paragon_admin::docs::answer_completion_request();
+    paragon_admin::complete::answer_completion_request();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -217,3 +217,45 @@ fn strip_overstrike(s: &str) -> String {
     }
     out.into_iter().collect()
 }
+
+#[test]
+fn bash_completion_honours_config_and_profile_typed_earlier_on_the_line() {
+    let home = Home::new();
+    let env_config = home.write_config("[profiles.fromenv]\nhost = \"e.example.com\"\n");
+    let typed = home.path().join("typed.toml");
+    std::fs::write(
+        &typed,
+        "default_profile = \"plain\"\n[profiles.plain]\nhost = \"p.example.com\"\n\
+         [profiles.lab]\nhost = \"l.example.com\"\n\
+         [profiles.lab.services.pgadmin]\ntarget = \"pgadmin.paragon:80\"\n",
+    )
+    .unwrap();
+    let typed = typed.display().to_string();
+    let found = bash_candidates(
+        &env_config,
+        &["paragon-admin", "--config", &typed, "--profile", ""],
+    );
+    assert_eq!(found, ["lab", "plain"], "{found:?}");
+    let found = bash_candidates(
+        &env_config,
+        &["paragon-admin", "--config", &typed, "forward", "p"],
+    );
+    assert_eq!(
+        found,
+        ["prometheus"],
+        "the default profile has no pgadmin: {found:?}"
+    );
+    let found = bash_candidates(
+        &env_config,
+        &[
+            "paragon-admin",
+            "--config",
+            &typed,
+            "--profile",
+            "lab",
+            "forward",
+            "p",
+        ],
+    );
+    assert_eq!(found, ["pgadmin", "prometheus"], "{found:?}");
+}
