@@ -65,14 +65,20 @@ exit status becomes ours.",
     Ssh(SshArgs),
     /// Run kubectl on the bastion, every argument passed exactly as given
     #[command(
+        long_about = "Run kubectl on the bastion with every argument after `kubectl` passed exactly \
+as given, flags such as -v, -q, --output and --help included, and return its exit status. \
+Options of paragon-admin (--profile, --config, -v) go before `kubectl`.",
         disable_help_flag = true,
-        after_help = "Examples:\n  paragon-admin kubectl get pods -n paragon\n  paragon-admin kubectl logs -n paragon deploy/hermes --tail 50"
+        after_help = "Examples:\n  paragon-admin kubectl get pods -n paragon\n  paragon-admin kubectl -v 6 get ns\n  paragon-admin --profile staging kubectl logs -n paragon deploy/hermes --tail 50"
     )]
     Kubectl(PassthroughArgs),
     /// Run helm on the bastion, every argument passed exactly as given
     #[command(
+        long_about = "Run helm on the bastion with every argument after `helm` passed exactly as \
+given, flags such as --namespace, --output and --help included, and return its exit status. \
+Options of paragon-admin (--profile, --config, -v) go before `helm`.",
         disable_help_flag = true,
-        after_help = "Examples:\n  paragon-admin helm list -n paragon\n  paragon-admin helm history paragon-on-prem -n paragon"
+        after_help = "Examples:\n  paragon-admin helm --namespace paragon list\n  paragon-admin --profile staging helm history paragon-on-prem -n paragon"
     )]
     Helm(PassthroughArgs),
     /// Store, remove and list secrets in the platform keyring
@@ -273,13 +279,64 @@ pub struct SshArgs {
 
 #[derive(Debug, Args)]
 pub struct PassthroughArgs {
-    /// Arguments for the remote tool, passed as given
+    /// Arguments for the remote tool, every one passed as given (flags included); the
+    /// options of paragon-admin go before the subcommand
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        value_name = "ARGS"
+        value_name = "ARGS",
+        value_parser = clap::value_parser!(std::ffi::OsString)
     )]
-    pub args: Vec<String>,
+    pub args: Vec<std::ffi::OsString>,
+}
+
+/// The subcommands whose every argument belongs to the remote tool.
+const PASSTHROUGH: [&str; 2] = ["kubectl", "helm"];
+
+/// Parses the command line. After `kubectl` or `helm` nothing is ours: clap sees the words up
+/// to the subcommand, and the rest is handed over untouched (clap would otherwise take
+/// `-v`, `-q`, `--output`, `--profile` or `--version` there as paragon-admin's own).
+pub fn parse_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, clap::Error> {
+    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    let Some(at) = passthrough_at(&command(), &args) else {
+        return <Cli as clap::Parser>::try_parse_from(args);
+    };
+    let mut cli = <Cli as clap::Parser>::try_parse_from(&args[..=at])?;
+    if let Command::Kubectl(a) | Command::Helm(a) = &mut cli.command {
+        a.args = args[at + 1..].to_vec();
+    }
+    Ok(cli)
+}
+
+/// The index of a `kubectl`/`helm` subcommand word, skipping the global options before it
+/// (and the values of those that take one, as clap's definitions say).
+fn passthrough_at(cmd: &clap::Command, args: &[std::ffi::OsString]) -> Option<usize> {
+    let takes_value = |word: &str| {
+        cmd.get_arguments().any(|a| {
+            a.get_action().takes_values()
+                && (a
+                    .get_long()
+                    .is_some_and(|l| word.strip_prefix("--") == Some(l))
+                    || a.get_short()
+                        .is_some_and(|s| word.strip_prefix('-') == Some(s.to_string().as_str())))
+        })
+    };
+    let mut i = 1;
+    while i < args.len() {
+        // A word that is not UTF-8 before the subcommand is clap's to report.
+        let word = args[i].to_str()?;
+        if word == "--" {
+            return None;
+        }
+        if !word.starts_with('-') {
+            return PASSTHROUGH.contains(&word).then_some(i);
+        }
+        if takes_value(word) {
+            i += 1;
+        }
+        i += 1;
+    }
+    None
 }
 
 #[derive(Debug, Args)]
@@ -395,23 +452,45 @@ mod tests {
         command().debug_assert();
     }
 
+    fn parse(words: &[&str]) -> Result<Cli, clap::Error> {
+        parse_from(words.iter().map(std::ffi::OsString::from))
+    }
+
     #[test]
-    fn kubectl_arguments_pass_through_untouched() {
-        let cli = Cli::try_parse_from([
-            "paragon-admin",
-            "kubectl",
-            "-n",
-            "paragon",
-            "get",
-            "pods",
-            "--help",
-            "",
-        ])
-        .unwrap();
-        let Command::Kubectl(a) = cli.command else {
-            panic!("not kubectl")
-        };
-        assert_eq!(a.args, ["-n", "paragon", "get", "pods", "--help", ""]);
+    fn kubectl_and_helm_arguments_pass_through_untouched_leading_flags_included() {
+        for words in [
+            &["-n", "paragon", "get", "pods", "--help", ""][..],
+            &["-v", "6", "get", "ns"],
+            &["--output", "json", "get", "ns"],
+            &["--version"],
+            &["-q", "get", "ns"],
+            &["--profile", "x", "--config", "y", "-p", "z"],
+            &["--", "-x"],
+        ] {
+            for tool in ["kubectl", "helm"] {
+                let mut line = vec!["paragon-admin", "-v", "--profile", "prod", tool];
+                line.extend_from_slice(words);
+                let cli = parse(&line).unwrap();
+                let (Command::Kubectl(a) | Command::Helm(a)) = cli.command else {
+                    panic!("not {tool}")
+                };
+                assert_eq!(a.args, words, "{line:?}");
+                assert_eq!(cli.globals.profile.as_deref(), Some("prod"));
+                assert_eq!(cli.globals.verbose, 1);
+            }
+        }
+    }
+
+    #[test]
+    fn options_before_other_subcommands_and_after_them_still_parse() {
+        let cli = parse(&["paragon-admin", "--output", "json", "profiles"]).unwrap();
+        assert_eq!(cli.globals.output, Format::Json);
+        let cli = parse(&["paragon-admin", "profiles", "--output", "json"]).unwrap();
+        assert_eq!(cli.globals.output, Format::Json);
+        // A value that happens to be `kubectl` is a value, not the subcommand.
+        let cli = parse(&["paragon-admin", "--profile", "kubectl", "profiles"]).unwrap();
+        assert_eq!(cli.globals.profile.as_deref(), Some("kubectl"));
+        assert!(parse(&["paragon-admin", "--bogus", "kubectl"]).is_err());
     }
 
     #[test]

@@ -3,14 +3,13 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
-use paragon_admin::cli::{Cli, Globals};
+use paragon_admin::cli::Globals;
 use paragon_admin::commands;
 use paragon_admin::exit::{ExitStatus, FAILED, USAGE};
 
 fn main() -> ExitCode {
     paragon_admin::complete::answer_completion_request();
-    let cli = match Cli::try_parse() {
+    let cli = match paragon_admin::cli::parse_from(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

@@ -5,18 +5,18 @@ use crate::cli::Globals;
 use crate::exit::Error;
 use crate::ssh::Bastion;
 use crate::ssh::exec::Request;
-use crate::ssh::quote::command_line;
+use crate::ssh::quote::command_line_bytes;
 use crate::ssh::shell::Pty;
 
 /// `program` on the bastion with each argument quoted for the remote shell; a PTY only when
 /// stdin (and stdout) are terminals, so `kubectl exec -it` works and `kubectl get | grep` gets
 /// clean lines and a separate stderr.
-pub async fn run(g: &Globals, program: &str, args: &[String]) -> Result<u8, Error> {
+pub async fn run(g: &Globals, program: &str, args: &[std::ffi::OsString]) -> Result<u8, Error> {
     let profile = super::resolve_profile(g)?;
     let bastion = Bastion::connect(&profile).await?;
-    let line = command_line(program, args);
+    let line = command_line_bytes(program, args);
     let status = bastion
-        .run(Request::Exec(&line), Pty::if_interactive())
+        .run(Request::ExecBytes(&line), Pty::if_interactive())
         .await?;
     Ok(super::ssh::exit_byte(status))
 }

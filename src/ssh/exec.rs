@@ -23,6 +23,8 @@ pub struct Captured {
 pub enum Request<'a> {
     /// One command line, as the remote shell reads it.
     Exec(&'a str),
+    /// One command line as bytes (arguments that are not UTF-8 pass unchanged).
+    ExecBytes(&'a [u8]),
     /// The user's login shell.
     Shell,
 }
@@ -133,6 +135,7 @@ impl Bastion {
         }
         match request {
             Request::Exec(cmd) => channel.exec(true, cmd).await.map_err(err)?,
+            Request::ExecBytes(cmd) => channel.exec(true, cmd).await.map_err(err)?,
             Request::Shell => channel.request_shell(true).await.map_err(err)?,
         }
         let raw = match pty {

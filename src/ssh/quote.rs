@@ -33,9 +33,49 @@ pub fn command_line(program: &str, args: &[String]) -> String {
     line
 }
 
+/// `program` followed by each argument quoted, as bytes: an argument that is not UTF-8 (a
+/// file name in another encoding) arrives byte for byte, as with OpenSSH.
+pub fn command_line_bytes(program: &str, args: &[std::ffi::OsString]) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut line = quote(program).into_owned().into_bytes();
+    for a in args {
+        line.push(b' ');
+        let bytes = a.as_bytes();
+        let safe = |b: &u8| b.is_ascii_alphanumeric() || b"_-./=:,+@%".contains(b);
+        if !bytes.is_empty() && bytes.iter().all(safe) {
+            line.extend_from_slice(bytes);
+            continue;
+        }
+        line.push(b'\'');
+        for &b in bytes {
+            if b == b'\'' {
+                line.extend_from_slice(b"'\\''");
+            } else {
+                line.push(b);
+            }
+        }
+        line.push(b'\'');
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_arguments_quote_as_their_text_would_and_keep_other_bytes() {
+        use std::os::unix::ffi::OsStringExt;
+        let words = ["", "a b", "it's", "-n", "$HOME"];
+        let os: Vec<std::ffi::OsString> = words.iter().map(Into::into).collect();
+        let text: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            command_line_bytes("kubectl", &os),
+            command_line("kubectl", &text).into_bytes()
+        );
+        let latin1 = std::ffi::OsString::from_vec(b"caf\xe9".to_vec());
+        assert_eq!(command_line_bytes("helm", &[latin1]), b"helm 'caf\xe9'");
+    }
 
     #[test]
     fn plain_words_stay_bare() {

@@ -13,6 +13,7 @@ mod exit;
 mod forward;
 mod health;
 mod init;
+mod passthrough;
 mod sandbox;
 mod secrets;
 mod ssh;
