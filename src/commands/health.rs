@@ -47,7 +47,7 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> anyhow::Result<u8> {
 /// `PROFILE/postgres-password` from the keyring, if stored. A keyring that cannot be read
 /// only means no `SELECT 1`: the handshake still shows whether Postgres is alive.
 fn postgres_password(profile: &Resolved) -> Option<crate::secrets::Secret> {
-    let name = format!("{}/postgres-password", profile.name);
+    let name = secrets::postgres_password(&profile.name);
     match secrets::get(&name) {
         Ok(s) => s,
         Err(e) => {

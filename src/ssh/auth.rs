@@ -16,11 +16,6 @@ use tracing::debug;
 use super::{Client, SshError};
 use crate::config::Resolved;
 
-/// The keyring secret that holds a profile's identity passphrase.
-pub fn passphrase_secret(profile: &str) -> String {
-    format!("{profile}/identity-passphrase")
-}
-
 pub(super) async fn authenticate(
     handle: &mut Handle<Client>,
     user: &str,
@@ -162,7 +157,7 @@ async fn load_identity(
             });
         }
     }
-    let secret = passphrase_secret(profile);
+    let secret = crate::secrets::identity_passphrase(profile);
     let (passphrase, from) = match crate::secrets::get(&secret) {
         Ok(Some(p)) => (p, format!("the keyring secret `{secret}`")),
         other => {
