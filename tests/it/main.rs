@@ -11,6 +11,7 @@ mod demo_bastion;
 mod docs;
 mod forward;
 mod health;
+mod identity;
 mod init;
 mod sandbox;
 mod secrets;
