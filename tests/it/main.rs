@@ -9,6 +9,7 @@ mod config;
 mod demo;
 mod demo_bastion;
 mod docs;
+mod files;
 mod forward;
 mod health;
 mod identity;
