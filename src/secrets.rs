@@ -59,7 +59,18 @@ impl fmt::Display for Secret {
     }
 }
 
-/// A name is printable, without spaces, and at most 200 bytes: `prod/identity-passphrase`.
+/// The secret that unlocks a profile's identity file: `PROFILE/identity-passphrase`.
+pub fn identity_passphrase(profile: &str) -> String {
+    format!("{profile}/identity-passphrase")
+}
+
+/// The password `health` logs in to Postgres with: `PROFILE/postgres-password`.
+pub fn postgres_password(profile: &str) -> String {
+    format!("{profile}/postgres-password")
+}
+
+/// A name is printable, without spaces, at most 200 bytes, made of `/`-separated parts that
+/// are neither empty, `.` nor `..`, and does not start with `-`: `prod/identity-passphrase`.
 pub fn validate_name(name: &str) -> Result<(), SecretError> {
     let bad = |reason| {
         Err(SecretError::InvalidName {
@@ -78,6 +89,17 @@ pub fn validate_name(name: &str) -> Result<(), SecretError> {
     }
     if name.contains('@') {
         return bad("it holds `@` (the keyring's separator)");
+    }
+    if name.starts_with('-') {
+        return bad("it starts with `-`, which reads as an option");
+    }
+    // Names look like paths (`PROFILE/what`): refuse the parts a path would resolve away, so
+    // that two spellings can never name one secret or escape a profile's prefix.
+    if name
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return bad("its `/`-separated parts must not be empty, `.` or `..`");
     }
     Ok(())
 }
@@ -270,8 +292,19 @@ mod tests {
     #[test]
     fn names_are_validated() {
         assert!(validate_name("prod/identity-passphrase").is_ok());
-        for bad in ["", "a b", "a\nb", "a@b"] {
+        for bad in [
+            "", "a b", "a\nb", "a@b", "..", "/", "-x", "a/../b", "a//b", "/a", "a/", ".", "a/.",
+        ] {
             assert!(validate_name(bad).is_err(), "{bad:?}");
         }
+        assert!(validate_name("a-b/c.d/..e").is_ok());
+    }
+
+    #[test]
+    fn secret_names_are_built_per_profile_and_valid() {
+        assert_eq!(identity_passphrase("prod"), "prod/identity-passphrase");
+        assert_eq!(postgres_password("prod"), "prod/postgres-password");
+        assert!(validate_name(&identity_passphrase("prod")).is_ok());
+        assert!(validate_name(&postgres_password("prod")).is_ok());
     }
 }

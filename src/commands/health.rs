@@ -48,7 +48,7 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
 /// `PROFILE/postgres-password` from the keyring, if stored. A keyring that cannot be read
 /// only means no `SELECT 1`: the handshake still shows whether Postgres is alive.
 fn postgres_password(profile: &Resolved) -> Option<crate::secrets::Secret> {
-    let name = format!("{}/postgres-password", profile.name);
+    let name = secrets::postgres_password(&profile.name);
     match secrets::get(&name) {
         Ok(s) => s,
         Err(e) => {

@@ -390,7 +390,7 @@ fn offer_passphrase(name: &str, resolved: &Resolved) -> Result<(), Error> {
     if openssh::is_encrypted(path) != Some(true) {
         return Ok(());
     }
-    let secret_name = crate::ssh::auth::passphrase_secret(name);
+    let secret_name = secrets::identity_passphrase(name);
     let question = format!(
         "{} has a passphrase. Store it in the keyring as `{secret_name}`, so that you are not asked each time",
         path.display()

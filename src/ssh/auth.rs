@@ -1,7 +1,12 @@
 //! Authentication: the ssh-agent's keys first, then the identity file (the profile's, else
 //! the usual ~/.ssh/id_ed25519, id_ecdsa, id_rsa). A passphrase comes from the keyring
 //! secret `PROFILE/identity-passphrase`, else a prompt on a terminal.
+//!
+//! Identity files are read as OpenSSH reads them: a key others may read is refused, and what
+//! is not a private key file (a folder, a FIFO, a public key, something enormous) is named
+//! for what it is. Knows nothing of commands, forwards or the host-key policy.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,15 +16,10 @@ use russh::keys::agent::client::AgentClient;
 use russh::keys::ssh_key::{HashAlg, PrivateKey};
 use russh::keys::{PrivateKeyWithHashAlg, PublicKey};
 use tokio::sync::watch;
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::{Client, SshError};
 use crate::config::Resolved;
-
-/// The keyring secret that holds a profile's identity passphrase.
-pub fn passphrase_secret(profile: &str) -> String {
-    format!("{profile}/identity-passphrase")
-}
 
 pub(super) async fn authenticate(
     handle: &mut Handle<Client>,
@@ -142,28 +142,170 @@ fn default_identity_files() -> Vec<PathBuf> {
         .collect()
 }
 
+/// The most a private key file may hold: OpenSSH's own cap (`MAX_KEY_FILE_SIZE` in its
+/// authfile.c). The largest real key (RSA 16384) is about 12 KiB; an endless file such as
+/// `/dev/zero` stops here instead of filling memory.
+const MAX_KEY_FILE_SIZE: u64 = 1024 * 1024;
+
+/// Reads an identity file's text, refusing what OpenSSH refuses and naming what is wrong.
+fn read_identity_file(path: &Path) -> Result<String, SshError> {
+    let bad = |reason: String| SshError::IdentityFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    // Checked before opening: opening a FIFO would wait for a writer forever.
+    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+    if let Some(kind) = not_a_key_file(&meta) {
+        return Err(bad(format!(
+            "it is {kind}, not a key file; identity_file names a private key such as ~/.ssh/id_ed25519"
+        )));
+    }
+    if meta.is_file() && meta.len() > MAX_KEY_FILE_SIZE {
+        return Err(too_large(path));
+    }
+    let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let mut bytes = Vec::new();
+    // A device (or a file that grew since) is read up to the cap and no further.
+    file.take(MAX_KEY_FILE_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| bad(e.to_string()))?;
+    if bytes.len() as u64 > MAX_KEY_FILE_SIZE {
+        return Err(too_large(path));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(bad("it is empty".to_string()));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| bad("it is not text, so not an OpenSSH or PEM private key".to_string()))?;
+    if is_public_key(&text) {
+        let private = path
+            .to_str()
+            .and_then(|p| p.strip_suffix(".pub"))
+            .map(PathBuf::from)
+            .filter(|p| p.is_file());
+        return Err(bad(match private {
+            Some(p) => format!(
+                "it is a public key; set identity_file to the private key {}",
+                p.display()
+            ),
+            None => {
+                "it is a public key; identity_file names the private key (the file without `.pub`)"
+                    .to_string()
+            }
+        }));
+    }
+    // After the public-key check: a `.pub` file is meant to be readable by all.
+    if meta.is_file() {
+        refuse_unprotected(path, &meta)?;
+    }
+    Ok(text)
+}
+
+fn too_large(path: &Path) -> SshError {
+    SshError::IdentityFile {
+        path: path.to_path_buf(),
+        reason: format!(
+            "it is larger than {} KiB, which no private key is (OpenSSH's limit too)",
+            MAX_KEY_FILE_SIZE / 1024
+        ),
+    }
+}
+
+/// What a file that cannot hold a key is, in words; `None` for files and devices (a device
+/// is read up to the cap, as OpenSSH reads one).
+fn not_a_key_file(meta: &std::fs::Metadata) -> Option<&'static str> {
+    let kind = meta.file_type();
+    if kind.is_dir() {
+        return Some("a folder");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return Some("a FIFO (named pipe)");
+        }
+        if kind.is_socket() {
+            return Some("a socket");
+        }
+    }
+    None
+}
+
+/// OpenSSH ignores a private key of its user that group or others may access ("UNPROTECTED
+/// PRIVATE KEY FILE"): such a key may already be copied. Refused here with the fix.
+#[cfg(unix)]
+fn refuse_unprotected(path: &Path, meta: &std::fs::Metadata) -> Result<(), SshError> {
+    use std::os::unix::fs::MetadataExt;
+    let mode = meta.mode() & 0o777;
+    if meta.uid() != rustix::process::getuid().as_raw() || mode & 0o077 == 0 {
+        return Ok(());
+    }
+    Err(SshError::IdentityFile {
+        path: path.to_path_buf(),
+        reason: format!(
+            "UNPROTECTED PRIVATE KEY FILE: permissions {mode:04o} are too open, others may read \
+             it, so it is refused as OpenSSH refuses it; run `chmod 600 {}`",
+            path.display()
+        ),
+    })
+}
+
+#[cfg(not(unix))]
+fn refuse_unprotected(_path: &Path, _meta: &std::fs::Metadata) -> Result<(), SshError> {
+    Ok(())
+}
+
+/// Whether the text is a public key or certificate (`ssh-ed25519 AAAA... comment`, or the
+/// RFC 4716 form) rather than a private key.
+fn is_public_key(text: &str) -> bool {
+    let text = text.trim();
+    if text.starts_with("---- BEGIN SSH2 PUBLIC KEY ----") {
+        return true;
+    }
+    let first = text.lines().next().unwrap_or_default();
+    PublicKey::from_openssh(first).is_ok()
+        || russh::keys::ssh_key::Certificate::from_openssh(first).is_ok()
+}
+
+/// A certificate beside the key (`KEY-cert.pub`, where OpenSSH looks) is not offered yet.
+fn mention_unused_certificate(path: &Path) {
+    let mut cert = path.as_os_str().to_owned();
+    cert.push("-cert.pub");
+    let cert = PathBuf::from(cert);
+    if cert.is_file() {
+        info!(
+            "{} is not used: certificates are not supported yet, so {} authenticates as a plain key",
+            cert.display(),
+            path.display()
+        );
+    }
+}
+
 /// Reads a private key, unlocking it with the stored or prompted passphrase when needed.
 async fn load_identity(
     path: &Path,
     profile: &str,
     prompting: &Arc<watch::Sender<bool>>,
 ) -> Result<PrivateKey, SshError> {
-    let text = std::fs::read_to_string(path).map_err(|e| SshError::IdentityFile {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let text = read_identity_file(path)?;
+    mention_unused_certificate(path);
     match russh::keys::decode_secret_key(&text, None) {
         Ok(k) => return Ok(k),
         Err(russh::keys::Error::KeyIsEncrypted) => {}
         Err(e) => {
             return Err(SshError::IdentityFile {
                 path: path.to_path_buf(),
-                reason: e.to_string(),
+                reason: format!("it is not an OpenSSH or PEM private key ({e})"),
             });
         }
     }
-    let secret = passphrase_secret(profile);
-    let (passphrase, from) = match crate::secrets::get(&secret) {
+    let secret = crate::secrets::identity_passphrase(profile);
+    // The keyring may be a D-Bus service (Secret Service): a blocking call, off the runtime.
+    let lookup = {
+        let secret = secret.clone();
+        tokio::task::spawn_blocking(move || crate::secrets::get(&secret)).await
+    };
+    let (passphrase, from) = match lookup.unwrap_or(Ok(None)) {
         Ok(Some(p)) => (p, format!("the keyring secret `{secret}`")),
         other => {
             if let Err(e) = other {

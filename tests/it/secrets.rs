@@ -43,7 +43,7 @@ impl Drop for Name {
 fn set(home: &Home, name: &str, value: &[u8]) -> Run {
     let mut child = home
         .paragon()
-        .args(["secrets", "set", name])
+        .args(["secrets", "set", "--", name])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -119,6 +119,26 @@ fn secret_names_with_spaces_are_usage_errors() {
     let r = set(&home, "a b", b"x");
     assert_eq!(r.status, Some(2), "{}", r.stderr);
     assert!(r.stderr.contains("`a b` is not valid"), "{}", r.stderr);
+}
+
+#[test]
+fn secret_names_that_read_as_paths_or_options_are_usage_errors() {
+    let home = Home::new();
+    for name in ["..", "/", "-x", "prod/../other", "prod//x"] {
+        for action in ["set", "delete"] {
+            let r = if action == "set" {
+                set(&home, name, b"x")
+            } else {
+                run(home.paragon().args(["secrets", "delete", "--", name]))
+            };
+            assert_eq!(r.status, Some(2), "{action} {name}: {}", r.stderr);
+            assert!(
+                r.stderr.contains(&format!("`{name}` is not valid")),
+                "{action} {name}: {}",
+                r.stderr
+            );
+        }
+    }
 }
 
 #[test]
