@@ -91,6 +91,8 @@ pub struct Profile {
     pub known_hosts: Option<NonEmpty>,
     #[serde(default)]
     pub strict_host_key_checking: HostKeyPolicy,
+    /// Hash the host names of new known_hosts lines; unset: as `~/.ssh/config` says.
+    pub hash_known_hosts: Option<bool>,
     pub proxy_jump: Option<JumpHost>,
     #[serde(default = "default_keepalive")]
     pub keepalive_interval: u64,
@@ -769,6 +771,7 @@ impl ProfileDraft {
             identity_file: non_empty(&self.identity_file),
             known_hosts: non_empty(&self.known_hosts),
             strict_host_key_checking: self.strict_host_key_checking,
+            hash_known_hosts: None,
             proxy_jump: self.proxy_jump.clone(),
             keepalive_interval: default_keepalive(),
             connect_timeout: default_connect_timeout(),

@@ -252,44 +252,96 @@ fn split_directive(line: &str) -> Option<(&str, &str)> {
     Some((key, rest))
 }
 
-/// OpenSSH's Host matching: any positive pattern matches and no negated one does.
+/// OpenSSH's Host matching: any positive pattern matches and no negated one does. Both
+/// sides are compared in lower case (`ssh` lower-cases the host it is given).
 fn host_matches(name: &str, patterns: &str) -> bool {
+    let name = name.to_ascii_lowercase();
     let mut matched = false;
     for p in patterns.split_whitespace() {
+        let p = p.to_ascii_lowercase();
         if let Some(neg) = p.strip_prefix('!') {
-            if glob(neg, name) {
+            if match_pattern(name.as_bytes(), neg.as_bytes()) {
                 return false;
             }
-        } else if glob(p, name) {
+        } else if match_pattern(name.as_bytes(), p.as_bytes()) {
             matched = true;
         }
     }
     matched
 }
 
-fn glob(pattern: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi].eq_ignore_ascii_case(&n[ni])) {
+/// The longest sub-pattern OpenSSH's `match_pattern_list` takes (its 1,024-byte buffer gives
+/// up one byte before the terminator's); a longer one makes the whole list match nothing.
+pub const MAX_SUBPATTERN: usize = 1022;
+
+/// OpenSSH's `match_pattern` (match.c), the one wildcard matcher of this crate: `*` matches
+/// any run of bytes, `?` any one byte, every other byte itself (case matters: callers
+/// lower-case). Used for ssh_config Host lines here and known_hosts host fields in `ssh`.
+pub fn match_pattern(text: &[u8], pattern: &[u8]) -> bool {
+    let (mut pi, mut ti) = (0, 0);
+    // Where the last `*` was and the text position it is currently standing for.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < text.len() {
+        if pi < pattern.len() && (pattern[pi] == b'?' || pattern[pi] == text[ti]) {
             pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ni;
+            ti += 1;
+        } else if pi < pattern.len() && pattern[pi] == b'*' {
+            star = Some((pi, ti));
             pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ni = mark;
+        } else if let Some((sp, st)) = star {
+            // Let the `*` take one more byte and retry what follows it.
+            star = Some((sp, st + 1));
+            pi = sp + 1;
+            ti = st + 1;
         } else {
             return false;
         }
     }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
+    pattern[pi..].iter().all(|b| *b == b'*')
+}
+
+/// What a comma-separated host pattern list says about a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListMatch {
+    /// A `!pattern` matched: the name is excluded, whatever else matches.
+    Negated,
+    /// A positive pattern matched and no negated one.
+    Positive,
+    /// Nothing matched (or a sub-pattern was too long, as in OpenSSH).
+    None,
+}
+
+/// OpenSSH's `match_hostname`: `host` against a comma-separated list of patterns, each
+/// maybe `!`-negated, both lower-cased (ASCII only, as C's `tolower`). Empty sub-patterns
+/// match only the empty name; a sub-pattern longer than `MAX_SUBPATTERN` ends the walk
+/// with no match, even after a positive one, exactly as match.c does.
+pub fn match_host_list(host: &[u8], list: &[u8]) -> ListMatch {
+    let host = host.to_ascii_lowercase();
+    let mut positive = false;
+    let mut rest = list;
+    while !rest.is_empty() {
+        let negated = rest[0] == b'!';
+        if negated {
+            rest = &rest[1..];
+        }
+        let end = rest.iter().position(|b| *b == b',').unwrap_or(rest.len());
+        if end > MAX_SUBPATTERN {
+            return ListMatch::None;
+        }
+        let sub = rest[..end].to_ascii_lowercase();
+        rest = rest.get(end + 1..).unwrap_or_default();
+        if match_pattern(&host, &sub) {
+            if negated {
+                return ListMatch::Negated;
+            }
+            positive = true;
+        }
     }
-    pi == p.len()
+    if positive {
+        ListMatch::Positive
+    } else {
+        ListMatch::None
+    }
 }
 
 /// A private key file in `~/.ssh` (one with a `.pub` beside it).
@@ -448,5 +500,34 @@ Host *
         assert_eq!(a.port, Some(2222));
         assert_eq!(a.identity_file.as_deref(), Some("~/.ssh/paragon"));
         assert_eq!(a.proxy_jump.as_deref(), Some("j:22"));
+    }
+
+    #[test]
+    fn wildcards_match_as_openssh_match_pattern() {
+        assert!(match_pattern(b"", b"*"));
+        assert!(match_pattern(b"abbbc", b"a*c"));
+        assert!(!match_pattern(b"abbb", b"a*c"));
+        assert!(match_pattern(b"[10.0.0.5]:2222", b"[10.0.0.?]:22*"));
+        assert!(match_pattern(b"aXbXc", b"a*b*c"));
+        assert!(!match_pattern(b"Host", b"host"));
+        assert!(!match_pattern(b"x", b""));
+    }
+
+    #[test]
+    fn host_lists_negate_lower_case_and_give_up_on_long_patterns() {
+        assert_eq!(
+            match_host_list(b"DB.internal", b"*.INTERNAL"),
+            ListMatch::Positive
+        );
+        assert_eq!(
+            match_host_list(b"secret.internal", b"*.internal,!secret.*"),
+            ListMatch::Negated
+        );
+        assert_eq!(match_host_list(b"a", b"b,,c"), ListMatch::None);
+        assert_eq!(match_host_list(b"", b"b,,c"), ListMatch::Positive);
+        let long = format!("a,{}", "x".repeat(MAX_SUBPATTERN + 1));
+        assert_eq!(match_host_list(b"a", long.as_bytes()), ListMatch::None);
+        let fits = format!("a,{}", "x".repeat(MAX_SUBPATTERN));
+        assert_eq!(match_host_list(b"a", fits.as_bytes()), ListMatch::Positive);
     }
 }

@@ -316,6 +316,7 @@ async fn handshake(
         hop.port,
         profile.known_hosts.clone(),
         profile.profile.strict_host_key_checking,
+        profile.profile.hash_known_hosts.unwrap_or(false),
         profile.name.clone(),
         prompting.clone(),
     ));

@@ -12,6 +12,7 @@ mod docs;
 mod forward;
 mod health;
 mod init;
+mod known_hosts;
 mod sandbox;
 mod secrets;
 mod ssh;
