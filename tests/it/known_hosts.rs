@@ -628,3 +628,84 @@ fn hash_known_hosts_in_the_profile_writes_lines_ssh_keygen_finds() {
         Decision::Connected
     );
 }
+
+#[test]
+fn a_host_alias_of_the_users_ssh_config_is_resolved_when_connecting() {
+    let bastion = Sshd::start();
+    let jump = Sshd::start();
+    jump.authorize(&bastion.client_key.with_extension("pub"));
+    let home = Home::new();
+    let aliased_kh = home.path().join("aliased_known_hosts");
+    std::fs::create_dir(home.path().join(".ssh")).unwrap();
+    std::fs::write(
+        home.path().join(".ssh/config"),
+        format!(
+            "Host bastion-alias\n  HostName 127.0.0.1\n  Port {}\n  User root\n  IdentityFile {}\n  \
+             ProxyJump root@127.0.0.1:{}\n  UserKnownHostsFile {}\n  HashKnownHosts yes\n",
+            bastion.port,
+            bastion.client_key.display(),
+            jump.port,
+            aliased_kh.display()
+        ),
+    )
+    .unwrap();
+    home.write_config(
+        "[profiles.test]\nhost = \"bastion-alias\"\nstrict_host_key_checking = \"accept-new\"\nconnect_timeout = 10\n",
+    );
+    let r = run(home
+        .paragon()
+        .args(["-v", "ssh", "--", "echo via-alias"])
+        .stdin(Stdio::null()));
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stderr, jump.log());
+    assert!(r.stderr.contains("ssh -G"), "said at -v: {}", r.stderr);
+    assert!(jump.log().contains("Accepted publickey"), "{}", jump.log());
+    // Both hosts recorded, hashed, in the alias's UserKnownHostsFile, as OpenSSH finds them.
+    let text = std::fs::read_to_string(&aliased_kh).unwrap();
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("|1|")).count(),
+        2,
+        "{text}"
+    );
+    for port in [bastion.port, jump.port] {
+        let found = Command::new("ssh-keygen")
+            .arg("-F")
+            .arg(format!("[127.0.0.1]:{port}"))
+            .arg("-f")
+            .arg(&aliased_kh)
+            .output()
+            .unwrap();
+        assert!(found.status.success(), "[127.0.0.1]:{port} not in {text}");
+    }
+    // The profile's own keys win over the alias's.
+    let own = home.path().join("own_known_hosts");
+    home.write_config(&format!(
+        "[profiles.test]\nhost = \"bastion-alias\"\nstrict_host_key_checking = \"accept-new\"\n\
+         connect_timeout = 10\nknown_hosts = \"{}\"\nhash_known_hosts = false\n",
+        own.display()
+    ));
+    let r = run(ssh_true(&home).stdin(Stdio::null()));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    let text = std::fs::read_to_string(&own).unwrap();
+    assert!(text.contains(&bastion.known_hosts_line()), "{text}");
+}
+
+#[test]
+fn without_a_user_ssh_config_the_profile_is_used_alone_and_said_at_v() {
+    let sshd = Sshd::start();
+    let home = Home::new();
+    let kh = sshd.configure(&home);
+    let r = run(home
+        .paragon()
+        .args(["-v", "ssh", "--", "true"])
+        .stdin(Stdio::null()));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("the profile is used as it is"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(&kh).unwrap(),
+        sshd.known_hosts_line()
+    );
+}
