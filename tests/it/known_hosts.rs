@@ -709,3 +709,39 @@ fn without_a_user_ssh_config_the_profile_is_used_alone_and_said_at_v() {
         sshd.known_hosts_line()
     );
 }
+
+#[test]
+fn host_key_decisions_match_openssh_on_generated_known_hosts_files() {
+    // scripts/known-hosts-diff.py: generated files under `yes` and `accept-new`, paragon-admin
+    // and OpenSSH's `ssh` against one real sshd; a fixed seed so that a failure reproduces.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/known-hosts-diff.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .args(["--paragon", env!("CARGO_BIN_EXE_paragon-admin")])
+        .args(["--count", "60", "--seed", "1"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("python3 must be installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("60 files x 2 policies (seed 1): 0 differences"),
+        "{stdout}"
+    );
+    // The files exercise every outcome, not one.
+    for outcome in [
+        "yes: connected",
+        "yes: unknown",
+        "yes: changed",
+        "accept-new: connected",
+    ] {
+        assert!(
+            stdout.contains(outcome),
+            "{outcome} never happened: {stdout}"
+        );
+    }
+}
