@@ -1,11 +1,13 @@
-//! What the local OpenSSH setup already knows, for `paragon-admin init`: the Host aliases of
-//! `~/.ssh/config` and what one resolves to, and the key files in `~/.ssh`.
+//! What the local OpenSSH setup already knows: the Host aliases of `~/.ssh/config` and what
+//! one resolves to (for `init`, and for every connection), the key files in `~/.ssh`, and
+//! OpenSSH's wildcard matching, shared by the whole crate.
 //!
 //! An alias is resolved by OpenSSH itself (`ssh -G -F ~/.ssh/config ALIAS`) when `ssh` is
 //! installed, so that Match blocks, Include, tokens and first-value-wins behave exactly as
-//! they do for `ssh`; without it, a small reader of Host blocks does the common cases. Only
-//! the keys a profile has are taken: HostName, Port, User, IdentityFile, ProxyJump. It knows
-//! nothing of our own config file or of prompts.
+//! they do for `ssh`; for `init` without it, a small reader of Host blocks does the common
+//! cases. Only the keys a profile has are taken: HostName, Port, User, IdentityFile,
+//! ProxyJump, UserKnownHostsFile, HashKnownHosts. It knows nothing of our own config file or
+//! of prompts.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -68,6 +70,10 @@ pub struct SshAlias {
     pub user: Option<String>,
     pub identity_file: Option<String>,
     pub proxy_jump: Option<String>,
+    /// UserKnownHostsFile's first file, when not OpenSSH's default.
+    pub known_hosts: Option<String>,
+    /// HashKnownHosts.
+    pub hash_known_hosts: bool,
     pub resolver: Resolver,
 }
 
@@ -118,40 +124,86 @@ pub fn resolve_alias(alias: &str) -> Result<SshAlias, OpenSshError> {
             file,
         });
     }
-    let resolved = match Command::new("ssh")
+    let resolved = match ssh_g(&file, alias)? {
+        Some(a) => a,
+        None => from_host_blocks(alias, &text),
+    };
+    one_jump(resolved)
+}
+
+/// What `~/.ssh/config` says about `host` when connecting to it, by OpenSSH's own
+/// resolution: `None` (said at -v) when there is no such file or no `ssh` to ask, and the
+/// profile is used alone. The system-wide ssh_config is not read (`-F`), as for `init`.
+pub fn resolve_for_connect(host: &str) -> Result<Option<SshAlias>, OpenSshError> {
+    let file = user_config()?;
+    if !file.is_file() {
+        tracing::info!("no {}: the profile is used as it is", file.display());
+        return Ok(None);
+    }
+    match ssh_g(&file, host)? {
+        Some(a) => {
+            tracing::info!("{host}: resolved with `ssh -G -F {}`", file.display());
+            one_jump(a).map(Some)
+        }
+        None => {
+            tracing::info!(
+                "`ssh` is not installed: {} is not read, the profile is used as it is",
+                file.display()
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// `ssh -G -F FILE -- HOST`; `None` when `ssh` is not installed.
+fn ssh_g(file: &Path, host: &str) -> Result<Option<SshAlias>, OpenSshError> {
+    match Command::new("ssh")
         .arg("-G")
         .arg("-F")
-        .arg(&file)
+        .arg(file)
         .arg("--")
-        .arg(alias)
+        .arg(host)
+        .stdin(std::process::Stdio::null())
         .output()
     {
-        Ok(out) if out.status.success() => from_ssh_g(alias, &String::from_utf8_lossy(&out.stdout)),
-        Ok(out) => {
-            return Err(OpenSshError::Resolve {
-                alias: alias.to_string(),
-                message: String::from_utf8_lossy(&out.stderr)
-                    .trim()
-                    .replace('\n', " "),
-            });
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => from_host_blocks(alias, &text),
-        Err(e) => {
-            return Err(OpenSshError::Resolve {
-                alias: alias.to_string(),
-                message: e.to_string(),
-            });
-        }
-    };
+        Ok(out) if out.status.success() => Ok(Some(from_ssh_g(
+            host,
+            &String::from_utf8_lossy(&out.stdout),
+        ))),
+        Ok(out) => Err(OpenSshError::Resolve {
+            alias: host.to_string(),
+            message: String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .replace('\n', " "),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(OpenSshError::Resolve {
+            alias: host.to_string(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// A profile has one jump host: a ProxyJump chain is refused.
+fn one_jump(resolved: SshAlias) -> Result<SshAlias, OpenSshError> {
     if let Some(j) = &resolved.proxy_jump
         && j.contains(',')
     {
         return Err(OpenSshError::SeveralJumps {
-            alias: alias.to_string(),
+            alias: resolved.alias.clone(),
             jumps: j.clone(),
         });
     }
     Ok(resolved)
+}
+
+/// Whether `ssh -G`'s UserKnownHostsFile is OpenSSH's default (`~/.ssh/known_hosts
+/// ~/.ssh/known_hosts2`, printed with the account's home).
+fn default_known_hosts(files: &[&str]) -> bool {
+    match files {
+        [one, two] => one.ends_with("/.ssh/known_hosts") && two.strip_suffix('2') == Some(one),
+        _ => false,
+    }
 }
 
 /// Reads `ssh -G` output: one `key value` per line, keys in lower case, every option present
@@ -162,6 +214,8 @@ pub fn from_ssh_g(alias: &str, output: &str) -> SshAlias {
     let mut user = None;
     let mut identities: Vec<String> = Vec::new();
     let mut proxy_jump = None;
+    let mut known_hosts = None;
+    let mut hash_known_hosts = false;
     for line in output.lines() {
         let Some((key, value)) = line.split_once(' ') else {
             continue;
@@ -175,6 +229,13 @@ pub fn from_ssh_g(alias: &str, output: &str) -> SshAlias {
             "proxyjump" if !value.eq_ignore_ascii_case("none") => {
                 proxy_jump = Some(value.to_string());
             }
+            "userknownhostsfile" => {
+                let files: Vec<&str> = value.split_whitespace().collect();
+                if !default_known_hosts(&files) {
+                    known_hosts = files.first().map(|f| f.to_string());
+                }
+            }
+            "hashknownhosts" => hash_known_hosts = value.eq_ignore_ascii_case("yes"),
             _ => {}
         }
     }
@@ -194,6 +255,8 @@ pub fn from_ssh_g(alias: &str, output: &str) -> SshAlias {
                 .find(|i| !DEFAULT_IDENTITY_FILES.contains(&i.as_str()))
         },
         proxy_jump,
+        known_hosts,
+        hash_known_hosts,
         resolver: Resolver::OpenSsh,
     }
 }
@@ -209,9 +272,12 @@ pub fn from_host_blocks(alias: &str, text: &str) -> SshAlias {
         user: None,
         identity_file: None,
         proxy_jump: None,
+        known_hosts: None,
+        hash_known_hosts: false,
         resolver: Resolver::HostBlocks,
     };
     let mut host_name: Option<String> = None;
+    let mut seen_hash = false;
     let mut active = true; // before any Host line, options apply to every host
     for line in text.lines() {
         let Some((key, value)) = split_directive(line) else {
@@ -238,6 +304,13 @@ pub fn from_host_blocks(alias: &str, text: &str) -> SshAlias {
             "proxyjump" if r.proxy_jump.is_none() => {
                 r.proxy_jump = (!value.eq_ignore_ascii_case("none")).then_some(value);
             }
+            "userknownhostsfile" if r.known_hosts.is_none() => {
+                r.known_hosts = value.split_whitespace().next().map(str::to_string);
+            }
+            "hashknownhosts" if !seen_hash => {
+                seen_hash = true;
+                r.hash_known_hosts = value.eq_ignore_ascii_case("yes");
+            }
             _ => {}
         }
     }
@@ -259,44 +332,96 @@ fn split_directive(line: &str) -> Option<(&str, &str)> {
     Some((key, rest))
 }
 
-/// OpenSSH's Host matching: any positive pattern matches and no negated one does.
+/// OpenSSH's Host matching: any positive pattern matches and no negated one does. Both
+/// sides are compared in lower case (`ssh` lower-cases the host it is given).
 fn host_matches(name: &str, patterns: &str) -> bool {
+    let name = name.to_ascii_lowercase();
     let mut matched = false;
     for p in patterns.split_whitespace() {
+        let p = p.to_ascii_lowercase();
         if let Some(neg) = p.strip_prefix('!') {
-            if glob(neg, name) {
+            if match_pattern(name.as_bytes(), neg.as_bytes()) {
                 return false;
             }
-        } else if glob(p, name) {
+        } else if match_pattern(name.as_bytes(), p.as_bytes()) {
             matched = true;
         }
     }
     matched
 }
 
-fn glob(pattern: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi].eq_ignore_ascii_case(&n[ni])) {
+/// The longest sub-pattern OpenSSH's `match_pattern_list` takes (its 1,024-byte buffer gives
+/// up one byte before the terminator's); a longer one makes the whole list match nothing.
+pub const MAX_SUBPATTERN: usize = 1022;
+
+/// OpenSSH's `match_pattern` (match.c), the one wildcard matcher of this crate: `*` matches
+/// any run of bytes, `?` any one byte, every other byte itself (case matters: callers
+/// lower-case). Used for ssh_config Host lines here and known_hosts host fields in `ssh`.
+pub fn match_pattern(text: &[u8], pattern: &[u8]) -> bool {
+    let (mut pi, mut ti) = (0, 0);
+    // Where the last `*` was and the text position it is currently standing for.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < text.len() {
+        if pi < pattern.len() && (pattern[pi] == b'?' || pattern[pi] == text[ti]) {
             pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ni;
+            ti += 1;
+        } else if pi < pattern.len() && pattern[pi] == b'*' {
+            star = Some((pi, ti));
             pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ni = mark;
+        } else if let Some((sp, st)) = star {
+            // Let the `*` take one more byte and retry what follows it.
+            star = Some((sp, st + 1));
+            pi = sp + 1;
+            ti = st + 1;
         } else {
             return false;
         }
     }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
+    pattern[pi..].iter().all(|b| *b == b'*')
+}
+
+/// What a comma-separated host pattern list says about a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListMatch {
+    /// A `!pattern` matched: the name is excluded, whatever else matches.
+    Negated,
+    /// A positive pattern matched and no negated one.
+    Positive,
+    /// Nothing matched (or a sub-pattern was too long, as in OpenSSH).
+    None,
+}
+
+/// OpenSSH's `match_hostname`: `host` against a comma-separated list of patterns, each
+/// maybe `!`-negated, both lower-cased (ASCII only, as C's `tolower`). Empty sub-patterns
+/// match only the empty name; a sub-pattern longer than `MAX_SUBPATTERN` ends the walk
+/// with no match, even after a positive one, exactly as match.c does.
+pub fn match_host_list(host: &[u8], list: &[u8]) -> ListMatch {
+    let host = host.to_ascii_lowercase();
+    let mut positive = false;
+    let mut rest = list;
+    while !rest.is_empty() {
+        let negated = rest[0] == b'!';
+        if negated {
+            rest = &rest[1..];
+        }
+        let end = rest.iter().position(|b| *b == b',').unwrap_or(rest.len());
+        if end > MAX_SUBPATTERN {
+            return ListMatch::None;
+        }
+        let sub = rest[..end].to_ascii_lowercase();
+        rest = rest.get(end + 1..).unwrap_or_default();
+        if match_pattern(&host, &sub) {
+            if negated {
+                return ListMatch::Negated;
+            }
+            positive = true;
+        }
     }
-    pi == p.len()
+    if positive {
+        ListMatch::Positive
+    } else {
+        ListMatch::None
+    }
 }
 
 /// A private key file in `~/.ssh` (one with a `.pub` beside it).
@@ -444,16 +569,51 @@ Host *
 
     #[test]
     fn ssh_g_defaults_mean_unset() {
-        let out = "user root\nhostname h.example.com\nport 22\nidentityfile ~/.ssh/id_rsa\nidentityfile ~/.ssh/id_ed25519\nproxyjump none\n";
+        let out = "user root\nhostname h.example.com\nport 22\nidentityfile ~/.ssh/id_rsa\nidentityfile ~/.ssh/id_ed25519\nproxyjump none\n\
+                   userknownhostsfile /root/.ssh/known_hosts /root/.ssh/known_hosts2\nhashknownhosts no\n";
         let a = from_ssh_g("h", out);
         assert_eq!(a.host_name, "h.example.com");
         assert_eq!(a.port, None);
         assert_eq!(a.identity_file, None);
         assert_eq!(a.proxy_jump, None);
-        let out = "hostname b\nport 2222\nidentityfile ~/.ssh/paragon\nidentityfile ~/.ssh/id_rsa\nproxyjump j:22\n";
+        assert_eq!(a.known_hosts, None);
+        assert!(!a.hash_known_hosts);
+        let out = "hostname b\nport 2222\nidentityfile ~/.ssh/paragon\nidentityfile ~/.ssh/id_rsa\nproxyjump j:22\n\
+                   userknownhostsfile /home/o/kh /home/o/kh2\nhashknownhosts yes\n";
         let a = from_ssh_g("h", out);
+        assert_eq!(a.known_hosts.as_deref(), Some("/home/o/kh"));
+        assert!(a.hash_known_hosts);
         assert_eq!(a.port, Some(2222));
         assert_eq!(a.identity_file.as_deref(), Some("~/.ssh/paragon"));
         assert_eq!(a.proxy_jump.as_deref(), Some("j:22"));
+    }
+
+    #[test]
+    fn wildcards_match_as_openssh_match_pattern() {
+        assert!(match_pattern(b"", b"*"));
+        assert!(match_pattern(b"abbbc", b"a*c"));
+        assert!(!match_pattern(b"abbb", b"a*c"));
+        assert!(match_pattern(b"[10.0.0.5]:2222", b"[10.0.0.?]:22*"));
+        assert!(match_pattern(b"aXbXc", b"a*b*c"));
+        assert!(!match_pattern(b"Host", b"host"));
+        assert!(!match_pattern(b"x", b""));
+    }
+
+    #[test]
+    fn host_lists_negate_lower_case_and_give_up_on_long_patterns() {
+        assert_eq!(
+            match_host_list(b"DB.internal", b"*.INTERNAL"),
+            ListMatch::Positive
+        );
+        assert_eq!(
+            match_host_list(b"secret.internal", b"*.internal,!secret.*"),
+            ListMatch::Negated
+        );
+        assert_eq!(match_host_list(b"a", b"b,,c"), ListMatch::None);
+        assert_eq!(match_host_list(b"", b"b,,c"), ListMatch::Positive);
+        let long = format!("a,{}", "x".repeat(MAX_SUBPATTERN + 1));
+        assert_eq!(match_host_list(b"a", long.as_bytes()), ListMatch::None);
+        let fits = format!("a,{}", "x".repeat(MAX_SUBPATTERN));
+        assert_eq!(match_host_list(b"a", fits.as_bytes()), ListMatch::Positive);
     }
 }

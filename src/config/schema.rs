@@ -32,6 +32,8 @@ pub struct Profile {
     pub known_hosts: Option<NonEmpty>,
     #[serde(default)]
     pub strict_host_key_checking: HostKeyPolicy,
+    /// Hash the host names of new known_hosts lines; unset: as `~/.ssh/config` says.
+    pub hash_known_hosts: Option<bool>,
     pub proxy_jump: Option<JumpHost>,
     /// Seconds between keepalives, 0 (off) to 3600.
     #[serde(default = "default_keepalive", deserialize_with = "keepalive_interval")]

@@ -35,6 +35,7 @@ impl ProfileDraft {
             identity_file: non_empty(&self.identity_file),
             known_hosts: non_empty(&self.known_hosts),
             strict_host_key_checking: self.strict_host_key_checking,
+            hash_known_hosts: None,
             proxy_jump: self.proxy_jump.clone(),
             keepalive_interval: default_keepalive(),
             connect_timeout: default_connect_timeout(),

@@ -2,7 +2,9 @@
 //!
 //! A recorded key is accepted; a revoked or changed key is refused under every policy with
 //! known_hosts left untouched; an unknown key is refused (`yes`), recorded (`accept-new`), or
-//! put to the person at the terminal (`ask`, refused without a terminal).
+//! put to the person at the terminal (`ask`, refused without a terminal). As in OpenSSH, a
+//! host name that is a pattern is never recorded, and a key that was accepted but cannot be
+//! recorded (a read-only known_hosts) is used for this connection with a warning.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use russh::keys::ssh_key::{Algorithm, PublicKey};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::known_hosts::{self, Verdict, fingerprint};
+use super::known_hosts::{self, KnownHostsError, Verdict, fingerprint};
 use crate::config::HostKeyPolicy;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,18 +44,25 @@ the old one with `ssh-keygen -R '{name}' -f {}`", .known_hosts.display(), .known
     Declined { name: String, offered: String },
     #[error("{name} presented a host certificate; only plain host keys are supported")]
     Certificate { name: String },
-    #[error("cannot read {}: {source}", .path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot record the host key in {}: {source}", .path.display())]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
+    #[error(transparent)]
+    KnownHosts(#[from] KnownHostsError),
+    #[error(
+        "host key {offered} of {name} is not in {} and the host name is a pattern (it holds one of @?*#[]|'\"\\,! or a blank): refusing to record a wildcard; connect by the host's own name", .known_hosts.display()
+    )]
+    NotRecordable {
+        name: String,
+        known_hosts: PathBuf,
+        offered: String,
     },
     #[error("cannot ask about the host key of {name}: {reason}")]
     Prompt { name: String, reason: String },
+}
+
+impl crate::exit::ExitStatus for HostKeyError {
+    /// The bastion could not be verified: OpenSSH's 255.
+    fn exit_status(&self) -> u8 {
+        crate::exit::UNREACHABLE
+    }
 }
 
 /// An unknown host key that the policy refused, with how to verify and accept it.
@@ -81,6 +90,8 @@ pub struct HostKeyCheck {
     port: u16,
     known_hosts: PathBuf,
     policy: HostKeyPolicy,
+    /// Whether new lines are hashed (`HashKnownHosts yes`).
+    hash: bool,
     profile: String,
     /// Set while a person is answering, so that the connect deadline pauses.
     prompting: Arc<watch::Sender<bool>>,
@@ -92,6 +103,7 @@ impl HostKeyCheck {
         port: u16,
         known_hosts: PathBuf,
         policy: HostKeyPolicy,
+        hash: bool,
         profile: String,
         prompting: Arc<watch::Sender<bool>>,
     ) -> Self {
@@ -100,6 +112,7 @@ impl HostKeyCheck {
             port,
             known_hosts,
             policy,
+            hash,
             profile,
             prompting,
         }
@@ -124,11 +137,7 @@ impl HostKeyCheck {
                 return Err(HostKeyError::Certificate { name: self.name() });
             }
         };
-        let recorded =
-            known_hosts::load(&self.known_hosts).map_err(|source| HostKeyError::Read {
-                path: self.known_hosts.clone(),
-                source,
-            })?;
+        let recorded = known_hosts::load(&self.known_hosts)?;
         match recorded.check(&self.host, self.port, key) {
             Verdict::Known { line } => {
                 info!(
@@ -156,17 +165,20 @@ impl HostKeyCheck {
     }
 
     async fn decide_unknown(&self, key: &PublicKey) -> Result<(), HostKeyError> {
+        if self.policy == HostKeyPolicy::Yes {
+            return Err(self.unknown(key, "strict_host_key_checking = yes"));
+        }
+        if !known_hosts::recordable(&self.host) {
+            return Err(HostKeyError::NotRecordable {
+                name: self.name(),
+                known_hosts: self.known_hosts.clone(),
+                offered: fingerprint(key),
+            });
+        }
         match self.policy {
             HostKeyPolicy::Yes => Err(self.unknown(key, "strict_host_key_checking = yes")),
             HostKeyPolicy::AcceptNew => {
-                self.record(key)?;
-                warn!(
-                    "permanently added {} ({} {}) to {}",
-                    self.name(),
-                    key.algorithm(),
-                    fingerprint(key),
-                    self.known_hosts.display()
-                );
+                self.record(key);
                 Ok(())
             }
             HostKeyPolicy::Ask => {
@@ -174,7 +186,8 @@ impl HostKeyCheck {
                     return Err(self.unknown(key, "no terminal to ask on"));
                 }
                 if self.ask(key).await? {
-                    self.record(key)
+                    self.record(key);
+                    Ok(())
                 } else {
                     Err(HostKeyError::Declined {
                         name: self.name(),
@@ -198,15 +211,20 @@ impl HostKeyCheck {
         }))
     }
 
-    fn record(&self, key: &PublicKey) -> Result<(), HostKeyError> {
-        known_hosts::append(
-            &self.known_hosts,
-            &known_hosts::entry_line(&self.host, self.port, key),
-        )
-        .map_err(|source| HostKeyError::Write {
-            path: self.known_hosts.clone(),
-            source,
-        })
+    /// Records an accepted key. A failure is said and the connection goes on, as OpenSSH
+    /// does ("Failed to add the host to the list of known hosts"): the key was accepted.
+    fn record(&self, key: &PublicKey) {
+        let line = known_hosts::entry_line(&self.host, self.port, key, self.hash);
+        match known_hosts::append(&self.known_hosts, &line) {
+            Ok(()) => warn!(
+                "permanently added {} ({} {}) to {}",
+                self.name(),
+                key.algorithm(),
+                fingerprint(key),
+                self.known_hosts.display()
+            ),
+            Err(e) => warn!("{e}; the key is trusted for this connection only"),
+        }
     }
 
     async fn ask(&self, key: &PublicKey) -> Result<bool, HostKeyError> {

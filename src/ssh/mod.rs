@@ -82,6 +82,14 @@ pub enum SshError {
         what: &'static str,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    OpenSsh(#[from] crate::openssh::OpenSshError),
+    #[error("ProxyJump `{jump}` for {host} in ~/.ssh/config: {reason}")]
+    BadJump {
+        host: String,
+        jump: String,
+        reason: String,
+    },
 }
 
 impl crate::exit::ExitStatus for SshError {
@@ -98,7 +106,8 @@ impl crate::exit::ExitStatus for SshError {
             | SshError::PassphraseNeeded { .. }
             | SshError::WrongPassphrase { .. }
             | SshError::Disconnected { .. } => 255,
-            SshError::IdentityFile { .. } => 2,
+            SshError::IdentityFile { .. } | SshError::BadJump { .. } => 2,
+            SshError::OpenSsh(e) => e.exit_status(),
             SshError::Channel { .. } | SshError::Io { .. } => 1,
         }
     }
@@ -152,6 +161,7 @@ impl Bastion {
     /// when it has one), within `connect_timeout`; time spent waiting for an answer at a
     /// prompt does not count.
     pub async fn connect(profile: &Resolved) -> Result<Bastion, SshError> {
+        let profile = &with_openssh_config(profile)?;
         let p = &profile.settings;
         let target = dial::target(&p.host.0, p.port.0);
         let after = Duration::from_secs(p.connect_timeout.0);
@@ -198,6 +208,61 @@ impl Bastion {
             },
         }
     }
+}
+
+/// The profile with what `~/.ssh/config` says about its host (OpenSSH's own resolution,
+/// `ssh -G`) where the profile is silent: the host may be a Host alias. The profile's own
+/// keys win; a port of 22 counts as unset, since it is the profile's default.
+fn with_openssh_config(profile: &Resolved) -> Result<Resolved, SshError> {
+    let Some(alias) = crate::openssh::resolve_for_connect(&profile.settings.host.0)? else {
+        return Ok(profile.clone());
+    };
+    let ssh_dir = dirs::home_dir()
+        .ok_or(crate::openssh::OpenSshError::NoHome)?
+        .join(".ssh");
+    let path = |p: &str| {
+        crate::config::expand_path(p, &ssh_dir)
+            .map_err(|_| SshError::OpenSsh(crate::openssh::OpenSshError::NoHome))
+    };
+    let mut r = profile.clone();
+    if alias.host_name != r.settings.host.0.to_ascii_lowercase() {
+        debug!("{} is {} (HostName)", r.settings.host.0, alias.host_name);
+    }
+    r.settings.host.0 = alias.host_name;
+    if r.settings.port.0 == 22
+        && let Some(port) = alias.port
+    {
+        r.settings.port.0 = port;
+    }
+    if r.settings.user.is_none()
+        && let Some(user) = alias.user
+    {
+        r.user = user;
+    }
+    if r.settings.identity_file.is_none()
+        && let Some(i) = alias.identity_file
+    {
+        r.identity_file = Some(path(&i)?);
+    }
+    if r.settings.proxy_jump.is_none()
+        && let Some(jump) = alias.proxy_jump
+    {
+        let parsed = crate::config::JumpHost::parse(&jump).map_err(|reason| SshError::BadJump {
+            host: profile.settings.host.0.clone(),
+            jump: jump.clone(),
+            reason,
+        })?;
+        r.settings.proxy_jump = Some(parsed);
+    }
+    if r.settings.known_hosts.is_none()
+        && let Some(k) = alias.known_hosts
+    {
+        r.known_hosts = path(&k)?;
+    }
+    if r.settings.hash_known_hosts.is_none() {
+        r.settings.hash_known_hosts = Some(alias.hash_known_hosts);
+    }
+    Ok(r)
 }
 
 /// Waits `after`, not counting time while `prompting` is true (a person is answering).
@@ -316,6 +381,7 @@ async fn handshake(
         hop.port,
         profile.known_hosts.clone(),
         profile.settings.strict_host_key_checking,
+        profile.settings.hash_known_hosts.unwrap_or(false),
         profile.name.clone(),
         prompting.clone(),
     ));

@@ -15,6 +15,7 @@ mod forward;
 mod health;
 mod identity;
 mod init;
+mod known_hosts;
 mod passthrough;
 mod sandbox;
 mod secrets;
