@@ -16,6 +16,7 @@ use crate::support::netns::Topology;
 use crate::support::sshd::{Sshd, SshdOptions};
 
 mod channels;
+mod socks;
 
 const BASTION: &str = "198.51.100.1";
 const PRIVATE: &str = "203.0.113.2";
