@@ -99,6 +99,8 @@ pub enum Event {
 pub struct Listening {
     pub forward: Forward,
     pub local: SocketAddr,
+    /// Its counters, live while it serves (connections open, bytes, failures).
+    pub stats: Arc<Stats>,
     listener: TcpListener,
 }
 
@@ -134,6 +136,7 @@ pub async fn bind(forwards: Vec<Forward>, addr: IpAddr) -> Result<Vec<Listening>
         open.push(Listening {
             forward,
             local,
+            stats: Arc::default(),
             listener,
         });
     }
@@ -228,13 +231,12 @@ pub async fn run<F, Fut, E>(
             target: l.forward.target_text(),
             url: l.url(),
         });
-        let stats = Arc::new(Stats::default());
-        all_stats.push(stats.clone());
+        all_stats.push(l.stats.clone());
         accepting.push(tokio::spawn(relay::accept_loop(
             l.listener,
             l.local,
             Arc::new(l.forward),
-            stats,
+            l.stats,
             relay.clone(),
         )));
     }

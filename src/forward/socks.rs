@@ -1,6 +1,9 @@
 //! The server side of SOCKS5 (RFC 1928), as much as a forward needs: no authentication,
 //! CONNECT only, to IPv4, IPv6 or a domain name (resolved on the far side, as `socks5h`).
-//! It only parses and answers; dialing is the caller's.
+//! It only parses and answers; dialing is the caller's. A domain name is checked here: one
+//! with a NUL byte (or anything else a host name cannot hold) would be sent on as a
+//! `direct-tcpip` request that OpenSSH's sshd treats as a protocol violation, dropping the
+//! whole session and every other forward's transfer with it.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -57,8 +60,8 @@ pub enum SocksError {
     Command(u8),
     #[error("unsupported SOCKS5 address type {0:#04x}")]
     AddressType(u8),
-    #[error("the domain name is not UTF-8")]
-    Domain,
+    #[error("{0:?} is not a host name (refused here, never sent to the bastion)")]
+    Domain(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -102,7 +105,14 @@ where
             let len = s.read_u8().await?;
             let mut name = vec![0u8; usize::from(len)];
             s.read_exact(&mut name).await?;
-            String::from_utf8(name).map_err(|_| SocksError::Domain)?
+            match String::from_utf8(name) {
+                Ok(name) if is_host_name(&name) => name,
+                Ok(name) => return refuse_name(s, name).await,
+                Err(e) => {
+                    let name = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                    return refuse_name(s, name).await;
+                }
+            }
         }
         other => {
             reply(s, Reply::AddressTypeNotSupported).await?;
@@ -115,6 +125,36 @@ where
         return Err(SocksError::Command(req[1]));
     }
     Ok((host, port))
+}
+
+/// A name that cannot be resolved anywhere is answered as unreachable: the client hears why
+/// at once, and the bastion never sees it.
+async fn refuse_name<S, T>(s: &mut S, name: String) -> Result<T, SocksError>
+where
+    S: AsyncWrite + Unpin,
+{
+    reply(s, Reply::HostUnreachable).await?;
+    Err(SocksError::Domain(name))
+}
+
+/// A host name as resolvers take it (RFC 1123 labels, `_` allowed as in service names, a
+/// trailing dot allowed, at most 253 characters), or an IP address literal.
+pub fn is_host_name(name: &str) -> bool {
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 /// Answers the request. The bound address is not meaningful through a tunnel: 0.0.0.0:0.
@@ -169,6 +209,43 @@ mod tests {
         let (r, answer) = request(&[5, 1, 0, 5, 2, 0, 1, 127, 0, 0, 1, 0, 80]).await;
         assert!(matches!(r, Err(SocksError::Command(2))));
         assert_eq!(answer[2..4], [5, 0x07]);
+    }
+
+    #[tokio::test]
+    async fn a_name_with_a_nul_byte_or_no_host_name_is_refused_as_unreachable() {
+        for name in [
+            &b"grafana\0.evil"[..],
+            b"",
+            b"a b",
+            b"\xff\xfe",
+            b"-x.svc",
+            b"x..svc",
+            b"x/y",
+        ] {
+            let mut req = vec![5, 1, 0, 5, 1, 0, 3, name.len() as u8];
+            req.extend_from_slice(name);
+            req.extend_from_slice(&80u16.to_be_bytes());
+            let (r, answer) = request(&req).await;
+            assert!(matches!(r, Err(SocksError::Domain(_))), "{name:?}: {r:?}");
+            assert_eq!(answer[2..4], [5, Reply::HostUnreachable as u8], "{name:?}");
+        }
+    }
+
+    #[test]
+    fn host_names_and_address_literals_are_accepted() {
+        for name in [
+            "grafana.monitoring.svc.cluster.local",
+            "grafana.monitoring.svc.cluster.local.",
+            "_http._tcp.x",
+            "localhost",
+            "10.0.0.1",
+            "::1",
+            "a1-b2",
+        ] {
+            assert!(is_host_name(name), "{name}");
+        }
+        assert!(!is_host_name(&"a".repeat(64)));
+        assert!(!is_host_name(&["a"; 130].join(".")));
     }
 
     #[tokio::test]

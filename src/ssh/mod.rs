@@ -6,6 +6,7 @@
 //! holds the policy and the prompt. This module knows nothing of forwards, kube or clap.
 
 pub mod auth;
+mod channel;
 pub mod exec;
 pub mod host_key;
 pub mod known_hosts;
@@ -27,6 +28,7 @@ use tracing::{Instrument, debug, info_span};
 use crate::config::Resolved;
 use crate::dial::{self, BoxStream, DialError, DialFuture, Dialer};
 
+pub use channel::ChannelCounts;
 pub use exec::Captured;
 pub use host_key::HostKeyCheck;
 
@@ -126,6 +128,8 @@ struct Inner {
     target: String,
     closed: CancellationToken,
     open_timeout: Duration,
+    /// The `direct-tcpip` channels handed out, counted by their streams.
+    channels: Arc<channel::Ledger>,
 }
 
 /// The russh handler: host keys go to the policy, nothing else happens here. Its drop (when
@@ -186,6 +190,12 @@ impl Bastion {
     /// Resolves when the SSH session has ended.
     pub async fn closed(&self) {
         self.inner.closed.cancelled().await;
+    }
+
+    /// The `direct-tcpip` channels this session holds: a long-lived forward must come back
+    /// to none open and none held when its connections have ended.
+    pub fn channel_counts(&self) -> ChannelCounts {
+        self.inner.channels.counts()
     }
 
     /// Opens a session channel.
@@ -347,6 +357,7 @@ async fn connect_all(
             target: dial::target(&bastion.host, bastion.port),
             closed,
             open_timeout: Duration::from_secs(p.connect_timeout.0),
+            channels: Arc::default(),
         }),
     })
 }
@@ -499,7 +510,10 @@ impl Dialer for Bastion {
                 0,
             );
             match tokio::time::timeout(self.inner.open_timeout, open).await {
-                Ok(Ok(channel)) => Ok(Box::new(channel.into_stream()) as BoxStream),
+                Ok(Ok(channel)) => Ok(Box::new(channel::TcpChannel::new(
+                    channel,
+                    self.inner.channels.clone(),
+                )) as BoxStream),
                 Ok(Err(russh::Error::ChannelOpenFailure(reason))) => Err(DialError::Rejected {
                     target: t,
                     reason: open_failure_reason(&reason),

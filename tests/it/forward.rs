@@ -15,6 +15,9 @@ use crate::support::Home;
 use crate::support::netns::Topology;
 use crate::support::sshd::{Sshd, SshdOptions};
 
+mod channels;
+mod socks;
+
 const BASTION: &str = "198.51.100.1";
 const PRIVATE: &str = "203.0.113.2";
 

@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# Soak: does a forward's memory stay flat over many connections? Against OpenSSH in the same run.
+#   - N HTTP GETs of a 64 KiB file (16 parallel clients) through `paragon-admin forward` and
+#     through `ssh -L`, over the same loopback sshd, key and HTTP server
+#   - the same through `paragon-admin forward --socks` and `ssh -D`
+#   - EXECS commands on one session (`Bastion::exec_capture`), and RECONNECTS sessions replaced
+#     one after the other in one process (benches/soak_exec.rs)
+# Prints RSS at start, after the warm-up and at the end, the growth per 1,000 connections after
+# the warm-up, and how many bodies came back intact. Target (issue 14): at most 1 MB of growth
+# per 10,000 connections after the warm-up, and every body intact.
+#
+# Usage: scripts/soak-forward.sh   (env: CONNECTIONS=50000 WARMUP=2000 THREADS=16 EXECS=10000
+#                                    RECONNECTS=100 (EXECS=0 skips both)
+#                                    PARAGON_BIN=path SOAK_EXEC_BIN=path to skip the builds,
+#                                    HEAPTRACK=1 to run paragon-admin under heaptrack)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CONNECTIONS=${CONNECTIONS:-50000}
+WARMUP=${WARMUP:-2000}
+THREADS=${THREADS:-16}
+EXECS=${EXECS:-10000}
+RECONNECTS=${RECONNECTS:-100}
+
+for cmd in python3 ssh ssh-keygen; do
+  command -v "$cmd" >/dev/null || { echo "soak-forward: $cmd is missing (apt-get install python3 openssh-client)" >&2; exit 1; }
+done
+[[ -x /usr/sbin/sshd ]] || { echo "soak-forward: /usr/sbin/sshd is missing (apt-get install openssh-server)" >&2; exit 1; }
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target}
+if [[ -z "${PARAGON_BIN:-}" ]]; then
+  cargo build --release --quiet --bin paragon-admin
+  PARAGON_BIN=$CARGO_TARGET_DIR/release/paragon-admin
+fi
+if [[ -z "${SOAK_EXEC_BIN:-}" && $EXECS -gt 0 ]]; then
+  cargo build --release --quiet --bench soak_exec
+  SOAK_EXEC_BIN=$(find "$CARGO_TARGET_DIR/release/deps" -maxdepth 1 -type f -executable -name 'soak_exec-*' -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2)
+fi
+
+work=$(mktemp -d)
+pids=()
+# shellcheck disable=SC2317 # run by the EXIT trap
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_port() { # port
+  for _ in $(seq 200); do
+    python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),0.2).close()" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "soak-forward: nothing listens on $1" >&2; return 1
+}
+
+# --- the bastion: a real sshd on loopback -------------------------------------------------
+mkdir -p /run/sshd
+ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$work/id_ed25519"
+cp "$work/id_ed25519.pub" "$work/authorized_keys"
+started=
+for _ in $(seq 20); do
+  sshd_port=$(free_port)
+  cat >"$work/sshd_config" <<EOF
+Port $sshd_port
+ListenAddress 127.0.0.1
+HostKey $work/host_key
+AuthorizedKeysFile $work/authorized_keys
+UsePAM no
+StrictModes no
+PidFile none
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+AllowTcpForwarding yes
+MaxSessions 100
+LogLevel ERROR
+EOF
+  /usr/sbin/sshd -D -e -f "$work/sshd_config" 2>"$work/sshd.log" &
+  pid=$!
+  if wait_port "$sshd_port" 2>/dev/null; then pids+=("$pid"); started=1; break; fi
+  kill "$pid" 2>/dev/null || true
+done
+[[ -n $started ]] || { echo "soak-forward: sshd did not start: $(cat "$work/sshd.log")" >&2; exit 1; }
+echo "[127.0.0.1]:$sshd_port $(cut -d' ' -f1,2 "$work/host_key.pub")" >"$work/known_hosts"
+cat >"$work/config.toml" <<CONFIG
+[profiles.soak]
+host = "127.0.0.1"
+port = $sshd_port
+user = "root"
+identity_file = "$work/id_ed25519"
+known_hosts = "$work/known_hosts"
+strict_host_key_checking = "yes"
+CONFIG
+
+# --- the target: an HTTP server with a 64 KiB file ------------------------------------------
+mkdir "$work/site"
+head -c 65536 /dev/urandom >"$work/site/body"
+http_port=$(free_port)
+(cd "$work/site" && exec python3 -m http.server "$http_port" --bind 127.0.0.1 >/dev/null 2>&1) &
+pids+=($!)
+wait_port "$http_port"
+
+soak() { # label pid local-port [--socks HOST:PORT]
+  python3 scripts/soak-forward.py --port "$3" --pid "$2" --file "$work/site/body" --path body \
+    --connections "$CONNECTIONS" --warmup "$WARMUP" --threads "$THREADS" "${@:4}" >"$work/$1.json"
+}
+# --- paragon-admin forward (tunnel and SOCKS in one process) and OpenSSH's -L and -D ----------
+pa_port=$(free_port) pa_socks=$(free_port)
+runner=()
+[[ -n "${HEAPTRACK:-}" ]] && runner=(heaptrack -o "$work/heaptrack")
+PARAGON_ADMIN_CONFIG="$work/config.toml" "${runner[@]}" "$PARAGON_BIN" forward --output json \
+  --socks "$pa_socks" "$pa_port:127.0.0.1:$http_port" >"$work/events" 2>"$work/paragon.log" &
+pa_runner=$!
+pids+=($!)
+for _ in $(seq 400); do grep -q "\"local\":\"127.0.0.1:$pa_port\"" "$work/events" 2>/dev/null && break; sleep 0.05; done
+grep -q "\"local\":\"127.0.0.1:$pa_port\"" "$work/events" || { echo "soak-forward: paragon-admin did not start: $(cat "$work/paragon.log")" >&2; exit 1; }
+pa_pid=$(pgrep -n -f -- "forward --output json --socks $pa_socks")
+
+ssh_port=$(free_port) ssh_socks=$(free_port)
+ssh -N -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$work/known_hosts" \
+  -o ExitOnForwardFailure=yes -i "$work/id_ed25519" -p "$sshd_port" \
+  -L "$ssh_port:127.0.0.1:$http_port" -D "127.0.0.1:$ssh_socks" root@127.0.0.1 &
+ssh_pid=$!
+pids+=($!)
+wait_port "$ssh_port"
+wait_port "$ssh_socks"
+
+echo "soak: $CONNECTIONS connections of 64 KiB each ($THREADS in parallel), RSS read after $WARMUP and at the end" >&2
+soak pa_forward "$pa_pid" "$pa_port"
+soak ssh_forward "$ssh_pid" "$ssh_port"
+soak pa_socks "$pa_pid" "$pa_socks" --socks "127.0.0.1:$http_port"
+soak ssh_socks "$ssh_pid" "$ssh_socks" --socks "127.0.0.1:$http_port"
+
+# --- many exec channels on one session ------------------------------------------------------
+if [[ $EXECS -gt 0 ]]; then
+  PARAGON_ADMIN_CONFIG="$work/config.toml" "$SOAK_EXEC_BIN" --execs "$EXECS" --warmup "$((EXECS / 10))" \
+    --reconnects "$RECONNECTS" >"$work/pa_exec.json"
+fi
+
+echo
+status=0
+python3 - "$work" "$WARMUP" "$EXECS" <<'PY' || status=$?
+import json, os, sys
+work, warmup, execs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+print("RSS in MB; growth = (end - after warm-up) per 1,000 connections after the warm-up, in KB")
+print(f"  {'':30} {'start':>7} {'warm':>7} {'end':>7} {'growth/1k':>10} {'intact':>13}")
+def line(label, r, warm):
+    after = r["connections"] - warm
+    growth = (r["rss_end_kib"] - r["rss_warm_kib"]) / (after / 1000) if after else 0.0
+    intact = f"{r['intact']}/{r['connections']}"
+    print(f"  {label:30} {r['rss_start_kib']/1024:7.1f} {r['rss_warm_kib']/1024:7.1f} "
+          f"{r['rss_end_kib']/1024:7.1f} {growth:10.1f} {intact:>13}")
+    return growth, r["intact"] == r["connections"]
+verdicts = []
+for key, label in [("pa_forward", "paragon-admin forward"), ("ssh_forward", "ssh -L"),
+                   ("pa_socks", "paragon-admin forward --socks"), ("ssh_socks", "ssh -D")]:
+    growth, intact = line(label, json.load(open(f"{work}/{key}.json")), warmup)
+    if key.startswith("pa_"):
+        verdicts.append((label, growth, intact))
+if execs:
+    labels = {"exec": "exec_capture, one session", "reconnect": "sessions replaced"}
+    for text in open(f"{work}/pa_exec.json"):
+        r = json.loads(text)
+        growth, intact = line(labels[r["part"]], r, r["warmup"])
+        verdicts.append((labels[r["part"]], growth, intact))
+# The target: 1 MB per 10,000 connections = 100 KB per 1,000.
+ok = True
+for label, growth, intact in verdicts:
+    verdict = "ok" if growth <= 100 and intact else "OVER TARGET" if intact else "BODIES LOST"
+    ok = ok and verdict == "ok"
+    print(f"  {label}: {verdict} (target: <= 100 KB per 1,000 after warm-up, every body intact)")
+sys.exit(0 if ok else 1)
+PY
+if [[ -n "${HEAPTRACK:-}" ]]; then
+  kill -INT "$pa_pid"
+  wait "$pa_runner" || true # heaptrack writes its data after the process ends
+  cp "$work"/heaptrack.* "${HEAPTRACK_OUT:-/tmp}/"
+  echo "heaptrack data copied to ${HEAPTRACK_OUT:-/tmp}" >&2
+fi
+exit "$status"
