@@ -281,6 +281,7 @@ impl crate::exit::ExitStatus for SandboxError {
 #[derive(Debug)]
 pub struct Sandbox {
     addr: SocketAddr,
+    bound: SocketAddr,
     ca_pem: String,
     token: tls::Token,
     stats: Stats,
@@ -360,6 +361,7 @@ impl Sandbox {
         tracing::info!(%addr, pods = stats.pods, nodes = stats.nodes, "sandbox serving");
         Ok(Sandbox {
             addr,
+            bound: local,
             ca_pem: creds.ca_pem,
             token: creds.token,
             stats,
@@ -385,6 +387,12 @@ impl Sandbox {
     /// The address clients connect to (loopback when listening on an unspecified address).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address the listener is bound to, as the system reports it (`0.0.0.0:PORT` when
+    /// listening on every interface).
+    pub fn bound(&self) -> SocketAddr {
+        self.bound
     }
 
     /// `https://ADDR`.

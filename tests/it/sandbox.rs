@@ -656,3 +656,24 @@ async fn kube_client_pages_and_lists_metadata_from_an_in_process_sandbox() {
     );
     assert!(stopping.elapsed() < std::time::Duration::from_secs(10));
 }
+
+#[test]
+fn listening_on_every_interface_warns_and_names_the_bound_port() {
+    let sb = SandboxProc::start(&["--listen", "0.0.0.0:0"]);
+    let port = sb.addr.rsplit(':').next().unwrap().to_string();
+    assert_eq!(sb.addr, format!("127.0.0.1:{port}"));
+    assert_eq!(sb.started["bound"], format!("0.0.0.0:{port}"));
+    let err = sb.stderr();
+    assert!(
+        err.contains(&format!(
+            "paragon-admin: warning: listening on 0.0.0.0:{port}: anyone who reaches this address"
+        )),
+        "{err}"
+    );
+    // The kubeconfig points at loopback and its certificate holds for it.
+    assert!(sb.kubectl_ok(&["get", "ns"]).contains("paragon"));
+
+    let local = SandboxProc::start(&[]);
+    assert!(!local.stderr().contains("warning"), "{}", local.stderr());
+    assert_eq!(local.started["bound"], local.addr.as_str());
+}
