@@ -306,7 +306,7 @@ fn kube_checks(client: &kube::Client, now: Timestamp, version: Option<(u32, u32)
         Check::new("pods", Area::Pods, "pods", pods::check(c(), now)),
         Check::new("pvcs", Area::Storage, "pvcs", storage::check(c(), now)),
         Check::new("events", Area::Events, "events", events::check(c(), now)),
-        Check::new("helm", Area::Releases, "releases", helm::check(c())),
+        Check::new("helm", Area::Releases, "releases", helm::check(c(), now)),
         Check::new(
             "tls",
             Area::Certificates,
