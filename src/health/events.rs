@@ -71,7 +71,7 @@ fn severity(reason: &str, count: i32) -> Severity {
 }
 
 /// When an event last happened: its series, its lastTimestamp, its eventTime, its creation.
-fn last_seen(e: &Event) -> Option<Timestamp> {
+pub(super) fn last_seen(e: &Event) -> Option<Timestamp> {
     e.series
         .as_ref()
         .and_then(|s| s.last_observed_time.as_ref().map(|t| t.0))
