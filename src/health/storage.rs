@@ -123,7 +123,7 @@ async fn last_event(
     };
     list.items
         .into_iter()
-        .max_by_key(|e| super::events::last_seen(e))
+        .max_by_key(super::events::last_seen)
         .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
 }
 
