@@ -355,6 +355,9 @@ pub struct HealthArgs {
     #[arg(long, value_name = "SECS", default_value_t = 15,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
+    /// Exit 1 when any check could not run (forbidden, timed out), as when one fails
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

@@ -29,6 +29,10 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
         None => Arc::new(Direct { timeout }),
     };
     let kube = kube_client(&profile, args, dialer.clone(), bastion.as_ref()).await?;
+    let context = args
+        .context
+        .clone()
+        .or_else(|| profile.profile.kube.context.as_ref().map(|c| c.0.clone()));
     let target = Target {
         kube,
         dialer,
@@ -39,8 +43,13 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
         } else {
             postgres_password(&profile)
         },
+        context,
     };
-    let report = run_with_progress(g, target, timeout).await;
+    let options = health::Options {
+        timeout,
+        strict: args.strict,
+    };
+    let report = run_with_progress(g, target, options).await;
     print(g.output, &report)?;
     Ok(report.exit_status())
 }
@@ -112,7 +121,7 @@ async fn kube_client(
     })
 }
 
-async fn run_with_progress(g: &Globals, target: Target, timeout: Duration) -> Report {
+async fn run_with_progress(g: &Globals, target: Target, options: health::Options) -> Report {
     let bar = (!g.quiet && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
@@ -133,7 +142,7 @@ async fn run_with_progress(g: &Globals, target: Target, timeout: Duration) -> Re
             }
         }
     };
-    let report = health::run(target, health::Options { timeout }, &progress).await;
+    let report = health::run(target, options, &progress).await;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

@@ -5,10 +5,18 @@ use std::time::Duration;
 use super::{CheckError, Finding, Severity};
 
 /// The API's version as (major, minor), and the finding about it. An unreachable API is a
-/// failure that also stops the other Kubernetes checks.
-pub async fn check(client: &kube::Client, timeout: Duration) -> (Finding, Option<(u32, u32)>) {
+/// failure that also stops the other Kubernetes checks. `context` names the kubeconfig
+/// context in a refusal of its credentials.
+pub async fn check(
+    client: &kube::Client,
+    timeout: Duration,
+    context: Option<&str>,
+) -> (Finding, Option<(u32, u32)>) {
     let result = match tokio::time::timeout(timeout, client.apiserver_version()).await {
         Ok(Ok(info)) => Ok(info),
+        Ok(Err(kube::Error::Api(s))) if s.code == 401 => {
+            Err(CheckError::Failed(sentence(&s, context)))
+        }
         Ok(Err(e)) => Err(CheckError::from(e)),
         Err(_) => Err(CheckError::Timeout(timeout)),
     };
@@ -31,6 +39,28 @@ pub async fn check(client: &kube::Client, timeout: Duration) -> (Finding, Option
     };
     f.check = "api".into();
     (f, None)
+}
+
+/// An API error as one sentence: the HTTP status and the server's message, or for 401 what
+/// to fix. Never the `Status` object's debug form.
+pub fn sentence(s: &kube::core::Status, context: Option<&str>) -> String {
+    let code = http::StatusCode::from_u16(s.code).ok();
+    let head = match code.and_then(|c| c.canonical_reason()) {
+        Some(reason) => format!("{} {reason}", s.code),
+        None => format!("HTTP {}", s.code),
+    };
+    if s.code == 401 {
+        return match context {
+            Some(c) => format!("{head}: check the token of context {c}"),
+            None => format!("{head}: check the token of the kubeconfig's current context"),
+        };
+    }
+    let message = super::one_line(&s.message, 200);
+    if message.is_empty() {
+        head
+    } else {
+        format!("{head}: {message}")
+    }
 }
 
 /// `("1", "33+")` → `(1, 33)`: providers append `+` to the minor.
@@ -60,5 +90,25 @@ mod tests {
         assert_eq!(parse_version("1", "33+"), Some((1, 33)));
         assert_eq!(parse_git_version("v1.31.4-eks-abc"), Some((1, 31)));
         assert_eq!(parse_git_version("garbage"), None);
+    }
+
+    #[test]
+    fn an_unauthorized_answer_names_the_context_to_fix() {
+        let s: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "kind": "Status", "status": "Failure", "code": 401, "reason": "Unauthorized",
+            "message": "Unauthorized"}))
+        .unwrap();
+        assert_eq!(
+            sentence(&s, Some("prod")),
+            "401 Unauthorized: check the token of context prod"
+        );
+        // A body that was not a Status (a proxy's HTML page): kube keeps its text.
+        let s =
+            kube::core::Status::failure("<html>bad gateway</html>", "Failed to parse error data")
+                .with_code(502);
+        assert_eq!(
+            sentence(&s, None),
+            "502 Bad Gateway: <html>bad gateway</html>"
+        );
     }
 }

@@ -6,6 +6,8 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ListParams};
 
+use x509_parser::pem::Pem;
+
 use super::{CheckResult, Finding, subject};
 use crate::kube::list::each_page;
 
@@ -72,17 +74,31 @@ fn day(t: Timestamp) -> String {
     t.strftime("%Y-%m-%d").to_string()
 }
 
-/// The `notAfter` of the first certificate (the leaf) in PEM (or DER) bytes.
+/// The `notAfter` of the first certificate (the leaf) in PEM (or DER) bytes. As openssl and
+/// Go's `pem.Decode` do, text before, between and after PEM blocks is skipped (openssl's
+/// "Bag Attributes", a leading blank line), and blocks that are not certificates (a key put
+/// in the same file) are passed over.
 pub fn not_after(bytes: &[u8]) -> Result<Timestamp, String> {
-    let der = if bytes.starts_with(b"-----") {
-        let (_, pem) = x509_parser::pem::parse_x509_pem(bytes).map_err(|e| e.to_string())?;
-        pem.contents
-    } else {
+    let mut blocks = Pem::iter_from_buffer(bytes).peekable();
+    let der = if blocks.peek().is_none() {
         bytes.to_vec()
+    } else {
+        let mut found = None;
+        for block in blocks {
+            let block = block.map_err(|e| format!("bad PEM block: {e}"))?;
+            if CERT_LABELS.contains(&block.label.as_str()) {
+                found = Some(block.contents);
+                break;
+            }
+        }
+        found.ok_or("no CERTIFICATE block in the PEM text")?
     };
     let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| e.to_string())?;
     Timestamp::from_second(cert.validity().not_after.timestamp()).map_err(|e| e.to_string())
 }
+
+/// PEM labels openssl accepts for a certificate.
+const CERT_LABELS: &[&str] = &["CERTIFICATE", "TRUSTED CERTIFICATE", "X509 CERTIFICATE"];
 
 #[cfg(test)]
 mod tests {
@@ -131,6 +147,26 @@ mod tests {
                 .unwrap()
                 .message
                 .starts_with("cannot read")
+        );
+    }
+
+    #[test]
+    fn text_and_blank_lines_before_the_pem_block_are_skipped_as_openssl_does() {
+        // `openssl pkcs12 -nodes` output: Bag Attributes, subject and issuer lines first, and
+        // the key before the certificate; then a cert-manager style leading blank line.
+        let bagged = format!(
+            "Bag Attributes\n    localKeyID: 01 00 00 00\nsubject=CN = paragon.test\n\n\
+             -----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n{CERT}"
+        );
+        assert_eq!(day(not_after(bagged.as_bytes()).unwrap()), "2036-11-25");
+        let blank = format!("\n\n{CERT}");
+        assert_eq!(day(not_after(blank.as_bytes()).unwrap()), "2036-11-25");
+        let crlf = CERT.replace('\n', "\r\n");
+        assert_eq!(day(not_after(crlf.as_bytes()).unwrap()), "2036-11-25");
+        assert_eq!(
+            not_after(b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n")
+                .unwrap_err(),
+            "no CERTIFICATE block in the PEM text"
         );
     }
 }

@@ -136,6 +136,9 @@ pub enum CheckError {
     Timeout(Duration),
     #[error("not checked: {0}")]
     Failed(String),
+    /// `410 Expired`: a continued list outlived its snapshot; listing again may work.
+    #[error("not checked: {0}")]
+    Expired(String),
 }
 
 impl CheckError {
@@ -144,7 +147,7 @@ impl CheckError {
         match self {
             CheckError::Forbidden(m) => format!("forbidden by RBAC ({m})"),
             CheckError::Timeout(d) => format!("no answer within {}s", d.as_secs()),
-            CheckError::Failed(m) => m.clone(),
+            CheckError::Failed(m) | CheckError::Expired(m) => m.clone(),
         }
     }
 
@@ -161,8 +164,27 @@ impl From<kube::Error> for CheckError {
     fn from(e: kube::Error) -> Self {
         match &e {
             kube::Error::Api(s) if s.code == 403 => CheckError::Forbidden(s.message.clone()),
+            kube::Error::Api(s) if s.code == 410 => CheckError::Expired(api::sentence(s, None)),
+            kube::Error::Api(s) => CheckError::Failed(api::sentence(s, None)),
             _ => CheckError::Failed(crate::kube::one_line(&e)),
         }
+    }
+}
+
+/// Runs a check and, when one of its continued lists expired (410), runs it once more from
+/// the beginning, as client-go's pager lists again: the pages already seen are dropped with
+/// the first run's findings.
+pub async fn restarting_once<F, Fut>(check: F) -> CheckResult
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = CheckResult>,
+{
+    match check().await {
+        Err(CheckError::Expired(why)) => {
+            tracing::info!("{why}: listing again from the beginning");
+            check().await
+        }
+        other => other,
     }
 }
 
@@ -205,6 +227,8 @@ pub struct Target {
     pub services: BTreeMap<String, Service>,
     /// The Postgres password (keyring `PROFILE/postgres-password`), for `SELECT 1`.
     pub postgres_password: Option<crate::secrets::Secret>,
+    /// The kubeconfig context, for messages that name it; `None`: its current context.
+    pub context: Option<String>,
 }
 
 /// How the report runs.
@@ -212,6 +236,8 @@ pub struct Target {
 pub struct Options {
     /// The deadline of each check.
     pub timeout: Duration,
+    /// A check that could not run fails the report (exit 1), as a failure does.
+    pub strict: bool,
 }
 
 /// Runs every check for `target` and gathers the report. The API check runs first among the
@@ -240,8 +266,9 @@ pub async fn run(target: Target, options: Options, progress: &dyn Fn(Progress<'_
         }
         Ok(client) => {
             let client = client.clone();
+            let context = target.context.clone();
             running.push(Box::pin(async move {
-                let (finding, version) = api::check(&client, timeout).await;
+                let (finding, version) = api::check(&client, timeout, context.as_deref()).await;
                 Done::Api(client, finding, version)
             }));
         }
@@ -275,7 +302,9 @@ pub async fn run(target: Target, options: Options, progress: &dyn Fn(Progress<'_
             }
         }
     }
-    Report::new(findings, started.elapsed())
+    let mut report = Report::new(findings, started.elapsed());
+    report.strict = options.strict;
+    report
 }
 
 /// A finished piece of the run.
@@ -293,26 +322,30 @@ pub enum Progress<'a> {
 }
 
 fn kube_checks(client: &kube::Client, now: Timestamp, version: Option<(u32, u32)>) -> Vec<Check> {
-    let c = || client.clone();
+    let c = client.clone();
+    // Each check restarts once when a continued list expires; a fresh client clone per run.
+    macro_rules! check {
+        ($name:literal, $area:expr, $subject:literal, $f:expr) => {{
+            let c = c.clone();
+            Check::new(
+                $name,
+                $area,
+                $subject,
+                restarting_once(move || $f(c.clone())),
+            )
+        }};
+    }
     vec![
-        Check::new("nodes", Area::Nodes, "nodes", nodes::check(c(), version)),
-        Check::new(
-            "workloads",
-            Area::Workloads,
-            "workloads",
-            workloads::check(c()),
-        ),
-        Check::new("jobs", Area::Workloads, "jobs", workloads::check_jobs(c())),
-        Check::new("pods", Area::Pods, "pods", pods::check(c(), now)),
-        Check::new("pvcs", Area::Storage, "pvcs", storage::check(c(), now)),
-        Check::new("events", Area::Events, "events", events::check(c(), now)),
-        Check::new("helm", Area::Releases, "releases", helm::check(c())),
-        Check::new(
-            "tls",
-            Area::Certificates,
-            "tls secrets",
-            certs::check(c(), now),
-        ),
+        check!("nodes", Area::Nodes, "nodes", |c| nodes::check(c, version)),
+        check!("workloads", Area::Workloads, "workloads", workloads::check),
+        check!("jobs", Area::Workloads, "jobs", workloads::check_jobs),
+        check!("pods", Area::Pods, "pods", |c| pods::check(c, now)),
+        check!("pvcs", Area::Storage, "pvcs", |c| storage::check(c, now)),
+        check!("events", Area::Events, "events", |c| events::check(c, now)),
+        check!("helm", Area::Releases, "releases", |c| helm::check(c, now)),
+        check!("tls", Area::Certificates, "tls secrets", |c| certs::check(
+            c, now
+        )),
     ]
 }
 
@@ -491,6 +524,51 @@ mod tests {
             f[0].message.contains("no answer within"),
             "{}",
             f[0].message
+        );
+    }
+
+    #[tokio::test]
+    async fn a_check_whose_continued_list_expired_runs_once_more_from_the_beginning() {
+        let runs = std::sync::atomic::AtomicUsize::new(0);
+        let expired = || CheckError::Expired("410 Expired: the continue token is too old".into());
+        let r = restarting_once(|| async {
+            match runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 => Err(expired()),
+                _ => Ok(vec![Finding::ok("pods", "3 pods")]),
+            }
+        })
+        .await;
+        assert_eq!(r.unwrap()[0].message, "3 pods");
+        // Only once: a second expiry is the check's failure.
+        runs.store(0, std::sync::atomic::Ordering::SeqCst);
+        let r = restarting_once(|| async {
+            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err::<Vec<Finding>, _>(expired())
+        })
+        .await;
+        assert!(matches!(r, Err(CheckError::Expired(_))));
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn api_errors_read_as_one_plain_sentence() {
+        let status =
+            |v: serde_json::Value| -> kube::core::Status { serde_json::from_value(v).unwrap() };
+        let e = CheckError::from(kube::Error::Api(Box::new(status(serde_json::json!({
+            "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 500,
+            "reason": "InternalError", "message": "Internal error occurred: etcdserver: request timed out"})))));
+        assert_eq!(
+            e.to_string(),
+            "not checked: 500 Internal Server Error: Internal error occurred: etcdserver: request timed out"
+        );
+        let e = CheckError::from(kube::Error::Api(Box::new(status(serde_json::json!({
+            "code": 410, "reason": "Expired",
+            "message": "The provided continue parameter is too old to display a consistent list result."})))));
+        assert!(matches!(e, CheckError::Expired(_)), "{e:?}");
+        assert!(
+            e.to_string()
+                .starts_with("not checked: 410 Gone: The provided continue"),
+            "{e}"
         );
     }
 }

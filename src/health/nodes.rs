@@ -1,4 +1,6 @@
-//! Nodes: Ready, memory/disk/PID pressure, cordoned, kubelet version skew.
+//! Nodes: Ready, memory/disk/PID pressure, NetworkUnavailable, any other condition that is
+//! True (node-problem-detector's and the providers' conditions all mean a problem when True),
+//! cordoned, kubelet version skew.
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
@@ -6,6 +8,16 @@ use kube::api::{Api, ListParams};
 use super::api::parse_git_version;
 use super::{CheckResult, Finding};
 use crate::kube::list::each_page;
+
+/// Conditions that, when True, mean the node cannot run its pods properly: a failure.
+/// Other conditions that are True (KernelDeadlock, ReadonlyFilesystem, a provider's own) are
+/// warnings: every condition but Ready means a problem when True.
+const FAILING: &[&str] = &[
+    "MemoryPressure",
+    "DiskPressure",
+    "PIDPressure",
+    "NetworkUnavailable",
+];
 
 /// Kubelets may be up to three minor versions older than the API server, never newer.
 const MAX_KUBELET_LAG: u32 = 3;
@@ -71,21 +83,22 @@ pub fn examine(node: &Node, api_version: Option<(u32, u32)>) -> Vec<Finding> {
             "not Ready: no Ready condition reported",
         )),
     }
-    for c in conditions {
-        if matches!(
-            c.type_.as_str(),
-            "MemoryPressure" | "DiskPressure" | "PIDPressure"
-        ) && c.status == "True"
-        {
-            out.push(Finding::fail(
-                &subject,
-                format!(
-                    "{} ({})",
-                    c.type_,
-                    c.reason.as_deref().unwrap_or("no reason given")
-                ),
-            ));
+    for c in conditions.iter().filter(|c| c.type_ != "Ready") {
+        if c.status != "True" {
+            continue;
         }
+        let why = match (c.reason.as_deref(), c.message.as_deref()) {
+            (Some(r), Some(m)) if !m.is_empty() => format!("{r}: {}", super::one_line(m, 100)),
+            (Some(r), _) => r.to_string(),
+            (None, Some(m)) => super::one_line(m, 100),
+            (None, None) => "no reason given".to_string(),
+        };
+        let msg = format!("{} ({why})", c.type_);
+        out.push(if FAILING.contains(&c.type_.as_str()) {
+            Finding::fail(&subject, msg)
+        } else {
+            Finding::warn(&subject, msg)
+        });
     }
     if node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
         out.push(Finding::warn(
@@ -174,5 +187,31 @@ mod tests {
         assert_eq!(f.len(), 2, "{f:?}");
         assert!(f.iter().all(|f| f.severity == Severity::Warn));
         assert!(f[1].message.contains("behind"), "{}", f[1].message);
+    }
+
+    #[test]
+    fn network_unavailable_fails_and_other_true_conditions_warn() {
+        // The route controller's and node-problem-detector's shapes.
+        let mut v = healthy();
+        v["status"]["conditions"] = json!([
+            {"type": "Ready", "status": "True", "reason": "KubeletReady"},
+            {"type": "NetworkUnavailable", "status": "True", "reason": "NoRouteCreated",
+             "message": "Node created without a route"},
+            {"type": "KernelDeadlock", "status": "True", "reason": "DockerHung",
+             "message": "task docker:7 blocked for more than 120 seconds."},
+            {"type": "ReadonlyFilesystem", "status": "False", "reason": "FilesystemIsNotReadOnly"}]);
+        let f = examine(&node(v), Some((1, 33)));
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert_eq!(f[0].severity, Severity::Fail);
+        assert_eq!(
+            f[0].message,
+            "NetworkUnavailable (NoRouteCreated: Node created without a route)"
+        );
+        assert_eq!(f[1].severity, Severity::Warn);
+        assert!(
+            f[1].message.starts_with("KernelDeadlock (DockerHung"),
+            "{}",
+            f[1].message
+        );
     }
 }

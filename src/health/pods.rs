@@ -1,8 +1,10 @@
-//! Pods: CrashLoopBackOff, image pull errors, Pending too long (with the scheduler's reason),
-//! OOMKilled, restarts in the last hour, containers not ready. Pods are listed a page at a
-//! time and only the problems are kept.
+//! Pods: CrashLoopBackOff, image pull and start errors, Pending too long (with the scheduler's
+//! reason; pods held by `schedulingGates` wait on purpose), OOMKilled, restarts in the last
+//! hour, containers not ready, pods not Ready because of a readiness gate, pods stuck
+//! Terminating past their grace period, and failed or evicted pods with the reason wherever
+//! the kubelet put it. Pods are listed a page at a time and only the problems are kept.
 
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodCondition};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ListParams};
 
@@ -20,11 +22,17 @@ const IMAGE_PULL: &[&str] = &[
     "InvalidImageName",
     "ErrImageNeverPull",
 ];
+/// Waiting reasons of a container the kubelet cannot start (kubelet's `kuberuntime` names).
 const CANNOT_START: &[&str] = &[
     "CreateContainerConfigError",
     "CreateContainerError",
     "RunContainerError",
+    "PostStartHookError",
+    "PreStartHookError",
 ];
+/// A pod still there this long after its deletion deadline is stuck: a finalizer, or a node
+/// that no longer answers, holds it.
+const TERMINATING_GRACE: SignedDuration = SignedDuration::from_mins(5);
 
 pub async fn check(client: kube::Client, now: Timestamp) -> CheckResult {
     let api: Api<Pod> = Api::all(client);
@@ -60,8 +68,17 @@ pub fn examine(pod: &Pod, now: Timestamp) -> Vec<Finding> {
         return Vec::new();
     };
     let phase = status.phase.as_deref().unwrap_or("Unknown");
+    if let Some(f) = stuck_terminating(&s, pod, now) {
+        return vec![f];
+    }
     if phase == "Succeeded" {
         return Vec::new();
+    }
+    if phase == "Failed" {
+        return vec![Finding::warn(
+            &s,
+            format!("Failed: {}", failure_reason(pod)),
+        )];
     }
     let mut out = Vec::new();
     let containers = status
@@ -79,13 +96,13 @@ pub fn examine(pod: &Pod, now: Timestamp) -> Vec<Finding> {
         .as_ref()
         .map(|t| now.duration_since(t.0))
         .unwrap_or_default();
-    if out.is_empty() && phase == "Pending" && age > PENDING_GRACE {
-        let scheduled = status
-            .conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_ == "PodScheduled" && c.status == "False");
-        let why = match scheduled {
+    let gated = pod
+        .spec
+        .as_ref()
+        .and_then(|sp| sp.scheduling_gates.as_ref())
+        .is_some_and(|g| !g.is_empty());
+    if out.is_empty() && phase == "Pending" && age > PENDING_GRACE && !gated {
+        let why = match condition(pod, "PodScheduled").filter(|c| c.status == "False") {
             Some(c) => format!(
                 ": {}: {}",
                 c.reason.as_deref().unwrap_or("not scheduled"),
@@ -98,21 +115,121 @@ pub fn examine(pod: &Pod, now: Timestamp) -> Vec<Finding> {
             format!("Pending for {}{why}", human(age)),
         ));
     }
-    if phase == "Failed" {
-        out.push(Finding::warn(
-            &s,
-            format!(
-                "Failed ({}){}",
-                status.reason.as_deref().unwrap_or("no reason given"),
-                status
-                    .message
-                    .as_deref()
-                    .map(|m| format!(": {}", one_line(m, 100)))
-                    .unwrap_or_default()
-            ),
-        ));
+    if out.is_empty()
+        && phase == "Running"
+        && let Some(f) = held_by_readiness_gate(&s, pod)
+    {
+        out.push(f);
     }
     out
+}
+
+fn condition<'a>(pod: &'a Pod, type_: &str) -> Option<&'a PodCondition> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+/// A pod still present well after `deletionTimestamp` (the end of its grace period).
+fn stuck_terminating(s: &str, pod: &Pod, now: Timestamp) -> Option<Finding> {
+    let deadline = pod.metadata.deletion_timestamp.as_ref()?.0;
+    let past = now.duration_since(deadline);
+    if past <= TERMINATING_GRACE {
+        return None;
+    }
+    let holders = match pod.metadata.finalizers.as_deref() {
+        Some(f) if !f.is_empty() => format!(": finalizers {} hold it", f.join(", ")),
+        _ => ": its node may no longer answer (check the node, or delete with --force)".into(),
+    };
+    Some(Finding::fail(
+        s,
+        format!(
+            "stuck Terminating {} past its grace period{holders}",
+            human(past)
+        ),
+    ))
+}
+
+/// Why a pod failed: `status.reason` (older evictions), else the `DisruptionTarget`
+/// condition (current evictions and preemptions set only that), else the first container
+/// that terminated with an error.
+fn failure_reason(pod: &Pod) -> String {
+    let status = pod.status.as_ref();
+    let with_message = |reason: &str, message: Option<&str>| match message {
+        Some(m) if !m.trim().is_empty() => format!("{reason}: {}", one_line(m, 120)),
+        _ => reason.to_string(),
+    };
+    if let Some(r) = status.and_then(|s| s.reason.as_deref()) {
+        return with_message(r, status.and_then(|s| s.message.as_deref()));
+    }
+    if let Some(c) = condition(pod, "DisruptionTarget").filter(|c| c.status == "True") {
+        return with_message(
+            c.reason.as_deref().unwrap_or("DisruptionTarget"),
+            c.message.as_deref(),
+        );
+    }
+    let terminated = status
+        .into_iter()
+        .flat_map(|s| {
+            s.init_container_statuses
+                .iter()
+                .flatten()
+                .chain(s.container_statuses.iter().flatten())
+        })
+        .filter_map(|c| Some((&c.name, c.state.as_ref()?.terminated.as_ref()?)))
+        .find(|(_, t)| t.exit_code != 0);
+    match terminated {
+        Some((name, t)) => with_message(
+            &format!(
+                "container {name} exited {}{}",
+                t.exit_code,
+                t.reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            ),
+            t.message.as_deref(),
+        ),
+        None => "no reason given".into(),
+    }
+}
+
+/// Every container ready, yet the pod is not Ready: a readiness gate (`spec.readinessGates`,
+/// set by a load balancer controller) holds it out of its Services.
+fn held_by_readiness_gate(s: &str, pod: &Pod) -> Option<Finding> {
+    if condition(pod, "Ready").is_none_or(|c| c.status == "True") {
+        return None;
+    }
+    let all_ready = pod
+        .status
+        .as_ref()?
+        .container_statuses
+        .as_ref()
+        .is_some_and(|cs| !cs.is_empty() && cs.iter().all(|c| c.ready));
+    if !all_ready {
+        return None;
+    }
+    let gates: Vec<String> = pod
+        .spec
+        .as_ref()?
+        .readiness_gates
+        .iter()
+        .flatten()
+        .filter(|g| condition(pod, &g.condition_type).is_none_or(|c| c.status != "True"))
+        .map(|g| g.condition_type.clone())
+        .collect();
+    let why = if gates.is_empty() {
+        "its Ready condition is False".to_string()
+    } else {
+        format!("readiness gate {} is not True", gates.join(", "))
+    };
+    Some(Finding::warn(
+        s,
+        format!("containers ready but the pod is not Ready: {why}, so no Service sends it traffic"),
+    ))
 }
 
 fn container(s: &str, c: &ContainerStatus, phase: &str, now: Timestamp) -> Option<Finding> {
@@ -319,6 +436,122 @@ mod tests {
         assert_eq!(
             (f[0].severity, f[0].message.as_str()),
             (Severity::Warn, "container c is not ready")
+        );
+    }
+
+    /// A pod from its JSON shape as the API serves it.
+    fn from(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_pod_held_by_scheduling_gates_is_pending_on_purpose() {
+        // The scheduler's shape: PodScheduled False with reason SchedulingGated.
+        let p = from(json!({
+            "metadata": {"name": "g", "namespace": "paragon", "creationTimestamp": "2026-01-01T10:00:00Z"},
+            "spec": {"containers": [{"name": "c"}], "schedulingGates": [{"name": "example.com/quota"}]},
+            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+              "reason": "SchedulingGated", "message": "Scheduling is blocked due to non-empty scheduling gates"}]}}));
+        assert!(examine(&p, now()).is_empty());
+    }
+
+    #[test]
+    fn ready_containers_in_a_pod_held_by_a_readiness_gate_warn_naming_the_gate() {
+        let p = from(json!({
+            "metadata": {"name": "web", "namespace": "paragon", "creationTimestamp": "2026-01-01T10:00:00Z"},
+            "spec": {"containers": [{"name": "c"}],
+              "readinessGates": [{"conditionType": "target-health.elbv2.k8s.aws/k8s-paragon-web"}]},
+            "status": {"phase": "Running",
+              "conditions": [
+                {"type": "ContainersReady", "status": "True"},
+                {"type": "Ready", "status": "False", "reason": "ReadinessGatesNotReady",
+                 "message": "corresponding condition of pod readiness gate \"target-health.elbv2.k8s.aws/k8s-paragon-web\" does not exist."}],
+              "containerStatuses": [cs(json!({}))]}}));
+        let f = examine(&p, now());
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].severity, Severity::Warn);
+        assert!(
+            f[0].message
+                .contains("readiness gate target-health.elbv2.k8s.aws/k8s-paragon-web is not True"),
+            "{}",
+            f[0].message
+        );
+    }
+
+    #[test]
+    fn a_pod_terminating_long_past_its_grace_period_fails_naming_its_finalizers() {
+        let mut v = json!({
+            "metadata": {"name": "old", "namespace": "paragon", "creationTimestamp": "2026-01-01T00:00:00Z",
+              "deletionTimestamp": "2026-01-01T11:00:30Z", "deletionGracePeriodSeconds": 30,
+              "finalizers": ["example.com/cleanup"]},
+            "spec": {"containers": [{"name": "c"}]},
+            "status": {"phase": "Running", "containerStatuses": [cs(json!({}))]}});
+        let f = examine(&from(v.clone()), now());
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].severity, Severity::Fail);
+        assert_eq!(
+            f[0].message,
+            "stuck Terminating 59m past its grace period: finalizers example.com/cleanup hold it"
+        );
+        // Within the grace period (the deadline is still ahead): a normal shutdown.
+        v["metadata"]["deletionTimestamp"] = json!("2026-01-01T12:00:20Z");
+        assert!(examine(&from(v), now()).is_empty());
+    }
+
+    #[test]
+    fn post_start_hook_error_fails_like_create_container_error() {
+        let p = pod(
+            "Running",
+            "2026-01-01T11:00:00Z",
+            json!([cs(json!({"ready": false, "restartCount": 0,
+            "state": {"waiting": {"reason": "PostStartHookError",
+              "message": "PostStartHook failed"}}}))]),
+        );
+        let f = examine(&p, now());
+        assert_eq!(f[0].severity, Severity::Fail);
+        assert_eq!(
+            f[0].message,
+            "container c: PostStartHookError: PostStartHook failed"
+        );
+    }
+
+    #[test]
+    fn an_eviction_names_its_reason_from_the_disruption_target_condition() {
+        // Kubernetes 1.31+ kubelet eviction: no status.reason, only the condition.
+        let p = from(json!({
+            "metadata": {"name": "ev", "namespace": "paragon", "creationTimestamp": "2026-01-01T10:00:00Z"},
+            "status": {"phase": "Failed", "conditions": [{"type": "DisruptionTarget", "status": "True",
+              "reason": "TerminationByKubelet", "message": "The node was low on resource: memory."}]}}));
+        let f = examine(&p, now());
+        assert_eq!(
+            f[0].message,
+            "Failed: TerminationByKubelet: The node was low on resource: memory."
+        );
+        // The older shape: status.reason Evicted.
+        let p = from(json!({
+            "metadata": {"name": "ev", "namespace": "paragon"},
+            "status": {"phase": "Failed", "reason": "Evicted", "message": "The node was low on resource: ephemeral-storage."}}));
+        assert_eq!(
+            examine(&p, now())[0].message,
+            "Failed: Evicted: The node was low on resource: ephemeral-storage."
+        );
+    }
+
+    #[test]
+    fn a_failed_pod_names_the_container_that_failed_when_the_pod_has_no_reason() {
+        let p = pod(
+            "Failed",
+            "2026-01-01T10:00:00Z",
+            json!([cs(
+                json!({"ready": false, "state": {"terminated": {"exitCode": 3, "reason": "Error",
+              "message": "migration 42 failed", "finishedAt": "2026-01-01T10:05:00Z"}}})
+            )]),
+        );
+        let f = examine(&p, now());
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            f[0].message,
+            "Failed: container c exited 3 (Error): migration 42 failed"
         );
     }
 }

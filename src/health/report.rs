@@ -17,6 +17,9 @@ pub struct Report {
     /// Every finding, failures first within each area, areas with failures first.
     pub checks: Vec<Finding>,
     pub elapsed_ms: u128,
+    /// `--strict`: a check that did not run fails the report.
+    #[serde(skip)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -51,12 +54,14 @@ impl Report {
             summary,
             checks: findings,
             elapsed_ms: elapsed.as_millis(),
+            strict: false,
         }
     }
 
-    /// 0 when nothing failed (warnings allowed), 1 when something failed.
+    /// 0 when nothing failed (warnings allowed), 1 when something failed, or with
+    /// `--strict` when a check did not run.
     pub fn exit_status(&self) -> u8 {
-        u8::from(self.status == Severity::Fail)
+        u8::from(self.status == Severity::Fail || (self.strict && self.summary.not_checked > 0))
     }
 
     /// `2 failed, 1 warning, 14 ok (1 not checked) in 0.8s`.
@@ -67,8 +72,10 @@ impl Report {
             "{}: {} failed, {} warning{plural}, {} ok",
             self.status, s.fail, s.warn, s.ok
         );
-        if s.not_checked > 0 {
-            line.push_str(&format!(" ({} not checked)", s.not_checked));
+        match s.not_checked {
+            0 => {}
+            1 => line.push_str(" (1 check did not run)"),
+            n => line.push_str(&format!(" ({n} checks did not run)")),
         }
         line.push_str(&format!(" in {:.1}s", self.elapsed_ms as f64 / 1000.0));
         line
@@ -174,5 +181,26 @@ mod tests {
         for key in ["name", "status", "message", "subject", "area", "checked"] {
             assert!(c.get(key).is_some(), "missing {key} in {c}");
         }
+    }
+
+    #[test]
+    fn strict_fails_a_report_with_checks_that_did_not_run_and_the_summary_counts_them() {
+        let mut forbidden = f(Area::Nodes, Severity::Warn, "nodes");
+        forbidden.checked = false;
+        let mut r = Report::new(
+            vec![
+                forbidden.clone(),
+                forbidden,
+                f(Area::Pods, Severity::Ok, "p"),
+            ],
+            Duration::ZERO,
+        );
+        assert_eq!(r.exit_status(), 0);
+        assert_eq!(
+            r.summary_line(),
+            "warn: 0 failed, 2 warnings, 1 ok (2 checks did not run) in 0.0s"
+        );
+        r.strict = true;
+        assert_eq!(r.exit_status(), 1);
     }
 }

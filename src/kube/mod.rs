@@ -9,6 +9,7 @@
 
 mod connector;
 pub mod list;
+pub mod retry;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -127,7 +128,7 @@ pub async fn client(
 /// A client from a ready `kube::Config`, connecting through `dialer`.
 pub fn client_from_config(
     dialer: Arc<dyn Dialer>,
-    config: kube::Config,
+    mut config: kube::Config,
     api_server: Option<HostPort>,
 ) -> Result<kube::Client, KubeError> {
     let url = config.cluster_url.clone();
@@ -139,6 +140,11 @@ pub fn client_from_config(
     let err = |e: kube::Error| KubeError::Client {
         message: one_line(&e),
     };
+    // API audit logs show who asked.
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(USER_AGENT),
+    ));
     let connector = DialConnector::new(dialer, api_server);
     // The URL's host stays the TLS server name (unless the kubeconfig names another), so the
     // certificate is checked against the real API server even though we dial elsewhere.
@@ -150,12 +156,16 @@ pub fn client_from_config(
             .build(https);
     let service = tower::ServiceBuilder::new()
         .layer(config.base_uri_layer())
+        .layer(retry::layer())
         .option_layer(config.auth_layer().map_err(err)?)
         .layer(config.extra_headers_layer().map_err(err)?)
         .map_err(tower::BoxError::from)
         .service(hyper_client);
     Ok(kube::Client::new(service, config.default_namespace))
 }
+
+/// The `User-Agent` of every API request.
+pub const USER_AGENT: &str = concat!("paragon-admin/", env!("CARGO_PKG_VERSION"));
 
 /// An error and its causes on one line.
 pub(crate) fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
