@@ -32,7 +32,7 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
     let context = args
         .context
         .clone()
-        .or_else(|| profile.profile.kube.context.as_ref().map(|c| c.0.clone()));
+        .or_else(|| profile.settings.kube.context.as_ref().map(|c| c.0.clone()));
     let target = Target {
         kube,
         dialer,
