@@ -15,3 +15,4 @@ mod init;
 mod sandbox;
 mod secrets;
 mod ssh;
+mod version;
