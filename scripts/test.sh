@@ -26,6 +26,9 @@ declare -A need=(
   [ssh-add]=openssh-client
   [sha256sum]=coreutils
   [shellcheck]=shellcheck
+  [mmdebstrap]=mmdebstrap
+  [lintian]=lintian
+  [tmux]=tmux
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -59,3 +62,5 @@ cargo clippy --all-targets --locked -- -D warnings
 # Benchmarks are built by clippy above and run by their own scripts, never as tests.
 # No doc tests: the last summary line is then the integration suite's, not an empty doc run.
 cargo test --locked --lib --bins --tests
+# The Debian package on clean bookworm and trixie roots (cached under /var/cache).
+bash scripts/test-package.sh

@@ -11,6 +11,8 @@ use crate::output::Format;
 /// Operate an on-premise Paragon installation through its SSH bastion.
 #[derive(Debug, Parser)]
 #[command(name = "paragon-admin", version, propagate_version = true)]
+// `--version` adds the git revision (build.rs); `-V` and the man pages keep the bare version.
+#[command(long_version = env!("PARAGON_ADMIN_LONG_VERSION"))]
 #[command(
     long_about = "Operate an on-premise Paragon installation through its SSH bastion: a shell, \
 kubectl and helm on the bastion, with host keys checked as strictly as OpenSSH does.",

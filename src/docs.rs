@@ -78,7 +78,11 @@ fn write_man_page(cmd: clap::Command, page: &str, out: &mut dyn Write) -> io::Re
         .get_after_help()
         .map(|h| h.to_string())
         .unwrap_or_default();
-    let cmd = cmd.name(page.to_string()).after_help(None::<&str>);
+    // The committed pages must not change with every commit: no git revision in them.
+    let cmd = cmd
+        .name(page.to_string())
+        .after_help(None::<&str>)
+        .long_version(None::<&str>);
     let man = clap_mangen::Man::new(cmd.clone())
         .date("")
         .source(format!("paragon-admin {}", env!("CARGO_PKG_VERSION")))

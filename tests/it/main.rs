@@ -20,3 +20,4 @@ mod passthrough;
 mod sandbox;
 mod secrets;
 mod ssh;
+mod version;
