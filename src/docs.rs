@@ -78,7 +78,11 @@ fn write_man_page(cmd: clap::Command, page: &str, out: &mut dyn Write) -> io::Re
         .get_after_help()
         .map(|h| h.to_string())
         .unwrap_or_default();
-    let cmd = cmd.name(page.to_string()).after_help(None::<&str>);
+    let mut cmd = cmd.name(page.to_string()).after_help(None::<&str>);
+    // clap's `help` subcommand has no page of its own: do not point at one.
+    if cmd.find_subcommand("help").is_some() {
+        cmd = cmd.mut_subcommand("help", |h| h.hide(true));
+    }
     let man = clap_mangen::Man::new(cmd.clone())
         .date("")
         .source(format!("paragon-admin {}", env!("CARGO_PKG_VERSION")))
@@ -93,15 +97,12 @@ fn write_man_page(cmd: clap::Command, page: &str, out: &mut dyn Write) -> io::Re
     if cmd.get_subcommands().any(|s| !s.is_hide_set()) {
         man.render_subcommands_section(out)?;
     }
-    let example_lines: Vec<&str> = examples
-        .lines()
-        .filter(|l| !l.trim().is_empty() && l.trim() != "Examples:")
-        .map(str::trim)
-        .collect();
-    if !example_lines.is_empty() {
+    let examples = example_blocks(&examples);
+    if !examples.is_empty() {
         writeln!(out, ".SH EXAMPLES")?;
-        for line in example_lines {
-            writeln!(out, ".PP\n.nf\n{}\n.fi", roff_escape(line))?;
+        for block in examples {
+            let lines: Vec<String> = block.iter().map(|l| roff_escape(l)).collect();
+            writeln!(out, ".PP\n.nf\n{}\n.fi", lines.join("\n"))?;
         }
     }
     writeln!(out, ".SH \"EXIT STATUS\"")?;
@@ -124,6 +125,26 @@ fn write_man_page(cmd: clap::Command, page: &str, out: &mut dyn Write) -> io::Re
         writeln!(out, ".TP\n\\fB{var}\\fR\n{}", roff_escape(meaning))?;
     }
     man.render_version_section(out)
+}
+
+/// The examples of an `after_help`, one block per command: a line ending in `\` continues
+/// on the next, which keeps its indentation.
+fn example_blocks(after_help: &str) -> Vec<Vec<String>> {
+    let mut blocks: Vec<Vec<String>> = Vec::new();
+    let mut continued = false;
+    for line in after_help.lines() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed == "Examples:" {
+            continued = false;
+            continue;
+        }
+        match blocks.last_mut() {
+            Some(block) if continued => block.push(line.trim_end().to_string()),
+            _ => blocks.push(vec![trimmed.to_string()]),
+        }
+        continued = trimmed.ends_with('\\');
+    }
+    blocks
 }
 
 /// Escapes text for a roff line: backslashes, and a leading `.` or `'` that would be a request.
@@ -208,6 +229,36 @@ mod tests {
             .unwrap()
             .1;
         assert!(String::from_utf8_lossy(ssh).contains(".SH EXAMPLES"));
+    }
+
+    #[test]
+    fn an_example_continued_with_a_backslash_stays_one_block() {
+        let blocks = example_blocks("Examples:\n  a \\\n      --b\n  c\n");
+        assert_eq!(
+            blocks,
+            [
+                vec!["a \\".to_string(), "      --b".into()],
+                vec!["c".into()]
+            ]
+        );
+        let pages = man_pages().unwrap();
+        let init = &pages
+            .iter()
+            .find(|(n, _)| n == "paragon-admin-init.1")
+            .unwrap()
+            .1;
+        let init = String::from_utf8_lossy(init);
+        assert!(init.contains("\\e\n      \\-\\-identity\\-file"), "{init}");
+    }
+
+    #[test]
+    fn no_page_points_at_a_help_page_that_does_not_exist() {
+        for (name, text) in man_pages().unwrap() {
+            assert!(
+                !String::from_utf8_lossy(&text).contains("help(1)"),
+                "{name}"
+            );
+        }
     }
 
     #[test]

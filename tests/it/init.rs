@@ -632,3 +632,32 @@ fn answering_no_to_replace_exits_2_and_keeps_the_file() {
         original
     );
 }
+
+#[test]
+fn secrets_set_with_empty_input_says_so_and_asks_again_on_a_terminal() {
+    let home = Home::new();
+    let name = format!("pty{}-empty/value", std::process::id());
+    let mut set = home.paragon();
+    set.args(["secrets", "set", &name]);
+    let steps = [
+        ("Value for", "\r"),
+        ("the value is empty", ""),
+        ("Value for", "s3cret\r"),
+    ];
+    let (status, out) = on_pty(&set, &steps, home.path());
+    assert_eq!(status, 0, "{out}");
+    assert!(out.contains(&format!("stored `{name}`")), "{out}");
+    let r = run(home.paragon().args(["secrets", "delete", &name]));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    // From stdin, empty is refused: nothing to ask again.
+    let r = run(home
+        .paragon()
+        .args(["secrets", "set", &name])
+        .stdin(std::process::Stdio::null()));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("is empty: nothing stored"),
+        "{}",
+        r.stderr
+    );
+}
