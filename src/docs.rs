@@ -89,7 +89,7 @@ fn write_man_page(cmd: clap::Command, page: &str, out: &mut dyn Write) -> io::Re
         .manual("paragon-admin manual");
     man.render_title(out)?;
     man.render_name_section(out)?;
-    man.render_synopsis_section(out)?;
+    writeln!(out, ".SH SYNOPSIS\n{}", synopsis(&cmd))?;
     man.render_description_section(out)?;
     if cmd.get_arguments().any(|a| !a.is_hide_set()) {
         man.render_options_section(out)?;
@@ -145,6 +145,59 @@ fn example_blocks(after_help: &str) -> Vec<Vec<String>> {
         continued = trimmed.ends_with('\\');
     }
     blocks
+}
+
+/// The SYNOPSIS line: the command, then each option with its value name (clap_mangen's own
+/// shows `[--config]` without saying that it takes a FILE), then the positionals.
+fn synopsis(cmd: &clap::Command) -> String {
+    // The page `paragon-admin-secrets-set` is typed `paragon-admin secrets set`.
+    let page = cmd.get_name();
+    let typed = match page.strip_prefix(BIN) {
+        Some(rest) => format!("{BIN}{}", rest.replace('-', " ")),
+        None => page.to_string(),
+    };
+    let mut line = format!("\\fB{}\\fR", roff_escape(&typed));
+    let visible = || cmd.get_arguments().filter(|a| !a.is_hide_set());
+    for arg in visible().filter(|a| !a.is_positional()) {
+        let names: Vec<String> = arg
+            .get_short()
+            .map(|s| format!("-{s}"))
+            .into_iter()
+            .chain(arg.get_long().map(|l| format!("--{l}")))
+            .map(|n| format!("\\fB{}\\fR", roff_escape(&n)))
+            .collect();
+        let value = match (arg.get_action().takes_values(), arg.get_value_names()) {
+            (true, Some(v)) => format!(" \\fI{}\\fR", roff_escape(&v.join(" "))),
+            (true, None) => format!(
+                " \\fI{}\\fR",
+                roff_escape(&arg.get_id().as_str().to_uppercase())
+            ),
+            (false, _) => String::new(),
+        };
+        line.push_str(&format!(" [{}{value}]", names.join("|")));
+    }
+    for arg in visible().filter(|a| a.is_positional()) {
+        let name = arg
+            .get_value_names()
+            .map(|v| v.join(" "))
+            .unwrap_or_else(|| arg.get_id().as_str().to_uppercase());
+        let many = if arg.get_num_args().is_some_and(|n| n.max_values() > 1) {
+            "..."
+        } else {
+            ""
+        };
+        let word = format!("\\fI{}\\fR{many}", roff_escape(&name));
+        line.push(' ');
+        line.push_str(&if arg.is_required_set() {
+            word
+        } else {
+            format!("[{word}]")
+        });
+    }
+    if cmd.get_subcommands().any(|s| !s.is_hide_set()) {
+        line.push_str(" \\fICOMMAND\\fR");
+    }
+    line
 }
 
 /// Escapes text for a roff line: backslashes, and a leading `.` or `'` that would be a request.
@@ -249,6 +302,36 @@ mod tests {
             .1;
         let init = String::from_utf8_lossy(init);
         assert!(init.contains("\\e\n      \\-\\-identity\\-file"), "{init}");
+    }
+
+    #[test]
+    fn synopsis_shows_value_names() {
+        let pages = man_pages().unwrap();
+        let init = &pages
+            .iter()
+            .find(|(n, _)| n == "paragon-admin-init.1")
+            .unwrap()
+            .1;
+        let init = String::from_utf8_lossy(init);
+        let line = init
+            .lines()
+            .skip_while(|l| *l != ".SH SYNOPSIS")
+            .nth(1)
+            .unwrap();
+        assert!(line.starts_with("\\fBparagon\\-admin init\\fR"), "{line}");
+        assert!(
+            line.contains("[\\fB\\-\\-config\\fR \\fIFILE\\fR]"),
+            "{line}"
+        );
+        assert!(line.contains("[\\fB\\-\\-host\\fR \\fIHOST\\fR]"), "{line}");
+        assert!(line.contains("[\\fB\\-\\-force\\fR]"), "{line}");
+        let ssh = &pages
+            .iter()
+            .find(|(n, _)| n == "paragon-admin-ssh.1")
+            .unwrap()
+            .1;
+        let ssh = String::from_utf8_lossy(ssh);
+        assert!(ssh.contains("[\\fICMD\\fR...]"), "{ssh}");
     }
 
     #[test]
