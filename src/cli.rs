@@ -15,8 +15,10 @@ use crate::output::Format;
 #[command(long_version = env!("PARAGON_ADMIN_LONG_VERSION"))]
 #[command(
     long_about = "Operate an on-premise Paragon installation through its SSH bastion: a shell, \
-kubectl and helm on the bastion, with host keys checked as strictly as OpenSSH does.",
-    after_help = "Examples:\n  paragon-admin ssh\n  paragon-admin ssh -- uptime\n  paragon-admin kubectl get pods -n paragon\n  paragon-admin --profile staging helm list -A"
+kubectl and helm on the bastion, forwards to the private services and the Kubernetes API, and a \
+health report of the whole installation, with host keys checked as strictly as OpenSSH does. \
+`demo` shows every feature on this machine with nothing to set up; `init` creates a profile.",
+    after_help = "Examples:\n  paragon-admin demo\n  paragon-admin init\n  paragon-admin ssh\n  paragon-admin ssh -- uptime\n  paragon-admin health\n  paragon-admin forward grafana kibana\n  paragon-admin kubectl get pods -n paragon\n  paragon-admin --profile staging helm list -A"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -25,8 +27,9 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every command takes.
+/// Options every command takes; shown after each command's own.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Globals {
     /// The config file [default: $PARAGON_ADMIN_CONFIG, else the platform config folder's
     /// paragon-admin/config.toml]
@@ -86,8 +89,10 @@ Options of paragon-admin (--profile, --config, -v) go before `helm`.",
     /// Store, remove and list secrets in the platform keyring
     #[command(
         long_about = "Store, remove and list secrets in the platform keyring (service `paragon-admin`). \
-A key passphrase is looked up as PROFILE/identity-passphrase.",
-        after_help = "Examples:\n  paragon-admin secrets set prod/identity-passphrase\n  paragon-admin secrets list"
+A key passphrase is looked up as PROFILE/identity-passphrase, the health check's Postgres password \
+as PROFILE/postgres-password. `set` reads the value from stdin when it is not a terminal, else \
+asks for it hidden; `list` prints names only, never values (--output json for scripts).",
+        after_help = "Examples:\n  paragon-admin secrets set prod/identity-passphrase\n  paragon-admin secrets set prod/postgres-password < pw.txt\n  paragon-admin secrets list --output json\n  paragon-admin secrets delete prod/identity-passphrase"
     )]
     Secrets {
         #[command(subcommand)]
@@ -115,7 +120,7 @@ offers to store the key's passphrase in the keyring, and to write the default se
 Every answer can be given as a flag; with --non-interactive nothing is asked and nothing is \
 connected. An existing profile is replaced only with --force, and only the keys asked about: \
 the rest of the file, comments included, is kept.",
-        after_help = "Examples:\n  paragon-admin init\n  paragon-admin init --from-ssh-config paragon-prod\n  paragon-admin init --non-interactive --name prod --host bastion.example.com --user ops \\\n      --identity-file ~/.ssh/id_ed25519 --strict-host-key-checking accept-new"
+        after_help = "Examples:\n  paragon-admin init\n  paragon-admin init --from-ssh-config paragon-prod\n  paragon-admin init --non-interactive --profile prod --host bastion.example.com --user ops \\\n      --identity-file ~/.ssh/id_ed25519 --strict-host-key-checking accept-new"
     )]
     Init(InitArgs),
     /// Check the installation: cluster, workloads, certificates, datastores, monitoring
@@ -299,11 +304,17 @@ const PASSTHROUGH: [&str; 2] = ["kubectl", "helm"];
 /// to the subcommand, and the rest is handed over untouched (clap would otherwise take
 /// `-v`, `-q`, `--output`, `--profile` or `--version` there as paragon-admin's own).
 pub fn parse_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, clap::Error> {
+    use clap::FromArgMatches;
     let args: Vec<std::ffi::OsString> = args.into_iter().collect();
-    let Some(at) = passthrough_at(&command(), &args) else {
-        return <Cli as clap::Parser>::try_parse_from(args);
+    let cmd = command();
+    let parse = |words: &[std::ffi::OsString]| {
+        let matches = cmd.clone().try_get_matches_from(words)?;
+        Cli::from_arg_matches(&matches)
     };
-    let mut cli = <Cli as clap::Parser>::try_parse_from(&args[..=at])?;
+    let Some(at) = passthrough_at(&cmd, &args) else {
+        return parse(&args);
+    };
+    let mut cli = parse(&args[..=at])?;
     if let Command::Kubectl(a) | Command::Helm(a) = &mut cli.command {
         a.args = args[at + 1..].to_vec();
     }
@@ -442,7 +453,7 @@ impl Shell {
     }
 }
 
-/// The clap `Command`, for completions, man pages and tests.
+/// The clap `Command`, for parsing, completions, man pages and tests.
 pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
 }

@@ -79,17 +79,21 @@ fn write_man_page(cmd: clap::Command, page: &str, out: &mut dyn Write) -> io::Re
         .map(|h| h.to_string())
         .unwrap_or_default();
     // The committed pages must not change with every commit: no git revision in them.
-    let cmd = cmd
+    let mut cmd = cmd
         .name(page.to_string())
         .after_help(None::<&str>)
         .long_version(None::<&str>);
+    // clap's `help` subcommand has no page of its own: do not point at one.
+    if cmd.find_subcommand("help").is_some() {
+        cmd = cmd.mut_subcommand("help", |h| h.hide(true));
+    }
     let man = clap_mangen::Man::new(cmd.clone())
         .date("")
         .source(format!("paragon-admin {}", env!("CARGO_PKG_VERSION")))
         .manual("paragon-admin manual");
     man.render_title(out)?;
     man.render_name_section(out)?;
-    man.render_synopsis_section(out)?;
+    writeln!(out, ".SH SYNOPSIS\n{}", synopsis(&cmd))?;
     man.render_description_section(out)?;
     if cmd.get_arguments().any(|a| !a.is_hide_set()) {
         man.render_options_section(out)?;
@@ -97,15 +101,12 @@ fn write_man_page(cmd: clap::Command, page: &str, out: &mut dyn Write) -> io::Re
     if cmd.get_subcommands().any(|s| !s.is_hide_set()) {
         man.render_subcommands_section(out)?;
     }
-    let example_lines: Vec<&str> = examples
-        .lines()
-        .filter(|l| !l.trim().is_empty() && l.trim() != "Examples:")
-        .map(str::trim)
-        .collect();
-    if !example_lines.is_empty() {
+    let examples = example_blocks(&examples);
+    if !examples.is_empty() {
         writeln!(out, ".SH EXAMPLES")?;
-        for line in example_lines {
-            writeln!(out, ".PP\n.nf\n{}\n.fi", roff_escape(line))?;
+        for block in examples {
+            let lines: Vec<String> = block.iter().map(|l| roff_escape(l)).collect();
+            writeln!(out, ".PP\n.nf\n{}\n.fi", lines.join("\n"))?;
         }
     }
     writeln!(out, ".SH \"EXIT STATUS\"")?;
@@ -128,6 +129,79 @@ fn write_man_page(cmd: clap::Command, page: &str, out: &mut dyn Write) -> io::Re
         writeln!(out, ".TP\n\\fB{var}\\fR\n{}", roff_escape(meaning))?;
     }
     man.render_version_section(out)
+}
+
+/// The examples of an `after_help`, one block per command: a line ending in `\` continues
+/// on the next, which keeps its indentation.
+fn example_blocks(after_help: &str) -> Vec<Vec<String>> {
+    let mut blocks: Vec<Vec<String>> = Vec::new();
+    let mut continued = false;
+    for line in after_help.lines() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed == "Examples:" {
+            continued = false;
+            continue;
+        }
+        match blocks.last_mut() {
+            Some(block) if continued => block.push(line.trim_end().to_string()),
+            _ => blocks.push(vec![trimmed.to_string()]),
+        }
+        continued = trimmed.ends_with('\\');
+    }
+    blocks
+}
+
+/// The SYNOPSIS line: the command, then each option with its value name (clap_mangen's own
+/// shows `[--config]` without saying that it takes a FILE), then the positionals.
+fn synopsis(cmd: &clap::Command) -> String {
+    // The page `paragon-admin-secrets-set` is typed `paragon-admin secrets set`.
+    let page = cmd.get_name();
+    let typed = match page.strip_prefix(BIN) {
+        Some(rest) => format!("{BIN}{}", rest.replace('-', " ")),
+        None => page.to_string(),
+    };
+    let mut line = format!("\\fB{}\\fR", roff_escape(&typed));
+    let visible = || cmd.get_arguments().filter(|a| !a.is_hide_set());
+    for arg in visible().filter(|a| !a.is_positional()) {
+        let names: Vec<String> = arg
+            .get_short()
+            .map(|s| format!("-{s}"))
+            .into_iter()
+            .chain(arg.get_long().map(|l| format!("--{l}")))
+            .map(|n| format!("\\fB{}\\fR", roff_escape(&n)))
+            .collect();
+        let value = match (arg.get_action().takes_values(), arg.get_value_names()) {
+            (true, Some(v)) => format!(" \\fI{}\\fR", roff_escape(&v.join(" "))),
+            (true, None) => format!(
+                " \\fI{}\\fR",
+                roff_escape(&arg.get_id().as_str().to_uppercase())
+            ),
+            (false, _) => String::new(),
+        };
+        line.push_str(&format!(" [{}{value}]", names.join("|")));
+    }
+    for arg in visible().filter(|a| a.is_positional()) {
+        let name = arg
+            .get_value_names()
+            .map(|v| v.join(" "))
+            .unwrap_or_else(|| arg.get_id().as_str().to_uppercase());
+        let many = if arg.get_num_args().is_some_and(|n| n.max_values() > 1) {
+            "..."
+        } else {
+            ""
+        };
+        let word = format!("\\fI{}\\fR{many}", roff_escape(&name));
+        line.push(' ');
+        line.push_str(&if arg.is_required_set() {
+            word
+        } else {
+            format!("[{word}]")
+        });
+    }
+    if cmd.get_subcommands().any(|s| !s.is_hide_set()) {
+        line.push_str(" \\fICOMMAND\\fR");
+    }
+    line
 }
 
 /// Escapes text for a roff line: backslashes, and a leading `.` or `'` that would be a request.
@@ -212,6 +286,66 @@ mod tests {
             .unwrap()
             .1;
         assert!(String::from_utf8_lossy(ssh).contains(".SH EXAMPLES"));
+    }
+
+    #[test]
+    fn an_example_continued_with_a_backslash_stays_one_block() {
+        let blocks = example_blocks("Examples:\n  a \\\n      --b\n  c\n");
+        assert_eq!(
+            blocks,
+            [
+                vec!["a \\".to_string(), "      --b".into()],
+                vec!["c".into()]
+            ]
+        );
+        let pages = man_pages().unwrap();
+        let init = &pages
+            .iter()
+            .find(|(n, _)| n == "paragon-admin-init.1")
+            .unwrap()
+            .1;
+        let init = String::from_utf8_lossy(init);
+        assert!(init.contains("\\e\n      \\-\\-identity\\-file"), "{init}");
+    }
+
+    #[test]
+    fn synopsis_shows_value_names() {
+        let pages = man_pages().unwrap();
+        let init = &pages
+            .iter()
+            .find(|(n, _)| n == "paragon-admin-init.1")
+            .unwrap()
+            .1;
+        let init = String::from_utf8_lossy(init);
+        let line = init
+            .lines()
+            .skip_while(|l| *l != ".SH SYNOPSIS")
+            .nth(1)
+            .unwrap();
+        assert!(line.starts_with("\\fBparagon\\-admin init\\fR"), "{line}");
+        assert!(
+            line.contains("[\\fB\\-\\-config\\fR \\fIFILE\\fR]"),
+            "{line}"
+        );
+        assert!(line.contains("[\\fB\\-\\-host\\fR \\fIHOST\\fR]"), "{line}");
+        assert!(line.contains("[\\fB\\-\\-force\\fR]"), "{line}");
+        let ssh = &pages
+            .iter()
+            .find(|(n, _)| n == "paragon-admin-ssh.1")
+            .unwrap()
+            .1;
+        let ssh = String::from_utf8_lossy(ssh);
+        assert!(ssh.contains("[\\fICMD\\fR...]"), "{ssh}");
+    }
+
+    #[test]
+    fn no_page_points_at_a_help_page_that_does_not_exist() {
+        for (name, text) in man_pages().unwrap() {
+            assert!(
+                !String::from_utf8_lossy(&text).contains("help(1)"),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -3,12 +3,14 @@
 //! Every prompt needs stdin and stderr to be terminals; without one it fails with a hint that
 //! says how to give the answer another way (a flag, a stored secret). It knows nothing of SSH.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PromptError {
     #[error("{question}: no terminal to ask on; {hint}")]
     NoTerminal { question: String, hint: String },
+    #[error("{question}: interrupted")]
+    Interrupted { question: String },
     #[error("{question}")]
     Failed {
         question: String,
@@ -17,9 +19,12 @@ pub enum PromptError {
 }
 
 impl crate::exit::ExitStatus for PromptError {
-    /// Always a usage or configuration error (2).
+    /// Ctrl-C at a prompt is an interruption (130); anything else a usage error (2).
     fn exit_status(&self) -> u8 {
-        crate::exit::USAGE
+        match self {
+            PromptError::Interrupted { .. } => crate::exit::INTERRUPTED,
+            _ => crate::exit::USAGE,
+        }
     }
 }
 
@@ -39,30 +44,74 @@ fn require(question: &str, hint: &str) -> Result<(), PromptError> {
     }
 }
 
+/// Prints every line of `question` but the last once, and returns the last: dialoguer redraws
+/// its prompt line on each key, and a prompt of several lines would be printed again each time.
+fn prompt_line(question: &str) -> &str {
+    match question.rsplit_once('\n') {
+        Some((head, last)) => {
+            eprintln!("{head}");
+            last
+        }
+        None => question,
+    }
+}
+
+/// The error of an answered-not prompt. Menus hide the cursor while they are drawn and show it
+/// again only on an answer: after Ctrl-C (or any failure) it is shown here, so that the
+/// shell the person returns to has one.
+fn failed(question: &str, source: dialoguer::Error) -> PromptError {
+    show_cursor();
+    let dialoguer::Error::IO(io) = &source;
+    if io.kind() == std::io::ErrorKind::Interrupted {
+        return PromptError::Interrupted {
+            question: question.to_string(),
+        };
+    }
+    PromptError::Failed {
+        question: question.to_string(),
+        source,
+    }
+}
+
+/// Ctrl-C while a question is asked: the cursor is shown again (a menu hides it) and the
+/// process ends with 130, instead of dying from the signal with the cursor gone. Call once,
+/// inside the runtime, before the first question.
+pub fn restore_terminal_on_interrupt() {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            show_cursor();
+            std::process::exit(i32::from(crate::exit::INTERRUPTED));
+        }
+    });
+}
+
+fn show_cursor() {
+    let mut err = std::io::stderr();
+    let _ = err.write_all(b"\x1b[?25h\n");
+    let _ = err.flush();
+}
+
 /// Asks yes or no; `default` is the answer to a bare Enter.
 pub fn confirm(question: &str, default: bool, hint: &str) -> Result<bool, PromptError> {
     require(question, hint)?;
     dialoguer::Confirm::new()
-        .with_prompt(question)
+        .with_prompt(prompt_line(question))
         .default(default)
         .interact()
-        .map_err(|source| PromptError::Failed {
-            question: question.to_string(),
-            source,
-        })
+        .map_err(|source| failed(question, source))
 }
 
 /// Asks for a secret without echoing it.
 pub fn password(question: &str, hint: &str) -> Result<String, PromptError> {
     require(question, hint)?;
     dialoguer::Password::new()
-        .with_prompt(question)
+        .with_prompt(prompt_line(question))
         .allow_empty_password(true)
         .interact()
-        .map_err(|source| PromptError::Failed {
-            question: question.to_string(),
-            source,
-        })
+        .map_err(|source| failed(question, source))
 }
 
 /// Asks for a line of text; `default` is the answer to a bare Enter (empty allowed when it is
@@ -75,7 +124,7 @@ pub fn input(
 ) -> Result<String, PromptError> {
     require(question, hint)?;
     let mut p = dialoguer::Input::<String>::new()
-        .with_prompt(question)
+        .with_prompt(prompt_line(question))
         .validate_with(move |s: &String| validate(s.trim()));
     if let Some(d) = default {
         p = p.default(d.to_string()).allow_empty(d.is_empty());
@@ -83,10 +132,7 @@ pub fn input(
     }
     p.interact_text()
         .map(|s| s.trim().to_string())
-        .map_err(|source| PromptError::Failed {
-            question: question.to_string(),
-            source,
-        })
+        .map_err(|source| failed(question, source))
 }
 
 /// Asks to pick one of `items` with the arrow keys; returns its index.
@@ -98,12 +144,9 @@ pub fn select(
 ) -> Result<usize, PromptError> {
     require(question, hint)?;
     dialoguer::Select::new()
-        .with_prompt(question)
+        .with_prompt(prompt_line(question))
         .items(items)
         .default(default)
         .interact()
-        .map_err(|source| PromptError::Failed {
-            question: question.to_string(),
-            source,
-        })
+        .map_err(|source| failed(question, source))
 }

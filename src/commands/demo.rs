@@ -148,11 +148,11 @@ pub async fn run(g: &Globals, a: &DemoArgs) -> Result<u8, Error> {
     say(format!(
         "[5/5] forward: {url} -> the demo page, through the bastion: {first_line}"
     ));
-    if g.output == Format::Table {
-        println!("demo page: {url}");
-    }
-
+    // The URL goes to stdout only while it answers: without --keep-open it closes below.
     if a.keep_open {
+        if g.output == Format::Table {
+            println!("demo page: {url}");
+        }
         say("--keep-open: the sandbox, the bastion and the forward stay up; Ctrl-C to stop".into());
         shutdown.requested().await;
     }
@@ -163,7 +163,14 @@ pub async fn run(g: &Globals, a: &DemoArgs) -> Result<u8, Error> {
     web.shutdown().await;
     sandbox.shutdown().await;
     drop(dir);
-    say("demo over: everything it started is stopped".into());
+    if a.keep_open {
+        say("demo over: everything it started is stopped".into());
+    } else {
+        say(format!(
+            "demo over: everything it started is stopped, the forward {url} too; \
+             `paragon-admin demo --keep-open` keeps it open to try in a browser"
+        ));
+    }
     Ok(0)
 }
 

@@ -29,6 +29,9 @@ pub async fn run(g: &Globals, a: &InitArgs) -> Result<u8, Error> {
         }
         .into());
     }
+    if ask {
+        prompt::restore_terminal_on_interrupt();
+    }
     let existing_file = match config::load(&path) {
         Ok(f) => f,
         Err(ConfigError::Missing { .. }) => ConfigFile::default(),
@@ -42,7 +45,7 @@ pub async fn run(g: &Globals, a: &InitArgs) -> Result<u8, Error> {
         let replace = ask
             && prompt::confirm(
                 &format!(
-                    "Profile `{name}` exists in {}. Replace its connection settings",
+                    "Profile `{name}` exists in {}.\nReplace its connection settings",
                     path.display()
                 ),
                 false,
@@ -83,7 +86,7 @@ pub async fn run(g: &Globals, a: &InitArgs) -> Result<u8, Error> {
     };
 
     let identity_file = match (&a.identity_file, from(|s| s.identity_file.clone())) {
-        (Some(f), _) => Some(non_empty("--identity-file", f)?),
+        (Some(f), _) => Some(from_here("--identity-file", f)?),
         (None, Some(f)) => Some(f),
         (None, None) if ask => choose_identity().await?,
         (None, None) => None,
@@ -154,7 +157,7 @@ pub async fn run(g: &Globals, a: &InitArgs) -> Result<u8, Error> {
     };
 
     let known_hosts = match &a.known_hosts {
-        Some(k) => Some(non_empty("--known-hosts", k)?),
+        Some(k) => Some(from_here("--known-hosts", k)?),
         None => None,
     };
 
@@ -166,7 +169,7 @@ pub async fn run(g: &Globals, a: &InitArgs) -> Result<u8, Error> {
     let services = if ask
         && prompt::confirm(
             &format!(
-                "Write the default service forwards into the profile (local ports: {}), to edit later",
+                "The default service forwards (local ports): {}\nWrite them into the profile, to edit later",
                 listed.join(", ")
             ),
             true,
@@ -221,6 +224,18 @@ fn non_empty(what: &str, s: &str) -> Result<String, ConfigError> {
     } else {
         Ok(s.to_string())
     }
+}
+
+/// A path given as a flag, as every CLI takes it: relative to the current folder (the file
+/// would otherwise read it relative to its own folder). `~/...` is kept for the file.
+fn from_here(what: &str, s: &str) -> Result<String, ConfigError> {
+    let s = non_empty(what, s)?;
+    let path = Path::new(&s);
+    if s == "~" || s.starts_with("~/") || path.is_absolute() {
+        return Ok(s);
+    }
+    let here = std::env::current_dir().map_err(|e| answer(what, format!("{s}: {e}")))?;
+    Ok(here.join(path).display().to_string())
 }
 
 fn valid_name(s: &str) -> Result<(), String> {
@@ -392,7 +407,7 @@ fn offer_passphrase(name: &str, resolved: &Resolved) -> Result<(), Error> {
     }
     let secret_name = secrets::identity_passphrase(name);
     let question = format!(
-        "{} has a passphrase. Store it in the keyring as `{secret_name}`, so that you are not asked each time",
+        "{} has a passphrase.\nStore it in the keyring as `{secret_name}`, so that you are not asked each time",
         path.display()
     );
     if !prompt::confirm(&question, true, HINT)? {

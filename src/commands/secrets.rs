@@ -58,11 +58,16 @@ pub fn run(g: &Globals, action: &SecretsAction) -> Result<u8, Error> {
 fn read_value(name: &str) -> Result<Secret, Error> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        let v = crate::prompt::password(
-            &format!("Value for {name}"),
-            &format!("pipe it: `paragon-admin secrets set {name} < FILE`"),
-        )?;
-        return Ok(Secret::new(v));
+        loop {
+            let v = crate::prompt::password(
+                &format!("Value for {name}"),
+                &format!("pipe it: `paragon-admin secrets set {name} < FILE`"),
+            )?;
+            if !v.is_empty() {
+                return Ok(Secret::new(v));
+            }
+            eprintln!("the value is empty: type it (Ctrl-C to give up)");
+        }
     }
     let mut bytes = Vec::new();
     stdin.lock().read_to_end(&mut bytes)?;
@@ -71,6 +76,11 @@ fn read_value(name: &str) -> Result<Secret, Error> {
         if bytes.ends_with(b"\r") {
             bytes.pop();
         }
+    }
+    if bytes.is_empty() {
+        return Err(Error::usage(format!(
+            "the value for `{name}` on stdin is empty: nothing stored"
+        )));
     }
     let text = String::from_utf8(bytes)
         .map_err(|_| Error::usage(format!("the value for `{name}` on stdin is not UTF-8 text")))?;

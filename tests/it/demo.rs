@@ -52,7 +52,6 @@ fn demo_tours_every_feature_exits_0_and_leaves_nothing_open() {
         "paragon/secret/paragon-tls",
         "healthy, Grafana demo",
         "fail: 2 failed",
-        "demo page: http://127.0.0.1:",
     ] {
         assert!(
             r.stdout.contains(want),
@@ -66,6 +65,8 @@ fn demo_tours_every_feature_exits_0_and_leaves_nothing_open() {
         "verified against known_hosts (strict_host_key_checking = yes)",
         "HTTP/1.0 200 OK: Paragon demo \u{2014} this page reached you through the bastion",
         "demo over",
+        "the forward http://127.0.0.1:",
+        "`paragon-admin demo --keep-open` keeps it open",
     ] {
         assert!(
             r.stderr.contains(want),
@@ -73,6 +74,8 @@ fn demo_tours_every_feature_exits_0_and_leaves_nothing_open() {
             r.stderr
         );
     }
+    // No URL on stdout that is closed by the time it is read.
+    assert!(!r.stdout.contains("demo page:"), "{}", r.stdout);
     let addrs = addresses(&(r.stdout.clone() + &r.stderr));
     assert!(
         addrs.len() >= 4,

@@ -259,3 +259,25 @@ fn bash_completion_honours_config_and_profile_typed_earlier_on_the_line() {
     );
     assert_eq!(found, ["pgadmin", "prometheus"], "{found:?}");
 }
+
+#[test]
+fn init_help_lists_its_own_options_before_the_global_ones() {
+    let home = Home::new();
+    let r = run(home.paragon().args(["init", "--help"]));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    let at = |s: &str| {
+        r.stdout
+            .find(s)
+            .unwrap_or_else(|| panic!("{s} missing:\n{}", r.stdout))
+    };
+    assert!(at("--host <HOST>") < at("Global options:"), "{}", r.stdout);
+    assert!(
+        at("Global options:") < at("--config <FILE>"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("[env: "), "{}", r.stdout);
+    // The kubectl page says where paragon-admin's own options go.
+    let r = run(home.paragon().args(["help", "kubectl"]));
+    assert!(r.stdout.contains("go before `kubectl`"), "{}", r.stdout);
+}

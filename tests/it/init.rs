@@ -432,7 +432,7 @@ fn wizard_stores_a_checked_key_passphrase_in_the_keyring_for_later_logins() {
         ("Jump host", "\r"),
         ("Host key policy", "\x1b[B\r"),
         ("default service forwards", "n"),
-        ("has a passphrase. Store it in the keyring", "y"),
+        ("has a passphrase.\r\nStore it in the keyring", "y"),
         ("Passphrase for", "wrong one\r"),
         ("does not unlock", ""),
         ("Passphrase for", "correct horse\r"),
@@ -533,6 +533,131 @@ fn wizard_offers_the_agents_keys_and_an_interrupted_wizard_writes_nothing() {
         (&*fingerprint, "\x03"),
     ];
     let (status, out) = on_pty(&init, &steps, home.path());
-    assert_ne!(status, 0, "{out}");
+    assert_eq!(status, 130, "{out}");
     assert!(!home.config_path().exists(), "{out}");
+    // The menu hid the cursor; Ctrl-C shows it again before the process ends.
+    let after = &out[out.rfind(&*fingerprint).unwrap()..];
+    assert!(after.contains("\x1b[?25h"), "{after:?}");
+}
+
+#[test]
+fn the_first_profile_becomes_the_default_and_later_ones_only_with_default() {
+    let home = Home::new();
+    let init = |name: &str, extra: &[&str]| {
+        let r = run(home
+            .paragon()
+            .args(["init", "--non-interactive", "--profile", name, "--host"])
+            .arg(format!("{name}.example.com"))
+            .args(extra));
+        assert_eq!(r.status, Some(0), "{}", r.stderr);
+    };
+    let default = || {
+        let r = run(home.paragon().args(["profiles", "--output", "json"]));
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["default"] == true)
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    init("first", &[]);
+    assert_eq!(default(), ["first"]);
+    init("second", &[]);
+    assert_eq!(
+        default(),
+        ["first"],
+        "a later profile is not the default unasked"
+    );
+    init("third", &["--default"]);
+    assert_eq!(default(), ["third"]);
+    // `--name` still names the profile.
+    let r = run(home.paragon().args([
+        "init",
+        "--non-interactive",
+        "--name",
+        "fourth",
+        "--host",
+        "f",
+    ]));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    let text = std::fs::read_to_string(home.config_path()).unwrap();
+    assert!(text.contains("[profiles.fourth]"), "{text}");
+}
+
+#[test]
+fn relative_paths_given_to_init_are_taken_from_the_current_folder() {
+    let home = Home::new();
+    let here = home.path().join("work");
+    std::fs::create_dir(&here).unwrap();
+    let config = home.path().join("elsewhere/config.toml");
+    let r = run(home
+        .paragon()
+        .current_dir(&here)
+        .arg("--config")
+        .arg(&config)
+        .args(["init", "--non-interactive", "--host", "b.example.com"])
+        .args(["--identity-file", "keys/id_ed25519", "--known-hosts", "kh"])
+        .args(["--profile", "p"]));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let want = format!(
+        "identity_file = \"{}\"",
+        here.join("keys/id_ed25519").display()
+    );
+    assert!(text.contains(&want), "{text}");
+    assert!(
+        text.contains(&format!("known_hosts = \"{}\"", here.join("kh").display())),
+        "{text}"
+    );
+}
+
+#[test]
+fn answering_no_to_replace_exits_2_and_keeps_the_file() {
+    let home = Home::new();
+    let original = "[profiles.lab]\nhost = \"old.example.com\"\n";
+    home.write_config(original);
+    let mut init = home.paragon();
+    init.args(["init", "--profile", "lab"]);
+    let (status, out) = on_pty(
+        &init,
+        &[("Replace its connection settings", "n")],
+        home.path(),
+    );
+    assert_eq!(status, 2, "{out}");
+    assert!(out.contains("already exists"), "{out}");
+    assert_eq!(out.matches("exists in").count(), 1, "printed once: {out}");
+    assert_eq!(
+        std::fs::read_to_string(home.config_path()).unwrap(),
+        original
+    );
+}
+
+#[test]
+fn secrets_set_with_empty_input_says_so_and_asks_again_on_a_terminal() {
+    let home = Home::new();
+    let name = format!("pty{}-empty/value", std::process::id());
+    let mut set = home.paragon();
+    set.args(["secrets", "set", &name]);
+    let steps = [
+        ("Value for", "\r"),
+        ("the value is empty", ""),
+        ("Value for", "s3cret\r"),
+    ];
+    let (status, out) = on_pty(&set, &steps, home.path());
+    assert_eq!(status, 0, "{out}");
+    assert!(out.contains(&format!("stored `{name}`")), "{out}");
+    let r = run(home.paragon().args(["secrets", "delete", &name]));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    // From stdin, empty is refused: nothing to ask again.
+    let r = run(home
+        .paragon()
+        .args(["secrets", "set", &name])
+        .stdin(std::process::Stdio::null()));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("is empty: nothing stored"),
+        "{}",
+        r.stderr
+    );
 }
