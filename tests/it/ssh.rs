@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use crate::support::agent::Agent;
+use crate::support::netns::Topology;
 use crate::support::pty::{Terminal, on_terminal};
 use crate::support::sshd::{Sshd, SshdOptions, keygen};
 use crate::support::{Home, Run, run};
@@ -531,8 +532,8 @@ fn pty_shell_gets_size_term_and_resizes_and_leaves_the_terminal_sane() {
         );
         let answers = t.text().matches("SIZE=").count();
         t.send(ask_size);
-        t.wait_until("an answer to stty size", |text| {
-            text.matches("SIZE=").count() > answers
+        t.wait_until("an answer to stty size", |out| {
+            String::from_utf8_lossy(out).matches("SIZE=").count() > answers
         });
     }
     t.send(b"exit 7\n");
@@ -666,45 +667,12 @@ fn locked_identity_asks_for_its_passphrase_on_a_terminal() {
     assert!(!text.contains("typed pass"), "{text}");
 }
 
-/// A network namespace with only its loopback up; deleted on drop.
-struct NetNs {
-    name: String,
-}
-
-impl NetNs {
-    fn new() -> NetNs {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!("pa-ssh-{}-{nanos}", std::process::id());
-        let ok = |args: &[&str]| {
-            let st = Command::new("ip")
-                .args(args)
-                .status()
-                .expect("ip must be installed (iproute2)");
-            assert!(st.success(), "ip {args:?}");
-        };
-        ok(&["netns", "add", &name]);
-        let ns = NetNs { name };
-        ok(&["-n", &ns.name, "link", "set", "lo", "up"]);
-        ns
-    }
-}
-
-impl Drop for NetNs {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
 #[test]
 fn fixture_runs_sshd_inside_a_network_namespace_behind_a_prefix() {
-    let ns = NetNs::new();
+    let topology = Topology::new(&["bastion"]);
+    let ns = topology.ns("bastion").to_string();
     let mut sshd = Sshd::start_with(SshdOptions {
-        prefix: vec!["ip".into(), "netns".into(), "exec".into(), ns.name.clone()],
+        prefix: vec!["ip".into(), "netns".into(), "exec".into(), ns.clone()],
         ..Default::default()
     });
     let home = Home::new();
@@ -721,7 +689,7 @@ fn fixture_runs_sshd_inside_a_network_namespace_behind_a_prefix() {
         c.args([
             "netns",
             "exec",
-            &ns.name,
+            &ns,
             env!("CARGO_BIN_EXE_paragon-admin"),
             "ssh",
             "--",
