@@ -19,4 +19,5 @@ pub mod output;
 pub mod prompt;
 pub mod sandbox;
 pub mod secrets;
+pub mod signals;
 pub mod ssh;

@@ -8,6 +8,7 @@ use crate::cli::{Globals, SandboxArgs};
 use crate::exit::{Context as _, Error};
 use crate::output::{self, Format};
 use crate::sandbox::{Fault, Sandbox, SandboxOptions};
+use crate::signals::Shutdown;
 
 #[derive(Serialize)]
 struct Started<'a> {
@@ -36,7 +37,7 @@ pub async fn run(g: &Globals, args: SandboxArgs) -> Result<u8, Error> {
         faults: faults.clone(),
     };
     // Listen for signals before anyone can learn the address and send one.
-    let stop = Stop::install()?;
+    let mut stop = Shutdown::install()?;
     let sandbox = Sandbox::start(opts).await?;
     let path = match args.kubeconfig_out {
         Some(p) => p,
@@ -79,53 +80,16 @@ pub async fn run(g: &Globals, args: SandboxArgs) -> Result<u8, Error> {
         }
     };
     let waited = match printed {
-        Ok(()) => stop.wait().await,
+        Ok(()) => {
+            stop.requested().await;
+            Ok(())
+        }
         Err(e) => Err(e),
     };
     sandbox.shutdown().await;
     let _ = std::fs::remove_file(&path);
     waited.context("sandbox")?;
     Ok(0)
-}
-
-/// SIGINT or SIGTERM: both are the normal way to stop the sandbox.
-struct Stop {
-    #[cfg(unix)]
-    int: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
-}
-
-impl Stop {
-    fn install() -> std::io::Result<Stop> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok(Stop {
-                int: signal(SignalKind::interrupt())?,
-                term: signal(SignalKind::terminate())?,
-            })
-        }
-        #[cfg(not(unix))]
-        {
-            Ok(Stop {})
-        }
-    }
-
-    async fn wait(mut self) -> std::io::Result<()> {
-        #[cfg(unix)]
-        {
-            tokio::select! {
-                _ = self.int.recv() => {}
-                _ = self.term.recv() => {}
-            }
-            Ok(())
-        }
-        #[cfg(not(unix))]
-        {
-            tokio::signal::ctrl_c().await
-        }
-    }
 }
 
 fn default_kubeconfig_path(port: u16) -> Result<PathBuf, Error> {

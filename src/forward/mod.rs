@@ -24,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
+/// The crate's one signal watcher, where forwards have always found it.
+pub use crate::signals::Shutdown;
 pub use relay::Stats;
 pub use spec::{Forward, Target, parse_spec, parse_specs};
 pub use status::{Sink, Style};
@@ -261,41 +263,6 @@ pub async fn run<F, Fut, E>(
     let _ = supervisor.await;
     drop(relay);
     let _ = reporter.await;
-}
-
-/// SIGINT and SIGTERM, watched from the moment this is made, so that a signal during the
-/// connect phase is not lost to the default handler.
-pub struct Shutdown {
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl Shutdown {
-    pub fn install() -> Result<Shutdown, ForwardError> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok(Shutdown {
-                interrupt: signal(SignalKind::interrupt()).map_err(ForwardError::Signals)?,
-                terminate: signal(SignalKind::terminate()).map_err(ForwardError::Signals)?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Shutdown {})
-    }
-
-    /// Resolves at the next SIGINT or SIGTERM (Ctrl-C elsewhere).
-    pub async fn requested(&mut self) {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 /// Opens `url` in the default browser (`open` on macOS, `xdg-open` elsewhere).

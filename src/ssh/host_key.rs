@@ -214,8 +214,9 @@ impl HostKeyCheck {
     /// Records an accepted key. A failure is said and the connection goes on, as OpenSSH
     /// does ("Failed to add the host to the list of known hosts"): the key was accepted.
     fn record(&self, key: &PublicKey) {
-        let line = known_hosts::entry_line(&self.host, self.port, key, self.hash);
-        match known_hosts::append(&self.known_hosts, &line) {
+        let recorded = known_hosts::entry_line(&self.host, self.port, key, self.hash)
+            .and_then(|line| known_hosts::append(&self.known_hosts, &line));
+        match recorded {
             Ok(()) => warn!(
                 "permanently added {} ({} {}) to {}",
                 self.name(),

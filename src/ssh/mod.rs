@@ -1,6 +1,7 @@
 //! The SSH session to the bastion: connect (directly or through a jump host) within a
 //! deadline, verify the host key against OpenSSH's known_hosts, authenticate, keep alive, and
-//! open channels: commands (`exec`), a PTY shell (`shell`), and TCP streams (`Dialer`).
+//! open channels: captured commands (`exec`), streamed sessions (`session`) on a PTY (`pty`)
+//! when asked, the login shell (`shell`), and TCP streams (`Dialer`).
 //!
 //! The russh `Handler` stays thin: it hands the host key to `host_key::HostKeyCheck`, which
 //! holds the policy and the prompt. This module knows nothing of forwards, kube or clap.
@@ -10,7 +11,9 @@ mod channel;
 pub mod exec;
 pub mod host_key;
 pub mod known_hosts;
+pub mod pty;
 pub mod quote;
+pub mod session;
 pub mod shell;
 
 use std::borrow::Cow;

@@ -1,9 +1,11 @@
 //! `paragon-admin init`: profiles written from flags, from a ~/.ssh/config alias, and by the
 //! wizard under a real pseudo-terminal; each then used against a real sshd.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
+use crate::support::agent::Agent;
+use crate::support::pty::on_pty;
 use crate::support::sshd::Sshd;
 use crate::support::{Home, Run, run};
 
@@ -256,84 +258,6 @@ fn init_imports_a_host_alias_as_openssh_resolves_it() {
     assert!(r.stderr.contains("`nosuch` is not a Host"), "{}", r.stderr);
 }
 
-/// Drives `paragon-admin ARGS` on a pseudo-terminal with python3's `pty`: for each step,
-/// waits until the output contains the text, then types the keys. Returns (status, output).
-fn on_pty(cmd: &Command, steps: &[(&str, &str)], dir: &Path) -> (i32, String) {
-    let script = dir.join("drive.py");
-    std::fs::write(
-        &script,
-        r#"
-import json, os, pty, select, sys, time
-prog, steps = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-pid, fd = pty.fork()
-if pid == 0:
-    os.execv(prog[0], prog)
-out = b""
-def read_until(text, deadline):
-    global out
-    while text.encode() not in out:
-        if time.time() > deadline:
-            sys.stdout.write(out.decode(errors="replace"))
-            sys.stdout.write("\n[drive.py] timed out waiting for %r\n" % text)
-            sys.exit(99)
-        r, _, _ = select.select([fd], [], [], 0.2)
-        if r:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                sys.stdout.write(out.decode(errors="replace"))
-                sys.stdout.write("\n[drive.py] output ended waiting for %r\n" % text)
-                sys.exit(98)
-            out += chunk
-for text, keys in steps:
-    read_until(text, time.time() + 20)
-    marker = out.index(text.encode()) + len(text)
-    seen, out = out[:marker], out[marker:]
-    sys.stdout.write(seen.decode(errors="replace"))
-    time.sleep(0.1)
-    os.write(fd, keys.encode())
-while True:
-    try:
-        chunk = os.read(fd, 4096)
-    except OSError:
-        break
-    if not chunk:
-        break
-    out += chunk
-sys.stdout.write(out.decode(errors="replace"))
-_, status = os.waitpid(pid, 0)
-sys.exit(os.waitstatus_to_exitcode(status))
-"#,
-    )
-    .unwrap();
-    let mut prog = vec![cmd.get_program().to_string_lossy().into_owned()];
-    prog.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
-    let steps: Vec<(String, String)> = steps
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
-    let mut py = Command::new("python3");
-    py.arg(&script)
-        .arg(serde_json::to_string(&prog).unwrap())
-        .arg(serde_json::to_string(&steps).unwrap())
-        .env_clear();
-    for (k, v) in cmd.get_envs() {
-        if let Some(v) = v {
-            py.env(k, v);
-        }
-    }
-    py.env("TERM", "xterm");
-    let out = py
-        .output()
-        .expect("python3 must be installed (it drives the pseudo-terminal)");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
 #[test]
 fn wizard_on_a_terminal_confirms_the_host_key_and_writes_a_working_profile() {
     let sshd = Sshd::start();
@@ -357,7 +281,7 @@ fn wizard_on_a_terminal_confirms_the_host_key_and_writes_a_working_profile() {
     ];
     let mut init = home.paragon();
     init.arg("init");
-    let (status, out) = on_pty(&init, &steps, home.path());
+    let (status, out) = on_pty(&init, &steps);
     assert_eq!(status, 0, "{out}\n{}", sshd.log());
     assert!(out.contains("connected to 127.0.0.1:"), "{out}");
     assert!(out.contains("wrote profile `lab`"), "{out}");
@@ -442,7 +366,7 @@ fn wizard_stores_a_checked_key_passphrase_in_the_keyring_for_later_logins() {
     ];
     let mut init = home.paragon();
     init.arg("init");
-    let (status, out) = on_pty(&init, &steps, home.path());
+    let (status, out) = on_pty(&init, &steps);
     assert_eq!(status, 0, "{out}\n{}", sshd.log());
     assert!(
         out.contains(&format!("stored `{profile}/identity-passphrase`")),
@@ -468,47 +392,15 @@ fn wizard_stores_a_checked_key_passphrase_in_the_keyring_for_later_logins() {
     assert_eq!(r.stdout, "through-init\n");
 }
 
-/// A real ssh-agent on a socket in `dir`, killed on drop.
-struct Agent {
-    sock: PathBuf,
-    pid: String,
-}
-
-impl Agent {
-    fn start(dir: &Path) -> Agent {
-        let sock = dir.join("agent.sock");
-        let out = Command::new("ssh-agent")
-            .arg("-a")
-            .arg(&sock)
-            .arg("-s")
-            .output()
-            .expect("ssh-agent must be installed (openssh-client)");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let pid = text
-            .split("SSH_AGENT_PID=")
-            .nth(1)
-            .and_then(|r| r.split(';').next())
-            .expect("ssh-agent printed its pid")
-            .to_string();
-        Agent { sock, pid }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(&self.pid).status();
-    }
-}
-
 #[test]
 fn wizard_offers_the_agents_keys_and_an_interrupted_wizard_writes_nothing() {
     let home = Home::new();
-    let agent = Agent::start(home.path());
+    let agent = Agent::start();
     let key = home.path().join("agent_key");
     crate::support::sshd::keygen(&key, "ed25519", "");
     let added = Command::new("ssh-add")
         .arg(&key)
-        .env("SSH_AUTH_SOCK", &agent.sock)
+        .env("SSH_AUTH_SOCK", agent.sock())
         .output()
         .expect("ssh-add must be installed (openssh-client)");
     assert!(added.status.success(), "{added:?}");
@@ -523,7 +415,7 @@ fn wizard_offers_the_agents_keys_and_an_interrupted_wizard_writes_nothing() {
         .unwrap()
         .to_string();
     let mut init = home.paragon();
-    init.env("SSH_AUTH_SOCK", &agent.sock).arg("init");
+    init.env("SSH_AUTH_SOCK", agent.sock()).arg("init");
     let steps = [
         ("Profile name", "lab\r"),
         ("Bastion host", "b.example.com\r"),
@@ -532,7 +424,7 @@ fn wizard_offers_the_agents_keys_and_an_interrupted_wizard_writes_nothing() {
         ("the ssh-agent's keys (ssh-ed25519 ", ""),
         (&*fingerprint, "\x03"),
     ];
-    let (status, out) = on_pty(&init, &steps, home.path());
+    let (status, out) = on_pty(&init, &steps);
     assert_eq!(status, 130, "{out}");
     assert!(!home.config_path().exists(), "{out}");
     // The menu hid the cursor; Ctrl-C shows it again before the process ends.
@@ -619,11 +511,7 @@ fn answering_no_to_replace_exits_2_and_keeps_the_file() {
     home.write_config(original);
     let mut init = home.paragon();
     init.args(["init", "--profile", "lab"]);
-    let (status, out) = on_pty(
-        &init,
-        &[("Replace its connection settings", "n")],
-        home.path(),
-    );
+    let (status, out) = on_pty(&init, &[("Replace its connection settings", "n")]);
     assert_eq!(status, 2, "{out}");
     assert!(out.contains("already exists"), "{out}");
     assert_eq!(out.matches("exists in").count(), 1, "printed once: {out}");
@@ -644,7 +532,7 @@ fn secrets_set_with_empty_input_says_so_and_asks_again_on_a_terminal() {
         ("the value is empty", ""),
         ("Value for", "s3cret\r"),
     ];
-    let (status, out) = on_pty(&set, &steps, home.path());
+    let (status, out) = on_pty(&set, &steps);
     assert_eq!(status, 0, "{out}");
     assert!(out.contains(&format!("stored `{name}`")), "{out}");
     let r = run(home.paragon().args(["secrets", "delete", &name]));

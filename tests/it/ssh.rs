@@ -5,6 +5,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use crate::support::agent::Agent;
+use crate::support::netns::Topology;
+use crate::support::pty::{Terminal, on_terminal};
 use crate::support::sshd::{Sshd, SshdOptions, keygen};
 use crate::support::{Home, Run, run};
 
@@ -493,36 +496,49 @@ fn proxy_jump_reaches_the_bastion_through_another_sshd() {
 fn pty_shell_gets_size_term_and_resizes_and_leaves_the_terminal_sane() {
     let (sshd, home, _) = bastion();
     let bin = env!("CARGO_BIN_EXE_paragon-admin");
-    // `script` gives the shell a terminal; the outer shell sizes it, resizes it a second
-    // later (the kernel sends SIGWINCH), and prints its settings after we exit.
+    let flags = tempfile::tempdir().unwrap();
+    let (go, resized) = (flags.path().join("go"), flags.path().join("resized"));
+    // `script` gives the shell a terminal. The outer shell sizes it, and resizes it (the
+    // kernel sends SIGWINCH) once the test says so; after we exit it prints its settings.
     let inner = format!(
-        "stty rows 33 cols 101; (sleep 1; stty -F /dev/tty rows 40 cols 120) & {bin} ssh; echo STATUS=$?; stty -a"
+        "stty rows 33 cols 101; \
+         (while [ ! -e '{go}' ]; do sleep 0.05; done; stty -F /dev/tty rows 40 cols 120; touch '{resized}') & \
+         {bin} ssh; echo STATUS=$?; stty -a",
+        go = go.display(),
+        resized = resized.display()
     );
-    let base = home.paragon();
-    let mut cmd = Command::new("script");
-    cmd.env_clear();
-    for (k, v) in base.get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
+    let mut t = Terminal::start(&home, &inner, &[("TERM", "vt220")]);
+    // The quotes keep the typed line (echoed by the terminal) from reading as an answer.
+    let ask_size = b"stty size | sed 's/^/SI''ZE=/'\n";
+    t.send(b"echo TE''RM=$TERM\n");
+    t.send(ask_size);
+    t.wait_for("SIZE=33 101");
+    assert!(t.text().contains("TERM=vt220"), "{}", t.text());
+    std::fs::write(&go, "").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !resized.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the outer terminal was never resized"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    cmd.env("TERM", "vt220")
-        .args(["-qec", &inner, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("script must be installed (bsdutils)");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(b"stty size; echo TERM=$TERM; sleep 3; stty size; exit 7\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    drop(stdin);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("33 101"), "{text}\n{}", sshd.log());
-    assert!(text.contains("TERM=vt220"), "{text}");
-    assert!(text.contains("40 120"), "{text}");
-    assert!(text.contains("STATUS=7"), "{text}");
+    // The window change reaches the remote PTY asynchronously: ask until it shows.
+    while !t.text().contains("SIZE=40 120") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the resize never reached the remote PTY: {}",
+            t.text()
+        );
+        let answers = t.text().matches("SIZE=").count();
+        t.send(ask_size);
+        t.wait_until("an answer to stty size", |out| {
+            String::from_utf8_lossy(out).matches("SIZE=").count() > answers
+        });
+    }
+    t.send(b"exit 7\n");
+    let text = t.finish();
+    assert!(text.contains("STATUS=7"), "{text}\n{}", sshd.log());
     let after = &text[text.find("STATUS=7").unwrap()..];
     assert!(
         after.contains("icanon") && !after.contains("-icanon"),
@@ -561,54 +577,6 @@ fn passthrough_gets_a_pty_only_when_stdin_is_a_terminal() {
     assert!(text.contains("n   o   -   t   t   y  \\n"), "{text}");
 }
 
-/// A real `ssh-agent` on a socket in a temp dir, killed on drop.
-struct Agent {
-    child: std::process::Child,
-    dir: tempfile::TempDir,
-}
-
-impl Agent {
-    fn start() -> Agent {
-        let dir = tempfile::tempdir().unwrap();
-        let sock = dir.path().join("agent.sock");
-        let child = Command::new("ssh-agent")
-            .arg("-D")
-            .arg("-a")
-            .arg(&sock)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("ssh-agent must be installed (openssh-client)");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !sock.exists() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "ssh-agent did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        Agent { child, dir }
-    }
-    fn sock(&self) -> PathBuf {
-        self.dir.path().join("agent.sock")
-    }
-    fn add(&self, key: &std::path::Path) {
-        let st = Command::new("ssh-add")
-            .arg(key)
-            .env("SSH_AUTH_SOCK", self.sock())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn ssh_agent_keys_are_tried_first_and_named_when_refused() {
     let sshd = Sshd::start();
@@ -642,59 +610,6 @@ fn ssh_agent_keys_are_tried_first_and_named_when_refused() {
         .stdin(Stdio::null()));
     assert_eq!(r.status, Some(0), "{}", r.stderr);
     assert_eq!(r.stdout, "agent\n");
-}
-
-/// Runs `line` under `script` (a terminal) with the home's clean environment; types `input`
-/// once the output shows `after` (typing earlier would be flushed by a password prompt).
-fn on_terminal(home: &Home, line: &str, after: &str, input: &[u8]) -> String {
-    use std::io::Read;
-    use std::sync::{Arc, Mutex};
-    let base = home.paragon();
-    let mut cmd = Command::new("script");
-    cmd.env_clear();
-    for (k, v) in base.get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
-    }
-    let mut child = cmd
-        .args(["-qec", line, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("script must be installed (bsdutils)");
-    let mut stdout = child.stdout.take().unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let reader = {
-        let seen = seen.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                seen.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        })
-    };
-    let text = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !text().contains(after) {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("`{after}` never appeared: {}", text());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(input).unwrap();
-    let _ = child.wait();
-    drop(stdin);
-    reader.join().unwrap();
-    text()
 }
 
 #[test]
@@ -752,45 +667,12 @@ fn locked_identity_asks_for_its_passphrase_on_a_terminal() {
     assert!(!text.contains("typed pass"), "{text}");
 }
 
-/// A network namespace with only its loopback up; deleted on drop.
-struct NetNs {
-    name: String,
-}
-
-impl NetNs {
-    fn new() -> NetNs {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!("pa-ssh-{}-{nanos}", std::process::id());
-        let ok = |args: &[&str]| {
-            let st = Command::new("ip")
-                .args(args)
-                .status()
-                .expect("ip must be installed (iproute2)");
-            assert!(st.success(), "ip {args:?}");
-        };
-        ok(&["netns", "add", &name]);
-        let ns = NetNs { name };
-        ok(&["-n", &ns.name, "link", "set", "lo", "up"]);
-        ns
-    }
-}
-
-impl Drop for NetNs {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
 #[test]
 fn fixture_runs_sshd_inside_a_network_namespace_behind_a_prefix() {
-    let ns = NetNs::new();
+    let topology = Topology::new(&["bastion"]);
+    let ns = topology.ns("bastion").to_string();
     let mut sshd = Sshd::start_with(SshdOptions {
-        prefix: vec!["ip".into(), "netns".into(), "exec".into(), ns.name.clone()],
+        prefix: vec!["ip".into(), "netns".into(), "exec".into(), ns.clone()],
         ..Default::default()
     });
     let home = Home::new();
@@ -807,7 +689,7 @@ fn fixture_runs_sshd_inside_a_network_namespace_behind_a_prefix() {
         c.args([
             "netns",
             "exec",
-            &ns.name,
+            &ns,
             env!("CARGO_BIN_EXE_paragon-admin"),
             "ssh",
             "--",

@@ -1,6 +1,6 @@
 //! OpenSSH's known_hosts format: parse, match a host and key, append a new line.
 //!
-//! Pure apart from `load` and `append`: no network, no prompts, no policy. It follows
+//! Pure apart from `load` and `append` (in `file`): no network, no prompts, no policy. It follows
 //! OpenSSH 9.2's hostfile.c line for line where users can tell: only space and tab separate
 //! fields, host names are lower-cased before matching and hashing, `|1|salt|hmac` names
 //! (HMAC-SHA1) are compared as OpenSSH re-encodes them, a key type may be any name of the
@@ -118,6 +118,8 @@ pub enum KnownHostsError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot hash the known_hosts line: the system gave no random salt")]
+    NoRandomness,
 }
 
 impl crate::exit::ExitStatus for KnownHostsError {
@@ -228,13 +230,19 @@ pub fn fingerprint(key: &PublicKey) -> String {
 }
 
 /// The line `append` writes for a newly accepted key: `name type base64`, the name hashed
-/// (`|1|salt|hash`, as `HashKnownHosts yes` writes it) when `hashed`.
-pub fn entry_line(host: &str, port: u16, key: &PublicKey, hashed: bool) -> String {
+/// (`|1|salt|hash`, as `HashKnownHosts yes` writes it) when `hashed`. Fails only when the
+/// system has no randomness for the salt.
+pub fn entry_line(
+    host: &str,
+    port: u16,
+    key: &PublicKey,
+    hashed: bool,
+) -> Result<String, KnownHostsError> {
     let name = host_name(host, port);
     let name = if hashed {
         let mut salt = [0u8; SHA1_LEN];
-        // A failing system RNG leaves the salt zero: the line is still a valid hashed name.
-        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt);
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
+            .map_err(|_| KnownHostsError::NoRandomness)?;
         hashed_name(&salt, name.as_bytes())
     } else {
         name
@@ -243,7 +251,7 @@ pub fn entry_line(host: &str, port: u16, key: &PublicKey, hashed: bool) -> Strin
     let text = PublicKey::new(key.key_data().clone(), "")
         .to_openssh()
         .unwrap_or_default();
-    format!("{name} {}\n", text.trim())
+    Ok(format!("{name} {}\n", text.trim()))
 }
 
 /// `|1|base64(salt)|base64(HMAC-SHA1(salt, name))`, as OpenSSH's `host_hash` writes it.

@@ -2,10 +2,12 @@
 
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod bastion;
 pub mod datastores;
 pub mod monitoring;
 pub mod netns;
+pub mod pty;
 pub mod sandbox;
 
 use std::path::{Path, PathBuf};
