@@ -9,6 +9,7 @@
 
 mod connector;
 pub mod list;
+pub mod portforward;
 
 use std::path::Path;
 use std::sync::Arc;
