@@ -119,6 +119,25 @@ pub struct ServiceConfig {
     pub scheme: Option<Scheme>,
     /// The URL path, for the printed URL and `--open`.
     pub path: Option<UrlPath>,
+    /// How forwards and checks reach it: `auto` (the bastion, else the Kubernetes API),
+    /// `api` or `bastion`.
+    pub via: Option<Via>,
+}
+
+/// How a service is reached: dialed from the bastion, or through the API server's
+/// `pods/portforward` (for a bastion outside the cluster network).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// The bastion first; the API when the bastion cannot reach the target
+    #[default]
+    Auto,
+    /// Always through the Kubernetes API (pods/portforward)
+    Api,
+    /// Always dialed from the bastion
+    Bastion,
 }
 
 /// A service with every field decided.
@@ -130,6 +149,7 @@ pub struct Service {
     pub local_port: u16,
     pub scheme: Scheme,
     pub path: String,
+    pub via: Via,
 }
 
 impl Service {
@@ -149,6 +169,7 @@ pub fn builtin_services() -> Vec<Service> {
         local_port: port,
         scheme: Scheme::Http,
         path: path.to_string(),
+        via: Via::Auto,
     };
     vec![
         svc("grafana", 4500, "/"),
@@ -712,6 +733,7 @@ impl Resolved {
                         .map(|p| p.0.clone())
                         .or(base.map(|b| b.path))
                         .unwrap_or_else(|| "/".to_string()),
+                    via: cfg.via.unwrap_or_default(),
                     host: target.host,
                     port: target.port,
                 },

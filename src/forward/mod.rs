@@ -8,6 +8,7 @@
 pub mod bastion;
 pub mod kubeconfig;
 mod relay;
+pub mod route;
 pub mod socks;
 pub mod spec;
 pub mod status;
@@ -80,6 +81,8 @@ pub enum Event {
         /// `HOST:PORT` as seen from the bastion; `null` for the SOCKS proxy.
         target: Option<String>,
         url: String,
+        /// `bastion`, or `api` for a target reached through the API's pods/portforward.
+        route: route::Route,
     },
     /// The session to the bastion ended; the listeners stay open.
     Disconnected,
@@ -99,6 +102,8 @@ pub enum Event {
 pub struct Listening {
     pub forward: Forward,
     pub local: SocketAddr,
+    /// The bastion unless the caller routes this forward through the API (`route`).
+    pub route: route::Route,
     listener: TcpListener,
 }
 
@@ -134,6 +139,7 @@ pub async fn bind(forwards: Vec<Forward>, addr: IpAddr) -> Result<Vec<Listening>
         open.push(Listening {
             forward,
             local,
+            route: route::Route::Bastion,
             listener,
         });
     }
@@ -227,6 +233,7 @@ pub async fn run<F, Fut, E>(
             local: l.local,
             target: l.forward.target_text(),
             url: l.url(),
+            route: l.route,
         });
         let stats = Arc::new(Stats::default());
         all_stats.push(stats.clone());

@@ -11,9 +11,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::support::Home;
 use crate::support::netns::Topology;
 use crate::support::sandbox::kubectl_path;
+use crate::support::sshd::{Sshd, SshdOptions};
 
+const BASTION: &str = "198.51.100.1";
 const PRIVATE: &str = "203.0.113.2";
 
 /// The topology with the sandbox listening on the private host.
@@ -219,4 +222,69 @@ fn a_port_nothing_listens_on_in_the_pod_fails_with_the_kubelets_message() {
             && err.contains("failed to connect to localhost:5601"),
         "{err}"
     );
+}
+
+/// An OpenSSH bastion in the `bastion` namespace, and a home whose profile `test` uses it
+/// with the sandbox's kubeconfig (the API server is dialed from the bastion).
+fn bastion_for(s: &Scene) -> (Sshd, Home) {
+    let sshd = Sshd::start_with(SshdOptions {
+        listen: BASTION.to_string(),
+        prefix: vec![
+            "ip".into(),
+            "netns".into(),
+            "exec".into(),
+            s.net.ns("bastion").into(),
+        ],
+        ..SshdOptions::default()
+    });
+    let home = Home::new();
+    let kh = sshd.write_known_hosts(&home.path().join("known_hosts"));
+    home.write_config(&sshd.profile_toml(
+        &kh,
+        "yes",
+        &format!(
+            "[profiles.test.kube]\nkubeconfig = \"{}\"\n",
+            s.kubeconfig.display()
+        ),
+    ));
+    (sshd, home)
+}
+
+/// `paragon-admin --output json forward ARGS` (one forward) on the client, and its
+/// listening event.
+fn forward(s: &Scene, home: &Home, args: &[&str]) -> (Running, serde_json::Value) {
+    let mut cmd = s.net.paragon("client", home);
+    cmd.args(["--output", "json", "forward"]).args(args);
+    let (running, line) = spawn_until(&mut cmd, "\"listening\"");
+    (running, serde_json::from_str(&line).unwrap())
+}
+
+#[test]
+fn forward_reaches_grafana_through_the_api_when_the_bastion_cannot_route_to_it() {
+    let s = Scene::new();
+    s.net
+        .wait_tcp("bastion", PRIVATE, 6443, Duration::from_secs(20));
+    let (_sshd, home) = bastion_for(&s);
+
+    // auto: the bastion cannot resolve grafana.paragon.svc.cluster.local, so the API route.
+    let (pf, e) = forward(&s, &home, &["0:grafana"]);
+    assert_eq!(e["route"], "api", "{e}");
+    assert_eq!(e["target"], "grafana.paragon.svc.cluster.local:4500", "{e}");
+    let local = e["local"].as_str().unwrap();
+    let page = s
+        .curl("client", &format!("http://{local}/"))
+        .unwrap_or_else(|err| panic!("{err}; forward: {}", pf.stderr()));
+    assert!(page.contains("<h1>Grafana</h1>"), "{page}");
+    let health = s
+        .curl("client", &format!("http://{local}/api/health"))
+        .unwrap();
+    assert!(health.contains("\"database\":\"ok\""), "{health}");
+    drop(pf);
+
+    // --via bastion insists on the bastion: the listener opens, connections fail.
+    let (pf, e) = forward(&s, &home, &["--via", "bastion", "0:grafana"]);
+    assert_eq!(e["route"], "bastion");
+    let local = e["local"].as_str().unwrap();
+    assert!(s.curl("client", &format!("http://{local}/")).is_err());
+    drop(pf);
 }
