@@ -7,8 +7,9 @@
 //! namespaces, nodes, pods, events, PVCs, secrets, configmaps, services, deployments,
 //! statefulsets, daemonsets, replicasets, jobs and cronjobs. The objects are k8s-openapi
 //! types, generated once from a seed and kept pre-serialized; nothing changes while it runs:
-//! writes are refused, and a watch stays open without events until its timeout (at most 30
-//! minutes) or until the sandbox stops. `pods/log` answers with lines made from the pod's
+//! writes are refused (but for deleting a ReplicaSet's pod, which `replace` replaces with a
+//! new one, as a real ReplicaSet would), and a watch stays open without events until its
+//! timeout (at most 30 minutes) or until the sandbox stops. `pods/log` answers with lines made from the pod's
 //! state (`logs`). `pods/portforward` (`portforward`: kubelet's WebSocket channels, and SPDY
 //! (`spdy`) plain or tunnelled in a WebSocket, as kubectl speaks it) reaches the monitoring
 //! pods, which are small real HTTP servers on loopback (`backends`). The real `kubectl` works
@@ -62,6 +63,7 @@ pub mod bastion;
 mod generate;
 mod logs;
 mod portforward;
+mod replace;
 mod rng;
 mod selector;
 mod server;

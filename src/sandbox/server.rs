@@ -87,6 +87,10 @@ pub(crate) async fn serve(
                 async move {
                     Ok::<_, Infallible>(match super::portforward::pod_of(req.uri().path()) {
                         Some(pod) => super::portforward::accept(&api, pod, req),
+                        // The one write: a ReplicaSet's pod deleted is replaced (`replace`).
+                        None if req.method() == Method::DELETE => {
+                            super::replace::delete(&api, &req)
+                        }
                         None => api.respond(&req),
                     })
                 }
@@ -174,6 +178,15 @@ fn reply(code: StatusCode, content_type: &'static str, body: Vec<u8>) -> Reply {
 }
 
 fn json(value: &serde_json::Value) -> Reply {
+    reply(
+        StatusCode::OK,
+        "application/json",
+        serde_json::to_vec(value).unwrap_or_default(),
+    )
+}
+
+/// `value` as a JSON answer.
+pub(crate) fn reply_json<T: serde::Serialize>(value: &T) -> Reply {
     reply(
         StatusCode::OK,
         "application/json",

@@ -761,7 +761,7 @@ pub(crate) fn human_duration(seconds: i64) -> String {
 }
 
 /// One served object.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Entry {
     /// Empty for cluster-scoped objects.
     pub namespace: Box<str>,

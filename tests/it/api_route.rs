@@ -288,3 +288,68 @@ fn forward_reaches_grafana_through_the_api_when_the_bastion_cannot_route_to_it()
     assert!(s.curl("client", &format!("http://{local}/")).is_err());
     drop(pf);
 }
+
+#[test]
+fn a_grafana_pod_replaced_under_a_live_forward_is_followed_by_the_next_connection() {
+    let s = Scene::new();
+    s.net
+        .wait_tcp("bastion", PRIVATE, 6443, Duration::from_secs(20));
+    let (_sshd, home) = bastion_for(&s);
+    let (pf, e) = forward(&s, &home, &["0:grafana"]);
+    assert_eq!(e["route"], "api", "{e}");
+    let url = format!("http://{}/api/health", e["local"].as_str().unwrap());
+    s.curl("client", &url)
+        .unwrap_or_else(|err| panic!("{err}; forward: {}", pf.stderr()));
+
+    let grafana_pods = || {
+        let out = s
+            .kubectl("bastion")
+            .args(["-n", "paragon", "get", "pods", "-o", "name"])
+            .args(["-l", "app.kubernetes.io/name=grafana"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let before = grafana_pods();
+    assert!(before.starts_with("pod/grafana-"), "{before}");
+    // The daily restart, as `kubectl delete pod` does it: the ReplicaSet's new pod takes over.
+    let out = s
+        .kubectl("bastion")
+        .args(["-n", "paragon", "delete", &before])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = grafana_pods();
+    // Only a ReplicaSet's pods are replaced; the rest of the sandbox stays read-only.
+    let out = s
+        .kubectl("bastion")
+        .args(["-n", "paragon", "delete", "pod", "prometheus-0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("only pods a ReplicaSet owns"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        after.starts_with("pod/grafana-") && after != before,
+        "{before} -> {after}"
+    );
+
+    // The same forward, still running, reaches the new pod (the old one's port-forward is
+    // a 404 now).
+    let health = s
+        .curl("client", &url)
+        .unwrap_or_else(|err| panic!("{err}; forward: {}", pf.stderr()));
+    assert!(health.contains("\"database\":\"ok\""), "{health}");
+}
