@@ -2,17 +2,20 @@
 //! `pods/portforward`, for a bastion that reaches only the API server (Paragon's VM bastion:
 //! there, Service names do not resolve and ClusterIPs do not route).
 //!
-//! `connect(service, port)` does what `kubectl port-forward svc/NAME PORT` does, once per
-//! connection: read the Service, pick a ready pod of its selector, map the service port to
-//! the pod's port (a number, or a named container port), and open a port-forward to it with
-//! kube's WebSocket support (`v4.channel.k8s.io`). Resolving on every connection is what
-//! makes a replaced pod (a rollout, the daily restart) transparent to the next connection,
-//! and it means an idle forward holds no stream that the kubelet's idle timeout could close.
+//! `connect(service, port)` does what `kubectl port-forward svc/NAME PORT` does: read the
+//! Service, pick a ready pod of its selector, map the service port to the pod's port (a
+//! number, or a named container port), and open a port-forward to it with kube's WebSocket
+//! support (`v4.channel.k8s.io`), one per connection. The chosen pod is remembered until a
+//! port-forward to it fails; then the Service is resolved again, so a replaced pod (a rollout,
+//! the daily restart) is followed by the next connection. An idle forward holds no stream
+//! that the kubelet's streaming idle timeout could close.
 //!
 //! The `kube::Client` it is given already dials the API server through a `Dialer` (the SSH
 //! session to the bastion); this module knows nothing of SSH, forwards or health.
 
+use std::collections::HashMap;
 use std::io;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -28,7 +31,13 @@ pub struct Kube {
     namespace: String,
     via: String,
     timeout: Duration,
+    /// The last pod each `host:port` was forwarded to: (namespace, pod, pod port). Used
+    /// until a port-forward to it fails (the pod is gone), then resolved again.
+    chosen: Arc<Mutex<HashMap<(String, u16), PodPort>>>,
 }
+
+/// A pod's port: (namespace, pod, port).
+type PodPort = (String, String, u16);
 
 impl Kube {
     /// `namespace` is where bare Service names (`grafana`) are looked up; `via` says how the
@@ -39,6 +48,7 @@ impl Kube {
             namespace: namespace.into(),
             via: via.into(),
             timeout: Duration::from_secs(20),
+            chosen: Arc::default(),
         }
     }
 
@@ -49,6 +59,24 @@ impl Kube {
     }
 
     async fn open(&self, host: &str, port: u16) -> Result<BoxStream, String> {
+        let key = (host.to_string(), port);
+        let cached = self.chosen.lock().ok().and_then(|c| c.get(&key).cloned());
+        if let Some((namespace, pod, pod_port)) = cached {
+            match self.forward(&namespace, &pod, pod_port).await {
+                Ok(s) => return Ok(s),
+                Err(e) => tracing::debug!("api route: {e}; choosing a pod again"),
+            }
+        }
+        let (namespace, pod, pod_port) = self.resolve(host, port).await?;
+        let stream = self.forward(&namespace, &pod, pod_port).await?;
+        if let Ok(mut c) = self.chosen.lock() {
+            c.insert(key, (namespace, pod, pod_port));
+        }
+        Ok(stream)
+    }
+
+    /// What `kubectl port-forward svc/NAME PORT` would forward to: (namespace, pod, port).
+    async fn resolve(&self, host: &str, port: u16) -> Result<PodPort, String> {
         let (name, namespace) = service_of(host).ok_or_else(|| {
             format!("`{host}` is not a Service name (SERVICE[.NAMESPACE[.svc.cluster.local]])")
         })?;
@@ -94,21 +122,29 @@ impl Kube {
             .ok_or_else(|| format!("Service {namespace}/{name} has no ready pod"))?;
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
         let pod_port = pod_port(&pod, target.as_ref(), port)?;
-        let mut forwarder = pods
-            .portforward(&pod_name, &[pod_port])
-            .await
-            .map_err(|e| {
-                format!(
-                    "port-forward to pod {namespace}/{pod_name}: {}",
-                    super::one_line(&e)
-                )
-            })?;
+        Ok((namespace.to_string(), pod_name, pod_port))
+    }
+
+    /// A port-forward to `pod_port` of `namespace/pod_name`.
+    async fn forward(
+        &self,
+        namespace: &str,
+        pod_name: &str,
+        pod_port: u16,
+    ) -> Result<BoxStream, String> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let mut forwarder = pods.portforward(pod_name, &[pod_port]).await.map_err(|e| {
+            format!(
+                "port-forward to pod {namespace}/{pod_name}: {}",
+                super::one_line(&e)
+            )
+        })?;
         let stream = forwarder
             .take_stream(pod_port)
             .ok_or_else(|| format!("port-forward to pod {namespace}/{pod_name} gave no stream"))?;
         let error = forwarder.take_error(pod_port);
         let what = format!("{namespace}/{pod_name}:{pod_port}");
-        tracing::debug!(service = name, pod = %what, "api route: port-forward open");
+        tracing::debug!(pod = %what, "api route: port-forward open");
         // The forwarder's task carries the bytes; it ends when either side closes. A failure
         // inside the pod (nothing listening) arrives on the error channel.
         tokio::spawn(async move {
