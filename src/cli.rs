@@ -391,6 +391,10 @@ pub struct ForwardArgs {
     /// Open each service's URL in the browser once it is ready
     #[arg(long)]
     pub open: bool,
+    /// How services are reached: the bastion, the Kubernetes API (pods/portforward), or auto
+    /// (the bastion, else the API); a service's `via` in the profile wins over auto
+    #[arg(long, value_enum, value_name = "ROUTE", default_value = "auto")]
+    pub via: crate::config::Via,
 }
 
 #[derive(Debug, Args)]

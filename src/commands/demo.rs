@@ -220,6 +220,7 @@ fn demo_services(web: SocketAddr) -> BTreeMap<String, Service> {
         local_port: 0,
         scheme: Scheme::Http,
         path: "/".into(),
+        via: crate::config::Via::Bastion,
     };
     BTreeMap::from([("grafana".to_string(), grafana)])
 }

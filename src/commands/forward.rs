@@ -1,10 +1,17 @@
 //! `paragon-admin forward`: local ports into the private network through the bastion.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use crate::cli::{ForwardArgs, Globals};
+use crate::config::{Resolved, Via};
+use crate::dial::Dialer;
 use crate::exit::Error;
 use crate::forward::bastion::{connect_or_interrupt, reconnect, session};
-use crate::forward::{self, Forward, ForwardError, Options, Shutdown, Sink};
+use crate::forward::route::{self, Plan, Route};
+use crate::forward::{self, Forward, ForwardError, Listening, Options, Shutdown, Sink, Target};
 use crate::output::Format;
+use crate::ssh::Bastion;
 
 pub async fn run(g: &Globals, args: ForwardArgs) -> Result<u8, Error> {
     let profile = super::resolve_profile(g)?;
@@ -22,7 +29,7 @@ pub async fn run(g: &Globals, args: ForwardArgs) -> Result<u8, Error> {
         );
     }
     let mut shutdown = Shutdown::install()?;
-    let listeners = forward::bind(forwards, args.bind).await?;
+    let mut listeners = forward::bind(forwards, args.bind).await?;
     let Some(bastion) = connect_or_interrupt(&profile, &mut shutdown).await? else {
         return Ok(INTERRUPTED);
     };
@@ -36,15 +43,91 @@ pub async fn run(g: &Globals, args: ForwardArgs) -> Result<u8, Error> {
             }
         }
     }
-    forward::run(
-        listeners,
-        session(bastion),
-        reconnect(profile),
-        options(g, Sink::Stdout),
-        shutdown.requested(),
-    )
-    .await;
+    let first = session(bastion.clone());
+    let plan =
+        route_listeners(&profile, &bastion, &mut listeners, args.via, &*first.dialer).await?;
+    let base = reconnect(profile);
+    match plan {
+        None => {
+            forward::run(
+                listeners,
+                first,
+                base,
+                options(g, Sink::Stdout),
+                shutdown.requested(),
+            )
+            .await
+        }
+        Some(plan) => {
+            let first = plan.route(first).await?;
+            let base = Arc::new(base);
+            // Every new SSH session gets its own API route over it.
+            let connect = move || {
+                let (base, plan) = (base.clone(), plan.clone());
+                async move {
+                    let s = base().await.map_err(|e| e.to_string())?;
+                    plan.route(s).await.map_err(|e| e.to_string())
+                }
+            };
+            forward::run(
+                listeners,
+                first,
+                connect,
+                options(g, Sink::Stdout),
+                shutdown.requested(),
+            )
+            .await
+        }
+    }
     Ok(0)
+}
+
+/// Chooses each forward's route (`--via`, else the service's `via`) and, if any takes the
+/// API, the plan for it: the profile's kubeconfig, else the bastion's own.
+async fn route_listeners(
+    profile: &Resolved,
+    bastion: &Bastion,
+    listeners: &mut [Listening],
+    via: Via,
+    dialer: &dyn Dialer,
+) -> Result<Option<Plan>, Error> {
+    let mut api = HashSet::new();
+    for l in listeners.iter_mut() {
+        let Target::Tunnel { host, port } = &l.forward.target else {
+            continue;
+        };
+        let via = match (via, &l.forward.service) {
+            (Via::Auto, Some(s)) => s.via,
+            (v, _) => v,
+        };
+        if route::choose(dialer, via, host, *port).await == Route::Api {
+            l.route = Route::Api;
+            api.insert((host.clone(), *port));
+        }
+    }
+    if api.is_empty() {
+        return Ok(None);
+    }
+    let kube_cfg = &profile.settings.kube;
+    let context = kube_cfg.context.as_ref().map(|c| c.0.clone());
+    let kubeconfig = match &kube_cfg.kubeconfig {
+        Some(f) => {
+            let base = profile.file.parent().unwrap_or(std::path::Path::new(""));
+            crate::kube::read_kubeconfig(&crate::config::expand_path(&f.0, base)?)?
+        }
+        None => super::fetch_bastion_kubeconfig(bastion, context.as_deref())
+            .await
+            .map_err(|e| Error::from(e).context("the API route needs a kubeconfig"))?,
+    };
+    Ok(Some(Plan {
+        kubeconfig,
+        options: crate::kube::Options {
+            context,
+            api_server: kube_cfg.api_server.clone(),
+        },
+        namespace: "paragon".to_string(),
+        api_targets: Arc::new(api),
+    }))
 }
 
 /// The exit status of a command interrupted before it could start serving.

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 pub use load::{MAX_CONFIG_BYTES, config_path, env_value, load, parse};
 pub use resolve::{NamedBy, Resolved, expand_path, local_user_name, profile_choice, resolve};
 pub use schema::{
-    ConfigFile, Datastores, KubeConfig, Profile, Service, ServiceConfig, builtin_services,
+    ConfigFile, Datastores, KubeConfig, Profile, Service, ServiceConfig, Via, builtin_services,
 };
 pub use values::{
     HostKeyPolicy, HostName, HostPort, HttpUrl, JumpHost, NonEmpty, Port, ProfileName, Scheme,

@@ -164,6 +164,7 @@ impl Resolved {
                         .map(|p| p.0.clone())
                         .or(base.map(|b| b.path))
                         .unwrap_or_else(|| "/".to_string()),
+                    via: cfg.via.unwrap_or_default(),
                     host: target.host,
                     port: target.port,
                 },

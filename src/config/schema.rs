@@ -74,6 +74,25 @@ pub struct ServiceConfig {
     pub scheme: Option<Scheme>,
     /// The URL path, for the printed URL and `--open`.
     pub path: Option<UrlPath>,
+    /// How forwards and checks reach it: `auto` (the bastion, else the Kubernetes API),
+    /// `api` or `bastion`.
+    pub via: Option<Via>,
+}
+
+/// How a service is reached: dialed from the bastion, or through the API server's
+/// `pods/portforward` (for a bastion outside the cluster network).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// The bastion first; the API when the bastion cannot reach the target
+    #[default]
+    Auto,
+    /// Always through the Kubernetes API (pods/portforward)
+    Api,
+    /// Always dialed from the bastion
+    Bastion,
 }
 
 /// `[profiles.X.kube]`: where the cluster's API is and which credentials to use.
@@ -110,6 +129,7 @@ pub struct Service {
     pub local_port: u16,
     pub scheme: Scheme,
     pub path: String,
+    pub via: Via,
 }
 
 impl Service {
@@ -141,6 +161,7 @@ pub fn builtin_services() -> Vec<Service> {
             local_port: port,
             scheme: Scheme::Http,
             path: path.to_string(),
+            via: Via::Auto,
         })
         .collect()
 }

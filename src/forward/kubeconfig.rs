@@ -279,6 +279,8 @@ impl Upstream {
                     Scheme::Http
                 },
                 path: self.path.clone(),
+                // The API server itself: only ever dialed from the bastion.
+                via: crate::config::Via::Bastion,
             }),
         }
     }

@@ -8,6 +8,7 @@
 pub mod bastion;
 pub mod kubeconfig;
 mod relay;
+pub mod route;
 pub mod socks;
 pub mod spec;
 pub mod status;
@@ -82,6 +83,8 @@ pub enum Event {
         /// `HOST:PORT` as seen from the bastion; `null` for the SOCKS proxy.
         target: Option<String>,
         url: String,
+        /// `bastion`, or `api` for a target reached through the API's pods/portforward.
+        route: route::Route,
     },
     /// The session to the bastion ended; the listeners stay open.
     Disconnected,
@@ -103,6 +106,8 @@ pub struct Listening {
     pub local: SocketAddr,
     /// Its counters, live while it serves (connections open, bytes, failures).
     pub stats: Arc<Stats>,
+    /// The bastion unless the caller routes this forward through the API (`route`).
+    pub route: route::Route,
     listener: TcpListener,
 }
 
@@ -139,6 +144,7 @@ pub async fn bind(forwards: Vec<Forward>, addr: IpAddr) -> Result<Vec<Listening>
             forward,
             local,
             stats: Arc::default(),
+            route: route::Route::Bastion,
             listener,
         });
     }
@@ -232,6 +238,7 @@ pub async fn run<F, Fut, E>(
             local: l.local,
             target: l.forward.target_text(),
             url: l.url(),
+            route: l.route,
         });
         all_stats.push(l.stats.clone());
         accepting.push(tokio::spawn(relay::accept_loop(

@@ -88,8 +88,15 @@ fn print_event(e: &Event, style: Style, sink: Sink) {
 pub(crate) fn human_line(e: &Event) -> String {
     match e {
         Event::Listening {
-            name, url, target, ..
+            name,
+            url,
+            target,
+            route,
+            ..
         } => match target {
+            Some(t) if *route == super::route::Route::Api => {
+                format!("{name:<12} {url}  ->  {t} (through the Kubernetes API)")
+            }
             Some(t) => format!("{name:<12} {url}  ->  {t}"),
             None => format!("{name:<12} {url}  ->  any host, through the bastion"),
         },
@@ -208,12 +215,13 @@ mod tests {
     }
 
     #[test]
-    fn listening_line_shows_url_and_target() {
-        let e = Event::Listening {
+    fn listening_line_shows_url_target_and_route() {
+        let mut e = Event::Listening {
             name: "grafana".into(),
             local: "127.0.0.1:4500".parse().unwrap(),
             target: Some("grafana.paragon.svc.cluster.local:4500".into()),
             url: "http://127.0.0.1:4500/".into(),
+            route: super::super::route::Route::Bastion,
         };
         assert_eq!(
             human_line(&e),
@@ -222,5 +230,12 @@ mod tests {
         let json = serde_json::to_value(&e).unwrap();
         assert_eq!(json["event"], "listening");
         assert_eq!(json["local"], "127.0.0.1:4500");
+        assert_eq!(json["route"], "bastion");
+        let Event::Listening { route, .. } = &mut e else {
+            unreachable!()
+        };
+        *route = super::super::route::Route::Api;
+        assert!(human_line(&e).ends_with("4500 (through the Kubernetes API)"));
+        assert_eq!(serde_json::to_value(&e).unwrap()["route"], "api");
     }
 }

@@ -9,6 +9,7 @@
 
 mod connector;
 pub mod list;
+pub mod portforward;
 pub mod retry;
 
 use std::path::Path;

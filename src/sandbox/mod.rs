@@ -7,9 +7,13 @@
 //! namespaces, nodes, pods, events, PVCs, secrets, configmaps, services, deployments,
 //! statefulsets, daemonsets, replicasets, jobs and cronjobs. The objects are k8s-openapi
 //! types, generated once from a seed and kept pre-serialized; nothing changes while it runs:
-//! writes are refused, and a watch stays open without events until its timeout (at most 30
-//! minutes) or until the sandbox stops. `pods/log` answers with lines made from the pod's
-//! state (`logs`). The real `kubectl` works against it.
+//! writes are refused (but for deleting a ReplicaSet's pod, which `replace` replaces with a
+//! new one, as a real ReplicaSet would), and a watch stays open without events until its
+//! timeout (at most 30 minutes) or until the sandbox stops. `pods/log` answers with lines made from the pod's
+//! state (`logs`). `pods/portforward` (`portforward`: kubelet's WebSocket channels, and SPDY
+//! (`spdy`) plain or tunnelled in a WebSocket, as kubectl speaks it) reaches the monitoring
+//! pods, which are small real HTTP servers on loopback (`backends`). The real `kubectl` works
+//! against it, `kubectl port-forward` included.
 //!
 //! This module knows nothing else of paragon-admin: no config, no dialer, no output.
 //!
@@ -55,13 +59,17 @@
 //! `sandbox.paragon.io/fault: <fault name>`; what each fault does is documented on [`Fault`].
 
 mod api_faults;
+mod backends;
 pub mod bastion;
 mod fault;
 mod generate;
 mod logs;
+mod portforward;
+mod replace;
 mod rng;
 mod selector;
 mod server;
+mod spdy;
 mod store;
 mod tls;
 pub mod web;
@@ -224,8 +232,15 @@ impl Sandbox {
             objects: store::ALL.iter().map(|r| world.all(*r).len()).sum(),
         };
         let cancel = CancellationToken::new();
+        let backends = backends::Backends::start(cancel.child_token())
+            .await
+            .map_err(|source| SandboxError::Bind {
+                addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+                source,
+            })?;
         let api = server::Api {
-            world: Arc::new(world),
+            world: std::sync::RwLock::new(Arc::new(world)),
+            backends: Arc::new(backends),
             token: creds.token.clone(),
             addr,
             stopped: cancel.clone(),

@@ -35,7 +35,10 @@ const WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
 /// What the request handlers share.
 #[derive(Debug)]
 pub(crate) struct Api {
-    pub world: Arc<World>,
+    /// Swapped whole when a pod is replaced (`replace`); readers keep the one they took.
+    pub world: std::sync::RwLock<Arc<World>>,
+    /// The loopback servers standing in for the monitoring pods (`pods/portforward`).
+    pub backends: Arc<super::backends::Backends>,
     pub token: Token,
     pub addr: SocketAddr,
     /// Cancelled when the sandbox stops; ends the watches.
@@ -83,13 +86,21 @@ pub(crate) async fn serve(
             };
             let service = hyper::service::service_fn(move |req| {
                 let api = api.clone();
+                // pods/portforward upgrades the connection; everything else is a plain answer.
                 async move {
                     if let Some(delay) =
                         api.faults.delay().filter(|_| is_resource(req.uri().path()))
                     {
                         tokio::time::sleep(delay).await;
                     }
-                    Ok::<_, Infallible>(api.respond(&req))
+                    Ok::<_, Infallible>(match super::portforward::pod_of(req.uri().path()) {
+                        Some(pod) => super::portforward::accept(&api, pod, req),
+                        // The one write: a ReplicaSet's pod deleted is replaced (`replace`).
+                        None if req.method() == Method::DELETE => {
+                            super::replace::delete(&api, &req)
+                        }
+                        None => api.respond(&req),
+                    })
                 }
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
@@ -97,7 +108,9 @@ pub(crate) async fn serve(
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .keep_alive(true);
-            let conn = builder.serve_connection(TokioIo::new(tls), service);
+            let conn = builder
+                .serve_connection(TokioIo::new(tls), service)
+                .with_upgrades();
             tokio::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => {
@@ -117,7 +130,7 @@ pub(crate) async fn serve(
     let _ = tokio::time::timeout(Duration::from_secs(3), tracker.wait()).await;
 }
 
-type Reply = Response<ReplyBody>;
+pub(crate) type Reply = Response<ReplyBody>;
 
 /// A whole answer, or a watch: a stream that never carries an event (the world never
 /// changes) and ends at its timeout or when the sandbox stops.
@@ -180,8 +193,22 @@ fn json(value: &serde_json::Value) -> Reply {
     )
 }
 
+/// `value` as a JSON answer.
+pub(crate) fn reply_json<T: serde::Serialize>(value: &T) -> Reply {
+    reply(
+        StatusCode::OK,
+        "application/json",
+        serde_json::to_vec(value).unwrap_or_default(),
+    )
+}
+
 /// A Kubernetes `Status` failure.
-fn status(code: StatusCode, reason: &str, message: &str, details: Option<(&str, &str)>) -> Reply {
+pub(crate) fn status(
+    code: StatusCode,
+    reason: &str,
+    message: &str,
+    details: Option<(&str, &str)>,
+) -> Reply {
     let mut v = serde_json::json!({
         "kind": "Status",
         "apiVersion": "v1",
@@ -250,7 +277,15 @@ fn same_token(given: &[u8], want: &[u8]) -> bool {
 }
 
 impl Api {
-    fn authorized(&self, req: &Request<Incoming>) -> bool {
+    /// The world as it is now.
+    pub(crate) fn world(&self) -> Arc<World> {
+        match self.world.read() {
+            Ok(w) => w.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn authorized(&self, req: &Request<Incoming>) -> bool {
         req.headers()
             .get(AUTHORIZATION)
             .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
@@ -426,7 +461,7 @@ impl Api {
             Shape::Metadata => "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io",
         };
         let now = jiff::Timestamp::now().as_second();
-        let world = &self.world;
+        let world = &self.world();
         if let Some(name) = name {
             let ns = namespace.unwrap_or("");
             return match world.get(res, ns, name) {
@@ -486,7 +521,8 @@ impl Api {
 impl Api {
     /// `GET .../pods/NAME/log`: the generated log of the pod's container.
     fn pod_log(&self, req: &Request<Incoming>, namespace: &str, name: &str) -> Reply {
-        let Some(e) = self.world.get(Res::Pods, namespace, name) else {
+        let world = self.world();
+        let Some(e) = world.get(Res::Pods, namespace, name) else {
             return status(
                 StatusCode::NOT_FOUND,
                 "NotFound",

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod api_route;
 mod bastion;
 mod bastion_image;
 mod config;

@@ -22,7 +22,7 @@ pub(crate) use kinds::{ALL, Res};
 pub(crate) use render::{Cell, Include, Shape, human_duration, write_list, write_one};
 
 /// One served object.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Entry {
     /// Empty for cluster-scoped objects.
     pub namespace: Box<str>,

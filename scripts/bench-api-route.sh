@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Benchmarks the API route (issue 12) in one run, over the same sshd (loopback), the same
+# sandbox and the same Grafana-like server behind it:
+#   - api:     `paragon-admin forward --via api 0:grafana`: SSH session -> API server ->
+#              pods/portforward (WebSocket, v4.channel.k8s.io) -> the pod's server
+#   - bastion: `paragon-admin forward PORT:127.0.0.1:POD_PORT`: SSH direct-tcpip to the server
+#   - kubectl: `kubectl port-forward svc/grafana` straight to the API server (no SSH): the anchor
+# Throughput: one 64 MiB download (curl), median of ROUNDS. Time to first byte of a new
+# connection through an established forward: curl %{time_starttransfer} of /api/health,
+# median of TTFB_RUNS. Prints the figures and the ratios api/bastion and api/kubectl.
+#
+# Usage: scripts/bench-api-route.sh   (env: ROUNDS=5 TTFB_RUNS=40 PARAGON_BIN=path to skip the
+#                                       release build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-5}
+TTFB_RUNS=${TTFB_RUNS:-40}
+BYTES=$((64 << 20))
+
+for cmd in curl python3 ssh-keygen kubectl ss; do
+  command -v "$cmd" >/dev/null || { echo "bench-api-route: $cmd is missing" >&2; exit 1; }
+done
+[[ -x /usr/sbin/sshd ]] || { echo "bench-api-route: /usr/sbin/sshd is missing (apt-get install openssh-server)" >&2; exit 1; }
+
+if [[ -z "${PARAGON_BIN:-}" ]]; then
+  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target}
+  cargo build --release --quiet --bin paragon-admin
+  PARAGON_BIN=$CARGO_TARGET_DIR/release/paragon-admin
+fi
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_port() { # port
+  for _ in $(seq 200); do
+    python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),0.2).close()" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "bench-api-route: nothing listens on $1" >&2; return 1
+}
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+wait_line() { # file pattern what
+  for _ in $(seq 400); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+  echo "bench-api-route: $3 did not start" >&2; return 1
+}
+
+# --- the bastion: a real sshd on loopback -------------------------------------------------
+mkdir -p /run/sshd
+ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$work/id_ed25519"
+cp "$work/id_ed25519.pub" "$work/authorized_keys"
+sshd_port=$(free_port)
+cat >"$work/sshd_config" <<EOF
+Port $sshd_port
+ListenAddress 127.0.0.1
+HostKey $work/host_key
+AuthorizedKeysFile $work/authorized_keys
+UsePAM no
+StrictModes no
+PidFile none
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+AllowTcpForwarding yes
+LogLevel ERROR
+EOF
+/usr/sbin/sshd -D -e -f "$work/sshd_config" 2>"$work/sshd.log" &
+pids+=($!)
+wait_port "$sshd_port"
+echo "[127.0.0.1]:$sshd_port $(cut -d' ' -f1,2 "$work/host_key.pub")" >"$work/known_hosts"
+
+# --- the sandbox (API server and monitoring pods) ---------------------------------------------
+api_port=$(free_port)
+HOME=$work "$PARAGON_BIN" --quiet sandbox --listen "127.0.0.1:$api_port" --kubeconfig-out "$work/kubeconfig" >/dev/null 2>"$work/sandbox.log" &
+sandbox_pid=$!
+pids+=($!)
+wait_port "$api_port"
+# The Grafana pod's own server: the sandbox's loopback listener that answers /api/health.
+pod_port=
+for port in $(ss -Hltnp | grep "pid=$sandbox_pid," | awk '{print $4}' | sed 's/.*://'); do
+  [[ $port == "$api_port" ]] && continue
+  if curl -s "http://127.0.0.1:$port/api/health" | grep -q '"database"'; then pod_port=$port; fi
+done
+[[ -n $pod_port ]] || { echo "bench-api-route: no Grafana server in the sandbox" >&2; exit 1; }
+
+cat >"$work/config.toml" <<CONFIG
+[profiles.bench]
+host = "127.0.0.1"
+port = $sshd_port
+user = "root"
+identity_file = "$work/id_ed25519"
+known_hosts = "$work/known_hosts"
+strict_host_key_checking = "yes"
+
+[profiles.bench.kube]
+kubeconfig = "$work/kubeconfig"
+CONFIG
+
+api_local=$(free_port) bastion_local=$(free_port)
+PARAGON_ADMIN_CONFIG="$work/config.toml" "$PARAGON_BIN" forward --output json --via api \
+  "$api_local:grafana" >"$work/api.events" 2>"$work/api.log" &
+pids+=($!)
+PARAGON_ADMIN_CONFIG="$work/config.toml" "$PARAGON_BIN" forward --output json \
+  "$bastion_local:127.0.0.1:$pod_port" >"$work/bastion.events" 2>"$work/bastion.log" &
+pids+=($!)
+kubectl --kubeconfig "$work/kubeconfig" -n paragon port-forward svc/grafana 0:4500 >"$work/kubectl.out" 2>"$work/kubectl.log" &
+pids+=($!)
+wait_line "$work/api.events" '"route":"api"' "the API-route forward ($(cat "$work/api.log"))"
+wait_line "$work/bastion.events" '"listening"' "the bastion forward ($(cat "$work/bastion.log"))"
+wait_line "$work/kubectl.out" 'Forwarding from 127.0.0.1:' "kubectl port-forward ($(cat "$work/kubectl.log"))"
+kubectl_local=$(grep -o 'Forwarding from 127.0.0.1:[0-9]*' "$work/kubectl.out" | head -1 | sed 's/.*://')
+
+declare -A local_port=([api]=$api_local [bastion]=$bastion_local [kubectl]=$kubectl_local)
+routes=(api bastion kubectl)
+
+# --- throughput ---------------------------------------------------------------------------
+download() { curl -s -o /dev/null -w '%{speed_download}\n' "http://127.0.0.1:$1/sandbox/bytes/$BYTES"; }
+for r in "${routes[@]}"; do download "${local_port[$r]}" >/dev/null; : >"$work/tp.$r"; done # warm up
+for _ in $(seq "$ROUNDS"); do # interleaved, so that drift hits all alike
+  for r in "${routes[@]}"; do download "${local_port[$r]}" | awk '{printf "%.1f\n", $1 / 1048576}' >>"$work/tp.$r"; done
+done
+
+# --- time to first byte -------------------------------------------------------------------
+one_ttfb() { curl -s -o /dev/null -w '%{time_starttransfer}\n' "http://127.0.0.1:$1/api/health"; }
+for r in "${routes[@]}"; do : >"$work/ttfb.$r"; done
+for i in $(seq "$TTFB_RUNS"); do # rotating order
+  for k in 0 1 2; do
+    r=${routes[$(((i + k) % 3))]}
+    one_ttfb "${local_port[$r]}" >>"$work/ttfb.$r"
+  done
+done
+
+declare -A tp ttfb
+for r in "${routes[@]}"; do
+  tp[$r]=$(median <"$work/tp.$r")
+  ttfb[$r]=$(median <"$work/ttfb.$r" | awk '{printf "%.2f", $1 * 1000}')
+  echo "$r MiB/s runs: $(tr '\n' ' ' <"$work/tp.$r")" >&2
+done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
+echo
+echo "one 64 MiB download, median of $ROUNDS (MiB/s, higher is better)"
+printf '  api %8s   bastion %8s   kubectl port-forward %8s   api/bastion %s   api/kubectl %s\n' \
+  "${tp[api]}" "${tp[bastion]}" "${tp[kubectl]}" "$(ratio "${tp[api]}" "${tp[bastion]}")" "$(ratio "${tp[api]}" "${tp[kubectl]}")"
+echo "time to first byte of a new connection, median of $TTFB_RUNS (ms, lower is better)"
+printf '  api %8s   bastion %8s   kubectl port-forward %8s   api/bastion %s   api/kubectl %s\n' \
+  "${ttfb[api]}" "${ttfb[bastion]}" "${ttfb[kubectl]}" "$(ratio "${ttfb[api]}" "${ttfb[bastion]}")" "$(ratio "${ttfb[api]}" "${ttfb[kubectl]}")"

@@ -1,0 +1,381 @@
+//! `Kube`, the third dialer: a Service port reached through the API server's
+//! `pods/portforward`, for a bastion that reaches only the API server (Paragon's VM bastion:
+//! there, Service names do not resolve and ClusterIPs do not route).
+//!
+//! `connect(service, port)` does what `kubectl port-forward svc/NAME PORT` does: read the
+//! Service, pick a ready pod of its selector, map the service port to the pod's port (a
+//! number, or a named container port), and open a port-forward to it with kube's WebSocket
+//! support (`v4.channel.k8s.io`), one per connection. The chosen pod is remembered until a
+//! port-forward to it fails; then the Service is resolved again, so a replaced pod (a rollout,
+//! the daily restart) is followed by the next connection. An idle forward holds no stream
+//! that the kubelet's streaming idle timeout could close.
+//!
+//! The `kube::Client` it is given already dials the API server through a `Dialer` (the SSH
+//! session to the bastion); this module knows nothing of SSH, forwards or health.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::{Api, ListParams};
+
+use crate::dial::{self, BoxStream, DialError, DialFuture, Dialer};
+
+/// Connections to Service ports through `pods/portforward`.
+#[derive(Clone)]
+pub struct Kube {
+    client: kube::Client,
+    namespace: String,
+    via: String,
+    timeout: Duration,
+    /// The last pod each `host:port` was forwarded to: (namespace, pod, pod port). Used
+    /// until a port-forward to it fails (the pod is gone), then resolved again.
+    chosen: Arc<Mutex<HashMap<(String, u16), PodPort>>>,
+}
+
+/// A pod's port: (namespace, pod, port).
+type PodPort = (String, String, u16);
+
+impl Kube {
+    /// `namespace` is where bare Service names (`grafana`) are looked up; `via` says how the
+    /// API server is reached, for messages (`bastion b:22`).
+    pub fn new(client: kube::Client, namespace: impl Into<String>, via: impl Into<String>) -> Self {
+        Kube {
+            client,
+            namespace: namespace.into(),
+            via: via.into(),
+            timeout: Duration::from_secs(20),
+            chosen: Arc::default(),
+        }
+    }
+
+    /// The deadline for resolving the Service and opening the port-forward.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    async fn open(&self, host: &str, port: u16) -> Result<BoxStream, String> {
+        let key = (host.to_string(), port);
+        let cached = self.chosen.lock().ok().and_then(|c| c.get(&key).cloned());
+        if let Some((namespace, pod, pod_port)) = cached {
+            match self.forward(&namespace, &pod, pod_port).await {
+                Ok(s) => return Ok(s),
+                Err(e) => tracing::debug!("api route: {e}; choosing a pod again"),
+            }
+        }
+        let (namespace, pod, pod_port) = self.resolve(host, port).await?;
+        let stream = self.forward(&namespace, &pod, pod_port).await?;
+        if let Ok(mut c) = self.chosen.lock() {
+            c.insert(key, (namespace, pod, pod_port));
+        }
+        Ok(stream)
+    }
+
+    /// What `kubectl port-forward svc/NAME PORT` would forward to: (namespace, pod, port).
+    async fn resolve(&self, host: &str, port: u16) -> Result<PodPort, String> {
+        let (name, namespace) = service_of(host).ok_or_else(|| {
+            format!("`{host}` is not a Service name (SERVICE[.NAMESPACE[.svc.cluster.local]])")
+        })?;
+        let namespace = namespace.unwrap_or(&self.namespace);
+        let services: Api<Service> = Api::namespaced(self.client.clone(), namespace);
+        let service = services
+            .get_opt(name)
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot read Service {namespace}/{name}: {}",
+                    super::one_line(&e)
+                )
+            })?
+            .ok_or_else(|| format!("no Service {namespace}/{name}"))?;
+        let spec = service.spec.unwrap_or_default();
+        let selector = spec.selector.unwrap_or_default();
+        if selector.is_empty() {
+            return Err(format!(
+                "Service {namespace}/{name} has no selector: no pod to forward to"
+            ));
+        }
+        let target = spec
+            .ports
+            .unwrap_or_default()
+            .into_iter()
+            .find(|p| p.port == i32::from(port))
+            .map(|p| p.target_port)
+            .ok_or_else(|| format!("Service {namespace}/{name} has no port {port}"))?;
+        let mut selector: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        selector.sort();
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let list = pods
+            .list(&ListParams::default().labels(&selector.join(",")))
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot list the pods of Service {namespace}/{name}: {}",
+                    super::one_line(&e)
+                )
+            })?;
+        let pod = ready_pod(list.items)
+            .ok_or_else(|| format!("Service {namespace}/{name} has no ready pod"))?;
+        let pod_name = pod.metadata.name.clone().unwrap_or_default();
+        let pod_port = pod_port(&pod, target.as_ref(), port)?;
+        Ok((namespace.to_string(), pod_name, pod_port))
+    }
+
+    /// A port-forward to `pod_port` of `namespace/pod_name`.
+    async fn forward(
+        &self,
+        namespace: &str,
+        pod_name: &str,
+        pod_port: u16,
+    ) -> Result<BoxStream, String> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let mut forwarder = pods.portforward(pod_name, &[pod_port]).await.map_err(|e| {
+            format!(
+                "port-forward to pod {namespace}/{pod_name}: {}",
+                super::one_line(&e)
+            )
+        })?;
+        let stream = forwarder
+            .take_stream(pod_port)
+            .ok_or_else(|| format!("port-forward to pod {namespace}/{pod_name} gave no stream"))?;
+        let error = forwarder.take_error(pod_port);
+        let what = format!("{namespace}/{pod_name}:{pod_port}");
+        tracing::debug!(pod = %what, "api route: port-forward open");
+        // The forwarder's task carries the bytes; it ends when either side closes. A failure
+        // inside the pod (nothing listening) arrives on the error channel.
+        tokio::spawn(async move {
+            if let Some(error) = error
+                && let Some(message) = error.await
+            {
+                tracing::warn!(pod = %what, "api route: {message}");
+            }
+            if let Err(e) = forwarder.join().await {
+                tracing::debug!(pod = %what, "api route: port-forward ended: {e}");
+            }
+        });
+        Ok(Box::new(stream))
+    }
+}
+
+impl Dialer for Kube {
+    fn connect<'a>(&'a self, host: &'a str, port: u16) -> DialFuture<'a> {
+        Box::pin(async move {
+            let target = dial::target(host, port);
+            match tokio::time::timeout(self.timeout, self.open(host, port)).await {
+                Ok(Ok(s)) => Ok(s),
+                // Refused: the forward and the health checks treat it as "nothing there".
+                Ok(Err(reason)) => Err(DialError::Io {
+                    target,
+                    source: io::Error::new(io::ErrorKind::ConnectionRefused, reason),
+                }),
+                Err(_) => Err(DialError::Timeout {
+                    target,
+                    after: self.timeout,
+                }),
+            }
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("the Kubernetes API (pods/portforward) via {}", self.via)
+    }
+}
+
+/// `grafana`, `grafana.paragon`, `grafana.paragon.svc[.cluster.local]`: the Service and, if
+/// given, its namespace. Anything else (an IP, `db.example.com`) is not a Service name.
+pub fn service_of(host: &str) -> Option<(&str, Option<&str>)> {
+    let labels: Vec<&str> = host.trim_end_matches('.').split('.').collect();
+    let dns_label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if !labels.iter().all(|l| dns_label(l)) || labels[0].bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    match labels.as_slice() {
+        [service] => Some((service, None)),
+        [service, namespace] => Some((service, Some(namespace))),
+        [service, namespace, "svc", rest @ ..] if rest.is_empty() || rest.len() == 2 => {
+            Some((service, Some(namespace)))
+        }
+        _ => None,
+    }
+}
+
+/// A running, ready pod not being deleted; the first by name, so the choice is stable while
+/// the pods are.
+fn ready_pod(mut pods: Vec<Pod>) -> Option<Pod> {
+    pods.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    pods.into_iter().find(|p| {
+        let status = p.status.as_ref();
+        p.metadata.deletion_timestamp.is_none()
+            && status.and_then(|s| s.phase.as_deref()) == Some("Running")
+            && status
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    })
+}
+
+/// The pod port a service port's `targetPort` names, as kubectl maps it: absent means the
+/// service port itself, a number is that port, a name is the container port of that name.
+fn pod_port(pod: &Pod, target: Option<&IntOrString>, service_port: u16) -> Result<u16, String> {
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let number = |n: i32| {
+        u16::try_from(n)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("target port {n} of pod {name} is not a TCP port"))
+    };
+    match target {
+        None => Ok(service_port),
+        Some(IntOrString::Int(n)) => number(*n),
+        Some(IntOrString::String(port_name)) => pod
+            .spec
+            .iter()
+            .flat_map(|s| &s.containers)
+            .flat_map(|c| c.ports.iter().flatten())
+            .find(|p| p.name.as_deref() == Some(port_name.as_str()))
+            .map(|p| number(p.container_port))
+            .unwrap_or_else(|| {
+                Err(format!(
+                    "pod {name} has no container port named `{port_name}`"
+                ))
+            }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_names_and_their_namespaces() {
+        assert_eq!(service_of("grafana"), Some(("grafana", None)));
+        assert_eq!(
+            service_of("grafana.paragon"),
+            Some(("grafana", Some("paragon")))
+        );
+        assert_eq!(
+            service_of("grafana.paragon.svc.cluster.local"),
+            Some(("grafana", Some("paragon")))
+        );
+        assert_eq!(
+            service_of("grafana.paragon.svc"),
+            Some(("grafana", Some("paragon")))
+        );
+        assert_eq!(service_of("postgres.paragon.internal"), None);
+        assert_eq!(service_of("10.0.0.1"), None);
+        assert_eq!(service_of("Grafana"), None);
+        assert_eq!(service_of(""), None);
+    }
+
+    fn pod(name: &str, ready: bool, ports: &[(&str, i32)]) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": { "name": name },
+            "spec": { "containers": [{ "name": "c", "ports": ports.iter()
+                .map(|(n, p)| serde_json::json!({ "name": n, "containerPort": p }))
+                .collect::<Vec<_>>() }] },
+            "status": { "phase": "Running", "conditions": [
+                { "type": "Ready", "status": if ready { "True" } else { "False" } }
+            ] }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_first_ready_pod_is_chosen() {
+        let pods = vec![
+            pod("b", true, &[]),
+            pod("a", false, &[]),
+            pod("c", true, &[]),
+        ];
+        assert_eq!(ready_pod(pods).unwrap().metadata.name.as_deref(), Some("b"));
+        assert!(ready_pod(vec![pod("a", false, &[])]).is_none());
+    }
+
+    #[test]
+    fn target_ports_map_as_kubectl_maps_them() {
+        let p = pod("g", true, &[("http", 3000), ("metrics", 9100)]);
+        assert_eq!(pod_port(&p, None, 4500), Ok(4500));
+        assert_eq!(pod_port(&p, Some(&IntOrString::Int(3000)), 4500), Ok(3000));
+        assert_eq!(
+            pod_port(&p, Some(&IntOrString::String("metrics".into())), 80),
+            Ok(9100)
+        );
+        let e = pod_port(&p, Some(&IntOrString::String("grpc".into())), 80).unwrap_err();
+        assert!(e.contains("no container port named `grpc`"), "{e}");
+        assert!(pod_port(&p, Some(&IntOrString::Int(70000)), 80).is_err());
+    }
+}
+
+#[cfg(test)]
+mod sandbox_tests {
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::dial::Direct;
+    use crate::sandbox::{Sandbox, SandboxOptions};
+
+    async fn get(dialer: &Kube, host: &str, port: u16, path: &str) -> String {
+        let mut s = dialer.connect(host, port).await.unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut out))
+            .await
+            .unwrap()
+            .unwrap();
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test]
+    async fn services_are_reached_through_pods_portforward_and_failures_name_the_cause() {
+        let sandbox = Sandbox::start(SandboxOptions::default()).await.unwrap();
+        let kubeconfig = kube::config::Kubeconfig::from_yaml(&sandbox.kubeconfig_yaml()).unwrap();
+        let client = crate::kube::client(
+            Arc::new(Direct::default()),
+            kubeconfig,
+            &crate::kube::Options::default(),
+        )
+        .await
+        .unwrap();
+        let kube = Kube::new(client, "paragon", "this machine");
+        let health = get(&kube, "grafana", 4500, "/api/health").await;
+        assert!(health.contains("\"database\":\"ok\""), "{health}");
+        let ready = get(
+            &kube,
+            "prometheus.paragon.svc.cluster.local",
+            9090,
+            "/-/ready",
+        )
+        .await;
+        assert!(ready.contains("Prometheus Server is Ready."), "{ready}");
+        let big = get(&kube, "grafana", 4500, "/sandbox/bytes/2000000").await;
+        assert!(big.ends_with(&"x".repeat(1000)) && big.len() > 2_000_000);
+
+        for (host, port, want) in [
+            ("nope", 80, "no Service paragon/nope"),
+            ("grafana", 80, "Service paragon/grafana has no port 80"),
+            ("db.example.com", 5432, "is not a Service name"),
+        ] {
+            let Err(e) = kube.connect(host, port).await else {
+                panic!("{host}:{port} connected");
+            };
+            assert!(e.to_string().contains(want), "{e}");
+        }
+        sandbox.shutdown().await;
+    }
+}

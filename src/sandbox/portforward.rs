@@ -1,0 +1,375 @@
+//! `pods/{name}/portforward`: the sandbox's answer to port-forwarding, over the three
+//! transports a real API server (1.31 and later) and its kubelet accept:
+//!
+//! - WebSocket with `v4.channel.k8s.io` (or no subprotocol): the kubelet's channel framing,
+//!   used by kube-rs. Each requested port `i` has data channel `2i` and error channel `2i+1`;
+//!   every message is one channel byte and a payload; the server first sends the port number
+//!   (2 bytes, little endian) on both channels of each port, then the pod's bytes on the data
+//!   channel and a failure as text on the error channel. One connection to the pod per port
+//!   and per WebSocket.
+//! - WebSocket with `SPDY/3.1+portforward.k8s.io`: SPDY carried in binary messages (what
+//!   kubectl tries first since 1.31).
+//! - `Upgrade: SPDY/3.1` with `X-Stream-Protocol-Version: portforward.k8s.io`: plain SPDY
+//!   (kubectl's fallback, and what older kubectl speaks). See `spdy`.
+//!
+//! "The pod" is a loopback HTTP server from `backends`, chosen by the pod's
+//! `app.kubernetes.io/name`; a pod whose application is not backed accepts the upgrade and
+//! fails each connection with the kubelet's message, as a pod with nothing listening would.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{SinkExt as _, StreamExt as _};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{CONNECTION, HeaderValue, UPGRADE};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::{Message, handshake::derive_accept_key};
+use tokio_util::sync::CancellationToken;
+
+use super::backends::Backends;
+use super::server::{Api, Reply, ReplyBody, status};
+use super::spdy;
+use super::store::Res;
+
+const CHANNEL_V4: &str = "v4.channel.k8s.io";
+const SPDY_TUNNEL: &str = "SPDY/3.1+portforward.k8s.io";
+const PORTFORWARD_V1: &str = "portforward.k8s.io";
+const X_STREAM_PROTOCOL: &str = "x-stream-protocol-version";
+const APP_LABEL: &str = "app.kubernetes.io/name";
+
+/// The pod a port-forward reaches: where its ports are served, and what to say when one is
+/// not.
+#[derive(Clone)]
+pub(crate) struct Target {
+    pod: String,
+    uid: String,
+    app: String,
+    backends: Arc<Backends>,
+    /// Cancelled when the sandbox stops: ends every forwarded connection.
+    pub stopped: CancellationToken,
+}
+
+impl Target {
+    /// Connects to the pod's `port`, or says why not in the kubelet's words.
+    pub(crate) async fn open(&self, port: u16) -> Result<TcpStream, String> {
+        let fail = |why: &str| {
+            format!(
+                "error forwarding port {port} to pod {}, uid {}: failed to connect to localhost:{port} inside the pod: {why}",
+                self.pod, self.uid
+            )
+        };
+        let addr: SocketAddr = self
+            .backends
+            .addr(&self.app, port)
+            .ok_or_else(|| fail("connection refused"))?;
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|e| fail(&e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        Ok(tcp)
+    }
+}
+
+/// The namespace and pod of a `pods/{name}/portforward` path.
+pub(crate) fn pod_of(path: &str) -> Option<(String, String)> {
+    let segs: Vec<&str> = path.split('/').skip(1).collect();
+    match segs.as_slice() {
+        ["api", "v1", "namespaces", ns, "pods", name, "portforward"] => {
+            Some((ns.to_string(), name.to_string()))
+        }
+        _ => None,
+    }
+}
+
+/// Answers a request for `pods/{pod}/portforward` in `namespace`.
+pub(crate) fn accept(
+    api: &Api,
+    (namespace, pod): (String, String),
+    mut req: Request<Incoming>,
+) -> Reply {
+    if !api.authorized(&req) {
+        return status(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "Unauthorized",
+            None,
+        );
+    }
+    let Some(target) = target(api, &namespace, &pod) else {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("pods \"{pod}\" not found"),
+            Some(("pods", &pod)),
+        );
+    };
+    let bad = |m: &str| status(StatusCode::BAD_REQUEST, "BadRequest", m, None);
+    let upgrade = header(&req, UPGRADE.as_str()).to_ascii_lowercase();
+    if upgrade == "websocket" {
+        let offered = header(&req, "sec-websocket-protocol");
+        let offered: Vec<&str> = offered.split(',').map(str::trim).collect();
+        // The first protocol the client lists that we speak, as the kubelet's handshake picks.
+        let chosen = offered
+            .iter()
+            .copied()
+            .find(|p| matches!(*p, CHANNEL_V4 | SPDY_TUNNEL | ""));
+        let Some(chosen) = chosen else {
+            return bad(&format!(
+                "none of the requested WebSocket subprotocols {offered:?} is supported; use {CHANNEL_V4} or {SPDY_TUNNEL}"
+            ));
+        };
+        let ports = if chosen == SPDY_TUNNEL {
+            Vec::new()
+        } else {
+            match requested_ports(&req) {
+                Ok(p) => p,
+                Err(m) => return bad(&m),
+            }
+        };
+        let key = header(&req, "sec-websocket-key");
+        if key.is_empty() {
+            return bad("a WebSocket upgrade needs Sec-WebSocket-Key");
+        }
+        let accept_key = derive_accept_key(key.as_bytes());
+        let upgraded = hyper::upgrade::on(&mut req);
+        let chosen = chosen.to_string();
+        let tunnel = chosen == SPDY_TUNNEL;
+        tokio::spawn(async move {
+            let io = match upgraded.await {
+                Ok(io) => TokioIo::new(io),
+                Err(e) => return tracing::debug!("sandbox portforward upgrade failed: {e}"),
+            };
+            let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+            let stopped = target.stopped.clone();
+            tokio::select! {
+                () = async {
+                    if tunnel {
+                        serve_spdy_tunnel(ws, target).await;
+                    } else {
+                        serve_channels(ws, target, ports).await;
+                    }
+                } => {}
+                () = stopped.cancelled() => {}
+            }
+        });
+        let mut r = switching(&[
+            (UPGRADE.as_str(), "websocket"),
+            ("sec-websocket-accept", &accept_key),
+        ]);
+        if !chosen.is_empty()
+            && let Ok(v) = HeaderValue::from_str(&chosen)
+        {
+            r.headers_mut().insert("sec-websocket-protocol", v);
+        }
+        return r;
+    }
+    if upgrade.starts_with("spdy/3.1") {
+        let versions = header(&req, X_STREAM_PROTOCOL);
+        if !versions.split(',').any(|v| v.trim() == PORTFORWARD_V1) {
+            return bad(&format!(
+                "unable to upgrade: no supported stream protocol in {versions:?}; want {PORTFORWARD_V1}"
+            ));
+        }
+        let upgraded = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            let io = match upgraded.await {
+                Ok(io) => TokioIo::new(io),
+                Err(e) => return tracing::debug!("sandbox portforward upgrade failed: {e}"),
+            };
+            let (r, w) = tokio::io::split(io);
+            let stopped = target.stopped.clone();
+            tokio::select! {
+                r = spdy::serve(r, w, target) => if let Err(e) = r {
+                    tracing::debug!("sandbox portforward: {e}");
+                },
+                () = stopped.cancelled() => {}
+            }
+        });
+        return switching(&[
+            (UPGRADE.as_str(), "SPDY/3.1"),
+            (X_STREAM_PROTOCOL, PORTFORWARD_V1),
+        ]);
+    }
+    bad("Upgrade request required")
+}
+
+fn target(api: &Api, namespace: &str, pod: &str) -> Option<Target> {
+    let world = api.world();
+    let entry = world.get(Res::Pods, namespace, pod)?;
+    let mut json = Vec::new();
+    entry.write_object(&mut json);
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_slice(&json).ok()?;
+    let app = pod
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(APP_LABEL))
+        .cloned()
+        .unwrap_or_default();
+    Some(Target {
+        pod: pod.metadata.name.unwrap_or_default(),
+        uid: pod.metadata.uid.unwrap_or_default(),
+        app,
+        backends: api.backends.clone(),
+        stopped: api.stopped.clone(),
+    })
+}
+
+/// Every value of a header, joined with commas.
+fn header(req: &Request<Incoming>, name: &str) -> String {
+    req.headers()
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The `ports` query parameter(s), each a list of ports separated by commas.
+fn requested_ports(req: &Request<Incoming>) -> Result<Vec<u16>, String> {
+    let mut ports = Vec::new();
+    for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        if k != "ports" {
+            continue;
+        }
+        for p in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match p.parse::<u16>() {
+                Ok(n) if n > 0 => ports.push(n),
+                _ => return Err(format!("invalid port {p:?}: ports are 1 to 65535")),
+            }
+        }
+    }
+    if ports.is_empty() {
+        return Err("at least one port must be given: ?ports=N".into());
+    }
+    Ok(ports)
+}
+
+fn switching(headers: &[(&str, &str)]) -> Reply {
+    let mut r = Response::new(ReplyBody::Whole(Full::new(Bytes::new())));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    r.headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    for (k, v) in headers {
+        if let (Ok(k), Ok(v)) = (
+            hyper::header::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    r
+}
+
+type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// SPDY in binary WebSocket messages: each message is a run of the SPDY byte stream.
+async fn serve_spdy_tunnel(ws: Ws, target: Target) {
+    let (sink, stream) = ws.split();
+    let reader = tokio_util::io::StreamReader::new(
+        stream
+            .take_while(|m| std::future::ready(!matches!(m, Ok(Message::Close(_)))))
+            .filter_map(|m| {
+                std::future::ready(match m {
+                    Ok(Message::Binary(b)) => Some(Ok(b)),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(std::io::Error::other(e))),
+                })
+            }),
+    );
+    let writer = tokio_util::io::SinkWriter::new(tokio_util::io::CopyToBytes::new(
+        sink.sink_map_err(std::io::Error::other)
+            .with(|b: Bytes| std::future::ready(Ok::<_, std::io::Error>(Message::Binary(b)))),
+    ));
+    if let Err(e) = spdy::serve(reader, writer, target).await {
+        tracing::debug!("sandbox portforward tunnel: {e}");
+    }
+}
+
+/// The kubelet's channel framing (`v4.channel.k8s.io`), one pod connection per port.
+async fn serve_channels(mut ws: Ws, target: Target, ports: Vec<u16>) {
+    let (tx, mut rx) = mpsc::channel::<(u8, Option<Bytes>)>(16);
+    let mut writers = Vec::with_capacity(ports.len());
+    for (i, port) in ports.iter().enumerate() {
+        let (data, error) = (2 * i as u8, 2 * i as u8 + 1);
+        let lo_hi = port.to_le_bytes();
+        for ch in [data, error] {
+            if ws
+                .send(Message::binary(vec![ch, lo_hi[0], lo_hi[1]]))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        match target.open(*port).await {
+            Ok(tcp) => {
+                let (mut rd, wr) = tcp.into_split();
+                writers.push(Some(wr));
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 32 * 1024];
+                    loop {
+                        match rd.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                let chunk = Bytes::copy_from_slice(&buf[..n]);
+                                if tx.send((data, Some(chunk))).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    let _ = tx.send((data, None)).await;
+                });
+            }
+            Err(message) => {
+                writers.push(None);
+                let mut m = vec![error];
+                m.extend_from_slice(message.as_bytes());
+                let _ = ws.send(Message::binary(m)).await;
+                let _ = tx.send((data, None)).await;
+            }
+        }
+    }
+    drop(tx);
+    let mut open = ports.len();
+    while open > 0 {
+        tokio::select! {
+            from_pod = rx.recv() => match from_pod {
+                Some((ch, Some(bytes))) => {
+                    let mut m = Vec::with_capacity(bytes.len() + 1);
+                    m.push(ch);
+                    m.extend_from_slice(&bytes);
+                    if ws.send(Message::binary(m)).await.is_err() {
+                        return;
+                    }
+                }
+                Some((_, None)) => open -= 1,
+                None => break,
+            },
+            from_client = ws.next() => match from_client {
+                Some(Ok(Message::Binary(b))) if b.len() > 1 && b[0] % 2 == 0 => {
+                    let i = usize::from(b[0] / 2);
+                    if let Some(Some(w)) = writers.get_mut(i)
+                        && w.write_all(&b[1..]).await.is_err()
+                    {
+                        writers[i] = None;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    // Every pod connection has ended: so does the WebSocket, as the kubelet's does.
+    let _ = ws.close(None).await;
+}

@@ -1,0 +1,355 @@
+//! The API route (issue 12): a bastion outside the cluster network reaches the monitoring
+//! services through the API server's `pods/portforward`, never by their addresses.
+//!
+//! Topology: `client` -- `bastion` -- `private`. The sandbox (the API server, and behind it
+//! the monitoring pods on its own loopback) runs in `private`; the bastion reaches only its
+//! API port: Service names do not resolve there and ClusterIPs do not route.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::support::Home;
+use crate::support::netns::Topology;
+use crate::support::sandbox::kubectl_path;
+use crate::support::sshd::{Sshd, SshdOptions};
+
+const BASTION: &str = "198.51.100.1";
+const PRIVATE: &str = "203.0.113.2";
+
+/// The topology with the sandbox listening on the private host.
+struct Scene {
+    kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+    // Last: its Drop kills the sandbox and deletes the namespaces.
+    net: Topology,
+}
+
+impl Scene {
+    fn new() -> Scene {
+        let net = Topology::new(&["client", "bastion", "private"]);
+        net.link("client", "198.51.100.2/24", "bastion", "198.51.100.1/24");
+        net.link("bastion", "203.0.113.1/24", "private", "203.0.113.2/24");
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        net.spawn(
+            net.command("private", env!("CARGO_BIN_EXE_paragon-admin"))
+                .args(["--quiet", "sandbox", "--listen", &format!("{PRIVATE}:6443")])
+                .arg("--kubeconfig-out")
+                .arg(&kubeconfig)
+                .env("HOME", dir.path())
+                .stdout(Stdio::null()),
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !kubeconfig.exists() {
+            assert!(Instant::now() < deadline, "the sandbox wrote no kubeconfig");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Scene {
+            kubeconfig,
+            _dir: dir,
+            net,
+        }
+    }
+
+    /// The real kubectl on `host`, with the sandbox's kubeconfig.
+    fn kubectl(&self, host: &str) -> Command {
+        let mut c = self.net.command(host, kubectl_path());
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self._dir.path())
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--request-timeout=30s");
+        c
+    }
+
+    /// curl on `host`: the body, or why not.
+    fn curl(&self, host: &str, url: &str) -> Result<String, String> {
+        let out = self
+            .net
+            .command(host, "curl")
+            .args(["-sS", "--fail", "--max-time", "10", url])
+            .output()
+            .expect("curl is needed");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+}
+
+/// A long-running process, killed in `Drop`, and the file its stderr goes to.
+struct Running(Child, tempfile::NamedTempFile);
+
+impl Running {
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.1.path()).unwrap_or_default()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Spawns `cmd` with stdout piped and returns it with the first stdout line that contains
+/// `marker` (within 30 s), or panics with what it wrote to stderr.
+fn spawn_until(cmd: &mut Command, marker: &'static str) -> (Running, String) {
+    let stderr = tempfile::NamedTempFile::new().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(stderr.reopen().unwrap()))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let stdout = child.stdout.take().unwrap();
+    let running = Running(child, stderr);
+    let (tx, rx) = mpsc::channel();
+    // Reads to the end: kubectl dies of SIGPIPE if its stdout ("Handling connection for")
+    // is closed.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if line.contains(marker) {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(line) => (running, line),
+        Err(_) => panic!("no line with {marker:?}; stderr: {}", running.stderr()),
+    }
+}
+
+/// `Forwarding from 127.0.0.1:PORT -> 4500`: PORT.
+fn forwarded_port(line: &str) -> u16 {
+    line.split("127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no local port in {line:?}"))
+}
+
+#[test]
+fn kubectl_port_forward_reaches_the_sandboxs_grafana_from_a_bastion_outside_the_cluster() {
+    let s = Scene::new();
+    s.net
+        .wait_tcp("bastion", PRIVATE, 6443, Duration::from_secs(20));
+    // The bastion reaches the API, not the Service: its name does not resolve and its
+    // ClusterIP does not route.
+    let out = s
+        .kubectl("bastion")
+        .args(["-n", "paragon", "get", "svc", "grafana"])
+        .args(["-o", "jsonpath={.spec.clusterIP}"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cluster_ip = String::from_utf8(out.stdout).unwrap();
+    assert!(!cluster_ip.is_empty());
+    assert!(
+        s.curl("bastion", &format!("http://{cluster_ip}:4500/api/health"))
+            .is_err()
+    );
+    assert!(
+        s.curl("bastion", "http://grafana.paragon.svc.cluster.local:4500/")
+            .is_err()
+    );
+
+    // kubectl 1.31+ tunnels SPDY in a WebSocket; without that feature it upgrades to SPDY
+    // directly (what it also falls back to). The sandbox must serve both.
+    for websockets in ["true", "false"] {
+        let mut cmd = s.kubectl("bastion");
+        cmd.env("KUBECTL_PORT_FORWARD_WEBSOCKETS", websockets)
+            .args(["-n", "paragon", "port-forward", "svc/grafana", "0:4500"]);
+        let (pf, line) = spawn_until(&mut cmd, "Forwarding from 127.0.0.1:");
+        let port = forwarded_port(&line);
+        let page = s
+            .curl("bastion", &format!("http://127.0.0.1:{port}/"))
+            .unwrap_or_else(|e| panic!("websockets={websockets}: {e}; kubectl: {}", pf.stderr()));
+        assert!(page.contains("<h1>Grafana</h1>"), "{page}");
+        // Several connections over the one forward, each its own pair of streams.
+        for _ in 0..3 {
+            let health = s
+                .curl("bastion", &format!("http://127.0.0.1:{port}/api/health"))
+                .unwrap();
+            assert!(health.contains("\"database\":\"ok\""), "{health}");
+        }
+        let big = s
+            .curl(
+                "bastion",
+                &format!("http://127.0.0.1:{port}/sandbox/bytes/3000000"),
+            )
+            .unwrap();
+        assert_eq!(big.len(), 3_000_000, "websockets={websockets}");
+    }
+}
+
+#[test]
+fn a_port_nothing_listens_on_in_the_pod_fails_with_the_kubelets_message() {
+    let s = Scene::new();
+    s.net
+        .wait_tcp("bastion", PRIVATE, 6443, Duration::from_secs(20));
+    let mut cmd = s.kubectl("bastion");
+    cmd.args(["-n", "paragon", "port-forward", "svc/kibana", "0:5601"]);
+    let (mut pf, line) = spawn_until(&mut cmd, "Forwarding from 127.0.0.1:");
+    let port = forwarded_port(&line);
+    assert!(
+        s.curl("bastion", &format!("http://127.0.0.1:{port}/"))
+            .is_err()
+    );
+    // kubectl reports the error stream's text and gives up on the forward.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = pf.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "kubectl kept running");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let err = pf.stderr();
+    assert!(
+        err.contains("error forwarding port 5601 to pod kibana-")
+            && err.contains("failed to connect to localhost:5601"),
+        "{err}"
+    );
+}
+
+/// An OpenSSH bastion in the `bastion` namespace, and a home whose profile `test` uses it
+/// with the sandbox's kubeconfig (the API server is dialed from the bastion).
+fn bastion_for(s: &Scene) -> (Sshd, Home) {
+    let sshd = Sshd::start_with(SshdOptions {
+        listen: BASTION.to_string(),
+        prefix: vec![
+            "ip".into(),
+            "netns".into(),
+            "exec".into(),
+            s.net.ns("bastion").into(),
+        ],
+        ..SshdOptions::default()
+    });
+    let home = Home::new();
+    let kh = sshd.write_known_hosts(&home.path().join("known_hosts"));
+    home.write_config(&sshd.profile_toml(
+        &kh,
+        "yes",
+        &format!(
+            "[profiles.test.kube]\nkubeconfig = \"{}\"\n",
+            s.kubeconfig.display()
+        ),
+    ));
+    (sshd, home)
+}
+
+/// `paragon-admin --output json forward ARGS` (one forward) on the client, and its
+/// listening event.
+fn forward(s: &Scene, home: &Home, args: &[&str]) -> (Running, serde_json::Value) {
+    let mut cmd = s.net.paragon("client", home);
+    cmd.args(["--output", "json", "forward"]).args(args);
+    let (running, line) = spawn_until(&mut cmd, "\"listening\"");
+    (running, serde_json::from_str(&line).unwrap())
+}
+
+#[test]
+fn forward_reaches_grafana_through_the_api_when_the_bastion_cannot_route_to_it() {
+    let s = Scene::new();
+    s.net
+        .wait_tcp("bastion", PRIVATE, 6443, Duration::from_secs(20));
+    let (_sshd, home) = bastion_for(&s);
+
+    // auto: the bastion cannot resolve grafana.paragon.svc.cluster.local, so the API route.
+    let (pf, e) = forward(&s, &home, &["0:grafana"]);
+    assert_eq!(e["route"], "api", "{e}");
+    assert_eq!(e["target"], "grafana.paragon.svc.cluster.local:4500", "{e}");
+    let local = e["local"].as_str().unwrap();
+    let page = s
+        .curl("client", &format!("http://{local}/"))
+        .unwrap_or_else(|err| panic!("{err}; forward: {}", pf.stderr()));
+    assert!(page.contains("<h1>Grafana</h1>"), "{page}");
+    let health = s
+        .curl("client", &format!("http://{local}/api/health"))
+        .unwrap();
+    assert!(health.contains("\"database\":\"ok\""), "{health}");
+    drop(pf);
+
+    // --via bastion insists on the bastion: the listener opens, connections fail.
+    let (pf, e) = forward(&s, &home, &["--via", "bastion", "0:grafana"]);
+    assert_eq!(e["route"], "bastion");
+    let local = e["local"].as_str().unwrap();
+    assert!(s.curl("client", &format!("http://{local}/")).is_err());
+    drop(pf);
+}
+
+#[test]
+fn a_grafana_pod_replaced_under_a_live_forward_is_followed_by_the_next_connection() {
+    let s = Scene::new();
+    s.net
+        .wait_tcp("bastion", PRIVATE, 6443, Duration::from_secs(20));
+    let (_sshd, home) = bastion_for(&s);
+    let (pf, e) = forward(&s, &home, &["0:grafana"]);
+    assert_eq!(e["route"], "api", "{e}");
+    let url = format!("http://{}/api/health", e["local"].as_str().unwrap());
+    s.curl("client", &url)
+        .unwrap_or_else(|err| panic!("{err}; forward: {}", pf.stderr()));
+
+    let grafana_pods = || {
+        let out = s
+            .kubectl("bastion")
+            .args(["-n", "paragon", "get", "pods", "-o", "name"])
+            .args(["-l", "app.kubernetes.io/name=grafana"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let before = grafana_pods();
+    assert!(before.starts_with("pod/grafana-"), "{before}");
+    // The daily restart, as `kubectl delete pod` does it: the ReplicaSet's new pod takes over.
+    let out = s
+        .kubectl("bastion")
+        .args(["-n", "paragon", "delete", &before])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = grafana_pods();
+    // Only a ReplicaSet's pods are replaced; the rest of the sandbox stays read-only.
+    let out = s
+        .kubectl("bastion")
+        .args(["-n", "paragon", "delete", "pod", "prometheus-0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("only pods a ReplicaSet owns"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        after.starts_with("pod/grafana-") && after != before,
+        "{before} -> {after}"
+    );
+
+    // The same forward, still running, reaches the new pod (the old one's port-forward is
+    // a 404 now).
+    let health = s
+        .curl("client", &url)
+        .unwrap_or_else(|err| panic!("{err}; forward: {}", pf.stderr()));
+    assert!(health.contains("\"database\":\"ok\""), "{health}");
+}
