@@ -40,6 +40,9 @@ pub enum Fault {
     /// `Pending`, condition `PodScheduled` False with reason `Unschedulable` and message
     /// `0/N nodes are available: N Insufficient memory. preemption: ...`, and no container
     /// statuses. The Deployment stays available (`availableReplicas` 2, `Available` True).
+    /// The scheduler's new-style `FailedScheduling` event about it (`events.k8s.io`,
+    /// `eventTime` 25 minutes ago, `series.count` 41, last observed 30 s ago, no `count`)
+    /// repeats the message.
     Pending,
     /// `oom-killed`: the first pod (by name) of Deployment `paragon/worker-workflows` has
     /// `restartCount` 1 and `lastState.terminated` reason `OOMKilled`, exit code 137, finished

@@ -425,7 +425,7 @@ fn every_fault_is_visible_through_kubectl() {
         "--field-selector",
         "type=Warning",
     ]);
-    assert_eq!(items(&warnings).len(), 2);
+    assert_eq!(with_fault(&warnings, "warning-events").len(), 2);
 }
 
 #[test]
@@ -756,4 +756,63 @@ fn an_expired_continue_fails_the_list_once_then_lists_are_served() {
     let all = sb.kubectl_ok(&args);
     assert!(all.lines().count() > 60, "{all}");
     assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn kubectl_reads_both_event_apis_and_storage_classes() {
+    let sb = SandboxProc::start(&["--fault", "pending"]);
+    // `get events` (core v1) shows the scheduler's series: its count and last time.
+    let ev = sb.kubectl_ok(&["get", "events", "-n", "paragon", "-o", "wide"]);
+    let failed = ev
+        .lines()
+        .find(|l| l.contains("FailedScheduling"))
+        .unwrap_or_else(|| panic!("{ev}"));
+    assert!(failed.contains("default-scheduler"), "{failed}");
+    assert!(failed.split_whitespace().any(|w| w == "41"), "{failed}");
+    let core = sb.kubectl_json(&["get", "events", "-n", "paragon"]);
+    let series = items(&core)
+        .iter()
+        .find(|e| e["reason"] == "FailedScheduling")
+        .unwrap();
+    assert_eq!(series["series"]["count"], 41);
+    assert!(series.get("count").is_none() && series["lastTimestamp"].is_null());
+    // The same events through events.k8s.io/v1, and node events with no namespace.
+    let v1 = sb.kubectl_json(&["get", "events.v1.events.k8s.io", "-A"]);
+    assert_eq!(v1["items"][0]["apiVersion"], "events.k8s.io/v1");
+    let same = items(&v1)
+        .iter()
+        .find(|e| e["reason"] == "FailedScheduling")
+        .unwrap();
+    assert_eq!(same["series"]["count"], 41);
+    assert_eq!(same["reportingController"], "default-scheduler");
+    let node = items(&v1)
+        .iter()
+        .find(|e| e["regarding"]["kind"] == "Node")
+        .unwrap();
+    assert_eq!(node["metadata"]["namespace"], "default");
+    assert!(node["regarding"].get("namespace").is_none(), "{node}");
+    let all = sb.kubectl_ok(&["get", "ev", "-A"]);
+    assert!(all.contains("node/ip-"), "{all}");
+
+    let sc = sb.kubectl_ok(&["get", "sc"]);
+    let rows: Vec<Vec<&str>> = sc.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(
+        rows[0],
+        [
+            "NAME",
+            "PROVISIONER",
+            "RECLAIMPOLICY",
+            "VOLUMEBINDINGMODE",
+            "ALLOWVOLUMEEXPANSION",
+            "AGE"
+        ]
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r[..3] == ["gp2", "(default)", "kubernetes.io/aws-ebs"]),
+        "{sc}"
+    );
+    assert!(rows.iter().any(|r| r.contains(&"Immediate")), "{sc}");
+    let pvc = sb.kubectl_ok(&["get", "pvc", "-n", "paragon", "redis-insight-data"]);
+    assert!(pvc.contains("Pending") && pvc.contains("gp2"), "{pvc}");
 }

@@ -9,6 +9,8 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Event, Node, PersistentVolumeClaim, Pod, PodCondition, Secret, Service,
 };
+use k8s_openapi::api::events::v1::Event as EventV1;
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde::de::DeserializeOwned;
 
@@ -94,6 +96,8 @@ fn every_served_object_parses_as_its_kubernetes_type() {
             Res::ReplicaSets => objects::<ReplicaSet>(&w, res).len(),
             Res::Jobs => objects::<Job>(&w, res).len(),
             Res::CronJobs => objects::<CronJob>(&w, res).len(),
+            Res::StorageClasses => objects::<StorageClass>(&w, res).len(),
+            Res::EventsV1 => objects::<EventV1>(&w, res).len(),
         };
         assert!(n > 0, "{res:?} is empty");
         for e in w.all(res) {
@@ -183,11 +187,26 @@ fn clean_installation_is_healthy() {
         let st = d.status.unwrap();
         assert_eq!(st.number_ready, st.desired_number_scheduled);
     }
+    // Claims are bound, or wait for their first consumer on a WaitForFirstConsumer class.
+    let waiting: Vec<String> = objects::<StorageClass>(&w, Res::StorageClasses)
+        .into_iter()
+        .filter(|c| c.volume_binding_mode.as_deref() == Some("WaitForFirstConsumer"))
+        .map(|c| c.metadata.name.unwrap())
+        .collect();
     for p in objects::<PersistentVolumeClaim>(&w, Res::PersistentVolumeClaims) {
-        assert_eq!(p.status.unwrap().phase.as_deref(), Some("Bound"));
+        let class = p.spec.unwrap().storage_class_name.unwrap();
+        match p.status.unwrap().phase.as_deref() {
+            Some("Bound") => {}
+            Some("Pending") => assert!(waiting.contains(&class), "{class}"),
+            other => panic!("{other:?}"),
+        }
     }
+    // Warnings only about pods that no longer exist (replaced by the daily restart).
     for e in objects::<Event>(&w, Res::Events) {
-        assert_eq!(e.type_.as_deref(), Some("Normal"));
+        if e.type_.as_deref() != Some("Normal") {
+            let name = e.involved_object.name.unwrap();
+            assert!(w.get(Res::Pods, PARAGON, &name).is_none(), "{name}");
+        }
     }
     let secrets = objects::<Secret>(&w, Res::Secrets);
     let releases: Vec<_> = secrets
@@ -457,6 +476,7 @@ fn pvc_pending_fault() {
     let pending: Vec<_> = objects::<PersistentVolumeClaim>(&w, Res::PersistentVolumeClaims)
         .into_iter()
         .filter(|p| p.status.as_ref().unwrap().phase.as_deref() == Some("Pending"))
+        .filter(|p| faulted(&p.metadata, Fault::PvcPending))
         .collect();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].metadata.name.as_deref(), Some("pgadmin-data"));
@@ -607,6 +627,7 @@ fn warning_events_fault() {
     let warnings: Vec<_> = objects::<Event>(&w, Res::Events)
         .into_iter()
         .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .filter(|e| faulted(&e.metadata, Fault::WarningEvents))
         .collect();
     assert_eq!(warnings.len(), 2);
     for e in &warnings {
@@ -618,5 +639,122 @@ fn warning_events_fault() {
             e.involved_object.name.as_deref().unwrap(),
         );
         assert!(pod.is_some());
+    }
+}
+
+#[test]
+fn storage_classes_bind_both_ways_and_a_claim_waits_for_its_first_consumer() {
+    let w = world(&[]);
+    let classes = objects::<StorageClass>(&w, Res::StorageClasses);
+    let modes: Vec<_> = classes
+        .iter()
+        .map(|c| c.volume_binding_mode.as_deref().unwrap())
+        .collect();
+    assert!(modes.contains(&"Immediate") && modes.contains(&"WaitForFirstConsumer"));
+    let default: Vec<_> = classes
+        .iter()
+        .filter(|c| {
+            c.metadata.annotations.as_ref().is_some_and(|a| {
+                a.get("storageclass.kubernetes.io/is-default-class")
+                    .map(String::as_str)
+                    == Some("true")
+            })
+        })
+        .collect();
+    assert_eq!(default.len(), 1);
+    assert_eq!(
+        default[0].volume_binding_mode.as_deref(),
+        Some("WaitForFirstConsumer")
+    );
+    let pvc = objects::<PersistentVolumeClaim>(&w, Res::PersistentVolumeClaims)
+        .into_iter()
+        .find(|p| p.metadata.name.as_deref() == Some("redis-insight-data"))
+        .unwrap();
+    assert_eq!(pvc.status.unwrap().phase.as_deref(), Some("Pending"));
+    assert_eq!(
+        pvc.spec.unwrap().storage_class_name,
+        default[0].metadata.name
+    );
+    let ev = objects::<Event>(&w, Res::Events)
+        .into_iter()
+        .find(|e| e.reason.as_deref() == Some("WaitForFirstConsumer"))
+        .unwrap();
+    assert_eq!(
+        ev.involved_object.name.as_deref(),
+        Some("redis-insight-data")
+    );
+    assert_eq!(
+        ev.source.unwrap().component.as_deref(),
+        Some("persistentvolume-controller")
+    );
+    assert!(ev.count.unwrap() > 1000);
+}
+
+#[test]
+fn events_are_served_in_both_shapes_as_the_api_server_converts_them() {
+    let w = world(&[Fault::Pending]);
+    let core = objects::<Event>(&w, Res::Events);
+    let v1 = objects::<EventV1>(&w, Res::EventsV1);
+    assert_eq!(core.len(), v1.len());
+    // The scheduler's repeated FailedScheduling: a series, no count or lastTimestamp.
+    let failed = core
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("FailedScheduling"))
+        .unwrap();
+    assert_eq!(
+        (
+            failed.count,
+            &failed.last_timestamp,
+            &failed.first_timestamp
+        ),
+        (None, &None, &None)
+    );
+    assert!(failed.event_time.is_some());
+    let series = failed.series.as_ref().unwrap();
+    assert_eq!(series.count, Some(41));
+    assert_eq!(
+        series.last_observed_time.as_ref().unwrap().0.as_second(),
+        NOW - 30
+    );
+    let same = v1
+        .iter()
+        .find(|e| e.metadata.name == failed.metadata.name)
+        .unwrap();
+    assert_eq!(same.series.as_ref().unwrap().count, 41);
+    assert_eq!(
+        same.reporting_controller.as_deref(),
+        Some("default-scheduler")
+    );
+    assert_eq!(same.note, failed.message);
+    assert_eq!(same.deprecated_count, None);
+    // A legacy event in the new shape keeps its count as deprecatedCount.
+    let claim = v1
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("WaitForFirstConsumer"))
+        .unwrap();
+    assert!(claim.deprecated_count.unwrap() > 1000);
+    assert!(claim.event_time.is_none());
+    // Events about nodes live in default and name no namespace.
+    let node = core
+        .iter()
+        .find(|e| e.involved_object.kind.as_deref() == Some("Node"))
+        .unwrap();
+    assert_eq!(node.metadata.namespace.as_deref(), Some("default"));
+    assert_eq!(node.involved_object.namespace, None);
+    assert_eq!(node.involved_object.uid, node.involved_object.name);
+    // Warnings about pods replaced by today's restart: no such pod exists.
+    let pods: Vec<String> = objects::<Pod>(&w, Res::Pods)
+        .into_iter()
+        .map(|p| p.metadata.name.unwrap())
+        .collect();
+    let gone: Vec<_> = core
+        .iter()
+        .filter(|e| {
+            e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("Unhealthy")
+        })
+        .collect();
+    assert_eq!(gone.len(), 3);
+    for e in gone {
+        assert!(!pods.contains(e.involved_object.name.as_ref().unwrap()));
     }
 }

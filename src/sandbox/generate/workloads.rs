@@ -16,7 +16,7 @@ use super::events::{EventPlan, Involved};
 use super::pods::{PodPlan, PodState, Terminated};
 use super::storage::PvcPlan;
 use super::tables::Workload;
-use super::{DAY, FAULT_ANNOTATION, Gen, MINUTE, has, labels, s, selector_text, time};
+use super::{DAY, FAULT_ANNOTATION, FirstPod, Gen, MINUTE, has, labels, s, selector_text, time};
 use crate::sandbox::store::{Cell, Res};
 use crate::sandbox::{Fault, SandboxError};
 
@@ -86,6 +86,9 @@ impl Gen<'_> {
         // ReplicaSets: yesterday's (scaled to 0), the current one, and a new one mid-rollout.
         let hash = self.rng.suffix(10);
         let old_hash = self.rng.suffix(10);
+        if paragon {
+            self.replaced.insert(w.name, old_hash.clone());
+        }
         let new_hash = self.rng.suffix(10);
         let rs_created = pods_created - 2;
         let mut rs_labels = sel.clone();
@@ -164,7 +167,17 @@ impl Gen<'_> {
                 claim: None,
             })?;
             if i == 0 {
-                self.first_pods.insert(w.name, (name.clone(), uid, ip));
+                let node = self.nodes[node].name.clone();
+                self.first_pods.insert(
+                    w.name,
+                    FirstPod {
+                        name: name.clone(),
+                        uid,
+                        ip,
+                        node,
+                        created,
+                    },
+                );
             }
         }
 
@@ -581,9 +594,9 @@ impl Gen<'_> {
             Some(self.take_node())
         };
         let name = format!("{}-{new_hash}-{}", w.name, self.rng.suffix(5));
-        self.pod(PodPlan {
+        let (uid, _) = self.pod(PodPlan {
             w,
-            name,
+            name: name.clone(),
             labels: l,
             owner: rs_owner,
             node,
@@ -595,6 +608,7 @@ impl Gen<'_> {
             restart_policy: "Always",
             claim: None,
         })?;
+        self.fault_pods.insert(f, (name, uid));
         Ok(())
     }
 }
