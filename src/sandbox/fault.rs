@@ -91,6 +91,10 @@ pub enum Fault {
     /// terminated with reason `Error`, exit code 1, pod condition `Ready` False with reason
     /// `PodFailed`. A clean sandbox has no `migrations-postgres-*` Job.
     MigrationFailed,
+    /// `pending-release`: Helm release `paragon-monitoring` has a new latest revision stuck
+    /// in `pending-upgrade` (labels `status=pending-upgrade`, `modifiedAt` 3 hours ago; the
+    /// payload's status the same), as Helm leaves it when its process is killed mid-upgrade.
+    PendingRelease,
     /// `api-throttle`: the first time each distinct request (path and query) for an API
     /// resource arrives it is refused with `429 Too Many Requests`, a `Retry-After: 1`
     /// header and a `Status` (reason `TooManyRequests`, `details.retryAfterSeconds` 1); the
@@ -115,98 +119,33 @@ pub enum Fault {
 }
 
 /// Each fault without data: its name and a one-line help, in declaration order.
-const TABLE: [(Fault, &str, &str); 17] = [
-    (
-        Fault::CrashLoop,
-        "crashloop",
-        "a worker-actions pod in CrashLoopBackOff",
-    ),
-    (
-        Fault::ImagePull,
-        "image-pull",
-        "a hermes pod in ImagePullBackOff",
-    ),
+#[rustfmt::skip]
+const TABLE: [(Fault, &str, &str); 18] = [
+    (Fault::CrashLoop, "crashloop", "a worker-actions pod in CrashLoopBackOff"),
+    (Fault::ImagePull, "image-pull", "a hermes pod in ImagePullBackOff"),
     (Fault::Pending, "pending", "an unschedulable zeus pod"),
-    (
-        Fault::OomKilled,
-        "oom-killed",
-        "a worker-workflows container recently OOMKilled",
-    ),
-    (
-        Fault::NodeNotReady,
-        "node-not-ready",
-        "the last node stops reporting (NotReady)",
-    ),
-    (
-        Fault::NodePressure,
-        "node-pressure",
-        "the first node under memory pressure",
-    ),
-    (
-        Fault::DeploymentUnavailable,
-        "deployment-unavailable",
-        "Deployment passport with no available replica",
-    ),
-    (
-        Fault::PvcPending,
-        "pvc-pending",
-        "PVC pgadmin-data stuck Pending",
-    ),
-    (
-        Fault::FailedRelease,
-        "failed-release",
-        "Helm release paragon-on-prem's latest revision failed",
-    ),
-    (
-        Fault::ExpiringCert,
-        "expiring-cert",
-        "TLS secret paragon-tls expires in 9 days",
-    ),
-    (
-        Fault::WarningEvents,
-        "warning-events",
-        "Warning events in the last hour",
-    ),
-    (
-        Fault::MigrationFailed,
-        "migration-failed",
-        "a failed database migrations Job left behind",
-    ),
-    (
-        Fault::ApiThrottle,
-        "api-throttle",
-        "429 with Retry-After on each request's first try",
-    ),
-    (
-        Fault::ApiExpiredContinue,
-        "api-expired-continue",
-        "410 Expired on the first continued list of each kind",
-    ),
-    (
-        Fault::ApiError,
-        "api-error",
-        "500 InternalError on each request's first try",
-    ),
-    (
-        Fault::ApiSlow,
-        "api-slow",
-        "every API request answered after one second",
-    ),
-    (
-        Fault::ApiForbidden(Forbidden {
-            plural: "",
-            group: "",
-        }),
-        "api-forbidden",
-        "=RESOURCE: 403 Forbidden on every request for RESOURCE",
-    ),
+    (Fault::OomKilled, "oom-killed", "a worker-workflows container recently OOMKilled"),
+    (Fault::NodeNotReady, "node-not-ready", "the last node stops reporting (NotReady)"),
+    (Fault::NodePressure, "node-pressure", "the first node under memory pressure"),
+    (Fault::DeploymentUnavailable, "deployment-unavailable", "Deployment passport with no available replica"),
+    (Fault::PvcPending, "pvc-pending", "PVC pgadmin-data stuck Pending"),
+    (Fault::FailedRelease, "failed-release", "Helm release paragon-on-prem's latest revision failed"),
+    (Fault::ExpiringCert, "expiring-cert", "TLS secret paragon-tls expires in 9 days"),
+    (Fault::WarningEvents, "warning-events", "Warning events in the last hour"),
+    (Fault::MigrationFailed, "migration-failed", "a failed database migrations Job left behind"),
+    (Fault::PendingRelease, "pending-release", "Helm release paragon-monitoring stuck in pending-upgrade"),
+    (Fault::ApiThrottle, "api-throttle", "429 with Retry-After on each request's first try"),
+    (Fault::ApiExpiredContinue, "api-expired-continue", "410 Expired on the first continued list of each kind"),
+    (Fault::ApiError, "api-error", "500 InternalError on each request's first try"),
+    (Fault::ApiSlow, "api-slow", "every API request answered after one second"),
+    (Fault::ApiForbidden(Forbidden { plural: "", group: "" }), "api-forbidden", "=RESOURCE: 403 Forbidden on every request for RESOURCE"),
 ];
 
 impl Fault {
     /// Every fault that takes no argument, in declaration order (all but `api-forbidden`,
     /// made by [`Fault::forbidding`]).
-    pub const ALL: [Fault; 16] = {
-        let mut all = [Fault::CrashLoop; 16];
+    pub const ALL: [Fault; 17] = {
+        let mut all = [Fault::CrashLoop; 17];
         let mut i = 0;
         while i < all.len() {
             all[i] = TABLE[i].0;

@@ -50,7 +50,9 @@
 //! `WaitForFirstConsumer` event; every event served in both shapes (the scheduler's
 //! `Scheduled` events new-style, with `eventTime` and no count); a `RegisteredNode` event per
 //! node (namespace `default`, no namespace in `involvedObject`); and `Unhealthy` Warnings
-//! about pods the daily restart replaced, which no longer exist.
+//! about pods the daily restart replaced, which no longer exist. Helm release `cache-replay`
+//! was uninstalled with `--keep-history` (latest revision `uninstalled`) and `reloader` is
+//! kept with `HELM_DRIVER=configmap` (ConfigMaps labelled `owner=helm`).
 //!
 //! A clean sandbox is healthy: every node Ready with no pressure, every running pod Ready,
 //! every Deployment, StatefulSet and DaemonSet fully available, every Helm release's latest

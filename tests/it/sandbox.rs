@@ -816,3 +816,45 @@ fn kubectl_reads_both_event_apis_and_storage_classes() {
     let pvc = sb.kubectl_ok(&["get", "pvc", "-n", "paragon", "redis-insight-data"]);
     assert!(pvc.contains("Pending") && pvc.contains("gp2"), "{pvc}");
 }
+
+#[test]
+fn kubectl_lists_helm_releases_stored_in_configmaps_and_every_status() {
+    let sb = SandboxProc::start(&["--fault", "pending-release"]);
+    let cms = sb.kubectl_ok(&[
+        "get",
+        "cm",
+        "-n",
+        "paragon",
+        "-l",
+        "owner=helm",
+        "--no-headers",
+    ]);
+    assert!(
+        !cms.is_empty()
+            && cms
+                .lines()
+                .all(|l| l.starts_with("sh.helm.release.v1.reloader.v")),
+        "{cms}"
+    );
+    let statuses = |selector: &str| {
+        sb.kubectl_ok(&[
+            "get",
+            "secrets",
+            "-n",
+            "paragon",
+            "-l",
+            selector,
+            "--no-headers",
+            "-o",
+            "custom-columns=N:.metadata.name",
+        ])
+    };
+    assert!(
+        statuses("owner=helm,status=uninstalled").starts_with("sh.helm.release.v1.cache-replay.v")
+    );
+    let pending = statuses("owner=helm,status=pending-upgrade");
+    assert!(
+        pending.starts_with("sh.helm.release.v1.paragon-monitoring.v"),
+        "{pending}"
+    );
+}

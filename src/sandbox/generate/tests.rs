@@ -9,6 +9,8 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Event, Node, PersistentVolumeClaim, Pod, PodCondition, Secret, Service,
 };
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::events::v1::Event as EventV1;
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -757,4 +759,54 @@ fn events_are_served_in_both_shapes_as_the_api_server_converts_them() {
     for e in gone {
         assert!(!pods.contains(e.involved_object.name.as_ref().unwrap()));
     }
+}
+
+#[test]
+fn helm_keeps_history_in_secrets_and_configmaps_in_every_status() {
+    let w = world(&[Fault::PendingRelease]);
+    let payload = |encoded: &str| -> serde_json::Value {
+        let gz = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap();
+        serde_json::from_reader(flate2::read::GzDecoder::new(&gz[..])).unwrap()
+    };
+    let latest = |items: Vec<(BTreeMap<String, String>, String)>, name: &str| {
+        items
+            .into_iter()
+            .filter(|(l, _)| l["name"] == name && l["owner"] == "helm")
+            .max_by_key(|(l, _)| l["version"].parse::<u32>().unwrap())
+            .unwrap()
+    };
+    let secrets: Vec<_> = objects::<Secret>(&w, Res::Secrets)
+        .into_iter()
+        .filter(|s| s.type_.as_deref() == Some("helm.sh/release.v1"))
+        .map(|s| {
+            let data = String::from_utf8(s.data.unwrap()["release"].0.clone()).unwrap();
+            (s.metadata.labels.unwrap(), data)
+        })
+        .collect();
+    // uninstall --keep-history: the last revision stays, `uninstalled`, with its time.
+    let (l, data) = latest(secrets.clone(), "cache-replay");
+    assert_eq!(l["status"], "uninstalled");
+    let p = payload(&data);
+    assert_eq!(p["info"]["status"], "uninstalled");
+    assert_eq!(p["info"]["description"], "Uninstallation complete");
+    assert_ne!(p["info"]["deleted"], "");
+    // A stale pending-upgrade, hours old, above a deployed revision.
+    let (l, data) = latest(secrets, "paragon-monitoring");
+    assert_eq!(l["status"], "pending-upgrade");
+    assert_eq!(l["modifiedAt"], (NOW - 3 * HOUR).to_string());
+    assert_eq!(payload(&data)["info"]["status"], "pending-upgrade");
+    // HELM_DRIVER=configmap: the same records as ConfigMaps.
+    let cms: Vec<_> = objects::<ConfigMap>(&w, Res::ConfigMaps)
+        .into_iter()
+        .filter_map(|c| {
+            let l = c.metadata.labels?;
+            let d = c.data?.get("release")?.clone();
+            Some((l, d))
+        })
+        .collect();
+    let (l, data) = latest(cms, "reloader");
+    assert_eq!(l["status"], "deployed");
+    assert_eq!(payload(&data)["chart"]["metadata"]["name"], "reloader");
 }
