@@ -95,6 +95,38 @@ pub enum Fault {
     /// in `pending-upgrade` (labels `status=pending-upgrade`, `modifiedAt` 3 hours ago; the
     /// payload's status the same), as Helm leaves it when its process is killed mid-upgrade.
     PendingRelease,
+    /// `network-unavailable`: the second node (the first when there is one) has condition
+    /// `NetworkUnavailable` True (reason `NoRouteCreated`, message `Node created without a
+    /// route`, as the cloud route controller leaves a node it has no route for, since 20
+    /// minutes ago); it stays `Ready`. Healthy nodes carry `NetworkUnavailable` False
+    /// (`RouteCreated`).
+    NetworkUnavailable,
+    /// `stuck-terminating`: the first pod of Deployment `paragon/worker-crons` was deleted 20
+    /// minutes ago and never went away: `metadata.deletionTimestamp` 20 minutes ago,
+    /// `deletionGracePeriodSeconds` 30, still `Running` and Ready (kubectl shows it
+    /// `Terminating`).
+    StuckTerminating,
+    /// `evicted`: two pods of ReplicaSet `worker-proxy-<hash>` evicted for memory 35 and 30
+    /// minutes ago, phase `Failed`, container terminated (exit 137, reason `Error` /
+    /// `ContainerStatusUnknown`): the old shape with `status.reason` `Evicted` and
+    /// `status.message` `The node was low on resource: memory. ...`, and the current shape
+    /// with no `status.reason` and only the condition `DisruptionTarget` True (reason
+    /// `TerminationByKubelet`, the same message).
+    Evicted,
+    /// `failed-pod`: a bare pod `paragon/paragon-db-backup` (restartPolicy `Never`, no owner)
+    /// is phase `Failed` 15 minutes ago with no `status.reason`: its reason is only in the
+    /// container's `state.terminated` (reason `OOMKilled`, exit code 137).
+    FailedPod,
+    /// `readiness-gate`: the first `ingress-nginx-controller` pod declares the readiness gate
+    /// `target-health.elbv2.k8s.aws/k8s-paragon-ingress-<hash>`; its containers are ready
+    /// (`ContainersReady` True) but the pod is not: `Ready` False with reason
+    /// `ReadinessGatesNotReady` (the kubelet's message), since 10 minutes ago.
+    ReadinessGate,
+    /// `post-start-hook`: Deployment `paragon/pheme` is mid-rollout; the new ReplicaSet's one
+    /// pod, created 15 minutes ago, has its container `pheme` `waiting` with reason
+    /// `PostStartHookError` (restartCount 3, last terminated exit 137 `Error`); the
+    /// Deployment stays available.
+    PostStartHook,
     /// `api-throttle`: the first time each distinct request (path and query) for an API
     /// resource arrives it is refused with `429 Too Many Requests`, a `Retry-After: 1`
     /// header and a `Status` (reason `TooManyRequests`, `details.retryAfterSeconds` 1); the
@@ -120,7 +152,7 @@ pub enum Fault {
 
 /// Each fault without data: its name and a one-line help, in declaration order.
 #[rustfmt::skip]
-const TABLE: [(Fault, &str, &str); 18] = [
+const TABLE: [(Fault, &str, &str); 24] = [
     (Fault::CrashLoop, "crashloop", "a worker-actions pod in CrashLoopBackOff"),
     (Fault::ImagePull, "image-pull", "a hermes pod in ImagePullBackOff"),
     (Fault::Pending, "pending", "an unschedulable zeus pod"),
@@ -134,6 +166,12 @@ const TABLE: [(Fault, &str, &str); 18] = [
     (Fault::WarningEvents, "warning-events", "Warning events in the last hour"),
     (Fault::MigrationFailed, "migration-failed", "a failed database migrations Job left behind"),
     (Fault::PendingRelease, "pending-release", "Helm release paragon-monitoring stuck in pending-upgrade"),
+    (Fault::NetworkUnavailable, "network-unavailable", "a node with NetworkUnavailable=True"),
+    (Fault::StuckTerminating, "stuck-terminating", "a worker-crons pod Terminating for 20 minutes"),
+    (Fault::Evicted, "evicted", "two evicted worker-proxy pods, old and current shape"),
+    (Fault::FailedPod, "failed-pod", "a Failed pod whose reason is only in its container"),
+    (Fault::ReadinessGate, "readiness-gate", "an ingress pod held unready by its readiness gate"),
+    (Fault::PostStartHook, "post-start-hook", "a pheme pod waiting in PostStartHookError"),
     (Fault::ApiThrottle, "api-throttle", "429 with Retry-After on each request's first try"),
     (Fault::ApiExpiredContinue, "api-expired-continue", "410 Expired on the first continued list of each kind"),
     (Fault::ApiError, "api-error", "500 InternalError on each request's first try"),
@@ -144,8 +182,8 @@ const TABLE: [(Fault, &str, &str); 18] = [
 impl Fault {
     /// Every fault that takes no argument, in declaration order (all but `api-forbidden`,
     /// made by [`Fault::forbidding`]).
-    pub const ALL: [Fault; 17] = {
-        let mut all = [Fault::CrashLoop; 17];
+    pub const ALL: [Fault; 23] = {
+        let mut all = [Fault::CrashLoop; 23];
         let mut i = 0;
         while i < all.len() {
             all[i] = TABLE[i].0;

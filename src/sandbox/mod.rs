@@ -52,7 +52,12 @@
 //! node (namespace `default`, no namespace in `involvedObject`); and `Unhealthy` Warnings
 //! about pods the daily restart replaced, which no longer exist. Helm release `cache-replay`
 //! was uninstalled with `--keep-history` (latest revision `uninstalled`) and `reloader` is
-//! kept with `HELM_DRIVER=configmap` (ConfigMaps labelled `owner=helm`).
+//! kept with `HELM_DRIVER=configmap` (ConfigMaps labelled `owner=helm`). Pod
+//! `paragon/report-export-*` is held by Kueue's scheduling gate (phase `Pending`,
+//! `PodScheduled` False `SchedulingGated`); `prometheus-0` has an init container and its
+//! config-reloader as a native sidecar (READY 2/2); the first cerberus pod has a finished
+//! ephemeral `debugger-*` container; every node reports `NetworkUnavailable` False
+//! (`RouteCreated`).
 //!
 //! A clean sandbox is healthy: every node Ready with no pressure, every running pod Ready,
 //! every Deployment, StatefulSet and DaemonSet fully available, every Helm release's latest

@@ -132,10 +132,22 @@ fn field_and_label_selectors_filter_on_the_server() {
         "--field-selector",
         "status.phase=Pending",
     ]);
-    let pending = items(&pending);
-    assert_eq!(pending.len(), 1);
-    let name = pending[0]["metadata"]["name"].as_str().unwrap();
-    assert!(name.starts_with("zeus-"), "{name}");
+    // the unschedulable zeus pod, and the batch pod held by its scheduling gate
+    let pending_names: Vec<&str> = items(&pending)
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(pending_names.len(), 2, "{pending_names:?}");
+    assert!(
+        pending_names
+            .iter()
+            .any(|n| n.starts_with("report-export-")),
+        "{pending_names:?}"
+    );
+    let name = *pending_names
+        .iter()
+        .find(|n| n.starts_with("zeus-"))
+        .unwrap();
 
     let one = sb.kubectl_json(&[
         "get",
@@ -857,4 +869,51 @@ fn kubectl_lists_helm_releases_stored_in_configmaps_and_every_status() {
         pending.starts_with("sh.helm.release.v1.paragon-monitoring.v"),
         "{pending}"
     );
+}
+
+#[test]
+fn kubectl_shows_the_real_world_pod_shapes() {
+    let faults = [
+        "stuck-terminating",
+        "evicted",
+        "failed-pod",
+        "readiness-gate",
+        "post-start-hook",
+    ];
+    let args: Vec<&str> = faults.iter().flat_map(|f| ["--fault", f]).collect();
+    let sb = SandboxProc::start(&args);
+    let pods = sb.kubectl_ok(&["get", "pods", "-n", "paragon", "-o", "wide"]);
+    let row = |prefix: &str, status: &str| {
+        pods.lines()
+            .find(|l| l.starts_with(prefix) && l.split_whitespace().nth(2) == Some(status))
+            .unwrap_or_else(|| panic!("no {prefix} {status}:\n{pods}"))
+            .to_string()
+    };
+    row("worker-crons-", "Terminating");
+    row("worker-proxy-", "Evicted");
+    row("worker-proxy-", "Error");
+    row("paragon-db-backup", "OOMKilled");
+    row("pheme-", "PostStartHookError");
+    row("report-export-", "SchedulingGated");
+    // containers ready, the pod not: the readiness gates column says why
+    let gated = row("ingress-nginx-controller-", "Running");
+    assert!(gated.contains(" 1/1 ") || gated.split_whitespace().nth(1) == Some("1/1"));
+    assert!(
+        pods.lines()
+            .any(|l| l.starts_with("ingress-nginx-controller-") && l.trim_end().ends_with("0/1")),
+        "{pods}"
+    );
+    // the native sidecar counts in READY
+    assert_eq!(
+        row("prometheus-0", "Running").split_whitespace().nth(1),
+        Some("2/2")
+    );
+    let nodes = sb.kubectl_json(&["get", "nodes"]);
+    assert!(items(&nodes).iter().all(|n| {
+        n["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "NetworkUnavailable")
+    }));
 }

@@ -13,6 +13,7 @@ mod nodes;
 mod pods;
 mod services;
 mod storage;
+mod strays;
 mod tables;
 #[cfg(test)]
 mod tests;
@@ -204,6 +205,7 @@ pub(crate) fn generate(
     g.node_events()?;
     g.replaced_pod_events()?;
     g.scheduler_events()?;
+    g.stray_pods()?;
     let rv = g.resource_version + 1;
     Ok(World::new(rv, g.tables))
 }

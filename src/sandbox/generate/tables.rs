@@ -174,8 +174,8 @@ pub fn natural_pod_count(nodes: usize) -> usize {
     let w = workloads("0");
     let fixed: usize = w.iter().map(|w| w.replicas).sum();
     let daemons = w.iter().filter(|w| w.shape == Shape::DaemonSet).count();
-    // + the restart CronJob's last Job's pod
-    fixed + daemons * nodes + 1
+    // + the restart CronJob's last Job's pod and the batch pod held by its scheduling gate
+    fixed + daemons * nodes + 2
 }
 
 /// Where Helm keeps a release's history (`HELM_DRIVER`).

@@ -162,6 +162,15 @@ fn clean_installation_is_healthy() {
         if st.phase.as_deref() == Some("Succeeded") {
             continue;
         }
+        // held by its scheduling gate on purpose
+        if pod.spec.as_ref().unwrap().scheduling_gates.is_some() {
+            let c = cond(&st.conditions, "PodScheduled");
+            assert_eq!(
+                (c.status.as_str(), c.reason.as_deref()),
+                ("False", Some("SchedulingGated"))
+            );
+            continue;
+        }
         assert_eq!(
             st.phase.as_deref(),
             Some("Running"),
@@ -809,4 +818,188 @@ fn helm_keeps_history_in_secrets_and_configmaps_in_every_status() {
     let (l, data) = latest(cms, "reloader");
     assert_eq!(l["status"], "deployed");
     assert_eq!(payload(&data)["chart"]["metadata"]["name"], "reloader");
+}
+
+fn pod_named<'a>(pods: &'a [Pod], prefix: &str) -> Vec<&'a Pod> {
+    pods.iter()
+        .filter(|p| p.metadata.name.as_deref().unwrap().starts_with(prefix))
+        .collect()
+}
+
+#[test]
+fn pods_carry_init_native_sidecar_and_ephemeral_containers() {
+    let w = world(&[]);
+    let pods = objects::<Pod>(&w, Res::Pods);
+    let prom = pod_named(&pods, "prometheus-0")[0];
+    let spec = prom.spec.as_ref().unwrap();
+    let inits = spec.init_containers.as_ref().unwrap();
+    assert_eq!(inits[0].restart_policy, None);
+    assert_eq!(inits[1].restart_policy.as_deref(), Some("Always"));
+    let st = prom
+        .status
+        .as_ref()
+        .unwrap()
+        .init_container_statuses
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        st[0]
+            .state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .as_ref()
+            .unwrap()
+            .reason
+            .as_deref(),
+        Some("Completed")
+    );
+    assert!(st[1].ready && st[1].state.as_ref().unwrap().running.is_some());
+    let debugged: Vec<_> = pods
+        .iter()
+        .filter(|p| p.spec.as_ref().unwrap().ephemeral_containers.is_some())
+        .collect();
+    assert_eq!(debugged.len(), 1);
+    let eph = debugged[0]
+        .status
+        .as_ref()
+        .unwrap()
+        .ephemeral_container_statuses
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        eph[0]
+            .state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .as_ref()
+            .unwrap()
+            .exit_code,
+        0
+    );
+}
+
+#[test]
+fn pod_faults_take_the_shapes_the_kubelet_writes() {
+    let w = world(&[
+        Fault::StuckTerminating,
+        Fault::Evicted,
+        Fault::FailedPod,
+        Fault::ReadinessGate,
+        Fault::PostStartHook,
+    ]);
+    let pods = objects::<Pod>(&w, Res::Pods);
+    let terminating = fault_pods(&w, Fault::StuckTerminating);
+    assert_eq!(terminating.len(), 1);
+    assert_eq!(
+        ts(&terminating[0].metadata.deletion_timestamp),
+        NOW - 20 * MINUTE + 30
+    );
+    assert_eq!(
+        terminating[0].metadata.deletion_grace_period_seconds,
+        Some(30)
+    );
+
+    let evicted = fault_pods(&w, Fault::Evicted);
+    assert_eq!(evicted.len(), 2);
+    let (old, current): (Vec<_>, Vec<_>) = evicted
+        .iter()
+        .partition(|p| p.status.as_ref().unwrap().reason.is_some());
+    let old = old[0].status.as_ref().unwrap();
+    assert_eq!(
+        (old.phase.as_deref(), old.reason.as_deref()),
+        (Some("Failed"), Some("Evicted"))
+    );
+    assert!(
+        old.message
+            .as_deref()
+            .unwrap()
+            .starts_with("The node was low on resource: memory.")
+    );
+    let current = current[0].status.as_ref().unwrap();
+    assert_eq!(current.phase.as_deref(), Some("Failed"));
+    let d = cond(&current.conditions, "DisruptionTarget");
+    assert_eq!(
+        (d.status.as_str(), d.reason.as_deref()),
+        ("True", Some("TerminationByKubelet"))
+    );
+
+    let failed = fault_pods(&w, Fault::FailedPod);
+    let st = failed[0].status.as_ref().unwrap();
+    assert_eq!(
+        (st.phase.as_deref(), st.reason.as_deref()),
+        (Some("Failed"), None)
+    );
+    let t = st.container_statuses.as_ref().unwrap()[0]
+        .state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .clone()
+        .unwrap();
+    assert_eq!((t.reason.as_deref(), t.exit_code), (Some("OOMKilled"), 137));
+    assert!(failed[0].metadata.owner_references.is_none());
+
+    let gated = fault_pods(&w, Fault::ReadinessGate);
+    let st = gated[0].status.as_ref().unwrap();
+    assert_eq!(cond(&st.conditions, "ContainersReady").status, "True");
+    let ready = cond(&st.conditions, "Ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_deref()),
+        ("False", Some("ReadinessGatesNotReady"))
+    );
+    assert!(gated[0].spec.as_ref().unwrap().readiness_gates.is_some());
+
+    let hook = fault_pods(&w, Fault::PostStartHook);
+    assert!(
+        hook[0]
+            .metadata
+            .name
+            .as_deref()
+            .unwrap()
+            .starts_with("pheme-")
+    );
+    let waiting = hook[0]
+        .status
+        .as_ref()
+        .unwrap()
+        .container_statuses
+        .as_ref()
+        .unwrap()[0]
+        .state
+        .as_ref()
+        .unwrap()
+        .waiting
+        .clone()
+        .unwrap();
+    assert_eq!(waiting.reason.as_deref(), Some("PostStartHookError"));
+    assert!(!pod_named(&pods, "report-export-").is_empty());
+}
+
+#[test]
+fn network_unavailable_fault_sets_the_route_condition() {
+    let w = world(&[]);
+    for n in objects::<Node>(&w, Res::Nodes) {
+        let c = n.status.unwrap().conditions.unwrap();
+        let net = c.iter().find(|c| c.type_ == "NetworkUnavailable").unwrap();
+        assert_eq!(
+            (net.status.as_str(), net.reason.as_deref()),
+            ("False", Some("RouteCreated"))
+        );
+    }
+    let w = world(&[Fault::NetworkUnavailable]);
+    let bad: Vec<_> = objects::<Node>(&w, Res::Nodes)
+        .into_iter()
+        .filter(|n| faulted(&n.metadata, Fault::NetworkUnavailable))
+        .collect();
+    assert_eq!(bad.len(), 1);
+    let c = bad[0].status.clone().unwrap().conditions.unwrap();
+    let net = c.iter().find(|c| c.type_ == "NetworkUnavailable").unwrap();
+    assert_eq!(
+        (net.status.as_str(), net.reason.as_deref()),
+        ("True", Some("NoRouteCreated"))
+    );
+    let ready = c.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(ready.status, "True");
 }

@@ -13,10 +13,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReferen
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::events::{EventPlan, Involved};
-use super::pods::{PodPlan, PodState, Terminated};
+use super::pods::{Extra, PodPlan, PodState, Terminated};
 use super::storage::PvcPlan;
 use super::tables::Workload;
-use super::{DAY, FAULT_ANNOTATION, FirstPod, Gen, MINUTE, has, labels, s, selector_text, time};
+use super::{
+    DAY, FAULT_ANNOTATION, FirstPod, Gen, HOUR, MINUTE, has, labels, s, selector_text, time,
+};
 use crate::sandbox::store::{Cell, Res};
 use crate::sandbox::{Fault, SandboxError};
 
@@ -54,6 +56,9 @@ impl Gen<'_> {
             }
             "hermes" if paragon && has(self.opts, Fault::ImagePull) => Some(Fault::ImagePull),
             "zeus" if paragon && has(self.opts, Fault::Pending) => Some(Fault::Pending),
+            "pheme" if paragon && has(self.opts, Fault::PostStartHook) => {
+                Some(Fault::PostStartHook)
+            }
             _ => None,
         };
         let unavailable =
@@ -152,6 +157,19 @@ impl Gen<'_> {
                     None,
                 )
             };
+            let (extra, fault) = match (w.name, i) {
+                ("worker-crons", 0) if paragon && has(self.opts, Fault::StuckTerminating) => (
+                    Extra::Terminating(self.now - 20 * MINUTE),
+                    Some(Fault::StuckTerminating),
+                ),
+                ("ingress-nginx-controller", 0) if has(self.opts, Fault::ReadinessGate) => (
+                    Extra::ReadinessGate(self.now - 10 * MINUTE),
+                    Some(Fault::ReadinessGate),
+                ),
+                // someone ran `kubectl debug` on a cerberus pod two hours ago
+                ("cerberus", 0) if paragon => (Extra::Ephemeral(self.now - 2 * HOUR), fault),
+                _ => (Extra::None, fault),
+            };
             let (uid, ip) = self.pod(PodPlan {
                 w,
                 name: name.clone(),
@@ -165,6 +183,7 @@ impl Gen<'_> {
                 memory: w.memory,
                 restart_policy: "Always",
                 claim: None,
+                extra,
             })?;
             if i == 0 {
                 let node = self.nodes[node].name.clone();
@@ -429,6 +448,12 @@ impl Gen<'_> {
                 memory: w.memory,
                 restart_policy: "Always",
                 claim: Some(claim),
+                // prometheus-operator runs its config-reloader as a native sidecar
+                extra: if w.name == "prometheus" {
+                    Extra::Sidecars
+                } else {
+                    Extra::None
+                },
             })?;
         }
         let r = w.replicas as i32;
@@ -501,6 +526,7 @@ impl Gen<'_> {
                 memory: w.memory,
                 restart_policy: "Always",
                 claim: None,
+                extra: Extra::None,
             })?;
         }
         let n = self.nodes.len() as i32;
@@ -558,6 +584,12 @@ impl Gen<'_> {
         let sel = Self::workload_labels(w);
         let (image, memory, state, age) = match f {
             Fault::CrashLoop => (w.image.clone(), w.memory, PodState::CrashLoop, 40 * MINUTE),
+            Fault::PostStartHook => (
+                w.image.clone(),
+                w.memory,
+                PodState::PostStartHook,
+                15 * MINUTE,
+            ),
             Fault::ImagePull => {
                 let tag = format!("{}-rc{}", w.image, 1 + self.rng.below(5));
                 (tag, w.memory, PodState::ImagePull, 20 * MINUTE)
@@ -607,6 +639,7 @@ impl Gen<'_> {
             memory,
             restart_policy: "Always",
             claim: None,
+            extra: Extra::None,
         })?;
         self.fault_pods.insert(f, (name, uid));
         Ok(())
