@@ -57,7 +57,8 @@
 //! `PodScheduled` False `SchedulingGated`); `prometheus-0` has an init container and its
 //! config-reloader as a native sidecar (READY 2/2); the first cerberus pod has a finished
 //! ephemeral `debugger-*` container; every node reports `NetworkUnavailable` False
-//! (`RouteCreated`).
+//! (`RouteCreated`). TLS secrets `grafana-tls` (openssl's "Bag Attributes" before the PEM)
+//! and `kibana-tls` (blank lines before it) hold certificates valid 200 and 150 more days.
 //!
 //! A clean sandbox is healthy: every node Ready with no pressure, every running pod Ready,
 //! every Deployment, StatefulSet and DaemonSet fully available, every Helm release's latest

@@ -1003,3 +1003,29 @@ fn network_unavailable_fault_sets_the_route_condition() {
     let ready = c.iter().find(|c| c.type_ == "Ready").unwrap();
     assert_eq!(ready.status, "True");
 }
+
+#[test]
+fn hand_imported_certificates_have_text_or_blank_lines_before_the_pem() {
+    let w = world(&[]);
+    let cert = |name: &str| {
+        let s = objects::<Secret>(&w, Res::Secrets)
+            .into_iter()
+            .find(|s| s.metadata.name.as_deref() == Some(name))
+            .unwrap();
+        assert_eq!(s.type_.as_deref(), Some("kubernetes.io/tls"));
+        String::from_utf8(s.data.unwrap()["tls.crt"].0.clone()).unwrap()
+    };
+    let grafana = cert("grafana-tls");
+    assert!(
+        grafana.starts_with("Bag Attributes\n    localKeyID: "),
+        "{grafana}"
+    );
+    let pem = &grafana[grafana.find("-----BEGIN CERTIFICATE-----").unwrap()..];
+    assert!(not_after(pem) > NOW + 199 * DAY);
+    let kibana = cert("kibana-tls");
+    assert!(
+        kibana.starts_with("\n\n-----BEGIN CERTIFICATE-----"),
+        "{kibana:?}"
+    );
+    assert!(not_after(kibana.trim_start()) > NOW + 149 * DAY);
+}
