@@ -40,6 +40,9 @@ pub enum Fault {
     /// `Pending`, condition `PodScheduled` False with reason `Unschedulable` and message
     /// `0/N nodes are available: N Insufficient memory. preemption: ...`, and no container
     /// statuses. The Deployment stays available (`availableReplicas` 2, `Available` True).
+    /// The scheduler's new-style `FailedScheduling` event about it (`events.k8s.io`,
+    /// `eventTime` 25 minutes ago, `series.count` 41, last observed 30 s ago, no `count`)
+    /// repeats the message.
     Pending,
     /// `oom-killed`: the first pod (by name) of Deployment `paragon/worker-workflows` has
     /// `restartCount` 1 and `lastState.terminated` reason `OOMKilled`, exit code 137, finished
@@ -88,6 +91,42 @@ pub enum Fault {
     /// terminated with reason `Error`, exit code 1, pod condition `Ready` False with reason
     /// `PodFailed`. A clean sandbox has no `migrations-postgres-*` Job.
     MigrationFailed,
+    /// `pending-release`: Helm release `paragon-monitoring` has a new latest revision stuck
+    /// in `pending-upgrade` (labels `status=pending-upgrade`, `modifiedAt` 3 hours ago; the
+    /// payload's status the same), as Helm leaves it when its process is killed mid-upgrade.
+    PendingRelease,
+    /// `network-unavailable`: the second node (the first when there is one) has condition
+    /// `NetworkUnavailable` True (reason `NoRouteCreated`, message `Node created without a
+    /// route`, as the cloud route controller leaves a node it has no route for, since 20
+    /// minutes ago); it stays `Ready`. Healthy nodes carry `NetworkUnavailable` False
+    /// (`RouteCreated`).
+    NetworkUnavailable,
+    /// `stuck-terminating`: the first pod of Deployment `paragon/worker-crons` was deleted 20
+    /// minutes ago and never went away: `metadata.deletionTimestamp` 20 minutes ago,
+    /// `deletionGracePeriodSeconds` 30, still `Running` and Ready (kubectl shows it
+    /// `Terminating`).
+    StuckTerminating,
+    /// `evicted`: two pods of ReplicaSet `worker-proxy-<hash>` evicted for memory 35 and 30
+    /// minutes ago, phase `Failed`, container terminated (exit 137, reason `Error` /
+    /// `ContainerStatusUnknown`): the old shape with `status.reason` `Evicted` and
+    /// `status.message` `The node was low on resource: memory. ...`, and the current shape
+    /// with no `status.reason` and only the condition `DisruptionTarget` True (reason
+    /// `TerminationByKubelet`, the same message).
+    Evicted,
+    /// `failed-pod`: a bare pod `paragon/paragon-db-backup` (restartPolicy `Never`, no owner)
+    /// is phase `Failed` 15 minutes ago with no `status.reason`: its reason is only in the
+    /// container's `state.terminated` (reason `OOMKilled`, exit code 137).
+    FailedPod,
+    /// `readiness-gate`: the first `ingress-nginx-controller` pod declares the readiness gate
+    /// `target-health.elbv2.k8s.aws/k8s-paragon-ingress-<hash>`; its containers are ready
+    /// (`ContainersReady` True) but the pod is not: `Ready` False with reason
+    /// `ReadinessGatesNotReady` (the kubelet's message), since 10 minutes ago.
+    ReadinessGate,
+    /// `post-start-hook`: Deployment `paragon/pheme` is mid-rollout; the new ReplicaSet's one
+    /// pod, created 15 minutes ago, has its container `pheme` `waiting` with reason
+    /// `PostStartHookError` (restartCount 3, last terminated exit 137 `Error`); the
+    /// Deployment stays available.
+    PostStartHook,
     /// `api-throttle`: the first time each distinct request (path and query) for an API
     /// resource arrives it is refused with `429 Too Many Requests`, a `Retry-After: 1`
     /// header and a `Status` (reason `TooManyRequests`, `details.retryAfterSeconds` 1); the
@@ -112,98 +151,39 @@ pub enum Fault {
 }
 
 /// Each fault without data: its name and a one-line help, in declaration order.
-const TABLE: [(Fault, &str, &str); 17] = [
-    (
-        Fault::CrashLoop,
-        "crashloop",
-        "a worker-actions pod in CrashLoopBackOff",
-    ),
-    (
-        Fault::ImagePull,
-        "image-pull",
-        "a hermes pod in ImagePullBackOff",
-    ),
+#[rustfmt::skip]
+const TABLE: [(Fault, &str, &str); 24] = [
+    (Fault::CrashLoop, "crashloop", "a worker-actions pod in CrashLoopBackOff"),
+    (Fault::ImagePull, "image-pull", "a hermes pod in ImagePullBackOff"),
     (Fault::Pending, "pending", "an unschedulable zeus pod"),
-    (
-        Fault::OomKilled,
-        "oom-killed",
-        "a worker-workflows container recently OOMKilled",
-    ),
-    (
-        Fault::NodeNotReady,
-        "node-not-ready",
-        "the last node stops reporting (NotReady)",
-    ),
-    (
-        Fault::NodePressure,
-        "node-pressure",
-        "the first node under memory pressure",
-    ),
-    (
-        Fault::DeploymentUnavailable,
-        "deployment-unavailable",
-        "Deployment passport with no available replica",
-    ),
-    (
-        Fault::PvcPending,
-        "pvc-pending",
-        "PVC pgadmin-data stuck Pending",
-    ),
-    (
-        Fault::FailedRelease,
-        "failed-release",
-        "Helm release paragon-on-prem's latest revision failed",
-    ),
-    (
-        Fault::ExpiringCert,
-        "expiring-cert",
-        "TLS secret paragon-tls expires in 9 days",
-    ),
-    (
-        Fault::WarningEvents,
-        "warning-events",
-        "Warning events in the last hour",
-    ),
-    (
-        Fault::MigrationFailed,
-        "migration-failed",
-        "a failed database migrations Job left behind",
-    ),
-    (
-        Fault::ApiThrottle,
-        "api-throttle",
-        "429 with Retry-After on each request's first try",
-    ),
-    (
-        Fault::ApiExpiredContinue,
-        "api-expired-continue",
-        "410 Expired on the first continued list of each kind",
-    ),
-    (
-        Fault::ApiError,
-        "api-error",
-        "500 InternalError on each request's first try",
-    ),
-    (
-        Fault::ApiSlow,
-        "api-slow",
-        "every API request answered after one second",
-    ),
-    (
-        Fault::ApiForbidden(Forbidden {
-            plural: "",
-            group: "",
-        }),
-        "api-forbidden",
-        "=RESOURCE: 403 Forbidden on every request for RESOURCE",
-    ),
+    (Fault::OomKilled, "oom-killed", "a worker-workflows container recently OOMKilled"),
+    (Fault::NodeNotReady, "node-not-ready", "the last node stops reporting (NotReady)"),
+    (Fault::NodePressure, "node-pressure", "the first node under memory pressure"),
+    (Fault::DeploymentUnavailable, "deployment-unavailable", "Deployment passport with no available replica"),
+    (Fault::PvcPending, "pvc-pending", "PVC pgadmin-data stuck Pending"),
+    (Fault::FailedRelease, "failed-release", "Helm release paragon-on-prem's latest revision failed"),
+    (Fault::ExpiringCert, "expiring-cert", "TLS secret paragon-tls expires in 9 days"),
+    (Fault::WarningEvents, "warning-events", "Warning events in the last hour"),
+    (Fault::MigrationFailed, "migration-failed", "a failed database migrations Job left behind"),
+    (Fault::PendingRelease, "pending-release", "Helm release paragon-monitoring stuck in pending-upgrade"),
+    (Fault::NetworkUnavailable, "network-unavailable", "a node with NetworkUnavailable=True"),
+    (Fault::StuckTerminating, "stuck-terminating", "a worker-crons pod Terminating for 20 minutes"),
+    (Fault::Evicted, "evicted", "two evicted worker-proxy pods, old and current shape"),
+    (Fault::FailedPod, "failed-pod", "a Failed pod whose reason is only in its container"),
+    (Fault::ReadinessGate, "readiness-gate", "an ingress pod held unready by its readiness gate"),
+    (Fault::PostStartHook, "post-start-hook", "a pheme pod waiting in PostStartHookError"),
+    (Fault::ApiThrottle, "api-throttle", "429 with Retry-After on each request's first try"),
+    (Fault::ApiExpiredContinue, "api-expired-continue", "410 Expired on the first continued list of each kind"),
+    (Fault::ApiError, "api-error", "500 InternalError on each request's first try"),
+    (Fault::ApiSlow, "api-slow", "every API request answered after one second"),
+    (Fault::ApiForbidden(Forbidden { plural: "", group: "" }), "api-forbidden", "=RESOURCE: 403 Forbidden on every request for RESOURCE"),
 ];
 
 impl Fault {
     /// Every fault that takes no argument, in declaration order (all but `api-forbidden`,
     /// made by [`Fault::forbidding`]).
-    pub const ALL: [Fault; 16] = {
-        let mut all = [Fault::CrashLoop; 16];
+    pub const ALL: [Fault; 23] = {
+        let mut all = [Fault::CrashLoop; 23];
         let mut i = 0;
         while i < all.len() {
             all[i] = TABLE[i].0;

@@ -4,8 +4,9 @@
 //! the demo run against this one. It serves HTTPS with its own CA and a bearer token, the
 //! discovery documents, and `get`/`list` (with `limit`/`continue`, `labelSelector` and
 //! `fieldSelector`, as full objects, metadata-only lists or server-side `Table`s) for
-//! namespaces, nodes, pods, events, PVCs, secrets, configmaps, services, deployments,
-//! statefulsets, daemonsets, replicasets, jobs and cronjobs. The objects are k8s-openapi
+//! namespaces, nodes, pods, events (core `v1` and `events.k8s.io/v1`), PVCs, storage classes,
+//! secrets, configmaps, services, deployments, statefulsets, daemonsets, replicasets, jobs and
+//! cronjobs. The objects are k8s-openapi
 //! types, generated once from a seed and kept pre-serialized; nothing changes while it runs:
 //! writes are refused (but for deleting a ReplicaSet's pod, which `replace` replaces with a
 //! new one, as a real ReplicaSet would), and a watch stays open without events until its
@@ -47,9 +48,25 @@
 //! latest revision `deployed`, older ones `superseded`. TLS secrets `paragon-tls` (valid 60
 //! more days) and `ingress-nginx-admission` (valid years) hold real certificates.
 //!
+//! Shapes a healthy real cluster has, and so does a clean sandbox: StorageClasses `gp2`
+//! (default) and `gp3` binding `WaitForFirstConsumer` and `efs-sc` binding `Immediate`; PVC
+//! `paragon/redis-insight-data` Pending on `gp2` with no pod using it, and the PV controller's
+//! `WaitForFirstConsumer` event; every event served in both shapes (the scheduler's
+//! `Scheduled` events new-style, with `eventTime` and no count); a `RegisteredNode` event per
+//! node (namespace `default`, no namespace in `involvedObject`); and `Unhealthy` Warnings
+//! about pods the daily restart replaced, which no longer exist. Helm release `cache-replay`
+//! was uninstalled with `--keep-history` (latest revision `uninstalled`) and `reloader` is
+//! kept with `HELM_DRIVER=configmap` (ConfigMaps labelled `owner=helm`). Pod
+//! `paragon/report-export-*` is held by Kueue's scheduling gate (phase `Pending`,
+//! `PodScheduled` False `SchedulingGated`); `prometheus-0` has an init container and its
+//! config-reloader as a native sidecar (READY 2/2); the first cerberus pod has a finished
+//! ephemeral `debugger-*` container; every node reports `NetworkUnavailable` False
+//! (`RouteCreated`). TLS secrets `grafana-tls` (openssl's "Bag Attributes" before the PEM)
+//! and `kibana-tls` (blank lines before it) hold certificates valid 200 and 150 more days.
+//!
 //! A clean sandbox is healthy: every node Ready with no pressure, every running pod Ready,
 //! every Deployment, StatefulSet and DaemonSet fully available, every Helm release's latest
-//! revision `deployed`, certificates valid for more than 30 days, only `Normal` events, and
+//! revision `deployed`, certificates valid for more than 30 days, only `Normal` events about existing objects, and
 //! restart counts 0 except `prometheus-0`, whose 2 restarts are days old.
 //!
 //! `pods` scales the installation: the extra pods become replicas of the worker

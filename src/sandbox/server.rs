@@ -636,7 +636,7 @@ fn version() -> serde_json::Value {
     })
 }
 
-const GROUPS: [&str; 2] = ["apps", "batch"];
+const GROUPS: [&str; 4] = ["apps", "batch", "storage.k8s.io", "events.k8s.io"];
 
 fn group_of(name: &str) -> Option<serde_json::Value> {
     GROUPS.contains(&name).then(|| {

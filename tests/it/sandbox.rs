@@ -132,10 +132,22 @@ fn field_and_label_selectors_filter_on_the_server() {
         "--field-selector",
         "status.phase=Pending",
     ]);
-    let pending = items(&pending);
-    assert_eq!(pending.len(), 1);
-    let name = pending[0]["metadata"]["name"].as_str().unwrap();
-    assert!(name.starts_with("zeus-"), "{name}");
+    // the unschedulable zeus pod, and the batch pod held by its scheduling gate
+    let pending_names: Vec<&str> = items(&pending)
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(pending_names.len(), 2, "{pending_names:?}");
+    assert!(
+        pending_names
+            .iter()
+            .any(|n| n.starts_with("report-export-")),
+        "{pending_names:?}"
+    );
+    let name = *pending_names
+        .iter()
+        .find(|n| n.starts_with("zeus-"))
+        .unwrap();
 
     let one = sb.kubectl_json(&[
         "get",
@@ -425,7 +437,7 @@ fn every_fault_is_visible_through_kubectl() {
         "--field-selector",
         "type=Warning",
     ]);
-    assert_eq!(items(&warnings).len(), 2);
+    assert_eq!(with_fault(&warnings, "warning-events").len(), 2);
 }
 
 #[test]
@@ -756,4 +768,152 @@ fn an_expired_continue_fails_the_list_once_then_lists_are_served() {
     let all = sb.kubectl_ok(&args);
     assert!(all.lines().count() > 60, "{all}");
     assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn kubectl_reads_both_event_apis_and_storage_classes() {
+    let sb = SandboxProc::start(&["--fault", "pending"]);
+    // `get events` (core v1) shows the scheduler's series: its count and last time.
+    let ev = sb.kubectl_ok(&["get", "events", "-n", "paragon", "-o", "wide"]);
+    let failed = ev
+        .lines()
+        .find(|l| l.contains("FailedScheduling"))
+        .unwrap_or_else(|| panic!("{ev}"));
+    assert!(failed.contains("default-scheduler"), "{failed}");
+    assert!(failed.split_whitespace().any(|w| w == "41"), "{failed}");
+    let core = sb.kubectl_json(&["get", "events", "-n", "paragon"]);
+    let series = items(&core)
+        .iter()
+        .find(|e| e["reason"] == "FailedScheduling")
+        .unwrap();
+    assert_eq!(series["series"]["count"], 41);
+    assert!(series.get("count").is_none() && series["lastTimestamp"].is_null());
+    // The same events through events.k8s.io/v1, and node events with no namespace.
+    let v1 = sb.kubectl_json(&["get", "events.v1.events.k8s.io", "-A"]);
+    assert_eq!(v1["items"][0]["apiVersion"], "events.k8s.io/v1");
+    let same = items(&v1)
+        .iter()
+        .find(|e| e["reason"] == "FailedScheduling")
+        .unwrap();
+    assert_eq!(same["series"]["count"], 41);
+    assert_eq!(same["reportingController"], "default-scheduler");
+    let node = items(&v1)
+        .iter()
+        .find(|e| e["regarding"]["kind"] == "Node")
+        .unwrap();
+    assert_eq!(node["metadata"]["namespace"], "default");
+    assert!(node["regarding"].get("namespace").is_none(), "{node}");
+    let all = sb.kubectl_ok(&["get", "ev", "-A"]);
+    assert!(all.contains("node/ip-"), "{all}");
+
+    let sc = sb.kubectl_ok(&["get", "sc"]);
+    let rows: Vec<Vec<&str>> = sc.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(
+        rows[0],
+        [
+            "NAME",
+            "PROVISIONER",
+            "RECLAIMPOLICY",
+            "VOLUMEBINDINGMODE",
+            "ALLOWVOLUMEEXPANSION",
+            "AGE"
+        ]
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r[..3] == ["gp2", "(default)", "kubernetes.io/aws-ebs"]),
+        "{sc}"
+    );
+    assert!(rows.iter().any(|r| r.contains(&"Immediate")), "{sc}");
+    let pvc = sb.kubectl_ok(&["get", "pvc", "-n", "paragon", "redis-insight-data"]);
+    assert!(pvc.contains("Pending") && pvc.contains("gp2"), "{pvc}");
+}
+
+#[test]
+fn kubectl_lists_helm_releases_stored_in_configmaps_and_every_status() {
+    let sb = SandboxProc::start(&["--fault", "pending-release"]);
+    let cms = sb.kubectl_ok(&[
+        "get",
+        "cm",
+        "-n",
+        "paragon",
+        "-l",
+        "owner=helm",
+        "--no-headers",
+    ]);
+    assert!(
+        !cms.is_empty()
+            && cms
+                .lines()
+                .all(|l| l.starts_with("sh.helm.release.v1.reloader.v")),
+        "{cms}"
+    );
+    let statuses = |selector: &str| {
+        sb.kubectl_ok(&[
+            "get",
+            "secrets",
+            "-n",
+            "paragon",
+            "-l",
+            selector,
+            "--no-headers",
+            "-o",
+            "custom-columns=N:.metadata.name",
+        ])
+    };
+    assert!(
+        statuses("owner=helm,status=uninstalled").starts_with("sh.helm.release.v1.cache-replay.v")
+    );
+    let pending = statuses("owner=helm,status=pending-upgrade");
+    assert!(
+        pending.starts_with("sh.helm.release.v1.paragon-monitoring.v"),
+        "{pending}"
+    );
+}
+
+#[test]
+fn kubectl_shows_the_real_world_pod_shapes() {
+    let faults = [
+        "stuck-terminating",
+        "evicted",
+        "failed-pod",
+        "readiness-gate",
+        "post-start-hook",
+    ];
+    let args: Vec<&str> = faults.iter().flat_map(|f| ["--fault", f]).collect();
+    let sb = SandboxProc::start(&args);
+    let pods = sb.kubectl_ok(&["get", "pods", "-n", "paragon", "-o", "wide"]);
+    let row = |prefix: &str, status: &str| {
+        pods.lines()
+            .find(|l| l.starts_with(prefix) && l.split_whitespace().nth(2) == Some(status))
+            .unwrap_or_else(|| panic!("no {prefix} {status}:\n{pods}"))
+            .to_string()
+    };
+    row("worker-crons-", "Terminating");
+    row("worker-proxy-", "Evicted");
+    row("worker-proxy-", "Error");
+    row("paragon-db-backup", "OOMKilled");
+    row("pheme-", "PostStartHookError");
+    row("report-export-", "SchedulingGated");
+    // containers ready, the pod not: the readiness gates column says why
+    let gated = row("ingress-nginx-controller-", "Running");
+    assert!(gated.contains(" 1/1 ") || gated.split_whitespace().nth(1) == Some("1/1"));
+    assert!(
+        pods.lines()
+            .any(|l| l.starts_with("ingress-nginx-controller-") && l.trim_end().ends_with("0/1")),
+        "{pods}"
+    );
+    // the native sidecar counts in READY
+    assert_eq!(
+        row("prometheus-0", "Running").split_whitespace().nth(1),
+        Some("2/2")
+    );
+    let nodes = sb.kubectl_json(&["get", "nodes"]);
+    assert!(items(&nodes).iter().all(|n| {
+        n["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "NetworkUnavailable")
+    }));
 }

@@ -53,7 +53,45 @@ impl Gen<'_> {
             created + 100 * 365 * DAY / 10,
         )?;
         let l = labels(&[(INSTANCE, "ingress"), (APP_NAME, "ingress-nginx")]);
-        self.tls_secret("ingress-nginx-admission", l, admission, created, None)
+        self.tls_secret("ingress-nginx-admission", l, admission, created, None)?;
+        self.imported_tls_secrets()
+    }
+
+    /// Certificates pasted in by hand, as real ones are: `grafana-tls` from `openssl pkcs12
+    /// -nokeys` (its "Bag Attributes", subject and issuer lines before the PEM block) and
+    /// `kibana-tls` with blank lines before it. openssl and Go's `pem.Decode` skip both.
+    fn imported_tls_secrets(&mut self) -> Result<(), SandboxError> {
+        let not_before = self.now - 100 * DAY;
+        for (name, host, valid) in [
+            ("grafana-tls", "grafana.paragon.example.com", 200),
+            ("kibana-tls", "kibana.paragon.example.com", 150),
+        ] {
+            let mut data = tls::tls_secret(
+                "Paragon Ingress CA",
+                &[host],
+                not_before,
+                self.now + valid * DAY,
+            )?;
+            data.cert_pem = if name == "grafana-tls" {
+                let key_id: Vec<String> = (0..20).map(|_| self.rng.hex(2).to_uppercase()).collect();
+                format!(
+                    "Bag Attributes\n    localKeyID: {}\n    friendlyName: {host}\nsubject=CN = {host}\nissuer=CN = Paragon Ingress CA\n{}",
+                    key_id.join(" "),
+                    data.cert_pem
+                )
+            } else {
+                format!("\n\n{}", data.cert_pem)
+            };
+            let app = name.trim_end_matches("-tls");
+            let release = if app == "grafana" {
+                "paragon-monitoring"
+            } else {
+                "paragon-logging"
+            };
+            let l = labels(&[(INSTANCE, release), (APP_NAME, app)]);
+            self.tls_secret(name, l, data, not_before, None)?;
+        }
+        Ok(())
     }
 
     pub(super) fn tls_secret(

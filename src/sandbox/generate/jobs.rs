@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::events::{EventPlan, Involved};
-use super::pods::{PodPlan, PodState};
+use super::pods::{Extra, PodPlan, PodState};
 use super::tables::{Shape, Workload};
 use super::{APP_NAME, FAULT_ANNOTATION, Gen, INSTANCE, MINUTE, PARAGON, labels, s, time};
 use crate::sandbox::store::{Cell, Res, human_duration};
@@ -159,6 +159,7 @@ impl Gen<'_> {
             memory: kubectl.memory,
             restart_policy: "OnFailure",
             claim: None,
+            extra: Extra::None,
         })?;
         let cron_ref = Involved {
             kind: CronJob::KIND,
@@ -310,6 +311,7 @@ impl Gen<'_> {
             memory: "512Mi",
             restart_policy: "Never",
             claim: None,
+            extra: Extra::None,
         })?;
         Ok(())
     }

@@ -13,6 +13,7 @@ mod nodes;
 mod pods;
 mod services;
 mod storage;
+mod strays;
 mod tables;
 #[cfg(test)]
 mod tests;
@@ -100,7 +101,21 @@ struct Gen<'a> {
     installed: i64,
     app_version: String,
     /// Pod names of some services, for the events that mention them.
-    first_pods: BTreeMap<&'static str, (String, String, String)>,
+    first_pods: BTreeMap<&'static str, FirstPod>,
+    /// The ReplicaSet hash each Paragon service had before today's restart.
+    replaced: BTreeMap<&'static str, String>,
+    /// The pods some faults made (name, uid), for the events about them.
+    fault_pods: BTreeMap<Fault, (String, String)>,
+}
+
+/// The first pod of a Deployment's current ReplicaSet.
+#[derive(Debug, Clone)]
+struct FirstPod {
+    name: String,
+    uid: String,
+    ip: String,
+    node: String,
+    created: i64,
 }
 
 fn has(opts: &SandboxOptions, f: Fault) -> bool {
@@ -157,6 +172,8 @@ pub(crate) fn generate(
         restart,
         installed: now - rng.range(120, 200) * DAY,
         first_pods: BTreeMap::new(),
+        replaced: BTreeMap::new(),
+        fault_pods: BTreeMap::new(),
         app_version: app_version.clone(),
         rng,
     };
@@ -183,6 +200,12 @@ pub(crate) fn generate(
     g.config(cluster_ca_pem, &all)?;
     g.fault_pvc()?;
     g.warning_events()?;
+    g.storage_classes()?;
+    g.waiting_claim()?;
+    g.node_events()?;
+    g.replaced_pod_events()?;
+    g.scheduler_events()?;
+    g.stray_pods()?;
     let rv = g.resource_version + 1;
     Ok(World::new(rv, g.tables))
 }

@@ -38,10 +38,13 @@ impl Gen<'_> {
             l.insert("eks.amazonaws.com/capacityType".into(), "ON_DEMAND".into());
             let not_ready = i == count - 1 && has(self.opts, Fault::NodeNotReady);
             let pressure = i == 0 && has(self.opts, Fault::NodePressure);
+            let no_route = i == 1 % count && has(self.opts, Fault::NetworkUnavailable);
             let fault = if not_ready {
                 Some(Fault::NodeNotReady)
             } else if pressure {
                 Some(Fault::NodePressure)
+            } else if no_route {
+                Some(Fault::NetworkUnavailable)
             } else {
                 None
             };
@@ -59,7 +62,8 @@ impl Gen<'_> {
             }
             let heartbeat = self.now - self.rng.range(5, 40);
             let up = created + 40;
-            let conditions = self.node_conditions(not_ready, pressure, heartbeat, up);
+            let mut conditions = vec![self.route_condition(no_route, up)];
+            conditions.extend(self.node_conditions(not_ready, pressure, heartbeat, up));
             let taints = self.node_taints(not_ready, pressure);
             let capacity = quantities(&[
                 ("cpu", "8"),
@@ -145,6 +149,36 @@ impl Gen<'_> {
 
     /// The conditions the kubelet posts, or, for a node that stopped posting, what the
     /// node-lifecycle controller sets: every condition `Unknown`, `NodeStatusUnknown`.
+    /// `NetworkUnavailable`, which the cloud route controller owns (kubernetes
+    /// `staging/src/k8s.io/cloud-provider/controllers/route`): False once it created the
+    /// node's route, True when it could not. The node-lifecycle controller never marks it
+    /// `Unknown`.
+    fn route_condition(&self, no_route: bool, up: i64) -> NodeCondition {
+        let (status, reason, message, since) = if no_route {
+            (
+                "True",
+                "NoRouteCreated",
+                "Node created without a route",
+                self.now - 20 * MINUTE,
+            )
+        } else {
+            (
+                "False",
+                "RouteCreated",
+                "RouteController created a route",
+                up,
+            )
+        };
+        NodeCondition {
+            type_: "NetworkUnavailable".into(),
+            status: status.into(),
+            reason: s(reason),
+            message: s(message),
+            last_heartbeat_time: time(since),
+            last_transition_time: time(since),
+        }
+    }
+
     fn node_conditions(
         &self,
         not_ready: bool,

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, HTTPGetAction, HostIP,
-    PersistentVolumeClaimVolumeSource, Pod, PodCondition, PodIP, PodSpec, PodStatus,
-    PodTemplateSpec, Probe, ResourceRequirements, Toleration, Volume, VolumeMount,
+    ContainerStateWaiting, ContainerStatus, EphemeralContainer, HTTPGetAction, HostIP,
+    PersistentVolumeClaimVolumeSource, Pod, PodCondition, PodIP, PodReadinessGate,
+    PodSchedulingGate, PodSpec, PodStatus, PodTemplateSpec, Probe, ResourceRequirements,
+    Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -33,6 +34,21 @@ pub(super) enum PodState {
     CrashLoop,
     ImagePull,
     Unschedulable(String),
+    /// Held by `spec.schedulingGates` (the scheduler's `SchedulingGated` condition).
+    SchedulingGated,
+    /// Evicted for memory at `at`: the old shape (`status.reason` `Evicted`) or the
+    /// current one (only the `DisruptionTarget` condition).
+    Evicted {
+        at: i64,
+        current: bool,
+    },
+    /// Ran to an OOM kill at `at` with restartPolicy Never: `Failed`, the reason only in the
+    /// container's terminated state.
+    FailedOom {
+        at: i64,
+    },
+    /// The container's postStart hook failed; the kubelet killed it and waits to retry.
+    PostStartHook,
     /// The container ran to its end: exit 0, or exit 1 when `failed`.
     Finished {
         finished: i64,
@@ -61,6 +77,25 @@ type Drawn = (
     Option<i64>,
 );
 
+/// The kubelet eviction manager's message (pkg/kubelet/eviction/helpers.go); `{c}` is the
+/// container.
+const EVICTION_MESSAGE: &str = "The node was low on resource: memory. Threshold quantity: 100Mi, available: 91Mi. Container {c} was using 1532Mi, request is 1Gi, has larger consumption of memory. ";
+
+/// A shape beyond the pod's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Extra {
+    None,
+    /// Deleted at this time and still there (`deletionTimestamp`, grace period 30 s).
+    Terminating(i64),
+    /// A readiness gate no controller has set, since this time.
+    ReadinessGate(i64),
+    /// An init container that ran and a native sidecar (an init container with
+    /// `restartPolicy: Always`) that runs beside the main one.
+    Sidecars,
+    /// An ephemeral container `kubectl debug` added, finished at this time.
+    Ephemeral(i64),
+}
+
 /// What a pod needs beyond its workload.
 pub(super) struct PodPlan<'a> {
     pub w: &'a Workload,
@@ -75,6 +110,7 @@ pub(super) struct PodPlan<'a> {
     pub memory: &'a str,
     pub restart_policy: &'static str,
     pub claim: Option<String>,
+    pub extra: Extra,
 }
 
 impl Gen<'_> {
@@ -171,7 +207,8 @@ impl Gen<'_> {
             Some(std::mem::take(&mut p.labels)),
             p.created,
         );
-        meta.owner_references = Some(vec![p.owner.clone()]);
+        // a bare pod (no controller) has no owner
+        meta.owner_references = (!p.owner.name.is_empty()).then(|| vec![p.owner.clone()]);
         meta.annotations = fault_annotations(p.fault);
         let mut container = self.container(w, &p.image, p.memory);
         let mut volumes = None;
@@ -197,7 +234,7 @@ impl Gen<'_> {
             toleration_seconds: Some(300),
             value: None,
         };
-        let spec = PodSpec {
+        let mut spec = PodSpec {
             containers: vec![container],
             node_name: node.as_ref().map(|n| n.name.clone()),
             restart_policy: s(p.restart_policy),
@@ -223,9 +260,9 @@ impl Gen<'_> {
         let created = p.created;
         let image_id = self.image_id(&p.image);
         let container_id = format!("containerd://{}", self.rng.hex(64));
-        let (phase, conditions, statuses, status_text, ready_text, restarts, last_restart) =
+        let (phase, conditions, statuses, mut status_text, ready_text, restarts, last_restart) =
             self.draw_state(&p, &image_id, &container_id);
-        let status = PodStatus {
+        let mut status = PodStatus {
             phase: s(phase),
             conditions: Some(conditions),
             container_statuses: statuses,
@@ -237,6 +274,88 @@ impl Gen<'_> {
             start_time: node.as_ref().map(|_| created + 1).and_then(time),
             ..Default::default()
         };
+        let mut ready_text = ready_text.to_string();
+        let mut gates_text = "<none>".to_string();
+        match &p.state {
+            PodState::SchedulingGated => {
+                spec.scheduling_gates = Some(vec![PodSchedulingGate {
+                    name: "kueue.x-k8s.io/admission".into(),
+                }]);
+            }
+            PodState::Evicted { current: false, .. } => {
+                status.reason = s("Evicted");
+                status.message = s(EVICTION_MESSAGE.replace("{c}", w.name));
+            }
+            _ => {}
+        }
+        match p.extra {
+            Extra::None => {}
+            Extra::Terminating(at) => {
+                meta.deletion_timestamp = time(at + 30);
+                meta.deletion_grace_period_seconds = Some(30);
+                status_text = "Terminating".into();
+            }
+            Extra::ReadinessGate(since) => {
+                let gate = format!(
+                    "target-health.elbv2.k8s.aws/k8s-paragon-ingressn-{}",
+                    self.rng.hex(10)
+                );
+                spec.readiness_gates = Some(vec![PodReadinessGate {
+                    condition_type: gate.clone(),
+                }]);
+                // the kubelet's wording (pkg/kubelet/status/generate.go)
+                if let Some(ready) = status
+                    .conditions
+                    .as_mut()
+                    .and_then(|c| c.iter_mut().find(|c| c.type_ == "Ready"))
+                {
+                    ready.status = "False".into();
+                    ready.reason = s("ReadinessGatesNotReady");
+                    ready.message = s(format!(
+                        "corresponding condition of pod readiness gate \"{gate}\" does not exist."
+                    ));
+                    ready.last_transition_time = time(since);
+                }
+                gates_text = "0/1".into();
+            }
+            Extra::Sidecars => {
+                self.add_sidecars(&mut spec, &mut status, created);
+                ready_text = "2/2".into();
+            }
+            Extra::Ephemeral(finished) => {
+                let name = format!("debugger-{}", self.rng.suffix(5));
+                spec.ephemeral_containers = Some(vec![EphemeralContainer {
+                    name: name.clone(),
+                    image: s("docker.io/library/busybox:1.36"),
+                    image_pull_policy: s("IfNotPresent"),
+                    stdin: Some(true),
+                    tty: Some(true),
+                    target_container_name: s(w.name),
+                    termination_message_path: s("/dev/termination-log"),
+                    termination_message_policy: s("File"),
+                    ..Default::default()
+                }]);
+                status.ephemeral_container_statuses = Some(vec![ContainerStatus {
+                    name,
+                    image: "docker.io/library/busybox:1.36".into(),
+                    image_id: self.image_id("docker.io/library/busybox:1.36"),
+                    container_id: s(format!("containerd://{}", self.rng.hex(64))),
+                    ready: false,
+                    restart_count: 0,
+                    state: Some(ContainerState {
+                        terminated: Some(ContainerStateTerminated {
+                            exit_code: 0,
+                            reason: s("Completed"),
+                            started_at: time(finished - 15 * MINUTE),
+                            finished_at: time(finished),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]);
+            }
+        }
         let node_name = node.as_ref().map_or(String::new(), |n| n.name.clone());
         let fields = vec![
             node_name.clone(),
@@ -257,7 +376,7 @@ impl Gen<'_> {
             none(ip),
             none(node.map(|n| n.name)),
             Cell::text("<none>"),
-            Cell::text("<none>"),
+            Cell::text(gates_text),
         ];
         let uid = meta.uid.clone().unwrap_or_default();
         let pod_ip = status.pod_ip.clone().unwrap_or_default();
@@ -268,6 +387,57 @@ impl Gen<'_> {
         };
         self.push(Res::Pods, pod, fields, cells)?;
         Ok((uid, pod_ip))
+    }
+
+    /// prometheus-operator's init container (ran once) and its config-reloader as a native
+    /// sidecar: an init container with `restartPolicy: Always`, running and ready.
+    fn add_sidecars(&mut self, spec: &mut PodSpec, status: &mut PodStatus, created: i64) {
+        let image = "quay.io/prometheus-operator/prometheus-config-reloader:v0.77.1";
+        let init = |name: &str, always: bool| Container {
+            name: name.into(),
+            image: s(image),
+            image_pull_policy: s("IfNotPresent"),
+            restart_policy: always.then(|| "Always".to_string()),
+            termination_message_path: s("/dev/termination-log"),
+            termination_message_policy: s("File"),
+            ..Default::default()
+        };
+        spec.init_containers = Some(vec![
+            init("init-config-reloader", false),
+            init("config-reloader", true),
+        ]);
+        let image_id = self.image_id(image);
+        let mut one = |name: &str, state: ContainerState, ready: bool| ContainerStatus {
+            name: name.into(),
+            image: image.into(),
+            image_id: image_id.clone(),
+            container_id: s(format!("containerd://{}", self.rng.hex(64))),
+            ready,
+            started: Some(state.running.is_some()),
+            restart_count: 0,
+            state: Some(state),
+            ..Default::default()
+        };
+        let done = ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code: 0,
+                reason: s("Completed"),
+                started_at: time(created + 3),
+                finished_at: time(created + 4),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let running = ContainerState {
+            running: Some(ContainerStateRunning {
+                started_at: time(created + 5),
+            }),
+            ..Default::default()
+        };
+        status.init_container_statuses = Some(vec![
+            one("init-config-reloader", done, false),
+            one("config-reloader", running, true),
+        ]);
     }
 
     /// The phase, conditions and container statuses of a pod in `p.state`, as the kubelet
@@ -435,6 +605,127 @@ impl Gen<'_> {
                     "0/1",
                     0,
                     None,
+                )
+            }
+            PodState::SchedulingGated => {
+                // kube-scheduler's message for a gated pod (pkg/scheduler/schedule_one.go)
+                let mut c = cond("PodScheduled", false, created, Some("SchedulingGated"));
+                c.message = s("Scheduling is blocked due to non-empty scheduling gates");
+                (
+                    "Pending",
+                    vec![c],
+                    None,
+                    "SchedulingGated".to_string(),
+                    "0/1",
+                    0,
+                    None,
+                )
+            }
+            PodState::Evicted { at, current } => {
+                let killed = ContainerState {
+                    terminated: Some(ContainerStateTerminated {
+                        exit_code: 137,
+                        reason: s("Error"),
+                        started_at: time(started),
+                        finished_at: time(*at),
+                        container_id: s(container_id.clone()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                };
+                let mut conditions = vec![
+                    cond("PodReadyToStartContainers", false, *at, None),
+                    cond("Initialized", true, scheduled, None),
+                    cond("Ready", false, *at, Some("PodFailed")),
+                    cond("ContainersReady", false, *at, Some("PodFailed")),
+                    cond("PodScheduled", true, scheduled, None),
+                ];
+                if *current {
+                    let mut d = cond("DisruptionTarget", true, *at, Some("TerminationByKubelet"));
+                    d.message = s(EVICTION_MESSAGE.replace("{c}", w.name));
+                    conditions.insert(0, d);
+                }
+                (
+                    "Failed",
+                    conditions,
+                    Some(vec![base_status(false, 0, killed, None)]),
+                    if *current { "Error" } else { "Evicted" }.to_string(),
+                    "0/1",
+                    0,
+                    None,
+                )
+            }
+            PodState::FailedOom { at } => {
+                let oom = ContainerState {
+                    terminated: Some(ContainerStateTerminated {
+                        exit_code: 137,
+                        reason: s("OOMKilled"),
+                        started_at: time(started),
+                        finished_at: time(*at),
+                        container_id: s(container_id.clone()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                };
+                (
+                    "Failed",
+                    vec![
+                        cond("PodReadyToStartContainers", false, *at + 1, None),
+                        cond("Initialized", true, scheduled, None),
+                        cond("Ready", false, *at + 1, Some("PodFailed")),
+                        cond("ContainersReady", false, *at + 1, Some("PodFailed")),
+                        cond("PodScheduled", true, scheduled, None),
+                    ],
+                    Some(vec![base_status(false, 0, oom, None)]),
+                    "OOMKilled".to_string(),
+                    "0/1",
+                    0,
+                    None,
+                )
+            }
+            PodState::PostStartHook => {
+                let last = Terminated {
+                    reason: "Error",
+                    exit_code: 137,
+                    started: self.now - 3 * MINUTE - 10,
+                    finished: self.now - 3 * MINUTE,
+                };
+                // The kubelet's wording (pkg/kubelet/kuberuntime/kuberuntime_container.go)
+                let hook = "/bin/sh -c /opt/paragon/warmup.sh";
+                let waiting = ContainerState {
+                    waiting: Some(ContainerStateWaiting {
+                        reason: s("PostStartHookError"),
+                        message: s(format!(
+                            "Exec lifecycle hook ([{hook}]) for Container \"{}\" in Pod \"{}_{}({})\" failed - error: command '{hook}' exited with 1: , message: \"warm-up failed: cache not reachable\\n\"",
+                            w.name, p.name, w.namespace, p.name
+                        )),
+                    }),
+                    ..Default::default()
+                };
+                (
+                    "Running",
+                    vec![
+                        cond("PodReadyToStartContainers", true, created + 4, None),
+                        cond("Initialized", true, scheduled, None),
+                        cond("Ready", false, created + 4, Some("ContainersNotReady")),
+                        cond(
+                            "ContainersReady",
+                            false,
+                            created + 4,
+                            Some("ContainersNotReady"),
+                        ),
+                        cond("PodScheduled", true, scheduled, None),
+                    ],
+                    Some(vec![base_status(
+                        false,
+                        3,
+                        waiting,
+                        Some(terminated(&last)),
+                    )]),
+                    "PostStartHookError".to_string(),
+                    "0/1",
+                    3,
+                    Some(last.finished),
                 )
             }
             PodState::Unschedulable(message) => {

@@ -174,48 +174,59 @@ pub fn natural_pod_count(nodes: usize) -> usize {
     let w = workloads("0");
     let fixed: usize = w.iter().map(|w| w.replicas).sum();
     let daemons = w.iter().filter(|w| w.shape == Shape::DaemonSet).count();
-    // + the restart CronJob's last Job's pod
-    fixed + daemons * nodes + 1
+    // + the restart CronJob's last Job's pod and the batch pod held by its scheduling gate
+    fixed + daemons * nodes + 2
+}
+
+/// Where Helm keeps a release's history (`HELM_DRIVER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Driver {
+    Secret,
+    ConfigMap,
 }
 
 /// A Helm release of the installation: its chart, the chart's version (`None`: Paragon's app
-/// version) and how long ago it was last deployed.
+/// version), how long ago it was last deployed, where Helm stores it, and whether it was
+/// uninstalled with `--keep-history` (its latest revision `uninstalled`).
 pub(crate) struct Release {
     pub name: &'static str,
     pub chart: &'static str,
     pub version: Option<&'static str>,
     pub age: i64,
+    pub driver: Driver,
+    pub uninstalled: bool,
 }
 
-pub(crate) const RELEASES: [Release; 5] = [
+const fn release(
+    name: &'static str,
+    chart: &'static str,
+    version: Option<&'static str>,
+    age: i64,
+) -> Release {
     Release {
-        name: ON_PREM,
-        chart: "paragon-onprem",
-        version: None,
-        age: 20 * DAY,
+        name,
+        chart,
+        version,
+        age,
+        driver: Driver::Secret,
+        uninstalled: false,
+    }
+}
+
+/// The five releases of PARAGON.md, then `cache-replay` (off by default, so uninstalled
+/// with `--keep-history`) and `reloader`, installed with `HELM_DRIVER=configmap`.
+pub(crate) const RELEASES: [Release; 7] = [
+    release(ON_PREM, "paragon-onprem", None, 20 * DAY),
+    release(MON, "paragon-monitoring", None, 20 * DAY),
+    release(LOG, "paragon-logging", None, 60 * DAY),
+    release("ingress", "ingress-nginx", Some("1.11.3"), 90 * DAY),
+    release("metricsserver", "metrics-server", Some("0.7.2"), 100 * DAY),
+    Release {
+        uninstalled: true,
+        ..release("cache-replay", "paragon-cache-replay", None, 30 * DAY)
     },
     Release {
-        name: MON,
-        chart: "paragon-monitoring",
-        version: None,
-        age: 20 * DAY,
-    },
-    Release {
-        name: LOG,
-        chart: "paragon-logging",
-        version: None,
-        age: 60 * DAY,
-    },
-    Release {
-        name: "ingress",
-        chart: "ingress-nginx",
-        version: Some("1.11.3"),
-        age: 90 * DAY,
-    },
-    Release {
-        name: "metricsserver",
-        chart: "metrics-server",
-        version: Some("0.7.2"),
-        age: 100 * DAY,
+        driver: Driver::ConfigMap,
+        ..release("reloader", "reloader", Some("1.0.121"), 45 * DAY)
     },
 ];

@@ -9,6 +9,10 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Event, Node, PersistentVolumeClaim, Pod, PodCondition, Secret, Service,
 };
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::events::v1::Event as EventV1;
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde::de::DeserializeOwned;
 
@@ -94,6 +98,8 @@ fn every_served_object_parses_as_its_kubernetes_type() {
             Res::ReplicaSets => objects::<ReplicaSet>(&w, res).len(),
             Res::Jobs => objects::<Job>(&w, res).len(),
             Res::CronJobs => objects::<CronJob>(&w, res).len(),
+            Res::StorageClasses => objects::<StorageClass>(&w, res).len(),
+            Res::EventsV1 => objects::<EventV1>(&w, res).len(),
         };
         assert!(n > 0, "{res:?} is empty");
         for e in w.all(res) {
@@ -156,6 +162,15 @@ fn clean_installation_is_healthy() {
         if st.phase.as_deref() == Some("Succeeded") {
             continue;
         }
+        // held by its scheduling gate on purpose
+        if pod.spec.as_ref().unwrap().scheduling_gates.is_some() {
+            let c = cond(&st.conditions, "PodScheduled");
+            assert_eq!(
+                (c.status.as_str(), c.reason.as_deref()),
+                ("False", Some("SchedulingGated"))
+            );
+            continue;
+        }
         assert_eq!(
             st.phase.as_deref(),
             Some("Running"),
@@ -183,11 +198,26 @@ fn clean_installation_is_healthy() {
         let st = d.status.unwrap();
         assert_eq!(st.number_ready, st.desired_number_scheduled);
     }
+    // Claims are bound, or wait for their first consumer on a WaitForFirstConsumer class.
+    let waiting: Vec<String> = objects::<StorageClass>(&w, Res::StorageClasses)
+        .into_iter()
+        .filter(|c| c.volume_binding_mode.as_deref() == Some("WaitForFirstConsumer"))
+        .map(|c| c.metadata.name.unwrap())
+        .collect();
     for p in objects::<PersistentVolumeClaim>(&w, Res::PersistentVolumeClaims) {
-        assert_eq!(p.status.unwrap().phase.as_deref(), Some("Bound"));
+        let class = p.spec.unwrap().storage_class_name.unwrap();
+        match p.status.unwrap().phase.as_deref() {
+            Some("Bound") => {}
+            Some("Pending") => assert!(waiting.contains(&class), "{class}"),
+            other => panic!("{other:?}"),
+        }
     }
+    // Warnings only about pods that no longer exist (replaced by the daily restart).
     for e in objects::<Event>(&w, Res::Events) {
-        assert_eq!(e.type_.as_deref(), Some("Normal"));
+        if e.type_.as_deref() != Some("Normal") {
+            let name = e.involved_object.name.unwrap();
+            assert!(w.get(Res::Pods, PARAGON, &name).is_none(), "{name}");
+        }
     }
     let secrets = objects::<Secret>(&w, Res::Secrets);
     let releases: Vec<_> = secrets
@@ -457,6 +487,7 @@ fn pvc_pending_fault() {
     let pending: Vec<_> = objects::<PersistentVolumeClaim>(&w, Res::PersistentVolumeClaims)
         .into_iter()
         .filter(|p| p.status.as_ref().unwrap().phase.as_deref() == Some("Pending"))
+        .filter(|p| faulted(&p.metadata, Fault::PvcPending))
         .collect();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].metadata.name.as_deref(), Some("pgadmin-data"));
@@ -607,6 +638,7 @@ fn warning_events_fault() {
     let warnings: Vec<_> = objects::<Event>(&w, Res::Events)
         .into_iter()
         .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .filter(|e| faulted(&e.metadata, Fault::WarningEvents))
         .collect();
     assert_eq!(warnings.len(), 2);
     for e in &warnings {
@@ -619,4 +651,381 @@ fn warning_events_fault() {
         );
         assert!(pod.is_some());
     }
+}
+
+#[test]
+fn storage_classes_bind_both_ways_and_a_claim_waits_for_its_first_consumer() {
+    let w = world(&[]);
+    let classes = objects::<StorageClass>(&w, Res::StorageClasses);
+    let modes: Vec<_> = classes
+        .iter()
+        .map(|c| c.volume_binding_mode.as_deref().unwrap())
+        .collect();
+    assert!(modes.contains(&"Immediate") && modes.contains(&"WaitForFirstConsumer"));
+    let default: Vec<_> = classes
+        .iter()
+        .filter(|c| {
+            c.metadata.annotations.as_ref().is_some_and(|a| {
+                a.get("storageclass.kubernetes.io/is-default-class")
+                    .map(String::as_str)
+                    == Some("true")
+            })
+        })
+        .collect();
+    assert_eq!(default.len(), 1);
+    assert_eq!(
+        default[0].volume_binding_mode.as_deref(),
+        Some("WaitForFirstConsumer")
+    );
+    let pvc = objects::<PersistentVolumeClaim>(&w, Res::PersistentVolumeClaims)
+        .into_iter()
+        .find(|p| p.metadata.name.as_deref() == Some("redis-insight-data"))
+        .unwrap();
+    assert_eq!(pvc.status.unwrap().phase.as_deref(), Some("Pending"));
+    assert_eq!(
+        pvc.spec.unwrap().storage_class_name,
+        default[0].metadata.name
+    );
+    let ev = objects::<Event>(&w, Res::Events)
+        .into_iter()
+        .find(|e| e.reason.as_deref() == Some("WaitForFirstConsumer"))
+        .unwrap();
+    assert_eq!(
+        ev.involved_object.name.as_deref(),
+        Some("redis-insight-data")
+    );
+    assert_eq!(
+        ev.source.unwrap().component.as_deref(),
+        Some("persistentvolume-controller")
+    );
+    assert!(ev.count.unwrap() > 1000);
+}
+
+#[test]
+fn events_are_served_in_both_shapes_as_the_api_server_converts_them() {
+    let w = world(&[Fault::Pending]);
+    let core = objects::<Event>(&w, Res::Events);
+    let v1 = objects::<EventV1>(&w, Res::EventsV1);
+    assert_eq!(core.len(), v1.len());
+    // The scheduler's repeated FailedScheduling: a series, no count or lastTimestamp.
+    let failed = core
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("FailedScheduling"))
+        .unwrap();
+    assert_eq!(
+        (
+            failed.count,
+            &failed.last_timestamp,
+            &failed.first_timestamp
+        ),
+        (None, &None, &None)
+    );
+    assert!(failed.event_time.is_some());
+    let series = failed.series.as_ref().unwrap();
+    assert_eq!(series.count, Some(41));
+    assert_eq!(
+        series.last_observed_time.as_ref().unwrap().0.as_second(),
+        NOW - 30
+    );
+    let same = v1
+        .iter()
+        .find(|e| e.metadata.name == failed.metadata.name)
+        .unwrap();
+    assert_eq!(same.series.as_ref().unwrap().count, 41);
+    assert_eq!(
+        same.reporting_controller.as_deref(),
+        Some("default-scheduler")
+    );
+    assert_eq!(same.note, failed.message);
+    assert_eq!(same.deprecated_count, None);
+    // A legacy event in the new shape keeps its count as deprecatedCount.
+    let claim = v1
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("WaitForFirstConsumer"))
+        .unwrap();
+    assert!(claim.deprecated_count.unwrap() > 1000);
+    assert!(claim.event_time.is_none());
+    // Events about nodes live in default and name no namespace.
+    let node = core
+        .iter()
+        .find(|e| e.involved_object.kind.as_deref() == Some("Node"))
+        .unwrap();
+    assert_eq!(node.metadata.namespace.as_deref(), Some("default"));
+    assert_eq!(node.involved_object.namespace, None);
+    assert_eq!(node.involved_object.uid, node.involved_object.name);
+    // Warnings about pods replaced by today's restart: no such pod exists.
+    let pods: Vec<String> = objects::<Pod>(&w, Res::Pods)
+        .into_iter()
+        .map(|p| p.metadata.name.unwrap())
+        .collect();
+    let gone: Vec<_> = core
+        .iter()
+        .filter(|e| {
+            e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("Unhealthy")
+        })
+        .collect();
+    assert_eq!(gone.len(), 3);
+    for e in gone {
+        assert!(!pods.contains(e.involved_object.name.as_ref().unwrap()));
+    }
+}
+
+#[test]
+fn helm_keeps_history_in_secrets_and_configmaps_in_every_status() {
+    let w = world(&[Fault::PendingRelease]);
+    let payload = |encoded: &str| -> serde_json::Value {
+        let gz = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap();
+        serde_json::from_reader(flate2::read::GzDecoder::new(&gz[..])).unwrap()
+    };
+    let latest = |items: Vec<(BTreeMap<String, String>, String)>, name: &str| {
+        items
+            .into_iter()
+            .filter(|(l, _)| l["name"] == name && l["owner"] == "helm")
+            .max_by_key(|(l, _)| l["version"].parse::<u32>().unwrap())
+            .unwrap()
+    };
+    let secrets: Vec<_> = objects::<Secret>(&w, Res::Secrets)
+        .into_iter()
+        .filter(|s| s.type_.as_deref() == Some("helm.sh/release.v1"))
+        .map(|s| {
+            let data = String::from_utf8(s.data.unwrap()["release"].0.clone()).unwrap();
+            (s.metadata.labels.unwrap(), data)
+        })
+        .collect();
+    // uninstall --keep-history: the last revision stays, `uninstalled`, with its time.
+    let (l, data) = latest(secrets.clone(), "cache-replay");
+    assert_eq!(l["status"], "uninstalled");
+    let p = payload(&data);
+    assert_eq!(p["info"]["status"], "uninstalled");
+    assert_eq!(p["info"]["description"], "Uninstallation complete");
+    assert_ne!(p["info"]["deleted"], "");
+    // A stale pending-upgrade, hours old, above a deployed revision.
+    let (l, data) = latest(secrets, "paragon-monitoring");
+    assert_eq!(l["status"], "pending-upgrade");
+    assert_eq!(l["modifiedAt"], (NOW - 3 * HOUR).to_string());
+    assert_eq!(payload(&data)["info"]["status"], "pending-upgrade");
+    // HELM_DRIVER=configmap: the same records as ConfigMaps.
+    let cms: Vec<_> = objects::<ConfigMap>(&w, Res::ConfigMaps)
+        .into_iter()
+        .filter_map(|c| {
+            let l = c.metadata.labels?;
+            let d = c.data?.get("release")?.clone();
+            Some((l, d))
+        })
+        .collect();
+    let (l, data) = latest(cms, "reloader");
+    assert_eq!(l["status"], "deployed");
+    assert_eq!(payload(&data)["chart"]["metadata"]["name"], "reloader");
+}
+
+fn pod_named<'a>(pods: &'a [Pod], prefix: &str) -> Vec<&'a Pod> {
+    pods.iter()
+        .filter(|p| p.metadata.name.as_deref().unwrap().starts_with(prefix))
+        .collect()
+}
+
+#[test]
+fn pods_carry_init_native_sidecar_and_ephemeral_containers() {
+    let w = world(&[]);
+    let pods = objects::<Pod>(&w, Res::Pods);
+    let prom = pod_named(&pods, "prometheus-0")[0];
+    let spec = prom.spec.as_ref().unwrap();
+    let inits = spec.init_containers.as_ref().unwrap();
+    assert_eq!(inits[0].restart_policy, None);
+    assert_eq!(inits[1].restart_policy.as_deref(), Some("Always"));
+    let st = prom
+        .status
+        .as_ref()
+        .unwrap()
+        .init_container_statuses
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        st[0]
+            .state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .as_ref()
+            .unwrap()
+            .reason
+            .as_deref(),
+        Some("Completed")
+    );
+    assert!(st[1].ready && st[1].state.as_ref().unwrap().running.is_some());
+    let debugged: Vec<_> = pods
+        .iter()
+        .filter(|p| p.spec.as_ref().unwrap().ephemeral_containers.is_some())
+        .collect();
+    assert_eq!(debugged.len(), 1);
+    let eph = debugged[0]
+        .status
+        .as_ref()
+        .unwrap()
+        .ephemeral_container_statuses
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        eph[0]
+            .state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .as_ref()
+            .unwrap()
+            .exit_code,
+        0
+    );
+}
+
+#[test]
+fn pod_faults_take_the_shapes_the_kubelet_writes() {
+    let w = world(&[
+        Fault::StuckTerminating,
+        Fault::Evicted,
+        Fault::FailedPod,
+        Fault::ReadinessGate,
+        Fault::PostStartHook,
+    ]);
+    let pods = objects::<Pod>(&w, Res::Pods);
+    let terminating = fault_pods(&w, Fault::StuckTerminating);
+    assert_eq!(terminating.len(), 1);
+    assert_eq!(
+        ts(&terminating[0].metadata.deletion_timestamp),
+        NOW - 20 * MINUTE + 30
+    );
+    assert_eq!(
+        terminating[0].metadata.deletion_grace_period_seconds,
+        Some(30)
+    );
+
+    let evicted = fault_pods(&w, Fault::Evicted);
+    assert_eq!(evicted.len(), 2);
+    let (old, current): (Vec<_>, Vec<_>) = evicted
+        .iter()
+        .partition(|p| p.status.as_ref().unwrap().reason.is_some());
+    let old = old[0].status.as_ref().unwrap();
+    assert_eq!(
+        (old.phase.as_deref(), old.reason.as_deref()),
+        (Some("Failed"), Some("Evicted"))
+    );
+    assert!(
+        old.message
+            .as_deref()
+            .unwrap()
+            .starts_with("The node was low on resource: memory.")
+    );
+    let current = current[0].status.as_ref().unwrap();
+    assert_eq!(current.phase.as_deref(), Some("Failed"));
+    let d = cond(&current.conditions, "DisruptionTarget");
+    assert_eq!(
+        (d.status.as_str(), d.reason.as_deref()),
+        ("True", Some("TerminationByKubelet"))
+    );
+
+    let failed = fault_pods(&w, Fault::FailedPod);
+    let st = failed[0].status.as_ref().unwrap();
+    assert_eq!(
+        (st.phase.as_deref(), st.reason.as_deref()),
+        (Some("Failed"), None)
+    );
+    let t = st.container_statuses.as_ref().unwrap()[0]
+        .state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .clone()
+        .unwrap();
+    assert_eq!((t.reason.as_deref(), t.exit_code), (Some("OOMKilled"), 137));
+    assert!(failed[0].metadata.owner_references.is_none());
+
+    let gated = fault_pods(&w, Fault::ReadinessGate);
+    let st = gated[0].status.as_ref().unwrap();
+    assert_eq!(cond(&st.conditions, "ContainersReady").status, "True");
+    let ready = cond(&st.conditions, "Ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_deref()),
+        ("False", Some("ReadinessGatesNotReady"))
+    );
+    assert!(gated[0].spec.as_ref().unwrap().readiness_gates.is_some());
+
+    let hook = fault_pods(&w, Fault::PostStartHook);
+    assert!(
+        hook[0]
+            .metadata
+            .name
+            .as_deref()
+            .unwrap()
+            .starts_with("pheme-")
+    );
+    let waiting = hook[0]
+        .status
+        .as_ref()
+        .unwrap()
+        .container_statuses
+        .as_ref()
+        .unwrap()[0]
+        .state
+        .as_ref()
+        .unwrap()
+        .waiting
+        .clone()
+        .unwrap();
+    assert_eq!(waiting.reason.as_deref(), Some("PostStartHookError"));
+    assert!(!pod_named(&pods, "report-export-").is_empty());
+}
+
+#[test]
+fn network_unavailable_fault_sets_the_route_condition() {
+    let w = world(&[]);
+    for n in objects::<Node>(&w, Res::Nodes) {
+        let c = n.status.unwrap().conditions.unwrap();
+        let net = c.iter().find(|c| c.type_ == "NetworkUnavailable").unwrap();
+        assert_eq!(
+            (net.status.as_str(), net.reason.as_deref()),
+            ("False", Some("RouteCreated"))
+        );
+    }
+    let w = world(&[Fault::NetworkUnavailable]);
+    let bad: Vec<_> = objects::<Node>(&w, Res::Nodes)
+        .into_iter()
+        .filter(|n| faulted(&n.metadata, Fault::NetworkUnavailable))
+        .collect();
+    assert_eq!(bad.len(), 1);
+    let c = bad[0].status.clone().unwrap().conditions.unwrap();
+    let net = c.iter().find(|c| c.type_ == "NetworkUnavailable").unwrap();
+    assert_eq!(
+        (net.status.as_str(), net.reason.as_deref()),
+        ("True", Some("NoRouteCreated"))
+    );
+    let ready = c.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(ready.status, "True");
+}
+
+#[test]
+fn hand_imported_certificates_have_text_or_blank_lines_before_the_pem() {
+    let w = world(&[]);
+    let cert = |name: &str| {
+        let s = objects::<Secret>(&w, Res::Secrets)
+            .into_iter()
+            .find(|s| s.metadata.name.as_deref() == Some(name))
+            .unwrap();
+        assert_eq!(s.type_.as_deref(), Some("kubernetes.io/tls"));
+        String::from_utf8(s.data.unwrap()["tls.crt"].0.clone()).unwrap()
+    };
+    let grafana = cert("grafana-tls");
+    assert!(
+        grafana.starts_with("Bag Attributes\n    localKeyID: "),
+        "{grafana}"
+    );
+    let pem = &grafana[grafana.find("-----BEGIN CERTIFICATE-----").unwrap()..];
+    assert!(not_after(pem) > NOW + 199 * DAY);
+    let kibana = cert("kibana-tls");
+    assert!(
+        kibana.starts_with("\n\n-----BEGIN CERTIFICATE-----"),
+        "{kibana:?}"
+    );
+    assert!(not_after(kibana.trim_start()) > NOW + 149 * DAY);
 }

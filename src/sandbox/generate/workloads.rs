@@ -13,10 +13,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReferen
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::events::{EventPlan, Involved};
-use super::pods::{PodPlan, PodState, Terminated};
+use super::pods::{Extra, PodPlan, PodState, Terminated};
 use super::storage::PvcPlan;
 use super::tables::Workload;
-use super::{DAY, FAULT_ANNOTATION, Gen, MINUTE, has, labels, s, selector_text, time};
+use super::{
+    DAY, FAULT_ANNOTATION, FirstPod, Gen, HOUR, MINUTE, has, labels, s, selector_text, time,
+};
 use crate::sandbox::store::{Cell, Res};
 use crate::sandbox::{Fault, SandboxError};
 
@@ -54,6 +56,9 @@ impl Gen<'_> {
             }
             "hermes" if paragon && has(self.opts, Fault::ImagePull) => Some(Fault::ImagePull),
             "zeus" if paragon && has(self.opts, Fault::Pending) => Some(Fault::Pending),
+            "pheme" if paragon && has(self.opts, Fault::PostStartHook) => {
+                Some(Fault::PostStartHook)
+            }
             _ => None,
         };
         let unavailable =
@@ -86,6 +91,9 @@ impl Gen<'_> {
         // ReplicaSets: yesterday's (scaled to 0), the current one, and a new one mid-rollout.
         let hash = self.rng.suffix(10);
         let old_hash = self.rng.suffix(10);
+        if paragon {
+            self.replaced.insert(w.name, old_hash.clone());
+        }
         let new_hash = self.rng.suffix(10);
         let rs_created = pods_created - 2;
         let mut rs_labels = sel.clone();
@@ -149,6 +157,19 @@ impl Gen<'_> {
                     None,
                 )
             };
+            let (extra, fault) = match (w.name, i) {
+                ("worker-crons", 0) if paragon && has(self.opts, Fault::StuckTerminating) => (
+                    Extra::Terminating(self.now - 20 * MINUTE),
+                    Some(Fault::StuckTerminating),
+                ),
+                ("ingress-nginx-controller", 0) if has(self.opts, Fault::ReadinessGate) => (
+                    Extra::ReadinessGate(self.now - 10 * MINUTE),
+                    Some(Fault::ReadinessGate),
+                ),
+                // someone ran `kubectl debug` on a cerberus pod two hours ago
+                ("cerberus", 0) if paragon => (Extra::Ephemeral(self.now - 2 * HOUR), fault),
+                _ => (Extra::None, fault),
+            };
             let (uid, ip) = self.pod(PodPlan {
                 w,
                 name: name.clone(),
@@ -162,9 +183,20 @@ impl Gen<'_> {
                 memory: w.memory,
                 restart_policy: "Always",
                 claim: None,
+                extra,
             })?;
             if i == 0 {
-                self.first_pods.insert(w.name, (name.clone(), uid, ip));
+                let node = self.nodes[node].name.clone();
+                self.first_pods.insert(
+                    w.name,
+                    FirstPod {
+                        name: name.clone(),
+                        uid,
+                        ip,
+                        node,
+                        created,
+                    },
+                );
             }
         }
 
@@ -416,6 +448,12 @@ impl Gen<'_> {
                 memory: w.memory,
                 restart_policy: "Always",
                 claim: Some(claim),
+                // prometheus-operator runs its config-reloader as a native sidecar
+                extra: if w.name == "prometheus" {
+                    Extra::Sidecars
+                } else {
+                    Extra::None
+                },
             })?;
         }
         let r = w.replicas as i32;
@@ -488,6 +526,7 @@ impl Gen<'_> {
                 memory: w.memory,
                 restart_policy: "Always",
                 claim: None,
+                extra: Extra::None,
             })?;
         }
         let n = self.nodes.len() as i32;
@@ -545,6 +584,12 @@ impl Gen<'_> {
         let sel = Self::workload_labels(w);
         let (image, memory, state, age) = match f {
             Fault::CrashLoop => (w.image.clone(), w.memory, PodState::CrashLoop, 40 * MINUTE),
+            Fault::PostStartHook => (
+                w.image.clone(),
+                w.memory,
+                PodState::PostStartHook,
+                15 * MINUTE,
+            ),
             Fault::ImagePull => {
                 let tag = format!("{}-rc{}", w.image, 1 + self.rng.below(5));
                 (tag, w.memory, PodState::ImagePull, 20 * MINUTE)
@@ -581,9 +626,9 @@ impl Gen<'_> {
             Some(self.take_node())
         };
         let name = format!("{}-{new_hash}-{}", w.name, self.rng.suffix(5));
-        self.pod(PodPlan {
+        let (uid, _) = self.pod(PodPlan {
             w,
-            name,
+            name: name.clone(),
             labels: l,
             owner: rs_owner,
             node,
@@ -594,7 +639,9 @@ impl Gen<'_> {
             memory,
             restart_policy: "Always",
             claim: None,
+            extra: Extra::None,
         })?;
+        self.fault_pods.insert(f, (name, uid));
         Ok(())
     }
 }

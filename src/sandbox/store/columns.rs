@@ -385,3 +385,29 @@ pub(crate) const SERVICE_COLUMNS: &[Column] = &[
         "Route service traffic to pods with label keys and values matching this selector.",
     ),
 ];
+
+/// As the API server's printer for StorageClasses (`NAME` gets ` (default)` for the default).
+pub(crate) const STORAGECLASS_COLUMNS: &[Column] = &[
+    NAME,
+    col(
+        "Provisioner",
+        "string",
+        "Indicates the type of the provisioner.",
+    ),
+    col(
+        "ReclaimPolicy",
+        "string",
+        "Indicates the type of the reclaim policy.",
+    ),
+    col(
+        "VolumeBindingMode",
+        "string",
+        "Indicates how PersistentVolumeClaims should be provisioned and bound.",
+    ),
+    col(
+        "AllowVolumeExpansion",
+        "string",
+        "Indicates whether the storage class allow volume expand.",
+    ),
+    AGE,
+];

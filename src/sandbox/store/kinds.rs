@@ -4,7 +4,7 @@
 use super::columns::{
     CONFIGMAP_COLUMNS, CRONJOB_COLUMNS, Column, DAEMONSET_COLUMNS, DEPLOYMENT_COLUMNS,
     EVENT_COLUMNS, JOB_COLUMNS, NAMESPACE_COLUMNS, NODE_COLUMNS, POD_COLUMNS, PVC_COLUMNS,
-    REPLICASET_COLUMNS, SECRET_COLUMNS, SERVICE_COLUMNS, STATEFULSET_COLUMNS,
+    REPLICASET_COLUMNS, SECRET_COLUMNS, SERVICE_COLUMNS, STATEFULSET_COLUMNS, STORAGECLASS_COLUMNS,
 };
 
 /// A served resource kind.
@@ -24,9 +24,12 @@ pub(crate) enum Res {
     ReplicaSets,
     Jobs,
     CronJobs,
+    StorageClasses,
+    /// `events.k8s.io/v1` Events: the same events as `Events`, in the new shape.
+    EventsV1,
 }
 
-pub(crate) const ALL: [Res; 14] = [
+pub(crate) const ALL: [Res; 16] = [
     Res::Namespaces,
     Res::Nodes,
     Res::Pods,
@@ -41,6 +44,8 @@ pub(crate) const ALL: [Res; 14] = [
     Res::ReplicaSets,
     Res::Jobs,
     Res::CronJobs,
+    Res::StorageClasses,
+    Res::EventsV1,
 ];
 
 /// What discovery says about a kind, its table columns and its selectable fields.
@@ -127,7 +132,7 @@ const fn kind(
 }
 
 /// In the order of `Res`.
-static KINDS: [Kind; 14] = [
+static KINDS: [Kind; 16] = [
     kind(
         "",
         "namespaces",
@@ -266,6 +271,28 @@ static KINDS: [Kind; 14] = [
         &["cj"],
         true,
         CRONJOB_COLUMNS,
+        &[],
+    ),
+    kind(
+        "storage.k8s.io",
+        "storageclasses",
+        "storageclass",
+        "StorageClass",
+        &["sc"],
+        false,
+        STORAGECLASS_COLUMNS,
+        &[],
+    ),
+    // The API server prints events.k8s.io Events with the core Event's columns. No short
+    // name: `ev` stays the core resource's, without kubectl warning that it is ambiguous.
+    kind(
+        "events.k8s.io",
+        "events",
+        "event",
+        "Event",
+        &[],
+        true,
+        EVENT_COLUMNS,
         &[],
     ),
 ];
