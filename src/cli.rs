@@ -121,7 +121,7 @@ this machine). Exit status 0 when nothing failed (warnings allowed), 1 when some
     /// Forward local ports to services in the private network, through the bastion
     #[command(
         long_about = "Forward local ports to services in the private network, all over one SSH \
-session to the bastion. A SPEC is a service name (grafana, kibana, prometheus, or one from the \
+session to the bastion. A SPEC is a service name (grafana, kibana, openobserve, prometheus, or one from the \
 profile's [services] tables), LOCAL_PORT:SERVICE, or as with `ssh -L`, LOCAL_PORT:HOST:PORT or \
 HOST:PORT (HOST as resolved on the bastion; LOCAL_PORT 0 = any free port). Every listener is \
 bound before the bastion is contacted, so a port in use fails at once. When the bastion goes \

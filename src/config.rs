@@ -153,6 +153,8 @@ pub fn builtin_services() -> Vec<Service> {
     vec![
         svc("grafana", 4500, "/"),
         svc("kibana", 5601, "/app/home"),
+        // OpenObserve replaced Elasticsearch and Kibana in mid-2024 (ZO_HTTP_PORT 5080).
+        svc("openobserve", 5080, "/"),
         svc("prometheus", 9090, "/"),
     ]
 }
@@ -539,7 +541,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
                     path: path.to_path_buf(),
                     line: text[..svc.span().start.min(text.len())].matches('\n').count() + 1,
                     key: format!("profiles.{profile}.services.{name}"),
-                    message: "a service that is not built in (grafana, kibana, prometheus) needs a target".into(),
+                    message: "a service that is not built in (grafana, kibana, openobserve, prometheus) needs a target".into(),
                 });
             }
         }

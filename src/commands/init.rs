@@ -157,7 +157,7 @@ pub async fn run(g: &Globals, a: &InitArgs) -> anyhow::Result<u8> {
 
     let services = if ask
         && prompt::confirm(
-            "Write the default service forwards into the profile (grafana on local port 4500, kibana 5601, prometheus 9090), to edit later",
+            "Write the default service forwards into the profile (grafana on local port 4500, kibana 5601, openobserve 5080, prometheus 9090), to edit later",
             true,
             HINT,
         )? {

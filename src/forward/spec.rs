@@ -260,6 +260,9 @@ mod tests {
             assert!(e.contains(want), "{spec}: {e}");
         }
         let e = parse("nosuch").unwrap_err().to_string();
-        assert!(e.contains("grafana, kibana, prometheus"), "{e}");
+        assert!(
+            e.contains("grafana, kibana, openobserve, prometheus"),
+            "{e}"
+        );
     }
 }

@@ -16,6 +16,7 @@ mod nodes;
 mod pods;
 pub mod report;
 mod storage;
+mod table;
 mod workloads;
 
 use std::collections::BTreeMap;
@@ -376,7 +377,7 @@ fn network_checks(t: &Target) -> Vec<Check> {
         ));
     }
     for svc in t.services.values() {
-        if let Some(check) = monitoring::check_for(t.dialer.clone(), svc) {
+        if let Some(check) = monitoring::check_for(t.dialer.clone(), t.kube.clone().ok(), svc) {
             checks.push(check);
         }
     }
@@ -443,6 +444,15 @@ pub fn human(d: SignedDuration) -> String {
         s if s >= 3_600 => format!("{}h", s / 3_600),
         s if s >= 60 => format!("{}m", s / 60),
         s => format!("{s}s"),
+    }
+}
+
+/// `1 job`, `2 jobs`: a count and its noun, plural when it is not one.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
     }
 }
 
