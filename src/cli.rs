@@ -251,7 +251,7 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "S", default_value_t = 1)]
     pub seed: u64,
     /// A fault to switch on (repeatable)
-    #[arg(long = "fault", value_name = "KIND", value_enum)]
+    #[arg(long = "fault", value_name = "KIND", value_parser = crate::sandbox::FaultParser)]
     pub faults: Vec<crate::sandbox::Fault>,
 }
 

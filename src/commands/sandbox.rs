@@ -11,7 +11,10 @@ use crate::sandbox::{Fault, Sandbox, SandboxOptions};
 
 #[derive(Serialize)]
 struct Started<'a> {
+    /// Where clients connect (loopback when bound to every interface).
     listen: String,
+    /// Where the listener is bound, as the system reports it.
+    bound: String,
     server: String,
     kubeconfig: String,
     namespaces: usize,
@@ -41,6 +44,13 @@ pub async fn run(g: &Globals, args: SandboxArgs) -> anyhow::Result<u8> {
     };
     sandbox.write_kubeconfig(&path)?;
     let stats = sandbox.stats();
+    // As `forward --bind` does: a warning is not silenced by --quiet.
+    if !sandbox.bound().ip().is_loopback() {
+        eprintln!(
+            "paragon-admin: warning: listening on {}: anyone who reaches this address can read the generated installation with the kubeconfig's token",
+            sandbox.bound()
+        );
+    }
     if !g.quiet {
         eprintln!(
             "sandbox: {} nodes, {} pods; kubeconfig {}\n  export KUBECONFIG={}",
@@ -53,6 +63,7 @@ pub async fn run(g: &Globals, args: SandboxArgs) -> anyhow::Result<u8> {
     let printed = match g.output {
         Format::Json => output::print_json_line(&Started {
             listen: sandbox.addr().to_string(),
+            bound: sandbox.bound().to_string(),
             server: sandbox.server_url(),
             kubeconfig: path.display().to_string(),
             namespaces: stats.namespaces,

@@ -4,8 +4,9 @@
 //! the demo run against this one. It serves HTTPS with its own CA and a bearer token, the
 //! discovery documents, and `get`/`list` (with `limit`/`continue`, `labelSelector` and
 //! `fieldSelector`, as full objects, metadata-only lists or server-side `Table`s) for
-//! namespaces, nodes, pods, events, PVCs, secrets, configmaps, services, deployments,
-//! statefulsets, daemonsets, replicasets, jobs and cronjobs. The objects are k8s-openapi
+//! namespaces, nodes, pods, events (core `v1` and `events.k8s.io/v1`), PVCs, storage classes,
+//! secrets, configmaps, services, deployments, statefulsets, daemonsets, replicasets, jobs and
+//! cronjobs. The objects are k8s-openapi
 //! types, generated once from a seed and kept pre-serialized; nothing changes while it runs:
 //! writes are refused, and a watch stays open without events until its timeout (at most 30
 //! minutes) or until the sandbox stops. `pods/log` answers with lines made from the pod's
@@ -43,9 +44,17 @@
 //! latest revision `deployed`, older ones `superseded`. TLS secrets `paragon-tls` (valid 60
 //! more days) and `ingress-nginx-admission` (valid years) hold real certificates.
 //!
+//! Shapes a healthy real cluster has, and so does a clean sandbox: StorageClasses `gp2`
+//! (default) and `gp3` binding `WaitForFirstConsumer` and `efs-sc` binding `Immediate`; PVC
+//! `paragon/redis-insight-data` Pending on `gp2` with no pod using it, and the PV controller's
+//! `WaitForFirstConsumer` event; every event served in both shapes (the scheduler's
+//! `Scheduled` events new-style, with `eventTime` and no count); a `RegisteredNode` event per
+//! node (namespace `default`, no namespace in `involvedObject`); and `Unhealthy` Warnings
+//! about pods the daily restart replaced, which no longer exist.
+//!
 //! A clean sandbox is healthy: every node Ready with no pressure, every running pod Ready,
 //! every Deployment, StatefulSet and DaemonSet fully available, every Helm release's latest
-//! revision `deployed`, certificates valid for more than 30 days, only `Normal` events, and
+//! revision `deployed`, certificates valid for more than 30 days, only `Normal` events about existing objects, and
 //! restart counts 0 except `prometheus-0`, whose 2 restarts are days old.
 //!
 //! `pods` scales the installation: the extra pods become replicas of the worker
@@ -54,7 +63,9 @@
 //! Every object a fault produces or changes carries the annotation
 //! `sandbox.paragon.io/fault: <fault name>`; what each fault does is documented on [`Fault`].
 
+mod api_faults;
 pub mod bastion;
+mod fault;
 mod generate;
 mod logs;
 mod rng;
@@ -109,131 +120,7 @@ impl Default for SandboxOptions {
     }
 }
 
-/// A problem the sandbox can simulate. Each touches only what its documentation says, and
-/// every object it produces or changes is annotated `sandbox.paragon.io/fault=<name>`.
-/// Times are relative to when the sandbox started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Fault {
-    /// `crashloop`: Deployment `paragon/worker-actions` is mid-rollout. A new ReplicaSet
-    /// (revision +1, 1 replica) owns one pod, created 40 minutes ago, phase `Running`, whose
-    /// container `worker-actions` is `waiting` with reason `CrashLoopBackOff` (message
-    /// `back-off 5m0s restarting failed container=worker-actions pod=<pod>`), `restartCount`
-    /// 9, `lastState.terminated` exit code 1 reason `Error` finished 2 minutes ago; pod
-    /// conditions `Ready` and `ContainersReady` False (reason `ContainersNotReady`). The two
-    /// old pods keep serving: the Deployment has `availableReplicas` 2 = `spec.replicas`,
-    /// `updatedReplicas` 1, `unavailableReplicas` 1, `Available` True and `Progressing` True.
-    #[value(name = "crashloop", help = "a worker-actions pod in CrashLoopBackOff")]
-    #[serde(rename = "crashloop")]
-    CrashLoop,
-    /// `image-pull`: Deployment `paragon/hermes` is mid-rollout to an image tag that does not
-    /// exist. The new ReplicaSet's one pod, created 20 minutes ago, is phase `Pending` with
-    /// `PodScheduled` True and `Ready` False; its container `hermes` is `waiting` with reason
-    /// `ImagePullBackOff` (message `Back-off pulling image "<image>"`), restartCount 0. The
-    /// Deployment stays available (`availableReplicas` 2, `Available` True).
-    #[value(help = "a hermes pod in ImagePullBackOff")]
-    ImagePull,
-    /// `pending`: Deployment `paragon/zeus` is mid-rollout to a template that asks for 48Gi of
-    /// memory. The new ReplicaSet's one pod, created 25 minutes ago, has no node, phase
-    /// `Pending`, condition `PodScheduled` False with reason `Unschedulable` and message
-    /// `0/N nodes are available: N Insufficient memory. preemption: ...`, and no container
-    /// statuses. The Deployment stays available (`availableReplicas` 2, `Available` True).
-    #[value(help = "an unschedulable zeus pod")]
-    Pending,
-    /// `oom-killed`: the first pod (by name) of Deployment `paragon/worker-workflows` has
-    /// `restartCount` 1 and `lastState.terminated` reason `OOMKilled`, exit code 137, finished
-    /// 12 minutes ago; it is running again since then and `Ready`.
-    #[value(help = "a worker-workflows container recently OOMKilled")]
-    OomKilled,
-    /// `node-not-ready`: the last node (by index; its name is the last in generation order)
-    /// stopped reporting: conditions `Ready`, `MemoryPressure`, `DiskPressure` and
-    /// `PIDPressure` all `Unknown` (reason `NodeStatusUnknown`, message `Kubelet stopped
-    /// posting node status.`, since 5 minutes ago) and taints `node.kubernetes.io/unreachable`
-    /// (NoSchedule and NoExecute). The pods bound to it are left as they were.
-    #[value(help = "the last node stops reporting (NotReady)")]
-    NodeNotReady,
-    /// `node-pressure`: the first node has condition `MemoryPressure` True (reason
-    /// `KubeletHasInsufficientMemory`, since 15 minutes ago) and the taint
-    /// `node.kubernetes.io/memory-pressure:NoSchedule`; it stays `Ready`.
-    #[value(help = "the first node under memory pressure")]
-    NodePressure,
-    /// `deployment-unavailable`: Deployment `paragon/passport` has no available replica: its
-    /// condition `Available` is False (reason `MinimumReplicasUnavailable`, message
-    /// `Deployment does not have minimum availability.`, since 15 minutes ago),
-    /// `availableReplicas` and `readyReplicas` 0, `unavailableReplicas` 2. Its two pods are
-    /// `Running` with containers started, ready=false and restartCount 0 (the readiness probe
-    /// fails), pod condition `Ready` False with reason `ContainersNotReady`.
-    #[value(help = "Deployment passport with no available replica")]
-    DeploymentUnavailable,
-    /// `pvc-pending`: PVC `paragon/pgadmin-data` (10Gi, storage class `gp3-encrypted`, which
-    /// does not exist), created 30 minutes ago, is phase `Pending` with no volume. No pod
-    /// mounts it.
-    #[value(help = "PVC pgadmin-data stuck Pending")]
-    PvcPending,
-    /// `failed-release`: Helm release `paragon-on-prem` has a new latest revision, secret
-    /// `paragon/sh.helm.release.v1.paragon-on-prem.v<N+1>` labelled `status=failed`
-    /// (`modifiedAt` 25 minutes ago, payload status `failed`, description `Upgrade
-    /// "paragon-on-prem" failed: context deadline exceeded`); revision N stays
-    /// `status=deployed`.
-    #[value(help = "Helm release paragon-on-prem's latest revision failed")]
-    FailedRelease,
-    /// `expiring-cert`: the `kubernetes.io/tls` secret `paragon/paragon-tls` holds a
-    /// certificate that expires 9 days after the sandbox started (day precision), instead of 60.
-    #[value(help = "TLS secret paragon-tls expires in 9 days")]
-    ExpiringCert,
-    /// `warning-events`: two events of type `Warning` in `paragon`, both seen in the last 10
-    /// minutes: reason `Unhealthy` (count 3, a readiness probe timeout) on the first
-    /// `hermes` pod, and reason `DNSConfigForming` (count 12, "Search Line
-    /// limits were exceeded") on the first `zeus` pod. No other fault makes Warning events.
-    #[value(help = "Warning events in the last hour")]
-    WarningEvents,
-    /// `migration-failed`: the Helm pre-upgrade hook Job `paragon/migrations-postgres-hermes`
-    /// (annotations `helm.sh/hook: pre-install,pre-upgrade`, delete policy
-    /// `before-hook-creation,hook-succeeded`, so a failed one stays) started 30 minutes ago and
-    /// failed: `status.failed` 1, conditions `FailureTarget` and `Failed` True with reason
-    /// `BackoffLimitExceeded`; its one pod is phase `Failed`, container `migrations`
-    /// terminated with reason `Error`, exit code 1, pod condition `Ready` False with reason
-    /// `PodFailed`. A clean sandbox has no `migrations-postgres-*` Job.
-    #[value(help = "a failed database migrations Job left behind")]
-    MigrationFailed,
-}
-
-impl Fault {
-    /// Every fault, in declaration order.
-    pub const ALL: [Fault; 12] = [
-        Fault::CrashLoop,
-        Fault::ImagePull,
-        Fault::Pending,
-        Fault::OomKilled,
-        Fault::NodeNotReady,
-        Fault::NodePressure,
-        Fault::DeploymentUnavailable,
-        Fault::PvcPending,
-        Fault::FailedRelease,
-        Fault::ExpiringCert,
-        Fault::WarningEvents,
-        Fault::MigrationFailed,
-    ];
-
-    /// The name used on the command line and in the fault annotation.
-    pub fn name(self) -> &'static str {
-        match self {
-            Fault::CrashLoop => "crashloop",
-            Fault::ImagePull => "image-pull",
-            Fault::Pending => "pending",
-            Fault::OomKilled => "oom-killed",
-            Fault::NodeNotReady => "node-not-ready",
-            Fault::NodePressure => "node-pressure",
-            Fault::DeploymentUnavailable => "deployment-unavailable",
-            Fault::PvcPending => "pvc-pending",
-            Fault::FailedRelease => "failed-release",
-            Fault::ExpiringCert => "expiring-cert",
-            Fault::WarningEvents => "warning-events",
-            Fault::MigrationFailed => "migration-failed",
-        }
-    }
-}
-
+pub use fault::{Fault, FaultParser, Forbidden};
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     #[error("the sandbox needs at least one node")]
@@ -281,6 +168,7 @@ impl crate::exit::ExitStatus for SandboxError {
 #[derive(Debug)]
 pub struct Sandbox {
     addr: SocketAddr,
+    bound: SocketAddr,
     ca_pem: String,
     token: tls::Token,
     stats: Stats,
@@ -350,6 +238,7 @@ impl Sandbox {
             token: creds.token.clone(),
             addr,
             stopped: cancel.clone(),
+            faults: api_faults::ApiFaults::new(&opts.faults),
         };
         let task = tokio::spawn(server::serve(
             listener,
@@ -360,6 +249,7 @@ impl Sandbox {
         tracing::info!(%addr, pods = stats.pods, nodes = stats.nodes, "sandbox serving");
         Ok(Sandbox {
             addr,
+            bound: local,
             ca_pem: creds.ca_pem,
             token: creds.token,
             stats,
@@ -385,6 +275,12 @@ impl Sandbox {
     /// The address clients connect to (loopback when listening on an unspecified address).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address the listener is bound to, as the system reports it (`0.0.0.0:PORT` when
+    /// listening on every interface).
+    pub fn bound(&self) -> SocketAddr {
+        self.bound
     }
 
     /// `https://ADDR`.

@@ -21,6 +21,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tokio_util::task::TaskTracker;
 
+use super::api_faults::{self, ApiFaults, Refusal};
 use super::logs::{self, LogError, LogQuery};
 use super::selector::{FieldSelector, LabelSelector};
 use super::store::{self, ALL, Include, ListError, ListQuery, Res, Shape, World};
@@ -39,6 +40,8 @@ pub(crate) struct Api {
     pub addr: SocketAddr,
     /// Cancelled when the sandbox stops; ends the watches.
     pub stopped: CancellationToken,
+    /// The `api-*` faults switched on.
+    pub faults: ApiFaults,
 }
 
 /// Accepts connections until `cancel`, then lets open requests finish briefly and returns;
@@ -80,7 +83,14 @@ pub(crate) async fn serve(
             };
             let service = hyper::service::service_fn(move |req| {
                 let api = api.clone();
-                async move { Ok::<_, Infallible>(api.respond(&req)) }
+                async move {
+                    if let Some(delay) =
+                        api.faults.delay().filter(|_| is_resource(req.uri().path()))
+                    {
+                        tokio::time::sleep(delay).await;
+                    }
+                    Ok::<_, Infallible>(api.respond(&req))
+                }
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
@@ -196,6 +206,28 @@ fn status(code: StatusCode, reason: &str, message: &str, details: Option<(&str, 
         );
     }
     r
+}
+
+/// A refusal from the `api-*` faults, with its `Retry-After`.
+fn refused(r: Refusal) -> Reply {
+    let code = StatusCode::from_u16(r.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut reply = reply(
+        code,
+        "application/json",
+        serde_json::to_vec(&r.body).unwrap_or_default(),
+    );
+    if let Some(seconds) = r.retry_after {
+        reply
+            .headers_mut()
+            .insert(hyper::header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    reply
+}
+
+/// A path under `/api/v1/` or `/apis/GROUP/VERSION/` that names a resource, not discovery.
+fn is_resource(path: &str) -> bool {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    matches!(segs.as_slice(), ["api", _, _, ..] | ["apis", _, _, _, ..])
 }
 
 fn not_found_path() -> Reply {
@@ -323,7 +355,27 @@ impl Api {
                 .find(|(key, _)| key == k)
                 .map(|(_, v)| v.as_str())
         };
-        if matches!(param("watch"), Some("true" | "1")) {
+        let watch = matches!(param("watch"), Some("true" | "1"));
+        let target = req
+            .uri()
+            .path_and_query()
+            .map_or(req.uri().path(), |p| p.as_str());
+        let asked = api_faults::Request {
+            res,
+            verb: match (watch, name) {
+                (true, _) => "watch",
+                (false, Some(_)) => "get",
+                (false, None) => "list",
+            },
+            namespace,
+            name,
+            target,
+            continued: param("continue").is_some_and(|c| !c.is_empty()),
+        };
+        if let Some(refusal) = self.faults.refuse(&asked) {
+            return refused(refusal);
+        }
+        if watch {
             if param("sendInitialEvents") == Some("true") {
                 return status(
                     StatusCode::BAD_REQUEST,
@@ -548,7 +600,7 @@ fn version() -> serde_json::Value {
     })
 }
 
-const GROUPS: [&str; 2] = ["apps", "batch"];
+const GROUPS: [&str; 4] = ["apps", "batch", "storage.k8s.io", "events.k8s.io"];
 
 fn group_of(name: &str) -> Option<serde_json::Value> {
     GROUPS.contains(&name).then(|| {

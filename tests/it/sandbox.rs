@@ -425,7 +425,7 @@ fn every_fault_is_visible_through_kubectl() {
         "--field-selector",
         "type=Warning",
     ]);
-    assert_eq!(items(&warnings).len(), 2);
+    assert_eq!(with_fault(&warnings, "warning-events").len(), 2);
 }
 
 #[test]
@@ -655,4 +655,164 @@ async fn kube_client_pages_and_lists_metadata_from_an_in_process_sandbox() {
         0
     );
     assert!(stopping.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[test]
+fn listening_on_every_interface_warns_and_names_the_bound_port() {
+    let sb = SandboxProc::start(&["--listen", "0.0.0.0:0"]);
+    let port = sb.addr.rsplit(':').next().unwrap().to_string();
+    assert_eq!(sb.addr, format!("127.0.0.1:{port}"));
+    assert_eq!(sb.started["bound"], format!("0.0.0.0:{port}"));
+    let err = sb.stderr();
+    assert!(
+        err.contains(&format!(
+            "paragon-admin: warning: listening on 0.0.0.0:{port}: anyone who reaches this address"
+        )),
+        "{err}"
+    );
+    // The kubeconfig points at loopback and its certificate holds for it.
+    assert!(sb.kubectl_ok(&["get", "ns"]).contains("paragon"));
+
+    let local = SandboxProc::start(&[]);
+    assert!(!local.stderr().contains("warning"), "{}", local.stderr());
+    assert_eq!(local.started["bound"], local.addr.as_str());
+}
+
+#[test]
+fn kubectl_retries_a_throttled_request_after_retry_after() {
+    let sb = SandboxProc::start(&["--fault", "api-throttle"]);
+    // Every request is refused once with 429 and Retry-After: 1; client-go waits and retries.
+    let started = std::time::Instant::now();
+    let pods = sb.kubectl_ok(&["get", "pods", "-n", "paragon", "--no-headers"]);
+    assert!(pods.lines().count() > 40, "{pods}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "served without the throttled first try"
+    );
+    // The refusal itself, as the API server writes it.
+    let raw = sb.kubectl(&["get", "--raw", "/api/v1/namespaces/paragon/secrets?limit=1"]);
+    assert_eq!(
+        raw.status,
+        Some(0),
+        "kubectl --raw retries too: {}",
+        raw.stderr
+    );
+}
+
+#[test]
+fn api_faults_answer_with_the_status_the_api_server_writes() {
+    let sb = SandboxProc::start(&["--fault", "api-error", "--fault", "api-forbidden=secrets"]);
+    let r = sb.kubectl(&["get", "nodes"]);
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "Error from server (InternalError): Internal error occurred: etcdserver: leader changed"
+        ),
+        "{}",
+        r.stderr
+    );
+    // The same request again is served.
+    assert_eq!(
+        sb.kubectl_ok(&["get", "nodes", "--no-headers"])
+            .lines()
+            .count(),
+        3
+    );
+
+    let r = sb.kubectl(&["get", "secrets", "-n", "paragon"]);
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "Error from server (Forbidden): secrets is forbidden: User \"sandbox\" cannot list resource \"secrets\" in API group \"\" in the namespace \"paragon\""
+        ),
+        "{}",
+        r.stderr
+    );
+    let r = sb.kubectl(&["get", "secret", "paragon-tls", "-n", "paragon"]);
+    assert!(
+        r.stderr
+            .contains("secrets \"paragon-tls\" is forbidden: User \"sandbox\" cannot get resource"),
+        "{}",
+        r.stderr
+    );
+    let r = sb.kubectl(&["get", "secrets", "-A"]);
+    assert!(r.stderr.contains("at the cluster scope"), "{}", r.stderr);
+}
+
+#[test]
+fn an_expired_continue_fails_the_list_once_then_lists_are_served() {
+    let sb = SandboxProc::start(&["--fault", "api-expired-continue", "--fault", "api-slow"]);
+    let args = ["get", "pods", "-A", "--chunk-size=20", "--no-headers"];
+    let r = sb.kubectl(&args);
+    assert_ne!(r.status, Some(0), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("The provided continue parameter is too old"),
+        "{}",
+        r.stderr
+    );
+    // Each page waits api-slow's second: at least the first page and the refused one.
+    let started = std::time::Instant::now();
+    let all = sb.kubectl_ok(&args);
+    assert!(all.lines().count() > 60, "{all}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn kubectl_reads_both_event_apis_and_storage_classes() {
+    let sb = SandboxProc::start(&["--fault", "pending"]);
+    // `get events` (core v1) shows the scheduler's series: its count and last time.
+    let ev = sb.kubectl_ok(&["get", "events", "-n", "paragon", "-o", "wide"]);
+    let failed = ev
+        .lines()
+        .find(|l| l.contains("FailedScheduling"))
+        .unwrap_or_else(|| panic!("{ev}"));
+    assert!(failed.contains("default-scheduler"), "{failed}");
+    assert!(failed.split_whitespace().any(|w| w == "41"), "{failed}");
+    let core = sb.kubectl_json(&["get", "events", "-n", "paragon"]);
+    let series = items(&core)
+        .iter()
+        .find(|e| e["reason"] == "FailedScheduling")
+        .unwrap();
+    assert_eq!(series["series"]["count"], 41);
+    assert!(series.get("count").is_none() && series["lastTimestamp"].is_null());
+    // The same events through events.k8s.io/v1, and node events with no namespace.
+    let v1 = sb.kubectl_json(&["get", "events.v1.events.k8s.io", "-A"]);
+    assert_eq!(v1["items"][0]["apiVersion"], "events.k8s.io/v1");
+    let same = items(&v1)
+        .iter()
+        .find(|e| e["reason"] == "FailedScheduling")
+        .unwrap();
+    assert_eq!(same["series"]["count"], 41);
+    assert_eq!(same["reportingController"], "default-scheduler");
+    let node = items(&v1)
+        .iter()
+        .find(|e| e["regarding"]["kind"] == "Node")
+        .unwrap();
+    assert_eq!(node["metadata"]["namespace"], "default");
+    assert!(node["regarding"].get("namespace").is_none(), "{node}");
+    let all = sb.kubectl_ok(&["get", "ev", "-A"]);
+    assert!(all.contains("node/ip-"), "{all}");
+
+    let sc = sb.kubectl_ok(&["get", "sc"]);
+    let rows: Vec<Vec<&str>> = sc.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(
+        rows[0],
+        [
+            "NAME",
+            "PROVISIONER",
+            "RECLAIMPOLICY",
+            "VOLUMEBINDINGMODE",
+            "ALLOWVOLUMEEXPANSION",
+            "AGE"
+        ]
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r[..3] == ["gp2", "(default)", "kubernetes.io/aws-ebs"]),
+        "{sc}"
+    );
+    assert!(rows.iter().any(|r| r.contains(&"Immediate")), "{sc}");
+    let pvc = sb.kubectl_ok(&["get", "pvc", "-n", "paragon", "redis-insight-data"]);
+    assert!(pvc.contains("Pending") && pvc.contains("gp2"), "{pvc}");
 }
