@@ -40,9 +40,15 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> anyhow::Result<u8> {
         postgres_password: if profile.profile.datastores.postgres.is_empty() {
             None
         } else {
-            postgres_password(&profile)
+            keyring_password(&profile, "postgres-password")
         },
         context,
+        redis_password: if profile.profile.datastores.redis.is_empty() {
+            None
+        } else {
+            keyring_password(&profile, "redis-password")
+        },
+        profile: profile.name.clone(),
     };
     let options = health::Options {
         timeout,
@@ -53,10 +59,11 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> anyhow::Result<u8> {
     Ok(report.exit_status())
 }
 
-/// `PROFILE/postgres-password` from the keyring, if stored. A keyring that cannot be read
-/// only means no `SELECT 1`: the handshake still shows whether Postgres is alive.
-fn postgres_password(profile: &Resolved) -> Option<crate::secrets::Secret> {
-    let name = format!("{}/postgres-password", profile.name);
+/// `PROFILE/KIND` (`postgres-password`, `redis-password`) from the keyring, if stored. A
+/// keyring that cannot be read only means a shallower probe: the handshake still shows
+/// whether the datastore is alive.
+fn keyring_password(profile: &Resolved, kind: &str) -> Option<crate::secrets::Secret> {
+    let name = format!("{}/{kind}", profile.name);
     match secrets::get(&name) {
         Ok(s) => s,
         Err(e) => {

@@ -230,6 +230,10 @@ pub struct Target {
     pub postgres_password: Option<crate::secrets::Secret>,
     /// The kubeconfig context, for messages that name it; `None`: its current context.
     pub context: Option<String>,
+    /// The Redis password (keyring `PROFILE/redis-password`), for `AUTH`.
+    pub redis_password: Option<crate::secrets::Secret>,
+    /// The profile's name, for the keyring names in hints (empty: `PROFILE`).
+    pub profile: String,
 }
 
 /// How the report runs.
@@ -365,7 +369,19 @@ fn network_checks(t: &Target) -> Vec<Check> {
             "redis",
             Area::Datastores,
             hp.to_string(),
-            datastores::redis(t.dialer.clone(), hp.clone()),
+            datastores::redis(
+                t.dialer.clone(),
+                hp.clone(),
+                t.redis_password.clone(),
+                format!(
+                    "{}/redis-password",
+                    if t.profile.is_empty() {
+                        "PROFILE"
+                    } else {
+                        &t.profile
+                    }
+                ),
+            ),
         ));
     }
     for url in &t.datastores.s3 {
