@@ -69,6 +69,11 @@ pub fn postgres_password(profile: &str) -> String {
     format!("{profile}/postgres-password")
 }
 
+/// The password `health` sends to Redis with `AUTH`: `PROFILE/redis-password`.
+pub fn redis_password(profile: &str) -> String {
+    format!("{profile}/redis-password")
+}
+
 /// A name is printable, without spaces, at most 200 bytes, made of `/`-separated parts that
 /// are neither empty, `.` nor `..`, and does not start with `-`: `prod/identity-passphrase`.
 pub fn validate_name(name: &str) -> Result<(), SecretError> {

@@ -104,6 +104,8 @@ pub async fn run(g: &Globals, a: &DemoArgs) -> Result<u8, Error> {
         services: services.clone(),
         postgres_password: None,
         context: None,
+        redis_password: None,
+        profile: String::new(),
     };
     say("[4/5] health: the report, every check through the bastion".to_string());
     let report = health::run(

@@ -41,9 +41,15 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
         postgres_password: if profile.settings.datastores.postgres.is_empty() {
             None
         } else {
-            postgres_password(&profile)
+            keyring_password(secrets::postgres_password(&profile.name))
         },
         context,
+        redis_password: if profile.settings.datastores.redis.is_empty() {
+            None
+        } else {
+            keyring_password(secrets::redis_password(&profile.name))
+        },
+        profile: profile.name.clone(),
     };
     let options = health::Options {
         timeout,
@@ -54,10 +60,10 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
     Ok(report.exit_status())
 }
 
-/// `PROFILE/postgres-password` from the keyring, if stored. A keyring that cannot be read
-/// only means no `SELECT 1`: the handshake still shows whether Postgres is alive.
-fn postgres_password(profile: &Resolved) -> Option<crate::secrets::Secret> {
-    let name = secrets::postgres_password(&profile.name);
+/// A datastore password from the keyring (named by `secrets`), if stored. A keyring that
+/// cannot be read only means a shallower probe: the handshake still shows whether the
+/// datastore is alive.
+fn keyring_password(name: String) -> Option<crate::secrets::Secret> {
     match secrets::get(&name) {
         Ok(s) => s,
         Err(e) => {

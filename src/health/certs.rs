@@ -8,7 +8,7 @@ use kube::api::{Api, ListParams};
 
 use x509_parser::pem::Pem;
 
-use super::{CheckResult, Finding, subject};
+use super::{CheckResult, Finding, count, subject};
 use crate::kube::list::each_page;
 
 const WARN_WITHIN: SignedDuration = SignedDuration::from_hours(30 * 24);
@@ -29,7 +29,10 @@ pub async fn check(client: kube::Client, now: Timestamp) -> CheckResult {
     if findings.is_empty() {
         findings.push(Finding::ok(
             "tls secrets",
-            format!("{total} certificates valid for more than 30 days"),
+            format!(
+                "{} valid for more than 30 days",
+                count(total, "certificate", "certificates")
+            ),
         ));
     }
     Ok(findings)

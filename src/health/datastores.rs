@@ -2,12 +2,13 @@
 //! Postgres' startup handshake (tokio-postgres over the dialed stream; a server that asks for
 //! a password or refuses the role has answered, so it is alive; with a password from the
 //! keyring, `SELECT 1`), Redis `PING` and `INFO memory` (the redis crate over the dialed
-//! stream), MinIO's `GET /minio/health/live`.
+//! stream; `AUTH` first with `PROFILE/redis-password` from the keyring; a refusal shows
+//! Redis's own reason), MinIO's `GET /minio/health/live`.
 
 use std::sync::Arc;
 
 use super::http;
-use super::{CheckResult, Finding};
+use super::{CheckResult, Finding, one_line};
 use crate::config::{HostPort, HttpUrl, Scheme};
 use crate::dial::Dialer;
 use crate::secrets::Secret;
@@ -86,29 +87,75 @@ fn postgres_refusal(subject: String, e: &tokio_postgres::Error, had_password: bo
     )
 }
 
-pub async fn redis(dialer: Arc<dyn Dialer>, hp: HostPort) -> CheckResult {
+pub async fn redis(
+    dialer: Arc<dyn Dialer>,
+    hp: HostPort,
+    password: Option<Secret>,
+    secret_name: String,
+) -> CheckResult {
     let subject = hp.to_string();
     let stream = match dialer.connect(&hp.host, hp.port).await {
         Ok(s) => s,
         Err(e) => return Ok(vec![Finding::fail(subject, format!("unreachable: {e}"))]),
     };
+    // AUTH is sent here rather than by the crate's handshake, which words a refusal its own
+    // way: the finding shows Redis's (`WRONGPASS invalid username-password pair ...`).
     let info = redis::RedisConnectionInfo::default();
     let (mut con, driver) = match redis::aio::MultiplexedConnection::new(&info, stream).await {
         Ok(c) => c,
-        Err(e) => {
-            return Ok(vec![Finding::fail(
-                subject,
-                format!("no Redis handshake: {e}"),
-            )]);
-        }
+        Err(e) => return Ok(vec![redis_refusal(&subject, &e)]),
     };
     let driver = tokio::spawn(driver);
-    let result = redis_exchange(&mut con, &subject).await;
+    let result = async {
+        if let Some(p) = &password {
+            let auth: Result<(), _> = redis::cmd("AUTH")
+                .arg(p.expose())
+                .query_async(&mut con)
+                .await;
+            if let Err(e) = auth {
+                return Finding::fail(
+                    &subject,
+                    format!(
+                        "AUTH refused: {}: check the password stored as {secret_name}",
+                        redis_reason(&e)
+                    ),
+                );
+            }
+        }
+        redis_exchange(&mut con, &subject, &secret_name).await
+    }
+    .await;
     driver.abort();
     Ok(vec![result])
 }
 
-async fn redis_exchange(con: &mut redis::aio::MultiplexedConnection, subject: &str) -> Finding {
+/// Redis's own words for an error: its code and detail (`DENIED Redis is running in
+/// protected mode ...`, `WRONGPASS invalid username-password pair`), else the crate's.
+fn redis_reason(e: &redis::RedisError) -> String {
+    match (e.code(), e.detail()) {
+        (Some(code), Some(detail)) => one_line(&format!("{code} {detail}"), 200),
+        (Some(code), None) => code.to_string(),
+        _ => one_line(&e.to_string(), 200),
+    }
+}
+
+/// No connection: a server that answers in Redis's protocol refused it in its own words;
+/// anything else is not Redis.
+fn redis_refusal(subject: &str, e: &redis::RedisError) -> Finding {
+    if e.code().is_some() {
+        return Finding::fail(subject, format!("refused: {}", redis_reason(e)));
+    }
+    Finding::fail(
+        subject,
+        format!("no Redis handshake (not Redis?): {}", redis_reason(e)),
+    )
+}
+
+async fn redis_exchange(
+    con: &mut redis::aio::MultiplexedConnection,
+    subject: &str,
+    secret: &str,
+) -> Finding {
     let pong: Result<String, _> = redis::cmd("PING").query_async(con).await;
     match pong {
         Ok(p) if p == "PONG" => {}
@@ -116,17 +163,30 @@ async fn redis_exchange(con: &mut redis::aio::MultiplexedConnection, subject: &s
         Err(e) if e.code() == Some("NOAUTH") => {
             return Finding::ok(
                 subject,
-                "alive: answered PING with NOAUTH (memory not checked)",
+                format!(
+                    "alive: PING answered NOAUTH; memory not checked: store the password with `paragon-admin secrets set {secret}`"
+                ),
             );
         }
-        Err(e) => return Finding::fail(subject, format!("PING failed: {e}")),
+        Err(e) if e.code().is_some() => {
+            return Finding::fail(subject, format!("PING refused: {}", redis_reason(&e)));
+        }
+        Err(e) => {
+            return Finding::fail(
+                subject,
+                format!("PING failed (not Redis?): {}", redis_reason(&e)),
+            );
+        }
     }
     let info: Result<String, _> = redis::cmd("INFO").arg("memory").query_async(con).await;
     match info {
         Ok(text) => redis_memory(subject, &text),
         Err(e) => Finding::warn(
             subject,
-            format!("answered PING, but INFO memory failed: {e}"),
+            format!(
+                "answered PING, but INFO memory failed: {}",
+                redis_reason(&e)
+            ),
         ),
     }
 }
@@ -207,5 +267,21 @@ mod tests {
         assert_eq!(f.severity, Severity::Ok);
         let f = redis_memory("r", "used_memory:1048576\r\nmaxmemory:0\r\n");
         assert_eq!(f.message, "PONG; memory 1.0 MiB (no maxmemory set)");
+    }
+
+    #[test]
+    fn a_refusal_reads_in_redis_own_words() {
+        let e = redis::RedisError::from((
+            redis::ErrorKind::ExtensionError,
+            "DENIED",
+            "Redis is running in protected mode because protected mode is enabled".to_string(),
+        ));
+        let f = redis_refusal("r", &e);
+        assert_eq!(f.severity, Severity::Fail);
+        assert!(
+            f.message.contains("Redis is running in protected mode"),
+            "{}",
+            f.message
+        );
     }
 }

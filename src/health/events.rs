@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ListParams};
 
-use super::{CheckResult, Finding, Severity, one_line, subject};
+use super::{CheckError, CheckResult, Finding, Severity, one_line, subject};
 use crate::kube::list::{each_metadata_page, each_page};
 
 const WINDOW: SignedDuration = SignedDuration::from_hours(1);
@@ -73,7 +73,7 @@ pub async fn check(client: kube::Client, now: Timestamp) -> CheckResult {
         .iter()
         .any(|e| e.involved_object.kind.as_deref() == Some("Pod"))
     {
-        live_pods(&client).await
+        live_pods(&client).await?
     } else {
         None
     };
@@ -106,8 +106,9 @@ pub async fn check(client: kube::Client, now: Timestamp) -> CheckResult {
     Ok(findings)
 }
 
-/// The pods there are now (metadata only). A list that fails leaves every event counted.
-async fn live_pods(client: &kube::Client) -> LivePods {
+/// The pods there are now (metadata only). A list that fails (forbidden, say) leaves every
+/// event counted; one whose continued page expired restarts the check (`restarting_once`).
+async fn live_pods(client: &kube::Client) -> Result<LivePods, CheckError> {
     let mut live = BTreeMap::new();
     let listed = each_metadata_page(
         &Api::<Pod>::all(client.clone()),
@@ -121,11 +122,12 @@ async fn live_pods(client: &kube::Client) -> LivePods {
         },
     )
     .await;
-    match listed {
-        Ok(()) => Some(live),
+    match listed.map_err(CheckError::from) {
+        Ok(()) => Ok(Some(live)),
+        Err(e @ CheckError::Expired(_)) => Err(e),
         Err(e) => {
             tracing::debug!("cannot list pods to judge events: {e}");
-            None
+            Ok(None)
         }
     }
 }

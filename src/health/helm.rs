@@ -10,7 +10,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ListParams};
 use kube::core::ObjectMeta;
 
-use super::{CheckResult, Finding, human};
+use super::{CheckResult, Finding, count, human};
 use crate::kube::list::each_metadata_page;
 
 /// A `pending-*` revision older than this is not running any more: Paragon installs with a
@@ -106,8 +106,8 @@ fn judge(releases: &Releases, now: Timestamp) -> Vec<Finding> {
     findings.push(Finding::ok(
         "releases",
         format!(
-            "{deployed} of {} Helm releases deployed{kept}{stored}",
-            releases.len()
+            "{deployed} of {} deployed{kept}{stored}",
+            count(releases.len(), "Helm release", "Helm releases")
         ),
     ));
     findings
@@ -181,7 +181,7 @@ mod tests {
         assert_eq!(f[0].severity, Severity::Ok);
         assert_eq!(
             f[0].message,
-            "0 of 1 Helm releases deployed, 1 uninstalled with history kept"
+            "0 of 1 Helm release deployed, 1 uninstalled with history kept"
         );
     }
 

@@ -16,6 +16,7 @@ mod nodes;
 mod pods;
 pub mod report;
 mod storage;
+mod table;
 mod workloads;
 
 use std::collections::BTreeMap;
@@ -229,6 +230,10 @@ pub struct Target {
     pub postgres_password: Option<crate::secrets::Secret>,
     /// The kubeconfig context, for messages that name it; `None`: its current context.
     pub context: Option<String>,
+    /// The Redis password (keyring `PROFILE/redis-password`), for `AUTH`.
+    pub redis_password: Option<crate::secrets::Secret>,
+    /// The profile's name, for the keyring names in hints (empty: `PROFILE`).
+    pub profile: String,
 }
 
 /// How the report runs.
@@ -364,7 +369,16 @@ fn network_checks(t: &Target) -> Vec<Check> {
             "redis",
             Area::Datastores,
             hp.to_string(),
-            datastores::redis(t.dialer.clone(), hp.clone()),
+            datastores::redis(
+                t.dialer.clone(),
+                hp.clone(),
+                t.redis_password.clone(),
+                crate::secrets::redis_password(if t.profile.is_empty() {
+                    "PROFILE"
+                } else {
+                    &t.profile
+                }),
+            ),
         ));
     }
     for url in &t.datastores.s3 {
@@ -376,7 +390,7 @@ fn network_checks(t: &Target) -> Vec<Check> {
         ));
     }
     for svc in t.services.values() {
-        if let Some(check) = monitoring::check_for(t.dialer.clone(), svc) {
+        if let Some(check) = monitoring::check_for(t.dialer.clone(), t.kube.clone().ok(), svc) {
             checks.push(check);
         }
     }
@@ -443,6 +457,15 @@ pub fn human(d: SignedDuration) -> String {
         s if s >= 3_600 => format!("{}h", s / 3_600),
         s if s >= 60 => format!("{}m", s / 60),
         s => format!("{s}s"),
+    }
+}
+
+/// `1 job`, `2 jobs`: a count and its noun, plural when it is not one.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
     }
 }
 

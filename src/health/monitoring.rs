@@ -1,9 +1,17 @@
 //! Monitoring: Grafana `/api/health`, Prometheus firing alerts (`/api/v1/alerts`), Kibana
-//! `/api/status`. Targets come from the profile's services (built in, overridable). Kibana
-//! that is not there at all is a warning: many installations run OpenObserve instead.
+//! `/api/status`, OpenObserve `/healthz`. A target the profile configures is dialed as
+//! configured. A built-in default (a `*.svc.cluster.local` name, which resolves only inside
+//! the cluster) is first looked up as a Service in the installation's namespace through the
+//! API: when found, it is probed through the API server's service proxy, which works from
+//! wherever the API is reachable (a laptop, a VM bastion); else the default is dialed. Each
+//! finding says where its target came from. A logging service (Kibana or OpenObserve) that
+//! is not there at all is a warning: an installation runs one or the other.
 
 use std::sync::Arc;
 
+use http_body_util::{BodyExt, Limited};
+use k8s_openapi::api::core::v1::Service as KubeService;
+use kube::api::Api;
 use serde_json::Value;
 
 use super::http::{self, HttpError};
@@ -11,25 +19,69 @@ use super::{Area, Check, CheckError, CheckResult, Finding, one_line};
 use crate::config::{Scheme, Service};
 use crate::dial::{DialError, Dialer};
 
+/// The installation's namespace (PARAGON.md: every release is in `paragon`).
+const NAMESPACE: &str = "paragon";
+/// The largest body read through the service proxy.
+const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// Where a probe's target came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Origin {
+    /// The profile names HOST:PORT.
+    Configured,
+    /// A Service found through the API, probed through the API's service proxy.
+    Discovered { port: u16 },
+    /// The built-in in-cluster name (no Service found, or no API to ask).
+    Default,
+}
+
+impl Origin {
+    fn describe(&self, svc: &Service) -> String {
+        match self {
+            Origin::Configured => "target configured".into(),
+            Origin::Discovered { port } => format!(
+                "target discovered: service {NAMESPACE}/{}:{port} through the API's service proxy",
+                svc.name
+            ),
+            Origin::Default => "target the built-in default".into(),
+        }
+    }
+}
+
 /// Alerts that fire by design (kube-prometheus' dead man's switch and inhibitor).
 const ALWAYS_FIRING: &[&str] = &["Watchdog", "InfoInhibitor"];
 
-/// The check for a service this module knows how to probe.
-pub fn check_for(dialer: Arc<dyn Dialer>, svc: &Service) -> Option<Check> {
+/// The check for a service this module knows how to probe. `kube`, when there is an API,
+/// is asked for the Service behind a built-in default target.
+pub fn check_for(
+    dialer: Arc<dyn Dialer>,
+    kube: Option<kube::Client>,
+    svc: &Service,
+) -> Option<Check> {
     let kind = match svc.name.as_str() {
         "grafana" => Kind::Grafana,
         "prometheus" => Kind::Prometheus,
         "kibana" => Kind::Kibana,
+        "openobserve" => Kind::OpenObserve,
         _ => return None,
     };
     let svc = svc.clone();
+    let is_default = crate::config::builtin_services()
+        .iter()
+        .any(|b| b.name == svc.name && b.host == svc.host && b.port == svc.port);
     let subject = crate::dial::target(&svc.host, svc.port);
     let name = svc.name.clone();
+    let kube = kube.filter(|_| is_default);
+    let origin = if is_default {
+        Origin::Default
+    } else {
+        Origin::Configured
+    };
     Some(Check::new(
         &name,
         Area::Monitoring,
         subject.clone(),
-        probe(dialer, svc, kind, subject),
+        probe(dialer, kube, svc, kind, origin, subject),
     ))
 }
 
@@ -38,38 +90,152 @@ enum Kind {
     Grafana,
     Prometheus,
     Kibana,
+    OpenObserve,
 }
 
-async fn probe(dialer: Arc<dyn Dialer>, svc: Service, kind: Kind, subject: String) -> CheckResult {
-    if svc.scheme == Scheme::Https {
-        return Err(CheckError::Failed(
-            "https services are not probed yet; set scheme = \"http\" for an in-cluster target"
-                .into(),
-        ));
+impl Kind {
+    fn path(self) -> &'static str {
+        match self {
+            Kind::Grafana => "/api/health",
+            Kind::Prometheus => "/api/v1/alerts",
+            Kind::Kibana => "/api/status",
+            Kind::OpenObserve => "/healthz",
+        }
     }
-    let path = match kind {
-        Kind::Grafana => "/api/health",
-        Kind::Prometheus => "/api/v1/alerts",
-        Kind::Kibana => "/api/status",
+
+    /// Logging: an installation runs Kibana or OpenObserve, rarely both.
+    fn optional(self) -> bool {
+        matches!(self, Kind::Kibana | Kind::OpenObserve)
+    }
+}
+
+async fn probe(
+    dialer: Arc<dyn Dialer>,
+    kube: Option<kube::Client>,
+    svc: Service,
+    kind: Kind,
+    mut origin: Origin,
+    subject: String,
+) -> CheckResult {
+    let mut proxied = None;
+    if let Some(client) = &kube {
+        match discover(client, &svc.name).await {
+            Ok(Some(port)) => {
+                origin = Origin::Discovered { port };
+                proxied = Some((client, port));
+            }
+            Ok(None) if kind.optional() => {
+                return Ok(vec![Finding::warn(
+                    subject,
+                    format!(
+                        "not deployed: no service {NAMESPACE}/{} (an installation runs Kibana or OpenObserve)",
+                        svc.name
+                    ),
+                )]);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!("cannot look up service {}: {e}", svc.name),
+        }
+    }
+    let from = origin.describe(&svc);
+    let resp = match proxied {
+        Some((client, port)) => through_proxy(client, &svc, port, kind.path()).await,
+        None if svc.scheme == Scheme::Https => {
+            return Err(CheckError::Failed(format!(
+                "https services are only probed through the API's service proxy; {from}"
+            )));
+        }
+        None => http::get(dialer.as_ref(), &svc.host, svc.port, kind.path())
+            .await
+            .map_err(|e| match e {
+                HttpError::Dial(d) if kind.optional() && not_deployed(&d) => {
+                    Unreachable::NotDeployed(d.to_string())
+                }
+                e => Unreachable::Other(e.to_string()),
+            }),
     };
-    let resp = match http::get(dialer.as_ref(), &svc.host, svc.port, path).await {
+    let resp = match resp {
         Ok(r) => r,
-        Err(HttpError::Dial(e)) if kind == Kind::Kibana && not_deployed(&e) => {
+        Err(Unreachable::NotDeployed(e)) => {
             return Ok(vec![Finding::warn(
                 subject,
                 format!(
-                    "not reachable ({e}): not deployed? installations with OpenObserve have no Kibana"
+                    "not reachable ({e}): not deployed? an installation runs Kibana or OpenObserve; {from}"
                 ),
             )]);
         }
-        Err(e) => return Ok(vec![Finding::fail(subject, format!("unreachable: {e}"))]),
+        Err(Unreachable::Other(e)) => {
+            return Ok(vec![Finding::fail(
+                subject,
+                format!("unreachable: {e}; {from}"),
+            )]);
+        }
     };
     let json: Option<Value> = serde_json::from_slice(&resp.body).ok();
-    Ok(match kind {
+    let mut found = match kind {
         Kind::Grafana => vec![grafana(&subject, resp.status, json.as_ref())],
         Kind::Prometheus => prometheus(&subject, resp.status, json.as_ref()),
         Kind::Kibana => vec![kibana(&subject, resp.status, json.as_ref())],
-    })
+        Kind::OpenObserve => vec![openobserve(&subject, resp.status, json.as_ref())],
+    };
+    for f in &mut found {
+        f.message = format!("{}; {from}", f.message);
+    }
+    Ok(found)
+}
+
+/// Why a probe got no answer.
+enum Unreachable {
+    /// Nothing listens there, or the name does not resolve.
+    NotDeployed(String),
+    Other(String),
+}
+
+/// The port of Service `name` in the installation's namespace, `None` if there is no such
+/// Service. The port named like the service or `http`/`web` wins, else the first.
+async fn discover(client: &kube::Client, name: &str) -> Result<Option<u16>, kube::Error> {
+    let api: Api<KubeService> = Api::namespaced(client.clone(), NAMESPACE);
+    Ok(api.get_opt(name).await?.and_then(|s| service_port(&s)))
+}
+
+fn service_port(s: &KubeService) -> Option<u16> {
+    let ports = s.spec.as_ref()?.ports.as_ref()?;
+    let name = s.metadata.name.as_deref().unwrap_or_default();
+    ports
+        .iter()
+        .find(|p| matches!(p.name.as_deref(), Some(n) if n == name || n == "http" || n == "web"))
+        .or(ports.first())
+        .and_then(|p| u16::try_from(p.port).ok())
+}
+
+/// `GET path` on the Service through the API server's proxy
+/// (`/api/v1/namespaces/NS/services/SCHEME:NAME:PORT/proxy/PATH`).
+async fn through_proxy(
+    client: &kube::Client,
+    svc: &Service,
+    port: u16,
+    path: &str,
+) -> Result<http::Response, Unreachable> {
+    let uri = format!(
+        "/api/v1/namespaces/{NAMESPACE}/services/{}:{}:{port}/proxy{path}",
+        svc.scheme, svc.name
+    );
+    let fail = |e: String| Unreachable::Other(format!("through the API's service proxy: {e}"));
+    let req = ::http::Request::get(uri)
+        .header(::http::header::ACCEPT, "application/json")
+        .body(kube::client::Body::empty())
+        .map_err(|e| fail(e.to_string()))?;
+    let resp = client
+        .send(req)
+        .await
+        .map_err(|e| fail(crate::kube::one_line(&e)))?;
+    let status = resp.status().as_u16();
+    let body = Limited::new(resp.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .to_bytes();
+    Ok(http::Response { status, body })
 }
 
 /// Refused or unresolvable: nothing listens there, as opposed to something broken.
@@ -158,6 +324,18 @@ fn prometheus(subject: &str, status: u16, json: Option<&Value>) -> Vec<Finding> 
     out
 }
 
+/// OpenObserve's `/healthz` answers 200 `{"status":"ok"}`.
+fn openobserve(subject: &str, status: u16, json: Option<&Value>) -> Finding {
+    match (
+        status,
+        json.and_then(|j| j.get("status")).and_then(Value::as_str),
+    ) {
+        (200, Some("ok") | None) => Finding::ok(subject, "healthy (/healthz answered 200)"),
+        (200, Some(other)) => Finding::warn(subject, format!("/healthz status {other}")),
+        (s, _) => Finding::fail(subject, format!("/healthz answered HTTP {s}")),
+    }
+}
+
 fn kibana(subject: &str, status: u16, json: Option<&Value>) -> Finding {
     // Kibana 8 reports status.overall.level; 7 reports status.overall.state.
     let overall = json.and_then(|j| j.pointer("/status/overall"));
@@ -231,5 +409,41 @@ mod tests {
             .severity,
             Severity::Fail
         );
+    }
+
+    #[test]
+    fn openobserve_health_and_the_port_of_a_discovered_service() {
+        assert_eq!(
+            openobserve("o", 200, Some(&json!({"status": "ok"}))).severity,
+            Severity::Ok
+        );
+        assert_eq!(openobserve("o", 503, None).severity, Severity::Fail);
+        // The chart's Service shape: the port named like the service wins.
+        let s: KubeService = serde_json::from_value(json!({
+            "metadata": {"name": "grafana", "namespace": "paragon"},
+            "spec": {"ports": [{"name": "metrics", "port": 9100}, {"name": "grafana", "port": 4500, "targetPort": 3000}]}}))
+        .unwrap();
+        assert_eq!(service_port(&s), Some(4500));
+        let s: KubeService = serde_json::from_value(json!({
+            "metadata": {"name": "openobserve"}, "spec": {"ports": [{"port": 5080}]}}))
+        .unwrap();
+        assert_eq!(service_port(&s), Some(5080));
+    }
+
+    #[test]
+    fn a_finding_says_where_its_target_came_from() {
+        let svc = crate::config::builtin_services()
+            .into_iter()
+            .find(|s| s.name == "grafana")
+            .unwrap();
+        assert_eq!(
+            Origin::Discovered { port: 4500 }.describe(&svc),
+            "target discovered: service paragon/grafana:4500 through the API's service proxy"
+        );
+        assert_eq!(
+            Origin::Default.describe(&svc),
+            "target the built-in default"
+        );
+        assert_eq!(Origin::Configured.describe(&svc), "target configured");
     }
 }

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 
 use super::api::parse_git_version;
-use super::{CheckResult, Finding};
+use super::{CheckResult, Finding, count};
 use crate::kube::list::each_page;
 
 /// Conditions that, when True, mean the node cannot run its pods properly: a failure.
@@ -40,12 +40,12 @@ pub async fn check(client: kube::Client, api_version: Option<(u32, u32)>) -> Che
     if findings.is_empty() {
         findings.push(Finding::ok(
             "nodes",
-            format!("{total} nodes Ready, no pressure"),
+            format!("{} Ready, no pressure", count(total, "node", "nodes")),
         ));
     } else if ready > 0 {
         findings.push(Finding::ok(
             "nodes",
-            format!("{ready} of {total} nodes Ready"),
+            format!("{ready} of {} Ready", count(total, "node", "nodes")),
         ));
     }
     Ok(findings)

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodCondition};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ListParams};
 
-use super::{CheckResult, Finding, human, one_line, subject};
+use super::{CheckResult, Finding, count, human, one_line, subject};
 use crate::kube::list::each_page;
 
 /// A pod may be Pending this long (image pulls, volume attach) before it is a failure.
@@ -50,7 +50,7 @@ pub async fn check(client: kube::Client, now: Timestamp) -> CheckResult {
     .await?;
     findings.push(Finding::ok(
         "pods",
-        format!("{total} pods, {running} running"),
+        format!("{}, {running} running", count(total, "pod", "pods")),
     ));
     Ok(findings)
 }

@@ -2,11 +2,9 @@
 
 use std::time::Duration;
 
-use comfy_table::{Cell, Color};
 use serde::Serialize;
 
 use super::{Area, Finding, Severity};
-use crate::output;
 
 /// Everything the checks found.
 #[derive(Debug, Clone, Serialize)]
@@ -79,39 +77,6 @@ impl Report {
         }
         line.push_str(&format!(" in {:.1}s", self.elapsed_ms as f64 / 1000.0));
         line
-    }
-
-    /// The table for people: AREA, STATUS, CHECK, SUBJECT, MESSAGE.
-    pub fn table(&self) -> comfy_table::Table {
-        let mut t = output::table(["AREA", "STATUS", "CHECK", "SUBJECT", "MESSAGE"]);
-        // A terminal that reports no usable width (a pseudo-terminal never sized) would get
-        // one-letter columns: lay the table out at its natural width instead.
-        if crossterm::terminal::size().is_ok_and(|(w, _)| w < 40) {
-            t.set_content_arrangement(comfy_table::ContentArrangement::Disabled);
-        }
-        let colour = output::color_enabled();
-        for f in &self.checks {
-            let mut status = Cell::new(if f.checked {
-                f.severity.to_string()
-            } else {
-                format!("{} (not checked)", f.severity)
-            });
-            if colour {
-                status = status.fg(match f.severity {
-                    Severity::Ok => Color::Green,
-                    Severity::Warn => Color::Yellow,
-                    Severity::Fail => Color::Red,
-                });
-            }
-            t.add_row(vec![
-                Cell::new(f.area),
-                status,
-                Cell::new(&f.check),
-                Cell::new(&f.subject),
-                Cell::new(&f.message),
-            ]);
-        }
-        t
     }
 }
 

@@ -10,7 +10,7 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ListParams};
 
-use super::{CheckResult, Finding, human, one_line, subject};
+use super::{CheckResult, Finding, count, human, one_line, subject};
 use crate::kube::list::each_page;
 
 /// Provisioning a volume takes seconds to a minute; longer is a failure.
@@ -76,7 +76,11 @@ pub async fn check(client: kube::Client, now: Timestamp) -> CheckResult {
         };
         findings.push(Finding::ok(
             "pvcs",
-            format!("{total} PVCs, {} Bound{also}", total - waiting),
+            format!(
+                "{}, {} Bound{also}",
+                count(total, "PVC", "PVCs"),
+                total - waiting
+            ),
         ));
     }
     Ok(findings)

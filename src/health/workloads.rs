@@ -6,7 +6,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, ListParams};
 
-use super::{CheckResult, Finding, subject};
+use super::{CheckResult, Finding, count, subject};
 use crate::kube::list::each_page;
 
 pub async fn check(client: kube::Client) -> CheckResult {
@@ -42,7 +42,14 @@ pub async fn check(client: kube::Client) -> CheckResult {
     if findings.is_empty() {
         findings.push(Finding::ok(
             "workloads",
-            format!("{total} deployments, statefulsets and daemonsets fully available"),
+            format!(
+                "{} fully available",
+                count(
+                    total,
+                    "deployment, statefulset or daemonset",
+                    "deployments, statefulsets and daemonsets"
+                )
+            ),
         ));
     }
     Ok(findings)
@@ -57,7 +64,10 @@ pub async fn check_jobs(client: kube::Client) -> CheckResult {
     })
     .await?;
     if findings.is_empty() {
-        findings.push(Finding::ok("jobs", format!("{total} jobs, none failed")));
+        findings.push(Finding::ok(
+            "jobs",
+            format!("{}, none failed", count(total, "job", "jobs")),
+        ));
     }
     Ok(findings)
 }
