@@ -26,6 +26,12 @@ declare -A need=(
   [ssh-add]=openssh-client
   [sha256sum]=coreutils
   [shellcheck]=shellcheck
+  [mkfifo]=coreutils
+  # The Secret Service tests: a private session bus, GNOME Keyring on it, libsecret's client.
+  [dbus-daemon]=dbus-daemon
+  [dbus-send]=dbus-bin
+  [gnome-keyring-daemon]=gnome-keyring
+  [secret-tool]=libsecret-tools
 )
 missing=()
 for cmd in "${!need[@]}"; do

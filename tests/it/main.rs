@@ -15,5 +15,6 @@ mod health;
 mod identity;
 mod init;
 mod sandbox;
+mod secret_service;
 mod secrets;
 mod ssh;
