@@ -29,6 +29,15 @@ declare -A need=(
   [mmdebstrap]=mmdebstrap
   [lintian]=lintian
   [tmux]=tmux
+  [mkfifo]=coreutils
+  # The Secret Service tests: a private session bus, GNOME Keyring on it, libsecret's client.
+  [dbus-daemon]=dbus-daemon
+  [dbus-send]=dbus-bin
+  [gnome-keyring-daemon]=gnome-keyring
+  [secret-tool]=libsecret-tools
+  # The known_hosts tests: read-only bind mounts in a private mount namespace.
+  [unshare]=util-linux
+  [mount]=mount
 )
 missing=()
 for cmd in "${!need[@]}"; do

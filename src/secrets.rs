@@ -1,13 +1,18 @@
 //! Secrets in the platform keyring, service `paragon-admin`: get, set, delete, list names.
 //!
-//! Linux uses the kernel keyutils store (works headless, in CI, and across processes of the
-//! same user: keys are added to the session keyring, which for a process without its own
-//! session is the user's `_uid_ses` keyring, and linked into the user's persistent keyring,
-//! which the store links into the session keyring). macOS uses the Keychain and Windows the
-//! Credential Manager. Values never reach a log line, an error or a `Debug` output.
+//! One code path over keyring-core's stores. Linux: the Secret Service (GNOME Keyring,
+//! KWallet) when the session bus offers it, as a desktop user expects; otherwise (CI,
+//! servers, the bastion) the kernel keyutils store, which works headless and across
+//! processes of the same user: keys are added to the session keyring, which for a process
+//! without its own session is the user's `_uid_ses` keyring, and linked into the user's
+//! persistent keyring, which the store links into the session keyring. macOS uses the
+//! Keychain and Windows the Credential Manager. `-v` says which store is used. Values never
+//! reach a log line, an error or a `Debug` output. Knows nothing of profiles or commands.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
+
+use tracing::info;
 
 /// The keyring service every secret is stored under.
 pub const SERVICE: &str = "paragon-admin";
@@ -109,12 +114,27 @@ pub fn validate_name(name: &str) -> Result<(), SecretError> {
     Ok(())
 }
 
-fn init_store() -> Result<(), SecretError> {
-    static INIT: OnceLock<Result<(), String>> = OnceLock::new();
+/// The store that holds the secrets in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Store {
+    /// The freedesktop Secret Service on the session bus.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    SecretService,
+    /// The Linux kernel's keyutils keyrings.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    Keyutils,
+    /// The platform's own (macOS Keychain, Windows Credential Manager).
+    #[cfg_attr(target_os = "linux", allow(dead_code))]
+    Native,
+}
+
+/// Chooses the store once per process and makes it keyring-core's default.
+fn init_store() -> Result<Store, SecretError> {
+    static INIT: OnceLock<Result<Store, String>> = OnceLock::new();
     INIT.get_or_init(|| {
-        let store = platform_store().map_err(|e| e.to_string())?;
+        let (store, kind) = platform_store().map_err(|e| e.to_string())?;
         keyring_core::set_default_store(store);
-        Ok(())
+        Ok(kind)
     })
     .clone()
     .map_err(SecretError::Unavailable)
@@ -146,30 +166,49 @@ fn join_session_keyring() -> Result<(), SecretError> {
     Ok(())
 }
 
+type PlatformStore = (Arc<keyring_core::CredentialStore>, Store);
+
+/// The Secret Service when one answers on the session bus (connecting opens a session with
+/// it, so a bus without the service, as on a server, fails here); else keyutils.
 #[cfg(target_os = "linux")]
-fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
-    Ok(linux_keyutils_keyring_store::Store::new()?)
+fn platform_store() -> keyring_core::Result<PlatformStore> {
+    match zbus_secret_service_keyring_store::Store::new() {
+        Ok(store) => {
+            info!("secrets: the Secret Service on the session bus (GNOME Keyring, KWallet)");
+            Ok((store, Store::SecretService))
+        }
+        Err(e) => {
+            info!("secrets: the kernel keyutils store (no Secret Service on a session bus: {e})");
+            Ok((linux_keyutils_keyring_store::Store::new()?, Store::Keyutils))
+        }
+    }
 }
 
 #[cfg(target_os = "macos")]
-fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
-    Ok(apple_native_keyring_store::keychain::Store::new()?)
+fn platform_store() -> keyring_core::Result<PlatformStore> {
+    info!("secrets: the macOS Keychain");
+    Ok((
+        apple_native_keyring_store::keychain::Store::new()?,
+        Store::Native,
+    ))
 }
 
 #[cfg(target_os = "windows")]
-fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
-    Ok(windows_native_keyring_store::Store::new()?)
+fn platform_store() -> keyring_core::Result<PlatformStore> {
+    info!("secrets: the Windows Credential Manager");
+    Ok((windows_native_keyring_store::Store::new()?, Store::Native))
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "windows")))]
-fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
+fn platform_store() -> keyring_core::Result<PlatformStore> {
     Err(keyring_core::Error::NoDefaultStore)
 }
 
 fn entry(name: &str) -> Result<keyring_core::Entry, SecretError> {
     validate_name(name)?;
-    init_store()?;
-    join_session_keyring()?;
+    if init_store()? == Store::Keyutils {
+        join_session_keyring()?;
+    }
     keyring_core::Entry::new(SERVICE, name).map_err(|e| failed(name, &e))
 }
 
@@ -221,8 +260,9 @@ pub fn delete(name: &str) -> Result<(), SecretError> {
 
 /// The names of the stored secrets, sorted, never their values.
 pub fn list() -> Result<Vec<String>, SecretError> {
-    init_store()?;
-    join_session_keyring()?;
+    if init_store()? == Store::Keyutils {
+        join_session_keyring()?;
+    }
     let spec = std::collections::HashMap::from([("service", SERVICE)]);
     let mut names: Vec<String> = match keyring_core::Entry::search(&spec) {
         Ok(entries) => entries

@@ -19,6 +19,7 @@ mod init;
 mod known_hosts;
 mod passthrough;
 mod sandbox;
+mod secret_service;
 mod secrets;
 mod ssh;
 mod version;

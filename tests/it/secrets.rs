@@ -60,7 +60,7 @@ fn set(home: &Home, name: &str, value: &[u8]) -> Run {
 
 /// The value the kernel holds for a secret, read with keyctl (not through our code) from a
 /// fresh session keyring with the user's persistent keyring linked in, as a new login has.
-fn keyctl_value(name: &str) -> Option<String> {
+pub(crate) fn keyctl_value(name: &str) -> Option<String> {
     let desc = format!("keyring:{name}@paragon-admin");
     let script = format!(
         "keyctl get_persistent @s >/dev/null && id=$(keyctl search @s user '{desc}') && keyctl pipe $id"
