@@ -5,9 +5,11 @@
 # as the last line of stdout.
 #
 #   scripts/package.sh            # cargo-deb is installed with `cargo install` when missing
+#   PACKAGE_PROFILE=dev scripts/package.sh   # package the test build (scripts/test-package.sh)
 #
 # The release build runs under `nice -n 19`: it is long, and a developer's machine has other
-# work to do.
+# work to do. The test suite packages the dev build it already has instead: same files in the
+# same places, without a second full build of every dependency.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +29,7 @@ deb="$target_dir/debian/paragon-admin_${version}-1_amd64.deb"
 
 # The committed completions and man pages go into the package as they are; the test suite
 # proves they match the code (tests/it/docs.rs).
-nice -n 19 cargo deb --locked --output "$deb" >&2
+nice -n 19 cargo deb --locked --profile "${PACKAGE_PROFILE:-release}" --output "$deb" >&2
 
 # Errors and warnings fail the build; info tags are shown (with their explanations) too.
 lintian --fail-on error,warning --info --display-info --profile debian "$deb" >&2

@@ -96,7 +96,7 @@ version="$(cargo metadata --format-version 1 --no-deps --locked |
   python3 -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "paragon-admin"))')"
 rev="$(git rev-parse --short HEAD)"
 
-if deb="$(bash scripts/package.sh 2>"$work/package.log" | tail -n 1)" && [[ -f "$deb" ]]; then
+if deb="$(PACKAGE_PROFILE="${PACKAGE_PROFILE:-dev}" bash scripts/package.sh 2>"$work/package.log" | tail -n 1)" && [[ -f "$deb" ]]; then
   pass "package builds and is lintian clean ($deb)"
 else
   tail -n 40 "$work/package.log"

