@@ -31,6 +31,14 @@ pub enum KubeError {
         "the bastion's kubeconfig user `{user}` gets its credentials from the plugin `{plugin}`, which would run on this machine: pass --kubeconfig FILE or set kube.kubeconfig"
     )]
     Plugin { user: String, plugin: String },
+    #[error(
+        "the bastion's kubeconfig names a file on this machine in `{field}` of {entry}: a kubeconfig fetched from the bastion may carry inline data only (`{inline}`); inline it on the bastion, or pass --kubeconfig FILE or set kube.kubeconfig"
+    )]
+    FileReference {
+        field: &'static str,
+        entry: String,
+        inline: &'static str,
+    },
     #[error("kubeconfig: {message}")]
     Config { message: String },
     #[error("the kubeconfig's server `{url}` has no host")]
@@ -70,12 +78,17 @@ pub fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, KubeError> {
 }
 
 /// Parses the kubeconfig text fetched from the bastion (`FETCH_KUBECONFIG`). The error never
-/// quotes the text: it holds credentials. Credential plugins (`exec`, `auth-provider`) are
-/// refused: they name programs on the bastion, and would run here instead.
+/// quotes the text: it holds credentials. The bastion must not be able to make this machine
+/// read its own files or run its programs: a file reference (`tokenFile`,
+/// `client-certificate`, `client-key`, `certificate-authority`) would be read here (and sent
+/// as a credential to a server of the bastion's choosing), and a credential plugin (`exec`,
+/// `auth-provider`) would run here. Both are refused; inline data is what a fetched
+/// kubeconfig may carry.
 pub fn parse_fetched_kubeconfig(text: &str) -> Result<Kubeconfig, KubeError> {
     let k = Kubeconfig::from_yaml(text).map_err(|e| KubeError::Parse {
         message: redacted_parse_error(&e),
     })?;
+    refuse_file_references(&k)?;
     for user in &k.auth_infos {
         let Some(auth) = &user.auth_info else {
             continue;
@@ -91,6 +104,48 @@ pub fn parse_fetched_kubeconfig(text: &str) -> Result<Kubeconfig, KubeError> {
         });
     }
     Ok(k)
+}
+
+/// The first file reference in a fetched kubeconfig, as an error naming the field and entry.
+fn refuse_file_references(k: &Kubeconfig) -> Result<(), KubeError> {
+    let set = |v: &Option<String>| v.as_deref().is_some_and(|p| !p.is_empty());
+    for cluster in &k.clusters {
+        if cluster
+            .cluster
+            .as_ref()
+            .is_some_and(|c| set(&c.certificate_authority))
+        {
+            return Err(KubeError::FileReference {
+                field: "certificate-authority",
+                entry: format!("cluster `{}`", cluster.name),
+                inline: "certificate-authority-data",
+            });
+        }
+    }
+    for user in &k.auth_infos {
+        let Some(auth) = &user.auth_info else {
+            continue;
+        };
+        let found = [
+            (&auth.token_file, "tokenFile", "token"),
+            (
+                &auth.client_certificate,
+                "client-certificate",
+                "client-certificate-data",
+            ),
+            (&auth.client_key, "client-key", "client-key-data"),
+        ]
+        .into_iter()
+        .find(|(value, _, _)| set(value));
+        if let Some((_, field, inline)) = found {
+            return Err(KubeError::FileReference {
+                field,
+                entry: format!("user `{}`", user.name),
+                inline,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn redacted_parse_error(e: &kube::config::KubeconfigError) -> String {
@@ -182,6 +237,55 @@ mod tests {
                     contexts:\n- name: c\n  context:\n    cluster: c\n    user: eks\ncurrent-context: c\n";
         let e = parse_fetched_kubeconfig(text).unwrap_err().to_string();
         assert!(e.contains("plugin `aws`"), "{e}");
+    }
+
+    /// A kubeconfig whose cluster and user carry `extra` lines (at their indentation).
+    fn fetched(cluster_extra: &str, user_extra: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://10.0.0.1:6443\n{cluster_extra}\
+             users:\n- name: ops\n  user:\n    token: abc\n{user_extra}\
+             contexts:\n- name: c\n  context:\n    cluster: c\n    user: ops\ncurrent-context: c\n"
+        )
+    }
+
+    #[test]
+    fn fetched_kubeconfig_with_a_file_reference_is_refused_naming_the_field() {
+        for (cluster, user, field, entry) in [
+            (
+                "",
+                "    tokenFile: /home/ops/.vault-token\n",
+                "`tokenFile`",
+                "user `ops`",
+            ),
+            (
+                "",
+                "    client-certificate: /etc/x.crt\n",
+                "`client-certificate`",
+                "user `ops`",
+            ),
+            (
+                "",
+                "    client-key: /etc/x.key\n",
+                "`client-key`",
+                "user `ops`",
+            ),
+            (
+                "    certificate-authority: /etc/ca.crt\n",
+                "",
+                "`certificate-authority`",
+                "cluster `c`",
+            ),
+        ] {
+            let e = parse_fetched_kubeconfig(&fetched(cluster, user)).unwrap_err();
+            assert!(matches!(e, KubeError::FileReference { .. }), "{e}");
+            let e = e.to_string();
+            assert!(e.contains(field) && e.contains(entry), "{e}");
+        }
+        let inline = fetched(
+            "    certificate-authority-data: Zm9v\n",
+            "    client-certificate-data: Zm9v\n    client-key-data: Zm9v\n",
+        );
+        assert!(parse_fetched_kubeconfig(&inline).is_ok());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::support::netns::Topology;
 use crate::support::sshd::{Sshd, SshdOptions};
 
 mod channels;
+mod fetched_kubeconfig;
 mod socks;
 
 const BASTION: &str = "198.51.100.1";
@@ -798,7 +799,9 @@ fn kubeconfig_from_the_bastion_goes_to_stdout_and_works() {
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\nexec {} --kubeconfig {} \"$@\"\n",
+            // The sessions run with PYENV_VERSION=system (see the sshd fixture); a pyenv shim
+            // found here must pick its own version again, or it would find this wrapper.
+            "#!/bin/sh\nunset PYENV_VERSION\nexec {} --kubeconfig {} \"$@\"\n",
             which("kubectl").display(),
             bastion_kc.display()
         ),
