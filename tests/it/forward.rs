@@ -426,6 +426,47 @@ fn refused_or_unresolvable_target_fails_only_that_connection() {
     let log = fwd.stderr();
     assert!(log.contains(&format!("{PRIVATE}:1")), "{log}");
     assert!(log.contains("nosuch.paragon.test:80"), "{log}");
+    // Each says why, in the bastion's own words: not "the bastion refused a connection".
+    assert!(
+        log.contains("bastion: cannot resolve nosuch.paragon.test"),
+        "{log}"
+    );
+    assert!(log.contains("Connection refused"), "{log}");
+}
+
+/// The SOCKS5 reply code the proxy on `port` (in the client namespace) gives for `host:port`.
+fn socks_reply(s: &Scene, proxy_port: u16, host: &str, port: u16) -> u8 {
+    let script = "import socket, struct, sys\n\
+        s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), 20)\n\
+        name = sys.argv[2].encode()\n\
+        s.sendall(b'\\x05\\x01\\x00\\x05\\x01\\x00\\x03' + bytes([len(name)]) + name + struct.pack('>H', int(sys.argv[3])))\n\
+        answer = b''\n\
+        while len(answer) < 12:\n    chunk = s.recv(12 - len(answer))\n    assert chunk, answer\n    answer += chunk\n\
+        print(answer[3])\n";
+    let out = s
+        .net
+        .command("client", "python3")
+        .args(["-c", script])
+        .args([proxy_port.to_string(), host.to_string(), port.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn socks_tells_an_unresolvable_name_from_a_refused_port() {
+    let s = Scene::new();
+    let fwd = s.forward(&["forward", "--socks", "0"]);
+    let (_, port) = fwd.listening_port();
+    // 4: host unreachable (the bastion cannot resolve it); 5: connection refused.
+    assert_eq!(socks_reply(&s, port, "nosuch.paragon.test", 80), 4);
+    assert_eq!(socks_reply(&s, port, PRIVATE, 1), 5);
+    assert_eq!(socks_reply(&s, port, "private.paragon.test", s.web_port), 0);
 }
 
 #[test]
