@@ -41,6 +41,12 @@ pub enum KubeError {
     },
     #[error("kubeconfig: {message}")]
     Config { message: String },
+    #[error("{origin}: context `{context}` not found (contexts: {known})")]
+    NoContext {
+        origin: String,
+        context: String,
+        known: String,
+    },
     #[error("the kubeconfig's server `{url}` has no host")]
     NoHost { url: String },
     #[error("cannot set up the Kubernetes client: {message}")]
@@ -48,13 +54,12 @@ pub enum KubeError {
 }
 
 impl crate::exit::ExitStatus for KubeError {
-    /// The kubeconfig the user named is at fault (usage/configuration, 2), else 1.
+    /// A kubeconfig that cannot be used, named here or fetched, is a configuration error
+    /// (2) in every command; a client that cannot be set up is 1.
     fn exit_status(&self) -> u8 {
         match self {
-            KubeError::ReadFile { .. } | KubeError::Config { .. } | KubeError::NoHost { .. } => {
-                crate::exit::USAGE
-            }
-            _ => crate::exit::FAILED,
+            KubeError::Client { .. } => crate::exit::FAILED,
+            _ => crate::exit::USAGE,
         }
     }
 }
@@ -69,11 +74,13 @@ pub struct Options {
     pub api_server: Option<HostPort>,
 }
 
-/// Reads a kubeconfig file; relative paths inside it are taken from its folder, as kubectl does.
+/// Reads a kubeconfig file; relative paths inside it are taken from its folder, as kubectl
+/// does. The one reader of kubeconfig files (`health`, `kubeconfig`). A YAML error keeps its
+/// line breaks: it points into the user's own file, line and column under each other.
 pub fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, KubeError> {
     Kubeconfig::read_from(path).map_err(|e| KubeError::ReadFile {
         path: path.display().to_string(),
-        message: one_line(&e),
+        message: with_causes(&e),
     })
 }
 
@@ -167,6 +174,20 @@ pub async fn client(
     kubeconfig: Kubeconfig,
     options: &Options,
 ) -> Result<kube::Client, KubeError> {
+    if let Some(context) = &options.context
+        && !kubeconfig.contexts.iter().any(|c| &c.name == context)
+    {
+        return Err(KubeError::NoContext {
+            origin: "the kubeconfig".to_string(),
+            context: context.clone(),
+            known: kubeconfig
+                .contexts
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
     let kube_options = KubeConfigOptions {
         context: options.context.clone(),
         ..Default::default()
@@ -210,6 +231,20 @@ pub fn client_from_config(
         .map_err(tower::BoxError::from)
         .service(hyper_client);
     Ok(kube::Client::new(service, config.default_namespace))
+}
+
+/// An error and its causes, each said once, line breaks kept.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = c.source();
+    }
+    parts.join(": ")
 }
 
 /// An error and its causes on one line.
@@ -286,6 +321,40 @@ mod tests {
             "    client-certificate-data: Zm9v\n    client-key-data: Zm9v\n",
         );
         assert!(parse_fetched_kubeconfig(&inline).is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_unknown_context_lists_the_contexts_there_are() {
+        let k = Kubeconfig::from_yaml(&fetched("", "")).unwrap();
+        let options = Options {
+            context: Some("nope".into()),
+            api_server: None,
+        };
+        let Err(e) = client(Arc::new(crate::dial::Direct::default()), k, &options).await else {
+            panic!("a client for a context that does not exist");
+        };
+        assert_eq!(
+            e.to_string(),
+            "the kubeconfig: context `nope` not found (contexts: c)"
+        );
+        assert_eq!(crate::exit::ExitStatus::exit_status(&e), crate::exit::USAGE);
+    }
+
+    #[test]
+    fn a_yaml_error_in_a_local_kubeconfig_keeps_its_line_breaks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.yaml");
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nclusters:\n  - name: [c\n    x: : y\n",
+        )
+        .unwrap();
+        let e = read_kubeconfig(&path).unwrap_err();
+        let KubeError::ReadFile { message, .. } = &e else {
+            panic!("{e}");
+        };
+        assert!(message.contains('\n'), "{message}");
+        assert_eq!(crate::exit::ExitStatus::exit_status(&e), crate::exit::USAGE);
     }
 
     #[test]

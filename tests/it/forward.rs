@@ -994,6 +994,26 @@ fn default_kubeconfig_is_not_overwritten_without_force() {
     assert_eq!(std::fs::read_to_string(&default).unwrap(), "precious\n");
 }
 
+#[test]
+fn a_kubeconfig_that_does_not_parse_exits_2_naming_the_file() {
+    let home = Home::new();
+    let bad = home.path().join("bad.kubeconfig");
+    std::fs::write(
+        &bad,
+        "apiVersion: v1\nclusters:\n  - name: [c\n    x: : y\n",
+    )
+    .unwrap();
+    // Read before anything connects: the bastion in the profile is never dialed.
+    home.write_config(&format!(
+        "[profiles.test]\nhost = \"192.0.2.1\"\n[profiles.test.kube]\nkubeconfig = \"{}\"\n",
+        bad.display()
+    ));
+    let r = crate::support::run(home.paragon().arg("kubeconfig"));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("bad.kubeconfig"), "{}", r.stderr);
+    assert!(r.stderr.contains("line 3 column 11"), "{}", r.stderr);
+}
+
 fn which(program: &str) -> PathBuf {
     std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
         .map(|d| d.join(program))
