@@ -506,6 +506,10 @@ fn bastion_restart_keeps_listeners_and_new_connections_work_after() {
     assert!(ev["attempts"].as_u64().unwrap() >= 1, "{ev}");
     let (name, data) = &s.files[3];
     assert!(s.curl(&[&url(port, name)]).unwrap() == *data);
+    // Said once, as events: without -v no tracing line repeats them on stderr.
+    let log = fwd.stderr();
+    assert!(!log.contains("the bastion was lost"), "{log}");
+    assert!(!log.contains("reconnecting to the bastion"), "{log}");
 }
 
 #[test]
