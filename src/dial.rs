@@ -29,8 +29,12 @@ pub enum DialError {
     Io { target: String, source: io::Error },
     #[error("connecting to {target} timed out after {}s", .after.as_secs())]
     Timeout { target: String, after: Duration },
-    #[error("the bastion refused a connection to {target}: {reason}")]
+    /// The far side could not connect (refused, unreachable, forbidden); `reason` is its own.
+    #[error("the bastion could not connect to {target}: {reason}")]
     Rejected { target: String, reason: String },
+    /// The far side could not resolve the host name.
+    #[error("bastion: cannot resolve {host} ({reason})")]
+    Unresolved { host: String, reason: String },
     #[error("no connection to the bastion to reach {target}: {reason}")]
     NoSession { target: String, reason: String },
 }

@@ -2,7 +2,8 @@
 //! server becomes the forward's local address, and `tls-server-name` keeps the API server's
 //! real name so that TLS still verifies. The user's credentials are copied unchanged.
 //!
-//! Pure rewriting: reading files, fetching from the bastion and writing are the caller's.
+//! Pure rewriting: reading and parsing kubeconfigs is `kube`'s (the one reader), fetching
+//! from the bastion and writing are the caller's.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,9 +16,8 @@ use super::spec::{Forward, Target};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubeconfigError {
-    // The parser's message may quote the document, and a kubeconfig holds secrets: not shown.
-    #[error("{origin} is not a valid kubeconfig (`kubectl config view` shows why)")]
-    Parse { origin: String },
+    #[error(transparent)]
+    Kube(#[from] crate::kube::KubeError),
     #[error("{origin}: context `{context}` not found (contexts: {known})")]
     NoContext {
         origin: String,
@@ -42,11 +42,6 @@ pub enum KubeconfigError {
     Render(String),
     #[error("{path} is a default kubeconfig: pass --force to overwrite it")]
     DefaultKubeconfig { path: PathBuf },
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -64,11 +59,13 @@ pub struct Source {
 }
 
 impl crate::exit::ExitStatus for KubeconfigError {
-    /// The user's input is at fault (usage, 2), else 1.
+    /// A kubeconfig that does not hold what is asked of it is a configuration error (2), as
+    /// in `health`; failing to render or write the result is 1.
     fn exit_status(&self) -> u8 {
         match self {
-            KubeconfigError::DefaultKubeconfig { .. } => crate::exit::USAGE,
-            _ => crate::exit::FAILED,
+            KubeconfigError::Kube(e) => e.exit_status(),
+            KubeconfigError::Render(_) | KubeconfigError::Write { .. } => crate::exit::FAILED,
+            _ => crate::exit::USAGE,
         }
     }
 }
@@ -81,9 +78,7 @@ impl Source {
         origin: &str,
         context: Option<String>,
     ) -> Result<Self, KubeconfigError> {
-        let kubeconfig = Kubeconfig::from_yaml(text).map_err(|_| KubeconfigError::Parse {
-            origin: origin.to_string(),
-        })?;
+        let kubeconfig = crate::kube::parse_fetched_kubeconfig(text)?;
         Ok(Source {
             kubeconfig,
             origin: origin.to_string(),
@@ -93,19 +88,9 @@ impl Source {
 
     /// Reads a kubeconfig file; relative paths inside it become absolute.
     pub fn read(path: &Path, context: Option<String>) -> Result<Self, KubeconfigError> {
-        let origin = path.display().to_string();
-        let kubeconfig = Kubeconfig::read_from(path).map_err(|e| match e {
-            kube::config::KubeconfigError::ReadConfig(source, _) => KubeconfigError::Read {
-                path: path.to_path_buf(),
-                source,
-            },
-            _ => KubeconfigError::Parse {
-                origin: origin.clone(),
-            },
-        })?;
         Ok(Source {
-            kubeconfig,
-            origin,
+            kubeconfig: crate::kube::read_kubeconfig(path)?,
+            origin: path.display().to_string(),
             context,
         })
     }

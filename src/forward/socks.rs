@@ -43,8 +43,8 @@ impl Reply {
                 _ => Reply::GeneralFailure,
             },
             DialError::Timeout { .. } => Reply::HostUnreachable,
-            // OpenSSH answers "connect failed" both for refused and for unresolvable targets.
             DialError::Rejected { .. } => Reply::ConnectionRefused,
+            DialError::Unresolved { .. } => Reply::HostUnreachable,
             DialError::NoSession { .. } => Reply::GeneralFailure,
         }
     }

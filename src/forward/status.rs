@@ -38,27 +38,39 @@ pub(crate) async fn report(
     link: Link,
 ) {
     let live = matches!(style, Style::Human { live: true });
+    // The live line is indicatif's: every event is printed with the line taken down and
+    // redrawn after, so that no message is ever glued to it.
+    let bar = live.then(|| {
+        let target = match sink {
+            Sink::Stdout => indicatif::ProgressDrawTarget::stdout(),
+            Sink::Stderr => indicatif::ProgressDrawTarget::stderr(),
+        };
+        let bar = indicatif::ProgressBar::with_draw_target(None, target);
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{msg}") {
+            bar.set_style(style);
+        }
+        bar
+    });
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut status_shown = false;
     loop {
         tokio::select! {
             e = events.recv() => {
                 let Some(e) = e else { break };
-                if status_shown {
-                    clear_status(sink);
-                    status_shown = false;
+                match &bar {
+                    Some(bar) => bar.suspend(|| print_event(&e, style, sink)),
+                    None => print_event(&e, style, sink),
                 }
-                print_event(&e, style, sink);
             }
             _ = tick.tick(), if live => {
-                draw_status(sink, &status_line(&stats, link.is_up()));
-                status_shown = true;
+                if let Some(bar) = &bar {
+                    bar.set_message(status_line(&stats, link.is_up()));
+                }
             }
         }
     }
-    if status_shown {
-        clear_status(sink);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
 }
 
@@ -133,20 +145,6 @@ fn write_line(sink: Sink, line: &str) -> std::io::Result<()> {
         }
         Sink::Stderr => writeln!(std::io::stderr().lock(), "{line}"),
     }
-}
-
-fn draw_status(sink: Sink, line: &str) {
-    let _ = match sink {
-        Sink::Stdout => {
-            let mut out = std::io::stdout().lock();
-            write!(out, "\r\x1b[2K{line}").and_then(|()| out.flush())
-        }
-        Sink::Stderr => write!(std::io::stderr().lock(), "\r\x1b[2K{line}"),
-    };
-}
-
-fn clear_status(sink: Sink) {
-    draw_status(sink, "");
 }
 
 /// The live status: connections and bytes over all forwards, and the bastion's state.

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+// Reconnects reach the user as events (a line each, or JSON); the tracing lines say the same
+// for -v only, so that without it each message appears once.
+use tracing::info;
 
 use crate::dial::Dialer;
 
@@ -127,7 +129,7 @@ where
                 () = &mut ended => {}
             }
             tx.send_replace(State::Down);
-            warn!("the connection to the bastion was lost; reconnecting");
+            info!("the connection to the bastion was lost; reconnecting");
             let _ = events.send(Event::Disconnected);
             let Some(session) = reconnect(&connect, backoff, &events, &cancel).await else {
                 break;
@@ -186,7 +188,7 @@ where
                 backoff.attempt_timeout.as_secs_f64()
             ),
         };
-        warn!(
+        info!(
             attempt,
             "reconnecting to the bastion failed: {error}; next attempt in {:.1}s",
             pause.as_secs_f64()

@@ -246,7 +246,7 @@ fn not_deployed(e: &DialError) -> bool {
                 || source.to_string().contains("failed to lookup address")
                 || source.to_string().contains("Name or service not known")
         }
-        DialError::Rejected { .. } => true,
+        DialError::Rejected { .. } | DialError::Unresolved { .. } => true,
         _ => false,
     }
 }

@@ -33,8 +33,22 @@ pub enum KubeError {
         "the bastion's kubeconfig user `{user}` gets its credentials from the plugin `{plugin}`, which would run on this machine: pass --kubeconfig FILE or set kube.kubeconfig"
     )]
     Plugin { user: String, plugin: String },
+    #[error(
+        "the bastion's kubeconfig names a file on this machine in `{field}` of {entry}: a kubeconfig fetched from the bastion may carry inline data only (`{inline}`); inline it on the bastion, or pass --kubeconfig FILE or set kube.kubeconfig"
+    )]
+    FileReference {
+        field: &'static str,
+        entry: String,
+        inline: &'static str,
+    },
     #[error("kubeconfig: {message}")]
     Config { message: String },
+    #[error("{origin}: context `{context}` not found (contexts: {known})")]
+    NoContext {
+        origin: String,
+        context: String,
+        known: String,
+    },
     #[error("the kubeconfig's server `{url}` has no host")]
     NoHost { url: String },
     #[error("cannot set up the Kubernetes client: {message}")]
@@ -42,13 +56,12 @@ pub enum KubeError {
 }
 
 impl crate::exit::ExitStatus for KubeError {
-    /// The kubeconfig the user named is at fault (usage/configuration, 2), else 1.
+    /// A kubeconfig that cannot be used, named here or fetched, is a configuration error
+    /// (2) in every command; a client that cannot be set up is 1.
     fn exit_status(&self) -> u8 {
         match self {
-            KubeError::ReadFile { .. } | KubeError::Config { .. } | KubeError::NoHost { .. } => {
-                crate::exit::USAGE
-            }
-            _ => crate::exit::FAILED,
+            KubeError::Client { .. } => crate::exit::FAILED,
+            _ => crate::exit::USAGE,
         }
     }
 }
@@ -63,21 +76,28 @@ pub struct Options {
     pub api_server: Option<HostPort>,
 }
 
-/// Reads a kubeconfig file; relative paths inside it are taken from its folder, as kubectl does.
+/// Reads a kubeconfig file; relative paths inside it are taken from its folder, as kubectl
+/// does. The one reader of kubeconfig files (`health`, `kubeconfig`). A YAML error keeps its
+/// line breaks: it points into the user's own file, line and column under each other.
 pub fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, KubeError> {
     Kubeconfig::read_from(path).map_err(|e| KubeError::ReadFile {
         path: path.display().to_string(),
-        message: one_line(&e),
+        message: with_causes(&e),
     })
 }
 
 /// Parses the kubeconfig text fetched from the bastion (`FETCH_KUBECONFIG`). The error never
-/// quotes the text: it holds credentials. Credential plugins (`exec`, `auth-provider`) are
-/// refused: they name programs on the bastion, and would run here instead.
+/// quotes the text: it holds credentials. The bastion must not be able to make this machine
+/// read its own files or run its programs: a file reference (`tokenFile`,
+/// `client-certificate`, `client-key`, `certificate-authority`) would be read here (and sent
+/// as a credential to a server of the bastion's choosing), and a credential plugin (`exec`,
+/// `auth-provider`) would run here. Both are refused; inline data is what a fetched
+/// kubeconfig may carry.
 pub fn parse_fetched_kubeconfig(text: &str) -> Result<Kubeconfig, KubeError> {
     let k = Kubeconfig::from_yaml(text).map_err(|e| KubeError::Parse {
         message: redacted_parse_error(&e),
     })?;
+    refuse_file_references(&k)?;
     for user in &k.auth_infos {
         let Some(auth) = &user.auth_info else {
             continue;
@@ -93,6 +113,48 @@ pub fn parse_fetched_kubeconfig(text: &str) -> Result<Kubeconfig, KubeError> {
         });
     }
     Ok(k)
+}
+
+/// The first file reference in a fetched kubeconfig, as an error naming the field and entry.
+fn refuse_file_references(k: &Kubeconfig) -> Result<(), KubeError> {
+    let set = |v: &Option<String>| v.as_deref().is_some_and(|p| !p.is_empty());
+    for cluster in &k.clusters {
+        if cluster
+            .cluster
+            .as_ref()
+            .is_some_and(|c| set(&c.certificate_authority))
+        {
+            return Err(KubeError::FileReference {
+                field: "certificate-authority",
+                entry: format!("cluster `{}`", cluster.name),
+                inline: "certificate-authority-data",
+            });
+        }
+    }
+    for user in &k.auth_infos {
+        let Some(auth) = &user.auth_info else {
+            continue;
+        };
+        let found = [
+            (&auth.token_file, "tokenFile", "token"),
+            (
+                &auth.client_certificate,
+                "client-certificate",
+                "client-certificate-data",
+            ),
+            (&auth.client_key, "client-key", "client-key-data"),
+        ]
+        .into_iter()
+        .find(|(value, _, _)| set(value));
+        if let Some((_, field, inline)) = found {
+            return Err(KubeError::FileReference {
+                field,
+                entry: format!("user `{}`", user.name),
+                inline,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn redacted_parse_error(e: &kube::config::KubeconfigError) -> String {
@@ -114,6 +176,20 @@ pub async fn client(
     kubeconfig: Kubeconfig,
     options: &Options,
 ) -> Result<kube::Client, KubeError> {
+    if let Some(context) = &options.context
+        && !kubeconfig.contexts.iter().any(|c| &c.name == context)
+    {
+        return Err(KubeError::NoContext {
+            origin: "the kubeconfig".to_string(),
+            context: context.clone(),
+            known: kubeconfig
+                .contexts
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
     let kube_options = KubeConfigOptions {
         context: options.context.clone(),
         ..Default::default()
@@ -168,6 +244,20 @@ pub fn client_from_config(
 /// The `User-Agent` of every API request.
 pub const USER_AGENT: &str = concat!("paragon-admin/", env!("CARGO_PKG_VERSION"));
 
+/// An error and its causes, each said once, line breaks kept.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = c.source();
+    }
+    parts.join(": ")
+}
+
 /// An error and its causes on one line.
 pub(crate) fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![e.to_string()];
@@ -193,6 +283,89 @@ mod tests {
                     contexts:\n- name: c\n  context:\n    cluster: c\n    user: eks\ncurrent-context: c\n";
         let e = parse_fetched_kubeconfig(text).unwrap_err().to_string();
         assert!(e.contains("plugin `aws`"), "{e}");
+    }
+
+    /// A kubeconfig whose cluster and user carry `extra` lines (at their indentation).
+    fn fetched(cluster_extra: &str, user_extra: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://10.0.0.1:6443\n{cluster_extra}\
+             users:\n- name: ops\n  user:\n    token: abc\n{user_extra}\
+             contexts:\n- name: c\n  context:\n    cluster: c\n    user: ops\ncurrent-context: c\n"
+        )
+    }
+
+    #[test]
+    fn fetched_kubeconfig_with_a_file_reference_is_refused_naming_the_field() {
+        for (cluster, user, field, entry) in [
+            (
+                "",
+                "    tokenFile: /home/ops/.vault-token\n",
+                "`tokenFile`",
+                "user `ops`",
+            ),
+            (
+                "",
+                "    client-certificate: /etc/x.crt\n",
+                "`client-certificate`",
+                "user `ops`",
+            ),
+            (
+                "",
+                "    client-key: /etc/x.key\n",
+                "`client-key`",
+                "user `ops`",
+            ),
+            (
+                "    certificate-authority: /etc/ca.crt\n",
+                "",
+                "`certificate-authority`",
+                "cluster `c`",
+            ),
+        ] {
+            let e = parse_fetched_kubeconfig(&fetched(cluster, user)).unwrap_err();
+            assert!(matches!(e, KubeError::FileReference { .. }), "{e}");
+            let e = e.to_string();
+            assert!(e.contains(field) && e.contains(entry), "{e}");
+        }
+        let inline = fetched(
+            "    certificate-authority-data: Zm9v\n",
+            "    client-certificate-data: Zm9v\n    client-key-data: Zm9v\n",
+        );
+        assert!(parse_fetched_kubeconfig(&inline).is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_unknown_context_lists_the_contexts_there_are() {
+        let k = Kubeconfig::from_yaml(&fetched("", "")).unwrap();
+        let options = Options {
+            context: Some("nope".into()),
+            api_server: None,
+        };
+        let Err(e) = client(Arc::new(crate::dial::Direct::default()), k, &options).await else {
+            panic!("a client for a context that does not exist");
+        };
+        assert_eq!(
+            e.to_string(),
+            "the kubeconfig: context `nope` not found (contexts: c)"
+        );
+        assert_eq!(crate::exit::ExitStatus::exit_status(&e), crate::exit::USAGE);
+    }
+
+    #[test]
+    fn a_yaml_error_in_a_local_kubeconfig_keeps_its_line_breaks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.yaml");
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nclusters:\n  - name: [c\n    x: : y\n",
+        )
+        .unwrap();
+        let e = read_kubeconfig(&path).unwrap_err();
+        let KubeError::ReadFile { message, .. } = &e else {
+            panic!("{e}");
+        };
+        assert!(message.contains('\n'), "{message}");
+        assert_eq!(crate::exit::ExitStatus::exit_status(&e), crate::exit::USAGE);
     }
 
     #[test]

@@ -24,6 +24,7 @@ use std::time::Duration;
 use russh::client::{self, Handle};
 use russh::keys::PublicKeyOrCertificate;
 use russh::keys::ssh_key::Algorithm;
+use russh::{ChannelId, ChannelOpenFailure};
 use tokio::sync::watch;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{Instrument, debug, info_span};
@@ -133,12 +134,59 @@ struct Inner {
     open_timeout: Duration,
     /// The `direct-tcpip` channels handed out, counted by their streams.
     channels: Arc<channel::Ledger>,
+    open_failures: Arc<OpenFailures>,
+}
+
+/// The servers' own words for refused channel opens. russh returns only the reason code to
+/// the opener (OpenSSH's sshd says "connect failed" both for a refused port and for a name
+/// it cannot resolve) and hands the description to the `Handler`, without saying which open
+/// it answers. So descriptions queue here in the order the server sent them, and an opener
+/// that was refused takes the oldest: exact whenever refusals do not arrive at the same
+/// instant; when they do, two failed connections may swap their wording, never their outcome.
+#[derive(Default)]
+struct OpenFailures {
+    queue: std::sync::Mutex<std::collections::VecDeque<(tokio::time::Instant, String)>>,
+    arrived: tokio::sync::Notify,
+}
+
+impl OpenFailures {
+    fn push(&self, description: &str) {
+        if let Ok(mut q) = self.queue.lock() {
+            // Bounded: an opener that gave up (timed out) leaves its description behind.
+            if q.len() >= 64 {
+                q.pop_front();
+            }
+            q.push_back((tokio::time::Instant::now(), description.to_string()));
+        }
+        self.arrived.notify_waiters();
+    }
+
+    /// The oldest description, waiting briefly for it: the handler hears of the refusal
+    /// just after the opener does.
+    async fn take(&self) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            let arrived = self.arrived.notified();
+            if let Ok(mut q) = self.queue.lock() {
+                // One left behind by an opener that gave up is stale: not ours.
+                while let Some((at, d)) = q.pop_front() {
+                    if at.elapsed() < Duration::from_secs(1) {
+                        return Some(d);
+                    }
+                }
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return None;
+            }
+        }
+    }
 }
 
 /// The russh handler: host keys go to the policy, nothing else happens here. Its drop (when
 /// the session task ends) marks the session closed.
 pub(crate) struct Client {
     check: Arc<HostKeyCheck>,
+    open_failures: Arc<OpenFailures>,
     _closed: DropGuard,
 }
 
@@ -151,6 +199,18 @@ impl client::Handler for Client {
     ) -> Result<bool, Self::Error> {
         self.check.verify(server_public_key).await?;
         Ok(true)
+    }
+
+    async fn channel_open_failure(
+        &mut self,
+        _channel: ChannelId,
+        _reason: ChannelOpenFailure,
+        description: &str,
+        _language: &str,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        self.open_failures.push(description);
+        Ok(())
     }
 }
 
@@ -331,6 +391,7 @@ async fn connect_all(
                 jump_stream,
                 &prompting,
                 CancellationToken::new(),
+                Arc::default(),
             )
             .instrument(info_span!("jump", host = %dial::target(&hop.host, hop.port)))
             .await?;
@@ -352,7 +413,16 @@ async fn connect_all(
             (Box::new(channel.into_stream()) as BoxStream, Some(jump))
         }
     };
-    let handle = handshake(profile, &bastion, stream, &prompting, closed.clone()).await?;
+    let open_failures = Arc::new(OpenFailures::default());
+    let handle = handshake(
+        profile,
+        &bastion,
+        stream,
+        &prompting,
+        closed.clone(),
+        open_failures.clone(),
+    )
+    .await?;
     Ok(Bastion {
         inner: Arc::new(Inner {
             handle,
@@ -361,6 +431,7 @@ async fn connect_all(
             closed,
             open_timeout: Duration::from_secs(p.connect_timeout.0),
             channels: Arc::default(),
+            open_failures,
         }),
     })
 }
@@ -388,6 +459,7 @@ async fn handshake(
     stream: BoxStream,
     prompting: &Arc<watch::Sender<bool>>,
     closed: CancellationToken,
+    open_failures: Arc<OpenFailures>,
 ) -> Result<Handle<Client>, SshError> {
     let target = dial::target(&hop.host, hop.port);
     let check = Arc::new(HostKeyCheck::new(
@@ -406,6 +478,7 @@ async fn handshake(
     ));
     let client = Client {
         check,
+        open_failures,
         _closed: closed.drop_guard(),
     };
     debug!("key exchange");
@@ -517,10 +590,10 @@ impl Dialer for Bastion {
                     channel,
                     self.inner.channels.clone(),
                 )) as BoxStream),
-                Ok(Err(russh::Error::ChannelOpenFailure(reason))) => Err(DialError::Rejected {
-                    target: t,
-                    reason: open_failure_reason(&reason),
-                }),
+                Ok(Err(russh::Error::ChannelOpenFailure(reason))) => {
+                    let said = self.inner.open_failures.take().await;
+                    Err(open_failure(host, t, &reason, said))
+                }
                 Ok(Err(e)) => Err(DialError::NoSession {
                     target: t,
                     reason: e.to_string(),
@@ -535,6 +608,41 @@ impl Dialer for Bastion {
 
     fn describe(&self) -> String {
         format!("bastion {}", self.inner.target)
+    }
+}
+
+/// Words of getaddrinfo's messages (`gai_strerror`, which OpenSSH's sshd sends as the
+/// description of a refused open) that mean the name did not resolve.
+const UNRESOLVED: &[&str] = &[
+    "name or service not known",
+    "temporary failure in name resolution",
+    "no address associated with hostname",
+    "non-recoverable failure in name resolution",
+    "nodename nor servname provided",
+    "name does not resolve",
+];
+
+/// A refused `direct-tcpip` open as the dialer reports it: a name the bastion could not
+/// resolve, else the server's own description (else its reason code).
+fn open_failure(
+    host: &str,
+    target: String,
+    reason: &russh::ChannelOpenFailure,
+    description: Option<String>,
+) -> DialError {
+    let description = description.filter(|d| !d.trim().is_empty());
+    match description {
+        Some(d) if UNRESOLVED.iter().any(|u| d.to_lowercase().contains(u)) => {
+            DialError::Unresolved {
+                host: host.to_string(),
+                reason: d,
+            }
+        }
+        Some(d) => DialError::Rejected { target, reason: d },
+        None => DialError::Rejected {
+            target,
+            reason: open_failure_reason(reason),
+        },
     }
 }
 
@@ -613,6 +721,33 @@ mod tests {
         for c in russh::Preferred::default().cipher.iter() {
             assert!(order.contains(c), "{c:?} dropped");
         }
+    }
+
+    #[test]
+    fn a_refusal_that_says_the_name_did_not_resolve_is_unresolved() {
+        let failed = russh::ChannelOpenFailure::ConnectFailed;
+        let e = open_failure(
+            "nosuch.svc",
+            "nosuch.svc:80".into(),
+            &failed,
+            Some("Temporary failure in name resolution".into()),
+        );
+        assert!(matches!(e, DialError::Unresolved { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("bastion: cannot resolve nosuch.svc"),
+            "{e}"
+        );
+        let e = open_failure(
+            "10.0.0.1",
+            "10.0.0.1:1".into(),
+            &failed,
+            Some("Connection refused".into()),
+        );
+        assert!(matches!(e, DialError::Rejected { .. }), "{e}");
+        assert!(e.to_string().contains("Connection refused"), "{e}");
+        let e = open_failure("h", "h:1".into(), &failed, None);
+        assert!(e.to_string().contains("connection failed"), "{e}");
     }
 
     #[test]

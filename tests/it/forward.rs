@@ -16,6 +16,7 @@ use crate::support::netns::Topology;
 use crate::support::sshd::{Sshd, SshdOptions};
 
 mod channels;
+mod fetched_kubeconfig;
 mod socks;
 
 const BASTION: &str = "198.51.100.1";
@@ -425,6 +426,47 @@ fn refused_or_unresolvable_target_fails_only_that_connection() {
     let log = fwd.stderr();
     assert!(log.contains(&format!("{PRIVATE}:1")), "{log}");
     assert!(log.contains("nosuch.paragon.test:80"), "{log}");
+    // Each says why, in the bastion's own words: not "the bastion refused a connection".
+    assert!(
+        log.contains("bastion: cannot resolve nosuch.paragon.test"),
+        "{log}"
+    );
+    assert!(log.contains("Connection refused"), "{log}");
+}
+
+/// The SOCKS5 reply code the proxy on `port` (in the client namespace) gives for `host:port`.
+fn socks_reply(s: &Scene, proxy_port: u16, host: &str, port: u16) -> u8 {
+    let script = "import socket, struct, sys\n\
+        s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), 20)\n\
+        name = sys.argv[2].encode()\n\
+        s.sendall(b'\\x05\\x01\\x00\\x05\\x01\\x00\\x03' + bytes([len(name)]) + name + struct.pack('>H', int(sys.argv[3])))\n\
+        answer = b''\n\
+        while len(answer) < 12:\n    chunk = s.recv(12 - len(answer))\n    assert chunk, answer\n    answer += chunk\n\
+        print(answer[3])\n";
+    let out = s
+        .net
+        .command("client", "python3")
+        .args(["-c", script])
+        .args([proxy_port.to_string(), host.to_string(), port.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn socks_tells_an_unresolvable_name_from_a_refused_port() {
+    let s = Scene::new();
+    let fwd = s.forward(&["forward", "--socks", "0"]);
+    let (_, port) = fwd.listening_port();
+    // 4: host unreachable (the bastion cannot resolve it); 5: connection refused.
+    assert_eq!(socks_reply(&s, port, "nosuch.paragon.test", 80), 4);
+    assert_eq!(socks_reply(&s, port, PRIVATE, 1), 5);
+    assert_eq!(socks_reply(&s, port, "private.paragon.test", s.web_port), 0);
 }
 
 #[test]
@@ -464,6 +506,10 @@ fn bastion_restart_keeps_listeners_and_new_connections_work_after() {
     assert!(ev["attempts"].as_u64().unwrap() >= 1, "{ev}");
     let (name, data) = &s.files[3];
     assert!(s.curl(&[&url(port, name)]).unwrap() == *data);
+    // Said once, as events: without -v no tracing line repeats them on stderr.
+    let log = fwd.stderr();
+    assert!(!log.contains("the bastion was lost"), "{log}");
+    assert!(!log.contains("reconnecting to the bastion"), "{log}");
 }
 
 #[test]
@@ -798,7 +844,9 @@ fn kubeconfig_from_the_bastion_goes_to_stdout_and_works() {
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\nexec {} --kubeconfig {} \"$@\"\n",
+            // The sessions run with PYENV_VERSION=system (see the sshd fixture); a pyenv shim
+            // found here must pick its own version again, or it would find this wrapper.
+            "#!/bin/sh\nunset PYENV_VERSION\nexec {} --kubeconfig {} \"$@\"\n",
             which("kubectl").display(),
             bastion_kc.display()
         ),
@@ -948,6 +996,26 @@ fn default_kubeconfig_is_not_overwritten_without_force() {
     assert_eq!(r.status, Some(2), "{}", r.stderr);
     assert!(r.stderr.contains("pass --force"), "{}", r.stderr);
     assert_eq!(std::fs::read_to_string(&default).unwrap(), "precious\n");
+}
+
+#[test]
+fn a_kubeconfig_that_does_not_parse_exits_2_naming_the_file() {
+    let home = Home::new();
+    let bad = home.path().join("bad.kubeconfig");
+    std::fs::write(
+        &bad,
+        "apiVersion: v1\nclusters:\n  - name: [c\n    x: : y\n",
+    )
+    .unwrap();
+    // Read before anything connects: the bastion in the profile is never dialed.
+    home.write_config(&format!(
+        "[profiles.test]\nhost = \"192.0.2.1\"\n[profiles.test.kube]\nkubeconfig = \"{}\"\n",
+        bad.display()
+    ));
+    let r = crate::support::run(home.paragon().arg("kubeconfig"));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("bad.kubeconfig"), "{}", r.stderr);
+    assert!(r.stderr.contains("line 3 column 11"), "{}", r.stderr);
 }
 
 fn which(program: &str) -> PathBuf {

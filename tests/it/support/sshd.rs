@@ -237,13 +237,16 @@ impl Sshd {
 
     fn write_sshd_config(&self) {
         let d = self.dir.path();
+        // PYENV_VERSION=system: a login shell whose rc file puts pyenv's shims first (this
+        // machine's root) would otherwise run pyenv's kubectl instead of the fakes in bin_dir.
         let mut cfg = format!(
             "Port {}\nListenAddress {}\nUsePAM no\nStrictModes no\nPidFile none\n\
              AuthorizedKeysFile {}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
              KbdInteractiveAuthentication no\nAllowTcpForwarding yes\nPermitTunnel no\n\
              X11Forwarding no\nPrintMotd no\nPrintLastLog no\nUseDNS no\nLogLevel VERBOSE\n\
              MaxStartups 100:30:200\nMaxSessions 100\n\
-             SetEnv PATH={}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
+             SetEnv PATH={}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+             PYENV_VERSION=system\n",
             self.port,
             self.options.listen,
             d.join("authorized_keys").display(),
