@@ -117,8 +117,20 @@ async fn probe(
     mut origin: Origin,
     subject: String,
 ) -> CheckResult {
+    // The built-in default target is tried from the dialer (the bastion) first; only when it
+    // cannot be dialed (a VM bastion outside the cluster network, a laptop without cluster
+    // DNS) is the Service looked up in the API and reached through its service proxy.
+    let mut direct = None;
+    if kube.is_some() && svc.scheme != Scheme::Https {
+        match http::get(dialer.as_ref(), &svc.host, svc.port, kind.path()).await {
+            Err(HttpError::Dial(d)) => {
+                tracing::debug!("{}: {d}; looking its Service up in the API", svc.name)
+            }
+            answered => direct = Some(answered),
+        }
+    }
     let mut proxied = None;
-    if let Some(client) = &kube {
+    if let Some(client) = kube.as_ref().filter(|_| direct.is_none()) {
         match discover(client, &svc.name).await {
             Ok(Some(port)) => {
                 origin = Origin::Discovered { port };
@@ -138,14 +150,16 @@ async fn probe(
         }
     }
     let from = origin.describe(&svc);
-    let resp = match proxied {
-        Some((client, port)) => through_proxy(client, &svc, port, kind.path()).await,
-        None if svc.scheme == Scheme::Https => {
+    let via_proxy = direct.is_none() && proxied.is_some();
+    let resp = match (direct, proxied) {
+        (Some(answered), _) => answered.map_err(|e| Unreachable::Other(e.to_string())),
+        (None, Some((client, port))) => through_proxy(client, &svc, port, kind.path()).await,
+        (None, None) if svc.scheme == Scheme::Https => {
             return Err(CheckError::Failed(format!(
                 "https services are only probed through the API's service proxy; {from}"
             )));
         }
-        None => http::get(dialer.as_ref(), &svc.host, svc.port, kind.path())
+        (None, None) => http::get(dialer.as_ref(), &svc.host, svc.port, kind.path())
             .await
             .map_err(|e| match e {
                 HttpError::Dial(d) if kind.optional() && not_deployed(&d) => {
@@ -171,6 +185,23 @@ async fn probe(
             )]);
         }
     };
+    // The API server's answer for a Service with no ready pod behind it.
+    if via_proxy
+        && resp.status == 503
+        && String::from_utf8_lossy(&resp.body).contains("no endpoints available")
+    {
+        let no_pod = format!("no ready pod behind service {NAMESPACE}/{}", svc.name);
+        return Ok(vec![if kind.optional() {
+            Finding::warn(
+                subject,
+                format!(
+                    "{no_pod}: not deployed? an installation runs Kibana or OpenObserve; {from}"
+                ),
+            )
+        } else {
+            Finding::fail(subject, format!("{no_pod}; {from}"))
+        }]);
+    }
     let json: Option<Value> = serde_json::from_slice(&resp.body).ok();
     let mut found = match kind {
         Kind::Grafana => vec![grafana(&subject, resp.status, json.as_ref())],

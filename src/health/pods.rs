@@ -299,7 +299,14 @@ fn container(s: &str, c: &ContainerStatus, phase: &str, now: Timestamp) -> Optio
             ),
         ));
     }
-    if phase == "Running" && !c.ready {
+    // An init container that ran to completion is never ready again (only a native sidecar,
+    // still running, is): the kubelet reports it terminated with exit code 0.
+    let completed = c
+        .state
+        .as_ref()
+        .and_then(|st| st.terminated.as_ref())
+        .is_some_and(|t| t.exit_code == 0);
+    if phase == "Running" && !c.ready && !completed {
         return Some(Finding::warn(s, format!("container {name} is not ready")));
     }
     None
@@ -437,6 +444,37 @@ mod tests {
             (f[0].severity, f[0].message.as_str()),
             (Severity::Warn, "container c is not ready")
         );
+    }
+
+    #[test]
+    fn a_completed_init_container_beside_a_native_sidecar_is_not_a_problem() {
+        // prometheus-operator's shape: an init container that ran once, and its
+        // config-reloader as a native sidecar (restartPolicy Always), as the kubelet reports them.
+        let p = from(json!({
+            "metadata": {"name": "prometheus-0", "namespace": "paragon", "creationTimestamp": "2026-01-01T10:00:00Z"},
+            "spec": {"containers": [{"name": "prometheus"}],
+              "initContainers": [{"name": "init-config-reloader"}, {"name": "config-reloader", "restartPolicy": "Always"}]},
+            "status": {"phase": "Running",
+              "initContainerStatuses": [
+                {"name": "init-config-reloader", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
+                 "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}},
+                {"name": "config-reloader", "ready": true, "started": true, "restartCount": 0, "image": "i", "imageID": "",
+                 "state": {"running": {"startedAt": "2026-01-01T10:00:05Z"}}}],
+              "containerStatuses": [
+                {"name": "prometheus", "ready": true, "restartCount": 0, "image": "i", "imageID": "",
+                 "state": {"running": {"startedAt": "2026-01-01T10:00:06Z"}}}],
+              "conditions": [{"type": "Ready", "status": "True"}]}}));
+        assert!(examine(&p, now()).is_empty(), "{:?}", examine(&p, now()));
+        // A native sidecar that is not ready is still a warning.
+        let mut p = p;
+        if let Some(st) = p
+            .status
+            .as_mut()
+            .and_then(|s| s.init_container_statuses.as_mut())
+        {
+            st[1].ready = false;
+        }
+        assert_eq!(examine(&p, now()).len(), 1);
     }
 
     /// A pod from its JSON shape as the API serves it.

@@ -350,6 +350,31 @@ impl Api {
         }
     }
 
+    /// `services/[SCHEME:]NAME[:PORT]/proxy/...`: the sandbox runs no service's pods behind
+    /// its Services, so it answers as the API server does for a Service with no ready
+    /// endpoint (503, "no endpoints available for service"), or 404 for no such Service.
+    fn service_proxy(&self, ns: &str, name_port: &str) -> Reply {
+        let parts: Vec<&str> = name_port.split(':').collect();
+        let name = match parts.as_slice() {
+            [_, name, _] | [name, _] | [name] => *name,
+            _ => name_port,
+        };
+        if self.world().get(Res::Services, ns, name).is_none() {
+            return status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                &format!("services \"{name}\" not found"),
+                Some(("services", name)),
+            );
+        }
+        status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            &format!("no endpoints available for service \"{name_port}\""),
+            None,
+        )
+    }
+
     fn resource(&self, req: &Request<Incoming>, group: &str, rest: &[&str]) -> Reply {
         let find = |plural: &str| {
             ALL.iter()
@@ -360,6 +385,11 @@ impl Api {
             && group.is_empty()
         {
             return self.pod_log(req, ns, name);
+        }
+        if let ["namespaces", ns, "services", name, "proxy", ..] = rest
+            && group.is_empty()
+        {
+            return self.service_proxy(ns, name);
         }
         let (res, namespace, name) = match rest {
             [plural] => match find(plural) {
