@@ -468,9 +468,27 @@ pub fn key_files(dir: &Path) -> Vec<KeyFile> {
     keys
 }
 
+/// A private key file's text, if it is a regular file no larger than OpenSSH reads one
+/// (1 MiB, its `MAX_KEY_FILE_SIZE`): a FIFO, a device or `/dev/zero` is never read.
+fn key_file_text(path: &Path) -> Option<String> {
+    use std::io::Read as _;
+    const MAX_KEY_FILE_SIZE: u64 = 1024 * 1024;
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > MAX_KEY_FILE_SIZE {
+        return None;
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(MAX_KEY_FILE_SIZE)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
 /// Whether a private key file needs a passphrase; `None` when it cannot be read as a key.
 pub fn is_encrypted(path: &Path) -> Option<bool> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = key_file_text(path)?;
     match russh::keys::decode_secret_key(&text, None) {
         Ok(_) => Some(false),
         Err(russh::keys::Error::KeyIsEncrypted) => Some(true),
@@ -480,8 +498,8 @@ pub fn is_encrypted(path: &Path) -> Option<bool> {
 
 /// Whether `passphrase` unlocks the key file at `path`.
 pub fn passphrase_unlocks(path: &Path, passphrase: &str) -> bool {
-    std::fs::read_to_string(path)
-        .is_ok_and(|t| russh::keys::decode_secret_key(&t, Some(passphrase)).is_ok())
+    key_file_text(path)
+        .is_some_and(|t| russh::keys::decode_secret_key(&t, Some(passphrase)).is_ok())
 }
 
 /// The keys the ssh-agent holds, as `type fingerprint comment` (no agent: none).
@@ -615,5 +633,19 @@ Host *
         assert_eq!(match_host_list(b"a", long.as_bytes()), ListMatch::None);
         let fits = format!("a,{}", "x".repeat(MAX_SUBPATTERN));
         assert_eq!(match_host_list(b"a", fits.as_bytes()), ListMatch::Positive);
+    }
+
+    #[test]
+    fn endless_or_special_key_files_are_never_read() {
+        // /dev/zero would fill memory; a FIFO would wait for a writer forever.
+        assert_eq!(is_encrypted(Path::new("/dev/zero")), None);
+        assert!(!passphrase_unlocks(Path::new("/dev/zero"), "x"));
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(1024 * 1024 + 1)
+            .unwrap();
+        assert_eq!(is_encrypted(&big), None);
     }
 }
