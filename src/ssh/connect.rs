@@ -200,15 +200,15 @@ async fn handshake(
     open_failures: Arc<OpenFailures>,
 ) -> Result<Handle<Client>, SshError> {
     let target = dial::target(&hop.host, hop.port);
-    let check = Arc::new(HostKeyCheck::new(
-        &hop.host,
-        hop.port,
-        profile.known_hosts.clone(),
-        profile.settings.strict_host_key_checking,
-        profile.settings.hash_known_hosts.unwrap_or(false),
-        profile.name.clone(),
-        prompting.clone(),
-    ));
+    let check = Arc::new(HostKeyCheck {
+        host: hop.host.clone(),
+        port: hop.port,
+        known_hosts: profile.known_hosts.clone(),
+        policy: profile.settings.strict_host_key_checking,
+        hash: profile.settings.hash_known_hosts.unwrap_or(false),
+        profile: profile.name.clone(),
+        prompting: prompting.clone(),
+    });
     let recorded = check.recorded_algorithms();
     let config = Arc::new(client_config(
         profile.settings.keepalive_interval,
