@@ -10,6 +10,7 @@ mod events;
 mod helm;
 mod jobs;
 mod nodes;
+mod pod_state;
 mod pods;
 mod services;
 mod storage;
