@@ -13,6 +13,7 @@ mod nodes;
 mod pod_state;
 mod pods;
 mod services;
+mod sets;
 mod storage;
 mod strays;
 mod tables;
