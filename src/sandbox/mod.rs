@@ -78,9 +78,11 @@
 mod api_faults;
 mod backends;
 pub mod bastion;
+mod discovery;
 mod fault;
 mod generate;
 mod logs;
+mod negotiate;
 mod portforward;
 mod replace;
 mod rng;

@@ -86,38 +86,18 @@ pub struct UnknownHostKey {
 
 /// The policy for one host: where its keys are recorded and what to do with a new one.
 pub struct HostKeyCheck {
-    host: String,
-    port: u16,
-    known_hosts: PathBuf,
-    policy: HostKeyPolicy,
+    pub host: String,
+    pub port: u16,
+    pub known_hosts: PathBuf,
+    pub policy: HostKeyPolicy,
     /// Whether new lines are hashed (`HashKnownHosts yes`).
-    hash: bool,
-    profile: String,
+    pub hash: bool,
+    pub profile: String,
     /// Set while a person is answering, so that the connect deadline pauses.
-    prompting: Arc<watch::Sender<bool>>,
+    pub prompting: Arc<watch::Sender<bool>>,
 }
 
 impl HostKeyCheck {
-    pub fn new(
-        host: &str,
-        port: u16,
-        known_hosts: PathBuf,
-        policy: HostKeyPolicy,
-        hash: bool,
-        profile: String,
-        prompting: Arc<watch::Sender<bool>>,
-    ) -> Self {
-        HostKeyCheck {
-            host: host.to_string(),
-            port,
-            known_hosts,
-            policy,
-            hash,
-            profile,
-            prompting,
-        }
-    }
-
     fn name(&self) -> String {
         known_hosts::host_name(&self.host, self.port)
     }

@@ -14,15 +14,8 @@ pub fn load(path: &Path) -> Result<KnownHosts, KnownHostsError> {
         path: path.to_path_buf(),
         source,
     };
-    match std::fs::metadata(path) {
-        Ok(m) if !readable_kind(&m) => {
-            return Err(KnownHostsError::NotAFile {
-                path: path.to_path_buf(),
-            });
-        }
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(KnownHosts::default()),
-        Err(e) => return Err(read_error(e)),
+    if !exists(path, read_error)? {
+        return Ok(KnownHosts::default());
     }
     let file = std::fs::File::open(path).map_err(read_error)?;
     let mut bytes = Vec::new();
@@ -35,6 +28,23 @@ pub fn load(path: &Path) -> Result<KnownHosts, KnownHostsError> {
         });
     }
     Ok(KnownHosts::parse(&bytes))
+}
+
+/// Whether `path` is there: `false` when missing; a kind that could block (a FIFO, a
+/// socket) or is no file at all is refused; any other failure goes through `io_error`, so
+/// that reading and appending each name their own operation.
+fn exists(
+    path: &Path,
+    io_error: impl FnOnce(std::io::Error) -> KnownHostsError,
+) -> Result<bool, KnownHostsError> {
+    match std::fs::metadata(path) {
+        Ok(m) if !readable_kind(&m) => Err(KnownHostsError::NotAFile {
+            path: path.to_path_buf(),
+        }),
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_error(e)),
+    }
 }
 
 /// A regular file or a character device (`/dev/null`): what can be read without blocking.
@@ -61,21 +71,11 @@ pub fn append(path: &Path, line: &str) -> Result<(), KnownHostsError> {
         path: path.to_path_buf(),
         source,
     };
-    match std::fs::metadata(path) {
-        Ok(m) if !readable_kind(&m) => {
-            return Err(KnownHostsError::NotAFile {
-                path: path.to_path_buf(),
-            });
-        }
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-                && !dir.exists()
-            {
-                create_private_dir(dir).map_err(write_error)?;
-            }
-        }
-        Err(e) => return Err(write_error(e)),
+    if !exists(path, write_error)?
+        && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        create_private_dir(dir).map_err(write_error)?;
     }
     let mut file = std::fs::OpenOptions::new()
         .read(true)
