@@ -108,23 +108,16 @@ async fn route_listeners(
     if api.is_empty() {
         return Ok(None);
     }
-    let kube_cfg = &profile.settings.kube;
-    let context = kube_cfg.context.as_ref().map(|c| c.0.clone());
-    let kubeconfig = match &kube_cfg.kubeconfig {
-        Some(f) => {
-            let base = profile.file.parent().unwrap_or(std::path::Path::new(""));
-            crate::kube::read_kubeconfig(&crate::config::expand_path(&f.0, base)?)?
-        }
-        None => super::fetch_bastion_kubeconfig(bastion, context.as_deref())
-            .await
-            .map_err(|e| Error::from(e).context("the API route needs a kubeconfig"))?,
-    };
+    let chosen = crate::kube::source::choose(
+        Default::default(),
+        Some(super::profile_kube(profile)),
+        Some(bastion),
+    )
+    .await
+    .map_err(|e| Error::from(e).context("the API route needs a kubeconfig"))?;
     Ok(Some(Plan {
-        kubeconfig,
-        options: crate::kube::Options {
-            context,
-            api_server: kube_cfg.api_server.clone(),
-        },
+        options: chosen.options(),
+        kubeconfig: chosen.kubeconfig,
         namespace: "paragon".to_string(),
         api_targets: Arc::new(api),
     }))

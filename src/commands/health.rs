@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::{Globals, HealthArgs};
-use crate::config::Resolved;
 use crate::dial::{Dialer, Direct};
 use crate::exit::{self, Error, ExitStatus as _};
 use crate::health::{self, Progress, Report, Target};
@@ -16,40 +15,62 @@ use crate::secrets;
 use crate::ssh::Bastion;
 
 pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
-    let profile = super::resolve_profile(g)?;
+    // With --local nothing needs a profile: without a config file the report checks the
+    // cluster the kubeconfig names. Through the bastion, the profile says where it is.
+    let profile = if args.local {
+        super::resolve_optional_profile(g)?
+    } else {
+        Some(super::resolve_profile(g)?)
+    };
     let timeout = Duration::from_secs(args.timeout);
     // An unreachable bastion is an error (exit 255), not a report.
-    let bastion = if args.local {
-        None
-    } else {
-        Some(Bastion::connect(&profile).await?)
+    let bastion = match (&profile, args.local) {
+        (Some(p), false) => Some(Bastion::connect(p).await?),
+        _ => None,
     };
     let dialer: Arc<dyn Dialer> = match &bastion {
         Some(b) => Arc::new(b.clone()),
         None => Arc::new(Direct { timeout }),
     };
-    let kube = kube_client(&profile, args, dialer.clone(), bastion.as_ref()).await?;
-    let context = args
-        .context
-        .clone()
-        .or_else(|| profile.settings.kube.context.as_ref().map(|c| c.0.clone()));
-    let target = Target {
-        kube,
-        dialer,
-        datastores: profile.settings.datastores.clone(),
-        services: profile.services(),
-        postgres_password: if profile.settings.datastores.postgres.is_empty() {
-            None
-        } else {
-            keyring_password(secrets::postgres_password(&profile.name))
+    let flags = k8s::Flags {
+        kubeconfig: args.kubeconfig.as_deref(),
+        context: args.context.as_deref(),
+    };
+    let decision =
+        k8s::source::decide(flags, profile.as_ref().map(super::profile_kube), args.local)?;
+    let context = decision.context.clone();
+    let kube = kube_client(decision, dialer.clone(), bastion.as_ref()).await?;
+    let target = match &profile {
+        Some(profile) => Target {
+            kube,
+            dialer,
+            datastores: profile.settings.datastores.clone(),
+            services: profile.services(),
+            postgres_password: if profile.settings.datastores.postgres.is_empty() {
+                None
+            } else {
+                keyring_password(secrets::postgres_password(&profile.name))
+            },
+            context,
+            redis_password: if profile.settings.datastores.redis.is_empty() {
+                None
+            } else {
+                keyring_password(secrets::redis_password(&profile.name))
+            },
+            profile: profile.name.clone(),
         },
-        context,
-        redis_password: if profile.settings.datastores.redis.is_empty() {
-            None
-        } else {
-            keyring_password(secrets::redis_password(&profile.name))
+        // No profile: no datastores, and no monitoring services either: the built-in ones
+        // are named by the cluster's internal DNS, which only a bastion resolves.
+        None => Target {
+            kube,
+            dialer,
+            datastores: Default::default(),
+            services: Default::default(),
+            postgres_password: None,
+            context,
+            redis_password: None,
+            profile: String::new(),
         },
-        profile: profile.name.clone(),
     };
     let options = health::Options {
         timeout,
@@ -73,58 +94,29 @@ fn keyring_password(name: String) -> Option<crate::secrets::Secret> {
     }
 }
 
-/// The kubeconfig the flags, then the profile, name; else the bastion's own, fetched into
-/// memory (with `--local`: the usual `$KUBECONFIG` or `~/.kube/config`). A file that cannot
-/// be read is a configuration error; a cluster that cannot be reached is a finding.
+/// The client for the kubeconfig `kube::source` chose. A file the user named that is
+/// unreadable or lacks the context is a configuration error (2), and a bastion that dropped
+/// is the bastion's failure (255); a kubeconfig the bastion cannot give, no default
+/// kubeconfig, or a cluster that cannot be reached is a finding of the report.
 async fn kube_client(
-    profile: &Resolved,
-    args: &HealthArgs,
+    decision: k8s::source::Decision,
     dialer: Arc<dyn Dialer>,
     bastion: Option<&Bastion>,
 ) -> Result<Result<kube::Client, String>, Error> {
-    let kube_cfg = &profile.settings.kube;
-    let base = profile
-        .file
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default();
-    let file = match (&args.kubeconfig, &kube_cfg.kubeconfig) {
-        (Some(f), _) => Some(f.clone()),
-        (None, Some(f)) => Some(crate::config::expand_path(&f.0, &base)?),
-        (None, None) => None,
+    let named = decision.origin.file().is_some();
+    let chosen = match decision.load(bastion).await {
+        Ok(c) => c,
+        Err(e @ k8s::SourceError::Read(_)) => return Err(e.into()),
+        Err(e) if e.exit_status() == exit::UNREACHABLE => return Err(e.into()),
+        Err(e) => return Ok(Err(Error::from(e).to_string())),
     };
-    let context = args
-        .context
-        .clone()
-        .or_else(|| kube_cfg.context.as_ref().map(|c| c.0.clone()));
-    let options = k8s::Options {
-        context: context.clone(),
-        api_server: kube_cfg.api_server.clone(),
-    };
-    // A kubeconfig named here that is unreadable or lacks the context is a usage error (2).
-    if let Some(path) = file {
-        let kubeconfig = k8s::read_kubeconfig(&path)?;
-        return Ok(Ok(k8s::client(dialer, kubeconfig, &options).await?));
+    let options = chosen.options();
+    match k8s::client(dialer, chosen.kubeconfig, &options).await {
+        Ok(c) => Ok(Ok(c)),
+        // A context missing from a file the user named is theirs to fix (2).
+        Err(e) if named => Err(e.into()),
+        Err(e) => Ok(Err(e.to_string())),
     }
-    let kubeconfig = match bastion {
-        // A session that dropped is the bastion's failure (255), not a finding of the report.
-        Some(b) => match super::fetch_bastion_kubeconfig(b, context.as_deref()).await {
-            Err(e) if e.exit_status() == exit::UNREACHABLE => return Err(e.into()),
-            fetched => fetched.map_err(|e| Error::from(e).to_string()),
-        },
-        None => kube::config::Kubeconfig::read().map_err(|e| {
-            format!(
-                "no kubeconfig: pass --kubeconfig FILE or set kube.kubeconfig in the profile ({})",
-                k8s::one_line(&e)
-            )
-        }),
-    };
-    Ok(match kubeconfig {
-        Ok(k) => k8s::client(dialer, k, &options)
-            .await
-            .map_err(|e| e.to_string()),
-        Err(why) => Err(why),
-    })
 }
 
 async fn run_with_progress(g: &Globals, target: Target, options: health::Options) -> Report {

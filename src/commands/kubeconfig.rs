@@ -12,20 +12,15 @@ use super::forward::{INTERRUPTED, options};
 
 pub async fn run(g: &Globals, args: KubeconfigArgs) -> Result<u8, Error> {
     let profile = super::resolve_profile(g)?;
-    let kube = profile.settings.kube.clone();
-    let context = kube.context.as_ref().map(|c| c.0.clone());
-    // A local kubeconfig is read, and --write checked, before anything connects.
-    let local = match &kube.kubeconfig {
-        Some(path) => {
-            let base = profile.file.parent().unwrap_or(std::path::Path::new("."));
-            let path = crate::config::expand_path(&path.0, base)?;
-            // The same reader as `health`, so a bad file is the same usage error (2) in both.
-            Some(Source {
-                kubeconfig: crate::kube::read_kubeconfig(&path)?,
-                origin: path.display().to_string(),
-                context: context.clone(),
-            })
-        }
+    let decision = crate::kube::source::decide(
+        Default::default(),
+        Some(super::profile_kube(&profile)),
+        false,
+    )?;
+    // A local kubeconfig is read, and --write checked, before anything connects; the same
+    // reader as `health`, so a bad file is the same usage error (2) in both.
+    let local = match decision.origin.file() {
+        Some(_) => Some(decision.clone().load(None).await?),
         None => None,
     };
     if let Some(path) = &args.write {
@@ -40,19 +35,17 @@ pub async fn run(g: &Globals, args: KubeconfigArgs) -> Result<u8, Error> {
     let Some(bastion) = connect_or_interrupt(&profile, &mut shutdown).await? else {
         return Ok(INTERRUPTED);
     };
-    let source = match local {
-        Some(s) => s,
-        None => {
-            // Fetched into memory: written nowhere but where the user asked.
-            let kubeconfig = super::fetch_bastion_kubeconfig(&bastion, context.as_deref()).await?;
-            Source {
-                kubeconfig,
-                origin: "the bastion's kubeconfig".to_string(),
-                context,
-            }
-        }
+    let chosen = match local {
+        Some(c) => c,
+        // Fetched into memory: written nowhere but where the user asked.
+        None => decision.load(Some(&bastion)).await?,
     };
-    let upstream = source.upstream(kube.api_server.as_ref())?;
+    let source = Source {
+        origin: chosen.origin.to_string(),
+        context: chosen.context,
+        kubeconfig: chosen.kubeconfig,
+    };
+    let upstream = source.upstream(chosen.api_server.as_ref())?;
     let l = &mut listeners[0];
     l.forward = upstream.forward(l.local.port());
     let config =

@@ -18,8 +18,7 @@ mod ssh;
 
 use crate::cli::{Cli, Command, Globals};
 use crate::config::{self, ConfigError, Resolved};
-use crate::exit::{self, Error};
-use crate::ssh::SshError;
+use crate::exit::Error;
 
 /// Runs the parsed command line; the result is the process's exit status.
 pub async fn run(cli: Cli) -> Result<u8, Error> {
@@ -41,76 +40,26 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
     }
 }
 
-/// Why the bastion's kubeconfig could not be fetched. Never quotes the kubeconfig itself.
-#[derive(Debug, thiserror::Error)]
-pub enum FetchError {
-    /// The command could not run: the session failed or dropped (its status, 255 for a drop).
-    #[error("cannot run `{command}` on the bastion")]
-    Exec {
-        command: String,
-        #[source]
-        source: SshError,
-    },
-    #[error(
-        "`{command}` on the bastion exited {status}: {first_line}; set [kube] kubeconfig in the profile to use a local one"
-    )]
-    Failed {
-        command: String,
-        status: u32,
-        first_line: String,
-    },
-    #[error("the bastion's kubeconfig is not UTF-8 text")]
-    NotText,
-    #[error(transparent)]
-    Invalid(#[from] crate::kube::KubeError),
-}
-
-impl exit::ExitStatus for FetchError {
-    /// A session that failed keeps its own status (255 when the connection dropped); a
-    /// kubeconfig the bastion cannot give is a failure after connecting (1).
-    fn exit_status(&self) -> u8 {
-        match self {
-            FetchError::Exec { source, .. } => source.exit_status(),
-            FetchError::Invalid(e) => e.exit_status(),
-            FetchError::Failed { .. } | FetchError::NotText => exit::FAILED,
-        }
-    }
-}
-
-/// The bastion's own kubeconfig (`kubectl config view`, narrowed to `context` when one is
-/// chosen), into memory only.
-pub async fn fetch_bastion_kubeconfig(
-    bastion: &crate::ssh::Bastion,
-    context: Option<&str>,
-) -> Result<::kube::config::Kubeconfig, FetchError> {
-    let command = match context {
-        Some(c) => format!(
-            "{} --context {}",
-            crate::kube::FETCH_KUBECONFIG,
-            crate::ssh::quote::quote(c)
-        ),
-        None => crate::kube::FETCH_KUBECONFIG.to_string(),
-    };
-    let out = bastion
-        .exec_capture(&command)
-        .await
-        .map_err(|source| FetchError::Exec {
-            command: command.clone(),
-            source,
-        })?;
-    if out.status != 0 {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(FetchError::Failed {
-            command,
-            status: out.status,
-            first_line: crate::health::one_line(err.lines().next().unwrap_or(""), 160),
-        });
-    }
-    let text = String::from_utf8(out.stdout).map_err(|_| FetchError::NotText)?;
-    Ok(crate::kube::parse_fetched_kubeconfig(&text)?)
-}
-
 /// The profile the global options choose.
 pub fn resolve_profile(g: &Globals) -> Result<Resolved, ConfigError> {
     config::resolve(g.config.as_deref(), g.profile.as_deref())
+}
+
+/// The profile the global options choose, if any: a command that can run without one (`health
+/// --local`) runs without it when there is no config file and neither `--config` nor
+/// `--profile` asks for one. Any other problem with the file is still an error.
+pub fn resolve_optional_profile(g: &Globals) -> Result<Option<Resolved>, ConfigError> {
+    match resolve_profile(g) {
+        Ok(p) => Ok(Some(p)),
+        Err(ConfigError::Missing { .. }) if g.config.is_none() && g.profile.is_none() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The profile's `[kube]` keys, for `kube::source`.
+pub fn profile_kube(profile: &Resolved) -> crate::kube::ProfileKube<'_> {
+    crate::kube::ProfileKube {
+        settings: &profile.settings.kube,
+        file: &profile.file,
+    }
 }

@@ -5,12 +5,14 @@
 //! extra-header layers from `ConfigExt`, hyper-rustls with the kubeconfig's CA and client
 //! identity) over a connector that dials through the `Dialer`: the bytes cross a tunnel, but
 //! TLS is still verified against the API server's name from the kubeconfig's URL (or its
-//! `tls-server-name`). This module knows nothing of SSH.
+//! `tls-server-name`). This module knows nothing of SSH but the bastion's `exec_capture`, which
+//! `source` uses to fetch the bastion's own kubeconfig.
 
 mod connector;
 pub mod list;
 pub mod portforward;
 pub mod retry;
+pub mod source;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use crate::config::HostPort;
 use crate::dial::Dialer;
 
 pub use connector::DialConnector;
+pub use source::{Chosen, FetchError, Flags, Origin, ProfileKube, SourceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
@@ -77,7 +80,7 @@ pub struct Options {
 }
 
 /// Reads a kubeconfig file; relative paths inside it are taken from its folder, as kubectl
-/// does. The one reader of kubeconfig files (`health`, `kubeconfig`). A YAML error keeps its
+/// does. The one reader of kubeconfig files (through `source`). A YAML error keeps its
 /// line breaks: it points into the user's own file, line and column under each other.
 pub fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, KubeError> {
     Kubeconfig::read_from(path).map_err(|e| KubeError::ReadFile {

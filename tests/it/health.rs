@@ -886,3 +886,46 @@ fn a_redis_that_wants_a_password_takes_it_from_the_keyring_and_refusals_show_red
     assert!(message.contains("WRONGPASS"), "{message}");
     assert!(message.contains(&secret), "{message}");
 }
+
+#[test]
+fn local_health_with_a_kubeconfig_needs_no_config_file() {
+    let sandbox = SandboxProc::start(&[]);
+    // A new user's machine: an empty home, no config file, no $PARAGON_ADMIN_CONFIG.
+    let home = Home::new();
+    let kc = sandbox.kubeconfig.clone();
+    let r = run(home
+        .paragon()
+        .env_remove("PARAGON_ADMIN_CONFIG")
+        .args(["health", "--local", "--output", "json", "--timeout", "10"])
+        .arg("--kubeconfig")
+        .arg(&kc));
+    let v: Value = serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr));
+    assert_eq!(failures(&v), Vec::<String>::new(), "{v:#}");
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert_ne!(v["status"], "fail", "{v:#}");
+    for name in ["api", "nodes", "pods"] {
+        assert_eq!(statuses(&v, name), ["ok"], "{name}: {v:#}");
+    }
+    // Nothing from a profile is checked: no datastores, no monitoring services.
+    let areas: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["area"].as_str())
+        .collect();
+    assert!(
+        !areas
+            .iter()
+            .any(|a| *a == "datastores" || *a == "monitoring"),
+        "{v:#}"
+    );
+    assert!(!home.config_path().exists(), "health wrote no config file");
+    // A profile asked for by name still needs the file: a usage error naming it.
+    let r = run(home
+        .paragon()
+        .args(["--profile", "prod", "health", "--local", "--kubeconfig"])
+        .arg(&kc));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("no config file"), "{}", r.stderr);
+}
