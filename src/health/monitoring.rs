@@ -15,7 +15,7 @@ use kube::api::Api;
 use serde_json::Value;
 
 use super::http::{self, HttpError};
-use super::{Area, Check, CheckError, CheckResult, Finding, one_line};
+use super::{Area, Check, CheckResult, Finding, one_line};
 use crate::config::{Scheme, Service};
 use crate::dial::{DialError, Dialer};
 
@@ -140,19 +140,20 @@ async fn probe(
     let from = origin.describe(&svc);
     let resp = match proxied {
         Some((client, port)) => through_proxy(client, &svc, port, kind.path()).await,
-        None if svc.scheme == Scheme::Https => {
-            return Err(CheckError::Failed(format!(
-                "https services are only probed through the API's service proxy; {from}"
-            )));
-        }
-        None => http::get(dialer.as_ref(), &svc.host, svc.port, kind.path())
-            .await
-            .map_err(|e| match e {
-                HttpError::Dial(d) if kind.optional() && not_deployed(&d) => {
-                    Unreachable::NotDeployed(d.to_string())
-                }
-                e => Unreachable::Other(e.to_string()),
-            }),
+        None => http::get(
+            dialer.as_ref(),
+            &svc.host,
+            svc.port,
+            kind.path(),
+            transport(&svc),
+        )
+        .await
+        .map_err(|e| match e {
+            HttpError::Dial(d) if kind.optional() && not_deployed(&d) => {
+                Unreachable::NotDeployed(d.to_string())
+            }
+            e => Unreachable::Other(e.to_string()),
+        }),
     };
     let resp = match resp {
         Ok(r) => r,
@@ -182,6 +183,17 @@ async fn probe(
         f.message = format!("{}; {from}", f.message);
     }
     Ok(found)
+}
+
+/// How a dialed service is spoken to: an `https` one over TLS, verified for its host name
+/// against its `ca_file`, else the system's roots.
+fn transport(svc: &Service) -> http::Transport<'_> {
+    match svc.scheme {
+        Scheme::Http => http::Transport::Plain,
+        Scheme::Https => http::Transport::Tls {
+            ca_file: svc.ca_file.as_deref(),
+        },
+    }
 }
 
 /// Why a probe got no answer.
