@@ -223,6 +223,7 @@ fn demo_services(web: SocketAddr) -> BTreeMap<String, Service> {
         scheme: Scheme::Http,
         path: "/".into(),
         via: crate::config::Via::Bastion,
+        ca_file: None,
     };
     BTreeMap::from([("grafana".to_string(), grafana)])
 }

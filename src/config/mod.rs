@@ -20,7 +20,7 @@ pub use schema::{
 };
 pub use values::{
     HostKeyPolicy, HostName, HostPort, HttpUrl, JumpHost, NonEmpty, Port, ProfileName, Scheme,
-    Seconds, UrlPath, split_host_port,
+    Seconds, UrlPath, read_ca_bundle, split_host_port,
 };
 pub use write::{ProfileDraft, WriteOptions, write_profile};
 

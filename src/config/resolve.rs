@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::load::{config_path, env_value, load};
 use super::schema::{ConfigFile, Profile, Service, builtin_services};
-use super::values::{HostPort, Scheme};
+use super::values::{HostPort, Scheme, read_ca_bundle};
 use super::{ConfigError, PROFILE_ENV};
 
 /// A profile chosen and resolved: paths expanded, defaults filled.
@@ -101,8 +101,9 @@ pub fn resolve(config: Option<&Path>, profile: Option<&str>) -> Result<Resolved,
 }
 
 impl Resolved {
-    pub fn new(name: String, file: PathBuf, settings: Profile) -> Result<Self, ConfigError> {
+    pub fn new(name: String, file: PathBuf, mut settings: Profile) -> Result<Self, ConfigError> {
         let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        resolve_ca_files(&file, &base, &name, &mut settings)?;
         let user = match &settings.user {
             Some(u) => u.0.clone(),
             None => local_user_name(),
@@ -165,6 +166,7 @@ impl Resolved {
                         .or(base.map(|b| b.path))
                         .unwrap_or_else(|| "/".to_string()),
                     via: cfg.via.unwrap_or_default(),
+                    ca_file: cfg.ca_file.as_ref().map(|c| c.get_ref().clone()),
                     host: target.host,
                     port: target.port,
                 },
@@ -172,6 +174,47 @@ impl Resolved {
         }
         all
     }
+}
+
+/// Takes every `ca_file` from the config file's folder and reads it as a PEM CA bundle, so
+/// that a bad one is a config error naming the file, line and key before anything connects,
+/// not a failing check later. Afterwards each `ca_file` in `settings` is absolute.
+fn resolve_ca_files(
+    file: &Path,
+    base: &Path,
+    name: &str,
+    settings: &mut Profile,
+) -> Result<(), ConfigError> {
+    let mut entries = Vec::new();
+    if let Some(ca) = settings.datastores.ca_file.as_mut() {
+        entries.push((format!("profiles.{name}.datastores.ca_file"), ca));
+    }
+    for (svc, cfg) in settings.services.iter_mut() {
+        if let Some(ca) = cfg.get_mut().ca_file.as_mut() {
+            entries.push((format!("profiles.{name}.services.{svc}.ca_file"), ca));
+        }
+    }
+    for (key, ca) in entries {
+        let written = ca.get_ref().to_string_lossy().into_owned();
+        let path = expand_path(&written, base)?;
+        if let Err(message) = read_ca_bundle(&path) {
+            return Err(ConfigError::Invalid {
+                path: file.to_path_buf(),
+                line: line_in_file(file, ca.span().start),
+                key,
+                message,
+            });
+        }
+        *ca.get_mut() = path;
+    }
+    Ok(())
+}
+
+/// The 1-based line of byte offset `at` in `file` (1 when the file cannot be read again).
+fn line_in_file(file: &Path, at: usize) -> usize {
+    std::fs::read(file).map_or(1, |text| {
+        text.iter().take(at).filter(|&&b| b == b'\n').count() + 1
+    })
 }
 
 /// The local user's name, as OpenSSH would use it when none is given.

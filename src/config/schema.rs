@@ -77,6 +77,9 @@ pub struct ServiceConfig {
     /// How forwards and checks reach it: `auto` (the bastion, else the Kubernetes API),
     /// `api` or `bastion`.
     pub via: Option<Via>,
+    /// A PEM bundle of the CAs an `https` target's certificate is verified against, instead
+    /// of the system's roots; relative to the config file, absolute once resolved.
+    pub ca_file: Option<toml::Spanned<std::path::PathBuf>>,
 }
 
 /// How a service is reached: dialed from the bastion, or through the API server's
@@ -118,6 +121,9 @@ pub struct Datastores {
     /// S3-compatible endpoints (MinIO), as `http://HOST:PORT`.
     #[serde(default)]
     pub s3: Vec<HttpUrl>,
+    /// A PEM bundle of the CAs `https` endpoints are verified against, instead of the
+    /// system's roots; relative to the config file, absolute once resolved.
+    pub ca_file: Option<toml::Spanned<std::path::PathBuf>>,
 }
 
 /// A service with every field decided.
@@ -130,6 +136,9 @@ pub struct Service {
     pub scheme: Scheme,
     pub path: String,
     pub via: Via,
+    /// The CA bundle an `https` target is verified against; `None`: the system's roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Service {
@@ -162,6 +171,7 @@ pub fn builtin_services() -> Vec<Service> {
             scheme: Scheme::Http,
             path: path.to_string(),
             via: Via::Auto,
+            ca_file: None,
         })
         .collect()
 }

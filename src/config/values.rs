@@ -384,6 +384,28 @@ pub fn split_host_port(s: &str, default: u16) -> Option<(String, u16)> {
     }
 }
 
+/// Reads a PEM CA bundle (`ca_file`) into a root store: every `CERTIFICATE` block, the text
+/// around blocks skipped as openssl does. A file that cannot be read, holds no certificate or
+/// one that does not parse is an error saying so.
+pub fn read_ca_bundle(path: &std::path::Path) -> Result<rustls::RootCertStore, String> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let shown = path.display();
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for (i, cert) in CertificateDer::pem_slice_iter(&pem).enumerate() {
+        let cert = cert.map_err(|e| format!("{shown} is not a PEM CA bundle: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("{shown}: certificate {} is not usable as a CA: {e}", i + 1))?;
+    }
+    if roots.is_empty() {
+        return Err(format!(
+            "{shown} holds no PEM certificate: name a file of `-----BEGIN CERTIFICATE-----` blocks"
+        ));
+    }
+    Ok(roots)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -266,6 +266,7 @@ impl Upstream {
                 path: self.path.clone(),
                 // The API server itself: only ever dialed from the bastion.
                 via: crate::config::Via::Bastion,
+                ca_file: None,
             }),
         }
     }

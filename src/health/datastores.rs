@@ -3,11 +3,12 @@
 //! a password or refuses the role has answered, so it is alive; with a password from the
 //! keyring, `SELECT 1`), Redis `PING` and `INFO memory` (the redis crate over the dialed
 //! stream; `AUTH` first with `PROFILE/redis-password` from the keyring; a refusal shows
-//! Redis's own reason), MinIO's `GET /minio/health/live`.
+//! Redis's own reason), MinIO's `GET /minio/health/live` (over TLS for an `https` endpoint).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::http;
+use super::http::{self, HttpError, Transport};
 use super::{CheckResult, Finding, one_line};
 use crate::config::{HostPort, HttpUrl, Scheme};
 use crate::dial::Dialer;
@@ -228,26 +229,33 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
-pub async fn s3(dialer: Arc<dyn Dialer>, url: HttpUrl) -> CheckResult {
+/// MinIO's liveness over the URL's scheme: an `https` endpoint over TLS, verified against
+/// `ca_file` (the datastores' `ca_file`) or the system's roots, for the URL's host.
+pub async fn s3(dialer: Arc<dyn Dialer>, url: HttpUrl, ca_file: Option<PathBuf>) -> CheckResult {
     let subject = url.to_string();
-    if url.scheme == Scheme::Https {
-        return Ok(vec![Finding::warn(
-            subject,
-            "not checked: https endpoints are not probed yet",
-        )]);
-    }
-    Ok(vec![
-        match http::get(dialer.as_ref(), &url.host, url.port, "/minio/health/live").await {
-            Ok(r) if r.status == 200 => {
-                Finding::ok(subject, "live (/minio/health/live answered 200)")
-            }
-            Ok(r) => Finding::fail(
-                subject,
-                format!("/minio/health/live answered HTTP {}", r.status),
-            ),
-            Err(e) => Finding::fail(subject, format!("unreachable: {e}")),
+    let transport = match url.scheme {
+        Scheme::Http => Transport::Plain,
+        Scheme::Https => Transport::Tls {
+            ca_file: ca_file.as_deref(),
         },
-    ])
+    };
+    let answer = http::get(
+        dialer.as_ref(),
+        &url.host,
+        url.port,
+        "/minio/health/live",
+        transport,
+    )
+    .await;
+    Ok(vec![match answer {
+        Ok(r) if r.status == 200 => Finding::ok(subject, "live (/minio/health/live answered 200)"),
+        Ok(r) => Finding::fail(
+            subject,
+            format!("/minio/health/live answered HTTP {}", r.status),
+        ),
+        Err(e @ HttpError::Tls { .. }) => Finding::fail(subject, e.to_string()),
+        Err(e) => Finding::fail(subject, format!("unreachable: {e}")),
+    }])
 }
 
 #[cfg(test)]

@@ -386,7 +386,11 @@ fn network_checks(t: &Target) -> Vec<Check> {
             "s3",
             Area::Datastores,
             url.to_string(),
-            datastores::s3(t.dialer.clone(), url.clone()),
+            datastores::s3(
+                t.dialer.clone(),
+                url.clone(),
+                t.datastores.ca_file.as_ref().map(|c| c.get_ref().clone()),
+            ),
         ));
     }
     for svc in t.services.values() {

@@ -15,7 +15,7 @@ use kube::api::Api;
 use serde_json::Value;
 
 use super::http::{self, HttpError};
-use super::{Area, Check, CheckError, CheckResult, Finding, one_line};
+use super::{Area, Check, CheckResult, Finding, one_line};
 use crate::config::{Scheme, Service};
 use crate::dial::{DialError, Dialer};
 
@@ -121,8 +121,16 @@ async fn probe(
     // cannot be dialed (a VM bastion outside the cluster network, a laptop without cluster
     // DNS) is the Service looked up in the API and reached through its service proxy.
     let mut direct = None;
-    if kube.is_some() && svc.scheme != Scheme::Https {
-        match http::get(dialer.as_ref(), &svc.host, svc.port, kind.path()).await {
+    if kube.is_some() {
+        match http::get(
+            dialer.as_ref(),
+            &svc.host,
+            svc.port,
+            kind.path(),
+            transport(&svc),
+        )
+        .await
+        {
             Err(HttpError::Dial(d)) => {
                 tracing::debug!("{}: {d}; looking its Service up in the API", svc.name)
             }
@@ -154,19 +162,20 @@ async fn probe(
     let resp = match (direct, proxied) {
         (Some(answered), _) => answered.map_err(|e| Unreachable::Other(e.to_string())),
         (None, Some((client, port))) => through_proxy(client, &svc, port, kind.path()).await,
-        (None, None) if svc.scheme == Scheme::Https => {
-            return Err(CheckError::Failed(format!(
-                "https services are only probed through the API's service proxy; {from}"
-            )));
-        }
-        (None, None) => http::get(dialer.as_ref(), &svc.host, svc.port, kind.path())
-            .await
-            .map_err(|e| match e {
-                HttpError::Dial(d) if kind.optional() && not_deployed(&d) => {
-                    Unreachable::NotDeployed(d.to_string())
-                }
-                e => Unreachable::Other(e.to_string()),
-            }),
+        (None, None) => http::get(
+            dialer.as_ref(),
+            &svc.host,
+            svc.port,
+            kind.path(),
+            transport(&svc),
+        )
+        .await
+        .map_err(|e| match e {
+            HttpError::Dial(d) if kind.optional() && not_deployed(&d) => {
+                Unreachable::NotDeployed(d.to_string())
+            }
+            e => Unreachable::Other(e.to_string()),
+        }),
     };
     let resp = match resp {
         Ok(r) => r,
@@ -213,6 +222,17 @@ async fn probe(
         f.message = format!("{}; {from}", f.message);
     }
     Ok(found)
+}
+
+/// How a dialed service is spoken to: an `https` one over TLS, verified for its host name
+/// against its `ca_file`, else the system's roots.
+fn transport(svc: &Service) -> http::Transport<'_> {
+    match svc.scheme {
+        Scheme::Http => http::Transport::Plain,
+        Scheme::Https => http::Transport::Tls {
+            ca_file: svc.ca_file.as_deref(),
+        },
+    }
 }
 
 /// Why a probe got no answer.

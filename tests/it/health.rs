@@ -929,3 +929,128 @@ fn local_health_with_a_kubeconfig_needs_no_config_file() {
     assert_eq!(r.status, Some(2), "{}", r.stderr);
     assert!(r.stderr.contains("no config file"), "{}", r.stderr);
 }
+
+/// A profile whose S3 endpoint, Grafana and Prometheus are the TLS server `mon` at `host`
+/// (`ca` written as `ca_file`, relative to the config file, when given); kibana absent.
+fn https_home(mon: &Monitoring, host: &str, ca: Option<&std::path::Path>) -> Home {
+    let home = Home::new();
+    let ca_line = match ca {
+        Some(pem) => {
+            std::fs::copy(pem, home.path().join("test-ca.pem")).unwrap();
+            "ca_file = \"test-ca.pem\"\n"
+        }
+        None => "",
+    };
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let p = mon.port;
+    let mut text = format!(
+        "[profiles.t]\nhost = \"bastion.invalid\"\n\
+         [profiles.t.datastores]\ns3 = [\"https://{host}:{p}\"]\n{ca_line}"
+    );
+    for name in ["grafana", "prometheus"] {
+        text += &format!(
+            "[profiles.t.services.{name}]\ntarget = \"{host}:{p}\"\nscheme = \"https\"\n{ca_line}"
+        );
+    }
+    text += &format!("[profiles.t.services.kibana]\ntarget = \"127.0.0.1:{closed}\"\n");
+    home.write_config(&text);
+    home
+}
+
+/// The (status, message) of every s3, grafana and prometheus finding.
+fn https_findings(v: &Value) -> Vec<(String, String)> {
+    ["s3", "grafana", "prometheus"]
+        .iter()
+        .flat_map(|name| findings(v, name))
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap().to_string(),
+                format!("{} {}: {}", c["name"], c["subject"], c["message"]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn https_endpoints_are_verified_against_ca_file_else_refused_as_not_trusted_or_misnamed() {
+    let sandbox = SandboxProc::start(&[]);
+    let mon = Monitoring::start_tls(QUIET_ALERTS);
+    let kc = sandbox.kubeconfig.clone();
+    let kc = ["--kubeconfig", kc.to_str().unwrap()];
+
+    // The test CA as ca_file: every https probe is ok, and the report exits 0.
+    let home = https_home(&mon, "127.0.0.1", Some(&mon.ca_pem()));
+    let (r, v) = health_json(&home, &kc);
+    let found = https_findings(&v);
+    assert_eq!(found.len(), 3, "{v:#}");
+    assert!(found.iter().all(|(s, _)| s == "ok"), "{found:#?}");
+    assert!(
+        found.iter().all(|(_, m)| !m.contains("not checked")),
+        "{found:#?}"
+    );
+    assert_eq!(failures(&v), Vec::<String>::new(), "{v:#}");
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+
+    // The system's roots do not know the test CA: each is a failure saying so.
+    let home = https_home(&mon, "127.0.0.1", None);
+    let (r, v) = health_json(&home, &kc);
+    let found = https_findings(&v);
+    assert_eq!(found.len(), 3, "{v:#}");
+    for (status, message) in &found {
+        assert_eq!(status, "fail", "{message}");
+        assert!(message.contains("certificate not trusted"), "{message}");
+    }
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+
+    // The right CA, but dialed as `localhost`, a name the certificate (IP 127.0.0.1 only)
+    // does not carry.
+    let home = https_home(&mon, "localhost", Some(&mon.ca_pem()));
+    let (r, v) = health_json(&home, &kc);
+    let found = https_findings(&v);
+    assert_eq!(found.len(), 3, "{v:#}");
+    for (status, message) in &found {
+        assert_eq!(status, "fail", "{message}");
+        assert!(
+            message.contains("name mismatch: the certificate is not valid for localhost"),
+            "{message}"
+        );
+    }
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+}
+
+#[test]
+fn a_ca_file_that_is_missing_or_not_pem_is_a_config_error_naming_file_line_and_key() {
+    let home = Home::new();
+    home.write_config(
+        "[profiles.t]\nhost = \"bastion.invalid\"\n[profiles.t.datastores]\n\
+         s3 = [\"https://127.0.0.1:9000\"]\nca_file = \"nowhere.pem\"\n",
+    );
+    let r = run(home.paragon().args(["health", "--local"]));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("config.toml:5: profiles.t.datastores.ca_file: cannot read"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("nowhere.pem"), "{}", r.stderr);
+
+    std::fs::write(home.path().join("notes.pem"), "not a certificate\n").unwrap();
+    home.write_config(
+        "[profiles.t]\nhost = \"bastion.invalid\"\n\
+         [profiles.t.services.grafana]\nscheme = \"https\"\nca_file = \"notes.pem\"\n",
+    );
+    let r = run(home.paragon().args(["health", "--local"]));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("config.toml:5: profiles.t.services.grafana.ca_file: ")
+            && r.stderr.contains("holds no PEM certificate"),
+        "{}",
+        r.stderr
+    );
+}
