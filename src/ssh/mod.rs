@@ -48,18 +48,17 @@ const READ_BUFFER: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {
-    #[error("cannot connect to {target}: {source}")]
+    // `cause` rather than `source` in these three: health findings and forward's reconnect
+    // messages show the error by itself, so the cause stays in the message, chained once.
+    #[error("cannot connect to {target}: {cause}")]
     Connect {
         target: String,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("connecting to {target} timed out after {}s (connect_timeout)", .after.as_secs())]
     Timeout { target: String, after: Duration },
-    #[error("ssh handshake with {target} failed: {source}")]
-    Handshake {
-        target: String,
-        source: russh::Error,
-    },
+    #[error("ssh handshake with {target} failed: {cause}")]
+    Handshake { target: String, cause: russh::Error },
     #[error(transparent)]
     HostKey(#[from] host_key::HostKeyError),
     #[error("permission denied for {user}@{target} (tried: {tried})")]
@@ -78,12 +77,10 @@ pub enum SshError {
     IdentityFile { path: PathBuf, reason: String },
     #[error("the connection to {target} was lost")]
     Disconnected { target: String },
-    #[error("ssh channel on {target}: {source}")]
-    Channel {
-        target: String,
-        source: russh::Error,
-    },
-    #[error("{what}: {source}")]
+    #[error("ssh channel on {target}: {cause}")]
+    Channel { target: String, cause: russh::Error },
+    // Chained, not in the message: a closed stdout (`| head`) is found in the chain.
+    #[error("{what}")]
     Io {
         what: &'static str,
         source: std::io::Error,
@@ -215,10 +212,10 @@ impl client::Handler for Client {
 }
 
 impl From<russh::Error> for SshError {
-    fn from(source: russh::Error) -> Self {
+    fn from(cause: russh::Error) -> Self {
         SshError::Handshake {
             target: String::new(),
-            source,
+            cause,
         }
     }
 }
@@ -275,9 +272,9 @@ impl Bastion {
             russh::Error::Disconnect | russh::Error::SendError => SshError::Disconnected {
                 target: self.inner.target.clone(),
             },
-            source => SshError::Channel {
+            cause => SshError::Channel {
                 target: self.inner.target.clone(),
-                source,
+                cause,
             },
         }
     }
@@ -405,7 +402,7 @@ async fn connect_all(
                 .await
                 .map_err(|e| SshError::Connect {
                     target: dial::target(&bastion.host, bastion.port),
-                    source: std::io::Error::other(format!(
+                    cause: std::io::Error::other(format!(
                         "through jump host {}: {e}",
                         dial::target(&hop.host, hop.port)
                     )),
@@ -439,9 +436,9 @@ async fn connect_all(
 async fn tcp_connect(host: &str, port: u16) -> Result<BoxStream, SshError> {
     let s = tokio::net::TcpStream::connect((host, port))
         .await
-        .map_err(|source| SshError::Connect {
+        .map_err(|cause| SshError::Connect {
             target: dial::target(host, port),
-            source,
+            cause,
         })?;
     // Keystrokes in a shell are single bytes: never hold them back.
     let _ = s.set_nodelay(true);
@@ -485,14 +482,14 @@ async fn handshake(
     let mut handle = client::connect_stream(config, stream, client)
         .await
         .map_err(|e| match e {
-            SshError::Handshake { source, .. } => match source {
-                russh::Error::IO(source) => SshError::Connect {
+            SshError::Handshake { cause, .. } => match cause {
+                russh::Error::IO(cause) => SshError::Connect {
                     target: target.clone(),
-                    source,
+                    cause,
                 },
-                source => SshError::Handshake {
+                cause => SshError::Handshake {
                     target: target.clone(),
-                    source,
+                    cause,
                 },
             },
             other => other,
