@@ -25,8 +25,10 @@ pub type DialFuture<'a> = Pin<Box<dyn Future<Output = Result<BoxStream, DialErro
 
 #[derive(Debug, thiserror::Error)]
 pub enum DialError {
-    #[error("cannot connect to {target}: {source}")]
-    Io { target: String, source: io::Error },
+    // `cause`, not `source`: health findings and the forward log show this error by itself,
+    // so the cause is in the message and not chained again.
+    #[error("cannot connect to {target}: {cause}")]
+    Io { target: String, cause: io::Error },
     #[error("connecting to {target} timed out after {}s", .after.as_secs())]
     Timeout { target: String, after: Duration },
     /// The far side could not connect (refused, unreachable, forbidden); `reason` is its own.
@@ -77,7 +79,7 @@ impl Dialer for Direct {
             let stream =
                 match tokio::time::timeout(self.timeout, TcpStream::connect((host, port))).await {
                     Ok(Ok(s)) => s,
-                    Ok(Err(source)) => return Err(DialError::Io { target: t, source }),
+                    Ok(Err(cause)) => return Err(DialError::Io { target: t, cause }),
                     Err(_) => {
                         return Err(DialError::Timeout {
                             target: t,

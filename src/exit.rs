@@ -21,8 +21,12 @@ pub trait ExitStatus {
 }
 
 impl ExitStatus for std::io::Error {
+    /// 1, unless the io error carries a refusal of [`crate::files`] (which travels inside an
+    /// `io::Error` so that writers keep one error type): that one says its own status.
     fn exit_status(&self) -> u8 {
-        FAILED
+        self.get_ref()
+            .and_then(|inner| inner.downcast_ref::<crate::files::FileError>())
+            .map_or(FAILED, ExitStatus::exit_status)
     }
 }
 
@@ -165,6 +169,88 @@ mod tests {
             "fetching the kubeconfig: the bastion is unreachable"
         );
         assert!(e.find::<Unreachable>().is_some());
+    }
+
+    /// A cause no message of ours could contain by accident.
+    const CAUSE: &str = "cause-7f3a";
+
+    fn io_cause() -> std::io::Error {
+        std::io::Error::other(CAUSE)
+    }
+
+    /// The error's line as `main` prints it names the cause exactly once.
+    fn says_cause_once(e: impl Into<Error>) -> String {
+        let line = e.into().to_string();
+        assert_eq!(line.matches(CAUSE).count(), 1, "{line}");
+        line
+    }
+
+    #[test]
+    fn every_cause_is_printed_once() {
+        use std::net::SocketAddr;
+        let addr: SocketAddr = ([127, 0, 0, 1], 8080).into();
+
+        // Shown by themselves too (health findings, the forward log): cause in the message.
+        let e = crate::ssh::SshError::Connect {
+            target: "b:22".into(),
+            cause: io_cause(),
+        };
+        assert!(e.to_string().contains(CAUSE), "{e}");
+        assert_eq!(
+            says_cause_once(e),
+            format!("cannot connect to b:22: {CAUSE}")
+        );
+        let e = crate::dial::DialError::Io {
+            target: "db:5432".into(),
+            cause: io_cause(),
+        };
+        assert!(e.to_string().contains(CAUSE), "{e}");
+        // DialError has no status of its own (it reaches a command inside other errors), so it
+        // is chained here as those carry it.
+        says_cause_once(Error {
+            status: FAILED,
+            inner: anyhow::Error::new(e),
+        });
+        let e = crate::ssh::known_hosts::KnownHostsError::Read {
+            path: "/k/known_hosts".into(),
+            cause: io_cause(),
+        };
+        assert!(e.to_string().contains(CAUSE), "{e}");
+        says_cause_once(e);
+
+        // Only ever reported through this type: the cause is chained.
+        let line = says_cause_once(crate::forward::ForwardError::Bind {
+            addr,
+            source: io_cause(),
+        });
+        assert_eq!(line, format!("cannot listen on 127.0.0.1:8080: {CAUSE}"));
+        says_cause_once(crate::sandbox::SandboxError::Bind {
+            addr,
+            source: io_cause(),
+        });
+    }
+
+    #[test]
+    fn a_chained_io_cause_is_still_found() {
+        // `ssh ... | head`: the closed stdout must be seen through SshError::Io.
+        let e: Error = crate::ssh::SshError::Io {
+            what: "writing the remote output",
+            source: std::io::ErrorKind::BrokenPipe.into(),
+        }
+        .into();
+        assert!(e.is_broken_pipe(), "{e}");
+    }
+
+    #[test]
+    fn a_refused_file_inside_an_io_error_keeps_its_usage_status() {
+        let refusal: std::io::Error = crate::files::FileError::LinkLoop {
+            path: "/tmp/loop".into(),
+        }
+        .into();
+        assert_eq!(refusal.exit_status(), USAGE);
+        let e: Error = refusal.into();
+        assert_eq!(e.exit_status(), USAGE);
+        assert_eq!(io_cause().exit_status(), FAILED);
     }
 
     #[test]

@@ -32,10 +32,12 @@ pub enum OpenSshError {
     NoHome,
     #[error("`{alias}` is not a Host in {}", .file.display())]
     UnknownAlias { alias: String, file: PathBuf },
-    #[error("cannot read {}: {source}", .file.display())]
+    // `cause`, not `source`: shown through SshError's transparent variant in health findings
+    // and forward messages, which print the error by itself.
+    #[error("cannot read {}: {cause}", .file.display())]
     Read {
         file: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("`ssh -G {alias}` failed: {message}")]
     Resolve { alias: String, message: String },
@@ -114,9 +116,9 @@ pub fn is_alias(name: &str) -> bool {
 /// reading the Host blocks.
 pub fn resolve_alias(alias: &str) -> Result<SshAlias, OpenSshError> {
     let file = user_config()?;
-    let text = std::fs::read_to_string(&file).map_err(|source| OpenSshError::Read {
+    let text = std::fs::read_to_string(&file).map_err(|cause| OpenSshError::Read {
         file: file.clone(),
-        source,
+        cause,
     })?;
     if !host_aliases(&text).iter().any(|a| a == alias) {
         return Err(OpenSshError::UnknownAlias {

@@ -42,7 +42,7 @@ pub enum KubeconfigError {
     Render(String),
     #[error("{path} is a default kubeconfig: pass --force to overwrite it")]
     DefaultKubeconfig { path: PathBuf },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         path: PathBuf,
         source: std::io::Error,
@@ -64,7 +64,10 @@ impl crate::exit::ExitStatus for KubeconfigError {
     fn exit_status(&self) -> u8 {
         match self {
             KubeconfigError::Kube(e) => e.exit_status(),
-            KubeconfigError::Render(_) | KubeconfigError::Write { .. } => crate::exit::FAILED,
+            KubeconfigError::Render(_) => crate::exit::FAILED,
+            // A refused path (a folder others can write) is the user's to fix: the io error
+            // says which.
+            KubeconfigError::Write { source, .. } => crate::exit::ExitStatus::exit_status(source),
             _ => crate::exit::USAGE,
         }
     }

@@ -42,7 +42,7 @@ pub enum ForwardError {
     PortInUse { addr: SocketAddr, port: u16 },
     #[error("cannot listen on {addr}: port {port} needs privileges (choose a port above 1023)")]
     PortNeedsPrivileges { addr: SocketAddr, port: u16 },
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -66,7 +66,9 @@ impl crate::exit::ExitStatus for ForwardError {
         match self {
             ForwardError::Spec { .. }
             | ForwardError::Nothing
-            | ForwardError::SocksExposed { .. } => crate::exit::USAGE,
+            | ForwardError::SocksExposed { .. }
+            | ForwardError::PortInUse { .. }
+            | ForwardError::PortNeedsPrivileges { .. } => crate::exit::USAGE,
             _ => crate::exit::FAILED,
         }
     }

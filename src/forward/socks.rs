@@ -36,7 +36,7 @@ impl Reply {
     /// The reply that best tells a client why dialing failed.
     pub fn for_dial_error(e: &DialError) -> Reply {
         match e {
-            DialError::Io { source, .. } => match source.kind() {
+            DialError::Io { cause, .. } => match cause.kind() {
                 std::io::ErrorKind::ConnectionRefused => Reply::ConnectionRefused,
                 std::io::ErrorKind::NetworkUnreachable => Reply::NetworkUnreachable,
                 std::io::ErrorKind::HostUnreachable => Reply::HostUnreachable,
@@ -62,7 +62,9 @@ pub enum SocksError {
     AddressType(u8),
     #[error("{0:?} is not a host name (refused here, never sent to the bastion)")]
     Domain(String),
-    #[error("{0}")]
+    // Transparent: the message is the io error's, printed once whether shown alone (the
+    // forward log) or in a chain.
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 

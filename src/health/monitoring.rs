@@ -292,10 +292,10 @@ async fn through_proxy(
 /// Refused or unresolvable: nothing listens there, as opposed to something broken.
 fn not_deployed(e: &DialError) -> bool {
     match e {
-        DialError::Io { source, .. } => {
-            source.kind() == std::io::ErrorKind::ConnectionRefused
-                || source.to_string().contains("failed to lookup address")
-                || source.to_string().contains("Name or service not known")
+        DialError::Io { cause, .. } => {
+            cause.kind() == std::io::ErrorKind::ConnectionRefused
+                || cause.to_string().contains("failed to lookup address")
+                || cause.to_string().contains("Name or service not known")
         }
         DialError::Rejected { .. } | DialError::Unresolved { .. } => true,
         _ => false,

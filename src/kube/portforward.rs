@@ -170,7 +170,7 @@ impl Dialer for Kube {
                 // Refused: the forward and the health checks treat it as "nothing there".
                 Ok(Err(reason)) => Err(DialError::Io {
                     target,
-                    source: io::Error::new(io::ErrorKind::ConnectionRefused, reason),
+                    cause: io::Error::new(io::ErrorKind::ConnectionRefused, reason),
                 }),
                 Err(_) => Err(DialError::Timeout {
                     target,

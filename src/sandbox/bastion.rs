@@ -33,7 +33,7 @@ pub enum BastionError {
     NotLoopback { addr: SocketAddr },
     #[error("the demo bastion forwards to loopback only, not to {addr}")]
     TargetNotLoopback { addr: SocketAddr },
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Listen {
         addr: SocketAddr,
         source: std::io::Error,

@@ -152,7 +152,7 @@ pub enum SandboxError {
         min: usize,
         nodes: usize,
     },
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -163,7 +163,7 @@ pub enum SandboxError {
     Generate(String),
     #[error("{} exists and is not a sandbox kubeconfig; choose another --kubeconfig-out", path.display())]
     KubeconfigExists { path: PathBuf },
-    #[error("cannot write the kubeconfig {}: {source}", path.display())]
+    #[error("cannot write the kubeconfig {}", path.display())]
     WriteKubeconfig {
         path: PathBuf,
         source: std::io::Error,
@@ -177,6 +177,10 @@ impl crate::exit::ExitStatus for SandboxError {
             SandboxError::NoNodes
             | SandboxError::TooFewPods { .. }
             | SandboxError::KubeconfigExists { .. } => crate::exit::USAGE,
+            // A refused path (a folder others can write) is the user's to fix.
+            SandboxError::WriteKubeconfig { source, .. } => {
+                crate::exit::ExitStatus::exit_status(source)
+            }
             _ => crate::exit::FAILED,
         }
     }

@@ -34,14 +34,22 @@ const DICTIONARY: &[u8] = include_bytes!("spdy_dictionary.bin");
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SpdyError {
+    // Not a `source`: the sandbox only logs this error by itself, so the cause is in the
+    // message; the `From` below keeps `?` working without chaining it a second time.
     #[error("spdy: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
     #[error("spdy: unsupported version {0}")]
     Version(u16),
     #[error("spdy: bad header block: {0}")]
     Headers(String),
     #[error("spdy: frame too short for its type {0}")]
     Short(u16),
+}
+
+impl From<io::Error> for SpdyError {
+    fn from(cause: io::Error) -> Self {
+        SpdyError::Io(cause)
+    }
 }
 
 impl crate::exit::ExitStatus for SpdyError {

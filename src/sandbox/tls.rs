@@ -17,9 +17,9 @@ const DAY: i64 = 86_400;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot make the sandbox's certificates: {0}")]
+    #[error("cannot make the sandbox's certificates")]
     Certificate(#[from] rcgen::Error),
-    #[error("cannot set up TLS for the sandbox: {0}")]
+    #[error("cannot set up TLS for the sandbox")]
     Rustls(#[from] rustls::Error),
     #[error("the operating system's random number generator failed")]
     Random,

@@ -33,7 +33,7 @@ pub const HEALTH: &str = "{\"database\":\"ok\",\"version\":\"demo\"}";
 pub enum WebError {
     #[error("the demo web page listens on loopback only, not on {addr}")]
     NotLoopback { addr: SocketAddr },
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Listen {
         addr: SocketAddr,
         source: std::io::Error,

@@ -45,9 +45,9 @@ pub(super) async fn authenticate(
         let result = handle
             .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(key), hash))
             .await
-            .map_err(|source| SshError::Handshake {
+            .map_err(|cause| SshError::Handshake {
                 target: target.to_string(),
-                source,
+                cause,
             })?;
         if result.success() {
             debug!("authenticated with {}", path.display());
@@ -123,9 +123,9 @@ async fn rsa_hash(
     Ok(handle
         .best_supported_rsa_hash()
         .await
-        .map_err(|source| SshError::Handshake {
+        .map_err(|cause| SshError::Handshake {
             target: target.to_string(),
-            source,
+            cause,
         })?
         .flatten()
         .or(Some(HashAlg::Sha256)))

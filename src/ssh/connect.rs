@@ -143,7 +143,7 @@ pub(super) async fn connect_all(
                 .await
                 .map_err(|e| SshError::Connect {
                     target: dial::target(&bastion.host, bastion.port),
-                    source: std::io::Error::other(format!(
+                    cause: std::io::Error::other(format!(
                         "through jump host {}: {e}",
                         dial::target(&hop.host, hop.port)
                     )),
@@ -177,9 +177,9 @@ pub(super) async fn connect_all(
 async fn tcp_connect(host: &str, port: u16) -> Result<BoxStream, SshError> {
     let s = tokio::net::TcpStream::connect((host, port))
         .await
-        .map_err(|source| SshError::Connect {
+        .map_err(|cause| SshError::Connect {
             target: dial::target(host, port),
-            source,
+            cause,
         })?;
     // Keystrokes in a shell are single bytes: never hold them back.
     let _ = s.set_nodelay(true);
@@ -223,14 +223,14 @@ async fn handshake(
     let mut handle = client::connect_stream(config, stream, client)
         .await
         .map_err(|e| match e {
-            SshError::Handshake { source, .. } => match source {
-                russh::Error::IO(source) => SshError::Connect {
+            SshError::Handshake { cause, .. } => match cause {
+                russh::Error::IO(cause) => SshError::Connect {
                     target: target.clone(),
-                    source,
+                    cause,
                 },
-                source => SshError::Handshake {
+                cause => SshError::Handshake {
                     target: target.clone(),
-                    source,
+                    cause,
                 },
             },
             other => other,

@@ -47,18 +47,17 @@ const READ_BUFFER: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {
-    #[error("cannot connect to {target}: {source}")]
+    // `cause` rather than `source` in these three: health findings and forward's reconnect
+    // messages show the error by itself, so the cause stays in the message, chained once.
+    #[error("cannot connect to {target}: {cause}")]
     Connect {
         target: String,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("connecting to {target} timed out after {}s (connect_timeout)", .after.as_secs())]
     Timeout { target: String, after: Duration },
-    #[error("ssh handshake with {target} failed: {source}")]
-    Handshake {
-        target: String,
-        source: russh::Error,
-    },
+    #[error("ssh handshake with {target} failed: {cause}")]
+    Handshake { target: String, cause: russh::Error },
     #[error(transparent)]
     HostKey(#[from] host_key::HostKeyError),
     #[error("permission denied for {user}@{target} (tried: {tried})")]
@@ -77,12 +76,10 @@ pub enum SshError {
     IdentityFile { path: PathBuf, reason: String },
     #[error("the connection to {target} was lost")]
     Disconnected { target: String },
-    #[error("ssh channel on {target}: {source}")]
-    Channel {
-        target: String,
-        source: russh::Error,
-    },
-    #[error("{what}: {source}")]
+    #[error("ssh channel on {target}: {cause}")]
+    Channel { target: String, cause: russh::Error },
+    // Chained, not in the message: a closed stdout (`| head`) is found in the chain.
+    #[error("{what}")]
     Io {
         what: &'static str,
         source: std::io::Error,
@@ -214,10 +211,10 @@ impl client::Handler for Client {
 }
 
 impl From<russh::Error> for SshError {
-    fn from(source: russh::Error) -> Self {
+    fn from(cause: russh::Error) -> Self {
         SshError::Handshake {
             target: String::new(),
-            source,
+            cause,
         }
     }
 }
@@ -274,9 +271,9 @@ impl Bastion {
             russh::Error::Disconnect | russh::Error::SendError => SshError::Disconnected {
                 target: self.inner.target.clone(),
             },
-            source => SshError::Channel {
+            cause => SshError::Channel {
                 target: self.inner.target.clone(),
-                source,
+                cause,
             },
         }
     }

@@ -95,3 +95,25 @@ fn a_cause_is_printed_once() {
     assert_eq!(line.matches("directory").count(), 1, "{line}");
     assert!(line.starts_with("paragon-admin: cannot read "), "{line}");
 }
+
+#[test]
+fn man_dir_in_a_folder_others_can_write_is_refused_with_2() {
+    let home = Home::new();
+    let dir = home.path().join("shared-man");
+    std::fs::create_dir(&dir).unwrap();
+    // Writable by all and not sticky: the files module refuses it.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let r = run(home.paragon().args(["man", "--dir"]).arg(&dir));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("can be written by other users"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "a file was written"
+    );
+}

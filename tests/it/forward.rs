@@ -626,7 +626,8 @@ fn port_in_use_fails_at_once_naming_it_before_connecting() {
         "0:private.paragon.test:80",
         &format!("{port}:private.paragon.test:443"),
     ]));
-    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    // 2: the port the user chose is at fault (1 means "failed after connecting").
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(
         r.stderr.contains(&format!("port {port} is already in use")),

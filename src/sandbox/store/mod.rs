@@ -40,11 +40,12 @@ const EMPTY_META: &str = "\"metadata\":{}";
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum EntryError {
-    #[error("cannot serialize {kind} {name}: {source}")]
+    // `cause`, not `source`: the sandbox answers with this error's text alone.
+    #[error("cannot serialize {kind} {name}: {cause}")]
     Serialize {
         kind: &'static str,
         name: String,
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     #[error("{kind} {name} has no metadata field after serializing")]
     NoMetadata { kind: &'static str, name: String },
@@ -63,10 +64,10 @@ impl Entry {
     {
         let meta = std::mem::take(obj.metadata_mut());
         let name = meta.name.clone().unwrap_or_default();
-        let err = |source| EntryError::Serialize {
+        let err = |cause| EntryError::Serialize {
             kind: res.kind().kind,
             name: name.clone(),
-            source,
+            cause,
         };
         let meta_json = serde_json::to_string(&meta).map_err(err)?;
         let body = serde_json::to_string(&obj).map_err(err)?;

@@ -10,9 +10,9 @@ use super::{KnownHosts, KnownHostsError, MAX_FILE_BYTES};
 /// read (`/dev/zero` never ends); `/dev/null` reads as empty; a FIFO or a socket, which
 /// could block forever, is refused.
 pub fn load(path: &Path) -> Result<KnownHosts, KnownHostsError> {
-    let read_error = |source| KnownHostsError::Read {
+    let read_error = |cause| KnownHostsError::Read {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     if !exists(path, read_error)? {
         return Ok(KnownHosts::default());
@@ -67,9 +67,9 @@ fn readable_kind(m: &std::fs::Metadata) -> bool {
 /// line; a file without a final newline gets one first. A new file is created with mode
 /// 0666 less the umask (OpenSSH's), its missing folder private (0700).
 pub fn append(path: &Path, line: &str) -> Result<(), KnownHostsError> {
-    let write_error = |source| KnownHostsError::Write {
+    let write_error = |cause| KnownHostsError::Write {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     if !exists(path, write_error)?
         && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())

@@ -101,10 +101,12 @@ const KEY_TYPES: &[(&str, &str)] = &[
 
 #[derive(Debug, thiserror::Error)]
 pub enum KnownHostsError {
-    #[error("cannot read {}: {source}", .path.display())]
+    // `cause`, not `source`: a failed write is logged by itself (the key is then trusted for
+    // the connection only) and health findings show these, so the cause is in the message.
+    #[error("cannot read {}: {cause}", .path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(
         "{} is larger than {} MiB, too large for a known_hosts file: point known_hosts at the right file",
@@ -113,10 +115,10 @@ pub enum KnownHostsError {
     TooLarge { path: PathBuf },
     #[error("{} is not a regular file: point known_hosts at a file (or /dev/null to record nothing)", .path.display())]
     NotAFile { path: PathBuf },
-    #[error("cannot record the host key in {}: {source}", .path.display())]
+    #[error("cannot record the host key in {}: {cause}", .path.display())]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("cannot hash the known_hosts line: the system gave no random salt")]
     NoRandomness,
