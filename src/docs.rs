@@ -267,6 +267,13 @@ pub fn write_files(dir: &Path, files: &[(String, Vec<u8>)]) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    /// The text of the generated man page `name`.
+    fn page(name: &str) -> String {
+        let pages = man_pages().unwrap();
+        let (_, text) = pages.iter().find(|(n, _)| n == name).unwrap();
+        String::from_utf8_lossy(text).into_owned()
+    }
+
     #[test]
     fn every_subcommand_gets_a_page_with_the_fixed_sections() {
         let pages = man_pages().unwrap();
@@ -280,12 +287,7 @@ mod tests {
                 assert!(text.contains(section), "{name} lacks {section}");
             }
         }
-        let ssh = &pages
-            .iter()
-            .find(|(n, _)| n == "paragon-admin-ssh.1")
-            .unwrap()
-            .1;
-        assert!(String::from_utf8_lossy(ssh).contains(".SH EXAMPLES"));
+        assert!(page("paragon-admin-ssh.1").contains(".SH EXAMPLES"));
     }
 
     #[test]
@@ -298,25 +300,13 @@ mod tests {
                 vec!["c".into()]
             ]
         );
-        let pages = man_pages().unwrap();
-        let init = &pages
-            .iter()
-            .find(|(n, _)| n == "paragon-admin-init.1")
-            .unwrap()
-            .1;
-        let init = String::from_utf8_lossy(init);
+        let init = page("paragon-admin-init.1");
         assert!(init.contains("\\e\n      \\-\\-identity\\-file"), "{init}");
     }
 
     #[test]
     fn synopsis_shows_value_names() {
-        let pages = man_pages().unwrap();
-        let init = &pages
-            .iter()
-            .find(|(n, _)| n == "paragon-admin-init.1")
-            .unwrap()
-            .1;
-        let init = String::from_utf8_lossy(init);
+        let init = page("paragon-admin-init.1");
         let line = init
             .lines()
             .skip_while(|l| *l != ".SH SYNOPSIS")
@@ -329,12 +319,7 @@ mod tests {
         );
         assert!(line.contains("[\\fB\\-\\-host\\fR \\fIHOST\\fR]"), "{line}");
         assert!(line.contains("[\\fB\\-\\-force\\fR]"), "{line}");
-        let ssh = &pages
-            .iter()
-            .find(|(n, _)| n == "paragon-admin-ssh.1")
-            .unwrap()
-            .1;
-        let ssh = String::from_utf8_lossy(ssh);
+        let ssh = page("paragon-admin-ssh.1");
         assert!(ssh.contains("[\\fICMD\\fR...]"), "{ssh}");
     }
 

@@ -412,16 +412,8 @@ impl Api {
             },
             _ => return not_found_path(),
         };
-        let query: Vec<(String, String)> =
-            form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
-                .into_owned()
-                .collect();
-        let param = |k: &str| {
-            query
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.as_str())
-        };
+        let query = Query::of(req.uri());
+        let param = |k: &str| query.get(k);
         let watch = matches!(param("watch"), Some("true" | "1"));
         let target = req
             .uri()
@@ -575,16 +567,8 @@ impl Api {
                 );
             }
         };
-        let query: Vec<(String, String)> =
-            form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
-                .into_owned()
-                .collect();
-        let param = |k: &str| {
-            query
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.as_str())
-        };
+        let query = Query::of(req.uri());
+        let param = |k: &str| query.get(k);
         let q = LogQuery {
             container: param("container"),
             previous: param("previous") == Some("true"),
@@ -595,6 +579,26 @@ impl Api {
             Ok(text) => reply(StatusCode::OK, "text/plain", text.into_bytes()),
             Err(LogError::BadRequest(m)) => status(StatusCode::BAD_REQUEST, "BadRequest", &m, None),
         }
+    }
+}
+
+/// A request's query parameters, decoded; the first of a repeated key wins.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn of(uri: &hyper::Uri) -> Query {
+        Query(
+            form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect(),
+        )
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
