@@ -56,8 +56,6 @@ pub enum ForwardError {
          drop --bind or bind a loopback address"
     )]
     SocksExposed { addr: IpAddr },
-    #[error("cannot watch for SIGINT/SIGTERM: {0}")]
-    Signals(std::io::Error),
 }
 
 impl crate::exit::ExitStatus for ForwardError {

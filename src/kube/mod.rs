@@ -247,7 +247,8 @@ pub fn client_from_config(
 /// The `User-Agent` of every API request.
 pub const USER_AGENT: &str = concat!("paragon-admin/", env!("CARGO_PKG_VERSION"));
 
-/// An error and its causes, each said once, line breaks kept.
+/// An error and its causes, each said once (kube's and hyper's errors repeat their cause in
+/// their own message), line breaks kept.
 fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![e.to_string()];
     let mut cur = e.source();
@@ -263,16 +264,7 @@ fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// An error and its causes on one line.
 pub(crate) fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let s = c.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-        cur = c.source();
-    }
-    parts.join(": ").replace('\n', " ")
+    with_causes(e).replace('\n', " ")
 }
 
 #[cfg(test)]
