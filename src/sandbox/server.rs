@@ -297,7 +297,13 @@ impl Api {
     pub(crate) fn respond(&self, req: &Request<Incoming>) -> Reply {
         let path = req.uri().path();
         let r = self.route(req);
-        tracing::debug!(method = %req.method(), path, status = r.status().as_u16(), "sandbox request");
+        // The User-Agent too, as an API server's audit log records it (who asked).
+        let user_agent = req
+            .headers()
+            .get(hyper::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        tracing::debug!(method = %req.method(), path, status = r.status().as_u16(), user_agent, "sandbox request");
         r
     }
 

@@ -1054,3 +1054,30 @@ fn a_ca_file_that_is_missing_or_not_pem_is_a_config_error_naming_file_line_and_k
         r.stderr
     );
 }
+
+#[test]
+fn api_requests_carry_the_paragon_admin_user_agent() {
+    // The sandbox logs each request as an API server's audit log does, User-Agent included.
+    let sandbox = SandboxProc::start(&["-vv"]);
+    let home = Home::new();
+    home.write_config("[profiles.t]\nhost = \"bastion.invalid\"\n");
+    let kc = sandbox.kubeconfig.clone();
+    let (_, v) = health_json(&home, &["--kubeconfig", kc.to_str().unwrap()]);
+    assert_eq!(statuses(&v, "api"), ["ok"], "{v:#}");
+    let want = format!("user_agent=\"paragon-admin/{}\"", env!("CARGO_PKG_VERSION"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let log = sandbox.stderr();
+        let lists_pods = log
+            .lines()
+            .any(|l| l.contains("path=\"/api/v1/pods\"") && l.contains(&want));
+        if lists_pods {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pods request with {want} in the sandbox's log:\n{log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
