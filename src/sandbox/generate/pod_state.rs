@@ -77,19 +77,25 @@ impl Gen<'_> {
         };
         let scheduled = created + 1;
         let started = created + 6;
+        // The kubelet's five conditions of a pod whose sandbox has started: its containers
+        // ready, or not (ContainersNotReady), since `at`.
+        let started_conditions = |ready: bool, at: i64| {
+            let why = (!ready).then_some("ContainersNotReady");
+            vec![
+                cond("PodReadyToStartContainers", true, created + 4, None),
+                cond("Initialized", true, scheduled, None),
+                cond("Ready", ready, at, why),
+                cond("ContainersReady", ready, at, why),
+                cond("PodScheduled", true, scheduled, None),
+            ]
+        };
         match &p.state {
             PodState::Ready { restarts, last } => {
                 let since = last.as_ref().map_or(started, |t| t.finished + 1);
                 let ready_at = since + 12;
                 (
                     "Running",
-                    vec![
-                        cond("PodReadyToStartContainers", true, created + 4, None),
-                        cond("Initialized", true, scheduled, None),
-                        cond("Ready", true, ready_at, None),
-                        cond("ContainersReady", true, ready_at, None),
-                        cond("PodScheduled", true, scheduled, None),
-                    ],
+                    started_conditions(true, ready_at),
                     Some(vec![base_status(
                         true,
                         *restarts,
@@ -104,13 +110,7 @@ impl Gen<'_> {
             }
             PodState::NotReady { since } => (
                 "Running",
-                vec![
-                    cond("PodReadyToStartContainers", true, created + 4, None),
-                    cond("Initialized", true, scheduled, None),
-                    cond("Ready", false, *since, Some("ContainersNotReady")),
-                    cond("ContainersReady", false, *since, Some("ContainersNotReady")),
-                    cond("PodScheduled", true, scheduled, None),
-                ],
+                started_conditions(false, *since),
                 Some(vec![base_status(false, 0, running(started), None)]),
                 "Running".to_string(),
                 "0/1",
@@ -136,18 +136,7 @@ impl Gen<'_> {
                 };
                 (
                     "Running",
-                    vec![
-                        cond("PodReadyToStartContainers", true, created + 4, None),
-                        cond("Initialized", true, scheduled, None),
-                        cond("Ready", false, created + 4, Some("ContainersNotReady")),
-                        cond(
-                            "ContainersReady",
-                            false,
-                            created + 4,
-                            Some("ContainersNotReady"),
-                        ),
-                        cond("PodScheduled", true, scheduled, None),
-                    ],
+                    started_conditions(false, created + 4),
                     Some(vec![base_status(
                         false,
                         9,
@@ -173,18 +162,7 @@ impl Gen<'_> {
                 st.container_id = None;
                 (
                     "Pending",
-                    vec![
-                        cond("PodReadyToStartContainers", true, created + 4, None),
-                        cond("Initialized", true, scheduled, None),
-                        cond("Ready", false, scheduled, Some("ContainersNotReady")),
-                        cond(
-                            "ContainersReady",
-                            false,
-                            scheduled,
-                            Some("ContainersNotReady"),
-                        ),
-                        cond("PodScheduled", true, scheduled, None),
-                    ],
+                    started_conditions(false, scheduled),
                     Some(vec![st]),
                     "ImagePullBackOff".to_string(),
                     "0/1",
@@ -289,18 +267,7 @@ impl Gen<'_> {
                 };
                 (
                     "Running",
-                    vec![
-                        cond("PodReadyToStartContainers", true, created + 4, None),
-                        cond("Initialized", true, scheduled, None),
-                        cond("Ready", false, created + 4, Some("ContainersNotReady")),
-                        cond(
-                            "ContainersReady",
-                            false,
-                            created + 4,
-                            Some("ContainersNotReady"),
-                        ),
-                        cond("PodScheduled", true, scheduled, None),
-                    ],
+                    started_conditions(false, created + 4),
                     Some(vec![base_status(
                         false,
                         3,
