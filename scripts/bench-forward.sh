@@ -26,55 +26,12 @@ if [[ -z "${PARAGON_BIN:-}" ]]; then
   PARAGON_BIN=$CARGO_TARGET_DIR/release/paragon-admin
 fi
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() { # port
-  for _ in $(seq 200); do
-    python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),0.2).close()" 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "bench-forward: nothing listens on $1" >&2; return 1
-}
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+BENCH=bench-forward
+# shellcheck source=bench-common.sh source-path=SCRIPTDIR
+source "$(dirname "$0")/bench-common.sh"
 
 # --- the bastion: a real sshd on loopback -------------------------------------------------
-mkdir -p /run/sshd
-ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$work/id_ed25519"
-cp "$work/id_ed25519.pub" "$work/authorized_keys"
-started=
-for _ in $(seq 20); do
-  sshd_port=$(free_port)
-  cat >"$work/sshd_config" <<EOF
-Port $sshd_port
-ListenAddress 127.0.0.1
-HostKey $work/host_key
-AuthorizedKeysFile $work/authorized_keys
-UsePAM no
-StrictModes no
-PidFile none
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-AllowTcpForwarding yes
-LogLevel ERROR
-EOF
-  /usr/sbin/sshd -D -e -f "$work/sshd_config" 2>"$work/sshd.log" &
-  pid=$!
-  if wait_port "$sshd_port" 2>/dev/null; then pids+=("$pid"); started=1; break; fi
-  kill "$pid" 2>/dev/null || true
-done
-[[ -n $started ]] || { echo "bench-forward: sshd did not start: $(cat "$work/sshd.log")" >&2; exit 1; }
-echo "[127.0.0.1]:$sshd_port $(cut -d' ' -f1,2 "$work/host_key.pub")" >"$work/known_hosts"
+start_sshd
 
 # --- the targets: iperf3 and an HTTP server -----------------------------------------------
 iperf_port=$(free_port)

@@ -1,0 +1,58 @@
+# shellcheck shell=bash
+# Sourced by the benchmark scripts, never run: a work folder and the processes started, both
+# gone on exit; free loopback ports; a median; and the bastion, a real sshd on loopback with a
+# fresh host key and client key. The sourcing script sets BENCH (its name, for messages) first.
+
+work=$(mktemp -d)
+pids=()
+# shellcheck disable=SC2317 # run by the EXIT trap
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_port() { # port
+  for _ in $(seq 200); do
+    python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),0.2).close()" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "$BENCH: nothing listens on $1" >&2; return 1
+}
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+# start_sshd [CONFIG_LINE...]: a loopback sshd on a free port ($sshd_port) that accepts
+# $work/id_ed25519 and forwards TCP, with any extra sshd_config lines; its host key goes into
+# $work/known_hosts. A port taken in between is retried on another.
+# shellcheck disable=SC2120 # the extra lines are optional
+start_sshd() {
+  mkdir -p /run/sshd
+  ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
+  ssh-keygen -q -t ed25519 -N '' -f "$work/id_ed25519"
+  cp "$work/id_ed25519.pub" "$work/authorized_keys"
+  local pid
+  for _ in $(seq 20); do
+    sshd_port=$(free_port)
+    {
+      printf '%s\n' "Port $sshd_port" "ListenAddress 127.0.0.1" "HostKey $work/host_key" \
+        "AuthorizedKeysFile $work/authorized_keys" "UsePAM no" "StrictModes no" "PidFile none" \
+        "PermitRootLogin prohibit-password" "PasswordAuthentication no" \
+        "AllowTcpForwarding yes" "LogLevel ERROR"
+      printf '%s\n' "$@"
+    } >"$work/sshd_config"
+    /usr/sbin/sshd -D -e -f "$work/sshd_config" 2>"$work/sshd.log" &
+    pid=$!
+    if wait_port "$sshd_port" 2>/dev/null; then
+      pids+=("$pid")
+      echo "[127.0.0.1]:$sshd_port $(cut -d' ' -f1,2 "$work/host_key.pub")" >"$work/known_hosts"
+      return 0
+    fi
+    kill "$pid" 2>/dev/null || true
+  done
+  echo "$BENCH: sshd did not start: $(cat "$work/sshd.log")" >&2
+  exit 1
+}
