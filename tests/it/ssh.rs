@@ -263,13 +263,16 @@ fn silent_server_times_out_with_255() {
     assert!(r.stderr.contains("timed out after 1s"), "{}", r.stderr);
 }
 
-/// A home whose profile `p` points at 127.0.0.1:`port`.
-fn profile_at(port: u16) -> Home {
+/// `ssh` to a profile whose bastion is 127.0.0.1:`port`: it exits 255 saying `said` of it.
+fn ssh_to_port_says(port: u16, said: &str) {
     let home = Home::new();
     home.write_config(&format!(
         "[profiles.p]\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"root\"\nconnect_timeout = 10\nknown_hosts = \"kh\"\n"
     ));
-    home
+    let r = ssh_cmd(&home, &["true"]);
+    assert_eq!(r.status, Some(255), "{}", r.stderr);
+    let expected = format!("paragon-admin: 127.0.0.1:{port} {said}");
+    assert!(r.stderr.contains(&expected), "{expected}\n{}", r.stderr);
 }
 
 #[test]
@@ -279,27 +282,16 @@ fn a_port_that_speaks_http_is_not_an_ssh_server_and_says_what_it_answered() {
     let web = rt
         .block_on(DemoWeb::bind("127.0.0.1:0".parse().unwrap()))
         .unwrap();
-    let port = web.addr().port();
-    let r = ssh_cmd(&profile_at(port), &["true"]);
-    assert_eq!(r.status, Some(255), "{}", r.stderr);
-    assert!(
-        r.stderr.contains(&format!(
-            "127.0.0.1:{port} is not an SSH server? it answered `HTTP/1.1 400 Bad Request`"
-        )),
-        "{}",
-        r.stderr
+    ssh_to_port_says(
+        web.addr().port(),
+        "is not an SSH server? it answered `HTTP/1.1 400 Bad Request`",
     );
     drop(web);
-
     // Python's http.server takes the line for an HTTP/0.9 request: a page, no status line.
     let python = Monitoring::start(QUIET_ALERTS);
-    let r = ssh_cmd(&profile_at(python.port), &["true"]);
-    assert_eq!(r.status, Some(255), "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("is not an SSH server? it answered `<!DOCTYPE HTML>`"),
-        "{}",
-        r.stderr
+    ssh_to_port_says(
+        python.port,
+        "is not an SSH server? it answered `<!DOCTYPE HTML>`",
     );
 }
 
@@ -322,18 +314,12 @@ fn a_server_that_closes_at_once_is_named_with_255() {
             }
         }
     });
-    let r = ssh_cmd(&profile_at(port), &["true"]);
+    ssh_to_port_says(
+        port,
+        "closed the connection before identifying itself as an SSH server",
+    );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     closer.join().unwrap();
-    assert_eq!(r.status, Some(255), "{}", r.stderr);
-    assert!(
-        r.stderr.contains(&format!(
-            "127.0.0.1:{port} closed the connection before identifying itself as an SSH server"
-        )),
-        "{}",
-        r.stderr
-    );
-    assert!(!r.stderr.contains("Disconnected"), "{}", r.stderr);
 }
 
 #[test]
