@@ -461,8 +461,8 @@ impl Shell {
 /// show them, yet they parse there as everywhere (a script may pass them to every command).
 const IGNORED_GLOBALS: &[(&str, &[&str])] = &[
     ("demo", &["config", "profile"]),
-    ("completions", &["config", "profile"]),
-    ("man", &["config", "profile"]),
+    ("completions", &["config", "profile", "output"]),
+    ("man", &["config", "profile", "output"]),
     ("sandbox", &["config", "profile"]),
     ("secrets", &["config", "profile"]),
     ("profiles", &["profile"]),

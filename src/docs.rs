@@ -93,7 +93,7 @@ const ENVIRONMENT: &[Entry] = &[
     },
     Entry {
         name: "NO_COLOR",
-        option: None,
+        option: Some("output"),
         meaning: "When set and not empty, no colour in tables.",
     },
 ];

@@ -303,6 +303,11 @@ fn commands_that_ignore_config_and_profile_hide_them_yet_still_parse_them() {
         assert!(!text.contains("--config"), "{words:?}:\n{text}");
         assert!(text.contains("--verbose"), "{words:?}:\n{text}");
     }
+    for words in [&["man"][..], &["completions"]] {
+        let text = help(words);
+        assert!(!text.contains("--output"), "{words:?}:\n{text}");
+    }
+    assert!(help(&["secrets", "list"]).contains("--output <OUTPUT>"));
     let profiles = help(&["profiles"]);
     assert!(
         profiles.contains("--config <FILE>") && !profiles.contains("--profile"),
@@ -324,9 +329,15 @@ fn commands_that_ignore_config_and_profile_hide_them_yet_still_parse_them() {
     assert!(page("paragon-admin-health.1").contains("\\-\\-profile"));
 
     // Parsing is unchanged: after the subcommand, before it, and with a nested one.
-    let r = run(home
-        .paragon()
-        .args(["man", "--profile", "x", "--config", "/nowhere"]));
+    let r = run(home.paragon().args([
+        "man",
+        "--profile",
+        "x",
+        "--config",
+        "/n",
+        "--output",
+        "json",
+    ]));
     assert_eq!(r.status, Some(0), "{}", r.stderr);
     assert!(r.stdout.starts_with(".ie"), "{}", r.stdout);
     let r = run(home
