@@ -14,22 +14,12 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+pub use super::sshd::sshd_path;
 use super::sshd::{SshdProcess, StartError};
 
 /// The repository's `bastion-image/` folder.
 pub fn image_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("bastion-image")
-}
-
-/// `sshd` as installed by Debian's openssh-server (not always on a root PATH).
-pub fn sshd_path() -> PathBuf {
-    for dir in ["/usr/sbin", "/usr/local/sbin", "/sbin"] {
-        let p = Path::new(dir).join("sshd");
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("sshd not found: install openssh-server (scripts/test.sh does)");
 }
 
 /// The PATH the entrypoint and sshd get.

@@ -15,8 +15,17 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The sshd binary: sshd refuses to re-exec itself unless started by an absolute path.
-const SSHD: &str = "/usr/sbin/sshd";
+/// `sshd` as installed by Debian's openssh-server (not always on a root PATH), by its
+/// absolute path: sshd refuses to re-exec itself unless started by one.
+pub fn sshd_path() -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/local/sbin", "/sbin"] {
+        let p = Path::new(dir).join("sshd");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("sshd not found: install openssh-server (scripts/test.sh does)");
+}
 
 /// How to start an sshd.
 #[derive(Clone, Debug)]
@@ -266,10 +275,10 @@ impl Sshd {
         let mut cmd = match self.options.prefix.split_first() {
             Some((first, rest)) => {
                 let mut c = Command::new(first);
-                c.args(rest).arg(SSHD);
+                c.args(rest).arg(sshd_path());
                 c
             }
-            None => Command::new(SSHD),
+            None => Command::new(sshd_path()),
         };
         cmd.arg("-D")
             .arg("-e")
