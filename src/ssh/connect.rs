@@ -5,21 +5,18 @@
 //! on it live in the parent module. It knows nothing of forwards, kube or clap.
 
 use std::borrow::Cow;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::Duration;
 
 use russh::client::{self, Handle};
 use russh::keys::ssh_key::Algorithm;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span};
 
 use super::{
     Bastion, Client, HostKeyCheck, Inner, MAX_PACKET_SIZE, OpenFailures, READ_BUFFER, SshError,
-    WINDOW_SIZE, auth,
+    WINDOW_SIZE, auth, identification,
 };
 use crate::config::Resolved;
 use crate::dial::{self, BoxStream};
@@ -223,173 +220,16 @@ async fn handshake(
         _closed: closed.drop_guard(),
     };
     debug!("key exchange");
-    let heard = Arc::new(Mutex::new(Heard::default()));
-    let stream = Listening {
-        inner: stream,
-        heard: heard.clone(),
-        done: false,
-    };
+    let (stream, heard) = identification::listen(stream);
     let mut handle = client::connect_stream(config, stream, client)
         .await
         .map_err(|e| match e {
-            SshError::Handshake { cause, .. } => {
-                let answer = heard.lock().map_or(Answer::Identified, |h| h.answer());
-                handshake_error(&target, answer, cause)
-            }
+            SshError::Handshake { cause, .. } => heard.handshake_error(&target, cause),
             other => other,
         })?;
     debug!("authenticating as {}", hop.user);
     auth::authenticate(&mut handle, &hop.user, &target, profile, prompting).await?;
     Ok(handle)
-}
-
-/// The most kept of what a server sends up to its identification line (russh itself reads
-/// at most 20 lines of 255 bytes before it).
-const HEARD_MAX: usize = 8 * 1024;
-
-/// What the server sent up to its SSH identification line: when the handshake fails before
-/// one came, it tells a port that speaks another protocol from a server that hung up.
-#[derive(Default)]
-struct Heard {
-    bytes: Vec<u8>,
-    identified: bool,
-}
-
-/// How the server answered our identification line.
-#[derive(Debug, PartialEq)]
-enum Answer {
-    /// With an SSH identification line: whatever failed, failed later.
-    Identified,
-    /// With nothing before it hung up.
-    Silent,
-    /// With this line, which is not SSH's.
-    Said(String),
-}
-
-impl Heard {
-    /// Keeps `new`; true once there is no more to keep (identified, or full).
-    fn push(&mut self, new: &[u8]) -> bool {
-        let room = HEARD_MAX.saturating_sub(self.bytes.len());
-        self.bytes.extend_from_slice(&new[..new.len().min(room)]);
-        // Only complete lines count: russh needs the whole line too.
-        self.identified = self
-            .bytes
-            .split(|&b| b == b'\n')
-            .rev()
-            .skip(1)
-            .any(|line| line.starts_with(b"SSH-2.0-") || line.starts_with(b"SSH-1.99-"));
-        self.identified || self.bytes.len() >= HEARD_MAX
-    }
-
-    fn answer(&self) -> Answer {
-        if self.identified {
-            return Answer::Identified;
-        }
-        let first = self
-            .bytes
-            .split(|&b| b == b'\n')
-            .map(|l| String::from_utf8_lossy(l).trim().to_string())
-            .find(|l| !l.is_empty());
-        match first {
-            None => Answer::Silent,
-            Some(line) => Answer::Said(printable(&line)),
-        }
-    }
-}
-
-/// A line a server sent, fit for one line of a terminal: control characters escaped, at most
-/// 100 characters.
-fn printable(line: &str) -> String {
-    let mut out: String = line
-        .chars()
-        .take(100)
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect();
-    if line.chars().count() > 100 {
-        out.push('\u{2026}');
-    }
-    out
-}
-
-/// The handshake's failure as the user needs it: a server that is not SSH or that hung up
-/// before identifying itself said so (as OpenSSH's `kex_exchange_identification` does),
-/// network errors as connection errors, the rest as SSH's own.
-fn handshake_error(target: &str, answer: Answer, cause: russh::Error) -> SshError {
-    use std::io::ErrorKind::{BrokenPipe, ConnectionReset, UnexpectedEof};
-    let target = target.to_string();
-    match (answer, cause) {
-        (Answer::Said(answered), _) => SshError::NotSsh { target, answered },
-        (Answer::Silent, russh::Error::Disconnect) => SshError::ClosedEarly { target },
-        (Answer::Silent, russh::Error::IO(e))
-            if matches!(e.kind(), ConnectionReset | UnexpectedEof | BrokenPipe) =>
-        {
-            SshError::ClosedEarly { target }
-        }
-        (_, russh::Error::IO(cause)) => SshError::Connect { target, cause },
-        (_, cause) => SshError::Handshake { target, cause },
-    }
-}
-
-/// The stream under the SSH session, keeping a copy of what it reads until the server's
-/// identification line has come; after that a plain pass-through.
-struct Listening {
-    inner: BoxStream,
-    heard: Arc<Mutex<Heard>>,
-    done: bool,
-}
-
-impl AsyncRead for Listening {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let read = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if !this.done && matches!(read, Poll::Ready(Ok(()))) {
-            let new = &buf.filled()[before..];
-            this.done = this.heard.lock().map_or(true, |mut h| h.push(new));
-        }
-        read
-    }
-}
-
-impl AsyncWrite for Listening {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
 }
 
 /// The russh client configuration: window and packet sizes (see the constants), keepalive,
@@ -497,68 +337,6 @@ mod tests {
         assert!(took >= Duration::from_millis(650), "{took:?}");
         assert!(took < Duration::from_secs(3), "{took:?}");
         person.abort();
-    }
-
-    fn heard(chunks: &[&[u8]]) -> Answer {
-        let mut h = Heard::default();
-        for c in chunks {
-            h.push(c);
-        }
-        h.answer()
-    }
-
-    #[test]
-    fn the_first_line_of_a_server_that_is_not_ssh_is_what_it_answered() {
-        assert_eq!(
-            heard(&[b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n"]),
-            Answer::Said("HTTP/1.1 400 Bad Request".into())
-        );
-        assert_eq!(
-            heard(&[b"\r\n<!DOCTYPE HTML>\n"]),
-            Answer::Said("<!DOCTYPE HTML>".into())
-        );
-        assert_eq!(
-            heard(&[b"\x15\x03\x01\x00\x02"]),
-            Answer::Said("\\u{15}\\u{3}\\u{1}\\u{0}\\u{2}".into())
-        );
-        assert_eq!(heard(&[]), Answer::Silent);
-        // Lines before the identification are allowed (RFC 4253 4.2), in any chunks.
-        assert_eq!(
-            heard(&[b"welcome\r\nSSH-2.0-Open", b"SSH_9.2\r\n"]),
-            Answer::Identified
-        );
-        assert_eq!(
-            heard(&[b"SSH-2.0-OpenSSH_9.2"]),
-            Answer::Said("SSH-2.0-OpenSSH_9.2".into())
-        );
-        let long = "x".repeat(300);
-        let Answer::Said(line) = heard(&[long.as_bytes()]) else {
-            panic!("not said")
-        };
-        assert_eq!(line.chars().count(), 101);
-    }
-
-    #[test]
-    fn a_handshake_that_failed_after_identification_keeps_its_cause() {
-        let e = handshake_error("h:22", Answer::Identified, russh::Error::Disconnect);
-        assert!(matches!(e, SshError::Handshake { .. }), "{e}");
-        let e = handshake_error("h:22", Answer::Silent, russh::Error::Disconnect);
-        assert!(matches!(e, SshError::ClosedEarly { .. }), "{e}");
-        let e = handshake_error(
-            "h:22",
-            Answer::Silent,
-            russh::Error::IO(std::io::ErrorKind::ConnectionReset.into()),
-        );
-        assert!(matches!(e, SshError::ClosedEarly { .. }), "{e}");
-        let e = handshake_error(
-            "h:22",
-            Answer::Said("HTTP/1.1 400 Bad Request".into()),
-            russh::Error::Disconnect,
-        );
-        assert_eq!(
-            e.to_string(),
-            "h:22 is not an SSH server? it answered `HTTP/1.1 400 Bad Request`"
-        );
     }
 
     #[test]

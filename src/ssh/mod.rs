@@ -11,6 +11,7 @@ mod channel;
 mod connect;
 pub mod exec;
 pub mod host_key;
+mod identification;
 pub mod known_hosts;
 pub mod pty;
 pub mod quote;
