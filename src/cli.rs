@@ -457,9 +457,33 @@ impl Shell {
     }
 }
 
+/// The global options each subcommand ignores: its `--help`, man page and completions do not
+/// show them, yet they parse there as everywhere (a script may pass them to every command).
+const IGNORED_GLOBALS: &[(&str, &[&str])] = &[
+    ("demo", &["config", "profile"]),
+    ("completions", &["config", "profile", "output"]),
+    ("man", &["config", "profile", "output"]),
+    ("sandbox", &["config", "profile"]),
+    ("secrets", &["config", "profile"]),
+    ("profiles", &["profile"]),
+];
+
 /// The clap `Command`, for parsing, completions, man pages and tests.
 pub fn command() -> clap::Command {
-    <Cli as clap::CommandFactory>::command()
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    // A subcommand that already holds an argument of a global's id is skipped when clap
+    // propagates globals at build time: give it a hidden copy, which parses the same (global
+    // too, so nested subcommands get it) and whose value still reaches `Globals`. Hiding the
+    // propagated one after the build would change what clap parses.
+    for (name, ids) in IGNORED_GLOBALS {
+        let hidden: Vec<clap::Arg> = cmd
+            .get_arguments()
+            .filter(|a| ids.contains(&a.get_id().as_str()))
+            .map(|a| a.clone().hide(true))
+            .collect();
+        cmd = cmd.mut_subcommand(*name, |sub| sub.args(hidden));
+    }
+    cmd
 }
 
 #[cfg(test)]
@@ -511,6 +535,39 @@ mod tests {
         let cli = parse(&["paragon-admin", "--profile", "kubectl", "profiles"]).unwrap();
         assert_eq!(cli.globals.profile.as_deref(), Some("kubectl"));
         assert!(parse(&["paragon-admin", "--bogus", "kubectl"]).is_err());
+    }
+
+    #[test]
+    fn hidden_globals_still_reach_globals_wherever_they_are_typed() {
+        for line in [
+            &["paragon-admin", "man", "--profile", "x", "--config", "c"][..],
+            &[
+                "paragon-admin",
+                "secrets",
+                "list",
+                "-p",
+                "x",
+                "--config",
+                "c",
+            ],
+            &[
+                "paragon-admin",
+                "--profile",
+                "x",
+                "--config",
+                "c",
+                "sandbox",
+            ],
+        ] {
+            let cli = parse(line).unwrap();
+            assert_eq!(cli.globals.profile.as_deref(), Some("x"), "{line:?}");
+            assert_eq!(cli.globals.config, Some(PathBuf::from("c")), "{line:?}");
+        }
+        let mut cmd = command();
+        cmd.build();
+        let man = cmd.find_subcommand("man").unwrap();
+        let profile = man.get_arguments().find(|a| a.get_id() == "profile");
+        assert!(profile.is_some_and(|a| a.is_hide_set()));
     }
 
     #[test]

@@ -49,27 +49,64 @@ const EXIT_STATUS: &[(&str, &str)] = &[
     ),
 ];
 
-const FILES: &str = "~/.config/paragon-admin/config.toml\n\
-The config file with the profiles (the platform's config folder elsewhere).\n\
-~/.ssh/known_hosts\n\
-The host keys of bastions, in OpenSSH's format (per profile: known_hosts).";
+/// A file or an environment variable a page lists, and the global option it goes with: a
+/// page whose command ignores (hides) that option does not list it.
+struct Entry {
+    name: &'static str,
+    option: Option<&'static str>,
+    meaning: &'static str,
+}
 
-const ENVIRONMENT: &[(&str, &str)] = &[
-    (
-        "PARAGON_ADMIN_CONFIG",
-        "The config file, unless --config is given.",
-    ),
-    (
-        "PARAGON_ADMIN_PROFILE",
-        "The profile, unless --profile is given.",
-    ),
-    (
-        "PARAGON_ADMIN_LOG",
-        "A tracing filter (as RUST_LOG) that overrides -v and -q.",
-    ),
-    ("SSH_AUTH_SOCK", "The ssh-agent to authenticate with."),
-    ("NO_COLOR", "When set and not empty, no colour in tables."),
+const FILES: &[Entry] = &[
+    Entry {
+        name: "~/.config/paragon-admin/config.toml",
+        option: Some("config"),
+        meaning: "The config file with the profiles (the platform's config folder elsewhere).",
+    },
+    Entry {
+        name: "~/.ssh/known_hosts",
+        option: Some("profile"),
+        meaning: "The host keys of bastions, in OpenSSH's format (per profile: known_hosts).",
+    },
 ];
+
+const ENVIRONMENT: &[Entry] = &[
+    Entry {
+        name: "PARAGON_ADMIN_CONFIG",
+        option: Some("config"),
+        meaning: "The config file, unless --config is given.",
+    },
+    Entry {
+        name: "PARAGON_ADMIN_PROFILE",
+        option: Some("profile"),
+        meaning: "The profile, unless --profile is given.",
+    },
+    Entry {
+        name: "PARAGON_ADMIN_LOG",
+        option: None,
+        meaning: "A tracing filter (as RUST_LOG) that overrides -v and -q.",
+    },
+    Entry {
+        name: "SSH_AUTH_SOCK",
+        option: Some("profile"),
+        meaning: "The ssh-agent to authenticate with.",
+    },
+    Entry {
+        name: "NO_COLOR",
+        option: Some("output"),
+        meaning: "When set and not empty, no colour in tables.",
+    },
+];
+
+/// The entries of `table` that concern `cmd`: those of no option, or of one it shows.
+fn entries_of<'a>(cmd: &'a clap::Command, table: &'a [Entry]) -> impl Iterator<Item = &'a Entry> {
+    table.iter().filter(|e| {
+        e.option.is_none_or(|id| {
+            cmd.get_arguments()
+                .any(|a| a.get_id() == id && !a.is_hide_set())
+        })
+    })
+}
 
 /// Writes the man page of `cmd`, a (sub)command of `paragon-admin` named `page` (for example
 /// `paragon-admin-ssh`), with examples, exit statuses, files and environment.
@@ -113,20 +150,26 @@ fn write_man_page(cmd: clap::Command, page: &str, out: &mut dyn Write) -> io::Re
     for (status, meaning) in EXIT_STATUS {
         writeln!(out, ".TP\n\\fB{status}\\fR\n{}", roff_escape(meaning))?;
     }
-    writeln!(out, ".SH FILES")?;
-    for pair in FILES.split('\n').collect::<Vec<_>>().chunks(2) {
-        if let [file, meaning] = pair {
-            writeln!(
-                out,
-                ".TP\n\\fI{}\\fR\n{}",
-                roff_escape(file),
-                roff_escape(meaning)
-            )?;
-        }
+    let files: Vec<&Entry> = entries_of(&cmd, FILES).collect();
+    if !files.is_empty() {
+        writeln!(out, ".SH FILES")?;
+    }
+    for file in files {
+        writeln!(
+            out,
+            ".TP\n\\fI{}\\fR\n{}",
+            roff_escape(file.name),
+            roff_escape(file.meaning)
+        )?;
     }
     writeln!(out, ".SH ENVIRONMENT")?;
-    for (var, meaning) in ENVIRONMENT {
-        writeln!(out, ".TP\n\\fB{var}\\fR\n{}", roff_escape(meaning))?;
+    for var in entries_of(&cmd, ENVIRONMENT) {
+        writeln!(
+            out,
+            ".TP\n\\fB{}\\fR\n{}",
+            var.name,
+            roff_escape(var.meaning)
+        )?;
     }
     man.render_version_section(out)
 }
@@ -283,11 +326,24 @@ mod tests {
         assert!(names.contains(&"paragon-admin-secrets-set.1"));
         for (name, text) in &pages {
             let text = String::from_utf8_lossy(text);
-            for section in [".SH \"EXIT STATUS\"", ".SH FILES", ".SH ENVIRONMENT"] {
+            for section in [".SH \"EXIT STATUS\"", ".SH ENVIRONMENT"] {
                 assert!(text.contains(section), "{name} lacks {section}");
             }
         }
-        assert!(page("paragon-admin-ssh.1").contains(".SH EXAMPLES"));
+        let ssh = page("paragon-admin-ssh.1");
+        assert!(ssh.contains(".SH EXAMPLES"));
+        assert!(ssh.contains(".SH FILES") && ssh.contains("PARAGON_ADMIN_PROFILE"));
+    }
+
+    #[test]
+    fn a_page_lists_no_file_or_variable_of_an_option_its_command_ignores() {
+        let man = page("paragon-admin-man.1");
+        assert!(!man.contains(".SH FILES"), "{man}");
+        assert!(!man.contains("PARAGON_ADMIN_CONFIG"), "{man}");
+        assert!(man.contains("PARAGON_ADMIN_LOG"), "{man}");
+        let profiles = page("paragon-admin-profiles.1");
+        assert!(profiles.contains("PARAGON_ADMIN_CONFIG"), "{profiles}");
+        assert!(!profiles.contains("PARAGON_ADMIN_PROFILE"), "{profiles}");
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Status, StatusCause, StatusDetails};
+
 use super::Fault;
 use super::fault::Forbidden;
 use super::store::Res;
@@ -46,7 +48,7 @@ pub(crate) struct Request<'a> {
 /// An answer instead of the resource.
 pub(crate) struct Refusal {
     pub code: u16,
-    pub body: serde_json::Value,
+    pub body: Status,
     pub retry_after: Option<u32>,
 }
 
@@ -115,22 +117,10 @@ impl ApiFaults {
     }
 }
 
-fn status(code: u16, reason: &str, message: &str, details: Option<serde_json::Value>) -> Refusal {
-    let mut body = serde_json::json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    });
-    if let Some(d) = details {
-        body["details"] = d;
-    }
+fn status(code: u16, reason: &str, message: &str, details: Option<StatusDetails>) -> Refusal {
     Refusal {
         code,
-        body,
+        body: super::server::failure(code, reason, message, details),
         retry_after: None,
     }
 }
@@ -157,13 +147,12 @@ fn forbidden(req: &Request<'_>) -> Refusal {
         "{subject} is forbidden: User \"{USER}\" cannot {} resource \"{}\" in API group \"{}\" {scope}",
         req.verb, kind.plural, kind.group
     );
-    let mut details = serde_json::json!({ "kind": kind.plural });
-    if !kind.group.is_empty() {
-        details["group"] = kind.group.into();
-    }
-    if let Some(n) = req.name {
-        details["name"] = n.into();
-    }
+    let details = StatusDetails {
+        kind: Some(kind.plural.to_string()),
+        group: (!kind.group.is_empty()).then(|| kind.group.to_string()),
+        name: req.name.map(str::to_string),
+        ..StatusDetails::default()
+    };
     status(403, "Forbidden", &message, Some(details))
 }
 
@@ -174,7 +163,10 @@ fn too_many_requests() -> Refusal {
         429,
         "TooManyRequests",
         "Too many requests, please try again later.",
-        Some(serde_json::json!({ "retryAfterSeconds": 1 })),
+        Some(StatusDetails {
+            retry_after_seconds: Some(1),
+            ..StatusDetails::default()
+        }),
     );
     r.retry_after = Some(1);
     r
@@ -187,7 +179,13 @@ fn internal_error() -> Refusal {
         500,
         "InternalError",
         &format!("Internal error occurred: {cause}"),
-        Some(serde_json::json!({ "causes": [{ "message": cause }] })),
+        Some(StatusDetails {
+            causes: Some(vec![StatusCause {
+                message: Some(cause.to_string()),
+                ..StatusCause::default()
+            }]),
+            ..StatusDetails::default()
+        }),
     )
 }
 
@@ -206,6 +204,11 @@ pub(crate) fn expired() -> Refusal {
 mod tests {
     use super::*;
 
+    /// The refusal's body as the client reads it.
+    fn wire(r: &Refusal) -> serde_json::Value {
+        serde_json::to_value(&r.body).unwrap()
+    }
+
     fn req(target: &str, continued: bool) -> Request<'_> {
         Request {
             res: Res::Secrets,
@@ -222,7 +225,7 @@ mod tests {
         let f = ApiFaults::new(&[Fault::ApiThrottle]);
         let r = f.refuse(&req("/api/v1/secrets", false)).unwrap();
         assert_eq!((r.code, r.retry_after), (429, Some(1)));
-        assert_eq!(r.body["details"]["retryAfterSeconds"], 1);
+        assert_eq!(wire(&r)["details"]["retryAfterSeconds"], 1);
         assert!(f.refuse(&req("/api/v1/secrets", false)).is_none());
         assert!(f.refuse(&req("/api/v1/secrets?limit=5", false)).is_some());
     }
@@ -241,9 +244,14 @@ mod tests {
         let r = f.refuse(&req("/x", false)).unwrap();
         assert_eq!(r.code, 403);
         assert_eq!(
-            r.body["message"],
+            wire(&r)["message"],
             "secrets is forbidden: User \"sandbox\" cannot list resource \"secrets\" in API group \"\" in the namespace \"paragon\""
         );
-        assert_eq!(r.body["details"], serde_json::json!({ "kind": "secrets" }));
+        assert_eq!(
+            wire(&r)["details"],
+            serde_json::json!({ "kind": "secrets" })
+        );
+        assert_eq!(wire(&r)["kind"], "Status");
+        assert_eq!(wire(&r)["status"], "Failure");
     }
 }

@@ -17,11 +17,14 @@ use russh::server::{
 };
 use russh::{Channel, ChannelOpenFailure, MethodKind, MethodSet};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info_span};
 
+use super::listen::Serving;
+
+/// How the server is named in errors.
+const SERVER: &str = "demo bastion";
 /// How long a forward waits for its target to accept.
 const TARGET_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Copy buffer per direction: a few SSH packets' worth, so that a read fills whole packets.
@@ -29,17 +32,10 @@ const COPY_BUFFER: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BastionError {
-    #[error("the demo bastion listens on loopback only, not on {addr}")]
-    NotLoopback { addr: SocketAddr },
+    #[error(transparent)]
+    Listen(#[from] super::listen::ListenError),
     #[error("the demo bastion forwards to loopback only, not to {addr}")]
     TargetNotLoopback { addr: SocketAddr },
-    #[error("cannot listen on {addr}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("cannot read the listener's address: {0}")]
-    LocalAddr(std::io::Error),
     #[error("cannot generate the host key: {0}")]
     HostKey(russh::keys::ssh_key::Error),
 }
@@ -50,9 +46,7 @@ pub struct DemoBastion {
     addr: SocketAddr,
     host_key: PublicKey,
     known_hosts_line: String,
-    cancel: CancellationToken,
-    forwards: TaskTracker,
-    server: Option<JoinHandle<()>>,
+    serving: Serving,
 }
 
 impl std::fmt::Debug for DemoBastion {
@@ -70,12 +64,7 @@ impl DemoBastion {
         client_key: PublicKey,
         allowed: Vec<SocketAddr>,
     ) -> Result<Self, BastionError> {
-        if !addr.ip().is_loopback() {
-            return Err(BastionError::NotLoopback { addr });
-        }
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| BastionError::Listen { addr, source })?;
+        let listener = super::listen::bind(SERVER, addr).await?;
         Self::start(listener, client_key, allowed)
     }
 
@@ -86,10 +75,7 @@ impl DemoBastion {
         client_key: PublicKey,
         allowed: Vec<SocketAddr>,
     ) -> Result<Self, BastionError> {
-        let addr = listener.local_addr().map_err(BastionError::LocalAddr)?;
-        if !addr.ip().is_loopback() {
-            return Err(BastionError::NotLoopback { addr });
-        }
+        let addr = super::listen::loopback_addr(SERVER, &listener)?;
         if let Some(bad) = allowed.iter().find(|a| !a.ip().is_loopback()) {
             return Err(BastionError::TargetNotLoopback { addr: *bad });
         }
@@ -131,9 +117,7 @@ impl DemoBastion {
             addr,
             host_key: host_public,
             known_hosts_line,
-            cancel,
-            forwards,
-            server: Some(task),
+            serving: Serving::new(cancel, forwards, task),
         })
     }
 
@@ -155,22 +139,8 @@ impl DemoBastion {
 
     /// Stops accepting, ends every session and forward, and waits until they are gone and the
     /// listening port is closed.
-    pub async fn shutdown(mut self) {
-        self.cancel.cancel();
-        if let Some(task) = self.server.take() {
-            let _ = task.await;
-        }
-        self.forwards.close();
-        self.forwards.wait().await;
-    }
-}
-
-impl Drop for DemoBastion {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-        if let Some(task) = self.server.take() {
-            task.abort();
-        }
+    pub async fn shutdown(self) {
+        self.serving.shutdown().await;
     }
 }
 
@@ -351,7 +321,13 @@ mod tests {
         let e = DemoBastion::bind("0.0.0.0:0".parse().unwrap(), key(), vec![])
             .await
             .unwrap_err();
-        assert!(matches!(e, BastionError::NotLoopback { .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                BastionError::Listen(crate::sandbox::listen::ListenError::NotLoopback { .. })
+            ),
+            "{e}"
+        );
     }
 
     #[tokio::test]

@@ -1,7 +1,7 @@
 //! Container logs for `kubectl logs`: plausible lines made from the served pod itself (its
 //! container, image, port and state), the health probe lines timed up to the request.
 
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Pod};
 
 /// What the API server answers a log request with.
 #[derive(Debug, PartialEq, Eq)]
@@ -57,9 +57,10 @@ pub(crate) fn pod_log(pod: &Pod, q: LogQuery<'_>, now: i64) -> Result<String, Lo
         .and_then(|c| c.ports.as_ref())
         .and_then(|p| p.first())
         .map_or(0, |p| p.container_port);
-    let version = status.image.rsplit(':').next().unwrap_or("latest");
-    let secs = |t: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
-        t.as_ref().map(|t| t.0.as_second())
+    let c = Running {
+        name: container,
+        version: status.image.rsplit(':').next().unwrap_or("latest"),
+        port,
     };
     let state = status.state.as_ref();
     let last = status
@@ -67,150 +68,52 @@ pub(crate) fn pod_log(pod: &Pod, q: LogQuery<'_>, now: i64) -> Result<String, Lo
         .as_ref()
         .and_then(|s| s.terminated.as_ref());
 
-    let mut lines: Vec<(i64, String)> = Vec::new();
-    let startup = |at: i64, lines: &mut Vec<(i64, String)>| {
-        lines.push((
-            at,
-            json_line(
-                at,
-                "info",
-                &format!("starting {container}"),
-                &[("version", version)],
-            ),
-        ));
-        lines.push((
-            at + 1,
-            json_line(at + 1, "info", "configuration loaded", &[]),
-        ));
-        lines.push((
-            at + 2,
-            json_line(at + 2, "info", "listening", &[("port", &port.to_string())]),
-        ));
-    };
+    let mut log = Log::default();
     if q.previous {
         let Some(t) = last else {
             return Err(LogError::BadRequest(format!(
                 "previous terminated container \"{container}\" in pod \"{name}\" not found"
             )));
         };
-        let (start, end) = (
-            secs(&t.started_at).unwrap_or(now),
-            secs(&t.finished_at).unwrap_or(now),
-        );
-        startup(start, &mut lines);
-        match t.reason.as_deref() {
-            Some("OOMKilled") => {
-                lines.push((
-                    end - 30,
-                    json_line(
-                        end - 30,
-                        "warn",
-                        "heap usage high",
-                        &[("heapUsedPercent", "93")],
-                    ),
-                ));
-                lines.push((
-                    end - 2,
-                    json_line(
-                        end - 2,
-                        "warn",
-                        "heap usage high",
-                        &[("heapUsedPercent", "99")],
-                    ),
-                ));
-            }
-            _ => {
-                lines.push((
-                    end - 1,
-                    json_line(
-                        end - 1,
-                        "error",
-                        "cannot connect to postgres",
-                        &[("error", "connect ECONNREFUSED")],
-                    ),
-                ));
-                lines.push((
-                    end,
-                    json_line(
-                        end,
-                        "fatal",
-                        "exiting",
-                        &[("code", &t.exit_code.to_string())],
-                    ),
-                ));
-            }
-        }
+        c.crashed_run(&mut log, t, now);
     } else if let Some(running) = state.and_then(|s| s.running.as_ref()) {
         let start = secs(&running.started_at).unwrap_or(now);
-        startup(start, &mut lines);
+        c.startup(&mut log, start);
         let first_probe = (now - PROBE_HISTORY).max(start + 10);
         let mut t = first_probe - first_probe.rem_euclid(10);
         while t <= now {
             if t > start + 2 {
                 let ms = 1 + (t / 10).rem_euclid(7);
-                lines.push((
+                log.json(
                     t,
-                    json_line(
-                        t,
-                        "info",
-                        "GET /healthz 200",
-                        &[("durationMs", &ms.to_string())],
-                    ),
-                ));
+                    "info",
+                    "GET /healthz 200",
+                    &[("durationMs", &ms.to_string())],
+                );
             }
             t += 10;
         }
     } else if let Some(done) = state.and_then(|s| s.terminated.as_ref()) {
-        let (start, end) = (
-            secs(&done.started_at).unwrap_or(now),
-            secs(&done.finished_at).unwrap_or(now),
-        );
+        let (start, end) = run_times(done, now);
         if container == "kubectl" {
-            lines.push((start, "restarting the Paragon deployments".to_string()));
-            lines.push((end, "deployment.apps restarted".to_string()));
+            log.plain(start, "restarting the Paragon deployments");
+            log.plain(end, "deployment.apps restarted");
         } else if done.exit_code != 0 {
-            lines.push((start, json_line(start, "info", "running migrations", &[])));
-            lines.push((
+            log.json(start, "info", "running migrations", &[]);
+            log.json(
                 end,
-                json_line(
-                    end,
-                    "error",
-                    "migration failed",
-                    &[("error", "relation \"workflow_executions\" already exists")],
-                ),
-            ));
+                "error",
+                "migration failed",
+                &[("error", "relation \"workflow_executions\" already exists")],
+            );
         } else {
-            lines.push((start, json_line(start, "info", "running migrations", &[])));
-            lines.push((end, json_line(end, "info", "migrations complete", &[])));
+            log.json(start, "info", "running migrations", &[]);
+            log.json(end, "info", "migrations complete", &[]);
         }
     } else if let Some(waiting) = state.and_then(|s| s.waiting.as_ref()) {
         match (waiting.reason.as_deref(), last) {
             // A crash-looping container shows its last attempt's output.
-            (Some("CrashLoopBackOff"), Some(t)) => {
-                let (start, end) = (
-                    secs(&t.started_at).unwrap_or(now),
-                    secs(&t.finished_at).unwrap_or(now),
-                );
-                startup(start, &mut lines);
-                lines.push((
-                    end - 1,
-                    json_line(
-                        end - 1,
-                        "error",
-                        "cannot connect to postgres",
-                        &[("error", "connect ECONNREFUSED")],
-                    ),
-                ));
-                lines.push((
-                    end,
-                    json_line(
-                        end,
-                        "fatal",
-                        "exiting",
-                        &[("code", &t.exit_code.to_string())],
-                    ),
-                ));
-            }
+            (Some("CrashLoopBackOff"), Some(t)) => c.crashed_run(&mut log, t, now),
             (reason, _) => {
                 let why = match reason {
                     Some("ImagePullBackOff" | "ErrImagePull") => "trying and failing to pull image",
@@ -223,6 +126,7 @@ pub(crate) fn pod_log(pod: &Pod, q: LogQuery<'_>, now: i64) -> Result<String, Lo
             }
         }
     }
+    let lines = log.lines;
     let skip = q.tail.map_or(0, |n| lines.len().saturating_sub(n));
     let mut out = String::new();
     for (at, line) in &lines[skip..] {
@@ -234,6 +138,83 @@ pub(crate) fn pod_log(pod: &Pod, q: LogQuery<'_>, now: i64) -> Result<String, Lo
         out.push('\n');
     }
     Ok(out)
+}
+
+/// The lines of one log, each with the second it was written at.
+#[derive(Default)]
+struct Log {
+    lines: Vec<(i64, String)>,
+}
+
+impl Log {
+    /// A JSON line, as the Paragon services write them.
+    fn json(&mut self, at: i64, level: &str, msg: &str, extra: &[(&str, &str)]) {
+        self.lines.push((at, json_line(at, level, msg, extra)));
+    }
+
+    fn plain(&mut self, at: i64, line: &str) {
+        self.lines.push((at, line.to_string()));
+    }
+}
+
+/// The container whose log is asked for, as its lines name it.
+struct Running<'a> {
+    name: &'a str,
+    version: &'a str,
+    port: i32,
+}
+
+impl Running<'_> {
+    /// The lines every start writes.
+    fn startup(&self, log: &mut Log, at: i64) {
+        let starting = format!("starting {}", self.name);
+        log.json(at, "info", &starting, &[("version", self.version)]);
+        log.json(at + 1, "info", "configuration loaded", &[]);
+        let port = self.port.to_string();
+        log.json(at + 2, "info", "listening", &[("port", &port)]);
+    }
+
+    /// A run that ended in `t`: its start, then what it wrote before it died (the heap
+    /// warnings of an OOM kill, else a failed dependency and its exit code).
+    fn crashed_run(&self, log: &mut Log, t: &ContainerStateTerminated, now: i64) {
+        let (start, end) = run_times(t, now);
+        self.startup(log, start);
+        if t.reason.as_deref() == Some("OOMKilled") {
+            log.json(
+                end - 30,
+                "warn",
+                "heap usage high",
+                &[("heapUsedPercent", "93")],
+            );
+            log.json(
+                end - 2,
+                "warn",
+                "heap usage high",
+                &[("heapUsedPercent", "99")],
+            );
+        } else {
+            let error = [("error", "connect ECONNREFUSED")];
+            log.json(end - 1, "error", "cannot connect to postgres", &error);
+            log.json(
+                end,
+                "fatal",
+                "exiting",
+                &[("code", &t.exit_code.to_string())],
+            );
+        }
+    }
+}
+
+/// When a terminated run started and ended (`now` where the status does not say).
+fn run_times(t: &ContainerStateTerminated, now: i64) -> (i64, i64) {
+    (
+        secs(&t.started_at).unwrap_or(now),
+        secs(&t.finished_at).unwrap_or(now),
+    )
+}
+
+fn secs(t: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> Option<i64> {
+    t.as_ref().map(|t| t.0.as_second())
 }
 
 fn stamp(unix: i64) -> String {
@@ -313,6 +294,16 @@ mod tests {
         }
     }
 
+    fn waiting(reason: &str) -> ContainerState {
+        ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(reason.into()),
+                message: None,
+            }),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn running_container_logs_startup_and_recent_probes_with_tail() {
         let p = pod(running(NOW - 86_400), None, 0);
@@ -349,15 +340,26 @@ mod tests {
     }
 
     #[test]
-    fn waiting_containers_explain_why_there_is_no_log() {
-        let waiting = ContainerState {
-            waiting: Some(ContainerStateWaiting {
-                reason: Some("ImagePullBackOff".into()),
-                message: None,
-            }),
+    fn a_crash_looping_container_shows_its_last_run_as_previous_does() {
+        let looping = waiting("CrashLoopBackOff");
+        let p = pod(looping, Some(terminated("Error", NOW - 5)), 4);
+        let current = pod_log(&p, LogQuery::default(), NOW).unwrap();
+        let previous = LogQuery {
+            previous: true,
             ..Default::default()
         };
-        let p = pod(waiting, None, 0);
+        assert_eq!(current, pod_log(&p, previous, NOW).unwrap());
+        assert!(current.lines().next().unwrap().contains("starting hermes"));
+        let last = current.lines().last().unwrap();
+        assert!(
+            last.contains("\"exiting\"") && last.contains("\"137\""),
+            "{last}"
+        );
+    }
+
+    #[test]
+    fn waiting_containers_explain_why_there_is_no_log() {
+        let p = pod(waiting("ImagePullBackOff"), None, 0);
         let Err(LogError::BadRequest(m)) = pod_log(&p, LogQuery::default(), NOW) else {
             panic!("no error")
         };

@@ -81,6 +81,7 @@ pub mod bastion;
 mod discovery;
 mod fault;
 mod generate;
+pub mod listen;
 mod logs;
 mod negotiate;
 mod portforward;

@@ -16,6 +16,7 @@ use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Status, StatusDetails};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -204,25 +205,37 @@ pub(crate) fn reply_json<T: serde::Serialize>(value: &T) -> Reply {
     )
 }
 
-/// A Kubernetes `Status` failure.
+/// A `metav1.Status` failure, as the API server writes every refusal: the one shape of the
+/// handlers' errors and of the `api-*` faults' refusals.
+pub(crate) fn failure(
+    code: u16,
+    reason: &str,
+    message: &str,
+    details: Option<StatusDetails>,
+) -> Status {
+    Status {
+        code: Some(i32::from(code)),
+        details,
+        message: Some(message.to_string()),
+        reason: Some(reason.to_string()),
+        status: Some("Failure".to_string()),
+        ..Status::default()
+    }
+}
+
+/// A Kubernetes `Status` failure as the reply, with the kind and name it is about.
 pub(crate) fn status(
     code: StatusCode,
     reason: &str,
     message: &str,
     details: Option<(&str, &str)>,
 ) -> Reply {
-    let mut v = serde_json::json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code.as_u16(),
+    let details = details.map(|(kind, name)| StatusDetails {
+        kind: Some(kind.to_string()),
+        name: Some(name.to_string()),
+        ..StatusDetails::default()
     });
-    if let Some((kind, name)) = details {
-        v["details"] = serde_json::json!({ "name": name, "kind": kind });
-    }
+    let v = failure(code.as_u16(), reason, message, details);
     let mut r = reply(
         code,
         "application/json",

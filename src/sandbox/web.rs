@@ -15,10 +15,11 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
+
+use super::listen::{ListenError, Serving};
 
 /// The page `GET /` returns.
 pub const PAGE: &str = "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">\
@@ -29,55 +30,32 @@ pub const PAGE: &str = "<!doctype html>\n<html lang=\"en\">\n<head><meta charset
 /// What `GET /api/health` returns, in the shape of Grafana's `/api/health`.
 pub const HEALTH: &str = "{\"database\":\"ok\",\"version\":\"demo\"}";
 
-#[derive(Debug, thiserror::Error)]
-pub enum WebError {
-    #[error("the demo web page listens on loopback only, not on {addr}")]
-    NotLoopback { addr: SocketAddr },
-    #[error("cannot listen on {addr}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("cannot read the listener's address: {0}")]
-    LocalAddr(std::io::Error),
-}
+/// How the server is named in errors.
+const SERVER: &str = "demo web page";
 
 /// A running demo web server. Dropping it stops it; `shutdown` also waits until every
 /// connection is closed.
 #[derive(Debug)]
 pub struct DemoWeb {
     addr: SocketAddr,
-    cancel: CancellationToken,
-    connections: TaskTracker,
-    server: Option<JoinHandle<()>>,
+    serving: Serving,
 }
 
 impl DemoWeb {
     /// Binds `addr` (loopback only; port 0 for any free port) and starts serving.
-    pub async fn bind(addr: SocketAddr) -> Result<Self, WebError> {
-        if !addr.ip().is_loopback() {
-            return Err(WebError::NotLoopback { addr });
-        }
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| WebError::Listen { addr, source })?;
-        Self::start(listener)
+    pub async fn bind(addr: SocketAddr) -> Result<Self, ListenError> {
+        Self::start(super::listen::bind(SERVER, addr).await?)
     }
 
     /// Serves on a listener the caller bound, which must be on loopback.
-    pub fn start(listener: TcpListener) -> Result<Self, WebError> {
-        let addr = listener.local_addr().map_err(WebError::LocalAddr)?;
-        if !addr.ip().is_loopback() {
-            return Err(WebError::NotLoopback { addr });
-        }
+    pub fn start(listener: TcpListener) -> Result<Self, ListenError> {
+        let addr = super::listen::loopback_addr(SERVER, &listener)?;
         let cancel = CancellationToken::new();
         let connections = TaskTracker::new();
         let server = tokio::spawn(accept_loop(listener, cancel.clone(), connections.clone()));
         Ok(DemoWeb {
             addr,
-            cancel,
-            connections,
-            server: Some(server),
+            serving: Serving::new(cancel, connections, server),
         })
     }
 
@@ -86,22 +64,8 @@ impl DemoWeb {
     }
 
     /// Stops accepting, closes every connection and waits until they are gone.
-    pub async fn shutdown(mut self) {
-        self.cancel.cancel();
-        if let Some(task) = self.server.take() {
-            let _ = task.await;
-        }
-        self.connections.close();
-        self.connections.wait().await;
-    }
-}
-
-impl Drop for DemoWeb {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-        if let Some(task) = self.server.take() {
-            task.abort();
-        }
+    pub async fn shutdown(self) {
+        self.serving.shutdown().await;
     }
 }
 
@@ -162,6 +126,6 @@ mod tests {
         let e = DemoWeb::bind("0.0.0.0:0".parse().unwrap())
             .await
             .unwrap_err();
-        assert!(matches!(e, WebError::NotLoopback { .. }), "{e}");
+        assert!(matches!(e, ListenError::NotLoopback { .. }), "{e}");
     }
 }

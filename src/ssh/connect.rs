@@ -16,7 +16,7 @@ use tracing::{Instrument, debug, info_span};
 
 use super::{
     Bastion, Client, HostKeyCheck, Inner, MAX_PACKET_SIZE, OpenFailures, READ_BUFFER, SshError,
-    WINDOW_SIZE, auth,
+    WINDOW_SIZE, auth, identification,
 };
 use crate::config::Resolved;
 use crate::dial::{self, BoxStream};
@@ -220,19 +220,11 @@ async fn handshake(
         _closed: closed.drop_guard(),
     };
     debug!("key exchange");
+    let (stream, heard) = identification::listen(stream);
     let mut handle = client::connect_stream(config, stream, client)
         .await
         .map_err(|e| match e {
-            SshError::Handshake { cause, .. } => match cause {
-                russh::Error::IO(cause) => SshError::Connect {
-                    target: target.clone(),
-                    cause,
-                },
-                cause => SshError::Handshake {
-                    target: target.clone(),
-                    cause,
-                },
-            },
+            SshError::Handshake { cause, .. } => heard.handshake_error(&target, cause),
             other => other,
         })?;
     debug!("authenticating as {}", hop.user);

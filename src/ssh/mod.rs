@@ -11,6 +11,7 @@ mod channel;
 mod connect;
 pub mod exec;
 pub mod host_key;
+mod identification;
 pub mod known_hosts;
 pub mod pty;
 pub mod quote;
@@ -58,6 +59,12 @@ pub enum SshError {
     Timeout { target: String, after: Duration },
     #[error("ssh handshake with {target} failed: {cause}")]
     Handshake { target: String, cause: russh::Error },
+    #[error("{target} is not an SSH server? it answered `{answered}`")]
+    NotSsh { target: String, answered: String },
+    #[error(
+        "{target} closed the connection before identifying itself as an SSH server (check the port; an sshd that refuses this client does this too: see its log)"
+    )]
+    ClosedEarly { target: String },
     #[error(transparent)]
     HostKey(#[from] host_key::HostKeyError),
     #[error("permission denied for {user}@{target} (tried: {tried})")]
@@ -103,6 +110,8 @@ impl crate::exit::ExitStatus for SshError {
             SshError::Connect { .. }
             | SshError::Timeout { .. }
             | SshError::Handshake { .. }
+            | SshError::NotSsh { .. }
+            | SshError::ClosedEarly { .. }
             | SshError::HostKey(_)
             | SshError::AuthFailed { .. }
             | SshError::PassphraseNeeded { .. }

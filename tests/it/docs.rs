@@ -281,3 +281,83 @@ fn init_help_lists_its_own_options_before_the_global_ones() {
     let r = run(home.paragon().args(["help", "kubectl"]));
     assert!(r.stdout.contains("go before `kubectl`"), "{}", r.stdout);
 }
+
+#[test]
+fn commands_that_ignore_config_and_profile_hide_them_yet_still_parse_them() {
+    let home = Home::new();
+    let help = |words: &[&str]| {
+        let r = run(home.paragon().args(words).arg("--help"));
+        assert_eq!(r.status, Some(0), "{words:?}: {}", r.stderr);
+        r.stdout
+    };
+    for words in [
+        &["man"][..],
+        &["completions"],
+        &["sandbox"],
+        &["demo"],
+        &["secrets"],
+        &["secrets", "set"],
+    ] {
+        let text = help(words);
+        assert!(!text.contains("--profile"), "{words:?}:\n{text}");
+        assert!(!text.contains("--config"), "{words:?}:\n{text}");
+        assert!(text.contains("--verbose"), "{words:?}:\n{text}");
+    }
+    for words in [&["man"][..], &["completions"]] {
+        let text = help(words);
+        assert!(!text.contains("--output"), "{words:?}:\n{text}");
+    }
+    assert!(help(&["secrets", "list"]).contains("--output <OUTPUT>"));
+    let profiles = help(&["profiles"]);
+    assert!(
+        profiles.contains("--config <FILE>") && !profiles.contains("--profile"),
+        "{profiles}"
+    );
+    for words in [&["health"][..], &["ssh"], &["init"]] {
+        let text = help(words);
+        assert!(text.contains("--profile <NAME>"), "{words:?}:\n{text}");
+        assert!(text.contains("--config <FILE>"), "{words:?}:\n{text}");
+    }
+
+    // The man page of `man` does not list them either, the one of `health` does.
+    let dir = home.path().join("pages");
+    let r = run(home.paragon().args(["man", "--dir"]).arg(&dir));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    let page = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    assert!(!page("paragon-admin-man.1").contains("\\-\\-profile"));
+    assert!(!page("paragon-admin-secrets-list.1").contains("\\-\\-config"));
+    assert!(page("paragon-admin-health.1").contains("\\-\\-profile"));
+
+    // Parsing is unchanged: after the subcommand, before it, and with a nested one.
+    let r = run(home.paragon().args([
+        "man",
+        "--profile",
+        "x",
+        "--config",
+        "/n",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert!(r.stdout.starts_with(".ie"), "{}", r.stdout);
+    let r = run(home
+        .paragon()
+        .args(["-p", "x", "completions", "bash", "--config", "c"]));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    let r = run(home
+        .paragon()
+        .args(["secrets", "set", "--profile", "x", "--bogus"]));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("'--bogus'"), "{}", r.stderr);
+
+    // Completion does not offer what the command ignores.
+    let config = home.write_config("[profiles.prod]\nhost = \"b.example.com\"\n");
+    let found = bash_candidates(&config, &["paragon-admin", "man", "--"]);
+    assert!(
+        found.iter().all(|c| c != "--profile" && c != "--config"),
+        "{found:?}"
+    );
+    assert!(found.iter().any(|c| c == "--dir"), "{found:?}");
+    let found = bash_candidates(&config, &["paragon-admin", "health", "--p"]);
+    assert_eq!(found, ["--profile"], "{found:?}");
+}

@@ -5,7 +5,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use paragon_admin::sandbox::web::DemoWeb;
+
 use crate::support::agent::Agent;
+use crate::support::monitoring::{Monitoring, QUIET_ALERTS};
 use crate::support::netns::Topology;
 use crate::support::pty::{Terminal, on_terminal};
 use crate::support::sshd::{Sshd, SshdOptions, keygen};
@@ -258,6 +261,65 @@ fn silent_server_times_out_with_255() {
     drop(l);
     assert_eq!(r.status, Some(255), "{}", r.stderr);
     assert!(r.stderr.contains("timed out after 1s"), "{}", r.stderr);
+}
+
+/// `ssh` to a profile whose bastion is 127.0.0.1:`port`: it exits 255 saying `said` of it.
+fn ssh_to_port_says(port: u16, said: &str) {
+    let home = Home::new();
+    home.write_config(&format!(
+        "[profiles.p]\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"root\"\nconnect_timeout = 10\nknown_hosts = \"kh\"\n"
+    ));
+    let r = ssh_cmd(&home, &["true"]);
+    assert_eq!(r.status, Some(255), "{}", r.stderr);
+    let expected = format!("paragon-admin: 127.0.0.1:{port} {said}");
+    assert!(r.stderr.contains(&expected), "{expected}\n{}", r.stderr);
+}
+
+#[test]
+fn a_port_that_speaks_http_is_not_an_ssh_server_and_says_what_it_answered() {
+    // hyper (the demo's web page) answers our identification line with a status line.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let web = rt
+        .block_on(DemoWeb::bind("127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    ssh_to_port_says(
+        web.addr().port(),
+        "is not an SSH server? it answered `HTTP/1.1 400 Bad Request`",
+    );
+    drop(web);
+    // Python's http.server takes the line for an HTTP/0.9 request: a page, no status line.
+    let python = Monitoring::start(QUIET_ALERTS);
+    ssh_to_port_says(
+        python.port,
+        "is not an SSH server? it answered `<!DOCTYPE HTML>`",
+    );
+}
+
+#[test]
+fn a_server_that_closes_at_once_is_named_with_255() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    l.set_nonblocking(true).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    // Accepts and closes every connection until the test is over.
+    let closer = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !stopped.load(std::sync::atomic::Ordering::Relaxed)
+            && std::time::Instant::now() < deadline
+        {
+            match l.accept() {
+                Ok((s, _)) => drop(s),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+    });
+    ssh_to_port_says(
+        port,
+        "closed the connection before identifying itself as an SSH server",
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    closer.join().unwrap();
 }
 
 #[test]

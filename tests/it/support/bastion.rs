@@ -8,26 +8,18 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+pub use super::sshd::sshd_path;
+use super::sshd::{SshdProcess, StartError};
+
 /// The repository's `bastion-image/` folder.
 pub fn image_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("bastion-image")
-}
-
-/// `sshd` as installed by Debian's openssh-server (not always on a root PATH).
-pub fn sshd_path() -> PathBuf {
-    for dir in ["/usr/sbin", "/usr/local/sbin", "/sbin"] {
-        let p = Path::new(dir).join("sshd");
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("sshd not found: install openssh-server (scripts/test.sh does)");
 }
 
 /// The PATH the entrypoint and sshd get.
@@ -250,36 +242,16 @@ impl BastionHome {
         for attempt in 0..8 {
             let port = free_port();
             let log = self.path().join(format!("sshd-{port}-{attempt}.log"));
-            let file = std::fs::File::create(&log).unwrap();
-            let child = self
-                .entrypoint(port, permit_open)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(file)
-                .spawn()
-                .expect("spawn the entrypoint");
-            let mut sshd = Sshd {
-                child: Some(child),
-                port,
-                log,
-            };
-            let deadline = Instant::now() + Duration::from_secs(15);
-            loop {
-                let text = sshd.log_text();
-                if text.contains(&format!("Server listening on 127.0.0.1 port {port}")) {
-                    return sshd;
+            let mut cmd = self.entrypoint(port, permit_open);
+            cmd.stdin(Stdio::null()).stdout(Stdio::null());
+            match SshdProcess::start(&mut cmd, &log) {
+                Ok(process) => {
+                    return Sshd { process, port, log };
                 }
-                if let Some(status) = sshd.child.as_mut().unwrap().try_wait().unwrap() {
-                    if text.contains("Address already in use") {
-                        last = text;
-                        break;
-                    }
-                    panic!("the entrypoint exited ({status}) before sshd listened:\n{text}");
+                Err(StartError::PortInUse(text)) => last = text,
+                Err(StartError::Failed(text)) => {
+                    panic!("the entrypoint did not start sshd:\n{text}")
                 }
-                if Instant::now() > deadline {
-                    panic!("sshd did not listen within 15 s:\n{text}");
-                }
-                thread::sleep(Duration::from_millis(25));
             }
         }
         panic!("no free port after 8 attempts:\n{last}");
@@ -347,9 +319,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// sshd started by the entrypoint (which became sshd by `exec`); stopped in `Drop`.
+/// sshd started by the entrypoint (which became sshd by `exec`); stopped, with every process
+/// it started, in `Drop`.
 pub struct Sshd {
-    child: Option<Child>,
+    process: SshdProcess,
     pub port: u16,
     pub log: PathBuf,
 }
@@ -372,20 +345,7 @@ impl Sshd {
     }
 
     pub fn stop(mut self) {
-        self.kill();
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        self.kill();
+        self.process.stop();
     }
 }
 

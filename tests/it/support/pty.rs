@@ -1,8 +1,10 @@
 //! The one PTY driver: a command line run under `script` (a real terminal) with a home's
 //! clean environment, its output collected as it comes, input typed when the output shows
-//! what a test waits for. Every wait polls with a deadline; the child is killed on `Drop`.
+//! what a test waits for and the program reads its terminal. Every wait polls with a
+//! deadline; the child is killed on `Drop`.
 
 use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -19,6 +21,8 @@ pub struct Terminal {
     stdin: Option<ChildStdin>,
     seen: Arc<Mutex<Vec<u8>>>,
     reader: Option<JoinHandle<()>>,
+    /// The terminal's device, once found.
+    device: Option<PathBuf>,
 }
 
 impl Terminal {
@@ -73,6 +77,7 @@ impl Terminal {
             child,
             seen,
             reader: Some(reader),
+            device: None,
         }
     }
 
@@ -119,6 +124,62 @@ impl Terminal {
             if Instant::now() > deadline {
                 let _ = self.child.kill();
                 panic!("`{what}` never appeared: {}", self.text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the program reads keys from the terminal: a prompt turns echo off while
+    /// it reads (raw mode for a key, no echo for a secret). Keys typed before that are lost
+    /// (a secret's prompt flushes pending input) or echoed, and nothing the terminal shows
+    /// marks the moment: its mode does.
+    pub fn wait_reading(&mut self) {
+        let device = self.device();
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let out = Command::new("stty")
+                .arg("-F")
+                .arg(&device)
+                .arg("-a")
+                .output()
+                .expect("stty must be installed (coreutils)");
+            let modes = String::from_utf8_lossy(&out.stdout);
+            if modes.split_whitespace().any(|w| w == "-echo") {
+                return;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "the program never read its terminal ({}):\n{modes}{}\n{}",
+                    device.display(),
+                    String::from_utf8_lossy(&out.stderr),
+                    self.text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The terminal's device (`/dev/pts/N`): `script` holds it open.
+    fn device(&mut self) -> PathBuf {
+        if let Some(d) = &self.device {
+            return d.clone();
+        }
+        let fds = PathBuf::from(format!("/proc/{}/fd", self.child.id()));
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let found = std::fs::read_dir(&fds)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .find(|target| target.starts_with("/dev/pts/"));
+            if let Some(d) = found {
+                self.device = Some(d.clone());
+                return d;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("script never opened a terminal: {}", self.text());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -172,30 +233,30 @@ impl Drop for Terminal {
     }
 }
 
-/// Runs `line` on a terminal; types `input` once the output shows `after`, and returns all
-/// the terminal showed.
+/// Runs `line` on a terminal; types `input` once the output shows `after` and the program
+/// reads, and returns all the terminal showed.
 pub fn on_terminal(home: &Home, line: &str, after: &str, input: &[u8]) -> String {
     let mut t = Terminal::start(home, line, &[]);
     t.wait_for(after);
-    // A prompt prints its question before it turns echo off and flushes pending input
-    // (dialoguer, rpassword): input typed in that gap would be lost, and nothing the
-    // terminal shows marks the moment the prompt starts reading.
-    std::thread::sleep(Duration::from_millis(200));
-    t.send(input);
+    if !input.is_empty() {
+        t.wait_reading();
+        t.send(input);
+    }
     t.finish()
 }
 
 /// Drives `cmd` on a terminal (TERM=xterm): for each step, waits until the output after the
-/// previous step's text shows this step's text, then types its keys. Returns the exit status
-/// and everything shown.
+/// previous step's text shows this step's text, then types its keys once the program reads
+/// them. Returns the exit status and everything shown.
 pub fn on_pty(cmd: &Command, steps: &[(&str, &str)]) -> (i32, String) {
     let mut t = Terminal::spawn(cmd, &[("TERM", "xterm")]);
     let mut from = 0;
     for (text, keys) in steps {
         from = t.wait_for_after(text, from);
-        // As in `on_terminal`: the prompt has printed, but may not be reading yet.
-        std::thread::sleep(Duration::from_millis(100));
-        t.send(keys.as_bytes());
+        if !keys.is_empty() {
+            t.wait_reading();
+            t.send(keys.as_bytes());
+        }
     }
     t.finish_status()
 }

@@ -4,6 +4,10 @@
 //! It can run behind a command prefix (`ip netns exec NS`), be stopped and started again on
 //! the same port with the same host key (forwards must survive bastion restarts), and writes
 //! the paragon-admin config and known_hosts that point at it.
+//!
+//! `SshdProcess` is the part every sshd of the tests shares (this one, and the bastion image's
+//! entrypoint in `support::bastion`): readiness read from sshd's own log, a port taken
+//! meanwhile told apart, and the kill of sshd with every process it started.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -11,8 +15,17 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The sshd binary: sshd refuses to re-exec itself unless started by an absolute path.
-const SSHD: &str = "/usr/sbin/sshd";
+/// `sshd` as installed by Debian's openssh-server (not always on a root PATH), by its
+/// absolute path: sshd refuses to re-exec itself unless started by one.
+pub fn sshd_path() -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/local/sbin", "/sbin"] {
+        let p = Path::new(dir).join("sshd");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("sshd not found: install openssh-server (scripts/test.sh does)");
+}
 
 /// How to start an sshd.
 #[derive(Clone, Debug)]
@@ -47,7 +60,7 @@ pub struct Sshd {
     pub client_key: PathBuf,
     /// A folder on the remote PATH for session commands (holds a fake `helm` printing argv).
     pub bin_dir: PathBuf,
-    child: Option<Child>,
+    process: Option<SshdProcess>,
     log: PathBuf,
 }
 
@@ -80,7 +93,7 @@ impl Sshd {
             port: 0,
             client_key,
             bin_dir,
-            child: None,
+            process: None,
         };
         let mut last = String::new();
         for _ in 0..20 {
@@ -173,18 +186,10 @@ impl Sshd {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Kills sshd and every process it started (per-connection sshds and their sessions,
-    /// which otherwise outlive the listener), by pid, and reaps it.
+    /// Kills sshd and every process it started, and reaps it.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let mut pids = descendants(c.id());
-            pids.push(c.id());
-            let _ = Command::new("kill")
-                .arg("-KILL")
-                .args(pids.iter().map(u32::to_string))
-                .stderr(Stdio::null())
-                .status();
-            let _ = c.wait();
+        if let Some(mut p) = self.process.take() {
+            p.stop();
         }
     }
 
@@ -199,8 +204,10 @@ impl Sshd {
     }
 
     fn signal_sessions(&self, signal: &str) {
-        let Some(c) = &self.child else { return };
-        let pids = descendants(c.id());
+        let Some(pid) = self.process.as_ref().and_then(SshdProcess::pid) else {
+            return;
+        };
+        let pids = descendants(pid);
         if pids.is_empty() {
             return;
         }
@@ -228,7 +235,7 @@ impl Sshd {
     }
 
     pub fn is_running(&self) -> bool {
-        self.child.is_some()
+        self.process.is_some()
     }
 
     fn config_path(&self) -> PathBuf {
@@ -268,24 +275,67 @@ impl Sshd {
         let mut cmd = match self.options.prefix.split_first() {
             Some((first, rest)) => {
                 let mut c = Command::new(first);
-                c.args(rest).arg(SSHD);
+                c.args(rest).arg(sshd_path());
                 c
             }
-            None => Command::new(SSHD),
+            None => Command::new(sshd_path()),
         };
         cmd.arg("-D")
             .arg("-e")
             .arg("-f")
             .arg(self.config_path())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| format!("cannot run sshd: {e}"))?;
-        let stderr = child.stderr.take().ok_or("no sshd stderr")?;
-        let (tx, rx) = mpsc::channel::<Result<(), String>>();
-        let log_path = self.log.clone();
+            .stdout(Stdio::null());
+        match SshdProcess::start(&mut cmd, &self.log) {
+            Ok(p) => {
+                self.process = Some(p);
+                Ok(())
+            }
+            Err(StartError::PortInUse(log) | StartError::Failed(log)) => Err(log),
+        }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// How long sshd may take to listen.
+const LISTEN_DEADLINE: Duration = Duration::from_secs(15);
+
+/// A running sshd, or a program that becomes sshd (`exec`), logging to stderr (`-e`).
+/// Killed, with every process it started, and reaped on `stop` or `Drop`.
+pub struct SshdProcess {
+    child: Option<Child>,
+}
+
+/// Why an sshd did not start; each carries its log.
+pub enum StartError {
+    /// The port was taken between choosing it and sshd binding it: try another.
+    PortInUse(String),
+    Failed(String),
+}
+
+impl SshdProcess {
+    /// Spawns `cmd` with its stderr appended to `log`, and waits until sshd says it listens
+    /// (within 15 s), or fails.
+    pub fn start(cmd: &mut Command, log: &Path) -> Result<SshdProcess, StartError> {
+        let read_log = || std::fs::read_to_string(log).unwrap_or_default();
+        let mut child = cmd
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| StartError::Failed(format!("cannot run {:?}: {e}", cmd.get_program())))?;
+        let Some(stderr) = child.stderr.take() else {
+            return Err(StartError::Failed("no stderr".into()));
+        };
+        let (tx, rx) = mpsc::channel::<Result<(), bool>>();
+        let log_path = log.to_path_buf();
+        // Copies every line to the log, and says once whether sshd listens (Ok) or why not
+        // (Err(true) for a port in use).
         std::thread::spawn(move || {
-            let mut log = std::fs::OpenOptions::new()
+            let mut file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&log_path)
@@ -293,45 +343,68 @@ impl Sshd {
             let mut told = false;
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(f) = log.as_mut() {
+                if let Some(f) = file.as_mut() {
                     let _ = writeln!(f, "{line}");
                 }
-                if !told && line.contains("Server listening on") {
-                    let _ = tx.send(Ok(()));
-                    told = true;
-                } else if !told
-                    && (line.contains("Address already in use")
-                        || line.contains("Cannot bind")
-                        || line.contains("fatal"))
-                {
-                    let _ = tx.send(Err(line.clone()));
+                if told {
+                    continue;
+                }
+                let verdict = if line.contains("Server listening on") {
+                    Some(Ok(()))
+                } else if line.contains("Address already in use") {
+                    Some(Err(true))
+                } else if line.contains("Cannot bind") || line.contains("fatal") {
+                    Some(Err(false))
+                } else {
+                    None
+                };
+                if let Some(v) = verdict {
+                    let _ = tx.send(v);
                     told = true;
                 }
             }
             if !told {
-                let _ = tx.send(Err("sshd exited before listening".to_string()));
+                let _ = tx.send(Err(false));
             }
         });
-        match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(Ok(())) => {
-                self.child = Some(child);
-                Ok(())
-            }
-            Ok(Err(e)) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(format!("{e}\n{}", self.log()))
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(format!("sshd did not listen within 10s\n{}", self.log()))
-            }
+        let mut process = SshdProcess { child: Some(child) };
+        let outcome = rx.recv_timeout(LISTEN_DEADLINE);
+        if let Ok(Ok(())) = outcome {
+            return Ok(process);
+        }
+        process.stop();
+        Err(match outcome {
+            Ok(Err(true)) => StartError::PortInUse(read_log()),
+            Ok(_) => StartError::Failed(format!("sshd did not start:\n{}", read_log())),
+            Err(_) => StartError::Failed(format!(
+                "sshd did not listen within {}s:\n{}",
+                LISTEN_DEADLINE.as_secs(),
+                read_log()
+            )),
+        })
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills sshd and every process it started (per-connection sshds and their sessions,
+    /// which otherwise outlive the listener), by pid, and reaps it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let mut pids = descendants(c.id());
+            pids.push(c.id());
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .args(pids.iter().map(u32::to_string))
+                .stderr(Stdio::null())
+                .status();
+            let _ = c.wait();
         }
     }
 }
 
-impl Drop for Sshd {
+impl Drop for SshdProcess {
     fn drop(&mut self) {
         self.stop();
     }
