@@ -371,6 +371,11 @@ pub struct HealthArgs {
     /// Exit 1 when any check could not run (forbidden, timed out), as when one fails
     #[arg(long)]
     pub strict: bool,
+    /// How monitoring services are reached: the bastion (this machine with --local), the
+    /// Kubernetes API (pods/portforward), or auto (the bastion, else the API); a service's
+    /// `via` in the profile wins over auto
+    #[arg(long, value_enum, value_name = "ROUTE", default_value = "auto")]
+    pub via: crate::config::Via,
 }
 
 #[derive(Debug, Args)]

@@ -106,6 +106,7 @@ pub async fn run(g: &Globals, a: &DemoArgs) -> Result<u8, Error> {
         context: None,
         redis_password: None,
         profile: String::new(),
+        via: crate::config::Via::Auto,
     };
     say("[4/5] health: the report, every check through the bastion".to_string());
     let report = health::run(

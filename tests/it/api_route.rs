@@ -353,3 +353,113 @@ fn a_grafana_pod_replaced_under_a_live_forward_is_followed_by_the_next_connectio
         .unwrap_or_else(|err| panic!("{err}; forward: {}", pf.stderr()));
     assert!(health.contains("\"database\":\"ok\""), "{health}");
 }
+
+/// `paragon-admin --output json health ARGS` on the client: the exit status and the report.
+fn health(s: &Scene, home: &Home, args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let out = s
+        .net
+        .paragon("client", home)
+        .args(["--output", "json", "health", "--timeout", "20"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\nstderr: {stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (out.status.code(), v, stderr)
+}
+
+/// The findings of check `name`.
+fn findings<'a>(v: &'a serde_json::Value, name: &str) -> Vec<&'a serde_json::Value> {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == name)
+        .collect()
+}
+
+#[test]
+fn health_reaches_grafana_and_prometheus_through_the_api_when_the_bastion_cannot() {
+    let s = Scene::new();
+    s.net
+        .wait_tcp("bastion", PRIVATE, 6443, Duration::from_secs(20));
+    let (_sshd, home) = bastion_for(&s);
+
+    // auto: the bastion cannot resolve the built-in names; the API route reaches the pods.
+    let (status, v, stderr) = health(&s, &home, &[]);
+    let fails: Vec<_> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .collect();
+    assert!(fails.is_empty(), "{fails:#?}\nstderr: {stderr}");
+    assert_eq!(status, Some(0), "{v:#}\nstderr: {stderr}");
+    for (name, healthy) in [
+        ("grafana", "healthy, Grafana 11.2.2"),
+        ("prometheus", "no alerts firing"),
+    ] {
+        let f = findings(&v, name);
+        assert_eq!(f.len(), 1, "{name}: {v:#}");
+        assert_eq!(f[0]["status"], "ok", "{name}: {}", f[0]);
+        assert_eq!(f[0]["route"], "api", "{name}: {}", f[0]);
+        let message = f[0]["message"].as_str().unwrap();
+        assert!(message.starts_with(healthy), "{message}");
+        assert!(
+            message.contains("target discovered: service paragon/")
+                && message.contains("through the Kubernetes API (pods/portforward)")
+                && message.contains("not reachable from the bastion: bastion: cannot resolve"),
+            "{message}"
+        );
+    }
+    // Kibana's pod answers nothing on its port (the kubelet's refusal) and OpenObserve has
+    // no Service: an installation runs one of them, so both are warnings, not failures.
+    let kibana = findings(&v, "kibana");
+    assert_eq!(kibana[0]["status"], "warn", "{}", kibana[0]);
+    assert!(
+        kibana[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("failed to connect to localhost:5601 inside the pod"),
+        "{}",
+        kibana[0]
+    );
+    assert_eq!(findings(&v, "openobserve")[0]["status"], "warn", "{v:#}");
+    // Cluster checks carry no route.
+    assert!(findings(&v, "api")[0].get("route").is_none(), "{v:#}");
+
+    // --via bastion insists on the bastion: the monitoring checks fail and say why.
+    let (status, v, stderr) = health(&s, &home, &["--via", "bastion"]);
+    assert_eq!(status, Some(1), "{v:#}\nstderr: {stderr}");
+    for name in ["grafana", "prometheus"] {
+        let f = findings(&v, name);
+        assert_eq!(f[0]["status"], "fail", "{name}: {}", f[0]);
+        assert_eq!(f[0]["route"], "bastion", "{name}: {}", f[0]);
+        let message = f[0]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("unreachable: bastion: cannot resolve ")
+                && message.contains(&format!("{name}.paragon.svc.cluster.local"))
+                && message.contains(&format!("dialed from bastion {BASTION}:")),
+            "{message}"
+        );
+    }
+
+    // --via api goes straight to the API, and says so without a word about the bastion.
+    let (status, v, stderr) = health(&s, &home, &["--via", "api"]);
+    assert_eq!(status, Some(0), "{v:#}\nstderr: {stderr}");
+    let grafana = findings(&v, "grafana");
+    assert_eq!(grafana[0]["route"], "api", "{}", grafana[0]);
+    assert!(
+        !grafana[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("from the bastion"),
+        "{}",
+        grafana[0]
+    );
+}
