@@ -271,6 +271,11 @@ pub struct SandboxArgs {
     /// A fault to switch on (repeatable)
     #[arg(long = "fault", value_name = "KIND", value_parser = crate::sandbox::FaultParser)]
     pub faults: Vec<crate::sandbox::Fault>,
+    /// Close a port-forward that carries nothing for this long, as the kubelet's
+    /// streamingConnectionIdleTimeout does (e.g. 2s, 30m)
+    #[arg(long, value_name = "DURATION", default_value = "4h",
+          value_parser = crate::sandbox::parse_idle_timeout)]
+    pub streaming_idle_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

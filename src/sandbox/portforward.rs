@@ -12,12 +12,17 @@
 //! - `Upgrade: SPDY/3.1` with `X-Stream-Protocol-Version: portforward.k8s.io`: plain SPDY
 //!   (kubectl's fallback, and what older kubectl speaks). See `spdy`.
 //!
+//! A port-forward that carries nothing either way for the idle timeout is closed (a WebSocket
+//! with a normal close frame, SPDY with GOAWAY), as the kubelet closes its streams after
+//! `streamingConnectionIdleTimeout`.
+//!
 //! "The pod" is a loopback HTTP server from `backends`, chosen by the pod's
 //! `app.kubernetes.io/name`; a pod whose application is not backed accepts the upgrade and
 //! fails each connection with the kubelet's message, as a pod with nothing listening would.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt as _, StreamExt as _};
@@ -29,8 +34,11 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, handshake::derive_accept_key};
 use tokio_util::sync::CancellationToken;
 
@@ -55,6 +63,9 @@ pub(crate) struct Target {
     backends: Arc<Backends>,
     /// Cancelled when the sandbox stops: ends every forwarded connection.
     pub stopped: CancellationToken,
+    /// A port-forward with no traffic either way for this long is closed (the kubelet's
+    /// `streamingConnectionIdleTimeout`).
+    pub idle: Duration,
 }
 
 impl Target {
@@ -220,6 +231,7 @@ fn target(api: &Api, namespace: &str, pod: &str) -> Option<Target> {
         app,
         backends: api.backends.clone(),
         stopped: api.stopped.clone(),
+        idle: api.streaming_idle_timeout,
     })
 }
 
@@ -342,6 +354,9 @@ async fn serve_channels(mut ws: Ws, target: Target, ports: Vec<u16>) {
     }
     drop(tx);
     let mut open = ports.len();
+    // Any message either way is traffic; none for `idle` closes the stream.
+    let idle = tokio::time::sleep(target.idle);
+    tokio::pin!(idle);
     while open > 0 {
         tokio::select! {
             from_pod = rx.recv() => match from_pod {
@@ -352,6 +367,7 @@ async fn serve_channels(mut ws: Ws, target: Target, ports: Vec<u16>) {
                     if ws.send(Message::binary(m)).await.is_err() {
                         return;
                     }
+                    idle.as_mut().reset(Instant::now() + target.idle);
                 }
                 Some((_, None)) => open -= 1,
                 None => break,
@@ -364,12 +380,26 @@ async fn serve_channels(mut ws: Ws, target: Target, ports: Vec<u16>) {
                     {
                         writers[i] = None;
                     }
+                    idle.as_mut().reset(Instant::now() + target.idle);
                 }
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => idle.as_mut().reset(Instant::now() + target.idle),
             },
+            () = &mut idle => {
+                tracing::debug!(pod = %target.pod, "sandbox portforward: idle for {:?}, closing", target.idle);
+                let _ = ws.close(Some(idle_close())).await;
+                return;
+            }
         }
     }
     // Every pod connection has ended: so does the WebSocket, as the kubelet's does.
     let _ = ws.close(None).await;
+}
+
+/// The close frame of a port-forward that carried nothing for the idle timeout.
+fn idle_close() -> CloseFrame {
+    CloseFrame {
+        code: CloseCode::Normal,
+        reason: "streaming connection idle timeout".into(),
+    }
 }
