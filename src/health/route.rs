@@ -110,6 +110,35 @@ mod tests {
         assert!(!routes(Via::Auto, false).api_reaches("grafana"));
     }
 
+    /// The API route speaks TLS end to end as the bastion route does: an `https` target is
+    /// verified against its `ca_file` (here the sandbox's own HTTPS server and CA stand in
+    /// for a TLS service behind the route).
+    #[tokio::test]
+    async fn an_https_target_is_verified_against_its_ca_file_on_the_api_route() {
+        let sandbox = crate::sandbox::Sandbox::start(Default::default())
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, sandbox.ca_pem()).unwrap();
+        let host = sandbox.addr().ip().to_string();
+        let port = sandbox.addr().port();
+        let r = routes(Via::Api, true);
+        let trusted = Transport::Tls { ca_file: Some(&ca) };
+        let answer = r.get(Route::Api, &host, port, "/version", trusted).await;
+        // Verified, then refused for want of a token: TLS is what this pins.
+        assert_eq!(answer.map(|a| a.status).ok(), Some(401));
+        let system = Transport::Tls { ca_file: None };
+        match r.get(Route::Api, &host, port, "/version", system).await {
+            Err(HttpError::Tls { reason, .. }) => {
+                assert!(reason.starts_with("certificate not trusted"), "{reason}")
+            }
+            Err(e) => panic!("{e}"),
+            Ok(a) => panic!("answered {} without its CA", a.status),
+        }
+        sandbox.shutdown().await;
+    }
+
     #[tokio::test]
     async fn the_api_route_without_an_api_says_why() {
         let e = routes(Via::Api, false)
