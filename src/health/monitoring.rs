@@ -188,7 +188,7 @@ async fn probe(
 fn judge(kind: Kind, svc: &Service, subject: &str, p: Probed, routes: &Routes) -> Vec<Finding> {
     let mut how = format!("{}; {}", p.origin.describe(svc), routes.describe(p.route));
     if let Some(e) = &p.bastion_failed {
-        how.push_str(&format!(" (not reachable from the bastion: {e})"));
+        how.push_str(&format!(", the bastion could not connect: {e}"));
     }
     let mut found = match p.answer {
         Ok(resp) => {

@@ -413,7 +413,9 @@ fn health_reaches_grafana_and_prometheus_through_the_api_when_the_bastion_cannot
         assert!(
             message.contains("target discovered: service paragon/")
                 && message.contains("through the Kubernetes API (pods/portforward)")
-                && message.contains("not reachable from the bastion: bastion: cannot resolve"),
+                && message.contains(
+                    "(pods/portforward), the bastion could not connect: bastion: cannot resolve"
+                ),
             "{message}"
         );
     }
@@ -458,7 +460,7 @@ fn health_reaches_grafana_and_prometheus_through_the_api_when_the_bastion_cannot
         !grafana[0]["message"]
             .as_str()
             .unwrap()
-            .contains("from the bastion"),
+            .contains("the bastion could not connect"),
         "{}",
         grafana[0]
     );
