@@ -193,25 +193,42 @@ impl AsyncRead for PodStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        let read = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if !matches!(read, Poll::Ready(Ok(()))) || buf.filled().len() != before {
-            return read;
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) if buf.filled().len() == before => match self.kubelet_error() {
+                Some(refused) => Poll::Ready(Err(refused)),
+                None => Poll::Ready(Ok(())),
+            },
+            Poll::Ready(Err(e)) => Poll::Ready(Err(self.kubelet_error().unwrap_or(e))),
+            other => other,
         }
-        // The end of the stream. kube's forwarder hands the error message over before it
-        // closes the stream, so a message, if any, is already there: poll it once.
-        let Some(error) = self.error.as_mut() else {
-            return read;
-        };
+    }
+}
+
+impl PodStream {
+    /// The kubelet's failure, if it wrote one: the reason the stream ended or a write failed.
+    /// kube's forwarder hands the message over before it closes the stream, so once the
+    /// stream has ended a message, if any, is already there: polling once is enough.
+    fn kubelet_error(&mut self) -> Option<io::Error> {
+        let error = self.error.as_mut()?;
         let message = match error
             .as_mut()
             .poll(&mut Context::from_waker(std::task::Waker::noop()))
         {
             Poll::Ready(Some(m)) => m,
-            _ => return read,
+            _ => return None,
         };
         self.error = None;
         tracing::debug!("api route: {message}");
-        Poll::Ready(Err(refusal(message)))
+        Some(refusal(message))
+    }
+
+    /// A write-side result, with a failure replaced by the kubelet's reason when there is one
+    /// (a request written after the pod refused finds the stream already closed).
+    fn explained<T>(&mut self, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match r {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(self.kubelet_error().unwrap_or(e))),
+            other => other,
+        }
     }
 }
 
@@ -232,15 +249,18 @@ impl AsyncWrite for PodStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.explained(r)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.explained(r)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let r = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.explained(r)
     }
 }
 
@@ -476,6 +496,24 @@ mod sandbox_tests {
                 .contains("failed to connect to localhost:5601 inside the pod"),
             "{e}"
         );
+        // A client that writes before it reads (an HTTP request) and finds the stream
+        // already closed learns the same reason from its write.
+        let mut s = kube.connect("kibana", 5601).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let e = loop {
+            match s.write_all(b"GET / HTTP/1.1\r\n").await {
+                Err(e) => break e,
+                Ok(()) => {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "writes never failed"
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        };
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+        assert!(e.to_string().contains("inside the pod"), "{e}");
         sandbox.shutdown().await;
     }
 }
