@@ -271,6 +271,11 @@ pub struct SandboxArgs {
     /// A fault to switch on (repeatable)
     #[arg(long = "fault", value_name = "KIND", value_parser = crate::sandbox::FaultParser)]
     pub faults: Vec<crate::sandbox::Fault>,
+    /// Close a port-forward that carries nothing for this long, as the kubelet's
+    /// streamingConnectionIdleTimeout does (e.g. 2s, 30m)
+    #[arg(long, value_name = "DURATION", default_value = "4h",
+          value_parser = crate::sandbox::parse_idle_timeout)]
+    pub streaming_idle_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -371,6 +376,11 @@ pub struct HealthArgs {
     /// Exit 1 when any check could not run (forbidden, timed out), as when one fails
     #[arg(long)]
     pub strict: bool,
+    /// How monitoring services are reached: the bastion (this machine with --local), the
+    /// Kubernetes API (pods/portforward), or auto (the bastion, else the API); a service's
+    /// `via` in the profile wins over auto
+    #[arg(long, value_enum, value_name = "ROUTE", default_value = "auto")]
+    pub via: crate::config::Via,
 }
 
 #[derive(Debug, Args)]

@@ -3,8 +3,11 @@
 //! Starts on loopback the sandbox (with two faults), the demo web page and the embedded demo
 //! bastion; connects to the bastion with strict host-key checking against a known_hosts line
 //! written for it; runs the health report through it; opens a forward to the demo page and
-//! fetches the page through it. Everything stops when the tour ends (or, with --keep-open, at
-//! Ctrl-C). Glue only: each piece is the library's, the same code the real commands run.
+//! fetches the page through it, and one to the sandbox's Prometheus, which the bastion cannot
+//! reach by its cluster name, through the API route (`pods/portforward`), as on a VM bastion.
+//! The health line and the forward lines say which route each service took. Everything stops
+//! when the tour ends (or, with --keep-open, at Ctrl-C). Glue only: each piece is the
+//! library's, the same code the real commands run.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -16,10 +19,13 @@ use russh::keys::ssh_key::{Algorithm, LineEnding, PrivateKey};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::cli::{DemoArgs, Globals};
-use crate::config::{HostKeyPolicy, HostName, Port, ProfileDraft, Resolved, Scheme, Service};
+use crate::config::{
+    HostKeyPolicy, HostName, Port, ProfileDraft, Resolved, Scheme, Service, Via, builtin_services,
+};
 use crate::dial::Dialer;
 use crate::exit::Error;
-use crate::forward::{self, Shutdown, Sink, Style};
+use crate::forward::route::{self, Plan, Route};
+use crate::forward::{self, Shutdown, Sink, Style, Target as Tunnel};
 use crate::health::{self, Target};
 use crate::kube as k8s;
 use crate::output::{self, Format};
@@ -91,12 +97,10 @@ pub async fn run(g: &Globals, a: &DemoArgs) -> Result<u8, Error> {
 
     let services = demo_services(web.addr());
     let dialer: Arc<dyn Dialer> = Arc::new(session.clone());
-    let kube = match k8s::parse_fetched_kubeconfig(&sandbox.kubeconfig_yaml()) {
-        Ok(kc) => k8s::client(dialer.clone(), kc, &k8s::Options::default())
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
+    let kubeconfig = k8s::parse_fetched_kubeconfig(&sandbox.kubeconfig_yaml())?;
+    let kube = k8s::client(dialer.clone(), kubeconfig.clone(), &k8s::Options::default())
+        .await
+        .map_err(|e| e.to_string());
     let target = Target {
         kube,
         dialer,
@@ -106,8 +110,8 @@ pub async fn run(g: &Globals, a: &DemoArgs) -> Result<u8, Error> {
         context: None,
         redis_password: None,
         profile: String::new(),
+        via: Via::Auto,
     };
-    say("[4/5] health: the report, every check through the bastion".to_string());
     let report = health::run(
         target,
         health::Options {
@@ -126,11 +130,46 @@ pub async fn run(g: &Globals, a: &DemoArgs) -> Result<u8, Error> {
             out.flush()?;
         }
     }
+    say(format!(
+        "[4/5] health: the report, every check through the bastion; {}",
+        routes_taken(&report)
+    ));
 
-    let spec = forward::parse_spec("0:grafana", &services)?;
-    let listeners = forward::bind(vec![spec], std::net::IpAddr::V4(Ipv4Addr::LOCALHOST)).await?;
-    let local = listeners[0].local;
-    let url = listeners[0].url();
+    let specs = vec![
+        forward::parse_spec("0:grafana", &services)?,
+        forward::parse_spec("0:prometheus", &services)?,
+    ];
+    let mut listeners = forward::bind(specs, std::net::IpAddr::V4(Ipv4Addr::LOCALHOST)).await?;
+    // As `forward` chooses (auto): the demo page answers from the bastion; Prometheus' cluster
+    // name does not, so it takes the API route.
+    let first = crate::forward::bastion::session(session.clone());
+    let mut api_targets = std::collections::HashSet::new();
+    for l in &mut listeners {
+        if let Tunnel::Tunnel { host, port } = &l.forward.target {
+            let via = l.forward.service.as_ref().map_or(Via::Auto, |s| s.via);
+            l.route = route::choose(&*first.dialer, via, host, *port).await;
+            if l.route == Route::Api {
+                api_targets.insert((host.clone(), *port));
+            }
+        }
+    }
+    let page = (listeners[0].local, listeners[0].url(), listeners[0].route);
+    let ready = (listeners[1].local, listeners[1].url(), listeners[1].route);
+    let plan = Plan {
+        kubeconfig,
+        options: k8s::Options::default(),
+        namespace: health::NAMESPACE.to_string(),
+        api_targets: Arc::new(api_targets),
+    };
+    let first = plan.route(first).await?;
+    let base = Arc::new(crate::forward::bastion::reconnect(profile.clone()));
+    let connect = move || {
+        let (base, plan) = (base.clone(), plan.clone());
+        async move {
+            let s = base().await.map_err(|e| e.to_string())?;
+            plan.route(s).await.map_err(|e| e.to_string())
+        }
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let options = forward::Options {
         style: Style::Human { live: false },
@@ -139,16 +178,24 @@ pub async fn run(g: &Globals, a: &DemoArgs) -> Result<u8, Error> {
     };
     let forwarding = tokio::spawn(forward::run(
         listeners,
-        crate::forward::bastion::session(session.clone()),
-        crate::forward::bastion::reconnect(profile.clone()),
+        first,
+        connect,
         options,
         async move {
             let _ = stopped.await;
         },
     ));
-    let first_line = fetch_page(local).await;
+    let url = page.1.clone();
+    let first_line = fetch(page.0, "/", "reached you").await;
     say(format!(
-        "[5/5] forward: {url} -> the demo page, through the bastion: {first_line}"
+        "[5/5] forward: {url} -> the demo page, {}: {first_line}",
+        route_words(page.2)
+    ));
+    let ready_line = fetch(ready.0, "/-/ready", "Ready").await;
+    say(format!(
+        "      forward: {} -> the sandbox's Prometheus, {}: {ready_line}",
+        ready.1,
+        route_words(ready.2)
     ));
     // The URL goes to stdout only while it answers: without --keep-open it closes below.
     if a.keep_open {
@@ -213,7 +260,8 @@ fn demo_profile(
     )?)
 }
 
-/// Grafana is the demo page; the other monitoring services do not exist in the demo.
+/// Grafana is the demo page, reached from the bastion; Prometheus is the sandbox's, by its
+/// built-in cluster name (the route decides how to reach it); nothing else is in the demo.
 fn demo_services(web: SocketAddr) -> BTreeMap<String, Service> {
     let grafana = Service {
         name: "grafana".into(),
@@ -222,17 +270,48 @@ fn demo_services(web: SocketAddr) -> BTreeMap<String, Service> {
         local_port: 0,
         scheme: Scheme::Http,
         path: "/".into(),
-        via: crate::config::Via::Bastion,
+        via: Via::Bastion,
         ca_file: None,
     };
-    BTreeMap::from([("grafana".to_string(), grafana)])
+    let mut services = BTreeMap::from([("grafana".to_string(), grafana)]);
+    if let Some(mut prometheus) = builtin_services()
+        .into_iter()
+        .find(|s| s.name == "prometheus")
+    {
+        prometheus.local_port = 0;
+        services.insert("prometheus".into(), prometheus);
+    }
+    services
 }
 
-/// `GET /` through the local end of the forward: the page's status line and its sentence.
-async fn fetch_page(local: SocketAddr) -> String {
+/// `grafana route bastion, prometheus route api`: the route each monitoring finding took.
+fn routes_taken(report: &health::Report) -> String {
+    let taken: Vec<String> = report
+        .checks
+        .iter()
+        .filter_map(|f| f.route.map(|r| format!("{} {}", f.check, route_words(r))))
+        .collect();
+    if taken.is_empty() {
+        "no monitoring service was reached".to_string()
+    } else {
+        taken.join(", ")
+    }
+}
+
+/// How the demo's lines name a route.
+fn route_words(route: Route) -> &'static str {
+    match route {
+        Route::Bastion => "through the bastion",
+        Route::Api => "through the Kubernetes API (pods/portforward)",
+    }
+}
+
+/// `GET path` through the local end of a forward: the status line and the first line of the
+/// answer that contains `marker`.
+async fn fetch(local: SocketAddr, path: &str, marker: &str) -> String {
     let fetch = async {
         let mut s = tokio::net::TcpStream::connect(local).await?;
-        s.write_all(b"GET / HTTP/1.0\r\nHost: grafana\r\n\r\n")
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
             .await?;
         let mut body = Vec::new();
         s.read_to_end(&mut body).await?;
@@ -243,13 +322,14 @@ async fn fetch_page(local: SocketAddr) -> String {
             let status = text.lines().next().unwrap_or("").trim().to_string();
             let sentence = text
                 .lines()
-                .find(|l| l.contains("reached you"))
+                .skip(1)
+                .find(|l| l.contains(marker))
                 .map(|l| l.trim().trim_start_matches("<p>").trim_end_matches("</p>"))
                 .unwrap_or("");
             format!("{status}: {sentence}")
         }
-        Ok(Err(e)) => format!("fetching the page failed: {e}"),
-        Err(_) => "fetching the page timed out".to_string(),
+        Ok(Err(e)) => format!("fetching {path} failed: {e}"),
+        Err(_) => format!("fetching {path} timed out"),
     }
 }
 

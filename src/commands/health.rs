@@ -58,6 +58,7 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
                 keyring_password(secrets::redis_password(&profile.name))
             },
             profile: profile.name.clone(),
+            via: args.via,
         },
         // No profile: no datastores, and no monitoring services either: the built-in ones
         // are named by the cluster's internal DNS, which only a bastion resolves.
@@ -70,6 +71,7 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
             context,
             redis_password: None,
             profile: String::new(),
+            via: args.via,
         },
     };
     let options = health::Options {

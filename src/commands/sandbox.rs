@@ -35,6 +35,7 @@ pub async fn run(g: &Globals, args: SandboxArgs) -> Result<u8, Error> {
         pods: args.pods.unwrap_or(0) as usize,
         seed: args.seed,
         faults: faults.clone(),
+        streaming_idle_timeout: args.streaming_idle_timeout,
     };
     // Listen for signals before anyone can learn the address and send one.
     let mut stop = Shutdown::install()?;

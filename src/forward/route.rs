@@ -12,21 +12,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
-
 use crate::config::Via;
 use crate::dial::{DialFuture, Dialer};
 use crate::kube::portforward::{Kube, service_of};
 
 use super::Session;
 
-/// How a forward reaches its target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Route {
-    Bastion,
-    Api,
-}
+/// How a forward reaches its target (the health report's findings name the same routes).
+pub use crate::kube::portforward::Route;
 
 /// How long `auto` waits for the bastion to open a probe connection before it takes the API.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,7 +1,9 @@
 //! A plain HTTP/1.1 GET over a dialed stream (hyper's client connection), for the MinIO and
 //! monitoring probes, in the clear or over TLS (rustls, verified against the system's roots or
-//! a `ca_file`, for the URL's host name). The body is capped: a status page is small. Knows
-//! nothing of which check asks, nor of the config file beyond reading a CA bundle.
+//! a `ca_file`, for the URL's host name). The body is capped: a status page is small. A stream
+//! refused at its far end after it opened (`pods/portforward` to a port nothing listens on in
+//! the pod) is a dial failure, as a refused TCP connect is. Knows nothing of which check asks,
+//! nor of the route, nor of the config file beyond reading a CA bundle.
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -24,6 +26,9 @@ pub enum HttpError {
     /// The TLS handshake failed: `reason` says why in one sentence.
     #[error("TLS with {target}: {reason}")]
     Tls { target: String, reason: String },
+    /// The API route was asked for and there is no API to take it through.
+    #[error("no route to {target} through the Kubernetes API: {reason}")]
+    NoApiRoute { target: String, reason: String },
 }
 
 impl crate::exit::ExitStatus for HttpError {
@@ -70,7 +75,14 @@ pub async fn get(
             let stream = tokio_rustls::TlsConnector::from(config)
                 .connect(name, stream)
                 .await
-                .map_err(|e| tls_error(handshake_failure(&e, host, ca_file)))?;
+                .map_err(|e| match e.kind() {
+                    // Refused before a byte of TLS: nothing listens there.
+                    std::io::ErrorKind::ConnectionRefused => HttpError::Dial(DialError::Io {
+                        target: target.clone(),
+                        cause: e,
+                    }),
+                    _ => tls_error(handshake_failure(&e, host, ca_file)),
+                })?;
             exchange(stream, &target, path).await
         }
     }
@@ -85,10 +97,17 @@ where
         target: target.to_string(),
         message,
     };
+    let failed = |e: hyper::Error| match refused(&e) {
+        Some(cause) => HttpError::Dial(DialError::Io {
+            target: target.to_string(),
+            cause: std::io::Error::new(cause.kind(), cause.to_string()),
+        }),
+        None => fail(e.to_string()),
+    };
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| fail(e.to_string()))?;
-    let driver = tokio::spawn(conn);
+        .map_err(failed)?;
+    let mut driver = tokio::spawn(conn);
     let req = http::Request::get(path)
         .header(http::header::HOST, target)
         .header(
@@ -99,10 +118,15 @@ where
         .body(Empty::<bytes::Bytes>::new())
         .map_err(|e| fail(e.to_string()))?;
     let result = async {
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
+        let resp = match sender.send_request(req).await {
+            Ok(resp) => resp,
+            // The request only learns that it was cancelled; the connection's own error says
+            // why (a refusal at the far end, say): it ends as the request does.
+            Err(e) => match (&mut driver).await {
+                Ok(Err(conn)) if refused(&conn).is_some() => return Err(failed(conn)),
+                _ => return Err(failed(e)),
+            },
+        };
         let status = resp.status().as_u16();
         let body = Limited::new(resp.into_body(), MAX_BODY)
             .collect()
@@ -114,6 +138,20 @@ where
     .await;
     driver.abort();
     result
+}
+
+/// The refusal inside `e`, if the far end refused the connection after the stream opened.
+fn refused(e: &hyper::Error) -> Option<&std::io::Error> {
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return Some(io);
+        }
+        cause = c.source();
+    }
+    None
 }
 
 /// The TLS client: ring (the crate's one crypto backend), HTTP/1.1, the given roots.

@@ -15,6 +15,7 @@ mod monitoring;
 mod nodes;
 mod pods;
 pub mod report;
+mod route;
 mod storage;
 mod table;
 mod workloads;
@@ -32,10 +33,12 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::config::{Datastores, Service};
+use crate::config::{Datastores, Service, Via};
 use crate::dial::Dialer;
 
+pub use monitoring::NAMESPACE;
 pub use report::Report;
+pub use route::Route;
 
 /// How bad a finding is. Ordered: `Ok < Warn < Fail`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -104,6 +107,9 @@ pub struct Finding {
     pub message: String,
     /// False when the check could not run; the message says why.
     pub checked: bool,
+    /// How a service was reached (monitoring): dialed from the bastion, or through the API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<Route>,
 }
 
 impl Finding {
@@ -115,6 +121,7 @@ impl Finding {
             severity,
             message: message.into(),
             checked: true,
+            route: None,
         }
     }
     pub fn ok(subject: impl Into<String>, message: impl Into<String>) -> Self {
@@ -234,6 +241,8 @@ pub struct Target {
     pub redis_password: Option<crate::secrets::Secret>,
     /// The profile's name, for the keyring names in hints (empty: `PROFILE`).
     pub profile: String,
+    /// `--via`: how monitoring services are reached (`auto`: each service's `via`).
+    pub via: Via,
 }
 
 /// How the report runs.
@@ -393,8 +402,20 @@ fn network_checks(t: &Target) -> Vec<Check> {
             ),
         ));
     }
+    let routes = route::Routes {
+        bastion: t.dialer.clone(),
+        api: t.kube.clone().map(|client| {
+            let api = crate::kube::portforward::Kube::new(
+                client,
+                monitoring::NAMESPACE,
+                t.dialer.describe(),
+            );
+            Arc::new(api) as Arc<dyn Dialer>
+        }),
+        via: t.via,
+    };
     for svc in t.services.values() {
-        if let Some(check) = monitoring::check_for(t.dialer.clone(), t.kube.clone().ok(), svc) {
+        if let Some(check) = monitoring::check_for(routes.clone(), t.kube.clone().ok(), svc) {
             checks.push(check);
         }
     }
@@ -438,6 +459,7 @@ async fn finish(check: Check, timeout: Duration) -> Vec<Finding> {
             severity: e.severity(),
             message: e.to_string(),
             checked: false,
+            route: None,
         }],
     }
 }
@@ -450,6 +472,7 @@ fn not_run(c: &Check, severity: Severity, why: &str) -> Finding {
         severity,
         message: why.to_string(),
         checked: false,
+        route: None,
     }
 }
 

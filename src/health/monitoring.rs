@@ -1,35 +1,33 @@
 //! Monitoring: Grafana `/api/health`, Prometheus firing alerts (`/api/v1/alerts`), Kibana
-//! `/api/status`, OpenObserve `/healthz`. A target the profile configures is dialed as
-//! configured. A built-in default (a `*.svc.cluster.local` name, which resolves only inside
-//! the cluster) is first looked up as a Service in the installation's namespace through the
-//! API: when found, it is probed through the API server's service proxy, which works from
-//! wherever the API is reachable (a laptop, a VM bastion); else the default is dialed. Each
-//! finding says where its target came from. A logging service (Kibana or OpenObserve) that
-//! is not there at all is a warning: an installation runs one or the other.
+//! `/api/status`, OpenObserve `/healthz`, each reached by the route the forwards take
+//! (`route`): dialed from the bastion first, then through the API server's `pods/portforward`
+//! when the bastion cannot connect (a VM bastion outside the cluster network), or as `--via`
+//! or the service's `via` say. A target the profile configures is dialed as configured. A
+//! built-in default (a `*.svc.cluster.local` name, which resolves only inside the cluster)
+//! that the bastion cannot reach is looked up as a Service in the installation's namespace,
+//! for its real port, and reached through the API. Each finding says where its target came
+//! from and which route it took. A logging service (Kibana or OpenObserve) that is not there
+//! at all is a warning: an installation runs one or the other.
 
-use std::sync::Arc;
-
-use http_body_util::{BodyExt, Limited};
 use k8s_openapi::api::core::v1::Service as KubeService;
 use kube::api::Api;
 use serde_json::Value;
 
 use super::http::{self, HttpError};
+use super::route::{Route, Routes};
 use super::{Area, Check, CheckResult, Finding, one_line};
-use crate::config::{Scheme, Service};
-use crate::dial::{DialError, Dialer};
+use crate::config::{Scheme, Service, Via};
+use crate::dial::DialError;
 
 /// The installation's namespace (PARAGON.md: every release is in `paragon`).
-const NAMESPACE: &str = "paragon";
-/// The largest body read through the service proxy.
-const MAX_BODY: usize = 4 * 1024 * 1024;
+pub const NAMESPACE: &str = "paragon";
 
 /// Where a probe's target came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Origin {
     /// The profile names HOST:PORT.
     Configured,
-    /// A Service found through the API, probed through the API's service proxy.
+    /// A Service found through the API, with its port.
     Discovered { port: u16 },
     /// The built-in in-cluster name (no Service found, or no API to ask).
     Default,
@@ -39,10 +37,9 @@ impl Origin {
     fn describe(&self, svc: &Service) -> String {
         match self {
             Origin::Configured => "target configured".into(),
-            Origin::Discovered { port } => format!(
-                "target discovered: service {NAMESPACE}/{}:{port} through the API's service proxy",
-                svc.name
-            ),
+            Origin::Discovered { port } => {
+                format!("target discovered: service {NAMESPACE}/{}:{port}", svc.name)
+            }
             Origin::Default => "target the built-in default".into(),
         }
     }
@@ -53,11 +50,7 @@ const ALWAYS_FIRING: &[&str] = &["Watchdog", "InfoInhibitor"];
 
 /// The check for a service this module knows how to probe. `kube`, when there is an API,
 /// is asked for the Service behind a built-in default target.
-pub fn check_for(
-    dialer: Arc<dyn Dialer>,
-    kube: Option<kube::Client>,
-    svc: &Service,
-) -> Option<Check> {
+pub fn check_for(routes: Routes, kube: Option<kube::Client>, svc: &Service) -> Option<Check> {
     let kind = match svc.name.as_str() {
         "grafana" => Kind::Grafana,
         "prometheus" => Kind::Prometheus,
@@ -72,16 +65,11 @@ pub fn check_for(
     let subject = crate::dial::target(&svc.host, svc.port);
     let name = svc.name.clone();
     let kube = kube.filter(|_| is_default);
-    let origin = if is_default {
-        Origin::Default
-    } else {
-        Origin::Configured
-    };
     Some(Check::new(
         &name,
         Area::Monitoring,
         subject.clone(),
-        probe(dialer, kube, svc, kind, origin, subject),
+        probe(routes, kube, svc, kind, subject, is_default),
     ))
 }
 
@@ -109,119 +97,125 @@ impl Kind {
     }
 }
 
+/// What a probe got by its route, and what the finding says about the way there.
+struct Probed {
+    answer: Result<http::Response, HttpError>,
+    route: Route,
+    origin: Origin,
+    /// Why the bastion could not connect, when `auto` then took the API.
+    bastion_failed: Option<DialError>,
+}
+
 async fn probe(
-    dialer: Arc<dyn Dialer>,
+    routes: Routes,
     kube: Option<kube::Client>,
     svc: Service,
     kind: Kind,
-    mut origin: Origin,
     subject: String,
+    is_default: bool,
 ) -> CheckResult {
-    // The built-in default target is tried from the dialer (the bastion) first; only when it
-    // cannot be dialed (a VM bastion outside the cluster network, a laptop without cluster
-    // DNS) is the Service looked up in the API and reached through its service proxy.
-    let mut direct = None;
-    if kube.is_some() {
-        match http::get(
-            dialer.as_ref(),
-            &svc.host,
-            svc.port,
-            kind.path(),
-            transport(&svc),
-        )
-        .await
-        {
-            Err(HttpError::Dial(d)) => {
-                tracing::debug!("{}: {d}; looking its Service up in the API", svc.name)
+    let via = routes.via(svc.via);
+    let origin = if is_default {
+        Origin::Default
+    } else {
+        Origin::Configured
+    };
+    let path = kind.path();
+    let mut bastion_failed = None;
+    if via != Via::Api {
+        let answer = routes
+            .get(Route::Bastion, &svc.host, svc.port, path, transport(&svc))
+            .await;
+        match answer {
+            Err(HttpError::Dial(e)) if via == Via::Auto && routes.api_reaches(&svc.host) => {
+                tracing::debug!("{}: {e}; taking the API route", svc.name);
+                bastion_failed = Some(e);
             }
-            answered => direct = Some(answered),
+            answer => {
+                let probed = Probed {
+                    answer,
+                    route: Route::Bastion,
+                    origin,
+                    bastion_failed,
+                };
+                return Ok(judge(kind, &svc, &subject, probed, &routes));
+            }
         }
     }
-    let mut proxied = None;
-    if let Some(client) = kube.as_ref().filter(|_| direct.is_none()) {
+    // The API route. A built-in default names the Service by the cluster's DNS: the API says
+    // whether it exists and on which port.
+    let mut port = svc.port;
+    let mut origin = origin;
+    if let Some(client) = &kube {
         match discover(client, &svc.name).await {
-            Ok(Some(port)) => {
-                origin = Origin::Discovered { port };
-                proxied = Some((client, port));
+            Ok(Some(p)) => {
+                port = p;
+                origin = Origin::Discovered { port: p };
             }
-            Ok(None) if kind.optional() => {
-                return Ok(vec![Finding::warn(
-                    subject,
-                    format!(
-                        "not deployed: no service {NAMESPACE}/{} (an installation runs Kibana or OpenObserve)",
-                        svc.name
-                    ),
-                )]);
+            Ok(None) => {
+                let none = format!("no service {NAMESPACE}/{}", svc.name);
+                let how = routes.describe(Route::Api);
+                let mut f = if kind.optional() {
+                    Finding::warn(
+                        subject,
+                        format!(
+                            "not deployed: {none} (an installation runs Kibana or OpenObserve); {how}"
+                        ),
+                    )
+                } else {
+                    Finding::fail(subject, format!("{none}; {how}"))
+                };
+                f.route = Some(Route::Api);
+                return Ok(vec![f]);
             }
-            Ok(None) => {}
             Err(e) => tracing::debug!("cannot look up service {}: {e}", svc.name),
         }
     }
-    let from = origin.describe(&svc);
-    let via_proxy = direct.is_none() && proxied.is_some();
-    let resp = match (direct, proxied) {
-        (Some(answered), _) => answered.map_err(|e| Unreachable::Other(e.to_string())),
-        (None, Some((client, port))) => through_proxy(client, &svc, port, kind.path()).await,
-        (None, None) => http::get(
-            dialer.as_ref(),
-            &svc.host,
-            svc.port,
-            kind.path(),
-            transport(&svc),
-        )
-        .await
-        .map_err(|e| match e {
-            HttpError::Dial(d) if kind.optional() && not_deployed(&d) => {
-                Unreachable::NotDeployed(d.to_string())
-            }
-            e => Unreachable::Other(e.to_string()),
-        }),
+    let answer = routes
+        .get(Route::Api, &svc.host, port, path, transport(&svc))
+        .await;
+    let probed = Probed {
+        answer,
+        route: Route::Api,
+        origin,
+        bastion_failed,
     };
-    let resp = match resp {
-        Ok(r) => r,
-        Err(Unreachable::NotDeployed(e)) => {
-            return Ok(vec![Finding::warn(
-                subject,
-                format!(
-                    "not reachable ({e}): not deployed? an installation runs Kibana or OpenObserve; {from}"
-                ),
-            )]);
-        }
-        Err(Unreachable::Other(e)) => {
-            return Ok(vec![Finding::fail(
-                subject,
-                format!("unreachable: {e}; {from}"),
-            )]);
-        }
-    };
-    // The API server's answer for a Service with no ready pod behind it.
-    if via_proxy
-        && resp.status == 503
-        && String::from_utf8_lossy(&resp.body).contains("no endpoints available")
-    {
-        let no_pod = format!("no ready pod behind service {NAMESPACE}/{}", svc.name);
-        return Ok(vec![if kind.optional() {
-            Finding::warn(
-                subject,
-                format!(
-                    "{no_pod}: not deployed? an installation runs Kibana or OpenObserve; {from}"
-                ),
-            )
-        } else {
-            Finding::fail(subject, format!("{no_pod}; {from}"))
-        }]);
+    Ok(judge(kind, &svc, &subject, probed, &routes))
+}
+
+/// The findings for an answer (or its absence), each ending with where the target came from
+/// and the route taken.
+fn judge(kind: Kind, svc: &Service, subject: &str, p: Probed, routes: &Routes) -> Vec<Finding> {
+    let mut how = format!("{}; {}", p.origin.describe(svc), routes.describe(p.route));
+    if let Some(e) = &p.bastion_failed {
+        how.push_str(&format!(", the bastion could not connect: {e}"));
     }
-    let json: Option<Value> = serde_json::from_slice(&resp.body).ok();
-    let mut found = match kind {
-        Kind::Grafana => vec![grafana(&subject, resp.status, json.as_ref())],
-        Kind::Prometheus => prometheus(&subject, resp.status, json.as_ref()),
-        Kind::Kibana => vec![kibana(&subject, resp.status, json.as_ref())],
-        Kind::OpenObserve => vec![openobserve(&subject, resp.status, json.as_ref())],
+    let mut found = match p.answer {
+        Ok(resp) => {
+            let json: Option<Value> = serde_json::from_slice(&resp.body).ok();
+            let mut found = match kind {
+                Kind::Grafana => vec![grafana(subject, resp.status, json.as_ref())],
+                Kind::Prometheus => prometheus(subject, resp.status, json.as_ref()),
+                Kind::Kibana => vec![kibana(subject, resp.status, json.as_ref())],
+                Kind::OpenObserve => vec![openobserve(subject, resp.status, json.as_ref())],
+            };
+            for f in &mut found {
+                f.message = format!("{}; {how}", f.message);
+            }
+            found
+        }
+        Err(HttpError::Dial(e)) if kind.optional() && not_deployed(&e) => vec![Finding::warn(
+            subject,
+            format!(
+                "not reachable ({e}): not deployed? an installation runs Kibana or OpenObserve; {how}"
+            ),
+        )],
+        Err(e) => vec![Finding::fail(subject, format!("unreachable: {e}; {how}"))],
     };
     for f in &mut found {
-        f.message = format!("{}; {from}", f.message);
+        f.route = Some(p.route);
     }
-    Ok(found)
+    found
 }
 
 /// How a dialed service is spoken to: an `https` one over TLS, verified for its host name
@@ -233,13 +227,6 @@ fn transport(svc: &Service) -> http::Transport<'_> {
             ca_file: svc.ca_file.as_deref(),
         },
     }
-}
-
-/// Why a probe got no answer.
-enum Unreachable {
-    /// Nothing listens there, or the name does not resolve.
-    NotDeployed(String),
-    Other(String),
 }
 
 /// The port of Service `name` in the installation's namespace, `None` if there is no such
@@ -257,36 +244,6 @@ fn service_port(s: &KubeService) -> Option<u16> {
         .find(|p| matches!(p.name.as_deref(), Some(n) if n == name || n == "http" || n == "web"))
         .or(ports.first())
         .and_then(|p| u16::try_from(p.port).ok())
-}
-
-/// `GET path` on the Service through the API server's proxy
-/// (`/api/v1/namespaces/NS/services/SCHEME:NAME:PORT/proxy/PATH`).
-async fn through_proxy(
-    client: &kube::Client,
-    svc: &Service,
-    port: u16,
-    path: &str,
-) -> Result<http::Response, Unreachable> {
-    let uri = format!(
-        "/api/v1/namespaces/{NAMESPACE}/services/{}:{}:{port}/proxy{path}",
-        svc.scheme, svc.name
-    );
-    let fail = |e: String| Unreachable::Other(format!("through the API's service proxy: {e}"));
-    let req = ::http::Request::get(uri)
-        .header(::http::header::ACCEPT, "application/json")
-        .body(kube::client::Body::empty())
-        .map_err(|e| fail(e.to_string()))?;
-    let resp = client
-        .send(req)
-        .await
-        .map_err(|e| fail(crate::kube::one_line(&e)))?;
-    let status = resp.status().as_u16();
-    let body = Limited::new(resp.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| fail(e.to_string()))?
-        .to_bytes();
-    Ok(http::Response { status, body })
 }
 
 /// Refused or unresolvable: nothing listens there, as opposed to something broken.
@@ -489,7 +446,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             Origin::Discovered { port: 4500 }.describe(&svc),
-            "target discovered: service paragon/grafana:4500 through the API's service proxy"
+            "target discovered: service paragon/grafana:4500"
         );
         assert_eq!(
             Origin::Default.describe(&svc),

@@ -8,21 +8,37 @@
 //! support (`v4.channel.k8s.io`), one per connection. The chosen pod is remembered until a
 //! port-forward to it fails; then the Service is resolved again, so a replaced pod (a rollout,
 //! the daily restart) is followed by the next connection. An idle forward holds no stream
-//! that the kubelet's streaming idle timeout could close.
+//! that the kubelet's streaming idle timeout could close. A connection the pod refuses (the
+//! kubelet's message on the error channel) reads as an error of kind `ConnectionRefused`
+//! carrying that message, not as an empty answer.
 //!
 //! The `kube::Client` it is given already dials the API server through a `Dialer` (the SSH
 //! session to the bastion); this module knows nothing of SSH, forwards or health.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, ListParams};
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 
 use crate::dial::{self, BoxStream, DialError, DialFuture, Dialer};
+
+/// How a connection reaches a service: dialed from the bastion, or through the API server's
+/// `pods/portforward` (this dialer). Forwards and health findings announce it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Route {
+    Bastion,
+    Api,
+}
 
 /// Connections to Service ports through `pods/portforward`.
 #[derive(Clone)]
@@ -145,19 +161,106 @@ impl Kube {
         let error = forwarder.take_error(pod_port);
         let what = format!("{namespace}/{pod_name}:{pod_port}");
         tracing::debug!(pod = %what, "api route: port-forward open");
-        // The forwarder's task carries the bytes; it ends when either side closes. A failure
-        // inside the pod (nothing listening) arrives on the error channel.
+        // The forwarder's task carries the bytes; it ends when either side closes.
         tokio::spawn(async move {
-            if let Some(error) = error
-                && let Some(message) = error.await
-            {
-                tracing::warn!(pod = %what, "api route: {message}");
-            }
             if let Err(e) = forwarder.join().await {
                 tracing::debug!(pod = %what, "api route: port-forward ended: {e}");
             }
         });
-        Ok(Box::new(stream))
+        Ok(Box::new(PodStream {
+            inner: stream,
+            error: error.map(|e| Box::pin(e) as ErrorFuture),
+        }))
+    }
+}
+
+/// The kubelet's message on a port's error channel, once it arrives (`None`: closed without).
+type ErrorFuture = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+
+/// A port-forwarded stream whose end says why when the kubelet wrote a failure (nothing
+/// listening in the pod): the reader gets that message as an error instead of a bare end,
+/// so a refused port reads as refused wherever the stream goes (a health probe, a forward's
+/// log).
+struct PodStream {
+    inner: DuplexStream,
+    error: Option<ErrorFuture>,
+}
+
+impl AsyncRead for PodStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) if buf.filled().len() == before => match self.kubelet_error() {
+                Some(refused) => Poll::Ready(Err(refused)),
+                None => Poll::Ready(Ok(())),
+            },
+            Poll::Ready(Err(e)) => Poll::Ready(Err(self.kubelet_error().unwrap_or(e))),
+            other => other,
+        }
+    }
+}
+
+impl PodStream {
+    /// The kubelet's failure, if it wrote one: the reason the stream ended or a write failed.
+    /// kube's forwarder hands the message over before it closes the stream, so once the
+    /// stream has ended a message, if any, is already there: polling once is enough.
+    fn kubelet_error(&mut self) -> Option<io::Error> {
+        let error = self.error.as_mut()?;
+        let message = match error
+            .as_mut()
+            .poll(&mut Context::from_waker(std::task::Waker::noop()))
+        {
+            Poll::Ready(Some(m)) => m,
+            _ => return None,
+        };
+        self.error = None;
+        tracing::debug!("api route: {message}");
+        Some(refusal(message))
+    }
+
+    /// A write-side result, with a failure replaced by the kubelet's reason when there is one
+    /// (a request written after the pod refused finds the stream already closed).
+    fn explained<T>(&mut self, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match r {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(self.kubelet_error().unwrap_or(e))),
+            other => other,
+        }
+    }
+}
+
+/// The kubelet's failure as an I/O error: `ConnectionRefused` when nothing listens on the
+/// pod's port (every kubelet's message then ends in `connection refused`), else aborted.
+fn refusal(message: String) -> io::Error {
+    let kind = if message.to_ascii_lowercase().contains("connection refused") {
+        io::ErrorKind::ConnectionRefused
+    } else {
+        io::ErrorKind::ConnectionAborted
+    };
+    io::Error::new(kind, message)
+}
+
+impl AsyncWrite for PodStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.explained(r)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.explained(r)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.explained(r)
     }
 }
 
@@ -376,6 +479,41 @@ mod sandbox_tests {
             };
             assert!(e.to_string().contains(want), "{e}");
         }
+        // Kibana's pod listens on nothing: the kubelet's message ends the stream as a
+        // refusal, not as an empty answer.
+        let mut s = kube.connect("kibana", 5601).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let e = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut out))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+        assert!(
+            e.to_string()
+                .contains("failed to connect to localhost:5601 inside the pod"),
+            "{e}"
+        );
+        // A client that writes before it reads (an HTTP request) and finds the stream
+        // already closed learns the same reason from its write.
+        let mut s = kube.connect("kibana", 5601).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let e = loop {
+            match s.write_all(b"GET / HTTP/1.1\r\n").await {
+                Err(e) => break e,
+                Ok(()) => {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "writes never failed"
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        };
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+        assert!(e.to_string().contains("inside the pod"), "{e}");
         sandbox.shutdown().await;
     }
 }

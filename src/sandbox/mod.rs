@@ -13,8 +13,9 @@
 //! timeout (at most 30 minutes) or until the sandbox stops. `pods/log` answers with lines made from the pod's
 //! state (`logs`). `pods/portforward` (`portforward`: kubelet's WebSocket channels, and SPDY
 //! (`spdy`) plain or tunnelled in a WebSocket, as kubectl speaks it) reaches the monitoring
-//! pods, which are small real HTTP servers on loopback (`backends`). The real `kubectl` works
-//! against it, `kubectl port-forward` included.
+//! pods, which are small real HTTP servers on loopback (`backends`). A port-forward that
+//! carries nothing for `streaming_idle_timeout` (the kubelet's default, 4 h) is closed, as the
+//! kubelet closes it. The real `kubectl` works against it, `kubectl port-forward` included.
 //!
 //! This module knows nothing else of paragon-admin: no config, no dialer, no output.
 //!
@@ -125,6 +126,23 @@ pub struct SandboxOptions {
     /// Seeds every generated name, address and choice: the same seed gives the same names.
     pub seed: u64,
     pub faults: Vec<Fault>,
+    /// A port-forward that carries nothing, either way, for this long is closed, as the
+    /// kubelet closes it after its `streamingConnectionIdleTimeout`.
+    pub streaming_idle_timeout: std::time::Duration,
+}
+
+/// The kubelet's default `streamingConnectionIdleTimeout`.
+pub const STREAMING_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4 * 3600);
+
+/// A duration as the kubelet's configuration writes it (`4h`, `90s`, `2m30s`), not zero.
+pub fn parse_idle_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let d: jiff::SignedDuration = text
+        .parse()
+        .map_err(|e| format!("{text:?} is not a duration such as 4h, 90s or 2m30s ({e})"))?;
+    std::time::Duration::try_from(d)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{text:?}: the idle timeout must be longer than zero"))
 }
 
 impl Default for SandboxOptions {
@@ -135,6 +153,7 @@ impl Default for SandboxOptions {
             pods: 0,
             seed: 1,
             faults: Vec::new(),
+            streaming_idle_timeout: STREAMING_IDLE_TIMEOUT,
         }
     }
 }
@@ -269,6 +288,7 @@ impl Sandbox {
             addr,
             stopped: cancel.clone(),
             faults: api_faults::ApiFaults::new(&opts.faults),
+            streaming_idle_timeout: opts.streaming_idle_timeout,
         };
         let task = tokio::spawn(server::serve(
             listener,
@@ -397,5 +417,29 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         self.cancel.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn idle_timeouts_read_as_the_kubelets_configuration_writes_them() {
+        assert_eq!(parse_idle_timeout("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_idle_timeout("4h"), Ok(STREAMING_IDLE_TIMEOUT));
+        assert_eq!(parse_idle_timeout("2m30s"), Ok(Duration::from_secs(150)));
+        assert!(
+            parse_idle_timeout("0s")
+                .unwrap_err()
+                .contains("longer than zero")
+        );
+        assert!(parse_idle_timeout("-3s").is_err());
+        assert!(
+            parse_idle_timeout("soon")
+                .unwrap_err()
+                .contains("not a duration")
+        );
     }
 }

@@ -7,10 +7,17 @@
 //!   (2 bytes, little endian) on both channels of each port, then the pod's bytes on the data
 //!   channel and a failure as text on the error channel. One connection to the pod per port
 //!   and per WebSocket.
+//! - WebSocket with `v4.base64.channel.k8s.io`: the same channels in text messages, for
+//!   clients that cannot send binary ones (older clients and browsers): the channel as an
+//!   ASCII digit (`'0' + channel`), then the payload in standard base64, both ways.
 //! - WebSocket with `SPDY/3.1+portforward.k8s.io`: SPDY carried in binary messages (what
 //!   kubectl tries first since 1.31).
 //! - `Upgrade: SPDY/3.1` with `X-Stream-Protocol-Version: portforward.k8s.io`: plain SPDY
 //!   (kubectl's fallback, and what older kubectl speaks). See `spdy`.
+//!
+//! A port-forward that carries nothing either way for the idle timeout is closed (a WebSocket
+//! with a normal close frame, SPDY with GOAWAY), as the kubelet closes its streams after
+//! `streamingConnectionIdleTimeout`.
 //!
 //! "The pod" is a loopback HTTP server from `backends`, chosen by the pod's
 //! `app.kubernetes.io/name`; a pod whose application is not backed accepts the upgrade and
@@ -18,7 +25,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use base64::Engine as _;
 use bytes::Bytes;
 use futures::{SinkExt as _, StreamExt as _};
 use http_body_util::Full;
@@ -29,8 +38,11 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, handshake::derive_accept_key};
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +52,7 @@ use super::spdy;
 use super::store::Res;
 
 const CHANNEL_V4: &str = "v4.channel.k8s.io";
+const CHANNEL_V4_BASE64: &str = "v4.base64.channel.k8s.io";
 const SPDY_TUNNEL: &str = "SPDY/3.1+portforward.k8s.io";
 const PORTFORWARD_V1: &str = "portforward.k8s.io";
 const X_STREAM_PROTOCOL: &str = "x-stream-protocol-version";
@@ -55,6 +68,9 @@ pub(crate) struct Target {
     backends: Arc<Backends>,
     /// Cancelled when the sandbox stops: ends every forwarded connection.
     pub stopped: CancellationToken,
+    /// A port-forward with no traffic either way for this long is closed (the kubelet's
+    /// `streamingConnectionIdleTimeout`).
+    pub idle: Duration,
 }
 
 impl Target {
@@ -120,11 +136,16 @@ pub(crate) fn accept(
         let chosen = offered
             .iter()
             .copied()
-            .find(|p| matches!(*p, CHANNEL_V4 | SPDY_TUNNEL | ""));
+            .find(|p| matches!(*p, CHANNEL_V4 | CHANNEL_V4_BASE64 | SPDY_TUNNEL | ""));
         let Some(chosen) = chosen else {
             return bad(&format!(
-                "none of the requested WebSocket subprotocols {offered:?} is supported; use {CHANNEL_V4} or {SPDY_TUNNEL}"
+                "none of the requested WebSocket subprotocols {offered:?} is supported; use {CHANNEL_V4}, {CHANNEL_V4_BASE64} or {SPDY_TUNNEL}"
             ));
+        };
+        let framing = if chosen == CHANNEL_V4_BASE64 {
+            Framing::Base64
+        } else {
+            Framing::Binary
         };
         let ports = if chosen == SPDY_TUNNEL {
             Vec::new()
@@ -154,7 +175,7 @@ pub(crate) fn accept(
                     if tunnel {
                         serve_spdy_tunnel(ws, target).await;
                     } else {
-                        serve_channels(ws, target, ports).await;
+                        serve_channels(ws, target, ports, framing).await;
                     }
                 } => {}
                 () = stopped.cancelled() => {}
@@ -220,6 +241,7 @@ fn target(api: &Api, namespace: &str, pod: &str) -> Option<Target> {
         app,
         backends: api.backends.clone(),
         stopped: api.stopped.clone(),
+        idle: api.streaming_idle_timeout,
     })
 }
 
@@ -294,19 +316,60 @@ async fn serve_spdy_tunnel(ws: Ws, target: Target) {
     }
 }
 
-/// The kubelet's channel framing (`v4.channel.k8s.io`), one pod connection per port.
-async fn serve_channels(mut ws: Ws, target: Target, ports: Vec<u16>) {
+/// How channel messages are written: binary (`v4.channel.k8s.io`) or base64 text
+/// (`v4.base64.channel.k8s.io`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Binary,
+    Base64,
+}
+
+impl Framing {
+    /// `payload` on channel `ch`.
+    fn message(self, ch: u8, payload: &[u8]) -> Message {
+        match self {
+            Framing::Binary => {
+                let mut m = Vec::with_capacity(payload.len() + 1);
+                m.push(ch);
+                m.extend_from_slice(payload);
+                Message::binary(m)
+            }
+            Framing::Base64 => {
+                let mut m = String::with_capacity(payload.len() * 4 / 3 + 5);
+                m.push(char::from(b'0' + ch));
+                base64::engine::general_purpose::STANDARD.encode_string(payload, &mut m);
+                Message::text(m)
+            }
+        }
+    }
+
+    /// The channel and payload of a client's message; `None` for any other message (a
+    /// control frame, or one not in this framing).
+    fn decode(self, m: &Message) -> Option<(u8, Vec<u8>)> {
+        match (self, m) {
+            (Framing::Binary, Message::Binary(b)) if !b.is_empty() => Some((b[0], b[1..].to_vec())),
+            (Framing::Base64, Message::Text(t)) => {
+                let ch = t.as_bytes().first()?.checked_sub(b'0')?;
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(&t.as_bytes()[1..])
+                    .ok()?;
+                Some((ch, data))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The kubelet's channel framing (`v4.channel.k8s.io`, or its base64 form), one pod
+/// connection per port.
+async fn serve_channels(mut ws: Ws, target: Target, ports: Vec<u16>, framing: Framing) {
     let (tx, mut rx) = mpsc::channel::<(u8, Option<Bytes>)>(16);
     let mut writers = Vec::with_capacity(ports.len());
     for (i, port) in ports.iter().enumerate() {
         let (data, error) = (2 * i as u8, 2 * i as u8 + 1);
         let lo_hi = port.to_le_bytes();
         for ch in [data, error] {
-            if ws
-                .send(Message::binary(vec![ch, lo_hi[0], lo_hi[1]]))
-                .await
-                .is_err()
-            {
+            if ws.send(framing.message(ch, &lo_hi)).await.is_err() {
                 return;
             }
         }
@@ -333,43 +396,170 @@ async fn serve_channels(mut ws: Ws, target: Target, ports: Vec<u16>) {
             }
             Err(message) => {
                 writers.push(None);
-                let mut m = vec![error];
-                m.extend_from_slice(message.as_bytes());
-                let _ = ws.send(Message::binary(m)).await;
+                let _ = ws.send(framing.message(error, message.as_bytes())).await;
                 let _ = tx.send((data, None)).await;
             }
         }
     }
     drop(tx);
     let mut open = ports.len();
+    // Any message either way is traffic; none for `idle` closes the stream.
+    let idle = tokio::time::sleep(target.idle);
+    tokio::pin!(idle);
     while open > 0 {
         tokio::select! {
             from_pod = rx.recv() => match from_pod {
                 Some((ch, Some(bytes))) => {
-                    let mut m = Vec::with_capacity(bytes.len() + 1);
-                    m.push(ch);
-                    m.extend_from_slice(&bytes);
-                    if ws.send(Message::binary(m)).await.is_err() {
+                    if ws.send(framing.message(ch, &bytes)).await.is_err() {
                         return;
                     }
+                    idle.as_mut().reset(Instant::now() + target.idle);
                 }
                 Some((_, None)) => open -= 1,
                 None => break,
             },
             from_client = ws.next() => match from_client {
-                Some(Ok(Message::Binary(b))) if b.len() > 1 && b[0] % 2 == 0 => {
-                    let i = usize::from(b[0] / 2);
-                    if let Some(Some(w)) = writers.get_mut(i)
-                        && w.write_all(&b[1..]).await.is_err()
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                Some(Ok(m)) => {
+                    idle.as_mut().reset(Instant::now() + target.idle);
+                    // Bytes for a data channel; anything else (pings, the error channels)
+                    // carries nothing for the pod.
+                    if let Some((ch, bytes)) = framing.decode(&m)
+                        && ch % 2 == 0
+                        && !bytes.is_empty()
                     {
-                        writers[i] = None;
+                        let i = usize::from(ch / 2);
+                        if let Some(Some(w)) = writers.get_mut(i)
+                            && w.write_all(&bytes).await.is_err()
+                        {
+                            writers[i] = None;
+                        }
                     }
                 }
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
-                Some(Ok(_)) => {}
             },
+            () = &mut idle => {
+                tracing::debug!(pod = %target.pod, "sandbox portforward: idle for {:?}, closing", target.idle);
+                let _ = ws.close(Some(idle_close())).await;
+                return;
+            }
         }
     }
     // Every pod connection has ended: so does the WebSocket, as the kubelet's does.
     let _ = ws.close(None).await;
+}
+
+/// The close frame of a port-forward that carried nothing for the idle timeout.
+fn idle_close() -> CloseFrame {
+    CloseFrame {
+        code: CloseCode::Normal,
+        reason: "streaming connection idle timeout".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::{Sandbox, SandboxOptions};
+    use k8s_openapi::api::core::v1::Pod;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+    #[test]
+    fn base64_frames_carry_the_channel_as_a_digit_and_the_payload_in_base64() {
+        let m = Framing::Base64.message(1, &4500u16.to_le_bytes());
+        assert_eq!(m, Message::text("1lBE="));
+        assert_eq!(Framing::Base64.decode(&m), Some((1, vec![0x94, 0x11])));
+        assert_eq!(Framing::Base64.decode(&Message::text("0%%")), None);
+        assert_eq!(Framing::Base64.decode(&Message::binary(vec![0, 1])), None);
+        assert_eq!(
+            Framing::Binary.decode(&Framing::Binary.message(2, b"hi")),
+            Some((2, b"hi".to_vec()))
+        );
+    }
+
+    /// A client that asks for `v4.base64.channel.k8s.io` (a tungstenite WebSocket over rustls,
+    /// as older clients ask) is answered in that protocol: text frames, base64 payloads.
+    #[tokio::test]
+    async fn a_client_asking_for_base64_channels_gets_grafana_in_text_frames() {
+        let sandbox = Sandbox::start(SandboxOptions::default()).await.unwrap();
+        let kubeconfig = kube::config::Kubeconfig::from_yaml(&sandbox.kubeconfig_yaml()).unwrap();
+        let client = crate::kube::client(
+            Arc::new(crate::dial::Direct::default()),
+            kubeconfig,
+            &crate::kube::Options::default(),
+        )
+        .await
+        .unwrap();
+        let pods: kube::Api<Pod> = kube::Api::namespaced(client, "paragon");
+        let list = pods
+            .list(&kube::api::ListParams::default().labels("app.kubernetes.io/name=grafana"))
+            .await
+            .unwrap();
+        let pod = list.items[0].metadata.name.clone().unwrap();
+
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(sandbox.ca_pem().as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let tcp = TcpStream::connect(sandbox.addr()).await.unwrap();
+        let name = rustls::pki_types::ServerName::from(sandbox.addr().ip());
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(tls))
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        let url = format!(
+            "wss://{}/api/v1/namespaces/paragon/pods/{pod}/portforward?ports=4500",
+            sandbox.addr()
+        );
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_static(CHANNEL_V4_BASE64),
+        );
+        req.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {}", sandbox.token())).unwrap(),
+        );
+        let (mut ws, resp) = tokio_tungstenite::client_async(req, tls).await.unwrap();
+        assert_eq!(
+            resp.headers()["sec-websocket-protocol"],
+            CHANNEL_V4_BASE64,
+            "{resp:?}"
+        );
+        let request = b"GET /api/health HTTP/1.1\r\nHost: grafana\r\nConnection: close\r\n\r\n";
+        ws.send(Framing::Base64.message(0, request)).await.unwrap();
+        let mut got: Vec<(u8, Vec<u8>)> = Vec::new();
+        let read = async {
+            while let Some(m) = ws.next().await {
+                match m.unwrap() {
+                    Message::Close(_) => break,
+                    m @ Message::Text(_) => got.push(Framing::Base64.decode(&m).unwrap()),
+                    other => panic!("not a text frame: {other:?}"),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), read)
+            .await
+            .unwrap();
+        // Each channel first says its port (4500, little endian), then the pod's answer.
+        assert_eq!(got[0], (0, 4500u16.to_le_bytes().to_vec()));
+        assert_eq!(got[1], (1, 4500u16.to_le_bytes().to_vec()));
+        let answer: Vec<u8> = got[2..]
+            .iter()
+            .filter(|(ch, _)| *ch == 0)
+            .flat_map(|(_, b)| b.clone())
+            .collect();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.contains("\"database\":\"ok\""),
+            "{answer}"
+        );
+        sandbox.shutdown().await;
+    }
 }

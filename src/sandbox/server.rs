@@ -48,6 +48,9 @@ pub(crate) struct Api {
     pub stopped: CancellationToken,
     /// The `api-*` faults switched on.
     pub faults: ApiFaults,
+    /// How long a port-forward may carry no traffic before it is closed (the kubelet's
+    /// `streamingConnectionIdleTimeout`).
+    pub streaming_idle_timeout: std::time::Duration,
 }
 
 /// Accepts connections until `cancel`, then lets open requests finish briefly and returns;

@@ -4,7 +4,9 @@
 //! `requestID`; the server replies to each, connects to the pod's port, copies bytes on the
 //! data stream, writes a failure as text on the error stream, and finishes both when the pod
 //! side closes (as the kubelet's httpstream handler does). Pings are echoed; SETTINGS and
-//! WINDOW_UPDATE are ignored, as spdystream ignores them (it has no flow control).
+//! WINDOW_UPDATE are ignored, as spdystream ignores them (it has no flow control). A
+//! connection with no frame read or written for the target's idle timeout gets GOAWAY and is
+//! closed, as spdystream's idle-aware framer does for the kubelet.
 //!
 //! Header blocks are zlib streams, one per direction for the whole connection, with SPDY/3's
 //! preset dictionary (`spdy_dictionary.bin`, the bytes of the SPDY/3 specification's
@@ -233,22 +235,55 @@ struct Pair {
 /// Serves one SPDY connection until the client goes away (or sends GOAWAY).
 pub(crate) async fn serve<R, W>(mut reader: R, writer: W, target: Target) -> Result<(), SpdyError>
 where
-    R: AsyncRead + Unpin,
+    R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (out, rx) = mpsc::channel::<Vec<u8>>(64);
-    let writing = tokio::spawn(write_frames(writer, rx));
+    // Every frame written is traffic, as spdystream's idle-aware framer counts it.
+    let (wrote, mut written) = tokio::sync::watch::channel(());
+    let writing = tokio::spawn(write_frames(writer, rx, wrote));
+    // Frames are read in their own task so that waiting for one can be interrupted by the
+    // idle timer without losing half a frame.
+    let (frames_tx, mut frames) = mpsc::channel(16);
+    let reading = tokio::spawn(async move {
+        loop {
+            let frame = read_frame(&mut reader).await;
+            let last = !matches!(frame, Ok(Some(_)));
+            if frames_tx.send(frame).await.is_err() || last {
+                return;
+            }
+        }
+    });
+    let _stop_reading = AbortOnDrop(reading);
     let mut codec = HeaderCodec::new();
     let mut pairs: HashMap<String, Pair> = HashMap::new();
     let mut to_pod: HashMap<u32, mpsc::Sender<Bytes>> = HashMap::new();
     // Ends the forwarded connections when this SPDY connection ends.
     let done = target.stopped.child_token();
     let _cancel_on_return = done.clone().drop_guard();
+    let idle = tokio::time::sleep(target.idle);
+    tokio::pin!(idle);
     let result = loop {
-        let frame = match read_frame(&mut reader).await {
-            Ok(Some(f)) => f,
-            Ok(None) => break Ok(()),
-            Err(e) => break Err(e),
+        let frame = tokio::select! {
+            frame = frames.recv() => frame,
+            Ok(()) = written.changed() => {
+                idle.as_mut().reset(tokio::time::Instant::now() + target.idle);
+                continue;
+            }
+            () = &mut idle => {
+                // The kubelet's streamingConnectionIdleTimeout: GOAWAY (last stream 0,
+                // status OK) and the connection closes.
+                tracing::debug!("sandbox portforward: idle for {:?}, closing", target.idle);
+                let _ = out.send(control(GOAWAY, 0, &[0; 8])).await;
+                break Ok(());
+            }
+        };
+        idle.as_mut()
+            .reset(tokio::time::Instant::now() + target.idle);
+        let frame = match frame {
+            Some(Ok(Some(f))) => f,
+            Some(Ok(None)) | None => break Ok(()),
+            Some(Err(e)) => break Err(e),
         };
         match frame {
             Frame::Data {
@@ -356,11 +391,25 @@ fn rst(stream: u32) -> Vec<u8> {
     control(RST_STREAM, 0, &body)
 }
 
-async fn write_frames<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Vec<u8>>) {
+/// Aborts a task when dropped: the frame reader ends with the connection it reads.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn write_frames<W: AsyncWrite + Unpin>(
+    mut w: W,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    wrote: tokio::sync::watch::Sender<()>,
+) {
     while let Some(frame) = rx.recv().await {
         if w.write_all(&frame).await.is_err() {
             return;
         }
+        wrote.send_replace(());
         // Flush once the queue is empty: several frames may share one write.
         if rx.is_empty() && w.flush().await.is_err() {
             return;

@@ -353,3 +353,234 @@ fn a_grafana_pod_replaced_under_a_live_forward_is_followed_by_the_next_connectio
         .unwrap_or_else(|err| panic!("{err}; forward: {}", pf.stderr()));
     assert!(health.contains("\"database\":\"ok\""), "{health}");
 }
+
+/// `paragon-admin --output json health ARGS` on the client: the exit status and the report.
+fn health(s: &Scene, home: &Home, args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let out = s
+        .net
+        .paragon("client", home)
+        .args(["--output", "json", "health", "--timeout", "20"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\nstderr: {stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (out.status.code(), v, stderr)
+}
+
+/// The findings of check `name`.
+fn findings<'a>(v: &'a serde_json::Value, name: &str) -> Vec<&'a serde_json::Value> {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == name)
+        .collect()
+}
+
+#[test]
+fn health_reaches_grafana_and_prometheus_through_the_api_when_the_bastion_cannot() {
+    let s = Scene::new();
+    s.net
+        .wait_tcp("bastion", PRIVATE, 6443, Duration::from_secs(20));
+    let (_sshd, home) = bastion_for(&s);
+
+    // auto: the bastion cannot resolve the built-in names; the API route reaches the pods.
+    let (status, v, stderr) = health(&s, &home, &[]);
+    let fails: Vec<_> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .collect();
+    assert!(fails.is_empty(), "{fails:#?}\nstderr: {stderr}");
+    assert_eq!(status, Some(0), "{v:#}\nstderr: {stderr}");
+    for (name, healthy) in [
+        ("grafana", "healthy, Grafana 11.2.2"),
+        ("prometheus", "no alerts firing"),
+    ] {
+        let f = findings(&v, name);
+        assert_eq!(f.len(), 1, "{name}: {v:#}");
+        assert_eq!(f[0]["status"], "ok", "{name}: {}", f[0]);
+        assert_eq!(f[0]["route"], "api", "{name}: {}", f[0]);
+        let message = f[0]["message"].as_str().unwrap();
+        assert!(message.starts_with(healthy), "{message}");
+        assert!(
+            message.contains("target discovered: service paragon/")
+                && message.contains("through the Kubernetes API (pods/portforward)")
+                && message.contains(
+                    "(pods/portforward), the bastion could not connect: bastion: cannot resolve"
+                ),
+            "{message}"
+        );
+    }
+    // Kibana's pod answers nothing on its port (the kubelet's refusal) and OpenObserve has
+    // no Service: an installation runs one of them, so both are warnings, not failures.
+    let kibana = findings(&v, "kibana");
+    assert_eq!(kibana[0]["status"], "warn", "{}", kibana[0]);
+    assert!(
+        kibana[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("failed to connect to localhost:5601 inside the pod"),
+        "{}",
+        kibana[0]
+    );
+    assert_eq!(findings(&v, "openobserve")[0]["status"], "warn", "{v:#}");
+    // Cluster checks carry no route.
+    assert!(findings(&v, "api")[0].get("route").is_none(), "{v:#}");
+
+    // --via bastion insists on the bastion: the monitoring checks fail and say why.
+    let (status, v, stderr) = health(&s, &home, &["--via", "bastion"]);
+    assert_eq!(status, Some(1), "{v:#}\nstderr: {stderr}");
+    for name in ["grafana", "prometheus"] {
+        let f = findings(&v, name);
+        assert_eq!(f[0]["status"], "fail", "{name}: {}", f[0]);
+        assert_eq!(f[0]["route"], "bastion", "{name}: {}", f[0]);
+        let message = f[0]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("unreachable: bastion: cannot resolve ")
+                && message.contains(&format!("{name}.paragon.svc.cluster.local"))
+                && message.contains(&format!("dialed from bastion {BASTION}:")),
+            "{message}"
+        );
+    }
+
+    // --via api goes straight to the API, and says so without a word about the bastion.
+    let (status, v, stderr) = health(&s, &home, &["--via", "api"]);
+    assert_eq!(status, Some(0), "{v:#}\nstderr: {stderr}");
+    let grafana = findings(&v, "grafana");
+    assert_eq!(grafana[0]["route"], "api", "{}", grafana[0]);
+    assert!(
+        !grafana[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the bastion could not connect"),
+        "{}",
+        grafana[0]
+    );
+}
+
+/// Reads from `conn` until `want` has arrived (within its read timeout), and returns it all.
+fn read_until(conn: &mut std::net::TcpStream, want: &str) -> String {
+    use std::io::Read;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains(want) {
+        let n = conn
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("{e}; so far: {}", String::from_utf8_lossy(&got)));
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// One `GET /api/health` on a new connection to `local`: the answer.
+fn get_health(local: &str) -> String {
+    use std::io::Write;
+    let mut conn = std::net::TcpStream::connect(local).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    conn.write_all(b"GET /api/health HTTP/1.1\r\nHost: grafana\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    read_until(&mut conn, "\"database\":\"ok\"")
+}
+
+#[test]
+fn an_api_forward_outlives_the_kubelets_streaming_idle_timeout() {
+    use std::io::{Read, Write};
+    // The kubelet's streamingConnectionIdleTimeout (4 h by default), made short.
+    let sandbox = crate::support::sandbox::SandboxProc::start(&["--streaming-idle-timeout", "2s"]);
+    let sshd = Sshd::start();
+    let home = Home::new();
+    let kh = sshd.write_known_hosts(&home.path().join("known_hosts"));
+    home.write_config(&sshd.profile_toml(
+        &kh,
+        "yes",
+        &format!(
+            "[profiles.test.kube]\nkubeconfig = \"{}\"\n",
+            sandbox.kubeconfig.display()
+        ),
+    ));
+    let mut cmd = home.paragon();
+    cmd.args(["--output", "json", "forward", "--via", "api", "0:grafana"]);
+    let (mut pf, line) = spawn_until(&mut cmd, "\"listening\"");
+    let e: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(e["route"], "api", "{e}");
+    let local = e["local"].as_str().unwrap().to_string();
+
+    // A kept-alive connection: one exchange, then silence. The kubelet closes its stream
+    // after the idle timeout, and the forward closes the connection cleanly (an end, not a
+    // reset), as `kubectl port-forward`'s connection ends with its stream.
+    let mut conn = std::net::TcpStream::connect(&local).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    conn.write_all(b"GET /api/health HTTP/1.1\r\nHost: grafana\r\n\r\n")
+        .unwrap();
+    let first = read_until(&mut conn, "\"database\":\"ok\"");
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    let silent = Instant::now();
+    let mut rest = [0u8; 256];
+    let n = conn
+        .read(&mut rest)
+        .unwrap_or_else(|e| panic!("{e}; forward: {}", pf.stderr()));
+    assert_eq!(n, 0, "{}", String::from_utf8_lossy(&rest[..n]));
+    assert!(
+        silent.elapsed() >= Duration::from_secs(1),
+        "closed before the idle timeout: {:?}",
+        silent.elapsed()
+    );
+
+    // The forward itself holds no stream while idle: it is still serving, and each new
+    // connection opens a new port-forward, past the timeout as before it.
+    assert!(pf.0.try_wait().unwrap().is_none(), "{}", pf.stderr());
+    for _ in 0..2 {
+        let answer = get_health(&local);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    drop(pf);
+    drop(sandbox);
+}
+
+#[test]
+fn kubectl_port_forward_over_spdy_is_closed_at_the_streaming_idle_timeout() {
+    // The anchor: kubectl keeps one SPDY connection for its whole forward, so the kubelet's
+    // idle timeout ends all of it (GOAWAY), where the API route's forward goes on.
+    let sandbox = crate::support::sandbox::SandboxProc::start(&["--streaming-idle-timeout", "2s"]);
+    let mut cmd = sandbox.kubectl_cmd();
+    cmd.env("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false").args([
+        "-n",
+        "paragon",
+        "port-forward",
+        "svc/grafana",
+        "0:4500",
+    ]);
+    let (mut pf, line) = spawn_until(&mut cmd, "Forwarding from 127.0.0.1:");
+    let port = forwarded_port(&line);
+    let answer = get_health(&format!("127.0.0.1:{port}"));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = pf.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kubectl still forwarding after the idle timeout: {}",
+            pf.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success(), "{}", pf.stderr());
+    assert!(
+        pf.stderr().contains("lost connection to pod"),
+        "{}",
+        pf.stderr()
+    );
+}

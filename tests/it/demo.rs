@@ -63,7 +63,15 @@ fn demo_tours_every_feature_exits_0_and_leaves_nothing_open() {
     for want in [
         "[1/5] sandbox: a simulated Kubernetes API at https://127.0.0.1:",
         "verified against known_hosts (strict_host_key_checking = yes)",
-        "HTTP/1.0 200 OK: Paragon demo \u{2014} this page reached you through the bastion",
+        "[4/5] health: the report, every check through the bastion; \
+         grafana through the bastion, prometheus through the Kubernetes API (pods/portforward)",
+        "-> the demo page, through the bastion: \
+         HTTP/1.0 200 OK: Paragon demo \u{2014} this page reached you through the bastion",
+        // The sandbox's Prometheus: its cluster name does not resolve on the bastion, so the
+        // forward takes the API route, and says so in its listening line and the tour's.
+        "->  prometheus.paragon.svc.cluster.local:9090 (through the Kubernetes API)",
+        "-> the sandbox's Prometheus, through the Kubernetes API (pods/portforward): \
+         HTTP/1.0 200 OK: Prometheus Server is Ready.",
         "demo over",
         "the forward http://127.0.0.1:",
         "`paragon-admin demo --keep-open` keeps it open",
@@ -88,6 +96,30 @@ fn demo_tours_every_feature_exits_0_and_leaves_nothing_open() {
         "temp files left"
     );
     assert!(!home.config_path().exists(), "the demo wrote a config file");
+}
+
+#[test]
+fn demo_json_report_names_the_route_of_each_monitoring_finding() {
+    let (home, tmp) = temp_home();
+    let r = run(home
+        .paragon()
+        .env("TMPDIR", &tmp)
+        .args(["--output", "json", "demo"]));
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
+    let v: serde_json::Value =
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.stdout));
+    let route = |name: &str| {
+        let f = v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} finding: {v:#}"));
+        assert_eq!(f["status"], "ok", "{f}");
+        f["route"].as_str().unwrap().to_string()
+    };
+    assert_eq!(route("grafana"), "bastion");
+    assert_eq!(route("prometheus"), "api");
 }
 
 #[test]
