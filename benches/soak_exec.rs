@@ -1,8 +1,9 @@
 //! Does one SSH session stay flat in memory over many `exec` channels, and does a process
 //! stay flat when its session is replaced again and again (the forward's reconnects)? Run by
 //! scripts/soak-forward.sh against its sshd: `PARAGON_ADMIN_CONFIG=FILE soak_exec --execs N
-//! --warmup W --reconnects R` with a profile `soak` in FILE. Prints one JSON line per part,
-//! RSS read from /proc/self in KiB, in the shape scripts/soak-forward.py prints.
+//! --warmup W --threads T --reconnects R` with a profile `soak` in FILE (0 skips a part).
+//! Prints one JSON line per part, RSS read from /proc/self in KiB, in the shape
+//! scripts/soak-forward.py prints.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -29,14 +30,15 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Runs `count` commands on `bastion`, 16 at a time; returns how many printed what they should.
-async fn execs(bastion: &Bastion, count: usize) -> usize {
+/// Runs `count` commands on `bastion`, `parallel` at a time; returns how many printed what they
+/// should.
+async fn execs(bastion: &Bastion, count: usize, parallel: usize) -> usize {
     // Finished tasks are reaped as we go: a JoinSet keeps each one until joined, which would
     // be this harness's own growth, not the session's.
     let mut tasks = tokio::task::JoinSet::new();
     let mut intact = 0;
     for i in 0..count {
-        if tasks.len() >= 16
+        if tasks.len() >= parallel
             && let Some(ok) = tasks.join_next().await
         {
             intact += usize::from(ok.unwrap());
@@ -72,16 +74,20 @@ async fn main() {
         return;
     };
     let (count, warmup) = (arg("--execs", 10_000), arg("--warmup", 1_000));
-    let reconnects = arg("--reconnects", 100);
+    let (reconnects, parallel) = (arg("--reconnects", 100), arg("--threads", 16));
     let profile = config::resolve(Some(&config), Some("soak")).expect("profile soak");
 
-    let bastion = Bastion::connect(&profile).await.expect("connect");
-    let start = rss_kib();
-    let mut intact = execs(&bastion, warmup).await;
-    let warm = rss_kib();
-    intact += execs(&bastion, count - warmup).await;
-    line("exec", count, warmup, intact, [start, warm, rss_kib()]);
-    drop(bastion);
+    if count > 0 {
+        let bastion = Bastion::connect(&profile).await.expect("connect");
+        let start = rss_kib();
+        let mut intact = execs(&bastion, warmup, parallel).await;
+        let warm = rss_kib();
+        intact += execs(&bastion, count - warmup, parallel).await;
+        line("exec", count, warmup, intact, [start, warm, rss_kib()]);
+    }
+    if reconnects == 0 {
+        return;
+    }
 
     // Sessions replaced: each connects, serves one command and is dropped, as a forward's
     // session is replaced after the bastion went away.
@@ -94,7 +100,7 @@ async fn main() {
             warm = rss_kib();
         }
         let b = Bastion::connect(&profile).await.expect("reconnect");
-        intact += execs(&b, 1).await;
+        intact += execs(&b, 1, 1).await;
     }
     line(
         "reconnect",

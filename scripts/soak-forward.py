@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Load for scripts/soak-forward.sh: N HTTP GETs through a forward, from T parallel clients.
+"""Load for scripts/soak-forward.sh: N HTTP GETs through a forward, from T parallel clients, or
+(with --ssh-control) N commands on one OpenSSH ControlMaster session.
 
 Each connection fetches one body (plain TCP, or through a SOCKS5 proxy with --socks) and
-compares it byte for byte with the file served; the RSS of --pid is read from /proc after the
-warm-up and at the end. Prints one line of JSON:
+compares it byte for byte with the file served; each command (`ssh -S CONTROL DEST echo I`)
+must print its own number. The RSS of --pid is read from /proc after the warm-up and at the
+end. Prints one line of JSON:
 {"connections", "intact", "failed", "rss_start_kib", "rss_warm_kib", "rss_end_kib", "seconds"}.
 """
 
@@ -12,6 +14,7 @@ import json
 import os
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -68,6 +71,17 @@ def fetch(args, expected):
     return sep and head.startswith(b"HTTP/1.0 200") and body == expected
 
 
+def exec_over_master(args, i):
+    """One command on the ControlMaster's session: a new session channel on the one connection."""
+    out = subprocess.run(
+        ["ssh", "-S", args.ssh_control, "-o", "BatchMode=yes", args.ssh_dest, f"echo {i}"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=30,
+    )
+    return out.returncode == 0 and out.stdout == f"{i}\n".encode()
+
+
 def open_fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -91,9 +105,13 @@ def run(args, expected, count):
                 if left[0] == 0:
                     return
                 left[0] -= 1
+                i = left[0]
             try:
-                ok = fetch(args, expected)
-            except (OSError, RuntimeError):
+                if args.ssh_control:
+                    ok = exec_over_master(args, i)
+                else:
+                    ok = fetch(args, expected)
+            except (OSError, RuntimeError, subprocess.SubprocessError):
                 ok = False
             with lock:
                 counts["intact" if ok else "failed"] += 1
@@ -108,17 +126,26 @@ def run(args, expected, count):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--port", type=int, required=True, help="the forward's local port")
+    p.add_argument("--port", type=int, help="the forward's local port")
     p.add_argument("--pid", type=int, required=True, help="the process whose RSS is read")
-    p.add_argument("--file", required=True, help="the served file, to compare bodies with")
-    p.add_argument("--path", required=True, help="its URL path")
+    p.add_argument("--file", help="the served file, to compare bodies with")
+    p.add_argument("--path", help="its URL path")
+    p.add_argument("--ssh-control", help="run commands on this ControlMaster socket instead")
+    p.add_argument("--ssh-dest", help="USER@HOST of the ControlMaster's session")
     p.add_argument("--socks", help="HOST:PORT to ask a SOCKS5 proxy for")
     p.add_argument("--connections", type=int, default=50000)
     p.add_argument("--warmup", type=int, default=2000)
     p.add_argument("--threads", type=int, default=16)
     args = p.parse_args()
-    with open(args.file, "rb") as f:
-        expected = f.read()
+    if args.ssh_control:
+        if not args.ssh_dest:
+            p.error("--ssh-control needs --ssh-dest")
+        expected = None
+    else:
+        if args.port is None or not args.file or not args.path:
+            p.error("--port, --file and --path are needed (or --ssh-control)")
+        with open(args.file, "rb") as f:
+            expected = f.read()
     started = time.monotonic()
     rss_start = rss_kib(args.pid)
     fds = open_fds(args.pid)

@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # Soak: does a forward's memory stay flat over many connections? Against OpenSSH in the same run.
-#   - N HTTP GETs of a 64 KiB file (16 parallel clients) through `paragon-admin forward` and
-#     through `ssh -L`, over the same loopback sshd, key and HTTP server
-#   - the same through `paragon-admin forward --socks` and `ssh -D`
-#   - EXECS commands on one session (`Bastion::exec_capture`), and RECONNECTS sessions replaced
-#     one after the other in one process (benches/soak_exec.rs)
+#   forward    N HTTP GETs of a 64 KiB file (16 parallel clients) through `paragon-admin forward`
+#              and through `ssh -L`, over the same loopback sshd, key and HTTP server
+#   socks      the same through `paragon-admin forward --socks` and `ssh -D`
+#   exec       EXECS commands on one session (`Bastion::exec_capture`, benches/soak_exec.rs) and
+#              as many on one `ssh -M` ControlMaster, as a user created for the run (removed
+#              after) whose login shell is /bin/sh, so that each command costs a fork, not a
+#              login shell's start-up
+#   reconnect  RECONNECTS sessions replaced one after the other in one process
 # Prints RSS at start, after the warm-up and at the end, the growth per 1,000 connections after
-# the warm-up, and how many bodies came back intact. Target (issue 14): at most 1 MB of growth
-# per 10,000 connections after the warm-up, and every body intact.
+# the warm-up, how many bodies (outputs) came back intact, and paragon-admin's figures over
+# OpenSSH's. Target (issue 14): at most 1 MB of growth per 10,000 connections after the
+# warm-up, and every body intact.
 #
-# Usage: scripts/soak-forward.sh   (env: CONNECTIONS=50000 WARMUP=2000 THREADS=16 EXECS=10000
-#                                    RECONNECTS=100 (EXECS=0 skips both)
-#                                    PARAGON_BIN=path SOAK_EXEC_BIN=path to skip the builds,
-#                                    HEAPTRACK=1 to run paragon-admin under heaptrack)
+# Usage: scripts/soak-forward.sh   (env: PARTS="forward socks exec reconnect" to run only some,
+#                                    CONNECTIONS=50000 WARMUP=2000 THREADS=16 EXECS=10000
+#                                    RECONNECTS=100, PARAGON_BIN=path SOAK_EXEC_BIN=path to skip
+#                                    the builds, HEAPTRACK=1 to run paragon-admin under heaptrack)
+#   The exec part creates a user (useradd), so it runs as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +26,15 @@ WARMUP=${WARMUP:-2000}
 THREADS=${THREADS:-16}
 EXECS=${EXECS:-10000}
 RECONNECTS=${RECONNECTS:-100}
+PARTS=${PARTS:-forward socks exec reconnect}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
+for p in $PARTS; do
+  case $p in forward | socks | exec | reconnect) ;; *) echo "soak-forward: unknown part '$p' in PARTS (forward socks exec reconnect)" >&2; exit 2 ;; esac
+done
+if part exec && [[ $(id -u) -ne 0 ]]; then
+  echo "soak-forward: the exec part creates a user for the run: run as root, or leave exec out of PARTS" >&2
+  exit 2
+fi
 
 for cmd in python3 ssh ssh-keygen; do
   command -v "$cmd" >/dev/null || { echo "soak-forward: $cmd is missing (apt-get install python3 openssh-client)" >&2; exit 1; }
@@ -32,7 +46,7 @@ if [[ -z "${PARAGON_BIN:-}" ]]; then
   cargo build --release --quiet --bin paragon-admin
   PARAGON_BIN=$CARGO_TARGET_DIR/release/paragon-admin
 fi
-if [[ -z "${SOAK_EXEC_BIN:-}" && $EXECS -gt 0 ]]; then
+if [[ -z "${SOAK_EXEC_BIN:-}" ]] && { part exec || part reconnect; }; then
   cargo build --release --quiet --bench soak_exec
   SOAK_EXEC_BIN=$(find "$CARGO_TARGET_DIR/release/deps" -maxdepth 1 -type f -executable -name 'soak_exec-*' -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2)
 fi
@@ -43,6 +57,33 @@ source "$(dirname "$0")/bench-common.sh"
 
 # --- the bastion: a real sshd on loopback -------------------------------------------------
 start_sshd "MaxSessions 100"
+soak_user=
+# shellcheck disable=SC2317 # run by the EXIT trap
+cleanup_all() {
+  cleanup # bench-common's: the processes (sshd's sessions of the user among them), $work
+  if [[ -n $soak_user ]]; then userdel "$soak_user" 2>/dev/null || true; fi
+}
+trap cleanup_all EXIT
+if part exec; then
+  # root's login shell may start slowly (bash with a profile): commands as a user whose login
+  # shell is /bin/sh measure the session, not the shell. sshd reads the keys file as that user.
+  soak_user=pa-soak-$$
+  mkdir "$work/soak-home"
+  # "*", not useradd's locked "!": sshd without PAM refuses a locked account even for a key.
+  useradd --no-create-home --home-dir "$work/soak-home" --shell /bin/sh --password '*' "$soak_user"
+  chown "$soak_user" "$work/soak-home"
+  chmod 755 "$work"
+  chmod 644 "$work/authorized_keys"
+  cat >"$work/config-exec.toml" <<CONFIG
+[profiles.soak]
+host = "127.0.0.1"
+port = $sshd_port
+user = "$soak_user"
+identity_file = "$work/id_ed25519"
+known_hosts = "$work/known_hosts"
+strict_host_key_checking = "yes"
+CONFIG
+fi
 cat >"$work/config.toml" <<CONFIG
 [profiles.soak]
 host = "127.0.0.1"
@@ -87,22 +128,41 @@ wait_port "$ssh_port"
 wait_port "$ssh_socks"
 
 echo "soak: $CONNECTIONS connections of 64 KiB each ($THREADS in parallel), RSS read after $WARMUP and at the end" >&2
-soak pa_forward "$pa_pid" "$pa_port"
-soak ssh_forward "$ssh_pid" "$ssh_port"
-soak pa_socks "$pa_pid" "$pa_socks" --socks "127.0.0.1:$http_port"
-soak ssh_socks "$ssh_pid" "$ssh_socks" --socks "127.0.0.1:$http_port"
+if part forward; then
+  soak pa_forward "$pa_pid" "$pa_port"
+  soak ssh_forward "$ssh_pid" "$ssh_port"
+fi
+if part socks; then
+  soak pa_socks "$pa_pid" "$pa_socks" --socks "127.0.0.1:$http_port"
+  soak ssh_socks "$ssh_pid" "$ssh_socks" --socks "127.0.0.1:$http_port"
+fi
 
-# --- many exec channels on one session ------------------------------------------------------
-if [[ $EXECS -gt 0 ]]; then
-  PARAGON_ADMIN_CONFIG="$work/config.toml" "$SOAK_EXEC_BIN" --execs "$EXECS" --warmup "$((EXECS / 10))" \
-    --reconnects "$RECONNECTS" >"$work/pa_exec.json"
+# --- many exec channels on one session; sessions replaced -------------------------------------
+exec_warmup=$((EXECS / 10))
+if part exec; then
+  echo "soak: $EXECS commands on one session ($THREADS in parallel), as $soak_user" >&2
+  PARAGON_ADMIN_CONFIG="$work/config-exec.toml" "$SOAK_EXEC_BIN" --execs "$EXECS" --warmup "$exec_warmup" \
+    --threads "$THREADS" --reconnects 0 >"$work/pa_exec.json"
+  ssh -M -S "$work/control" -N -o BatchMode=yes -o StrictHostKeyChecking=yes \
+    -o UserKnownHostsFile="$work/known_hosts" -i "$work/id_ed25519" -p "$sshd_port" "$soak_user@127.0.0.1" &
+  master_pid=$!
+  pids+=($!)
+  for _ in $(seq 200); do ssh -S "$work/control" -O check x 2>/dev/null && break; sleep 0.05; done
+  python3 scripts/soak-forward.py --pid "$master_pid" --ssh-control "$work/control" \
+    --ssh-dest "$soak_user@127.0.0.1" --connections "$EXECS" --warmup "$exec_warmup" \
+    --threads "$THREADS" >"$work/ssh_exec.json"
+fi
+if part reconnect; then
+  echo "soak: $RECONNECTS sessions replaced" >&2
+  PARAGON_ADMIN_CONFIG="$work/config.toml" "$SOAK_EXEC_BIN" --execs 0 --reconnects "$RECONNECTS" \
+    >"$work/pa_reconnect.json"
 fi
 
 echo
 status=0
-python3 - "$work" "$WARMUP" "$EXECS" <<'PY' || status=$?
+python3 - "$work" "$WARMUP" "$exec_warmup" <<'PY' || status=$?
 import json, os, sys
-work, warmup, execs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+work, warmup, exec_warmup = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 print("RSS in MB; growth = (end - after warm-up) per 1,000 connections after the warm-up, in KB")
 print(f"  {'':30} {'start':>7} {'warm':>7} {'end':>7} {'growth/1k':>10} {'intact':>13}")
 def line(label, r, warm):
@@ -112,18 +172,28 @@ def line(label, r, warm):
     print(f"  {label:30} {r['rss_start_kib']/1024:7.1f} {r['rss_warm_kib']/1024:7.1f} "
           f"{r['rss_end_kib']/1024:7.1f} {growth:10.1f} {intact:>13}")
     return growth, r["intact"] == r["connections"]
-verdicts = []
-for key, label in [("pa_forward", "paragon-admin forward"), ("ssh_forward", "ssh -L"),
-                   ("pa_socks", "paragon-admin forward --socks"), ("ssh_socks", "ssh -D")]:
-    growth, intact = line(label, json.load(open(f"{work}/{key}.json")), warmup)
-    if key.startswith("pa_"):
-        verdicts.append((label, growth, intact))
-if execs:
-    labels = {"exec": "exec_capture, one session", "reconnect": "sessions replaced"}
-    for text in open(f"{work}/pa_exec.json"):
-        r = json.loads(text)
-        growth, intact = line(labels[r["part"]], r, r["warmup"])
-        verdicts.append((labels[r["part"]], growth, intact))
+def load(key):
+    path = f"{work}/{key}.json"
+    return json.loads(open(path).read().splitlines()[0]) if os.path.exists(path) else None
+verdicts, ratios = [], []
+for pa, ssh, label, ssh_label, warm in [
+        ("pa_forward", "ssh_forward", "paragon-admin forward", "ssh -L", warmup),
+        ("pa_socks", "ssh_socks", "paragon-admin forward --socks", "ssh -D", warmup),
+        ("pa_exec", "ssh_exec", "exec_capture, one session", "ssh -S (ControlMaster)", exec_warmup),
+        ("pa_reconnect", None, "sessions replaced", None, None)]:
+    r = load(pa)
+    if r is None:
+        continue
+    growth, intact = line(label, r, r.get("warmup", warm))
+    verdicts.append((label, growth, intact))
+    o = load(ssh) if ssh else None
+    if o is not None:
+        o_growth, _ = line(ssh_label, o, warm)
+        ratios.append((label, ssh_label, r["rss_end_kib"] / o["rss_end_kib"], growth, o_growth))
+for label, ssh_label, end_ratio, growth, o_growth in ratios:
+    # A growth ratio means something only when OpenSSH grew at all.
+    g = f"{growth / o_growth:.1f}x" if o_growth > 1 else f"{growth:.1f} vs {o_growth:.1f} KB/1k"
+    print(f"  {label} / {ssh_label}: RSS at the end {end_ratio:.2f}x, growth {g}")
 # The target: 1 MB per 10,000 connections = 100 KB per 1,000.
 ok = True
 for label, growth, intact in verdicts:

@@ -159,6 +159,9 @@ pub struct Options {
     pub backoff: Backoff,
     /// Copy buffer per direction of each connection.
     pub buffer_size: usize,
+    /// How long a connection whose local client has ended its side waits while the target
+    /// sends nothing, before it is closed (issue 14: a target that never ends its stream).
+    pub quiet_after_client_eof: Duration,
     pub style: Style,
     pub sink: Sink,
 }
@@ -171,6 +174,7 @@ impl Default for Options {
             // Larger buffers measured no faster (packets are 32 KiB), and cost memory per
             // connection: a browser keeps dozens open.
             buffer_size: 64 * 1024,
+            quiet_after_client_eof: Duration::from_secs(60),
             style: Style::Human { live: false },
             sink: Sink::Stdout,
         }
@@ -227,6 +231,7 @@ pub async fn run<F, Fut, E>(
         link: link.clone(),
         wait_for_session: options.wait_for_session,
         buffer_size: options.buffer_size,
+        quiet_after_client_eof: options.quiet_after_client_eof,
         cancel: cancel.clone(),
         tracker: tracker.clone(),
     };

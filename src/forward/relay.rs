@@ -1,10 +1,16 @@
 //! Serving one local listener: accept, dial the target through the current session, copy
 //! both ways, count. A target that cannot be reached fails that one connection only.
+//!
+//! A connection ends when both sides have ended theirs, with one bound: once the local client
+//! has ended its side, a target that then stays silent for `quiet_after_client_eof` is not
+//! waited for any longer. A client that closed its socket cannot be told from one that only
+//! half-closed it, and a target that never ends its stream (a log tail, a server that ignores
+//! EOF) would otherwise keep the connection, its task and its SSH channel for ever (issue 14).
 
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -46,6 +52,8 @@ pub(crate) struct Relay {
     pub wait_for_session: Duration,
     /// Copy buffer per direction.
     pub buffer_size: usize,
+    /// How long the target may stay silent after the local client ended its side.
+    pub quiet_after_client_eof: Duration,
     pub cancel: CancellationToken,
     pub tracker: TaskTracker,
 }
@@ -156,13 +164,20 @@ async fn connect_and_copy(
     if socks && socks::reply(&mut *stream, Reply::Succeeded).await.is_err() {
         return Ok((t, 0, 0));
     }
+    let client_ended = AtomicBool::new(false);
     let mut local = Counted {
         inner: stream,
         stats,
+        ended: &client_ended,
     };
     let mut remote = Coalesced {
         inner: remote,
         pending_error: None,
+        quiet: Quiet {
+            client_ended: &client_ended,
+            limit: relay.quiet_after_client_eof,
+            timer: None,
+        },
     };
     let copied = tokio::io::copy_bidirectional_with_sizes(
         &mut local,
@@ -215,10 +230,12 @@ impl Drop for OpenGuard<'_> {
     }
 }
 
-/// The local side of a connection, counting bytes as they pass.
+/// The local side of a connection, counting bytes as they pass, and noting when the client
+/// has ended its side.
 struct Counted<'a, S> {
     inner: S,
     stats: &'a Stats,
+    ended: &'a AtomicBool,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Counted<'_, S> {
@@ -231,6 +248,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<'_, S> {
         ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
         let n = (buf.filled().len() - before) as u64;
         self.stats.sent.fetch_add(n, Ordering::Relaxed);
+        if n == 0 && buf.remaining() > 0 {
+            self.ended.store(true, Ordering::Relaxed);
+        }
         Poll::Ready(Ok(()))
     }
 }
@@ -258,13 +278,44 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<'_, S> {
 /// The remote side of a connection, read so that every message the session has already
 /// received lands in one buffer: an SSH channel yields one packet (at most 32 KiB) per read,
 /// and writing each to the local socket on its own costs a system call and a wakeup per packet.
-struct Coalesced<S> {
+struct Coalesced<'a, S> {
     inner: S,
     /// An error met after some bytes were read, returned by the next read.
     pending_error: Option<std::io::Error>,
+    quiet: Quiet<'a>,
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Coalesced<S> {
+/// The bound on a target's silence once the local client has ended its side.
+struct Quiet<'a> {
+    client_ended: &'a AtomicBool,
+    limit: Duration,
+    /// Armed while a read waits after the client ended; disarmed by any byte from the target.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Quiet<'_> {
+    /// Called when a read of the target is pending: an error once the target has been silent
+    /// for the limit since the client ended its side.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
+        if !self.client_ended.load(Ordering::Relaxed) {
+            return Poll::Pending;
+        }
+        let limit = self.limit;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        ready!(timer.as_mut().poll(cx));
+        Poll::Ready(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "the target sent nothing for {}s after the client ended its side",
+                limit.as_secs()
+            ),
+        ))
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Coalesced<'_, S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -274,7 +325,14 @@ impl<S: AsyncRead + Unpin> AsyncRead for Coalesced<S> {
             return Poll::Ready(Err(e));
         }
         let start = buf.filled().len();
-        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                r?;
+                this.quiet.timer = None;
+            }
+            Poll::Pending => return this.quiet.poll_expired(cx).map(Err),
+        }
         // Then whatever else is ready, without waiting: Pending or end of stream stops here
         // and is met again by the next read.
         while buf.remaining() > 0 && buf.filled().len() > start {
@@ -292,7 +350,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Coalesced<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesced<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesced<'_, S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

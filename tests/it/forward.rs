@@ -17,6 +17,7 @@ use crate::support::sshd::{Sshd, SshdOptions};
 
 mod channels;
 mod fetched_kubeconfig;
+mod long_lived;
 mod socks;
 
 const BASTION: &str = "198.51.100.1";
