@@ -144,8 +144,9 @@ profile's [services] tables), LOCAL_PORT:SERVICE, or as with `ssh -L`, LOCAL_POR
 HOST:PORT (HOST as resolved on the bastion; LOCAL_PORT 0 = any free port). Every listener is \
 bound before the bastion is contacted, so a port in use fails at once. When the bastion goes \
 away the listeners stay open and the session is re-established; new connections wait for it. \
-Stop with Ctrl-C.",
-        after_help = "Examples:\n  paragon-admin forward grafana kibana\n  paragon-admin forward 3000:grafana --open\n  paragon-admin forward 5432:postgres.paragon.svc:5432\n  paragon-admin forward --socks 1080\n  paragon-admin forward prometheus --output json"
+Stop with Ctrl-C. With --detach the profile's agent holds the forwards and the command returns \
+once they listen; --list shows them and --stop NAME (or all) closes them.",
+        after_help = "Examples:\n  paragon-admin forward grafana kibana\n  paragon-admin forward --detach grafana\n  paragon-admin forward --list\n  paragon-admin forward --stop all\n  paragon-admin forward 3000:grafana --open\n  paragon-admin forward 5432:postgres.paragon.svc:5432\n  paragon-admin forward --socks 1080\n  paragon-admin forward prometheus --output json"
     )]
     Forward(ForwardArgs),
     /// Forward the Kubernetes API and print a kubeconfig that uses the forward
