@@ -234,7 +234,8 @@ def decide_paragon(paragon, home, sshd, host, kh, policy):
         "PARAGON_ADMIN_CONFIG": config,
     }
     p = subprocess.run(
-        [paragon, "ssh", "--", "true"],
+        # A fresh connection per file, as `ssh` makes one: the decision, not the kept agent.
+        [paragon, "--no-agent", "ssh", "--", "true"],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

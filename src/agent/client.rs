@@ -189,6 +189,19 @@ impl Agent {
     }
 
     async fn send(&self, op: &Op) -> Result<(Reply, BufReader<UnixStream>), AgentError> {
+        match self.send_once(op).await {
+            Ok(answered) => Ok(answered),
+            // No answer at all: the agent left (idle, stopped) between our connect and its
+            // reply, before doing anything. Start one and ask once more.
+            Err(AgentError::Lost { .. } | AgentError::Socket { .. }) => {
+                self.start().await?;
+                self.send_once(op).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn send_once(&self, op: &Op) -> Result<(Reply, BufReader<UnixStream>), AgentError> {
         let io = |cause| AgentError::Socket {
             path: self.paths.socket.clone(),
             cause,
@@ -213,7 +226,8 @@ impl Agent {
             Ok(None) => Err(AgentError::Lost {
                 profile: self.profile.name.clone(),
             }),
-            Err(e) => Err(self.protocol(e)),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(self.protocol(e)),
+            Err(e) => Err(io(e)),
         }
     }
 
