@@ -399,9 +399,10 @@ pub struct ForwardArgs {
 
 #[derive(Debug, Args)]
 pub struct KubeconfigArgs {
-    /// The local port for the API server (0 = any free port)
-    #[arg(long, value_name = "PORT", default_value_t = 0)]
-    pub local_port: u16,
+    /// The local port for the API server (0 = any free port) [default: the profile's own,
+    /// chosen once and remembered in the state folder's ports.toml]
+    #[arg(long, value_name = "PORT")]
+    pub local_port: Option<u16>,
     /// Write the kubeconfig to FILE (mode 0600) instead of stdout
     #[arg(long, value_name = "FILE")]
     pub write: Option<PathBuf>,

@@ -21,3 +21,4 @@ pub mod sandbox;
 pub mod secrets;
 pub mod signals;
 pub mod ssh;
+pub mod state;

@@ -29,7 +29,11 @@ pub async fn run(g: &Globals, args: KubeconfigArgs) -> Result<u8, Error> {
     let mut shutdown = Shutdown::install()?;
     // The port is bound before connecting; what it forwards to may only be known from the
     // bastion's kubeconfig, and is set below, before anything is served.
-    let unresolved = Upstream::unresolved().forward(args.local_port);
+    let local_port = match args.local_port {
+        Some(p) => p,
+        None => crate::state::Ports::user()?.stable_port(&profile.name, crate::state::KUBE_API)?,
+    };
+    let unresolved = Upstream::unresolved().forward(local_port);
     let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
     let mut listeners = forward::bind(vec![unresolved], loopback).await?;
     let Some(bastion) = connect_or_interrupt(&profile, &mut shutdown).await? else {

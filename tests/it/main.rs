@@ -18,6 +18,7 @@ mod identity;
 mod init;
 mod known_hosts;
 mod passthrough;
+mod ports;
 mod sandbox;
 mod secret_service;
 mod secrets;
