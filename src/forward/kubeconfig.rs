@@ -22,7 +22,7 @@ use crate::config::{HostPort, Scheme, Service};
 use super::spec::{Forward, Target};
 
 mod merge;
-pub use merge::{merge, merge_into_file, merge_target};
+pub use merge::{check_mergeable, merge, merge_into_file, merge_target};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubeconfigError {

@@ -18,38 +18,10 @@ pub fn merge(
     entry: Kubeconfig,
     force: bool,
 ) -> Result<Kubeconfig, KubeconfigError> {
-    let mut into = if existing.trim().is_empty() {
-        Kubeconfig {
-            api_version: Some("v1".to_string()),
-            kind: Some("Config".to_string()),
-            ..Kubeconfig::default()
-        }
-    } else {
-        Kubeconfig::from_yaml(existing).map_err(|e| KubeconfigError::Unmergeable {
-            path: path.to_path_buf(),
-            message: crate::kube::one_line(&e),
-        })?
-    };
-    let exists = |kind, name: &str| KubeconfigError::Exists {
-        path: path.to_path_buf(),
-        kind,
-        name: name.to_string(),
-    };
+    let mut into = parse(path, existing)?;
     let name = entry.current_context.clone().unwrap_or_default();
-    for c in &entry.contexts {
-        if !force && into.contexts.iter().any(|x| x.name == c.name) {
-            return Err(exists("context", &c.name));
-        }
-    }
-    for c in &entry.clusters {
-        if !force && into.clusters.iter().any(|x| x.name == c.name) {
-            return Err(exists("cluster", &c.name));
-        }
-    }
-    for u in &entry.auth_infos {
-        if !force && into.auth_infos.iter().any(|x| x.name == u.name) {
-            return Err(exists("user", &u.name));
-        }
+    if !force {
+        refuse_taken(path, &into, &name)?;
     }
     for c in entry.contexts {
         into.contexts.retain(|x| x.name != c.name);
@@ -69,6 +41,60 @@ pub fn merge(
     Ok(into)
 }
 
+/// Refuses, unless `force`, a kubeconfig at `path` that cannot be merged into or already
+/// holds a context, cluster or user `name` (checked before connecting, so that the mistake
+/// costs nothing).
+pub fn check_mergeable(path: &Path, name: &str, force: bool) -> Result<(), KubeconfigError> {
+    let into = parse(path, &read_existing(path)?)?;
+    match force {
+        true => Ok(()),
+        false => refuse_taken(path, &into, name),
+    }
+}
+
+fn parse(path: &Path, existing: &str) -> Result<Kubeconfig, KubeconfigError> {
+    if existing.trim().is_empty() {
+        return Ok(Kubeconfig {
+            api_version: Some("v1".to_string()),
+            kind: Some("Config".to_string()),
+            ..Kubeconfig::default()
+        });
+    }
+    Kubeconfig::from_yaml(existing).map_err(|e| KubeconfigError::Unmergeable {
+        path: path.to_path_buf(),
+        message: crate::kube::one_line(&e),
+    })
+}
+
+/// The first of context, cluster, user named `name` that `into` holds, as an error.
+fn refuse_taken(path: &Path, into: &Kubeconfig, name: &str) -> Result<(), KubeconfigError> {
+    let taken = [
+        ("context", into.contexts.iter().any(|x| x.name == name)),
+        ("cluster", into.clusters.iter().any(|x| x.name == name)),
+        ("user", into.auth_infos.iter().any(|x| x.name == name)),
+    ];
+    match taken.into_iter().find(|(_, t)| *t) {
+        Some((kind, _)) => Err(KubeconfigError::Exists {
+            path: path.to_path_buf(),
+            kind,
+            name: name.to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The text of `path`; empty when it does not exist.
+fn read_existing(path: &Path) -> Result<String, KubeconfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(source) => Err(KubeconfigError::ReadTarget {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
 /// The kubeconfig `--merge` writes into: `$KUBECONFIG`'s first file, else `~/.kube/config`.
 pub fn merge_target() -> Result<PathBuf, KubeconfigError> {
     default_paths()
@@ -80,17 +106,7 @@ pub fn merge_target() -> Result<PathBuf, KubeconfigError> {
 /// Merges `entry` into the kubeconfig at `path` (created when missing), atomically; an
 /// existing file keeps its mode, a new one is 0600.
 pub fn merge_into_file(path: &Path, entry: Kubeconfig, force: bool) -> Result<(), KubeconfigError> {
-    let existing = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(source) => {
-            return Err(KubeconfigError::ReadTarget {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    };
-    let merged = merge(path, &existing, entry, force)?;
+    let merged = merge(path, &read_existing(path)?, entry, force)?;
     let text = to_yaml(&merged)?;
     crate::files::write_atomic(path, text.as_bytes(), crate::files::Access::Private).map_err(
         |source| KubeconfigError::Write {
@@ -158,5 +174,21 @@ current-context: home\n";
         assert_eq!(fresh.current_context.as_deref(), Some("paragon-prod"));
         let e = merge(path, "clusters: [[[", entry("p"), false).unwrap_err();
         assert!(matches!(e, KubeconfigError::Unmergeable { .. }), "{e}");
+    }
+
+    #[test]
+    fn an_existing_name_is_refused_before_anything_connects() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        check_mergeable(&path, "paragon-prod", false).unwrap();
+        std::fs::write(
+            &path,
+            USER_KUBECONFIG.replace("- name: me", "- name: paragon-prod"),
+        )
+        .unwrap();
+        let e = check_mergeable(&path, "paragon-prod", false).unwrap_err();
+        assert!(e.to_string().contains("a user named `paragon-prod`"), "{e}");
+        check_mergeable(&path, "paragon-prod", true).unwrap();
+        check_mergeable(&path, "paragon-other", false).unwrap();
     }
 }
