@@ -56,6 +56,9 @@ pub struct Globals {
     /// Print only errors
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+    /// Connect directly for this command, without the profile's kept agent
+    #[arg(long, global = true)]
+    pub no_agent: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,8 +144,9 @@ profile's [services] tables), LOCAL_PORT:SERVICE, or as with `ssh -L`, LOCAL_POR
 HOST:PORT (HOST as resolved on the bastion; LOCAL_PORT 0 = any free port). Every listener is \
 bound before the bastion is contacted, so a port in use fails at once. When the bastion goes \
 away the listeners stay open and the session is re-established; new connections wait for it. \
-Stop with Ctrl-C.",
-        after_help = "Examples:\n  paragon-admin forward grafana kibana\n  paragon-admin forward 3000:grafana --open\n  paragon-admin forward 5432:postgres.paragon.svc:5432\n  paragon-admin forward --socks 1080\n  paragon-admin forward prometheus --output json"
+Stop with Ctrl-C. With --detach the profile's agent holds the forwards and the command returns \
+once they listen; --list shows them and --stop NAME (or all) closes them.",
+        after_help = "Examples:\n  paragon-admin forward grafana kibana\n  paragon-admin forward --detach grafana\n  paragon-admin forward --list\n  paragon-admin forward --stop all\n  paragon-admin forward 3000:grafana --open\n  paragon-admin forward 5432:postgres.paragon.svc:5432\n  paragon-admin forward --socks 1080\n  paragon-admin forward prometheus --output json"
     )]
     Forward(ForwardArgs),
     /// Forward the Kubernetes API and print a kubeconfig that uses the forward
@@ -173,6 +177,19 @@ candidates as you type, so profile and service names come from your own config f
         after_help = "Examples:\n  paragon-admin man | man -l -\n  paragon-admin man --dir ~/.local/share/man/man1"
     )]
     Man(ManArgs),
+    /// Show or stop the kept connections (one background agent per profile)
+    #[command(
+        long_about = "The first command of a profile that needs the bastion starts a background \
+agent that keeps one authenticated SSH session and serves later commands of that profile through \
+a private socket; it holds detached forwards (`forward --detach`) and reconnects when the bastion \
+goes away. It stays for the profile's `persist` time after its last use (default 10m; `0` = no \
+agent); --no-agent skips it for one command.",
+        after_help = "Examples:\n  paragon-admin agent status\n  paragon-admin agent status --output json\n  paragon-admin agent stop\n  paragon-admin agent stop --all"
+    )]
+    Agent {
+        #[command(subcommand)]
+        action: AgentAction,
+    },
     /// Serve a simulated Kubernetes API with a generated Paragon installation
     #[command(
         long_about = "Serve a simulated Kubernetes API server over HTTPS, with its own CA and a bearer \
@@ -378,7 +395,7 @@ pub struct ForwardArgs {
     /// What to forward: SERVICE, LOCAL_PORT:SERVICE, LOCAL_PORT:HOST:PORT or HOST:PORT
     #[arg(
         value_name = "SPEC",
-        required_unless_present = "socks",
+        required_unless_present_any = ["socks", "list", "stop"],
         add = ArgValueCompleter::new(crate::complete::complete_services)
     )]
     pub specs: Vec<String>,
@@ -395,6 +412,15 @@ pub struct ForwardArgs {
     /// (the bastion, else the API); a service's `via` in the profile wins over auto
     #[arg(long, value_enum, value_name = "ROUTE", default_value = "auto")]
     pub via: crate::config::Via,
+    /// Hand the forwards to the profile's agent and return once they listen
+    #[arg(long, conflicts_with_all = ["list", "stop", "open"])]
+    pub detach: bool,
+    /// List the forwards the profile's agent holds
+    #[arg(long, conflicts_with_all = ["specs", "socks", "stop"])]
+    pub list: bool,
+    /// Close a detached forward by name, or `all`
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["specs", "socks"])]
+    pub stop: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -409,6 +435,21 @@ pub struct KubeconfigArgs {
     /// Allow --write to replace a default kubeconfig (~/.kube/config or one in $KUBECONFIG)
     #[arg(long, requires = "write")]
     pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentAction {
+    /// The profile's agent: bastion, pid, up since, reconnects, channels, forwards
+    Status,
+    /// Stop the profile's agent (its detached forwards close)
+    Stop {
+        /// Stop every agent of this user, whatever their profile
+        #[arg(long)]
+        all: bool,
+    },
+    /// Run the agent in this process (started by the other commands)
+    #[command(hide = true)]
+    Run,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,18 +3,27 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use crate::agent;
 use crate::cli::{ForwardArgs, Globals};
 use crate::config::{Resolved, Via};
 use crate::dial::Dialer;
 use crate::exit::Error;
 use crate::forward::bastion::{connect_or_interrupt, reconnect, session};
 use crate::forward::route::{self, Plan, Route};
-use crate::forward::{self, Forward, ForwardError, Listening, Options, Shutdown, Sink, Target};
+use crate::forward::{
+    self, Event, Forward, ForwardError, Listening, Options, Shutdown, Sink, Target,
+};
 use crate::output::Format;
 use crate::ssh::Bastion;
 
 pub async fn run(g: &Globals, args: ForwardArgs) -> Result<u8, Error> {
     let profile = super::resolve_profile(g)?;
+    if args.list {
+        return list(g, &profile).await;
+    }
+    if let Some(name) = &args.stop {
+        return stop(g, &profile, name).await;
+    }
     let stable = |name: &str| crate::state::Ports::user()?.stable_port(&profile.name, name);
     let mut forwards =
         forward::spec::parse_specs_stable(&args.specs, &profile.services(), &stable)?;
@@ -29,6 +38,9 @@ pub async fn run(g: &Globals, args: ForwardArgs) -> Result<u8, Error> {
             "paragon-admin: warning: listening on {}: anyone who reaches this address reaches the forwarded services",
             args.bind
         );
+    }
+    if args.detach {
+        return detach(g, &profile, forwards, args.bind).await;
     }
     let mut shutdown = Shutdown::install()?;
     let mut listeners = forward::bind(forwards, args.bind).await?;
@@ -80,6 +92,65 @@ pub async fn run(g: &Globals, args: ForwardArgs) -> Result<u8, Error> {
             )
             .await
         }
+    }
+    Ok(0)
+}
+
+/// Hands the forwards to the profile's agent and prints them as a foreground forward does
+/// when it starts listening. Detached forwards take the bastion route.
+async fn detach(
+    g: &Globals,
+    profile: &Resolved,
+    forwards: Vec<Forward>,
+    bind: std::net::IpAddr,
+) -> Result<u8, Error> {
+    if !agent::wanted(profile, g.no_agent) {
+        return Err(Error::usage(
+            "--detach hands the forwards to the profile's agent: drop --no-agent, and set the profile's persist above 0",
+        ));
+    }
+    let listening = agent::ensure_forwards(profile, forwards, bind).await?;
+    let o = options(g, Sink::Stdout);
+    for f in listening {
+        let event = Event::Listening {
+            name: f.name,
+            local: f.local,
+            target: f.target,
+            url: f.url,
+            route: Route::Bastion,
+        };
+        forward::status::print_event(&event, o.style, o.sink);
+    }
+    Ok(0)
+}
+
+/// The forwards the profile's agent holds (none when no agent runs).
+async fn list(g: &Globals, profile: &Resolved) -> Result<u8, Error> {
+    let forwards = match agent::find(profile).await? {
+        Some(a) => a.forwards().await?,
+        None => Vec::new(),
+    };
+    match g.output {
+        Format::Json => crate::output::print_json(&forwards)?,
+        Format::Table => super::agent::print_forwards(&forwards)?,
+    }
+    Ok(0)
+}
+
+/// Closes a detached forward by name, or `all`.
+async fn stop(g: &Globals, profile: &Resolved, name: &str) -> Result<u8, Error> {
+    let all = name == "all";
+    let closed = match agent::find(profile).await? {
+        Some(a) => a.stop_forward((!all).then_some(name)).await?,
+        None => 0,
+    };
+    if closed == 0 && !all {
+        return Err(Error::usage(format!(
+            "no detached forward is called `{name}` (see `paragon-admin forward --list`)"
+        )));
+    }
+    if !g.quiet {
+        eprintln!("paragon-admin: closed {closed} forward(s)");
     }
     Ok(0)
 }

@@ -1,9 +1,8 @@
 //! `paragon-admin kubectl ARGS...` and `helm ARGS...`: the tool run on the bastion, glue over
-//! `Bastion` and the remote-shell quoting.
+//! the profile's `Remote` and the remote-shell quoting.
 
 use crate::cli::Globals;
 use crate::exit::Error;
-use crate::ssh::Bastion;
 use crate::ssh::exec::Request;
 use crate::ssh::quote::command_line_bytes;
 use crate::ssh::shell::Pty;
@@ -13,9 +12,9 @@ use crate::ssh::shell::Pty;
 /// clean lines and a separate stderr.
 pub async fn run(g: &Globals, program: &str, args: &[std::ffi::OsString]) -> Result<u8, Error> {
     let profile = super::resolve_profile(g)?;
-    let bastion = Bastion::connect(&profile).await?;
+    let remote = super::remote(g, &profile).await?;
     let line = command_line_bytes(program, args);
-    let status = bastion
+    let status = remote
         .run(Request::ExecBytes(&line), Pty::if_interactive())
         .await?;
     Ok(super::ssh::exit_byte(status))

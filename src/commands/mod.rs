@@ -4,6 +4,7 @@
 //! Every command fails with `exit::Error`, which carries the exit status of the error it was
 //! made from; `main` asks it and maps nothing else.
 
+mod agent;
 mod demo;
 mod docs;
 mod forward;
@@ -37,6 +38,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Secrets { action } => secrets::run(g, &action),
         Command::Forward(a) => forward::run(g, a).await,
         Command::Kubeconfig(a) => kubeconfig::run(g, a).await,
+        Command::Agent { action } => agent::run(g, &action).await,
     }
 }
 
@@ -54,6 +56,12 @@ pub fn resolve_optional_profile(g: &Globals) -> Result<Option<Resolved>, ConfigE
         Err(ConfigError::Missing { .. }) if g.config.is_none() && g.profile.is_none() => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// How this command reaches the profile's bastion: its agent unless `--no-agent` or
+/// `persist = 0`, else its own connection.
+pub async fn remote(g: &Globals, profile: &Resolved) -> Result<crate::agent::Remote, Error> {
+    Ok(crate::agent::Remote::connect(profile, g.no_agent).await?)
 }
 
 /// The profile's `[kube]` keys, for `kube::source`.

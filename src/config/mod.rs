@@ -19,8 +19,8 @@ pub use schema::{
     ConfigFile, Datastores, KubeConfig, Profile, Service, ServiceConfig, Via, builtin_services,
 };
 pub use values::{
-    HostKeyPolicy, HostName, HostPort, HttpUrl, JumpHost, NonEmpty, Port, ProfileName, Scheme,
-    Seconds, UrlPath, read_ca_bundle, split_host_port,
+    HostKeyPolicy, HostName, HostPort, HttpUrl, JumpHost, NonEmpty, Persist, Port, ProfileName,
+    Scheme, Seconds, UrlPath, read_ca_bundle, split_host_port,
 };
 pub use write::{ProfileDraft, WriteOptions, write_profile};
 

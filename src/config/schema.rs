@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::values::{
-    HostKeyPolicy, HostName, HostPort, HttpUrl, JumpHost, NonEmpty, Port, Scheme, Seconds, UrlPath,
-    keepalive_interval, local_port,
+    HostKeyPolicy, HostName, HostPort, HttpUrl, JumpHost, NonEmpty, Persist, Port, Scheme, Seconds,
+    UrlPath, keepalive_interval, local_port,
 };
 
 /// The whole config file.
@@ -40,6 +40,9 @@ pub struct Profile {
     pub keepalive_interval: u64,
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: Seconds,
+    /// How long the kept agent stays after its last use; 0: no agent.
+    #[serde(default)]
+    pub persist: Persist,
     /// Services to forward and check, by name; overrides and additions to `builtin_services`.
     #[serde(default)]
     pub services: BTreeMap<String, toml::Spanned<ServiceConfig>>,

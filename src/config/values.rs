@@ -286,6 +286,63 @@ impl fmt::Display for HttpUrl {
     }
 }
 
+/// `persist`: how long the kept agent stays after its last use, as `30s`, `10m`, `2h` or a
+/// number of seconds; `0` means no agent. At most a week: an agent is no daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Persist(pub std::time::Duration);
+
+/// The longest `persist`, in seconds (7 days).
+const MAX_PERSIST: u64 = 7 * 24 * 3600;
+
+impl Default for Persist {
+    fn default() -> Self {
+        Persist(std::time::Duration::from_secs(600))
+    }
+}
+
+impl FromStr for Persist {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not a duration (such as 30s, 10m, 2h, or 0 for no agent)");
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (digits, unit) = t.split_at(split);
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        let scale = match unit {
+            "" | "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            _ => return Err(bad()),
+        };
+        match n.checked_mul(scale) {
+            Some(secs) if secs <= MAX_PERSIST => Ok(Persist(std::time::Duration::from_secs(secs))),
+            _ => Err(format!("`{s}` is out of range (0 to 7 days)")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Persist {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Persist;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as \"10m\", or 0")
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Persist, E> {
+                n.to_string().parse().map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Persist, E> {
+                n.to_string().parse().map_err(E::custom)
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Persist, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
 /// What to do with a host key that known_hosts does not hold yet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(try_from = "String")]
@@ -421,6 +478,23 @@ mod tests {
             HostKeyPolicy::AcceptNew
         );
         assert!("no".parse::<HostKeyPolicy>().is_err());
+    }
+
+    #[test]
+    fn persist_takes_seconds_minutes_hours_and_zero() {
+        let secs = |s: &str| s.parse::<Persist>().map(|p| p.0.as_secs());
+        assert_eq!(secs("0"), Ok(0));
+        assert_eq!(secs("2s"), Ok(2));
+        assert_eq!(secs("10m"), Ok(600));
+        assert_eq!(secs("2h"), Ok(7200));
+        assert_eq!(secs("90"), Ok(90));
+        for bad in ["", "m", "10 m", "1d", "-1", "10.5m"] {
+            assert!(
+                secs(bad).unwrap_err().contains("is not a duration"),
+                "{bad}"
+            );
+        }
+        assert!(secs("200h").unwrap_err().contains("out of range"));
     }
 
     #[test]

@@ -39,6 +39,7 @@ impl ProfileDraft {
             proxy_jump: self.proxy_jump.clone(),
             keepalive_interval: default_keepalive(),
             connect_timeout: default_connect_timeout(),
+            persist: Default::default(),
             services: BTreeMap::new(),
             kube: KubeConfig::default(),
             datastores: Datastores::default(),

@@ -74,7 +74,9 @@ pub(crate) async fn report(
     }
 }
 
-fn print_event(e: &Event, style: Style, sink: Sink) {
+/// Prints one event as `style` says (also the detached forwards' lines, printed by the
+/// command that handed them to the agent).
+pub fn print_event(e: &Event, style: Style, sink: Sink) {
     // A closed stdout (a pipe whose reader left) must not stop the forwards: ignore errors.
     match style {
         Style::Json => {

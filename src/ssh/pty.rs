@@ -2,10 +2,6 @@
 //! exit path, and window resizes (SIGWINCH) passed on. Knows nothing of what runs remotely.
 
 use std::io::IsTerminal;
-use std::sync::Arc;
-
-use russh::ChannelWriteHalf;
-use russh::client::Msg;
 
 /// The terminal the remote side gets.
 #[derive(Debug, Clone)]
@@ -58,25 +54,26 @@ impl Drop for RawMode {
     }
 }
 
-/// Sends the local terminal's size to the remote PTY on every SIGWINCH.
+/// Passes the local terminal's size on to a session's input on every SIGWINCH.
 #[cfg(unix)]
-pub(crate) async fn pass_window_changes(write: Arc<ChannelWriteHalf<Msg>>) {
+pub(crate) async fn pass_window_changes(input: tokio::sync::mpsc::Sender<super::session::Input>) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut winch) = signal(SignalKind::window_change()) else {
         return;
     };
     while winch.recv().await.is_some() {
-        if let Ok((cols, rows)) = crossterm::terminal::size()
-            && write
-                .window_change(u32::from(cols), u32::from(rows), 0, 0)
-                .await
-                .is_err()
-        {
-            return;
+        if let Ok((cols, rows)) = crossterm::terminal::size() {
+            let resize = super::session::Input::Resize {
+                cols: u32::from(cols),
+                rows: u32::from(rows),
+            };
+            if input.send(resize).await.is_err() {
+                return;
+            }
         }
     }
 }
 
 /// Windows has no SIGWINCH: the size given when the PTY was opened stays.
 #[cfg(not(unix))]
-pub(crate) async fn pass_window_changes(_write: Arc<ChannelWriteHalf<Msg>>) {}
+pub(crate) async fn pass_window_changes(_input: tokio::sync::mpsc::Sender<super::session::Input>) {}

@@ -1,12 +1,15 @@
-//! A session channel streamed to and from this process: stdin in (EOF passed on), stdout
-//! and stderr out through writer threads, the remote exit status back; on a PTY when asked.
-//! Used by `shell` and the passthrough commands; `exec` shares its reading of exit signals.
-
-use std::sync::Arc;
+//! A session channel streamed both ways: input in (EOF passed on), stdout and stderr out, the
+//! remote exit status back; on a PTY when asked. The streams are channels (`Streams`), fed
+//! from this process's stdio by `on_local_stdio` (writer threads, raw mode, resizes) or, in
+//! the kept agent, from a client's socket. Used by `shell` and the passthrough commands;
+//! `exec` shares its reading of exit signals.
 
 use russh::{ChannelMsg, Sig};
+use std::sync::Arc;
 use tokio::io::AsyncReadExt;
+
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::pty::{Pty, RawMode};
 use super::{Bastion, SshError};
@@ -81,14 +84,59 @@ impl Sink {
     }
 }
 
+/// What the user's side sends into a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Data(Vec<u8>),
+    /// The end of stdin: the remote command sees EOF.
+    Eof,
+    /// The local terminal's new size (columns, rows).
+    Resize {
+        cols: u32,
+        rows: u32,
+    },
+}
+
+/// What a session sends back, stdout and stderr kept apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+}
+
+/// A session's two directions as channels: this process's stdio, or (in the kept agent) the
+/// frames of a client's socket. Bounded, so a slow reader holds back the SSH window.
+pub struct Streams {
+    pub input: mpsc::Receiver<Input>,
+    pub output: mpsc::Sender<Output>,
+    /// The user's side went away (the agent's client vanished): the channel is closed.
+    pub gone: CancellationToken,
+}
+
 impl Bastion {
     /// Runs `request` with this process's stdin, stdout and stderr streamed both ways (EOF
     /// passed on); on a PTY (with the local terminal in raw mode, restored on every return)
     /// when `pty` is given. Returns the remote exit status.
     pub async fn run(&self, request: Request<'_>, pty: Option<Pty>) -> Result<u32, SshError> {
+        let on_pty = pty.is_some();
+        on_local_stdio(on_pty, |streams| {
+            self.stream(request, pty.as_ref(), streams)
+        })
+        .await
+    }
+
+    /// Runs `request` with its input taken from and its output given to `streams`; on a PTY
+    /// of `pty`'s size and type when given. Returns the remote exit status; the end of
+    /// `streams.output` (its reader gone) ends the session early.
+    pub async fn stream(
+        &self,
+        request: Request<'_>,
+        pty: Option<&Pty>,
+        streams: Streams,
+    ) -> Result<u32, SshError> {
         let channel = self.open_session().await?;
         let err = |e| self.channel_error(e);
-        if let Some(p) = &pty {
+        if let Some(p) = pty {
             channel
                 .request_pty(false, &p.term, p.cols, p.rows, 0, 0, &[])
                 .await
@@ -99,75 +147,150 @@ impl Bastion {
             Request::ExecBytes(cmd) => channel.exec(true, cmd).await.map_err(err)?,
             Request::Shell => channel.request_shell(true).await.map_err(err)?,
         }
-        let raw = match pty {
-            Some(_) => Some(RawMode::enable().map_err(|source| SshError::Io {
-                what: "cannot put the terminal in raw mode",
-                source,
-            })?),
-            None => None,
-        };
         let (mut read, write) = channel.split();
         let write = Arc::new(write);
-        let stdin_pump = {
+        let Streams {
+            mut input,
+            output,
+            gone,
+        } = streams;
+        // Its own task: a write waiting for the remote window must not stop output.
+        let input_pump = tokio::spawn({
             let write = write.clone();
-            tokio::spawn(async move {
-                let mut stdin = tokio::io::stdin();
-                let mut buf = vec![0u8; 32 * 1024];
-                loop {
-                    match stdin.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if write.data(&buf[..n]).await.is_err() {
-                                return;
-                            }
+            async move {
+                while let Some(i) = input.recv().await {
+                    let sent = match i {
+                        Input::Data(d) => write.data(&d[..]).await.is_ok(),
+                        Input::Eof => write.eof().await.is_ok(),
+                        Input::Resize { cols, rows } => {
+                            write.window_change(cols, rows, 0, 0).await.is_ok()
                         }
+                    };
+                    if !sent {
+                        return;
                     }
                 }
-                let _ = write.eof().await;
-            })
-        };
-        let resize = raw.as_ref().map(|_| {
-            let write = write.clone();
-            tokio::spawn(super::pty::pass_window_changes(write))
+            }
         });
-        let stdout = Sink::spawn(std::io::stdout);
-        let stderr = Sink::spawn(std::io::stderr);
         let mut status = None;
+        let mut closed = false;
         // Keep reading after ExitStatus: output may still follow until the channel closes.
-        while let Some(msg) = read.wait().await {
+        loop {
+            let msg = tokio::select! {
+                m = read.wait() => m,
+                () = gone.cancelled() => break,
+            };
+            let Some(msg) = msg else {
+                closed = true;
+                break;
+            };
             let sent = match msg {
-                ChannelMsg::Data { data } => stdout.send(data.to_vec()).await,
-                ChannelMsg::ExtendedData { data, ext: 1 } => stderr.send(data.to_vec()).await,
+                ChannelMsg::Data { data } => output.send(Output::Stdout(data.to_vec())).await,
+                ChannelMsg::ExtendedData { data, ext: 1 } => {
+                    output.send(Output::Stderr(data.to_vec())).await
+                }
                 ChannelMsg::ExitStatus { exit_status } => {
                     status = Some(exit_status);
-                    true
+                    Ok(())
                 }
                 ChannelMsg::ExitSignal { signal_name, .. } => {
                     status = Some(signal_status(&signal_name));
-                    true
+                    Ok(())
                 }
-                ChannelMsg::Close => break,
-                _ => true,
+                ChannelMsg::Close => {
+                    closed = true;
+                    break;
+                }
+                _ => Ok(()),
+            };
+            if sent.is_err() {
+                break; // the reader stopped: its own error is reported by its side
+            }
+        }
+        input_pump.abort();
+        if !closed {
+            // Ended on our side first: close the channel so the remote command ends too.
+            let _ = write.close().await;
+        }
+        status.ok_or_else(|| SshError::Disconnected {
+            target: self.target().to_string(),
+        })
+    }
+}
+
+/// Runs `session` with this process's stdio as its streams: stdin read until EOF (then EOF
+/// passed on), stdout and stderr written by their own threads, and on a PTY the terminal in
+/// raw mode (restored on every return) and its resizes passed on. A failed write to stdout or
+/// stderr (a closed pipe) wins over the session's own result.
+pub async fn on_local_stdio<F, Fut, E>(pty: bool, session: F) -> Result<u32, E>
+where
+    F: FnOnce(Streams) -> Fut,
+    Fut: std::future::Future<Output = Result<u32, E>>,
+    E: From<SshError>,
+{
+    let raw = match pty {
+        true => Some(RawMode::enable().map_err(|source| SshError::Io {
+            what: "cannot put the terminal in raw mode",
+            source,
+        })?),
+        false => None,
+    };
+    let (input, input_rx) = mpsc::channel(16);
+    let (output_tx, mut output) = mpsc::channel(64);
+    let stdin_pump = {
+        let input = input.clone();
+        tokio::spawn(async move {
+            let mut stdin = tokio::io::stdin();
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match stdin.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if input.send(Input::Data(buf[..n].to_vec())).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            let _ = input.send(Input::Eof).await;
+        })
+    };
+    let resize = raw
+        .as_ref()
+        .map(|_| tokio::spawn(super::pty::pass_window_changes(input.clone())));
+    drop(input);
+    let writing = async move {
+        let stdout = Sink::spawn(std::io::stdout);
+        let stderr = Sink::spawn(std::io::stderr);
+        while let Some(o) = output.recv().await {
+            let sent = match o {
+                Output::Stdout(d) => stdout.send(d).await,
+                Output::Stderr(d) => stderr.send(d).await,
             };
             if !sent {
                 break; // the sink failed: its error is reported below
             }
         }
-        let result = match (stdout.finish().await, stderr.finish().await) {
+        drop(output);
+        match (stdout.finish().await, stderr.finish().await) {
             (Err(e), _) | (_, Err(e)) => Err(e),
             _ => Ok(()),
-        };
-        stdin_pump.abort();
-        if let Some(r) = resize {
-            r.abort();
         }
-        drop(raw);
-        result.map_err(|source| SshError::Io {
-            what: "writing the remote output",
-            source,
-        })?;
-        status.ok_or_else(|| SshError::Disconnected {
-            target: self.target().to_string(),
-        })
+    };
+    let streams = Streams {
+        input: input_rx,
+        output: output_tx,
+        gone: CancellationToken::new(),
+    };
+    let (status, written) = tokio::join!(session(streams), writing);
+    stdin_pump.abort();
+    if let Some(r) = resize {
+        r.abort();
     }
+    drop(raw);
+    written.map_err(|source| SshError::Io {
+        what: "writing the remote output",
+        source,
+    })?;
+    status
 }

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod agent;
 mod api_route;
 mod bastion;
 mod bastion_image;

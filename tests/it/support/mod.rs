@@ -53,8 +53,23 @@ impl Home {
             .env("USER", "tester")
             .env("NO_COLOR", "1")
             .env("LANG", "C.UTF-8")
-            .env("PARAGON_ADMIN_CONFIG", self.config_path());
+            .env("PARAGON_ADMIN_CONFIG", self.config_path())
+            // Each home its own agents: they leave when this folder is removed.
+            .env("XDG_RUNTIME_DIR", self.runtime_dir());
         c
+    }
+
+    /// `$XDG_RUNTIME_DIR` of `paragon()`: the kept agents' sockets live below it.
+    pub fn runtime_dir(&self) -> PathBuf {
+        let run = self.path().join("run");
+        if !run.exists() {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&run)
+                .expect("runtime dir");
+        }
+        run
     }
 }
 

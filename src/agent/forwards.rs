@@ -1,0 +1,147 @@
+//! The agent's detached forwards: listeners bound with `forward::bind` and served with
+//! `forward::run` over the kept session, by name. Asking again for a forward that is live
+//! with the same target returns it as it is; the same name with another target replaces it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::dial::Dialer;
+use crate::exit::ExitStatus;
+use crate::forward::{self, Forward, Options, Session, Sink, Stats, Style};
+
+use super::proto::DetachedForward;
+use super::server::{UseGuard, Uses};
+
+/// One live forward.
+struct Live {
+    spec: Forward,
+    bind: IpAddr,
+    local: SocketAddr,
+    stats: Arc<Stats>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    /// A live forward keeps the agent from leaving.
+    _use: UseGuard,
+}
+
+impl Live {
+    fn describe(&self) -> DetachedForward {
+        DetachedForward {
+            name: self.spec.name.clone(),
+            local: self.local,
+            target: self.spec.target_text(),
+            url: self.spec.url(self.local),
+            connections: self.stats.total.load(Ordering::Relaxed),
+            open: self.stats.open.load(Ordering::Relaxed),
+            sent: self.stats.sent.load(Ordering::Relaxed),
+            received: self.stats.received.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether asking for `f` on `bind` is asking for this one.
+    fn serves(&self, f: &Forward, bind: IpAddr) -> bool {
+        self.spec.target == f.target
+            && self.bind == bind
+            && (f.local_port == 0 || f.local_port == self.local.port())
+    }
+
+    async fn close(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+#[derive(Default)]
+pub struct Registry {
+    live: Mutex<Vec<Live>>,
+}
+
+impl Registry {
+    /// Makes each of `forwards` listen on `bind` (keeping those already live as asked), and
+    /// returns them in the order given. A failed bind leaves the live ones as they were.
+    pub async fn ensure(
+        &self,
+        forwards: Vec<Forward>,
+        bind: IpAddr,
+        dialer: Arc<dyn Dialer>,
+        uses: &Uses,
+    ) -> Result<Vec<DetachedForward>, (String, u8)> {
+        let mut live = self.live.lock().await;
+        let names: Vec<String> = forwards.iter().map(|f| f.name.clone()).collect();
+        let mut new = Vec::new();
+        for f in forwards {
+            match live.iter().position(|l| l.spec.name == f.name) {
+                Some(i) if live[i].serves(&f, bind) => {}
+                Some(i) => {
+                    // Closed first: the replacement may want the same port.
+                    live.remove(i).close().await;
+                    new.push(f);
+                }
+                None => new.push(f),
+            }
+        }
+        if !new.is_empty() {
+            let listeners = forward::bind(new, bind).await.map_err(|e| {
+                let status = e.exit_status();
+                (crate::exit::Error::from(e).to_string(), status)
+            })?;
+            for l in listeners {
+                let stop = CancellationToken::new();
+                let (spec, local, stats) = (l.forward.clone(), l.local, l.stats.clone());
+                // The keeper reconnects the agent's session: this one never ends, and the
+                // forward's own supervisor never needs to connect.
+                let session = Session {
+                    dialer: dialer.clone(),
+                    ended: Box::pin(std::future::pending()),
+                };
+                let task = tokio::spawn(forward::run(
+                    vec![l],
+                    session,
+                    || async { Err::<Session, _>("the agent's session is kept by the agent") },
+                    Options {
+                        style: Style::Json,
+                        sink: Sink::Stderr,
+                        ..Options::default()
+                    },
+                    stop.clone().cancelled_owned(),
+                ));
+                live.push(Live {
+                    spec,
+                    bind,
+                    local,
+                    stats,
+                    stop,
+                    task,
+                    _use: uses.hold(),
+                });
+            }
+        }
+        Ok(names
+            .iter()
+            .filter_map(|n| live.iter().find(|l| &l.spec.name == n))
+            .map(Live::describe)
+            .collect())
+    }
+
+    pub async fn list(&self) -> Vec<DetachedForward> {
+        self.live.lock().await.iter().map(Live::describe).collect()
+    }
+
+    /// Closes the forward called `name`, or all; returns how many were closed.
+    pub async fn stop(&self, name: Option<&str>) -> usize {
+        let mut live = self.live.lock().await;
+        let (closing, kept): (Vec<Live>, Vec<Live>) = std::mem::take(&mut *live)
+            .into_iter()
+            .partition(|l| name.is_none_or(|n| l.spec.name == n));
+        *live = kept;
+        let n = closing.len();
+        for l in closing {
+            l.close().await;
+        }
+        n
+    }
+}

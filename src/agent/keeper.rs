@@ -1,0 +1,196 @@
+//! The agent's one session: the bastion as connected now, re-established with the forward
+//! supervisor's backoff when it ends. Every attempt is a full `Bastion::connect`, so the host
+//! key is checked each time exactly as a direct connection checks it. A request that finds
+//! the session down asks for an attempt at once and gets its outcome: a session, or the
+//! error (and exit status) a direct connection would have given.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::config::Resolved;
+use crate::dial::{self, DialError, DialFuture, Dialer};
+use crate::exit::ExitStatus;
+use crate::forward::Backoff;
+use crate::ssh::Bastion;
+
+#[derive(Clone)]
+enum Conn {
+    Up(Bastion),
+    /// Down after `attempts` failed attempts; the last one's message and status.
+    Down {
+        attempts: u64,
+        error: Option<(String, u8)>,
+    },
+}
+
+pub struct Keeper {
+    state: watch::Sender<Conn>,
+    poke: Notify,
+    reconnects: AtomicU64,
+    target: String,
+}
+
+impl Keeper {
+    /// Keeps `first` and, when it ends, the sessions after it, until `stop`.
+    pub fn start(
+        first: Bastion,
+        profile: Arc<Resolved>,
+        backoff: Backoff,
+        stop: CancellationToken,
+    ) -> Arc<Keeper> {
+        let keeper = Arc::new(Keeper {
+            target: first.target().to_string(),
+            state: watch::Sender::new(Conn::Up(first)),
+            poke: Notify::new(),
+            reconnects: AtomicU64::new(0),
+        });
+        tokio::spawn(keeper.clone().keep(profile, backoff, stop));
+        keeper
+    }
+
+    async fn keep(
+        self: Arc<Self>,
+        profile: Arc<Resolved>,
+        backoff: Backoff,
+        stop: CancellationToken,
+    ) {
+        loop {
+            let current = match &*self.state.borrow() {
+                Conn::Up(b) => Some(b.clone()),
+                Conn::Down { .. } => None,
+            };
+            if let Some(b) = current {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = b.closed() => {}
+                }
+                info!("the connection to {} was lost; reconnecting", self.target);
+            }
+            self.state.send_replace(Conn::Down {
+                attempts: 0,
+                error: None,
+            });
+            let mut pause = backoff.initial;
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                let attempt =
+                    tokio::time::timeout(backoff.attempt_timeout, Bastion::connect(&profile));
+                let outcome = tokio::select! {
+                    () = stop.cancelled() => return,
+                    r = attempt => r,
+                };
+                let error = match outcome {
+                    Ok(Ok(b)) => {
+                        self.reconnects.fetch_add(1, Ordering::Relaxed);
+                        info!(attempts, "reconnected to {}", self.target);
+                        self.state.send_replace(Conn::Up(b));
+                        break;
+                    }
+                    Ok(Err(e)) => {
+                        let status = e.exit_status();
+                        (crate::exit::Error::from(e).to_string(), status)
+                    }
+                    Err(_) => (
+                        format!(
+                            "connecting to {} timed out after {}s",
+                            self.target,
+                            backoff.attempt_timeout.as_secs()
+                        ),
+                        crate::exit::UNREACHABLE,
+                    ),
+                };
+                info!(attempts, "reconnecting failed: {}", error.0);
+                self.state.send_replace(Conn::Down {
+                    attempts,
+                    error: Some(error),
+                });
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(pause) => {}
+                    () = self.poke.notified() => {}
+                }
+                pause = (pause * 2).min(backoff.max);
+            }
+        }
+    }
+
+    /// The session, waiting for the next attempt when it is down (asking for it at once);
+    /// else that attempt's message and exit status.
+    pub async fn bastion(&self, wait: Duration) -> Result<Bastion, (String, u8)> {
+        let mut rx = self.state.subscribe();
+        let seen = match &*rx.borrow_and_update() {
+            Conn::Up(b) if !b.is_closed() => return Ok(b.clone()),
+            Conn::Up(_) => 0,
+            Conn::Down { attempts, .. } => *attempts,
+        };
+        self.poke.notify_one();
+        let settled = rx.wait_for(|c| match c {
+            Conn::Up(b) => !b.is_closed(),
+            Conn::Down { attempts, error } => *attempts > seen && error.is_some(),
+        });
+        let unreachable = || {
+            (
+                format!(
+                    "the bastion {} is still unreachable after waiting {}s",
+                    self.target,
+                    wait.as_secs()
+                ),
+                crate::exit::UNREACHABLE,
+            )
+        };
+        match tokio::time::timeout(wait, settled).await {
+            Ok(Ok(c)) => match &*c {
+                Conn::Up(b) => Ok(b.clone()),
+                Conn::Down { error, .. } => Err(error.clone().unwrap_or_else(unreachable)),
+            },
+            _ => Err(unreachable()),
+        }
+    }
+
+    /// The session now, if one is up (for the status).
+    pub fn current(&self) -> Option<Bastion> {
+        match &*self.state.borrow() {
+            Conn::Up(b) if !b.is_closed() => Some(b.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+}
+
+/// The kept session as a `Dialer`: each connection waits (up to 30 s) for a session when the
+/// bastion is away, as a foreground forward's connections do.
+pub struct KeptDialer(pub Arc<Keeper>);
+
+/// How long a connection waits for the session to come back.
+pub const WAIT_FOR_SESSION: Duration = Duration::from_secs(30);
+
+impl Dialer for KeptDialer {
+    fn connect<'a>(&'a self, host: &'a str, port: u16) -> DialFuture<'a> {
+        Box::pin(async move {
+            match self.0.bastion(WAIT_FOR_SESSION).await {
+                Ok(b) => b.connect(host, port).await,
+                Err((reason, _)) => Err(DialError::NoSession {
+                    target: dial::target(host, port),
+                    reason,
+                }),
+            }
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("bastion {}", self.0.target)
+    }
+}

@@ -1,0 +1,417 @@
+//! The agent process (`paragon-admin agent run`): connects once (prompting on the terminal it
+//! was started from when it must), binds its socket, tells the starting command "ready" on
+//! stdout, then leaves the terminal (new session, stdio to /dev/null and its log) and serves
+//! requests until idle for `persist`, stopped, or its socket is removed.
+//!
+//! Every connection's peer uid is checked (SO_PEERCRED): another user gets nothing, not even
+//! a reply. Every request but `status` and `stop` carries the settings' fingerprint, and one
+//! made with other settings is answered `mismatch`.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::config::Resolved;
+use crate::dial::Dialer;
+use crate::exit::ExitStatus;
+use crate::forward::Backoff;
+use crate::ssh::Bastion;
+use crate::ssh::exec::Request as SshRequest;
+use crate::ssh::session::{Input, Output, Streams};
+use crate::ssh::shell::Pty;
+
+use super::forwards::Registry;
+use super::keeper::{Keeper, KeptDialer, WAIT_FOR_SESSION};
+use super::paths::{self, Paths};
+use super::proto::{self, AgentStatus, Frame, Op, Reply, Startup};
+
+/// How long a client may take to send its request line.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The operations in progress and the live forwards: the agent leaves only when there are
+/// none, `persist` after the last one ended.
+#[derive(Clone)]
+pub struct Uses(Arc<watch::Sender<usize>>);
+
+pub struct UseGuard(Uses);
+
+impl Uses {
+    pub fn hold(&self) -> UseGuard {
+        self.0.send_modify(|n| *n += 1);
+        UseGuard(self.clone())
+    }
+}
+
+impl Drop for UseGuard {
+    fn drop(&mut self) {
+        self.0.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+struct Agent {
+    profile: Arc<Resolved>,
+    fingerprint: String,
+    keeper: Arc<Keeper>,
+    uses: Uses,
+    forwards: Registry,
+    started: jiff::Timestamp,
+    persist: Duration,
+    stop: CancellationToken,
+    socket: std::path::PathBuf,
+    /// The socket file we bound: removed on exit only while it is still ours.
+    inode: Option<u64>,
+}
+
+/// Runs the agent for `profile`; the result is the process's exit status. Until "ready" its
+/// errors go to the starting command (on stdout, as a `Startup` line), which prints them.
+pub async fn run(profile: Resolved) -> u8 {
+    let paths = match Paths::for_profile(&profile.name) {
+        Ok(p) => p,
+        Err(e) => return startup_failed(e.exit_status(), &crate::exit::Error::from(e)),
+    };
+    let bastion = match Bastion::connect(&profile).await {
+        Ok(b) => b,
+        Err(e) => return startup_failed(e.exit_status(), &crate::exit::Error::from(e)),
+    };
+    let listener = match bind(&paths).await {
+        Ok(l) => l,
+        Err(e) => return startup_failed(crate::exit::FAILED, &e),
+    };
+    tell(&Startup::Ready {
+        pid: std::process::id(),
+    });
+    if let Err(e) = detach(&paths.log) {
+        warn!("cannot leave the terminal: {e}");
+    }
+    info!(profile = %profile.name, bastion = bastion.target(), "agent ready");
+    let stop = CancellationToken::new();
+    let profile = Arc::new(profile);
+    let agent = Arc::new(Agent {
+        fingerprint: super::fingerprint(&profile),
+        keeper: Keeper::start(bastion, profile.clone(), Backoff::default(), stop.clone()),
+        uses: Uses(Arc::new(watch::Sender::new(0))),
+        forwards: Registry::default(),
+        started: jiff::Timestamp::now(),
+        persist: profile.settings.persist.0,
+        profile,
+        inode: paths::inode(&paths.socket),
+        socket: paths.socket,
+        stop,
+    });
+    tokio::spawn(leave_when_idle(agent.clone()));
+    serve(&agent, listener).await;
+    0
+}
+
+/// Binds the socket, replacing a stale one (the starting command holds the start lock, so a
+/// socket nobody answers on is stale), mode 0600.
+async fn bind(paths: &Paths) -> Result<UnixListener, String> {
+    if UnixStream::connect(&paths.socket).await.is_ok() {
+        return Err(format!(
+            "an agent already answers on {}",
+            paths.socket.display()
+        ));
+    }
+    match std::fs::remove_file(&paths.socket) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(format!("cannot remove {}: {e}", paths.socket.display()));
+        }
+        _ => {}
+    }
+    let listener = UnixListener::bind(&paths.socket)
+        .map_err(|e| format!("cannot listen on {}: {e}", paths.socket.display()))?;
+    // The folder is 0700 already; the socket's own mode says the same to anyone who looks.
+    std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("cannot restrict {}: {e}", paths.socket.display()))?;
+    Ok(listener)
+}
+
+fn startup_failed(status: u8, message: &dyn std::fmt::Display) -> u8 {
+    tell(&Startup::Failed {
+        message: message.to_string(),
+        status,
+    });
+    status
+}
+
+/// One line to the starting command.
+fn tell(s: &Startup) {
+    let mut out = std::io::stdout().lock();
+    if let Ok(line) = serde_json::to_string(s) {
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+/// Leaves the starting command's terminal and session: stdin and stdout to /dev/null, stderr
+/// (the log) to `log`, and a session of our own so its hangup and Ctrl-C do not reach us.
+fn detach(log: &Path) -> std::io::Result<()> {
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    rustix::stdio::dup2_stdin(&null)?;
+    rustix::stdio::dup2_stdout(&null)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(log)?;
+    rustix::stdio::dup2_stderr(&log)?;
+    rustix::process::setsid()?;
+    Ok(())
+}
+
+async fn serve(agent: &Arc<Agent>, listener: UnixListener) {
+    loop {
+        let accepted = tokio::select! {
+            () = agent.stop.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                if !peer_is_us(&stream) {
+                    warn!("refused a connection from another user");
+                    continue;
+                }
+                tokio::spawn(handle(agent.clone(), stream));
+            }
+            Err(e) => {
+                // Out of descriptors, most likely: do not spin.
+                warn!("accept on the agent socket failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    remove_socket(agent);
+    agent.forwards.stop(None).await;
+    info!("agent stopped");
+}
+
+fn peer_is_us(stream: &UnixStream) -> bool {
+    stream.peer_cred().is_ok_and(|c| c.uid() == paths::uid())
+}
+
+fn remove_socket(agent: &Agent) {
+    if agent.inode.is_some() && paths::inode(&agent.socket) == agent.inode {
+        let _ = std::fs::remove_file(&agent.socket);
+    }
+}
+
+/// Stops the agent `persist` after its last use, or as soon as its socket is gone (removed,
+/// or replaced by another agent's).
+async fn leave_when_idle(agent: Arc<Agent>) {
+    let mut uses = agent.uses.0.subscribe();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut last_use = Instant::now();
+    loop {
+        tokio::select! {
+            () = agent.stop.cancelled() => return,
+            _ = tick.tick() => {}
+            _ = uses.changed() => last_use = Instant::now(),
+        }
+        if *uses.borrow() > 0 {
+            last_use = Instant::now();
+        } else if last_use.elapsed() >= agent.persist {
+            info!("idle for {}s: leaving", agent.persist.as_secs());
+            agent.stop.cancel();
+            return;
+        }
+        if paths::inode(&agent.socket) != agent.inode {
+            info!("the socket was removed: leaving");
+            agent.stop.cancel();
+            return;
+        }
+    }
+}
+
+async fn handle(agent: Arc<Agent>, stream: UnixStream) {
+    let _use = agent.uses.hold();
+    let mut conn = BufReader::new(stream);
+    let request: proto::Request =
+        match tokio::time::timeout(REQUEST_DEADLINE, proto::read_line(&mut conn)).await {
+            Ok(Ok(Some(r))) => r,
+            Ok(Err(e)) => {
+                debug!("bad request: {e}");
+                return;
+            }
+            _ => return,
+        };
+    let result = match request.op {
+        Op::Stop => {
+            // Gone from the folder before the answer: the next command starts a new agent.
+            remove_socket(&agent);
+            let r = reply(&mut conn, &Reply::Stopped { count: 1 }).await;
+            agent.stop.cancel();
+            r
+        }
+        Op::Status => {
+            let status = Box::new(status(&agent).await);
+            reply(&mut conn, &Reply::Status { status }).await
+        }
+        _ if request.fingerprint != agent.fingerprint => reply(&mut conn, &Reply::Mismatch).await,
+        Op::Dial { host, port } => dial(&agent, conn, &host, port).await,
+        Op::Exec { command, pty } => {
+            let pty = pty.map(|p| Pty {
+                term: p.term,
+                cols: p.cols,
+                rows: p.rows,
+            });
+            exec(&agent, conn, command, pty).await
+        }
+        Op::Forward { forwards, bind } => {
+            let dialer: Arc<dyn Dialer> = Arc::new(KeptDialer(agent.keeper.clone()));
+            let forwards = forwards.into_iter().map(Into::into).collect();
+            let answer = match agent
+                .forwards
+                .ensure(forwards, bind, dialer, &agent.uses)
+                .await
+            {
+                Ok(forwards) => Reply::Forwards { forwards },
+                Err((message, status)) => Reply::Failed { message, status },
+            };
+            reply(&mut conn, &answer).await
+        }
+        Op::Forwards => {
+            let forwards = agent.forwards.list().await;
+            reply(&mut conn, &Reply::Forwards { forwards }).await
+        }
+        Op::StopForward { name } => {
+            let count = agent.forwards.stop(name.as_deref()).await;
+            reply(&mut conn, &Reply::Stopped { count }).await
+        }
+    };
+    if let Err(e) = result {
+        debug!("a client went away: {e}");
+    }
+}
+
+async fn reply(conn: &mut BufReader<UnixStream>, r: &Reply) -> std::io::Result<()> {
+    proto::write_line(conn.get_mut(), r).await
+}
+
+async fn status(agent: &Agent) -> AgentStatus {
+    let current = agent.keeper.current();
+    let channels = current.as_ref().map(Bastion::channel_counts);
+    AgentStatus {
+        profile: agent.profile.name.clone(),
+        bastion: agent.keeper.target().to_string(),
+        pid: std::process::id(),
+        up_since: agent.started.to_string(),
+        reconnects: agent.keeper.reconnects(),
+        connected: current.is_some(),
+        channels_open: channels.map_or(0, |c| c.open),
+        channels_held: channels.map_or(0, |c| c.held),
+        persist_secs: agent.persist.as_secs(),
+        forwards: agent.forwards.list().await,
+    }
+}
+
+/// After "ready", the connection is the stream of one `direct-tcpip` channel.
+async fn dial(
+    agent: &Agent,
+    mut conn: BufReader<UnixStream>,
+    host: &str,
+    port: u16,
+) -> std::io::Result<()> {
+    let bastion = match agent.keeper.bastion(WAIT_FOR_SESSION).await {
+        Ok(b) => b,
+        Err((message, status)) => {
+            return reply(&mut conn, &Reply::Failed { message, status }).await;
+        }
+    };
+    match bastion.connect(host, port).await {
+        Ok(mut channel) => {
+            reply(&mut conn, &Reply::Ready).await?;
+            tokio::io::copy_bidirectional(&mut conn, &mut channel).await?;
+            Ok(())
+        }
+        Err(e) => {
+            let error = (&e).into();
+            reply(&mut conn, &Reply::DialFailed { error }).await
+        }
+    }
+}
+
+/// After "ready", frames both ways: stdin, its EOF and resizes in; stdout, stderr and the
+/// exit status (or the error) out.
+async fn exec(
+    agent: &Agent,
+    mut conn: BufReader<UnixStream>,
+    command: Option<Vec<u8>>,
+    pty: Option<Pty>,
+) -> std::io::Result<()> {
+    let bastion = match agent.keeper.bastion(WAIT_FOR_SESSION).await {
+        Ok(b) => b,
+        Err((message, status)) => {
+            return reply(&mut conn, &Reply::Failed { message, status }).await;
+        }
+    };
+    reply(&mut conn, &Reply::Ready).await?;
+    let (mut from_client, mut to_client) = tokio::io::split(conn);
+    let (input, input_rx) = mpsc::channel(16);
+    let (output_tx, mut output) = mpsc::channel(64);
+    let gone = CancellationToken::new();
+    let reading = tokio::spawn({
+        let gone = gone.clone();
+        async move {
+            loop {
+                let i = match proto::read_frame(&mut from_client).await {
+                    Ok(Some(Frame::Stdin(d))) => Input::Data(d),
+                    Ok(Some(Frame::StdinEof)) => Input::Eof,
+                    Ok(Some(Frame::Resize { cols, rows })) => Input::Resize { cols, rows },
+                    // The client ended (or spoke nonsense) before the command did.
+                    _ => break,
+                };
+                if input.send(i).await.is_err() {
+                    return;
+                }
+            }
+            gone.cancel();
+        }
+    });
+    let writing = tokio::spawn(async move {
+        while let Some(o) = output.recv().await {
+            let f = match o {
+                Output::Stdout(d) => Frame::Stdout(d),
+                Output::Stderr(d) => Frame::Stderr(d),
+            };
+            if proto::write_frame(&mut to_client, &f).await.is_err() {
+                return None;
+            }
+        }
+        Some(to_client)
+    });
+    let request = match &command {
+        Some(c) => SshRequest::ExecBytes(c),
+        None => SshRequest::Shell,
+    };
+    let streams = Streams {
+        input: input_rx,
+        output: output_tx,
+        gone,
+    };
+    let result = bastion.stream(request, pty.as_ref(), streams).await;
+    reading.abort();
+    let Ok(Some(mut to_client)) = writing.await else {
+        return Ok(());
+    };
+    let last = match result {
+        Ok(status) => Frame::Exit(status),
+        Err(e) => Frame::Failed {
+            status: e.exit_status(),
+            message: crate::exit::Error::from(e).to_string(),
+        },
+    };
+    proto::write_frame(&mut to_client, &last).await?;
+    to_client.shutdown().await
+}
