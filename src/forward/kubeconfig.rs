@@ -276,7 +276,7 @@ impl Plugin {
             command: Some(self.program.display().to_string()),
             args: Some(args),
             install_hint: Some(
-                "paragon-admin writes this entry (`paragon-admin kubeconfig --write` or --merge); install it again, or write the entry again"
+                "this entry runs paragon-admin: install it, then run `paragon-admin kubeconfig --write FILE` (or --merge) again"
                     .to_string(),
             ),
             // It never asks: kubectl's stdin stays kubectl's.

@@ -18,6 +18,7 @@ mod health;
 mod identity;
 mod init;
 mod known_hosts;
+mod kube_credential;
 mod passthrough;
 mod ports;
 mod sandbox;
