@@ -54,6 +54,9 @@ api_port=$(free_port)
   --kubeconfig-out "$work/sandbox.kubeconfig" >/dev/null 2>"$work/sandbox.log" &
 pids+=($!)
 wait_port "$api_port"
+# It writes its kubeconfig once it listens.
+for _ in $(seq 200); do [[ -s $work/sandbox.kubeconfig ]] && break; sleep 0.05; done
+[[ -s $work/sandbox.kubeconfig ]] || { echo "bench-kubeconfig: the sandbox wrote no kubeconfig: $(cat "$work/sandbox.log")" >&2; exit 1; }
 
 cat >"$work/config.toml" <<CONFIG
 [profiles.bench]
