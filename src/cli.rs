@@ -152,14 +152,31 @@ once they listen; --list shows them and --stop NAME (or all) closes them.",
     /// Forward the Kubernetes API and print a kubeconfig that uses the forward
     #[command(
         long_about = "Forward the cluster's private API server (the profile's [kube] api_server, else \
-the server in its kubeconfig) to a local port, and print (or --write) a kubeconfig whose server \
-is that port and whose tls-server-name keeps TLS verifying, so that kubectl, k9s or Lens on this \
-machine work through the bastion. The credentials come from the profile's kube.kubeconfig, else \
-from the bastion's own kubeconfig; they are written only where you ask. Stays in the foreground \
-like `forward`.",
-        after_help = "Examples:\n  paragon-admin kubeconfig --write ~/.kube/paragon-prod\n  KUBECONFIG=~/.kube/paragon-prod kubectl get pods -n paragon\n  paragon-admin kubeconfig --local-port 6443 > /tmp/kc"
+the server in its kubeconfig) to a local port, so that kubectl, k9s or Lens on this machine work \
+through the bastion; the kubeconfig's tls-server-name keeps TLS verifying. The credentials come \
+from the profile's kube.kubeconfig, else from the bastion's own kubeconfig.\n\n\
+Without --write or --merge: print a kubeconfig holding the credentials and serve the forward in \
+the foreground, like `forward`.\n\n\
+With --write FILE or --merge: a kubeconfig that heals itself, holding no secret. Its server is \
+the API forward that the profile's agent holds on a stable local port; its user is the exec \
+credential plugin `paragon-admin kube-credential --profile PROFILE`, which kubectl runs before it \
+dials: the plugin starts the agent and the forward when they are not running (after a reboot, a \
+sleep, a bastion restart) and prints the credential as an ExecCredential for kubectl only, valid \
+for 10 minutes. The command returns once the forward listens.",
+        after_help = "Examples:\n  paragon-admin kubeconfig --write ~/.kube/paragon-prod\n  KUBECONFIG=~/.kube/paragon-prod kubectl get pods -n paragon\n  paragon-admin --profile prod kubeconfig --merge && kubectl --context paragon-prod get ns\n  paragon-admin kubeconfig --local-port 6443 > /tmp/kc"
     )]
     Kubeconfig(KubeconfigArgs),
+    /// The exec credential plugin of the kubeconfig `kubeconfig --write` writes (kubectl runs it)
+    #[command(
+        long_about = "Make sure the profile's agent runs and holds the API forward on its stable port, \
+then print the profile's Kubernetes credential (from kube.kubeconfig, else the bastion's own \
+kubeconfig, fetched into memory) as a client.authentication.k8s.io/v1 ExecCredential on stdout, \
+for kubectl. Errors are one line on stderr, which kubectl shows. Written into kubeconfigs by \
+`kubeconfig --write` and `--merge`; not meant to be run by hand.",
+        after_help = "Examples:\n  paragon-admin kube-credential --profile prod",
+        hide = true
+    )]
+    KubeCredential,
     /// List the profiles in the config file
     #[command(
         after_help = "Examples:\n  paragon-admin profiles\n  paragon-admin profiles --output json"
@@ -435,14 +452,20 @@ pub struct ForwardArgs {
 
 #[derive(Debug, Args)]
 pub struct KubeconfigArgs {
-    /// The local port for the API server (0 = any free port)
-    #[arg(long, value_name = "PORT", default_value_t = 0)]
-    pub local_port: u16,
-    /// Write the kubeconfig to FILE (mode 0600) instead of stdout
-    #[arg(long, value_name = "FILE")]
+    /// The local port for the API server (0 = any free port) [default: the profile's own,
+    /// chosen once and remembered in the state folder's ports.toml]
+    #[arg(long, value_name = "PORT", conflicts_with = "healing")]
+    pub local_port: Option<u16>,
+    /// Write a kubeconfig that heals itself to FILE (mode 0600) and return: its user runs
+    /// `paragon-admin kube-credential`, its server is the agent's API forward
+    #[arg(long, value_name = "FILE", group = "healing")]
     pub write: Option<PathBuf>,
-    /// Allow --write to replace a default kubeconfig (~/.kube/config or one in $KUBECONFIG)
-    #[arg(long, requires = "write")]
+    /// Add that kubeconfig's context, cluster and user (paragon-PROFILE) to $KUBECONFIG's
+    /// first file, else ~/.kube/config, keeping every other entry
+    #[arg(long, group = "healing")]
+    pub merge: bool,
+    /// Allow --write to replace a default kubeconfig, and --merge an entry of the same name
+    #[arg(long, requires = "healing")]
     pub force: bool,
 }
 

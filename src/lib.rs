@@ -22,3 +22,4 @@ pub mod sandbox;
 pub mod secrets;
 pub mod signals;
 pub mod ssh;
+pub mod state;

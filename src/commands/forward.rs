@@ -24,7 +24,9 @@ pub async fn run(g: &Globals, args: ForwardArgs) -> Result<u8, Error> {
     if let Some(name) = &args.stop {
         return stop(g, &profile, name).await;
     }
-    let mut forwards = forward::parse_specs(&args.specs, &profile.services())?;
+    let stable = |name: &str| crate::state::Ports::user()?.stable_port(&profile.name, name);
+    let mut forwards =
+        forward::spec::parse_specs_stable(&args.specs, &profile.services(), &stable)?;
     if let Some(port) = args.socks {
         if !args.bind.is_loopback() {
             return Err(ForwardError::SocksExposed { addr: args.bind }.into());

@@ -10,6 +10,7 @@ mod docs;
 mod forward;
 mod health;
 mod init;
+mod kube_credential;
 mod kubeconfig;
 mod kubectl;
 mod profiles;
@@ -39,6 +40,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Forward(a) => forward::run(g, a).await,
         Command::Kubeconfig(a) => kubeconfig::run(g, a).await,
         Command::Agent { action } => agent::run(g, &action).await,
+        Command::KubeCredential => kube_credential::run(g).await,
     }
 }
 

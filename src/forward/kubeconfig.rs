@@ -2,17 +2,27 @@
 //! server becomes the forward's local address, and `tls-server-name` keeps the API server's
 //! real name so that TLS still verifies. The user's credentials are copied unchanged.
 //!
+//! Or, for a kubeconfig that heals itself, the user becomes an exec plugin
+//! (`paragon-admin kube-credential`) that brings the forward back and hands the credential
+//! over each time kubectl asks; such an entry can be merged into the user's own kubeconfig.
+//!
 //! Pure rewriting: reading and parsing kubeconfigs is `kube`'s (the one reader), fetching
 //! from the bastion and writing are the caller's.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use kube::config::{Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext};
+use kube::config::{
+    AuthInfo, Cluster, Context, ExecConfig, ExecInteractiveMode, Kubeconfig, NamedAuthInfo,
+    NamedCluster, NamedContext,
+};
 
 use crate::config::{HostPort, Scheme, Service};
 
 use super::spec::{Forward, Target};
+
+mod merge;
+pub use merge::{check_mergeable, merge, merge_into_file, merge_target};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubeconfigError {
@@ -47,6 +57,21 @@ pub enum KubeconfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot read {path}")]
+    ReadTarget {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a kubeconfig kubectl could read, so it is left alone: {message}")]
+    Unmergeable { path: PathBuf, message: String },
+    #[error("{path} already has a {kind} named `{name}`: pass --force to replace it")]
+    Exists {
+        path: PathBuf,
+        kind: &'static str,
+        name: String,
+    },
+    #[error("no kubeconfig to merge into: set KUBECONFIG or HOME")]
+    NoDefaultPath,
 }
 
 /// A kubeconfig as read or fetched, with where it came from (for messages).
@@ -68,6 +93,7 @@ impl crate::exit::ExitStatus for KubeconfigError {
             // A refused path (a folder others can write) is the user's to fix: the io error
             // says which.
             KubeconfigError::Write { source, .. } => crate::exit::ExitStatus::exit_status(source),
+            KubeconfigError::ReadTarget { .. } => crate::exit::FAILED,
             _ => crate::exit::USAGE,
         }
     }
@@ -220,6 +246,77 @@ impl Source {
             current_context: Some(name.to_string()),
             ..Kubeconfig::default()
         })
+    }
+}
+
+/// The exec plugin a healing kubeconfig's user runs:
+/// `PROGRAM [--config CONFIG] kube-credential --profile PROFILE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plugin {
+    /// The absolute path of paragon-admin.
+    pub program: PathBuf,
+    /// The config file, when it is not the default one.
+    pub config: Option<PathBuf>,
+    pub profile: String,
+}
+
+impl Plugin {
+    fn exec(&self) -> ExecConfig {
+        let mut args = Vec::new();
+        if let Some(c) = &self.config {
+            args.extend(["--config".to_string(), c.display().to_string()]);
+        }
+        args.extend([
+            "kube-credential".to_string(),
+            "--profile".to_string(),
+            self.profile.clone(),
+        ]);
+        ExecConfig {
+            api_version: Some(crate::kube::credential::API_VERSION.to_string()),
+            command: Some(self.program.display().to_string()),
+            args: Some(args),
+            install_hint: Some(
+                "this entry runs paragon-admin: install it, then run `paragon-admin kubeconfig --write FILE` (or --merge) again"
+                    .to_string(),
+            ),
+            // It never asks: kubectl's stdin stays kubectl's.
+            interactive_mode: Some(ExecInteractiveMode::Never),
+            provide_cluster_info: false,
+            ..ExecConfig::default()
+        }
+    }
+}
+
+impl Source {
+    /// The kubeconfig for the stable forward on `local` whose user runs `plugin` for its
+    /// credential: no secret in it. Impersonation (`as`, `as-groups`, ...) of the selected
+    /// user is kept, as kubectl applies it on top of any credential.
+    pub fn through_plugin(
+        &self,
+        upstream: &Upstream,
+        local: SocketAddr,
+        name: &str,
+        plugin: &Plugin,
+    ) -> Result<Kubeconfig, KubeconfigError> {
+        let mut k = self.through_forward(upstream, local, name)?;
+        let user = k.auth_infos.first().and_then(|u| u.auth_info.clone());
+        let keep = user.unwrap_or_default();
+        k.auth_infos = vec![NamedAuthInfo {
+            name: name.to_string(),
+            auth_info: Some(AuthInfo {
+                exec: Some(plugin.exec()),
+                impersonate: keep.impersonate,
+                impersonate_uid: keep.impersonate_uid,
+                impersonate_groups: keep.impersonate_groups,
+                impersonate_user_extra: keep.impersonate_user_extra,
+                ..AuthInfo::default()
+            }),
+            other: Default::default(),
+        }];
+        if let Some(ctx) = k.contexts.first_mut().and_then(|c| c.context.as_mut()) {
+            ctx.user = Some(name.to_string());
+        }
+        Ok(k)
     }
 }
 
@@ -460,6 +557,54 @@ users:
         );
         assert_eq!(parse_server("https://api").unwrap().port, 443);
         assert!(parse_server("api:6443").is_none());
+    }
+
+    fn plugin() -> Plugin {
+        Plugin {
+            program: PathBuf::from("/usr/bin/paragon-admin"),
+            config: Some(PathBuf::from("/etc/paragon/config.toml")),
+            profile: "prod".to_string(),
+        }
+    }
+
+    fn healing(name: &str) -> Kubeconfig {
+        let s = source();
+        let u = s.upstream(None).unwrap();
+        s.through_plugin(&u, "127.0.0.1:24000".parse().unwrap(), name, &plugin())
+            .unwrap()
+    }
+
+    #[test]
+    fn the_healing_kubeconfig_runs_the_plugin_and_holds_no_secret() {
+        let yaml = to_yaml(&healing("paragon-prod")).unwrap();
+        assert!(!yaml.contains("s3cr3t-token"), "{yaml}");
+        let back = Kubeconfig::from_yaml(&yaml).unwrap();
+        let c = back.clusters[0].cluster.as_ref().unwrap();
+        assert_eq!(c.server.as_deref(), Some("https://127.0.0.1:24000"));
+        assert_eq!(c.tls_server_name.as_deref(), Some("api.paragon.internal"));
+        assert_eq!(c.certificate_authority_data.as_deref(), Some("Q0E="));
+        let user = &back.auth_infos[0];
+        assert_eq!(user.name, "paragon-prod");
+        let exec = user.auth_info.as_ref().unwrap().exec.as_ref().unwrap();
+        assert_eq!(exec.command.as_deref(), Some("/usr/bin/paragon-admin"));
+        assert_eq!(
+            exec.args.as_deref().unwrap(),
+            [
+                "--config",
+                "/etc/paragon/config.toml",
+                "kube-credential",
+                "--profile",
+                "prod"
+            ]
+        );
+        assert_eq!(
+            exec.api_version.as_deref(),
+            Some("client.authentication.k8s.io/v1")
+        );
+        assert_eq!(exec.interactive_mode, Some(ExecInteractiveMode::Never));
+        assert!(yaml.contains("provideClusterInfo: false"), "{yaml}");
+        let ctx = back.contexts[0].context.as_ref().unwrap();
+        assert_eq!(ctx.user.as_deref(), Some("paragon-prod"));
     }
 
     #[test]

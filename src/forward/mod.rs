@@ -56,6 +56,9 @@ pub enum ForwardError {
          drop --bind or bind a loopback address"
     )]
     SocksExposed { addr: IpAddr },
+    /// The stable local port of a service could not be had (`state`).
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
 }
 
 impl crate::exit::ExitStatus for ForwardError {
@@ -67,6 +70,7 @@ impl crate::exit::ExitStatus for ForwardError {
             | ForwardError::SocksExposed { .. }
             | ForwardError::PortInUse { .. }
             | ForwardError::PortNeedsPrivileges { .. } => crate::exit::USAGE,
+            ForwardError::State(e) => crate::exit::ExitStatus::exit_status(e),
             _ => crate::exit::FAILED,
         }
     }

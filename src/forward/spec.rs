@@ -1,5 +1,7 @@
 //! What the user asked to forward: a service name, `LOCAL_PORT:SERVICE`, or `ssh -L` style
 //! `LOCAL_PORT:HOST:PORT` and `HOST:PORT`, turned into `Forward`s with every field decided.
+//! A service without a local port of its own (`local_port = 0`) and none on the command line
+//! gets the stable one the caller's `StablePort` gives (chosen once per profile, `state`).
 
 use std::collections::BTreeMap;
 
@@ -57,7 +59,11 @@ impl Forward {
     }
 }
 
-/// Turns each SPEC into a `Forward`, looking service names up in `services`.
+/// The local port remembered for a service name (a profile's `state::Ports::stable_port`).
+pub type StablePort<'a> = &'a dyn Fn(&str) -> Result<u16, crate::state::StateError>;
+
+/// Turns each SPEC into a `Forward`, looking service names up in `services`; a service with
+/// `local_port = 0` listens on any free port.
 pub fn parse_specs(
     specs: &[String],
     services: &BTreeMap<String, Service>,
@@ -65,10 +71,31 @@ pub fn parse_specs(
     specs.iter().map(|s| parse_spec(s, services)).collect()
 }
 
+/// As `parse_specs`, but a service with `local_port = 0` and no `LOCAL_PORT:` on the command
+/// line listens on the port `stable` gives for its name, the same at every run.
+pub fn parse_specs_stable(
+    specs: &[String],
+    services: &BTreeMap<String, Service>,
+    stable: StablePort<'_>,
+) -> Result<Vec<Forward>, ForwardError> {
+    specs
+        .iter()
+        .map(|s| parse_spec_with(s, services, Some(stable)))
+        .collect()
+}
+
 /// Parses one SPEC.
 pub fn parse_spec(
     spec: &str,
     services: &BTreeMap<String, Service>,
+) -> Result<Forward, ForwardError> {
+    parse_spec_with(spec, services, None)
+}
+
+fn parse_spec_with(
+    spec: &str,
+    services: &BTreeMap<String, Service>,
+    stable: Option<StablePort<'_>>,
 ) -> Result<Forward, ForwardError> {
     let bad = |message: String| ForwardError::Spec {
         spec: spec.to_string(),
@@ -76,7 +103,15 @@ pub fn parse_spec(
     };
     let parts = split_outside_brackets(spec).ok_or_else(|| bad("unbalanced `[`".to_string()))?;
     match parts.as_slice() {
-        [name] => service_forward(name, None, services).map_err(bad),
+        [name] => {
+            let mut f = service_forward(name, None, services).map_err(bad)?;
+            if let Some(stable) = stable
+                && f.local_port == 0
+            {
+                f.local_port = stable(&f.name)?;
+            }
+            Ok(f)
+        }
         [a, b] if is_port(b) => {
             let port = remote_port(b).map_err(bad)?;
             Ok(tunnel(host(a).map_err(bad)?, port, port))
@@ -264,5 +299,25 @@ mod tests {
             e.contains("grafana, kibana, openobserve, prometheus"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn only_a_service_without_a_local_port_of_its_own_takes_the_stable_one() {
+        let mut all = services();
+        all.get_mut("kibana").unwrap().local_port = 0;
+        let stable = |name: &str| -> Result<u16, crate::state::StateError> {
+            assert_eq!(name, "kibana");
+            Ok(24001)
+        };
+        let specs = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        let got = parse_specs_stable(
+            &specs(&["kibana", "grafana", "0:kibana", "3000:kibana", "h:80"]),
+            &all,
+            &stable,
+        )
+        .unwrap();
+        let ports: Vec<u16> = got.iter().map(|f| f.local_port).collect();
+        assert_eq!(ports, [24001, 4500, 0, 3000, 80]);
+        assert_eq!(parse_spec("kibana", &all).unwrap().local_port, 0);
     }
 }

@@ -9,6 +9,7 @@
 //! `source` uses to fetch the bastion's own kubeconfig.
 
 mod connector;
+pub mod credential;
 pub mod list;
 pub mod portforward;
 pub mod retry;

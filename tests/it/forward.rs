@@ -777,7 +777,7 @@ fn kubectl_raw_version(s: &Scene, kubeconfig: &Path) -> Result<String, String> {
 }
 
 #[test]
-fn kubectl_works_through_the_written_kubeconfig_with_tls_verified() {
+fn kubectl_works_through_the_printed_kubeconfig_with_tls_verified() {
     let certs = tempfile::tempdir().unwrap();
     let (cert, key) = api_certificate(certs.path());
     // The profile's own kubeconfig names the API by its certificate's name; the profile
@@ -797,18 +797,17 @@ fn kubectl_works_through_the_written_kubeconfig_with_tls_verified() {
     assert_eq!(api, s0);
 
     let written = s.home.path().join("paragon.kubeconfig");
-    let mut c = s.net.paragon("client", &s.home);
-    c.arg("kubeconfig")
-        .arg("--write")
-        .arg(&written)
-        .args(["--output", "json"]);
-    let kc = Running::start(c);
-    let (ev, port) = kc.listening_port();
+    let (_kc, ev, log) = serve_kubeconfig(&s, &written);
     assert_eq!(ev["name"], "kubernetes");
     assert_eq!(ev["target"], format!("{PRIVATE}:{s0}"));
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&written).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o600);
+    let port: u16 = ev["local"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     // The real kubectl, verifying the API's certificate against its real name.
     let version = kubectl_raw_version(&s, &written).unwrap();
     assert!(version.contains("v1.33.0-paragon-test"), "{version}");
@@ -821,7 +820,46 @@ fn kubectl_works_through_the_written_kubeconfig_with_tls_verified() {
         text.contains("tls-server-name: api.paragon.internal"),
         "{text}"
     );
-    assert!(!kc.stderr().contains(TOKEN), "a secret reached stderr");
+    assert!(!log.contains(TOKEN), "a secret reached stderr");
+}
+
+/// `paragon-admin kubeconfig --output json` serving in the client namespace, the kubeconfig
+/// it prints on stdout going straight into `saved`; returned once it listens, with its
+/// `listening` event and what it wrote on stderr until then. The kubeconfig is written whole
+/// before that event, so `saved` is complete.
+fn serve_kubeconfig(s: &Scene, saved: &Path) -> (KillOnDrop, Value, String) {
+    let mut c = s.net.paragon("client", &s.home);
+    c.args(["kubeconfig", "--output", "json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(std::fs::File::create(saved).unwrap()))
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let running = KillOnDrop(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(line) = rx.recv_timeout(left) else {
+            panic!("no listening event:\n{log}");
+        };
+        log.push_str(&line);
+        log.push('\n');
+        if let Ok(v) = serde_json::from_str::<Value>(&line)
+            && v["event"] == "listening"
+        {
+            return (running, v, log);
+        }
+    }
 }
 
 #[test]
@@ -945,13 +983,7 @@ fn real_kubectl_works_against_the_sandbox_api_through_the_kubeconfig_forward() {
     }
 
     let written = s.home.path().join("paragon.kubeconfig");
-    let mut c = s.net.paragon("client", &s.home);
-    c.arg("kubeconfig")
-        .arg("--write")
-        .arg(&written)
-        .args(["--output", "json"]);
-    let kc = Running::start(c);
-    let (ev, _) = kc.listening_port();
+    let (_kc, ev, log) = serve_kubeconfig(&s, &written);
     assert_eq!(ev["target"], format!("{PRIVATE}:{API_PORT}"));
 
     let kubectl = |args: &[&str]| {
@@ -967,9 +999,8 @@ fn real_kubectl_works_against_the_sandbox_api_through_the_kubeconfig_forward() {
             .unwrap();
         assert!(
             out.status.success(),
-            "kubectl {args:?}: {}\n{}",
+            "kubectl {args:?}: {}\n{log}",
             String::from_utf8_lossy(&out.stderr),
-            kc.stderr()
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
