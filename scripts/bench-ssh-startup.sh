@@ -75,9 +75,9 @@ known_hosts = "$dir/known_hosts"
 strict_host_key_checking = "yes"
 TOML
 
-ours="env -u SSH_AUTH_SOCK PARAGON_ADMIN_CONFIG=$dir/config.toml $bin ssh -- true"
+ours="env -u SSH_AUTH_SOCK PARAGON_ADMIN_CONFIG=$dir/config.toml $bin --no-agent ssh -- true"
 theirs="env -u SSH_AUTH_SOCK ssh -F none -i $dir/id_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$dir/known_hosts -p $port root@127.0.0.1 true"
-ours_bulk_prefix="env -u SSH_AUTH_SOCK PARAGON_ADMIN_CONFIG=$dir/config.toml $bin ssh --"
+ours_bulk_prefix="env -u SSH_AUTH_SOCK PARAGON_ADMIN_CONFIG=$dir/config.toml $bin --no-agent ssh --"
 theirs_bulk_prefix="${theirs% true}"
 # Both must work before they are timed.
 $ours
