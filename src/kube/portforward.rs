@@ -170,6 +170,7 @@ impl Kube {
         Ok(Box::new(PodStream {
             inner: stream,
             error: error.map(|e| Box::pin(e) as ErrorFuture),
+            grace: None,
         }))
     }
 }
@@ -184,7 +185,13 @@ type ErrorFuture = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
 struct PodStream {
     inner: DuplexStream,
     error: Option<ErrorFuture>,
+    /// Started at the stream's end while the kubelet's message may still be on its way.
+    grace: Option<Pin<Box<tokio::time::Sleep>>>,
 }
+
+/// How long the end of a stream waits for the kubelet's message when the forwarder has not
+/// handed it over yet (under load the data stream's end can be seen first).
+const ERROR_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl AsyncRead for PodStream {
     fn poll_read(
@@ -194,9 +201,10 @@ impl AsyncRead for PodStream {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) if buf.filled().len() == before => match self.kubelet_error() {
-                Some(refused) => Poll::Ready(Err(refused)),
-                None => Poll::Ready(Ok(())),
+            Poll::Ready(Ok(())) if buf.filled().len() == before => match self.ended(cx) {
+                Poll::Ready(Some(refused)) => Poll::Ready(Err(refused)),
+                Poll::Ready(None) => Poll::Ready(Ok(())),
+                Poll::Pending => Poll::Pending,
             },
             Poll::Ready(Err(e)) => Poll::Ready(Err(self.kubelet_error().unwrap_or(e))),
             other => other,
@@ -205,9 +213,34 @@ impl AsyncRead for PodStream {
 }
 
 impl PodStream {
-    /// The kubelet's failure, if it wrote one: the reason the stream ended or a write failed.
-    /// kube's forwarder hands the message over before it closes the stream, so once the
-    /// stream has ended a message, if any, is already there: polling once is enough.
+    /// At the stream's end: the kubelet's failure if it wrote one, waiting for it at most
+    /// `ERROR_GRACE` (its error channel closed without a message, or the grace over, is a
+    /// plain end).
+    fn ended(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Error>> {
+        let Some(error) = self.error.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if let Poll::Ready(message) = error.as_mut().poll(cx) {
+            self.error = None;
+            return Poll::Ready(message.map(|m| {
+                tracing::debug!("api route: {m}");
+                refusal(m)
+            }));
+        }
+        let grace = self
+            .grace
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(ERROR_GRACE)));
+        match grace.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.error = None;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The kubelet's failure, if it has arrived: the reason a write failed (a request
+    /// written after the pod refused finds the stream already closed).
     fn kubelet_error(&mut self) -> Option<io::Error> {
         let error = self.error.as_mut()?;
         let message = match error
