@@ -11,7 +11,7 @@ use tokio::io::{
     AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt,
 };
 
-use crate::config::{Scheme, Service, Via};
+use crate::config::Service;
 use crate::dial::DialError;
 use crate::forward::{Forward, Target};
 
@@ -165,19 +165,7 @@ pub struct WireForward {
     /// `None`: a SOCKS proxy.
     pub target: Option<(String, u16)>,
     pub local_port: u16,
-    pub service: Option<WireService>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WireService {
-    pub name: String,
-    pub host: String,
-    pub port: u16,
-    pub local_port: u16,
-    pub scheme: Scheme,
-    pub path: String,
-    pub via: Via,
-    pub ca_file: Option<std::path::PathBuf>,
+    pub service: Option<Service>,
 }
 
 impl From<&Forward> for WireForward {
@@ -189,16 +177,7 @@ impl From<&Forward> for WireForward {
                 Target::Socks => None,
             },
             local_port: f.local_port,
-            service: f.service.as_ref().map(|s| WireService {
-                name: s.name.clone(),
-                host: s.host.clone(),
-                port: s.port,
-                local_port: s.local_port,
-                scheme: s.scheme,
-                path: s.path.clone(),
-                via: s.via,
-                ca_file: s.ca_file.clone(),
-            }),
+            service: f.service.clone(),
         }
     }
 }
@@ -212,16 +191,7 @@ impl From<WireForward> for Forward {
                 None => Target::Socks,
             },
             local_port: f.local_port,
-            service: f.service.map(|s| Service {
-                name: s.name,
-                host: s.host,
-                port: s.port,
-                local_port: s.local_port,
-                scheme: s.scheme,
-                path: s.path,
-                via: s.via,
-                ca_file: s.ca_file,
-            }),
+            service: f.service,
         }
     }
 }

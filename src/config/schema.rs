@@ -129,8 +129,9 @@ pub struct Datastores {
     pub ca_file: Option<toml::Spanned<std::path::PathBuf>>,
 }
 
-/// A service with every field decided.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// A service with every field decided (deserialized only from what `Serialize` wrote, as the
+/// kept agent's socket carries it; the config file's shape is `ServiceConfig`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct Service {
     pub name: String,
     pub host: String,
