@@ -141,13 +141,7 @@ impl Source {
             .ok_or_else(|| KubeconfigError::NoContext {
                 origin: origin(),
                 context: name.clone(),
-                known: self
-                    .kubeconfig
-                    .contexts
-                    .iter()
-                    .map(|c| c.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                known: crate::kube::context_names(&self.kubeconfig),
             })?;
         let no_cluster = || KubeconfigError::NoCluster {
             origin: origin(),

@@ -194,12 +194,7 @@ impl Credential {
             .ok_or_else(|| CredentialError::NoContext {
                 origin: origin_s(),
                 context: name.clone(),
-                known: kubeconfig
-                    .contexts
-                    .iter()
-                    .map(|c| c.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                known: super::context_names(kubeconfig),
             })?;
         let user = ctx
             .context

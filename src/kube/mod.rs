@@ -186,12 +186,7 @@ pub async fn client(
         return Err(KubeError::NoContext {
             origin: "the kubeconfig".to_string(),
             context: context.clone(),
-            known: kubeconfig
-                .contexts
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
+            known: context_names(&kubeconfig),
         });
     }
     let kube_options = KubeConfigOptions {
@@ -266,6 +261,16 @@ fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
 /// An error and its causes on one line.
 pub(crate) fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
     with_causes(e).replace('\n', " ")
+}
+
+/// The names of a kubeconfig's contexts, for an error that lists the ones there are.
+pub fn context_names(kubeconfig: &Kubeconfig) -> String {
+    kubeconfig
+        .contexts
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
