@@ -89,6 +89,32 @@ impl Gen<'_> {
                 cond("PodScheduled", true, scheduled, None),
             ]
         };
+        // A container waiting to start again after a failed run: CrashLoopBackOff and a
+        // failed postStart hook differ only in the reason, message and count.
+        let restarting =
+            |reason: &'static str, message: String, restarts: i32, last: Terminated| {
+                let waiting = ContainerState {
+                    waiting: Some(ContainerStateWaiting {
+                        reason: s(reason),
+                        message: s(message),
+                    }),
+                    ..Default::default()
+                };
+                (
+                    "Running",
+                    started_conditions(false, created + 4),
+                    Some(vec![base_status(
+                        false,
+                        restarts,
+                        waiting,
+                        Some(terminated(&last)),
+                    )]),
+                    reason.to_string(),
+                    "0/1",
+                    restarts,
+                    Some(last.finished),
+                )
+            };
         match &p.state {
             PodState::Ready { restarts, last } => {
                 let since = last.as_ref().map_or(started, |t| t.finished + 1);
@@ -124,29 +150,14 @@ impl Gen<'_> {
                     started: self.now - 2 * MINUTE - 4,
                     finished: self.now - 2 * MINUTE,
                 };
-                let waiting = ContainerState {
-                    waiting: Some(ContainerStateWaiting {
-                        reason: s("CrashLoopBackOff"),
-                        message: s(format!(
-                            "back-off 5m0s restarting failed container={} pod={}",
-                            w.name, p.name
-                        )),
-                    }),
-                    ..Default::default()
-                };
-                (
-                    "Running",
-                    started_conditions(false, created + 4),
-                    Some(vec![base_status(
-                        false,
-                        9,
-                        waiting,
-                        Some(terminated(&last)),
-                    )]),
-                    "CrashLoopBackOff".to_string(),
-                    "0/1",
+                restarting(
+                    "CrashLoopBackOff",
+                    format!(
+                        "back-off 5m0s restarting failed container={} pod={}",
+                        w.name, p.name
+                    ),
                     9,
-                    Some(last.finished),
+                    last,
                 )
             }
             PodState::ImagePull => {
@@ -255,29 +266,14 @@ impl Gen<'_> {
                 };
                 // The kubelet's wording (pkg/kubelet/kuberuntime/kuberuntime_container.go)
                 let hook = "/bin/sh -c /opt/paragon/warmup.sh";
-                let waiting = ContainerState {
-                    waiting: Some(ContainerStateWaiting {
-                        reason: s("PostStartHookError"),
-                        message: s(format!(
-                            "Exec lifecycle hook ([{hook}]) for Container \"{}\" in Pod \"{}_{}({})\" failed - error: command '{hook}' exited with 1: , message: \"warm-up failed: cache not reachable\\n\"",
-                            w.name, p.name, w.namespace, p.name
-                        )),
-                    }),
-                    ..Default::default()
-                };
-                (
-                    "Running",
-                    started_conditions(false, created + 4),
-                    Some(vec![base_status(
-                        false,
-                        3,
-                        waiting,
-                        Some(terminated(&last)),
-                    )]),
-                    "PostStartHookError".to_string(),
-                    "0/1",
+                restarting(
+                    "PostStartHookError",
+                    format!(
+                        "Exec lifecycle hook ([{hook}]) for Container \"{}\" in Pod \"{}_{}({})\" failed - error: command '{hook}' exited with 1: , message: \"warm-up failed: cache not reachable\\n\"",
+                        w.name, p.name, w.namespace, p.name
+                    ),
                     3,
-                    Some(last.finished),
+                    last,
                 )
             }
             PodState::Unschedulable(message) => {
