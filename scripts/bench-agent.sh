@@ -25,15 +25,7 @@ source "$(dirname "$0")/bench-common.sh"
 start_sshd "SetEnv PATH=$(dirname "$(command -v kubectl)"):/usr/local/bin:/usr/bin:/bin PYENV_VERSION=system" \
   "MaxStartups 100:30:200" "MaxSessions 100" "UseDNS no"
 
-cat >"$work/config.toml" <<TOML
-[profiles.bench]
-host = "127.0.0.1"
-port = $sshd_port
-user = "root"
-identity_file = "$work/id_ed25519"
-known_hosts = "$work/known_hosts"
-strict_host_key_checking = "yes"
-TOML
+bastion_profile bench >"$work/config.toml"
 mkdir -m 700 "$work/run"
 ours="env -u SSH_AUTH_SOCK XDG_RUNTIME_DIR=$work/run PARAGON_ADMIN_CONFIG=$work/config.toml $BIN"
 ssh_opts="-F none -i $work/id_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$work/known_hosts -p $sshd_port"

@@ -54,18 +54,13 @@ for port in $(ss -Hltnp | grep "pid=$sandbox_pid," | awk '{print $4}' | sed 's/.
 done
 [[ -n $pod_port ]] || { echo "bench-api-route: no Grafana server in the sandbox" >&2; exit 1; }
 
-cat >"$work/config.toml" <<CONFIG
-[profiles.bench]
-host = "127.0.0.1"
-port = $sshd_port
-user = "root"
-identity_file = "$work/id_ed25519"
-known_hosts = "$work/known_hosts"
-strict_host_key_checking = "yes"
-
+{
+  bastion_profile bench
+  cat <<CONFIG
 [profiles.bench.kube]
 kubeconfig = "$work/kubeconfig"
 CONFIG
+} >"$work/config.toml"
 
 api_local=$(free_port) bastion_local=$(free_port)
 PARAGON_ADMIN_CONFIG="$work/config.toml" "$PARAGON_BIN" forward --output json --via api \

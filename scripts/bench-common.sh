@@ -56,3 +56,17 @@ start_sshd() {
   echo "$BENCH: sshd did not start: $(cat "$work/sshd.log")" >&2
   exit 1
 }
+
+# bastion_profile NAME [USER]: the profile that reaches start_sshd's sshd with its client key
+# and a strict host key check, as TOML on stdout (default user root).
+bastion_profile() {
+  cat <<TOML
+[profiles.$1]
+host = "127.0.0.1"
+port = $sshd_port
+user = "${2:-root}"
+identity_file = "$work/id_ed25519"
+known_hosts = "$work/known_hosts"
+strict_host_key_checking = "yes"
+TOML
+}

@@ -65,15 +65,7 @@ gcm_iperf=$(free_port) gcm_http=$(free_port)
 ssh_forward "$gcm_iperf" "$gcm_http" -c aes256-gcm@openssh.com
 gcm_pid=$!
 
-cat >"$work/config.toml" <<CONFIG
-[profiles.bench]
-host = "127.0.0.1"
-port = $sshd_port
-user = "root"
-identity_file = "$work/id_ed25519"
-known_hosts = "$work/known_hosts"
-strict_host_key_checking = "yes"
-CONFIG
+bastion_profile bench >"$work/config.toml"
 pa_iperf=$(free_port)
 pa_http=$(free_port)
 PARAGON_ADMIN_CONFIG="$work/config.toml" "$PARAGON_BIN" forward --output json \

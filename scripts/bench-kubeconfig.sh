@@ -58,18 +58,13 @@ wait_port "$api_port"
 for _ in $(seq 200); do [[ -s $work/sandbox.kubeconfig ]] && break; sleep 0.05; done
 [[ -s $work/sandbox.kubeconfig ]] || { echo "bench-kubeconfig: the sandbox wrote no kubeconfig: $(cat "$work/sandbox.log")" >&2; exit 1; }
 
-cat >"$work/config.toml" <<CONFIG
-[profiles.bench]
-host = "127.0.0.1"
-port = $sshd_port
-user = "root"
-identity_file = "$work/id_ed25519"
-known_hosts = "$work/known_hosts"
-strict_host_key_checking = "yes"
-
+{
+  bastion_profile bench
+  cat <<CONFIG
 [profiles.bench.kube]
 kubeconfig = "$work/sandbox.kubeconfig"
 CONFIG
+} >"$work/config.toml"
 
 # --- the anchor: ssh -L, and the sandbox's kubeconfig pointed at its port -------------------
 ssh_local=$(free_port)

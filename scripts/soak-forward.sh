@@ -74,25 +74,9 @@ if part exec; then
   chown "$soak_user" "$work/soak-home"
   chmod 755 "$work"
   chmod 644 "$work/authorized_keys"
-  cat >"$work/config-exec.toml" <<CONFIG
-[profiles.soak]
-host = "127.0.0.1"
-port = $sshd_port
-user = "$soak_user"
-identity_file = "$work/id_ed25519"
-known_hosts = "$work/known_hosts"
-strict_host_key_checking = "yes"
-CONFIG
+  bastion_profile soak "$soak_user" >"$work/config-exec.toml"
 fi
-cat >"$work/config.toml" <<CONFIG
-[profiles.soak]
-host = "127.0.0.1"
-port = $sshd_port
-user = "root"
-identity_file = "$work/id_ed25519"
-known_hosts = "$work/known_hosts"
-strict_host_key_checking = "yes"
-CONFIG
+bastion_profile soak >"$work/config.toml"
 
 # --- the target: an HTTP server with a 64 KiB file ------------------------------------------
 mkdir "$work/site"
