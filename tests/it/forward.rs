@@ -224,6 +224,45 @@ impl Drop for Running {
     }
 }
 
+/// A forward run in a task on `first`, reconnecting with `connect`; stopped by the returned
+/// sender.
+fn run_forward<F, Fut, E>(
+    listeners: Vec<paragon_admin::forward::Listening>,
+    first: paragon_admin::forward::Session,
+    connect: F,
+    options: paragon_admin::forward::Options,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+)
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<paragon_admin::forward::Session, E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(paragon_admin::forward::run(
+        listeners,
+        first,
+        connect,
+        options,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    (stop, running)
+}
+
+/// The options the in-process forwards here run with: JSON events on stderr.
+fn json_events() -> paragon_admin::forward::Options {
+    use paragon_admin::forward::{Options, Sink, Style};
+    Options {
+        style: Style::Json,
+        sink: Sink::Stderr,
+        ..Options::default()
+    }
+}
+
 fn url(port: u16, path: &str) -> String {
     format!("http://127.0.0.1:{port}/{path}")
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use paragon_admin::config;
-use paragon_admin::forward::{self, Forward, Options, Session, Sink, Style, Target};
+use paragon_admin::forward::{self, Forward, Session, Target};
 use paragon_admin::ssh::{Bastion, ChannelCounts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -123,20 +123,12 @@ async fn thousands_of_connections_leave_no_channel_in_the_session() {
     .unwrap();
     let addrs: Vec<SocketAddr> = listeners.iter().map(|l| l.local).collect();
     let stats: Vec<_> = listeners.iter().map(|l| l.stats.clone()).collect();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(forward::run(
+    let (stop, running) = super::run_forward(
         listeners,
         forward::bastion::session(bastion.clone()),
         || async { Err::<Session, _>("this test does not reconnect") },
-        Options {
-            style: Style::Json,
-            sink: Sink::Stderr,
-            ..Options::default()
-        },
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+        super::json_events(),
+    );
 
     // 3,000 connections, 32 at a time: most fetch the whole body, every 10th resets midway,
     // every 15th goes to a refused target, every 4th goes through SOCKS.

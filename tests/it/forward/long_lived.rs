@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use paragon_admin::config;
-use paragon_admin::forward::{self, Forward, Options, Session, Sink, Style, Target};
+use paragon_admin::forward::{self, Forward, Options, Session, Target};
 use paragon_admin::ssh::{Bastion, ChannelCounts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -131,33 +131,12 @@ impl SilentTarget {
     }
 }
 
-/// A forward run on `first`, reconnecting with `connect`; stopped by the returned sender. A
-/// target may stay silent for 1 s after a client ended its side (the default is a minute).
-fn run_forward<F, Fut>(
-    listeners: Vec<forward::Listening>,
-    first: Session,
-    connect: F,
-) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>)
-where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<Session, String>> + Send + 'static,
-{
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn(forward::run(
-        listeners,
-        first,
-        connect,
-        Options {
-            style: Style::Json,
-            sink: Sink::Stderr,
-            quiet_after_client_eof: Duration::from_secs(1),
-            ..Options::default()
-        },
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    (stop, running)
+/// The forward's options here: JSON events, and a silent target closed after one second.
+fn quick_close() -> Options {
+    Options {
+        quiet_after_client_eof: Duration::from_secs(1),
+        ..super::json_events()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,10 +159,11 @@ async fn a_target_that_never_closes_is_closed_by_us_and_leaves_no_task_behind() 
     .unwrap();
     let addrs: Vec<SocketAddr> = listeners.iter().map(|l| l.local).collect();
     let stats: Vec<_> = listeners.iter().map(|l| l.stats.clone()).collect();
-    let (stop, running) = run_forward(
+    let (stop, running) = super::run_forward(
         listeners,
         forward::bastion::session(bastion.clone()),
         || async { Err::<Session, _>("this test does not reconnect".to_string()) },
+        quick_close(),
     );
 
     // Two rounds of 20 clients, half through SOCKS: each sends a request and closes its side;
@@ -312,7 +292,7 @@ async fn a_session_replaced_100_times_leaves_one_session_and_no_task_behind() {
     };
     let first = connect_one().await.unwrap();
     let baseline = alive_tasks();
-    let (stop, running) = run_forward(listeners, first, connect_one);
+    let (stop, running) = super::run_forward(listeners, first, connect_one, quick_close());
 
     let round_trip = || async move {
         let mut s = TcpStream::connect(local).await.unwrap();
@@ -393,10 +373,11 @@ async fn the_kubeconfig_api_forward_serves_kubectl_and_keeps_nothing() {
     let through = source.through_forward(&upstream, local, "paragon").unwrap();
     let kubeconfig = home.path().join("forward.kubeconfig");
     std::fs::write(&kubeconfig, forward::kubeconfig::to_yaml(&through).unwrap()).unwrap();
-    let (stop, running) = run_forward(
+    let (stop, running) = super::run_forward(
         listeners,
         forward::bastion::session(bastion.clone()),
         || async { Err::<Session, _>("this test does not reconnect".to_string()) },
+        quick_close(),
     );
 
     let kubectl = |args: &[&str]| {

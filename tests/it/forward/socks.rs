@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use paragon_admin::config;
-use paragon_admin::forward::{self, Forward, Options, Session, Sink, Style, Target};
+use paragon_admin::forward::{self, Forward, Session, Target};
 use paragon_admin::ssh::Bastion;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -82,20 +82,12 @@ async fn socks_name_with_a_nul_byte_is_refused_locally_and_other_transfers_survi
     .await
     .unwrap();
     let (tunnel, proxy) = (listeners[0].local, listeners[1].local);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(forward::run(
+    let (stop, running) = super::run_forward(
         listeners,
         forward::bastion::session(bastion.clone()),
         || async { Err::<Session, _>("this test does not reconnect") },
-        Options {
-            style: Style::Json,
-            sink: Sink::Stderr,
-            ..Options::default()
-        },
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+        super::json_events(),
+    );
 
     // A transfer under way through the same session.
     let mut transfer = TcpStream::connect(tunnel).await.unwrap();
