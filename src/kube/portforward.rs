@@ -167,33 +167,76 @@ impl Kube {
                 tracing::debug!(pod = %what, "api route: port-forward ended: {e}");
             }
         });
-        Ok(Box::new(PodStream {
-            inner: stream,
-            error: error.map(|e| Box::pin(e) as ErrorFuture),
-            grace: None,
-        }))
+        let (client, namespace, pod_name) = (
+            self.client.clone(),
+            namespace.to_string(),
+            pod_name.to_string(),
+        );
+        let probe: Probe = Box::new(move || {
+            Box::pin(async move { refusal_of(client, &namespace, &pod_name, pod_port).await })
+        });
+        Ok(Box::new(PodStream::new(
+            stream,
+            error.map(|e| Box::pin(e) as ErrorFuture),
+            Some(probe),
+        )))
     }
+}
+
+/// How long a probe waits for the kubelet's word: a refusal comes at once (the kubelet tries
+/// the pod's port as the port-forward opens); a port that accepted says nothing.
+const PROBE_WAIT: Duration = Duration::from_secs(2);
+
+/// The kubelet's refusal of `pod_port`, asked with a port-forward that writes nothing, or
+/// `None` when the port accepted (no word within `PROBE_WAIT`) or no port-forward opened.
+///
+/// Why: a port-forward that carried a request can lose the kubelet's message. kube's
+/// forwarder ends with an error when it sends our bytes after reading the server's close
+/// (its error message still queued behind them), and a server that closes with our bytes
+/// unread resets the connection. A port-forward that writes nothing meets neither.
+async fn refusal_of(
+    client: kube::Client,
+    namespace: &str,
+    pod_name: &str,
+    pod_port: u16,
+) -> Option<String> {
+    let pods: Api<Pod> = Api::namespaced(client, namespace);
+    let mut forwarder = pods.portforward(pod_name, &[pod_port]).await.ok()?;
+    let error = forwarder.take_error(pod_port)?;
+    let message = tokio::time::timeout(PROBE_WAIT, error).await.ok().flatten();
+    forwarder.abort();
+    message
 }
 
 /// The kubelet's message on a port's error channel, once it arrives (`None`: closed without).
 type ErrorFuture = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
 
+/// Asks the kubelet again, on a port-forward of its own, whether the pod refuses the port
+/// (`refusal_of`).
+type Probe = Box<dyn FnOnce() -> ErrorFuture + Send>;
+
 /// A port-forwarded stream whose end says why when the kubelet wrote a failure (nothing
 /// listening in the pod): the reader gets that message as an error instead of a bare end,
 /// so a refused port reads as refused wherever the stream goes (a health probe, a forward's
 /// log).
-struct PodStream {
-    inner: DuplexStream,
+struct PodStream<S = DuplexStream> {
+    inner: S,
     error: Option<ErrorFuture>,
     /// Started at the stream's end while the kubelet's message may still be on its way.
     grace: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// For an end that carried nothing and whose error channel closed without a word (the
+    /// forwarder failed before it handed the message over): asks the kubelet again.
+    probe: Option<Probe>,
+    probing: Option<ErrorFuture>,
+    /// Whether the pod sent a byte: after one, an end is an end and needs no probe.
+    answered: bool,
 }
 
 /// How long the end of a stream waits for the kubelet's message when the forwarder has not
 /// handed it over yet (under load the data stream's end can be seen first).
 const ERROR_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
-impl AsyncRead for PodStream {
+impl<S: AsyncRead + Unpin> AsyncRead for PodStream<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -206,22 +249,55 @@ impl AsyncRead for PodStream {
                 Poll::Ready(None) => Poll::Ready(Ok(())),
                 Poll::Pending => Poll::Pending,
             },
+            Poll::Ready(Ok(())) => {
+                self.answered = true;
+                Poll::Ready(Ok(()))
+            }
             Poll::Ready(Err(e)) => Poll::Ready(Err(self.kubelet_error().unwrap_or(e))),
             other => other,
         }
     }
 }
 
-impl PodStream {
+impl<S> PodStream<S> {
+    fn new(inner: S, error: Option<ErrorFuture>, probe: Option<Probe>) -> Self {
+        PodStream {
+            inner,
+            error,
+            grace: None,
+            probe,
+            probing: None,
+            answered: false,
+        }
+    }
+
     /// At the stream's end: the kubelet's failure if it wrote one, waiting for it at most
-    /// `ERROR_GRACE` (its error channel closed without a message, or the grace over, is a
-    /// plain end).
+    /// `ERROR_GRACE` (the grace over is a plain end). An error channel closed without a
+    /// message before the pod sent a byte is asked again (`probe`).
     fn ended(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Error>> {
+        if let Some(probing) = self.probing.as_mut() {
+            let Poll::Ready(message) = probing.as_mut().poll(cx) else {
+                return Poll::Pending;
+            };
+            self.probing = None;
+            return Poll::Ready(message.map(|m| {
+                tracing::debug!("api route (asked again): {m}");
+                refusal(m)
+            }));
+        }
         let Some(error) = self.error.as_mut() else {
             return Poll::Ready(None);
         };
         if let Poll::Ready(message) = error.as_mut().poll(cx) {
             self.error = None;
+            if message.is_none()
+                && !self.answered
+                && let Some(probe) = self.probe.take()
+            {
+                tracing::debug!("api route: the port-forward ended without a word; asking again");
+                self.probing = Some(probe());
+                return self.ended(cx);
+            }
             return Poll::Ready(message.map(|m| {
                 tracing::debug!("api route: {m}");
                 refusal(m)
@@ -239,8 +315,7 @@ impl PodStream {
         }
     }
 
-    /// The kubelet's failure, if it has arrived: the reason a write failed (a request
-    /// written after the pod refused finds the stream already closed).
+    /// The kubelet's failure, if it has arrived: the reason a read failed.
     fn kubelet_error(&mut self) -> Option<io::Error> {
         let error = self.error.as_mut()?;
         let message = match error
@@ -256,10 +331,20 @@ impl PodStream {
     }
 
     /// A write-side result, with a failure replaced by the kubelet's reason when there is one
-    /// (a request written after the pod refused finds the stream already closed).
-    fn explained<T>(&mut self, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    /// (a request written after the pod refused finds the stream already closed), asked
+    /// again as at the end of reading. A write fails only once the forwarder has ended, so
+    /// polling the write again while the reason is awaited fails the same way.
+    fn explained<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
         match r {
-            Poll::Ready(Err(e)) => Poll::Ready(Err(self.kubelet_error().unwrap_or(e))),
+            Poll::Ready(Err(e)) => match self.ended(cx) {
+                Poll::Ready(Some(refused)) => Poll::Ready(Err(refused)),
+                Poll::Ready(None) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            },
             other => other,
         }
     }
@@ -276,24 +361,24 @@ fn refusal(message: String) -> io::Error {
     io::Error::new(kind, message)
 }
 
-impl AsyncWrite for PodStream {
+impl<S: AsyncWrite + Unpin> AsyncWrite for PodStream<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.explained(r)
+        self.explained(cx, r)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let r = Pin::new(&mut self.inner).poll_flush(cx);
-        self.explained(r)
+        self.explained(cx, r)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let r = Pin::new(&mut self.inner).poll_shutdown(cx);
-        self.explained(r)
+        self.explained(cx, r)
     }
 }
 
@@ -411,6 +496,64 @@ mod tests {
         assert_eq!(service_of("10.0.0.1"), None);
         assert_eq!(service_of("Grafana"), None);
         assert_eq!(service_of(""), None);
+    }
+
+    /// A pod stream over `inner` whose error channel closed without a word, and whose probe
+    /// answers `asked_again` (counting how often it is asked).
+    fn wordless(
+        inner: tokio::io::DuplexStream,
+        asked_again: Option<&'static str>,
+    ) -> (PodStream, Arc<std::sync::atomic::AtomicUsize>) {
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = asked.clone();
+        let probe: Probe = Box::new(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(std::future::ready(asked_again.map(String::from)))
+        });
+        let closed: ErrorFuture = Box::pin(std::future::ready(None));
+        (PodStream::new(inner, Some(closed), Some(probe)), asked)
+    }
+
+    const REFUSED: &str = "error forwarding port 5601 to pod kibana-0, uid u: failed to connect to localhost:5601 inside the pod: connection refused";
+
+    #[tokio::test]
+    async fn an_end_without_the_kubelets_word_asks_again_and_reads_as_its_refusal() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // Read side: the forwarder ended (its error sender dropped) before the pod sent a byte.
+        let (inner, far) = tokio::io::duplex(64);
+        drop(far);
+        let (mut s, asked) = wordless(inner, Some(REFUSED));
+        let e = s.read_to_end(&mut Vec::new()).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+        assert!(e.to_string().contains("inside the pod"), "{e}");
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        // Write side: the request finds the forwarder gone; its failure is the refusal too.
+        let (inner, far) = tokio::io::duplex(64);
+        drop(far);
+        let (mut s, _) = wordless(inner, Some(REFUSED));
+        let e = s.write_all(b"GET / HTTP/1.1\r\n").await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+
+        // A port that accepted when asked again: the end stays a plain end.
+        let (inner, far) = tokio::io::duplex(64);
+        drop(far);
+        let (mut s, asked) = wordless(inner, None);
+        assert_eq!(s.read_to_end(&mut Vec::new()).await.unwrap(), 0);
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_end_after_the_pod_answered_is_not_asked_again() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (inner, mut far) = tokio::io::duplex(64);
+        far.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+        drop(far);
+        let (mut s, asked) = wordless(inner, Some(REFUSED));
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, b"HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 
     fn pod(name: &str, ready: bool, ports: &[(&str, i32)]) -> Pod {
@@ -547,6 +690,19 @@ mod sandbox_tests {
         };
         assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
         assert!(e.to_string().contains("inside the pod"), "{e}");
+
+        // Asked again with a port-forward that writes nothing: Kibana's pod refuses, and
+        // Grafana's accepts (no word).
+        let (ns, pod, port) = kube.resolve("kibana", 5601).await.unwrap();
+        let refused = refusal_of(kube.client.clone(), &ns, &pod, port).await;
+        assert!(
+            refused
+                .as_deref()
+                .is_some_and(|m| m.ends_with("connection refused")),
+            "{refused:?}"
+        );
+        let (ns, pod, port) = kube.resolve("grafana", 4500).await.unwrap();
+        assert_eq!(refusal_of(kube.client.clone(), &ns, &pod, port).await, None);
         sandbox.shutdown().await;
     }
 }

@@ -439,13 +439,34 @@ async fn serve_channels(mut ws: Ws, target: Target, ports: Vec<u16>, framing: Fr
             },
             () = &mut idle => {
                 tracing::debug!(pod = %target.pod, "sandbox portforward: idle for {:?}, closing", target.idle);
-                let _ = ws.close(Some(idle_close())).await;
+                close(ws, Some(idle_close())).await;
                 return;
             }
         }
     }
     // Every pod connection has ended: so does the WebSocket, as the kubelet's does.
-    let _ = ws.close(None).await;
+    close(ws, None).await;
+}
+
+/// How long a closing WebSocket waits for the client's close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// The closing handshake: our close frame, then what the client still sends, read until its
+/// close frame (at most `CLOSE_WAIT`). Dropping the connection with the client's bytes unread
+/// would reset it, and the client could lose the messages before our close (the kubelet's
+/// refusal among them); a real API server reads on until the client closes.
+async fn close(mut ws: Ws, frame: Option<CloseFrame>) {
+    if ws.close(frame).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Some(Ok(m)) = ws.next().await {
+            if m.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// The close frame of a port-forward that carried nothing for the idle timeout.
