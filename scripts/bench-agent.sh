@@ -3,7 +3,8 @@
 # through a warm agent, against OpenSSH cold (a new connection per command) and OpenSSH
 # ControlMaster warm (a master kept with ControlPersist), same loopback sshd, same ed25519
 # client key, same strict host key check. Prints each median and the ratios (ours / theirs);
-# targets: at most 0.1x OpenSSH cold, at most 1.2x ControlMaster.
+# targets: at most 0.1x OpenSSH cold, at most 1.2x ControlMaster. The commands run as a user
+# of this run whose login shell is /bin/sh (root's bash profile would be most of the time).
 #
 # Usage: scripts/bench-agent.sh [RUNS]   (default 50; needs sshd, ssh, kubectl, hyperfine)
 #        BIN=target/debug/paragon-admin scripts/bench-agent.sh   (skip the release build)
@@ -25,7 +26,8 @@ source "$(dirname "$0")/bench-common.sh"
 start_sshd "SetEnv PATH=$(dirname "$(command -v kubectl)"):/usr/local/bin:/usr/bin:/bin PYENV_VERSION=system" \
   "MaxStartups 100:30:200" "MaxSessions 100" "UseDNS no"
 
-bastion_profile bench >"$work/config.toml"
+sh_user pa-bench
+bastion_profile bench "$bench_user" >"$work/config.toml"
 mkdir -m 700 "$work/run"
 ours="env -u SSH_AUTH_SOCK XDG_RUNTIME_DIR=$work/run PARAGON_ADMIN_CONFIG=$work/config.toml $BIN"
 ssh_opts="-F none -i $work/id_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$work/known_hosts -p $sshd_port"
@@ -35,11 +37,11 @@ master="$work/cm"
 # Warm both: our agent, and an OpenSSH master kept until we stop it.
 $ours ssh -- true
 # shellcheck disable=SC2086 # $ssh_opts is a list of words
-env -u SSH_AUTH_SOCK ssh $ssh_opts -o ControlMaster=yes -o ControlPath="$master" -o ControlPersist=yes -fN root@127.0.0.1
+env -u SSH_AUTH_SOCK ssh $ssh_opts -o ControlMaster=yes -o ControlPath="$master" -o ControlPersist=yes -fN "$bench_user@127.0.0.1"
 stop_warm() {
   $ours agent stop >/dev/null 2>&1 || true
   # shellcheck disable=SC2086
-  env -u SSH_AUTH_SOCK ssh $ssh_opts -o ControlPath="$master" -O exit root@127.0.0.1 2>/dev/null || true
+  env -u SSH_AUTH_SOCK ssh $ssh_opts -o ControlPath="$master" -O exit "$bench_user@127.0.0.1" 2>/dev/null || true
   cleanup
 }
 trap stop_warm EXIT
@@ -53,8 +55,8 @@ measure() { # name command...
 
 for op in "true" "kubectl version --client"; do
   agent=$(measure agent "$ours ssh -- $op")
-  cold=$(measure cold "$theirs root@127.0.0.1 $op")
-  warm=$(measure warm "$theirs -o ControlPath=$master root@127.0.0.1 $op")
+  cold=$(measure cold "$theirs $bench_user@127.0.0.1 $op")
+  warm=$(measure warm "$theirs -o ControlPath=$master $bench_user@127.0.0.1 $op")
   python3 - "$op" "$agent" "$cold" "$warm" <<'PY'
 import sys
 op, agent, cold, warm = sys.argv[1], *map(float, sys.argv[2:])

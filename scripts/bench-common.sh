@@ -5,10 +5,12 @@
 
 work=$(mktemp -d)
 pids=()
+bench_user=
 # shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [[ -n $bench_user ]]; then userdel "$bench_user" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -69,4 +71,18 @@ identity_file = "$work/id_ed25519"
 known_hosts = "$work/known_hosts"
 strict_host_key_checking = "yes"
 TOML
+}
+
+# sh_user PREFIX: a user for this run ($bench_user, removed on exit) whose login shell is
+# /bin/sh. root's login shell may start slowly (bash sources a profile for sshd's commands):
+# commands as this user measure the session, not the shell. sshd reads the keys as that user,
+# so start_sshd comes first. Needs root (useradd).
+sh_user() {
+  bench_user=$1-$$
+  mkdir "$work/$1-home"
+  # "*", not useradd's locked "!": sshd without PAM refuses a locked account even for a key.
+  useradd --no-create-home --home-dir "$work/$1-home" --shell /bin/sh --password '*' "$bench_user"
+  chown "$bench_user" "$work/$1-home"
+  chmod 755 "$work"
+  chmod 644 "$work/authorized_keys"
 }

@@ -57,24 +57,9 @@ source "$(dirname "$0")/bench-common.sh"
 
 # --- the bastion: a real sshd on loopback -------------------------------------------------
 start_sshd "MaxSessions 100"
-soak_user=
-# shellcheck disable=SC2317 # run by the EXIT trap
-cleanup_all() {
-  cleanup # bench-common's: the processes (sshd's sessions of the user among them), $work
-  if [[ -n $soak_user ]]; then userdel "$soak_user" 2>/dev/null || true; fi
-}
-trap cleanup_all EXIT
 if part exec; then
-  # root's login shell may start slowly (bash with a profile): commands as a user whose login
-  # shell is /bin/sh measure the session, not the shell. sshd reads the keys file as that user.
-  soak_user=pa-soak-$$
-  mkdir "$work/soak-home"
-  # "*", not useradd's locked "!": sshd without PAM refuses a locked account even for a key.
-  useradd --no-create-home --home-dir "$work/soak-home" --shell /bin/sh --password '*' "$soak_user"
-  chown "$soak_user" "$work/soak-home"
-  chmod 755 "$work"
-  chmod 644 "$work/authorized_keys"
-  bastion_profile soak "$soak_user" >"$work/config-exec.toml"
+  sh_user pa-soak
+  bastion_profile soak "$bench_user" >"$work/config-exec.toml"
 fi
 bastion_profile soak >"$work/config.toml"
 
@@ -124,16 +109,16 @@ fi
 # --- many exec channels on one session; sessions replaced -------------------------------------
 exec_warmup=$((EXECS / 10))
 if part exec; then
-  echo "soak: $EXECS commands on one session ($THREADS in parallel), as $soak_user" >&2
+  echo "soak: $EXECS commands on one session ($THREADS in parallel), as $bench_user" >&2
   PARAGON_ADMIN_CONFIG="$work/config-exec.toml" "$SOAK_EXEC_BIN" --execs "$EXECS" --warmup "$exec_warmup" \
     --threads "$THREADS" --reconnects 0 >"$work/pa_exec.json"
   ssh -M -S "$work/control" -N -o BatchMode=yes -o StrictHostKeyChecking=yes \
-    -o UserKnownHostsFile="$work/known_hosts" -i "$work/id_ed25519" -p "$sshd_port" "$soak_user@127.0.0.1" &
+    -o UserKnownHostsFile="$work/known_hosts" -i "$work/id_ed25519" -p "$sshd_port" "$bench_user@127.0.0.1" &
   master_pid=$!
   pids+=($!)
   for _ in $(seq 200); do ssh -S "$work/control" -O check x 2>/dev/null && break; sleep 0.05; done
   python3 scripts/soak-forward.py --pid "$master_pid" --ssh-control "$work/control" \
-    --ssh-dest "$soak_user@127.0.0.1" --connections "$EXECS" --warmup "$exec_warmup" \
+    --ssh-dest "$bench_user@127.0.0.1" --connections "$EXECS" --warmup "$exec_warmup" \
     --threads "$THREADS" >"$work/ssh_exec.json"
 fi
 if part reconnect; then
