@@ -2,7 +2,9 @@
 //! supervisor's backoff when it ends. Every attempt is a full `Bastion::connect`, so the host
 //! key is checked each time exactly as a direct connection checks it. A request that finds
 //! the session down asks for an attempt at once and gets its outcome: a session, or the
-//! error (and exit status) a direct connection would have given.
+//! error (and exit status) a direct connection would have given. An idle session that holds
+//! many channels closed on our side first is replaced by a new one (`renew`), so a kept
+//! session does not grow over days.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,8 +34,16 @@ pub struct Keeper {
     state: watch::Sender<Conn>,
     poke: Notify,
     reconnects: AtomicU64,
+    /// Idle sessions replaced because they held too many closed channels.
+    renewals: AtomicU64,
     target: String,
 }
+
+/// How often the kept session's channel counts are looked at.
+const RENEW_CHECK: Duration = Duration::from_secs(5);
+
+/// Closed channels an idle session may hold (about 3 KB each) before it is replaced.
+const RENEW_HELD: u64 = 32;
 
 impl Keeper {
     /// Keeps `first` and, when it ends, the sessions after it, until `stop`.
@@ -48,6 +58,7 @@ impl Keeper {
             state: watch::Sender::new(Conn::Up(first)),
             poke: Notify::new(),
             reconnects: AtomicU64::new(0),
+            renewals: AtomicU64::new(0),
         });
         tokio::spawn(keeper.clone().keep(profile, backoff, stop));
         keeper
@@ -65,9 +76,21 @@ impl Keeper {
                 Conn::Down { .. } => None,
             };
             if let Some(b) = current {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = b.closed() => {}
+                let mut check = tokio::time::interval(RENEW_CHECK);
+                check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let renewed = loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = b.closed() => break false,
+                        _ = check.tick() => {
+                            if self.renew(&b, &profile, &backoff).await {
+                                break true;
+                            }
+                        }
+                    }
+                };
+                if renewed {
+                    continue;
                 }
                 info!("the connection to {} was lost; reconnecting", self.target);
             }
@@ -120,6 +143,36 @@ impl Keeper {
         }
     }
 
+    /// Replaces an idle session that holds `RENEW_HELD` closed channels with a new one (russh
+    /// keeps each such channel's state for the session's lifetime: see `ssh::channel`).
+    /// Requests already on the old session finish there; it ends with its last user.
+    async fn renew(&self, old: &Bastion, profile: &Resolved, backoff: &Backoff) -> bool {
+        let counts = old.channel_counts();
+        if counts.open > 0 || counts.held < RENEW_HELD {
+            return false;
+        }
+        match tokio::time::timeout(backoff.attempt_timeout, Bastion::connect(profile)).await {
+            Ok(Ok(new)) => {
+                self.renewals.fetch_add(1, Ordering::Relaxed);
+                info!(
+                    held = counts.held,
+                    "renewed the session to {}: the old one held closed channels", self.target
+                );
+                self.state.send_replace(Conn::Up(new));
+                true
+            }
+            // Not now: the old session still works, and the next check tries again.
+            Ok(Err(e)) => {
+                info!(
+                    "renewing the session failed: {}",
+                    crate::exit::Error::from(e)
+                );
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
     /// The session, waiting for the next attempt when it is down (asking for it at once);
     /// else that attempt's message and exit status.
     pub async fn bastion(&self, wait: Duration) -> Result<Bastion, (String, u8)> {
@@ -163,6 +216,10 @@ impl Keeper {
 
     pub fn reconnects(&self) -> u64 {
         self.reconnects.load(Ordering::Relaxed)
+    }
+
+    pub fn renewals(&self) -> u64 {
+        self.renewals.load(Ordering::Relaxed)
     }
 
     pub fn target(&self) -> &str {

@@ -222,9 +222,13 @@ pub struct AgentStatus {
     pub up_since: String,
     /// Sessions re-established after the bastion went away.
     pub reconnects: u64,
+    /// Idle sessions replaced because they held too many closed channels.
+    #[serde(default)]
+    pub renewals: u64,
     /// Whether a session is up now.
     pub connected: bool,
-    /// `direct-tcpip` channels of the current session: open, and held by the session.
+    /// Channels of the current session: `direct-tcpip` ones open, and channels closed on our
+    /// side first whose state the session keeps (see `ssh::channel`).
     pub channels_open: u64,
     pub channels_held: u64,
     /// How long the agent stays after its last use, in seconds.

@@ -308,6 +308,7 @@ async fn status(agent: &Agent) -> AgentStatus {
         pid: std::process::id(),
         up_since: agent.started.to_string(),
         reconnects: agent.keeper.reconnects(),
+        renewals: agent.keeper.renewals(),
         connected: current.is_some(),
         channels_open: channels.map_or(0, |c| c.open),
         channels_held: channels.map_or(0, |c| c.held),

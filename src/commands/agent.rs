@@ -69,7 +69,10 @@ fn print_status(s: &AgentStatus) -> std::io::Result<()> {
         bastion,
         s.pid.to_string(),
         s.up_since.clone(),
-        s.reconnects.to_string(),
+        match s.renewals {
+            0 => s.reconnects.to_string(),
+            n => format!("{} ({n} renewed)", s.reconnects),
+        },
         format!("{} open, {} held", s.channels_open, s.channels_held),
     ]);
     output::print_table(&t)?;

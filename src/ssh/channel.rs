@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::sync::ReusableBoxFuture;
 
 /// How long a dropped channel waits for the server to close it before closing it itself.
-const CLOSE_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// The channels of one session, as counted by their streams.
 #[derive(Debug, Default)]
@@ -43,6 +43,11 @@ pub struct ChannelCounts {
 }
 
 impl Ledger {
+    /// One more channel we closed first (a `session` channel whose command outlived the wait).
+    pub(crate) fn count_held(&self) {
+        self.held.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn counts(&self) -> ChannelCounts {
         ChannelCounts {
             open: self.open.load(Ordering::Relaxed),
@@ -203,7 +208,7 @@ async fn close_when_the_server_does(
     if !released {
         tracing::debug!("the server did not close a channel within {CLOSE_WAIT:?}: closing it");
         let _ = write_half.close().await;
-        ledger.held.fetch_add(1, Ordering::Relaxed);
+        ledger.count_held();
     }
     ledger.open.fetch_sub(1, Ordering::Relaxed);
 }

@@ -209,12 +209,39 @@ impl Bastion {
         }
         input_pump.abort();
         if !closed {
-            // Ended on our side first: close the channel so the remote command ends too.
-            let _ = write.close().await;
+            // Ended on our side first (the reader went away): the remote command must end too.
+            tokio::spawn(hang_up(read, write, self.inner.channels.clone()));
         }
         status.ok_or_else(|| SshError::Disconnected {
             target: self.target().to_string(),
         })
+    }
+}
+
+/// Ends a session channel whose reader went away: EOF and a hang-up signal (as a closed
+/// terminal gives), then the server's CLOSE awaited, which also releases russh's half of the
+/// channel (see `channel`). Only a command that outlives `CLOSE_WAIT` gets our CLOSE first,
+/// and that channel is counted as held. Its own task: the caller does not wait for it.
+async fn hang_up(
+    mut read: russh::ChannelReadHalf,
+    write: Arc<russh::ChannelWriteHalf<russh::client::Msg>>,
+    ledger: Arc<super::channel::Ledger>,
+) {
+    let _ = write.eof().await;
+    let _ = write.signal(russh::Sig::HUP).await;
+    let released = tokio::time::timeout(super::channel::CLOSE_WAIT, async {
+        while let Some(msg) = read.wait().await {
+            if matches!(msg, ChannelMsg::Close) {
+                break;
+            }
+        }
+    })
+    .await
+    .is_ok();
+    if !released {
+        tracing::debug!("a command outlived its hang-up: closing its channel");
+        let _ = write.close().await;
+        ledger.count_held();
     }
 }
 

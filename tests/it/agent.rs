@@ -449,3 +449,47 @@ fn a_changed_profile_replaces_the_agent_and_stop_all_stops_it() {
         r.stderr
     );
 }
+
+/// Starts `paragon-admin ssh -- COMMAND` through the agent and returns once the command has
+/// printed its first line (it runs on the bastion), for the caller to kill.
+fn started(k: &Kept, command: &str) -> std::process::Child {
+    let mut child = k
+        .paragon(&["ssh", "--", command])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "started\n");
+    child
+}
+
+/// Commands whose client vanished mid-run and that outlive the hang-up (they ignore SIGHUP;
+/// sshd also refuses signals to root's sessions) are closed by the agent after a wait and
+/// counted as held, and the idle session holding them is replaced by a new one, so a kept
+/// session does not grow with every interrupted command.
+#[test]
+fn a_session_holding_the_channels_of_vanished_clients_is_renewed_when_idle() {
+    let k = Kept::new("");
+    assert_eq!(k.ssh("true").status, Some(0));
+    let mut children: Vec<_> = (0..32)
+        .map(|_| started(&k, "trap '' HUP; echo started; exec sleep 60"))
+        .collect();
+    for c in &mut children {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+    assert_eq!(k.connections(), 1, "{}", k.sshd.log());
+    wait_until("the session renewed", Duration::from_secs(60), || {
+        let s = k.status();
+        s["renewals"] == 1 && s["channels_held"] == 0 && s["connected"] == true
+    });
+    assert_eq!(k.connections(), 2, "{}", k.sshd.log());
+    assert_eq!(k.ssh("echo still here").stdout, "still here\n");
+    assert_eq!(k.connections(), 2, "{}", k.sshd.log());
+}
