@@ -47,13 +47,18 @@ fn init_tracing(g: &Globals) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PARAGON_ADMIN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(g.verbose > 1)
         .with_ansi(
             std::io::IsTerminal::is_terminal(&std::io::stderr())
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-        )
-        .init();
+        );
+    // Without -v only warnings show (a host key added, a wide bind): they read as messages,
+    // as OpenSSH's do, not as timestamped log lines.
+    match g.verbose {
+        0 => builder.without_time().init(),
+        _ => builder.init(),
+    }
 }

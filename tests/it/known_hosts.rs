@@ -324,6 +324,19 @@ fn a_bare_host_entry_serves_other_ports_as_in_openssh() {
     assert_eq!(t, Decision::Connected, "OpenSSH: {te}");
     assert_eq!(o, Decision::Connected, "paragon-admin: {oe}");
     assert_eq!(ours, theirs, "both record the same line");
+    // Both say so in one line, a message and not a timestamped log line.
+    assert!(te.contains("Permanently added"), "{te}");
+    let said: Vec<&str> = oe
+        .lines()
+        .filter(|l| l.contains("permanently added"))
+        .collect();
+    assert_eq!(said.len(), 1, "{oe}");
+    assert!(
+        said[0]
+            .trim_start()
+            .starts_with("WARN permanently added [127.0.0.1]:"),
+        "{oe}"
+    );
 }
 
 #[test]
