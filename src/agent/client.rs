@@ -21,7 +21,9 @@ use crate::ssh::shell::Pty;
 
 use super::AgentError;
 use super::paths::Paths;
-use super::proto::{self, AgentStatus, DetachedForward, Frame, Op, Reply, Startup, WirePty};
+use super::proto::{
+    self, AgentStatus, ApiRoute, DetachedForward, Frame, Op, Reply, Startup, WirePty,
+};
 
 /// A running agent of one profile.
 #[derive(Clone)]
@@ -59,7 +61,7 @@ pub async fn ensure_forwards(
 ) -> Result<Vec<DetachedForward>, AgentError> {
     connect_or_start(profile)
         .await?
-        .ensure_forwards(&forwards, bind)
+        .ensure_forwards(&forwards, bind, None)
         .await
 }
 
@@ -265,14 +267,17 @@ impl Agent {
     /// Listens for each forward on `bind` (idempotent: one live with the same name and target
     /// is returned as it is; the same name with another target is replaced), and returns them
     /// once they listen.
+    /// Has the agent listen for `forwards` on `bind`; the targets of `api` take the API route.
     pub async fn ensure_forwards(
         &self,
         forwards: &[Forward],
         bind: IpAddr,
+        api: Option<ApiRoute>,
     ) -> Result<Vec<DetachedForward>, AgentError> {
         let op = Op::Forward {
             forwards: forwards.iter().map(Into::into).collect(),
             bind,
+            api,
         };
         match self.ask(op).await? {
             (Reply::Forwards { forwards }, _) => Ok(forwards),

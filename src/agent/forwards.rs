@@ -1,7 +1,10 @@
 //! The agent's detached forwards: listeners bound with `forward::bind` and served with
-//! `forward::run` over the kept session, by name. Asking again for a forward that is live
-//! with the same target returns it as it is; the same name with another target replaces it.
+//! `forward::run` over the kept session, by name, through the bastion or (for the targets the
+//! client routed so) the Kubernetes API. Asking again for a forward that is live with the same
+//! target and route returns it as it is; the same name with another target or route replaces
+//! it.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dial::Dialer;
 use crate::exit::ExitStatus;
-use crate::forward::{self, Forward, Options, Session, Sink, Stats, Style};
+use crate::forward::{self, Forward, Options, Session, Sink, Stats, Style, Target};
+use crate::kube::portforward::Route;
 
 use super::proto::DetachedForward;
 use super::server::{UseGuard, Uses};
@@ -19,6 +23,7 @@ use super::server::{UseGuard, Uses};
 /// One live forward.
 struct Live {
     spec: Forward,
+    route: Route,
     bind: IpAddr,
     local: SocketAddr,
     stats: Arc<Stats>,
@@ -35,6 +40,7 @@ impl Live {
             local: self.local,
             target: self.spec.target_text(),
             url: self.spec.url(self.local),
+            route: self.route,
             connections: self.stats.total.load(Ordering::Relaxed),
             open: self.stats.open.load(Ordering::Relaxed),
             sent: self.stats.sent.load(Ordering::Relaxed),
@@ -42,9 +48,10 @@ impl Live {
         }
     }
 
-    /// Whether asking for `f` on `bind` is asking for this one.
-    fn serves(&self, f: &Forward, bind: IpAddr) -> bool {
+    /// Whether asking for `f` on `bind` by `route` is asking for this one.
+    fn serves(&self, f: &Forward, route: Route, bind: IpAddr) -> bool {
         self.spec.target == f.target
+            && self.route == route
             && self.bind == bind
             && (f.local_port == 0 || f.local_port == self.local.port())
     }
@@ -62,20 +69,26 @@ pub struct Registry {
 
 impl Registry {
     /// Makes each of `forwards` listen on `bind` (keeping those already live as asked), and
-    /// returns them in the order given. A failed bind leaves the live ones as they were.
+    /// returns them in the order given. `dialer` reaches every target, the `api` ones through
+    /// the Kubernetes API. A failed bind leaves the live ones as they were.
     pub async fn ensure(
         &self,
         forwards: Vec<Forward>,
         bind: IpAddr,
         dialer: Arc<dyn Dialer>,
+        api: &HashSet<(String, u16)>,
         uses: &Uses,
     ) -> Result<Vec<DetachedForward>, (String, u8)> {
+        let route = |f: &Forward| match &f.target {
+            Target::Tunnel { host, port } if api.contains(&(host.clone(), *port)) => Route::Api,
+            _ => Route::Bastion,
+        };
         let mut live = self.live.lock().await;
         let names: Vec<String> = forwards.iter().map(|f| f.name.clone()).collect();
         let mut new = Vec::new();
         for f in forwards {
             match live.iter().position(|l| l.spec.name == f.name) {
-                Some(i) if live[i].serves(&f, bind) => {}
+                Some(i) if live[i].serves(&f, route(&f), bind) => {}
                 Some(i) => {
                     // Closed first: the replacement may want the same port.
                     live.remove(i).close().await;
@@ -89,9 +102,11 @@ impl Registry {
                 let status = e.exit_status();
                 (crate::exit::Error::from(e).to_string(), status)
             })?;
-            for l in listeners {
+            for mut l in listeners {
                 let stop = CancellationToken::new();
                 let (spec, local, stats) = (l.forward.clone(), l.local, l.stats.clone());
+                let route = route(&spec);
+                l.route = route;
                 // The keeper reconnects the agent's session: this one never ends, and the
                 // forward's own supervisor never needs to connect.
                 let session = Session {
@@ -111,6 +126,7 @@ impl Registry {
                 ));
                 live.push(Live {
                     spec,
+                    route,
                     bind,
                     local,
                     stats,

@@ -11,9 +11,10 @@ use tokio::io::{
     AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt,
 };
 
-use crate::config::Service;
+use crate::config::{HostPort, Service};
 use crate::dial::DialError;
 use crate::forward::{Forward, Target};
+use crate::kube::portforward::Route;
 
 /// The longest request or reply line: a forward list of a few hundred entries fits.
 const MAX_LINE: usize = 1024 * 1024;
@@ -40,10 +41,13 @@ pub enum Op {
         command: Option<Vec<u8>>,
         pty: Option<WirePty>,
     },
-    /// Listen for these forwards (idempotent by name and target).
+    /// Listen for these forwards (idempotent by name, target and route).
     Forward {
         forwards: Vec<WireForward>,
         bind: IpAddr,
+        /// How the targets that take the API route reach it (none: all take the bastion).
+        #[serde(default)]
+        api: Option<ApiRoute>,
     },
     /// The detached forwards.
     Forwards,
@@ -196,6 +200,19 @@ impl From<WireForward> for Forward {
     }
 }
 
+/// The API route of detached forwards: the kubeconfig the client chose (the bastion's own
+/// is fetched by the client; it crosses the socket, never a file), and the targets that take
+/// it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiRoute {
+    pub kubeconfig: kube::config::Kubeconfig,
+    pub context: Option<String>,
+    pub api_server: Option<HostPort>,
+    /// Where bare Service names are looked up.
+    pub namespace: String,
+    pub targets: Vec<(String, u16)>,
+}
+
 /// A forward the agent listens for: what `forward` prints when it starts listening.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DetachedForward {
@@ -204,6 +221,9 @@ pub struct DetachedForward {
     /// `HOST:PORT` as seen from the bastion; `None` for a SOCKS proxy.
     pub target: Option<String>,
     pub url: String,
+    /// Through the bastion, or the Kubernetes API.
+    #[serde(default)]
+    pub route: Route,
     /// Connections accepted so far, and open now.
     pub connections: u64,
     pub open: u64,

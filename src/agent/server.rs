@@ -7,6 +7,7 @@
 //! a reply. Every request but `status` and `stop` carries the settings' fingerprint, and one
 //! made with other settings is answered `mismatch`.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
@@ -268,16 +269,25 @@ async fn handle(agent: Arc<Agent>, stream: UnixStream) {
             });
             exec(&agent, conn, command, pty).await
         }
-        Op::Forward { forwards, bind } => {
-            let dialer: Arc<dyn Dialer> = Arc::new(KeptDialer(agent.keeper.clone()));
+        Op::Forward {
+            forwards,
+            bind,
+            api,
+        } => {
             let forwards = forwards.into_iter().map(Into::into).collect();
-            let answer = match agent
-                .forwards
-                .ensure(forwards, bind, dialer, &agent.uses)
-                .await
-            {
-                Ok(forwards) => Reply::Forwards { forwards },
-                Err((message, status)) => Reply::Failed { message, status },
+            let answer = match routed_dialer(&agent, api).await {
+                Ok((dialer, api)) => match agent
+                    .forwards
+                    .ensure(forwards, bind, dialer, &api, &agent.uses)
+                    .await
+                {
+                    Ok(forwards) => Reply::Forwards { forwards },
+                    Err((message, status)) => Reply::Failed { message, status },
+                },
+                Err(e) => Reply::Failed {
+                    status: e.exit_status(),
+                    message: format!("the API route: {e}"),
+                },
             };
             reply(&mut conn, &answer).await
         }
@@ -293,6 +303,34 @@ async fn handle(agent: Arc<Agent>, stream: UnixStream) {
     if let Err(e) = result {
         debug!("a client went away: {e}");
     }
+}
+
+/// The kept session as the forwards' dialer, with the API route's targets sent through
+/// `pods/portforward` over it (a kube client of its own, dialing the API server through the
+/// kept session, so it follows the agent's reconnects).
+async fn routed_dialer(
+    agent: &Agent,
+    api: Option<proto::ApiRoute>,
+) -> Result<(Arc<dyn Dialer>, HashSet<(String, u16)>), crate::kube::KubeError> {
+    let kept: Arc<dyn Dialer> = Arc::new(KeptDialer(agent.keeper.clone()));
+    let Some(api) = api else {
+        return Ok((kept, HashSet::new()));
+    };
+    let targets: HashSet<(String, u16)> = api.targets.into_iter().collect();
+    let plan = crate::forward::route::Plan {
+        kubeconfig: api.kubeconfig,
+        options: crate::kube::Options {
+            context: api.context,
+            api_server: api.api_server,
+        },
+        namespace: api.namespace,
+        api_targets: Arc::new(targets.clone()),
+    };
+    let session = crate::forward::Session {
+        dialer: kept,
+        ended: Box::pin(std::future::pending()),
+    };
+    Ok((plan.route(session).await?.dialer, targets))
 }
 
 async fn reply(conn: &mut BufReader<UnixStream>, r: &Reply) -> std::io::Result<()> {
