@@ -272,7 +272,7 @@ impl Agent {
         &self,
         forwards: &[Forward],
         bind: IpAddr,
-        api: Option<ApiRoute>,
+        api: Option<Box<ApiRoute>>,
     ) -> Result<Vec<DetachedForward>, AgentError> {
         let op = Op::Forward {
             forwards: forwards.iter().map(Into::into).collect(),

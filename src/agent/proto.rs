@@ -47,7 +47,7 @@ pub enum Op {
         bind: IpAddr,
         /// How the targets that take the API route reach it (none: all take the bastion).
         #[serde(default)]
-        api: Option<ApiRoute>,
+        api: Option<Box<ApiRoute>>,
     },
     /// The detached forwards.
     Forwards,

@@ -310,10 +310,10 @@ async fn handle(agent: Arc<Agent>, stream: UnixStream) {
 /// kept session, so it follows the agent's reconnects).
 async fn routed_dialer(
     agent: &Agent,
-    api: Option<proto::ApiRoute>,
+    api: Option<Box<proto::ApiRoute>>,
 ) -> Result<(Arc<dyn Dialer>, HashSet<(String, u16)>), crate::kube::KubeError> {
     let kept: Arc<dyn Dialer> = Arc::new(KeptDialer(agent.keeper.clone()));
-    let Some(api) = api else {
+    let Some(api) = api.map(|a| *a) else {
         return Ok((kept, HashSet::new()));
     };
     let targets: HashSet<(String, u16)> = api.targets.into_iter().collect();
