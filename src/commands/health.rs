@@ -106,7 +106,7 @@ async fn kube_client(
     bastion: Option<&Bastion>,
 ) -> Result<Result<kube::Client, String>, Error> {
     let named = decision.origin.file().is_some();
-    let chosen = match decision.load(bastion).await {
+    let chosen = match decision.load(bastion.map(|b| b as _)).await {
         Ok(c) => c,
         Err(e @ k8s::SourceError::Read(_)) => return Err(e.into()),
         Err(e) if e.exit_status() == exit::UNREACHABLE => return Err(e.into()),
