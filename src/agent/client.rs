@@ -457,14 +457,22 @@ impl Remote {
         }
     }
 
-    /// Makes sure the bastion answers, as the direct connection just proved it does: through
-    /// the agent, whose session may have dropped since, a command that does nothing (the
-    /// agent then reconnects, or says why it cannot, with a direct connection's status).
+    /// Makes sure the bastion answers, as the direct connection just proved it does. Through
+    /// the agent: listing its forwards is the cheapest question on which it checks our
+    /// settings (an agent of other settings is replaced, and the new one connects or fails as
+    /// a direct connection would); its status then says whether its session is up. Only a
+    /// session found down costs a command on the bastion (a process started there, a few
+    /// hundred milliseconds on a loaded machine), which has the agent reconnect at once or
+    /// say why it cannot, with a direct connection's status.
     pub async fn check_session(&self) -> Result<(), AgentError> {
-        match self {
-            Remote::Agent(a) => a.capture("true").await.map(drop),
-            Remote::Direct(_) => Ok(()),
+        let Remote::Agent(a) = self else {
+            return Ok(());
+        };
+        a.forwards().await?;
+        if a.status().await?.connected {
+            return Ok(());
         }
+        a.capture("true").await.map(drop)
     }
 
     /// `Bastion::exec_capture` on either path.
