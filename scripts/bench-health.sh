@@ -24,6 +24,10 @@ ROUNDS=${ROUNDS:-3}
 command -v kubectl >/dev/null || { echo "bench-health: kubectl is missing" >&2; exit 1; }
 
 work=$(mktemp -d)
+# The warm-agent row's agent keeps its socket, lock and log in the work folder; it is stopped
+# before the folder goes.
+export XDG_RUNTIME_DIR=$work/run
+mkdir -m 0700 "$XDG_RUNTIME_DIR"
 pids=()
 cleanup() {
   if [[ -n ${PARAGON_BIN:-} && -f $work/config.toml ]]; then
