@@ -7,7 +7,8 @@
 #   kubectl get pods -A -o json                                  (one list)
 # Prints both and the ratio paragon/kubectl (lower is better for both). Then the same report
 # through a real OpenSSH sshd on loopback (every connection a direct-tcpip channel), to show
-# what the tunnel costs.
+# what the tunnel costs: each run with a connection of its own (--no-agent), and through the
+# profile's warm agent (the SSH handshake paid once, before the rounds).
 #
 # Usage: scripts/bench-health.sh   (env: PODS=10000 NODES=500 ROUNDS=3
 #                                     PARAGON_BIN=path to skip the release build)
@@ -23,8 +24,15 @@ ROUNDS=${ROUNDS:-3}
 command -v kubectl >/dev/null || { echo "bench-health: kubectl is missing" >&2; exit 1; }
 
 work=$(mktemp -d)
+# The warm-agent row's agent keeps its socket, lock and log in the work folder; it is stopped
+# before the folder goes.
+export XDG_RUNTIME_DIR=$work/run
+mkdir -m 0700 "$XDG_RUNTIME_DIR"
 pids=()
 cleanup() {
+  if [[ -n ${PARAGON_BIN:-} && -f $work/config.toml ]]; then
+    "$PARAGON_BIN" --config "$work/config.toml" -p ssh agent stop >/dev/null 2>&1 || true
+  fi
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$work"
@@ -134,7 +142,9 @@ measure() { # name, command...
 measure kubectl env KUBECONFIG="$kc" kubectl get pods -A -o json
 pods_listed=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["items"]))' "$work/kubectl.out")
 measure paragon "$PARAGON_BIN" --config "$work/config.toml" -p bench health --local --kubeconfig "$kc" --output json
-measure tunnel "$PARAGON_BIN" --config "$work/config.toml" -p ssh health --output json
+measure tunnel "$PARAGON_BIN" --config "$work/config.toml" -p ssh --no-agent health --output json
+"$PARAGON_BIN" --config "$work/config.toml" -p ssh health --output json >/dev/null 2>&1 || true
+measure agent "$PARAGON_BIN" --config "$work/config.toml" -p ssh health --output json
 summary=$(python3 - "$work/paragon.out" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -148,8 +158,11 @@ PY
 k_wall=$(median <"$work/kubectl.walls"); p_wall=$(median <"$work/paragon.walls")
 k_rss=$(sort -g "$work/kubectl.rss" | tail -1); p_rss=$(sort -g "$work/paragon.rss" | tail -1)
 t_wall=$(median <"$work/tunnel.walls"); t_rss=$(sort -g "$work/tunnel.rss" | tail -1)
-python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["checks"][0]["name"] and any(c["name"]=="pods" and c["status"]=="ok" for c in d["checks"]), "the report through sshd has no pods result"' "$work/tunnel.out" \
-  || { echo "bench-health: the report through sshd failed: $(cat "$work/tunnel.err")" >&2; exit 1; }
+a_wall=$(median <"$work/agent.walls"); a_rss=$(sort -g "$work/agent.rss" | tail -1)
+for run in tunnel agent; do
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["checks"][0]["name"] and any(c["name"]=="pods" and c["status"]=="ok" for c in d["checks"]), "the report through sshd has no pods result"' "$work/$run.out" \
+    || { echo "bench-health: the report through sshd ($run) failed: $(cat "$work/$run.err")" >&2; exit 1; }
+done
 
 echo "sandbox: $PODS pods on $NODES nodes; $ROUNDS rounds each (median wall, max RSS)"
 echo "kubectl get pods -A -o json:        listed $pods_listed pods"
@@ -158,7 +171,9 @@ printf '%-36s %10s %12s\n' "" "wall (s)" "peak RSS (MB)"
 printf '%-36s %10.2f %12.1f\n' "kubectl get pods -A -o json" "$k_wall" "$(echo "$k_rss/1024" | bc -l)"
 printf '%-36s %10.2f %12.1f\n' "paragon-admin health (whole report)" "$p_wall" "$(echo "$p_rss/1024" | bc -l)"
 printf '%-36s %10.2f %12.1f\n' "paragon-admin health through sshd" "$t_wall" "$(echo "$t_rss/1024" | bc -l)"
+printf '%-36s %10.2f %12.1f\n' "  the same through the warm agent" "$a_wall" "$(echo "$a_rss/1024" | bc -l)"
 printf 'ratio paragon/kubectl: wall %.2f, peak memory %.2f\n' \
   "$(echo "$p_wall/$k_wall" | bc -l)" "$(echo "$p_rss/$k_rss" | bc -l)"
 printf 'ratio through sshd/kubectl (direct): wall %.2f, peak memory %.2f\n' \
   "$(echo "$t_wall/$k_wall" | bc -l)" "$(echo "$t_rss/$k_rss" | bc -l)"
+printf 'ratio warm agent/own connection: wall %.2f\n' "$(echo "$a_wall/$t_wall" | bc -l)"

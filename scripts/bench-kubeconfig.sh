@@ -8,6 +8,9 @@
 #              command (the agent already holds the API forward: the usual case)
 #   - healed:  the same, with the agent stopped before each command (after a reboot, a sleep:
 #              the plugin starts the agent and the forward)
+#   - bastion's: the healing kubeconfig of a profile without [kube] kubeconfig: the plugin
+#              fetches the bastion's own (its kubectl prints the sandbox's) through the agent,
+#              one command on the bastion per kubectl command
 # Each is `kubectl get pods -A` measured by hyperfine (median of RUNS, after a warm-up); prints
 # the medians and the ratios to ssh -L.
 #
@@ -47,7 +50,13 @@ stop_agents_then_cleanup() {
 }
 trap stop_agents_then_cleanup EXIT
 
-start_sshd
+# The bastion's own kubectl prints the sandbox's kubeconfig: a wrapper first on the sessions'
+# PATH (written before the sandbox starts, with the path its kubeconfig will have).
+mkdir "$work/bin"
+printf '#!/bin/sh\nexec %s --kubeconfig %s "$@"\n' "$(command -v kubectl)" \
+  "$work/sandbox.kubeconfig" >"$work/bin/kubectl"
+chmod 755 "$work/bin/kubectl"
+start_sshd "SetEnv PATH=$work/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 api_port=$(free_port)
 "$PARAGON_BIN" --quiet sandbox --listen "127.0.0.1:$api_port" --pods "$PODS" \
@@ -59,11 +68,13 @@ for _ in $(seq 200); do [[ -s $work/sandbox.kubeconfig ]] && break; sleep 0.05; 
 [[ -s $work/sandbox.kubeconfig ]] || { echo "bench-kubeconfig: the sandbox wrote no kubeconfig: $(cat "$work/sandbox.log")" >&2; exit 1; }
 
 {
+  echo 'default_profile = "bench"'
   bastion_profile bench
   cat <<CONFIG
 [profiles.bench.kube]
 kubeconfig = "$work/sandbox.kubeconfig"
 CONFIG
+  bastion_profile own
 } >"$work/config.toml"
 
 # --- the anchor: ssh -L, and the sandbox's kubeconfig pointed at its port -------------------
@@ -79,19 +90,24 @@ chmod 600 "$work/ssh-l.kubeconfig"
 # --- the kubeconfig that heals itself -----------------------------------------------------
 "$PARAGON_BIN" kubeconfig --write "$work/healing.kubeconfig" 2>"$work/write.log" ||
   { echo "bench-kubeconfig: kubeconfig --write failed: $(cat "$work/write.log")" >&2; exit 1; }
+"$PARAGON_BIN" -p own kubeconfig --write "$work/own.kubeconfig" 2>"$work/write-own.log" ||
+  { echo "bench-kubeconfig: kubeconfig --write (the bastion's own) failed: $(cat "$work/write-own.log")" >&2; exit 1; }
 
 get_pods() { echo "kubectl --kubeconfig $1 get pods -A --request-timeout 60s"; }
-for k in ssh-l healing; do
+for k in ssh-l healing own; do
   # Both must list the same pods before anything is timed (names: the ages go on ticking).
   eval "$(get_pods "$work/$k.kubeconfig") -o name" >"$work/$k.pods" ||
     { echo "bench-kubeconfig: kubectl through $k failed" >&2; exit 1; }
 done
-cmp -s "$work/ssh-l.pods" "$work/healing.pods" ||
-  { echo "bench-kubeconfig: the two paths list different pods" >&2; exit 1; }
+for k in healing own; do
+  cmp -s "$work/ssh-l.pods" "$work/$k.pods" ||
+    { echo "bench-kubeconfig: ssh -L and $k list different pods" >&2; exit 1; }
+done
 
 hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$work/warm.json" \
   -n ssh-l "$(get_pods "$work/ssh-l.kubeconfig")" \
-  -n healing "$(get_pods "$work/healing.kubeconfig")" >&2
+  -n healing "$(get_pods "$work/healing.kubeconfig")" \
+  -n own "$(get_pods "$work/own.kubeconfig")" >&2
 hyperfine -N --runs "$RUNS" --export-json "$work/healed.json" \
   --prepare "$PARAGON_BIN agent stop" \
   -n healed "$(get_pods "$work/healing.kubeconfig")" >&2
@@ -107,6 +123,7 @@ anchor = runs["ssh-l"]
 print()
 print(f"kubectl get pods -A ({pods} pods), median of {n} (ms, lower is better)")
 for name, what in [("ssh-l", "ssh -L (anchor)"), ("healing", "healing kubeconfig, agent up"),
-                   ("healed", "healing kubeconfig, agent stopped before each")]:
+                   ("healed", "healing kubeconfig, agent stopped before each"),
+                   ("own", "the bastion's own kubeconfig, agent up")]:
     print(f"  {what:<46} {runs[name]:8.1f}   x{runs[name] / anchor:.2f}")
 PY

@@ -1,7 +1,7 @@
 //! What commands call: find the profile's agent or start it, and the operations through it
 //! (a command on the bastion with this process's stdio, a TCP stream, detached forwards,
-//! status, stop). `Remote` is the one choice between the agent and a direct connection that
-//! every command shares.
+//! status, stop, a command's output captured into memory). `Remote` is the one choice between
+//! the agent and a direct connection that every command shares.
 
 use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
@@ -14,10 +14,11 @@ use tokio::net::UnixStream;
 use crate::config::Resolved;
 use crate::dial::{self, BoxStream, DialError, DialFuture, Dialer};
 use crate::forward::Forward;
-use crate::ssh::Bastion;
+use crate::kube::source::{Capture, CaptureError, CaptureFuture};
 use crate::ssh::exec::Request;
 use crate::ssh::session::{Input, Output, Streams, on_local_stdio};
 use crate::ssh::shell::Pty;
+use crate::ssh::{Bastion, Captured};
 
 use super::AgentError;
 use super::paths::Paths;
@@ -264,6 +265,46 @@ impl Agent {
         on_local_stdio(pty.is_some(), |streams| relay(conn, streams, profile)).await
     }
 
+    /// Runs `command` on the bastion through the agent with no stdin and captures its stdout
+    /// and stderr, as `Bastion::exec_capture` does directly: the agent's `Exec`, its output
+    /// frames collected here.
+    pub async fn capture(&self, command: &str) -> Result<Captured, AgentError> {
+        let op = Op::Exec {
+            command: Some(command.as_bytes().to_vec()),
+            pty: None,
+        };
+        let mut conn = match self.ask(op).await? {
+            (Reply::Ready, conn) => conn,
+            (other, _) => return Err(self.protocol(format!("{other:?} to exec"))),
+        };
+        let lost = || AgentError::Lost {
+            profile: self.profile.name.clone(),
+        };
+        // No stdin, as directly. The socket stays open for writing: the agent takes its end
+        // for the client leaving, and would end the command.
+        proto::write_frame(conn.get_mut(), &Frame::StdinEof)
+            .await
+            .map_err(|_| lost())?;
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        loop {
+            match proto::read_frame(&mut conn).await {
+                Ok(Some(Frame::Stdout(d))) => stdout.extend_from_slice(&d),
+                Ok(Some(Frame::Stderr(d))) => stderr.extend_from_slice(&d),
+                Ok(Some(Frame::Exit(status))) => {
+                    return Ok(Captured {
+                        status,
+                        stdout,
+                        stderr,
+                    });
+                }
+                Ok(Some(Frame::Failed { status, message })) => {
+                    return Err(AgentError::Relayed { message, status });
+                }
+                Ok(Some(_)) | Ok(None) | Err(_) => return Err(lost()),
+            }
+        }
+    }
+
     /// Listens for each forward on `bind` (idempotent: one live with the same name and target
     /// is returned as it is; the same name with another target is replaced), and returns them
     /// once they listen.
@@ -419,6 +460,52 @@ impl Remote {
             Remote::Agent(a) => Arc::new(a.clone()),
             Remote::Direct(b) => Arc::new(b.clone()),
         }
+    }
+
+    /// Makes sure the bastion answers, as the direct connection just proved it does. Through
+    /// the agent: listing its forwards is the cheapest question on which it checks our
+    /// settings (an agent of other settings is replaced, and the new one connects or fails as
+    /// a direct connection would); its status then says whether its session is up. Only a
+    /// session found down costs a command on the bastion (a process started there, a few
+    /// hundred milliseconds on a loaded machine), which has the agent reconnect at once or
+    /// say why it cannot, with a direct connection's status.
+    pub async fn check_session(&self) -> Result<(), AgentError> {
+        let Remote::Agent(a) = self else {
+            return Ok(());
+        };
+        a.forwards().await?;
+        if a.status().await?.connected {
+            return Ok(());
+        }
+        a.capture("true").await.map(drop)
+    }
+
+    /// `Bastion::exec_capture` on either path.
+    pub async fn capture(&self, command: &str) -> Result<Captured, AgentError> {
+        match self {
+            Remote::Agent(a) => a.capture(command).await,
+            Remote::Direct(b) => Ok(b.exec_capture(command).await?),
+        }
+    }
+}
+
+impl Capture for Agent {
+    fn capture<'a>(&'a self, command: &'a str) -> CaptureFuture<'a> {
+        Box::pin(async move {
+            Agent::capture(self, command)
+                .await
+                .map_err(CaptureError::new)
+        })
+    }
+}
+
+impl Capture for Remote {
+    fn capture<'a>(&'a self, command: &'a str) -> CaptureFuture<'a> {
+        Box::pin(async move {
+            Remote::capture(self, command)
+                .await
+                .map_err(CaptureError::new)
+        })
     }
 }
 

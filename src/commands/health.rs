@@ -5,14 +5,15 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::agent::Remote;
 use crate::cli::{Globals, HealthArgs};
 use crate::dial::{Dialer, Direct};
 use crate::exit::{self, Error, ExitStatus as _};
 use crate::health::{self, Progress, Report, Target};
 use crate::kube as k8s;
+use crate::kube::source::Capture;
 use crate::output::{self, Format};
 use crate::secrets;
-use crate::ssh::Bastion;
 
 pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
     // With --local nothing needs a profile: without a config file the report checks the
@@ -23,13 +24,14 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
         Some(super::resolve_profile(g)?)
     };
     let timeout = Duration::from_secs(args.timeout);
-    // An unreachable bastion is an error (exit 255), not a report.
-    let bastion = match (&profile, args.local) {
-        (Some(p), false) => Some(Bastion::connect(p).await?),
+    // Through the profile's agent (or a connection of its own with --no-agent or persist =
+    // 0). An unreachable bastion is an error (exit 255), not a report.
+    let remote = match (&profile, args.local) {
+        (Some(p), false) => Some(Remote::connect(p, g.no_agent).await?),
         _ => None,
     };
-    let dialer: Arc<dyn Dialer> = match &bastion {
-        Some(b) => Arc::new(b.clone()),
+    let dialer: Arc<dyn Dialer> = match &remote {
+        Some(r) => r.dialer(),
         None => Arc::new(Direct { timeout }),
     };
     let flags = k8s::Flags {
@@ -39,7 +41,12 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
     let decision =
         k8s::source::decide(flags, profile.as_ref().map(super::profile_kube), args.local)?;
     let context = decision.context.clone();
-    let kube = kube_client(decision, dialer.clone(), bastion.as_ref()).await?;
+    if let (Some(remote), false) = (&remote, decision.origin == k8s::Origin::Bastion) {
+        // Fetching the bastion's kubeconfig shows an agent's session is up; without the
+        // fetch, this asks (a session the agent cannot get back is 255, as directly).
+        remote.check_session().await?;
+    }
+    let kube = kube_client(decision, dialer.clone(), remote.as_ref().map(|r| r as _)).await?;
     let target = match &profile {
         Some(profile) => Target {
             kube,
@@ -103,7 +110,7 @@ fn keyring_password(name: String) -> Option<crate::secrets::Secret> {
 async fn kube_client(
     decision: k8s::source::Decision,
     dialer: Arc<dyn Dialer>,
-    bastion: Option<&Bastion>,
+    bastion: Option<&dyn Capture>,
 ) -> Result<Result<kube::Client, String>, Error> {
     let named = decision.origin.file().is_some();
     let chosen = match decision.load(bastion).await {

@@ -16,7 +16,6 @@ use crate::forward::bastion::{connect_or_interrupt, reconnect, session};
 use crate::forward::kubeconfig::{self, Plugin, Source, Upstream};
 use crate::forward::{self, Shutdown, Sink};
 use crate::kube::Chosen;
-use crate::ssh::Bastion;
 use crate::state::{KUBE_API, Ports};
 
 use super::forward::{INTERRUPTED, options};
@@ -155,10 +154,10 @@ pub(super) struct ApiForward {
     pub local: SocketAddr,
 }
 
-/// Reads the chosen kubeconfig (the bastion's own fetched into memory over a connection of
-/// its own: the agent runs no command for others to read), then has the profile's agent
-/// (started when none runs) listen for the API on the stable port. Errors that mean the
-/// bastion cannot be reached say so first.
+/// Reads the chosen kubeconfig (the bastion's own fetched into memory through the profile's
+/// agent, started when none runs: its output comes to this process only), then has the agent
+/// listen for the API on the stable port. Errors that mean the bastion cannot be reached say
+/// so first.
 pub(super) async fn ensure_api_forward(
     profile: &Resolved,
     no_agent: bool,
@@ -174,19 +173,26 @@ pub(super) async fn ensure_api_forward(
         Some(super::profile_kube(profile)),
         false,
     )?;
-    let chosen = match decision.origin.file() {
-        Some(_) => decision.load(None).await?,
-        None => {
-            let bastion = Bastion::connect(profile).await.map_err(unreachable)?;
-            decision.load(Some(&bastion)).await.map_err(unreachable)?
-        }
+    // A local file is read before the agent starts: a bad one is the same usage error (2)
+    // as in `health`, with nothing started.
+    let from_file = match decision.origin.file() {
+        Some(_) => Some(decision.clone().load(None).await?),
+        None => None,
+    };
+    let agent = crate::agent::connect_or_start(profile)
+        .await
+        .map_err(unreachable)?;
+    let chosen = match from_file {
+        Some(chosen) => chosen,
+        None => decision.load(Some(&agent)).await.map_err(unreachable)?,
     };
     let source = source_of(&chosen);
     let upstream = source.upstream(chosen.api_server.as_ref())?;
     let port = Ports::user()?.stable_port(&profile.name, KUBE_API)?;
     let mut wanted = upstream.forward(port);
     wanted.name = KUBE_API.to_string();
-    let held = crate::agent::ensure_forwards(profile, vec![wanted], LOOPBACK)
+    let held = agent
+        .ensure_forwards(&[wanted], LOOPBACK)
         .await
         .map_err(unreachable)?;
     let local = held

@@ -3,18 +3,21 @@
 //! The one place that decides: the command's `--kubeconfig` (with its `--context`), else the
 //! profile's `[kube] kubeconfig` and `context`, else the bastion's own kubeconfig (or, with no
 //! bastion, the usual `$KUBECONFIG` or `~/.kube/config`). `health`, `kubeconfig` and
-//! `forward`'s API route all ask here. This module knows the profile's `[kube]` keys and the
-//! bastion's `exec_capture`; it knows nothing of clap, of the commands or of how a report
-//! treats a kubeconfig it cannot have.
+//! `forward`'s API route all ask here. This module knows the profile's `[kube]` keys and
+//! `Capture` (one command run on the bastion, by a direct connection or by the profile's
+//! agent, which implements it where it lives); it knows nothing of clap, of the commands, of
+//! the agent or of how a report treats a kubeconfig it cannot have.
 
 use std::fmt;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 
 use kube::config::Kubeconfig;
 
 use crate::config::{ConfigError, HostPort, KubeConfig};
 use crate::exit::{self, ExitStatus};
-use crate::ssh::{Bastion, SshError};
+use crate::ssh::{Bastion, Captured};
 
 /// What the command line says about the kubeconfig (both `None` for commands without flags).
 #[derive(Debug, Clone, Copy, Default)]
@@ -166,7 +169,7 @@ impl Decision {
     /// Reads the file, or fetches the bastion's kubeconfig (narrowed to the context), into
     /// memory. `bastion` is only used for `Origin::Bastion`; without one that is the same
     /// failure as a bastion that cannot give it.
-    pub async fn load(self, bastion: Option<&Bastion>) -> Result<Chosen, SourceError> {
+    pub async fn load(self, bastion: Option<&dyn Capture>) -> Result<Chosen, SourceError> {
         let kubeconfig = match (&self.origin, bastion) {
             (Origin::Flag(path) | Origin::Profile(path), _) => {
                 super::read_kubeconfig(path).map_err(SourceError::Read)?
@@ -193,11 +196,67 @@ impl Decision {
 pub async fn choose(
     flags: Flags<'_>,
     profile: Option<ProfileKube<'_>>,
-    bastion: Option<&Bastion>,
+    bastion: Option<&dyn Capture>,
 ) -> Result<Chosen, SourceError> {
     decide(flags, profile, bastion.is_none())?
         .load(bastion)
         .await
+}
+
+/// One command run on the bastion with no stdin, its stdout and stderr captured: what the
+/// kubeconfig fetch needs of a bastion, whether a connection of this process (`Bastion`) or
+/// the profile's agent runs it.
+pub trait Capture: Sync {
+    fn capture<'a>(&'a self, command: &'a str) -> CaptureFuture<'a>;
+}
+
+pub type CaptureFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Captured, CaptureError>> + Send + 'a>>;
+
+impl Capture for Bastion {
+    fn capture<'a>(&'a self, command: &'a str) -> CaptureFuture<'a> {
+        Box::pin(async move { self.exec_capture(command).await.map_err(CaptureError::new) })
+    }
+}
+
+/// Why a command could not run on the bastion, as the path that ran it says it (printed as
+/// that error is, its causes after it), with that error's exit status (255 for a lost
+/// connection).
+#[derive(Debug)]
+pub struct CaptureError {
+    status: u8,
+    cause: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl CaptureError {
+    pub fn new<E>(e: E) -> CaptureError
+    where
+        E: std::error::Error + ExitStatus + Send + Sync + 'static,
+    {
+        CaptureError {
+            status: e.exit_status(),
+            cause: Box::new(e),
+        }
+    }
+}
+
+/// Transparent: the path's own error, so that both paths print the same text.
+impl fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.cause.fmt(f)
+    }
+}
+
+impl std::error::Error for CaptureError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.source()
+    }
+}
+
+impl ExitStatus for CaptureError {
+    fn exit_status(&self) -> u8 {
+        self.status
+    }
 }
 
 /// Why the bastion's kubeconfig could not be fetched. Never quotes the kubeconfig itself.
@@ -208,7 +267,7 @@ pub enum FetchError {
     Exec {
         command: String,
         #[source]
-        source: SshError,
+        source: CaptureError,
     },
     #[error(
         "`{command}` on the bastion exited {status}: {first_line}; set [kube] kubeconfig in the profile to use a local one"
@@ -242,7 +301,7 @@ const MAX_QUOTED: usize = 160;
 /// The bastion's own kubeconfig (`kubectl config view`, narrowed to `context` when one is
 /// chosen), into memory only.
 pub async fn fetch_bastion_kubeconfig(
-    bastion: &Bastion,
+    bastion: &dyn Capture,
     context: Option<&str>,
 ) -> Result<Kubeconfig, FetchError> {
     let command = match context {
@@ -254,7 +313,7 @@ pub async fn fetch_bastion_kubeconfig(
         None => super::FETCH_KUBECONFIG.to_string(),
     };
     let out = bastion
-        .exec_capture(&command)
+        .capture(&command)
         .await
         .map_err(|source| FetchError::Exec {
             command: command.clone(),
@@ -409,6 +468,57 @@ mod tests {
         assert!(matches!(e, SourceError::Read(_)), "{e:?}");
         assert_eq!(e.exit_status(), exit::USAGE);
         assert!(e.to_string().contains("/nonexistent/kubeconfig"), "{e}");
+    }
+
+    /// A bastion that answers every command with what `answer` makes.
+    struct Answers(fn() -> Result<Captured, CaptureError>);
+
+    impl Capture for Answers {
+        fn capture<'a>(&'a self, _command: &'a str) -> CaptureFuture<'a> {
+            let answer = (self.0)();
+            Box::pin(async move { answer })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_capture_that_could_not_run_keeps_its_status_and_says_its_cause_once() {
+        let dropped = Answers(|| {
+            Err(CaptureError::new(crate::ssh::SshError::Disconnected {
+                target: "b.example:22".into(),
+            }))
+        });
+        let e = fetch_bastion_kubeconfig(&dropped, Some("a b"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.exit_status(), exit::UNREACHABLE);
+        let line = crate::exit::Error::from(e).to_string();
+        assert!(
+            line.starts_with("cannot run `kubectl config view --raw --minify --flatten --context 'a b'` on the bastion: "),
+            "{line}"
+        );
+        assert_eq!(line.matches("b.example:22").count(), 1, "{line}");
+    }
+
+    #[tokio::test]
+    async fn a_command_that_failed_is_quoted_by_its_first_stderr_line_and_fails_with_1() {
+        let failing = Answers(|| {
+            Ok(Captured {
+                status: 1,
+                stdout: b"apiVersion: v1".to_vec(),
+                stderr: b"error: context \"x\" not found\nsecond line\n".to_vec(),
+            })
+        });
+        let e = fetch_bastion_kubeconfig(&failing, None).await.unwrap_err();
+        assert_eq!(e.exit_status(), exit::FAILED);
+        let text = e.to_string();
+        assert!(
+            text.contains("exited 1: error: context \"x\" not found;"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("second line") && !text.contains("apiVersion"),
+            "{text}"
+        );
     }
 
     #[test]

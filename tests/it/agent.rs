@@ -14,13 +14,13 @@ use crate::support::sshd::{Sshd, keygen};
 use crate::support::{Home, Run, run};
 
 /// A home whose profile `test` points at an sshd, and whose agents are stopped on drop.
-struct Kept {
-    home: Home,
-    sshd: Sshd,
+pub(crate) struct Kept {
+    pub(crate) home: Home,
+    pub(crate) sshd: Sshd,
 }
 
 impl Kept {
-    fn new(extra: &str) -> Kept {
+    pub(crate) fn new(extra: &str) -> Kept {
         let sshd = Sshd::start();
         let home = Home::new();
         let kh = sshd.write_known_hosts(&home.path().join("known_hosts"));
@@ -28,13 +28,13 @@ impl Kept {
         Kept { home, sshd }
     }
 
-    fn paragon(&self, args: &[&str]) -> Command {
+    pub(crate) fn paragon(&self, args: &[&str]) -> Command {
         let mut c = self.home.paragon();
         c.args(args).stdin(Stdio::null());
         c
     }
 
-    fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         run(&mut self.paragon(args))
     }
 
@@ -43,7 +43,7 @@ impl Kept {
     }
 
     /// SSH connections sshd accepted so far.
-    fn connections(&self) -> usize {
+    pub(crate) fn connections(&self) -> usize {
         self.sshd.log().matches("Accepted publickey").count()
     }
 
@@ -55,7 +55,7 @@ impl Kept {
         self.folder().join("test.sock")
     }
 
-    fn status(&self) -> serde_json::Value {
+    pub(crate) fn status(&self) -> serde_json::Value {
         let r = self.run(&["agent", "status", "--output", "json"]);
         assert_eq!(r.status, Some(0), "{}", r.stderr);
         serde_json::from_str(&r.stdout).unwrap()
