@@ -192,7 +192,7 @@ pub(super) async fn ensure_api_forward(
     let mut wanted = upstream.forward(port);
     wanted.name = KUBE_API.to_string();
     let held = agent
-        .ensure_forwards(&[wanted], LOOPBACK)
+        .ensure_forwards(&[wanted], LOOPBACK, None)
         .await
         .map_err(unreachable)?;
     let local = held
