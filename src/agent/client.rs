@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::BufReader;
 use tokio::net::UnixStream;
@@ -265,6 +266,34 @@ impl Agent {
         on_local_stdio(pty.is_some(), |streams| relay(conn, streams, profile)).await
     }
 
+    /// `command`'s captured output as the agent's `capture` gives it: its own answer from
+    /// within `reuse` when it has one from its current session, else a fresh run.
+    pub async fn capture_reusing(
+        &self,
+        command: &str,
+        reuse: Duration,
+    ) -> Result<Captured, AgentError> {
+        let op = Op::Capture {
+            command: command.to_string(),
+            reuse_ms: u64::try_from(reuse.as_millis()).unwrap_or(u64::MAX),
+        };
+        match self.ask(op).await? {
+            (
+                Reply::Captured {
+                    status,
+                    stdout,
+                    stderr,
+                },
+                _,
+            ) => Ok(Captured {
+                status,
+                stdout,
+                stderr,
+            }),
+            (other, _) => Err(self.protocol(format!("{other:?} to capture"))),
+        }
+    }
+
     /// Runs `command` on the bastion through the agent with no stdin and captures its stdout
     /// and stderr, as `Bastion::exec_capture` does directly: the agent's `Exec`, its output
     /// frames collected here.
@@ -479,33 +508,26 @@ impl Remote {
         }
         a.capture("true").await.map(drop)
     }
-
-    /// `Bastion::exec_capture` on either path.
-    pub async fn capture(&self, command: &str) -> Result<Captured, AgentError> {
-        match self {
-            Remote::Agent(a) => a.capture(command).await,
-            Remote::Direct(b) => Ok(b.exec_capture(command).await?),
-        }
-    }
 }
 
 impl Capture for Agent {
-    fn capture<'a>(&'a self, command: &'a str) -> CaptureFuture<'a> {
+    fn capture<'a>(&'a self, command: &'a str, reuse: Duration) -> CaptureFuture<'a> {
         Box::pin(async move {
-            Agent::capture(self, command)
-                .await
-                .map_err(CaptureError::new)
+            match reuse.is_zero() {
+                true => Agent::capture(self, command).await,
+                false => self.capture_reusing(command, reuse).await,
+            }
+            .map_err(CaptureError::new)
         })
     }
 }
 
 impl Capture for Remote {
-    fn capture<'a>(&'a self, command: &'a str) -> CaptureFuture<'a> {
-        Box::pin(async move {
-            Remote::capture(self, command)
-                .await
-                .map_err(CaptureError::new)
-        })
+    fn capture<'a>(&'a self, command: &'a str, reuse: Duration) -> CaptureFuture<'a> {
+        match self {
+            Remote::Agent(a) => Capture::capture(a, command, reuse),
+            Remote::Direct(b) => Capture::capture(b, command, reuse),
+        }
     }
 }
 

@@ -222,6 +222,11 @@ impl Keeper {
         self.renewals.load(Ordering::Relaxed)
     }
 
+    /// Changes whenever the session is replaced (a reconnect or a renewal).
+    pub fn epoch(&self) -> u64 {
+        self.reconnects() + self.renewals()
+    }
+
     pub fn target(&self) -> &str {
         &self.target
     }

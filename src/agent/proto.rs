@@ -41,6 +41,13 @@ pub enum Op {
         command: Option<Vec<u8>>,
         pty: Option<WirePty>,
     },
+    /// `command` run with no stdin, its output captured; an answer the agent captured on its
+    /// current session within the last `reuse_ms` is given again instead (the bastion's
+    /// kubeconfig, fetched by every run of kubectl's credential plugin).
+    Capture {
+        command: String,
+        reuse_ms: u64,
+    },
     /// Listen for these forwards (idempotent by name, target and route).
     Forward {
         forwards: Vec<WireForward>,
@@ -72,6 +79,12 @@ pub enum Reply {
     Failed {
         message: String,
         status: u8,
+    },
+    /// A command's exit status and output (`capture`).
+    Captured {
+        status: u32,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
     },
     /// The bastion refused or could not make the stream (`dial`).
     DialFailed {

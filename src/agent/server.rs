@@ -7,7 +7,7 @@
 //! a reply. Every request but `status` and `stop` carries the settings' fingerprint, and one
 //! made with other settings is answered `mismatch`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Mutex, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -25,7 +25,7 @@ use crate::dial::Dialer;
 use crate::exit::ExitStatus;
 use crate::forward::Backoff;
 use crate::ssh::Bastion;
-use crate::ssh::exec::Request as SshRequest;
+use crate::ssh::exec::{Captured, Request as SshRequest};
 use crate::ssh::session::{Input, Output, Streams};
 use crate::ssh::shell::Pty;
 
@@ -69,6 +69,9 @@ struct Agent {
     socket: std::path::PathBuf,
     /// The socket file we bound: removed on exit only while it is still ours.
     inode: Option<u64>,
+    /// Successful captures asked to be reused, by command: when, on which session
+    /// (`Keeper::epoch`), and the answer. In memory only (a kubeconfig holds credentials).
+    captured: Mutex<HashMap<String, (Instant, u64, Captured)>>,
 }
 
 /// Runs the agent for `profile`; the result is the process's exit status. Until "ready" its
@@ -106,6 +109,7 @@ pub async fn run(profile: Resolved) -> u8 {
         inode: paths::inode(&paths.socket),
         socket: paths.socket,
         stop,
+        captured: Mutex::default(),
     });
     tokio::spawn(leave_when_idle(agent.clone()));
     serve(&agent, listener).await;
@@ -261,6 +265,10 @@ async fn handle(agent: Arc<Agent>, stream: UnixStream) {
         }
         _ if request.fingerprint != agent.fingerprint => reply(&mut conn, &Reply::Mismatch).await,
         Op::Dial { host, port } => dial(&agent, conn, &host, port).await,
+        Op::Capture { command, reuse_ms } => {
+            let answer = capture(&agent, command, Duration::from_millis(reuse_ms)).await;
+            reply(&mut conn, &answer).await
+        }
         Op::Exec { command, pty } => {
             let pty = pty.map(|p| Pty {
                 term: p.term,
@@ -304,6 +312,46 @@ async fn handle(agent: Arc<Agent>, stream: UnixStream) {
         debug!("a client went away: {e}");
     }
 }
+
+/// `command`'s captured output: the answer kept from the current session if younger than
+/// `reuse`, else a fresh run (kept when it succeeded and `reuse` is not zero).
+async fn capture(agent: &Agent, command: String, reuse: Duration) -> Reply {
+    let answer = |c: &Captured| Reply::Captured {
+        status: c.status,
+        stdout: c.stdout.clone(),
+        stderr: c.stderr.clone(),
+    };
+    let bastion = match agent.keeper.bastion(WAIT_FOR_SESSION).await {
+        Ok(b) => b,
+        Err((message, status)) => return Reply::Failed { message, status },
+    };
+    let epoch = agent.keeper.epoch();
+    let mut captured = agent.captured.lock().await;
+    captured.retain(|_, (at, e, _)| *e == epoch && at.elapsed() < MAX_REUSE);
+    if let Some((at, _, c)) = captured.get(&command)
+        && at.elapsed() < reuse
+    {
+        return answer(c);
+    }
+    // Held across the run: kubectl's plugin runs come in pairs, and the second takes the
+    // first's answer instead of running the command again.
+    match bastion.exec_capture(&command).await {
+        Ok(c) => {
+            let r = answer(&c);
+            if c.status == 0 && !reuse.is_zero() {
+                captured.insert(command, (Instant::now(), epoch, c));
+            }
+            r
+        }
+        Err(e) => Reply::Failed {
+            status: e.exit_status(),
+            message: crate::exit::Error::from(e).to_string(),
+        },
+    }
+}
+
+/// The longest a captured answer is kept, whatever a request asks.
+const MAX_REUSE: Duration = Duration::from_secs(300);
 
 /// The kept session as the forwards' dialer, with the API route's targets sent through
 /// `pods/portforward` over it (a kube client of its own, dialing the API server through the

@@ -12,6 +12,7 @@ use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::time::Duration;
 
 use kube::config::Kubeconfig;
 
@@ -207,14 +208,20 @@ pub async fn choose(
 /// kubeconfig fetch needs of a bastion, whether a connection of this process (`Bastion`) or
 /// the profile's agent runs it.
 pub trait Capture: Sync {
-    fn capture<'a>(&'a self, command: &'a str) -> CaptureFuture<'a>;
+    /// Runs `command`; an answer to the same command from within `reuse` may be given again
+    /// (the agent keeps them; a connection of this process runs the command every time).
+    fn capture<'a>(&'a self, command: &'a str, reuse: Duration) -> CaptureFuture<'a>;
 }
+
+/// How old a fetched kubeconfig may be: kubectl runs its credential plugin (which fetches
+/// it) twice per command, and operators run commands in quick series.
+pub const KUBECONFIG_REUSE: Duration = Duration::from_secs(60);
 
 pub type CaptureFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Captured, CaptureError>> + Send + 'a>>;
 
 impl Capture for Bastion {
-    fn capture<'a>(&'a self, command: &'a str) -> CaptureFuture<'a> {
+    fn capture<'a>(&'a self, command: &'a str, _reuse: Duration) -> CaptureFuture<'a> {
         Box::pin(async move { self.exec_capture(command).await.map_err(CaptureError::new) })
     }
 }
@@ -313,7 +320,7 @@ pub async fn fetch_bastion_kubeconfig(
         None => super::FETCH_KUBECONFIG.to_string(),
     };
     let out = bastion
-        .capture(&command)
+        .capture(&command, KUBECONFIG_REUSE)
         .await
         .map_err(|source| FetchError::Exec {
             command: command.clone(),
@@ -474,7 +481,7 @@ mod tests {
     struct Answers(fn() -> Result<Captured, CaptureError>);
 
     impl Capture for Answers {
-        fn capture<'a>(&'a self, _command: &'a str) -> CaptureFuture<'a> {
+        fn capture<'a>(&'a self, _command: &'a str, _reuse: Duration) -> CaptureFuture<'a> {
             let answer = (self.0)();
             Box::pin(async move { answer })
         }

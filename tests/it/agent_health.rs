@@ -127,7 +127,7 @@ fn three_health_runs_are_one_ssh_connection_and_the_report_of_a_direct_connectio
 }
 
 #[test]
-fn kube_credential_with_the_bastions_kubeconfig_three_times_is_one_ssh_connection() {
+fn kube_credential_with_the_bastions_kubeconfig_three_times_is_one_connection_and_one_fetch() {
     let s = Scene::new();
     let token = s.token();
     for _ in 0..3 {
@@ -140,6 +140,9 @@ fn kube_credential_with_the_bastions_kubeconfig_three_times_is_one_ssh_connectio
         assert_eq!(credential["status"]["token"], token.as_str());
     }
     assert_eq!(s.kept.connections(), 1, "{}", s.kept.sshd.log());
+    // The agent gave its first answer again: one `kubectl config view` on the bastion.
+    let log = s.kept.sshd.log();
+    assert_eq!(log.matches("Starting session: command").count(), 1, "{log}");
 }
 
 #[test]

@@ -584,3 +584,68 @@ fn kubectl_port_forward_over_spdy_is_closed_at_the_streaming_idle_timeout() {
         pf.stderr()
     );
 }
+
+/// Stops every agent of a home when dropped (the agent outlives the command that started it).
+struct Agents<'a>(&'a Scene, &'a Home);
+
+impl Drop for Agents<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .0
+            .net
+            .paragon("client", self.1)
+            .args(["agent", "stop", "--all"])
+            .output();
+    }
+}
+
+#[test]
+fn a_detached_forward_takes_the_api_route_when_the_bastion_cannot_route_to_grafana() {
+    let s = Scene::new();
+    s.net
+        .wait_tcp("bastion", PRIVATE, 6443, Duration::from_secs(20));
+    let (_sshd, home) = bastion_for(&s);
+    let _agents = Agents(&s, &home);
+    let out = s
+        .net
+        .paragon("client", &home)
+        .args(["--output", "json", "forward", "--detach", "0:grafana"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(e["event"], "listening", "{e}");
+    assert_eq!(e["route"], "api", "{e}");
+    let local = e["local"].as_str().unwrap();
+    // The command has returned: the agent serves the forward.
+    let page = s
+        .curl("client", &format!("http://{local}/api/health"))
+        .unwrap_or_else(|err| panic!("{err}; {stderr}"));
+    assert!(page.contains("\"database\":\"ok\""), "{page}");
+    let list = s
+        .net
+        .paragon("client", &home)
+        .args(["--output", "json", "forward", "--list"])
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(list[0]["route"], "api", "{list}");
+    assert_eq!(list[0]["connections"], 1, "{list}");
+    let stop = s
+        .net
+        .paragon("client", &home)
+        .args(["forward", "--stop", "grafana"])
+        .output()
+        .unwrap();
+    assert!(
+        stop.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stop.stderr)
+    );
+    assert!(
+        s.curl("client", &format!("http://{local}/api/health"))
+            .is_err()
+    );
+}
