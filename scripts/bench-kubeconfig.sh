@@ -10,7 +10,7 @@
 #              the plugin starts the agent and the forward)
 #   - bastion's: the healing kubeconfig of a profile without [kube] kubeconfig: the plugin
 #              fetches the bastion's own (its kubectl prints the sandbox's) through the agent,
-#              one command on the bastion per kubectl command
+#              the agent runs one command on the bastion a minute and reuses its answer
 # Each is `kubectl get pods -A` measured by hyperfine (median of RUNS, after a warm-up); prints
 # the medians and the ratios to ssh -L.
 #
