@@ -12,14 +12,13 @@ use std::path::PathBuf;
 use crate::cli::{Globals, KubeconfigArgs};
 use crate::config::Resolved;
 use crate::exit::{Error, ExitStatus};
-use crate::forward::bastion::{connect_or_interrupt, reconnect, session};
 use crate::forward::kubeconfig::{self, Plugin, Source, Upstream};
 use crate::forward::{self, Shutdown, Sink};
 use crate::kube::Chosen;
 use crate::ssh::Bastion;
 use crate::state::{KUBE_API, Ports};
 
-use super::forward::{INTERRUPTED, options};
+use super::forward::{INTERRUPTED, Reach, bastion_for_fetch, options, reach};
 
 const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
@@ -54,13 +53,16 @@ async fn serve(g: &Globals, args: KubeconfigArgs) -> Result<u8, Error> {
     // bastion's kubeconfig, and is set below, before anything is served.
     let unresolved = Upstream::unresolved().forward(local_port);
     let mut listeners = forward::bind(vec![unresolved], LOOPBACK).await?;
-    let Some(bastion) = connect_or_interrupt(&profile, &mut shutdown).await? else {
+    let Some(reach) = reach(g, &profile, &mut shutdown).await? else {
         return Ok(INTERRUPTED);
     };
     let chosen = match local {
         Some(c) => c,
         // Fetched into memory: written nowhere.
-        None => decision.load(Some(&bastion)).await?,
+        None => {
+            let bastion = bastion_for_fetch(&profile, reach.direct.as_ref()).await?;
+            decision.load(Some(&bastion)).await?
+        }
     };
     let source = source_of(&chosen);
     let upstream = source.upstream(chosen.api_server.as_ref())?;
@@ -73,10 +75,11 @@ async fn serve(g: &Globals, args: KubeconfigArgs) -> Result<u8, Error> {
     out.write_all(yaml.as_bytes())?;
     out.flush()?;
     drop(out);
+    let Reach { first, connect, .. } = reach;
     forward::run(
         listeners,
-        session(bastion),
-        reconnect(profile),
+        first,
+        move || connect(),
         options(g, Sink::Stderr),
         shutdown.requested(),
     )

@@ -14,13 +14,13 @@ use crate::support::sshd::{Sshd, keygen};
 use crate::support::{Home, Run, run};
 
 /// A home whose profile `test` points at an sshd, and whose agents are stopped on drop.
-struct Kept {
-    home: Home,
-    sshd: Sshd,
+pub(crate) struct Kept {
+    pub(crate) home: Home,
+    pub(crate) sshd: Sshd,
 }
 
 impl Kept {
-    fn new(extra: &str) -> Kept {
+    pub(crate) fn new(extra: &str) -> Kept {
         let sshd = Sshd::start();
         let home = Home::new();
         let kh = sshd.write_known_hosts(&home.path().join("known_hosts"));
@@ -28,22 +28,22 @@ impl Kept {
         Kept { home, sshd }
     }
 
-    fn paragon(&self, args: &[&str]) -> Command {
+    pub(crate) fn paragon(&self, args: &[&str]) -> Command {
         let mut c = self.home.paragon();
         c.args(args).stdin(Stdio::null());
         c
     }
 
-    fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         run(&mut self.paragon(args))
     }
 
-    fn ssh(&self, command: &str) -> Run {
+    pub(crate) fn ssh(&self, command: &str) -> Run {
         self.run(&["ssh", "--", command])
     }
 
     /// SSH connections sshd accepted so far.
-    fn connections(&self) -> usize {
+    pub(crate) fn connections(&self) -> usize {
         self.sshd.log().matches("Accepted publickey").count()
     }
 
@@ -55,7 +55,7 @@ impl Kept {
         self.folder().join("test.sock")
     }
 
-    fn status(&self) -> serde_json::Value {
+    pub(crate) fn status(&self) -> serde_json::Value {
         let r = self.run(&["agent", "status", "--output", "json"]);
         assert_eq!(r.status, Some(0), "{}", r.stderr);
         serde_json::from_str(&r.stdout).unwrap()
@@ -68,7 +68,7 @@ impl Drop for Kept {
     }
 }
 
-fn wait_until(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
     let end = Instant::now() + deadline;
     while !done() {
         assert!(Instant::now() < end, "timed out waiting until {what}");
@@ -76,7 +76,7 @@ fn wait_until(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn alive(pid: u64) -> bool {
+pub(crate) fn alive(pid: u64) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .unwrap_or_default()
@@ -323,12 +323,12 @@ fn a_pty_shell_through_the_agent_gets_its_size_and_resizes() {
 }
 
 /// An HTTP server on loopback answering every request with `body`, until dropped.
-struct Http {
-    port: u16,
+pub(crate) struct Http {
+    pub(crate) port: u16,
 }
 
 impl Http {
-    fn start(body: &'static str) -> Http {
+    pub(crate) fn start(body: &'static str) -> Http {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         std::thread::spawn(move || {
@@ -347,7 +347,7 @@ impl Http {
     }
 }
 
-fn curl(port: u16) -> Option<String> {
+pub(crate) fn curl(port: u16) -> Option<String> {
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "10"])
         .arg(format!("http://127.0.0.1:{port}/"))

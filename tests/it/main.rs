@@ -4,6 +4,7 @@
 mod support;
 
 mod agent;
+mod agent_forward;
 mod api_route;
 mod bastion;
 mod bastion_image;
