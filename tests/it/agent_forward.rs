@@ -102,6 +102,7 @@ fn a_foreground_forward_follows_the_agent_through_a_bastion_restart() {
 fn a_connection_during_an_outage_waits_for_the_agent_to_reconnect() {
     let mut k = Kept::new("");
     let http = Http::start("served once the bastion is back");
+    assert_eq!(k.ssh("true").status, Some(0));
     let (fwd, port) = forward(&k, &[], &http);
     k.sshd.stop();
     fwd.event("disconnected", Duration::from_secs(20));
@@ -128,7 +129,9 @@ fn a_connection_during_an_outage_waits_for_the_agent_to_reconnect() {
         "{}",
         fwd.stderr()
     );
+    // The warm agent's session and its one reconnect: the forward made none of its own.
     assert_eq!(k.connections(), 2, "{}", k.sshd.log());
+    assert_eq!(k.status()["reconnects"], 1);
 }
 
 #[test]
@@ -206,4 +209,31 @@ fn a_foreground_kubeconfig_with_a_warm_agent_opens_no_ssh_connection() {
     let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
     assert_eq!(curl(port).as_deref(), Some("the api"));
     assert_eq!(k.connections(), 1, "{}", k.sshd.log());
+}
+
+#[test]
+fn the_api_route_through_the_agent_opens_no_ssh_connection_of_its_own() {
+    use crate::api_route::{PRIVATE, Scene, bastion_for, forward as api_forward};
+    let s = Scene::new();
+    s.net
+        .wait_tcp("bastion", PRIVATE, 6443, Duration::from_secs(20));
+    let (sshd, home) = bastion_for(&s);
+    let warm = crate::support::run(s.net.paragon("client", &home).args(["ssh", "--", "true"]));
+    assert_eq!(warm.status, Some(0), "{}", warm.stderr);
+    // The bastion cannot reach grafana: its kube client dials the API through the agent.
+    let (pf, e) = api_forward(&s, &home, &["--via", "api", "0:grafana"]);
+    assert_eq!(e["route"], "api", "{e}");
+    let url = format!("http://{}/api/health", e["local"].as_str().unwrap());
+    let health = s
+        .curl("client", &url)
+        .unwrap_or_else(|err| panic!("{err}; forward: {}", pf.stderr()));
+    assert!(health.contains("\"database\":\"ok\""), "{health}");
+    let accepted = sshd.log().matches("Accepted publickey").count();
+    assert_eq!(accepted, 1, "{}", sshd.log());
+    drop(pf);
+    let _ = s
+        .net
+        .paragon("client", &home)
+        .args(["agent", "stop"])
+        .output();
 }
