@@ -1,4 +1,8 @@
 //! `paragon-admin forward`: local ports into the private network through the bastion.
+//!
+//! In the foreground the connections are dialed through the profile's agent when it wants one
+//! (its session followed by `forward::kept`), else over a session of this command's own
+//! (`--no-agent`, `persist = 0`); `kubeconfig` serves its forward the same way (`reach`).
 
 use std::collections::HashSet;
 use std::future::Future;

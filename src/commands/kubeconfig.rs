@@ -1,7 +1,7 @@
 //! `paragon-admin kubeconfig`: forward the Kubernetes API and hand out a kubeconfig for it.
 //!
 //! Without `--write`/`--merge` it prints a kubeconfig with the credentials and serves the
-//! forward in the foreground. With them it writes a kubeconfig that heals itself: its server
+//! forward in the foreground, reaching the bastion as a foreground `forward` does. With them it writes a kubeconfig that heals itself: its server
 //! is the API forward the profile's agent holds on a stable port, its user the
 //! `kube-credential` plugin; it makes sure that forward listens and returns.
 
