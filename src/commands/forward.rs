@@ -9,7 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::agent::{self, Agent};
+use crate::agent::{self, Agent, Remote};
 use crate::cli::{ForwardArgs, Globals};
 use crate::config::{Resolved, Via};
 use crate::dial::Dialer;
@@ -67,16 +67,9 @@ pub async fn run(g: &Globals, args: ForwardArgs) -> Result<u8, Error> {
     let Reach {
         first,
         connect,
-        direct,
+        remote,
     } = reach;
-    let plan = route_listeners(
-        &profile,
-        direct.as_ref(),
-        &mut listeners,
-        args.via,
-        &*first.dialer,
-    )
-    .await?;
+    let plan = route_listeners(&profile, &remote, &mut listeners, args.via, &*first.dialer).await?;
     let (first, connect) = match plan {
         None => (first, connect),
         Some(plan) => {
@@ -112,8 +105,8 @@ pub(super) type Connect =
 pub(super) struct Reach {
     pub first: Session,
     pub connect: Connect,
-    /// This command's own SSH session (`--no-agent`, `persist = 0`); `None` through the agent.
-    pub direct: Option<Bastion>,
+    /// The agent, or this command's own SSH session (`--no-agent`, `persist = 0`).
+    pub remote: Remote,
 }
 
 /// Reaches the bastion as the profile says: through its agent (started when none runs; its
@@ -136,7 +129,7 @@ pub(super) async fn reach(
                 let next = again();
                 Box::pin(async move { next.await.map_err(|e| e.to_string()) })
             }),
-            direct: Some(bastion),
+            remote: Remote::Direct(bastion),
         }));
     }
     let started = tokio::select! {
@@ -144,7 +137,7 @@ pub(super) async fn reach(
         () = shutdown.requested() => return Ok(None),
     };
     let dialer: Arc<dyn Dialer> = Arc::new(started.clone());
-    let check = agent_check(started);
+    let check = agent_check(started.clone());
     let pace = Pace::default();
     let connect: Connect =
         Arc::new(move || Box::pin(kept::connect(dialer.clone(), check.clone(), pace)));
@@ -155,7 +148,7 @@ pub(super) async fn reach(
     Ok(Some(Reach {
         first,
         connect,
-        direct: None,
+        remote: Remote::Agent(started),
     }))
 }
 
@@ -182,15 +175,15 @@ fn agent_check(agent: Agent) -> Check {
     })
 }
 
-/// The bastion to fetch its kubeconfig from: this command's own session, else (through the
-/// agent, which runs no command for others to read) a connection for the fetch alone.
+/// The bastion to fetch its kubeconfig from: this command's own session, else (the agent
+/// runs no command whose output it hands back) a connection for the fetch alone.
 pub(super) async fn bastion_for_fetch(
     profile: &Resolved,
-    direct: Option<&Bastion>,
+    remote: &Remote,
 ) -> Result<Bastion, Error> {
-    match direct {
-        Some(b) => Ok(b.clone()),
-        None => Ok(Bastion::connect(profile).await?),
+    match remote {
+        Remote::Direct(b) => Ok(b.clone()),
+        Remote::Agent(_) => Ok(Bastion::connect(profile).await?),
     }
 }
 
@@ -257,7 +250,7 @@ async fn stop(g: &Globals, profile: &Resolved, name: &str) -> Result<u8, Error> 
 /// API, the plan for it: the profile's kubeconfig, else the bastion's own.
 async fn route_listeners(
     profile: &Resolved,
-    direct: Option<&Bastion>,
+    remote: &Remote,
     listeners: &mut [Listening],
     via: Via,
     dialer: &dyn Dialer,
@@ -289,7 +282,7 @@ async fn route_listeners(
     let chosen = match decision.origin.file() {
         Some(_) => decision.load(None).await,
         None => {
-            let bastion = bastion_for_fetch(profile, direct).await?;
+            let bastion = bastion_for_fetch(profile, remote).await?;
             decision.load(Some(&bastion)).await
         }
     }

@@ -60,7 +60,7 @@ async fn serve(g: &Globals, args: KubeconfigArgs) -> Result<u8, Error> {
         Some(c) => c,
         // Fetched into memory: written nowhere.
         None => {
-            let bastion = bastion_for_fetch(&profile, reach.direct.as_ref()).await?;
+            let bastion = bastion_for_fetch(&profile, &reach.remote).await?;
             decision.load(Some(&bastion)).await?
         }
     };
