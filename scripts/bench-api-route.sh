@@ -63,10 +63,11 @@ CONFIG
 } >"$work/config.toml"
 
 api_local=$(free_port) bastion_local=$(free_port)
-PARAGON_ADMIN_CONFIG="$work/config.toml" "$PARAGON_BIN" forward --output json --via api \
+# Each forward on its own session (--no-agent), as these figures were always measured.
+PARAGON_ADMIN_CONFIG="$work/config.toml" "$PARAGON_BIN" --no-agent forward --output json --via api \
   "$api_local:grafana" >"$work/api.events" 2>"$work/api.log" &
 pids+=($!)
-PARAGON_ADMIN_CONFIG="$work/config.toml" "$PARAGON_BIN" forward --output json \
+PARAGON_ADMIN_CONFIG="$work/config.toml" "$PARAGON_BIN" --no-agent forward --output json \
   "$bastion_local:127.0.0.1:$pod_port" >"$work/bastion.events" 2>"$work/bastion.log" &
 pids+=($!)
 kubectl --kubeconfig "$work/kubeconfig" -n paragon port-forward svc/grafana 0:4500 >"$work/kubectl.out" 2>"$work/kubectl.log" &

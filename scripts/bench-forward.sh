@@ -4,7 +4,8 @@
 #   - throughput of one forwarded TCP stream (iperf3, both directions, median of ROUNDS runs)
 #   - time to first byte of a new connection through an established forward
 #     (curl %{time_starttransfer} against a local HTTP server, median of TTFB_RUNS)
-# Prints both and the ratio paragon/OpenSSH (throughput: higher is better; TTFB: lower is).
+# Prints both and the ratio paragon/OpenSSH (throughput: higher is better; TTFB: lower is), for
+# paragon-admin on a session of its own (--no-agent) and through the profile's agent.
 #
 # Usage: scripts/bench-forward.sh   (env: SECONDS_PER_RUN=5 ROUNDS=3 TTFB_RUNS=60
 #                                     PARAGON_BIN=path to skip the release build)
@@ -66,26 +67,52 @@ ssh_forward "$gcm_iperf" "$gcm_http" -c aes256-gcm@openssh.com
 gcm_pid=$!
 
 bastion_profile bench >"$work/config.toml"
-pa_iperf=$(free_port)
-pa_http=$(free_port)
-PARAGON_ADMIN_CONFIG="$work/config.toml" "$PARAGON_BIN" forward --output json \
-  "$pa_iperf:127.0.0.1:$iperf_port" "$pa_http:127.0.0.1:$http_pa_port" >"$work/events" 2>"$work/paragon.log" &
+# The agent's socket lives in $work: it leaves when the run's folder is removed.
+export XDG_RUNTIME_DIR=$work/run
+mkdir -m 0700 "$XDG_RUNTIME_DIR"
+paragon_forward() { # name local-iperf-port local-http-port http-target-port [global flags]
+  PARAGON_ADMIN_CONFIG="$work/config.toml" "$PARAGON_BIN" "${@:5}" forward --output json \
+    "$2:127.0.0.1:$iperf_port" "$3:127.0.0.1:$4" >"$work/$1.events" 2>"$work/$1.log" &
+  pids+=($!)
+}
+wait_listening() { # name local-http-port
+  for _ in $(seq 200); do grep -q "\"local\":\"127.0.0.1:$2\"" "$work/$1.events" && break; sleep 0.05; done
+  grep -q "\"local\":\"127.0.0.1:$2\"" "$work/$1.events" || { echo "bench-forward: paragon-admin ($1) did not start: $(cat "$work/$1.log")" >&2; exit 1; }
+}
+# paragon-admin on a session of its own (--no-agent), and through the profile's agent (the
+# default): there each connection also crosses the agent's socket and process.
+pa_iperf=$(free_port) pa_http=$(free_port)
+paragon_forward pa "$pa_iperf" "$pa_http" "$http_pa_port" --no-agent
 pa_pid=$!
-pids+=($!)
+http_agent_port=$(free_port)
+http_server "$http_agent_port"
+wait_port "$http_agent_port"
+ag_iperf=$(free_port) ag_http=$(free_port)
+paragon_forward ag "$ag_iperf" "$ag_http" "$http_agent_port"
+ag_forward_pid=$!
 wait_port "$ssh_iperf"
 wait_port "$gcm_iperf"
-for _ in $(seq 200); do grep -q "\"local\":\"127.0.0.1:$pa_http\"" "$work/events" && break; sleep 0.05; done
-grep -q "\"local\":\"127.0.0.1:$pa_http\"" "$work/events" || { echo "bench-forward: paragon-admin did not start: $(cat "$work/paragon.log")" >&2; exit 1; }
+wait_listening pa "$pa_http"
+wait_listening ag "$ag_http"
+# The agent's process moves the bytes on that path: its CPU is counted with the forward's.
+ag_pid=$(PARAGON_ADMIN_CONFIG="$work/config.toml" "$PARAGON_BIN" agent status --output json |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
 
 # --- throughput -----------------------------------------------------------------------------
 # Gbit/s is what users see, but it swings with whatever else runs on the machine; the
 # client's CPU seconds per GiB moved (from /proc) stays steady, and says the same when idle.
-cpu_of() { awk '{print ($14 + $15) / 100}' "/proc/$1/stat"; }
-measure() { # client-pid port [iperf3 args] -> "Gbit/s cpu-s/GiB"
+cpu_of() { # pid... -> CPU seconds of them all
+  local p total=0
+  for p in "$@"; do total=$(awk -v t="$total" '{print t + ($14 + $15) / 100}' "/proc/$p/stat"); done
+  echo "$total"
+}
+measure() { # "client-pid..." port [iperf3 args] -> "Gbit/s cpu-s/GiB"
   local before after
-  before=$(cpu_of "$1")
+  # shellcheck disable=SC2086 # one or more pids
+  before=$(cpu_of $1)
   iperf3 -c 127.0.0.1 -p "$2" -t "$SECONDS_PER_RUN" -J "${@:3}" >"$work/iperf.json"
-  after=$(cpu_of "$1")
+  # shellcheck disable=SC2086
+  after=$(cpu_of $1)
   python3 -c 'import json, sys
 r = json.load(open(sys.argv[1]))["end"]["sum_received"]
 print("%.3f %.3f" % (r["bits_per_second"] / 1e9, (float(sys.argv[3]) - float(sys.argv[2])) / (r["bytes"] / 2**30)))' \
@@ -96,13 +123,14 @@ declare -A tp cpu
 for dir in up down; do
   args=()
   [[ $dir == down ]] && args=(-R)
-  for who in ssh gcm pa; do : >"$work/$who.$dir"; done
+  for who in ssh gcm pa ag; do : >"$work/$who.$dir"; done
   for _ in $(seq "$ROUNDS"); do # interleaved, so that drift hits all alike
     measure "$ssh_pid" "$ssh_iperf" "${args[@]}" >>"$work/ssh.$dir"
     measure "$gcm_pid" "$gcm_iperf" "${args[@]}" >>"$work/gcm.$dir"
     measure "$pa_pid" "$pa_iperf" "${args[@]}" >>"$work/pa.$dir"
+    measure "$ag_forward_pid $ag_pid" "$ag_iperf" "${args[@]}" >>"$work/ag.$dir"
   done
-  for who in ssh gcm pa; do
+  for who in ssh gcm pa ag; do
     tp[$who.$dir]=$(cut -d' ' -f1 "$work/$who.$dir" | median)
     cpu[$who.$dir]=$(cut -d' ' -f2 "$work/$who.$dir" | median)
     echo "$dir $who runs (Gbit/s cpu-s/GiB): $(tr '\n' ';' <"$work/$who.$dir")" >&2
@@ -111,14 +139,15 @@ done
 
 # --- time to first byte -------------------------------------------------------------------
 one_ttfb() { curl -s -o /dev/null -w '%{time_starttransfer}\n' "http://127.0.0.1:$1/small"; }
-for _ in $(seq 5); do one_ttfb "$ssh_http"; one_ttfb "$pa_http"; one_ttfb "$http_direct_port"; done >/dev/null # warm up
-: >"$work/ttfb_ssh"; : >"$work/ttfb_pa"; : >"$work/ttfb_direct"
+for _ in $(seq 5); do one_ttfb "$ssh_http"; one_ttfb "$pa_http"; one_ttfb "$ag_http"; one_ttfb "$http_direct_port"; done >/dev/null # warm up
+: >"$work/ttfb_ssh"; : >"$work/ttfb_pa"; : >"$work/ttfb_ag"; : >"$work/ttfb_direct"
 for i in $(seq "$TTFB_RUNS"); do # interleaved, in rotating order, so that load from elsewhere hits all alike
-  order=(ssh pa direct)
-  for k in 0 1 2; do
-    case ${order[$(((i + k) % 3))]} in
+  order=(ssh pa ag direct)
+  for k in 0 1 2 3; do
+    case ${order[$(((i + k) % 4))]} in
       ssh) one_ttfb "$ssh_http" >>"$work/ttfb_ssh" ;;
       pa) one_ttfb "$pa_http" >>"$work/ttfb_pa" ;;
+      ag) one_ttfb "$ag_http" >>"$work/ttfb_ag" ;;
       direct) one_ttfb "$http_direct_port" >>"$work/ttfb_direct" ;;
     esac
   done
@@ -126,6 +155,7 @@ done
 ms() { median <"$1" | awk '{printf "%.2f", $1*1000}'; }
 ssh_ttfb=$(ms "$work/ttfb_ssh")
 pa_ttfb=$(ms "$work/ttfb_pa")
+ag_ttfb=$(ms "$work/ttfb_ag")
 direct_ttfb=$(ms "$work/ttfb_direct")
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
@@ -144,13 +174,17 @@ for dir in up down; do
   printf '    %-28s openssh %6s   openssh -c aes256-gcm %6s   paragon %6s   ratio %s (same cipher: %s)\n' "$label" \
     "${tp[ssh.$dir]}" "${tp[gcm.$dir]}" "${tp[pa.$dir]}" \
     "$(ratio "${tp[pa.$dir]}" "${tp[ssh.$dir]}")" "$(ratio "${tp[pa.$dir]}" "${tp[gcm.$dir]}")"
+  printf '    %-28s paragon through the agent %6s   ratio to openssh %s (to paragon --no-agent: %s)\n' "" \
+    "${tp[ag.$dir]}" "$(ratio "${tp[ag.$dir]}" "${tp[ssh.$dir]}")" "$(ratio "${tp[ag.$dir]}" "${tp[pa.$dir]}")"
 done
 echo "  client CPU seconds per GiB moved, lower is better (steady when the machine is busy)"
 for dir in up down; do
   label=$([[ $dir == up ]] && echo "upload" || echo "download")
-  printf '    %-28s openssh %6s   openssh -c aes256-gcm %6s   paragon %6s\n' "$label" \
-    "${cpu[ssh.$dir]}" "${cpu[gcm.$dir]}" "${cpu[pa.$dir]}"
+  printf '    %-28s openssh %6s   openssh -c aes256-gcm %6s   paragon %6s   through the agent (both processes) %6s\n' "$label" \
+    "${cpu[ssh.$dir]}" "${cpu[gcm.$dir]}" "${cpu[pa.$dir]}" "${cpu[ag.$dir]}"
 done
 echo "time to first byte of a new connection, median of $TTFB_RUNS (ms; ratio = paragon / openssh, <= 1.0: as fast)"
 printf '    %-28s openssh %6s   paragon %6s   ratio %s   (direct, no tunnel: %s)\n' "1 KiB HTTP GET" \
   "$ssh_ttfb" "$pa_ttfb" "$(ratio "$pa_ttfb" "$ssh_ttfb")" "$direct_ttfb"
+printf '    %-28s paragon through the agent %6s   ratio to openssh %s\n' "" \
+  "$ag_ttfb" "$(ratio "$ag_ttfb" "$ssh_ttfb")"

@@ -79,7 +79,9 @@ soak() { # label pid local-port [--socks HOST:PORT]
 pa_port=$(free_port) pa_socks=$(free_port)
 runner=()
 [[ -n "${HEAPTRACK:-}" ]] && runner=(heaptrack -o "$work/heaptrack")
-PARAGON_ADMIN_CONFIG="$work/config.toml" "${runner[@]}" "$PARAGON_BIN" forward --output json \
+# Its own session (--no-agent): through the agent the connections' memory would be the
+# agent's, not this process's.
+PARAGON_ADMIN_CONFIG="$work/config.toml" "${runner[@]}" "$PARAGON_BIN" --no-agent forward --output json \
   --socks "$pa_socks" "$pa_port:127.0.0.1:$http_port" >"$work/events" 2>"$work/paragon.log" &
 pa_runner=$!
 pids+=($!)

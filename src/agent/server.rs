@@ -37,6 +37,9 @@ use super::proto::{self, AgentStatus, Frame, Op, Reply, Startup};
 /// How long a client may take to send its request line.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 
+/// Copy buffer per direction of a dialed stream, as a forward's own connections have.
+const DIAL_BUFFER: usize = 64 * 1024;
+
 /// The operations in progress and the live forwards: the agent leaves only when there are
 /// none, `persist` after the last one ended.
 #[derive(Clone)]
@@ -419,7 +422,15 @@ async fn dial(
     match bastion.connect(host, port).await {
         Ok(mut channel) => {
             reply(&mut conn, &Reply::Ready).await?;
-            tokio::io::copy_bidirectional(&mut conn, &mut channel).await?;
+            // The forward's own buffer size: with tokio's default (8 KiB) this extra hop cost
+            // a third of a foreground forward's download rate (scripts/bench-forward.sh).
+            tokio::io::copy_bidirectional_with_sizes(
+                &mut conn,
+                &mut channel,
+                DIAL_BUFFER,
+                DIAL_BUFFER,
+            )
+            .await?;
             Ok(())
         }
         Err(e) => {

@@ -1,17 +1,24 @@
 //! `paragon-admin forward`: local ports into the private network through the bastion.
+//!
+//! In the foreground the connections are dialed through the profile's agent when it wants one
+//! (its session followed by `forward::kept`), else over a session of this command's own
+//! (`--no-agent`, `persist = 0`); `kubeconfig` serves its forward the same way (`reach`).
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::agent;
+use crate::agent::{self, Agent, Remote};
 use crate::cli::{ForwardArgs, Globals};
 use crate::config::{Resolved, Via};
 use crate::dial::Dialer;
 use crate::exit::Error;
 use crate::forward::bastion::{connect_or_interrupt, reconnect, session};
+use crate::forward::kept::{self, Check, Kept, Pace};
 use crate::forward::route::{self, Plan, Route};
 use crate::forward::{
-    self, Event, Forward, ForwardError, Listening, Options, Shutdown, Sink, Target,
+    self, Event, Forward, ForwardError, Listening, Options, Session, Shutdown, Sink, Target,
 };
 use crate::output::Format;
 use crate::ssh::Bastion;
@@ -44,7 +51,7 @@ pub async fn run(g: &Globals, args: ForwardArgs) -> Result<u8, Error> {
     }
     let mut shutdown = Shutdown::install()?;
     let mut listeners = forward::bind(forwards, args.bind).await?;
-    let Some(bastion) = connect_or_interrupt(&profile, &mut shutdown).await? else {
+    let Some(reach) = reach(g, &profile, &mut shutdown).await? else {
         return Ok(INTERRUPTED);
     };
     if args.open {
@@ -57,43 +64,127 @@ pub async fn run(g: &Globals, args: ForwardArgs) -> Result<u8, Error> {
             }
         }
     }
-    let first = session(bastion.clone());
-    let plan =
-        route_listeners(&profile, &bastion, &mut listeners, args.via, &*first.dialer).await?;
-    let base = reconnect(profile);
-    match plan {
-        None => {
-            forward::run(
-                listeners,
-                first,
-                base,
-                options(g, Sink::Stdout),
-                shutdown.requested(),
-            )
-            .await
-        }
+    let Reach {
+        first,
+        connect,
+        remote,
+    } = reach;
+    let plan = route_listeners(&profile, &remote, &mut listeners, args.via, &*first.dialer).await?;
+    let (first, connect) = match plan {
+        None => (first, connect),
         Some(plan) => {
             let first = plan.route(first).await?;
-            let base = Arc::new(base);
-            // Every new SSH session gets its own API route over it.
-            let connect = move || {
-                let (base, plan) = (base.clone(), plan.clone());
-                async move {
-                    let s = base().await.map_err(|e| e.to_string())?;
+            // Every new session gets its own API route over it.
+            let routed: Connect = Arc::new(move || {
+                let (connect, plan) = (connect.clone(), plan.clone());
+                Box::pin(async move {
+                    let s = connect().await?;
                     plan.route(s).await.map_err(|e| e.to_string())
-                }
-            };
-            forward::run(
-                listeners,
-                first,
-                connect,
-                options(g, Sink::Stdout),
-                shutdown.requested(),
-            )
-            .await
+                })
+            });
+            (first, routed)
         }
-    }
+    };
+    forward::run(
+        listeners,
+        first,
+        move || connect(),
+        options(g, Sink::Stdout),
+        shutdown.requested(),
+    )
+    .await;
     Ok(0)
+}
+
+/// What the supervisor calls for the next session, on either path; its error is the line the
+/// `reconnect_failed` event carries.
+pub(super) type Connect =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<Session, String>> + Send>> + Send + Sync>;
+
+/// How a foreground forward reaches the bastion: its first session and what makes the next.
+pub(super) struct Reach {
+    pub first: Session,
+    pub connect: Connect,
+    /// The agent, or this command's own SSH session (`--no-agent`, `persist = 0`).
+    pub remote: Remote,
+}
+
+/// Reaches the bastion as the profile says: through its agent (started when none runs; its
+/// session is followed, not duplicated, so a warm agent means no new SSH connection), else
+/// with a session of this command's own, as before the agent. `None` when SIGINT/SIGTERM came
+/// first.
+pub(super) async fn reach(
+    g: &Globals,
+    profile: &Resolved,
+    shutdown: &mut Shutdown,
+) -> Result<Option<Reach>, Error> {
+    if !agent::wanted(profile, g.no_agent) {
+        let Some(bastion) = connect_or_interrupt(profile, shutdown).await? else {
+            return Ok(None);
+        };
+        let again = reconnect(profile.clone());
+        return Ok(Some(Reach {
+            first: session(bastion.clone()),
+            connect: Arc::new(move || {
+                let next = again();
+                Box::pin(async move { next.await.map_err(|e| e.to_string()) })
+            }),
+            remote: Remote::Direct(bastion),
+        }));
+    }
+    let started = tokio::select! {
+        a = agent::connect_or_start(profile) => a?,
+        () = shutdown.requested() => return Ok(None),
+    };
+    let dialer: Arc<dyn Dialer> = Arc::new(started.clone());
+    let check = agent_check(started.clone());
+    let pace = Pace::default();
+    let connect: Connect =
+        Arc::new(move || Box::pin(kept::connect(dialer.clone(), check.clone(), pace)));
+    let first = tokio::select! {
+        s = connect() => s.map_err(|reason| Error::with_status(crate::exit::UNREACHABLE, reason))?,
+        () = shutdown.requested() => return Ok(None),
+    };
+    Ok(Some(Reach {
+        first,
+        connect,
+        remote: Remote::Agent(started),
+    }))
+}
+
+/// The agent's session as `kept` follows it: up (known by the agent's pid and its reconnect
+/// count, which change with every new session), or reconnecting. Asking restarts an agent
+/// that went away (killed, `agent stop`); one that cannot be started is the error.
+fn agent_check(agent: Agent) -> Check {
+    Arc::new(move || {
+        let agent = agent.clone();
+        Box::pin(async move {
+            let s = agent.status().await.map_err(|e| e.to_string())?;
+            Ok(match s.connected {
+                true => Kept::Up {
+                    id: format!("{}/{}", s.pid, s.reconnects),
+                },
+                false => Kept::Down {
+                    reason: format!(
+                        "the agent of profile {} has no session to {} now and is reconnecting",
+                        s.profile, s.bastion
+                    ),
+                },
+            })
+        })
+    })
+}
+
+/// The bastion to fetch its kubeconfig from: this command's own session, else (the agent
+/// runs no command whose output it hands back) a connection for the fetch alone.
+pub(super) async fn bastion_for_fetch(
+    profile: &Resolved,
+    remote: &Remote,
+) -> Result<Bastion, Error> {
+    match remote {
+        Remote::Direct(b) => Ok(b.clone()),
+        Remote::Agent(_) => Ok(Bastion::connect(profile).await?),
+    }
 }
 
 /// Hands the forwards to the profile's agent and prints them as a foreground forward does
@@ -159,7 +250,7 @@ async fn stop(g: &Globals, profile: &Resolved, name: &str) -> Result<u8, Error> 
 /// API, the plan for it: the profile's kubeconfig, else the bastion's own.
 async fn route_listeners(
     profile: &Resolved,
-    bastion: &Bastion,
+    remote: &Remote,
     listeners: &mut [Listening],
     via: Via,
     dialer: &dyn Dialer,
@@ -181,13 +272,21 @@ async fn route_listeners(
     if api.is_empty() {
         return Ok(None);
     }
-    let chosen = crate::kube::source::choose(
+    let needs = |e: Error| e.context("the API route needs a kubeconfig");
+    let decision = crate::kube::source::decide(
         Default::default(),
         Some(super::profile_kube(profile)),
-        Some(bastion),
+        false,
     )
-    .await
-    .map_err(|e| Error::from(e).context("the API route needs a kubeconfig"))?;
+    .map_err(|e| needs(e.into()))?;
+    let chosen = match decision.origin.file() {
+        Some(_) => decision.load(None).await,
+        None => {
+            let bastion = bastion_for_fetch(profile, remote).await?;
+            decision.load(Some(&bastion)).await
+        }
+    }
+    .map_err(|e| needs(e.into()))?;
     Ok(Some(Plan {
         options: chosen.options(),
         kubeconfig: chosen.kubeconfig,

@@ -1,7 +1,7 @@
 //! `paragon-admin kubeconfig`: forward the Kubernetes API and hand out a kubeconfig for it.
 //!
 //! Without `--write`/`--merge` it prints a kubeconfig with the credentials and serves the
-//! forward in the foreground. With them it writes a kubeconfig that heals itself: its server
+//! forward in the foreground, reaching the bastion as a foreground `forward` does. With them it writes a kubeconfig that heals itself: its server
 //! is the API forward the profile's agent holds on a stable port, its user the
 //! `kube-credential` plugin; it makes sure that forward listens and returns.
 
@@ -12,13 +12,12 @@ use std::path::PathBuf;
 use crate::cli::{Globals, KubeconfigArgs};
 use crate::config::Resolved;
 use crate::exit::{Error, ExitStatus};
-use crate::forward::bastion::{connect_or_interrupt, reconnect, session};
 use crate::forward::kubeconfig::{self, Plugin, Source, Upstream};
 use crate::forward::{self, Shutdown, Sink};
 use crate::kube::Chosen;
 use crate::state::{KUBE_API, Ports};
 
-use super::forward::{INTERRUPTED, options};
+use super::forward::{INTERRUPTED, Reach, bastion_for_fetch, options, reach};
 
 const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
@@ -53,13 +52,16 @@ async fn serve(g: &Globals, args: KubeconfigArgs) -> Result<u8, Error> {
     // bastion's kubeconfig, and is set below, before anything is served.
     let unresolved = Upstream::unresolved().forward(local_port);
     let mut listeners = forward::bind(vec![unresolved], LOOPBACK).await?;
-    let Some(bastion) = connect_or_interrupt(&profile, &mut shutdown).await? else {
+    let Some(reach) = reach(g, &profile, &mut shutdown).await? else {
         return Ok(INTERRUPTED);
     };
     let chosen = match local {
         Some(c) => c,
         // Fetched into memory: written nowhere.
-        None => decision.load(Some(&bastion)).await?,
+        None => {
+            let bastion = bastion_for_fetch(&profile, &reach.remote).await?;
+            decision.load(Some(&bastion)).await?
+        }
     };
     let source = source_of(&chosen);
     let upstream = source.upstream(chosen.api_server.as_ref())?;
@@ -72,10 +74,11 @@ async fn serve(g: &Globals, args: KubeconfigArgs) -> Result<u8, Error> {
     out.write_all(yaml.as_bytes())?;
     out.flush()?;
     drop(out);
+    let Reach { first, connect, .. } = reach;
     forward::run(
         listeners,
-        session(bastion),
-        reconnect(profile),
+        first,
+        move || connect(),
         options(g, Sink::Stderr),
         shutdown.requested(),
     )

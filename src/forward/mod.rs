@@ -3,9 +3,11 @@
 //! `bind` opens every listener first (a port in use fails before anything else starts); `run`
 //! serves them over a session that a supervisor keeps re-establishing, until shutdown. The
 //! session comes from a connect function, so this module works with any `Dialer`: the SSH
-//! `Bastion` in the binary (adapted in `bastion`), `Direct` in tests. It knows nothing of clap.
+//! `Bastion` in the binary (adapted in `bastion`), a dialer that keeps its own connection (the
+//! profile's agent, followed in `kept`), `Direct` in tests. It knows nothing of clap.
 
 pub mod bastion;
+pub mod kept;
 pub mod kubeconfig;
 mod relay;
 pub mod route;

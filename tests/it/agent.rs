@@ -38,7 +38,7 @@ impl Kept {
         run(&mut self.paragon(args))
     }
 
-    fn ssh(&self, command: &str) -> Run {
+    pub(crate) fn ssh(&self, command: &str) -> Run {
         self.run(&["ssh", "--", command])
     }
 
@@ -68,7 +68,7 @@ impl Drop for Kept {
     }
 }
 
-fn wait_until(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
     let end = Instant::now() + deadline;
     while !done() {
         assert!(Instant::now() < end, "timed out waiting until {what}");
@@ -76,7 +76,7 @@ fn wait_until(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn alive(pid: u64) -> bool {
+pub(crate) fn alive(pid: u64) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .unwrap_or_default()
@@ -323,12 +323,12 @@ fn a_pty_shell_through_the_agent_gets_its_size_and_resizes() {
 }
 
 /// An HTTP server on loopback answering every request with `body`, until dropped.
-struct Http {
-    port: u16,
+pub(crate) struct Http {
+    pub(crate) port: u16,
 }
 
 impl Http {
-    fn start(body: &'static str) -> Http {
+    pub(crate) fn start(body: &'static str) -> Http {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         std::thread::spawn(move || {
@@ -347,7 +347,7 @@ impl Http {
     }
 }
 
-fn curl(port: u16) -> Option<String> {
+pub(crate) fn curl(port: u16) -> Option<String> {
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "10"])
         .arg(format!("http://127.0.0.1:{port}/"))

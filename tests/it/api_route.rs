@@ -17,18 +17,18 @@ use crate::support::sandbox::kubectl_path;
 use crate::support::sshd::{Sshd, SshdOptions};
 
 const BASTION: &str = "198.51.100.1";
-const PRIVATE: &str = "203.0.113.2";
+pub(crate) const PRIVATE: &str = "203.0.113.2";
 
 /// The topology with the sandbox listening on the private host.
-struct Scene {
+pub(crate) struct Scene {
     kubeconfig: PathBuf,
     _dir: tempfile::TempDir,
     // Last: its Drop kills the sandbox and deletes the namespaces.
-    net: Topology,
+    pub(crate) net: Topology,
 }
 
 impl Scene {
-    fn new() -> Scene {
+    pub(crate) fn new() -> Scene {
         let net = Topology::new(&["client", "bastion", "private"]);
         net.link("client", "198.51.100.2/24", "bastion", "198.51.100.1/24");
         net.link("bastion", "203.0.113.1/24", "private", "203.0.113.2/24");
@@ -67,7 +67,7 @@ impl Scene {
     }
 
     /// curl on `host`: the body, or why not.
-    fn curl(&self, host: &str, url: &str) -> Result<String, String> {
+    pub(crate) fn curl(&self, host: &str, url: &str) -> Result<String, String> {
         let out = self
             .net
             .command(host, "curl")
@@ -83,10 +83,10 @@ impl Scene {
 }
 
 /// A long-running process, killed in `Drop`, and the file its stderr goes to.
-struct Running(Child, tempfile::NamedTempFile);
+pub(crate) struct Running(Child, tempfile::NamedTempFile);
 
 impl Running {
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         std::fs::read_to_string(self.1.path()).unwrap_or_default()
     }
 }
@@ -226,7 +226,7 @@ fn a_port_nothing_listens_on_in_the_pod_fails_with_the_kubelets_message() {
 
 /// An OpenSSH bastion in the `bastion` namespace, and a home whose profile `test` uses it
 /// with the sandbox's kubeconfig (the API server is dialed from the bastion).
-fn bastion_for(s: &Scene) -> (Sshd, Home) {
+pub(crate) fn bastion_for(s: &Scene) -> (Sshd, Home) {
     let sshd = Sshd::start_with(SshdOptions {
         listen: BASTION.to_string(),
         prefix: vec![
@@ -252,7 +252,7 @@ fn bastion_for(s: &Scene) -> (Sshd, Home) {
 
 /// `paragon-admin --output json forward ARGS` (one forward) on the client, and its
 /// listening event.
-fn forward(s: &Scene, home: &Home, args: &[&str]) -> (Running, serde_json::Value) {
+pub(crate) fn forward(s: &Scene, home: &Home, args: &[&str]) -> (Running, serde_json::Value) {
     let mut cmd = s.net.paragon("client", home);
     cmd.args(["--output", "json", "forward"]).args(args);
     let (running, line) = spawn_until(&mut cmd, "\"listening\"");

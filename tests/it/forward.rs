@@ -125,14 +125,14 @@ impl Scene {
 }
 
 /// A paragon-admin process left running, its JSON events read line by line.
-struct Running {
+pub(crate) struct Running {
     child: Child,
-    events: mpsc::Receiver<Value>,
+    pub(crate) events: mpsc::Receiver<Value>,
     stderr: Arc<Mutex<String>>,
 }
 
 impl Running {
-    fn start(mut c: Command) -> Running {
+    pub(crate) fn start(mut c: Command) -> Running {
         c.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -167,12 +167,12 @@ impl Running {
         }
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
     /// The next event named `name` (others are skipped), within `within`.
-    fn event(&self, name: &str, within: Duration) -> Value {
+    pub(crate) fn event(&self, name: &str, within: Duration) -> Value {
         let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -188,7 +188,7 @@ impl Running {
     }
 
     /// The local port of the next `listening` event.
-    fn listening_port(&self) -> (Value, u16) {
+    pub(crate) fn listening_port(&self) -> (Value, u16) {
         let v = self.event("listening", Duration::from_secs(20));
         let local = v["local"].as_str().unwrap().to_string();
         let port = local.rsplit(':').next().unwrap().parse().unwrap();
@@ -196,7 +196,7 @@ impl Running {
     }
 
     /// Sends `signal` and waits for the exit; the status and how long it took.
-    fn signal_and_wait(&mut self, signal: &str) -> (ExitStatus, Duration) {
+    pub(crate) fn signal_and_wait(&mut self, signal: &str) -> (ExitStatus, Duration) {
         let asked = Instant::now();
         let st = Command::new("kill")
             .args([format!("-{signal}"), self.child.id().to_string()])

@@ -5,6 +5,7 @@ mod support;
 
 mod agent;
 mod agent_health;
+mod agent_forward;
 mod api_route;
 mod bastion;
 mod bastion_image;

@@ -1,0 +1,239 @@
+//! Foreground `forward` and `kubeconfig` through the kept connection (issue 13): with the
+//! profile's agent running they open no SSH connection of their own (counted in a VERBOSE
+//! sshd's log), follow the agent through a bastion restart with one reconnect notice, start
+//! the agent again when it was killed, and keep their own connection with `--no-agent`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::agent::{Http, Kept, alive, curl, wait_until};
+use crate::forward::Running;
+
+/// A foreground `forward SPEC --output json` (plus `flags` before it), with the port it
+/// listens on.
+fn forward(k: &Kept, flags: &[&str], http: &Http) -> (Running, u16) {
+    let spec = format!("0:127.0.0.1:{}", http.port);
+    let mut args = flags.to_vec();
+    args.extend(["forward", &spec, "--output", "json"]);
+    let fwd = Running::start(k.paragon(&args));
+    let (event, port) = fwd.listening_port();
+    assert_eq!(event["route"], "bastion", "{event}");
+    (fwd, port)
+}
+
+/// Events up to and including the next `reconnected`, by name.
+fn events_until_reconnected(fwd: &Running, within: Duration) -> Vec<String> {
+    let deadline = Instant::now() + within;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(v) = fwd.events.recv_timeout(left) else {
+            panic!(
+                "no `reconnected` within {within:?} (saw {seen:?}); stderr:\n{}",
+                fwd.stderr()
+            );
+        };
+        let name = v["event"].as_str().unwrap_or_default().to_string();
+        seen.push(name.clone());
+        if name == "reconnected" {
+            return seen;
+        }
+    }
+}
+
+fn count(events: &[String], name: &str) -> usize {
+    events.iter().filter(|e| *e == name).count()
+}
+
+#[test]
+fn a_foreground_forward_with_a_warm_agent_opens_no_ssh_connection() {
+    let k = Kept::new("");
+    let http = Http::start("through the kept session");
+    assert_eq!(k.ssh("true").status, Some(0));
+    assert_eq!(k.connections(), 1);
+    let (mut fwd, port) = forward(&k, &[], &http);
+    for _ in 0..3 {
+        assert_eq!(curl(port).as_deref(), Some("through the kept session"));
+    }
+    assert_eq!(k.connections(), 1, "{}", k.sshd.log());
+    let (status, _) = fwd.signal_and_wait("TERM");
+    assert_eq!(status.code(), Some(0), "{}", fwd.stderr());
+    // The agent outlives the forward, as after any command.
+    assert!(alive(k.status()["pid"].as_u64().unwrap()));
+}
+
+#[test]
+fn a_no_agent_forward_keeps_its_own_connection() {
+    let k = Kept::new("");
+    let http = Http::start("on a connection of its own");
+    assert_eq!(k.ssh("true").status, Some(0));
+    let (_fwd, port) = forward(&k, &["--no-agent"], &http);
+    assert_eq!(curl(port).as_deref(), Some("on a connection of its own"));
+    assert_eq!(k.connections(), 2, "{}", k.sshd.log());
+}
+
+#[test]
+fn a_foreground_forward_follows_the_agent_through_a_bastion_restart() {
+    let mut k = Kept::new("");
+    let http = Http::start("after the restart");
+    let (fwd, port) = forward(&k, &[], &http);
+    assert_eq!(curl(port).as_deref(), Some("after the restart"));
+    assert_eq!(k.connections(), 1);
+    k.sshd.restart();
+    let seen = events_until_reconnected(&fwd, Duration::from_secs(30));
+    assert_eq!(count(&seen, "disconnected"), 1, "{seen:?}");
+    assert_eq!(seen[0], "disconnected", "{seen:?}");
+    assert_eq!(curl(port).as_deref(), Some("after the restart"));
+    // Only the agent connected again: the forward has no session of its own to restore.
+    assert_eq!(k.connections(), 2, "{}", k.sshd.log());
+    assert_eq!(k.status()["reconnects"], 1);
+    let later: Vec<Value> = fwd.events.try_iter().collect();
+    assert!(
+        later.iter().all(|e| e["event"] != "disconnected"),
+        "{later:?}"
+    );
+}
+
+#[test]
+fn a_connection_during_an_outage_waits_for_the_agent_to_reconnect() {
+    let mut k = Kept::new("");
+    let http = Http::start("served once the bastion is back");
+    assert_eq!(k.ssh("true").status, Some(0));
+    let (fwd, port) = forward(&k, &[], &http);
+    k.sshd.stop();
+    fwd.event("disconnected", Duration::from_secs(20));
+    // Outages longer than one wait are reported as failed attempts, as on a session of our own.
+    fwd.event("reconnect_failed", Duration::from_secs(20));
+    // Waits as long as the forward lets a connection wait for the bastion (30 s).
+    let waiting = std::thread::spawn(move || {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "40"])
+            .arg(format!("http://127.0.0.1:{port}/"))
+            .output()
+            .expect("curl");
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    k.sshd.restart();
+    let seen = events_until_reconnected(&fwd, Duration::from_secs(30));
+    assert_eq!(count(&seen, "disconnected"), 0, "{seen:?}");
+    assert_eq!(
+        waiting.join().unwrap().as_deref(),
+        Some("served once the bastion is back"),
+        "{}",
+        fwd.stderr()
+    );
+    // The warm agent's session and its one reconnect: the forward made none of its own.
+    assert_eq!(k.connections(), 2, "{}", k.sshd.log());
+    assert_eq!(k.status()["reconnects"], 1);
+}
+
+#[test]
+fn a_killed_agent_is_started_again_under_a_running_forward() {
+    let k = Kept::new("");
+    let http = Http::start("from the new agent");
+    let (fwd, port) = forward(&k, &[], &http);
+    let first = k.status()["pid"].as_u64().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &first.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    wait_until("the agent died", Duration::from_secs(10), || !alive(first));
+    let seen = events_until_reconnected(&fwd, Duration::from_secs(30));
+    assert_eq!(count(&seen, "disconnected"), 1, "{seen:?}");
+    assert_eq!(curl(port).as_deref(), Some("from the new agent"));
+    let second = k.status()["pid"].as_u64().unwrap();
+    assert_ne!(first, second);
+    assert_eq!(k.connections(), 2, "{}", k.sshd.log());
+}
+
+/// A foreground `kubeconfig` whose printed kubeconfig's server is read from its stdout.
+struct Serving {
+    child: Child,
+    server: mpsc::Receiver<String>,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_foreground_kubeconfig_with_a_warm_agent_opens_no_ssh_connection() {
+    // The forward carries bytes, whatever they are: an HTTP server stands for the API here.
+    let http = Http::start("the api");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("cluster.yaml");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\n\
+             clusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{}\n\
+             contexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n\
+             users:\n- name: u\n  user:\n    token: not-a-secret\n",
+            http.port
+        ),
+    )
+    .unwrap();
+    let k = Kept::new(&format!(
+        "[profiles.test.kube]\nkubeconfig = \"{}\"",
+        kubeconfig.display()
+    ));
+    assert_eq!(k.ssh("true").status, Some(0));
+    let mut c = k.paragon(&["kubeconfig", "--local-port", "0"]);
+    c.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let (tx, server) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(s) = line.trim().strip_prefix("server: ") {
+                let _ = tx.send(s.to_string());
+            }
+        }
+    });
+    let serving = Serving { child, server };
+    let url = serving
+        .server
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a kubeconfig on stdout");
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(curl(port).as_deref(), Some("the api"));
+    assert_eq!(k.connections(), 1, "{}", k.sshd.log());
+}
+
+#[test]
+fn the_api_route_through_the_agent_opens_no_ssh_connection_of_its_own() {
+    use crate::api_route::{PRIVATE, Scene, bastion_for, forward as api_forward};
+    let s = Scene::new();
+    s.net
+        .wait_tcp("bastion", PRIVATE, 6443, Duration::from_secs(20));
+    let (sshd, home) = bastion_for(&s);
+    let warm = crate::support::run(s.net.paragon("client", &home).args(["ssh", "--", "true"]));
+    assert_eq!(warm.status, Some(0), "{}", warm.stderr);
+    // The bastion cannot reach grafana: its kube client dials the API through the agent.
+    let (pf, e) = api_forward(&s, &home, &["--via", "api", "0:grafana"]);
+    assert_eq!(e["route"], "api", "{e}");
+    let url = format!("http://{}/api/health", e["local"].as_str().unwrap());
+    let health = s
+        .curl("client", &url)
+        .unwrap_or_else(|err| panic!("{err}; forward: {}", pf.stderr()));
+    assert!(health.contains("\"database\":\"ok\""), "{health}");
+    let accepted = sshd.log().matches("Accepted publickey").count();
+    assert_eq!(accepted, 1, "{}", sshd.log());
+    drop(pf);
+    let _ = s
+        .net
+        .paragon("client", &home)
+        .args(["agent", "stop"])
+        .output();
+}
