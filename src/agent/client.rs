@@ -54,19 +54,6 @@ pub async fn connect_or_start(profile: &Resolved) -> Result<Agent, AgentError> {
     Ok(agent)
 }
 
-/// Makes the forwards listen in the profile's agent (started when needed); see
-/// `Agent::ensure_forwards`.
-pub async fn ensure_forwards(
-    profile: &Resolved,
-    forwards: Vec<Forward>,
-    bind: IpAddr,
-) -> Result<Vec<DetachedForward>, AgentError> {
-    connect_or_start(profile)
-        .await?
-        .ensure_forwards(&forwards, bind, None)
-        .await
-}
-
 /// Stops the agent listening on `socket`, whatever its profile; false when none answered.
 pub async fn stop_socket(socket: &Path) -> Result<bool, AgentError> {
     let Ok(stream) = UnixStream::connect(socket).await else {

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use crate::config::Resolved;
 
-pub use client::{Agent, Remote, connect_or_start, ensure_forwards, find};
+pub use client::{Agent, Remote, connect_or_start, find};
 pub use proto::{AgentStatus, DetachedForward};
 
 #[derive(Debug, thiserror::Error)]

@@ -9,6 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::agent::proto::ApiRoute;
 use crate::agent::{self, Agent, Remote};
 use crate::cli::{ForwardArgs, Globals};
 use crate::config::{Resolved, Via};
@@ -20,8 +21,8 @@ use crate::forward::route::{self, Plan, Route};
 use crate::forward::{
     self, Event, Forward, ForwardError, Listening, Options, Session, Shutdown, Sink, Target,
 };
+use crate::kube::Chosen;
 use crate::output::Format;
-use crate::ssh::Bastion;
 
 pub async fn run(g: &Globals, args: ForwardArgs) -> Result<u8, Error> {
     let profile = super::resolve_profile(g)?;
@@ -47,7 +48,7 @@ pub async fn run(g: &Globals, args: ForwardArgs) -> Result<u8, Error> {
         );
     }
     if args.detach {
-        return detach(g, &profile, forwards, args.bind).await;
+        return detach(g, &profile, forwards, args.bind, args.via).await;
     }
     let mut shutdown = Shutdown::install()?;
     let mut listeners = forward::bind(forwards, args.bind).await?;
@@ -175,32 +176,42 @@ fn agent_check(agent: Agent) -> Check {
     })
 }
 
-/// The bastion to fetch its kubeconfig from: this command's own session, else (the agent
-/// runs no command whose output it hands back) a connection for the fetch alone.
-pub(super) async fn bastion_for_fetch(
-    profile: &Resolved,
-    remote: &Remote,
-) -> Result<Bastion, Error> {
-    match remote {
-        Remote::Direct(b) => Ok(b.clone()),
-        Remote::Agent(_) => Ok(Bastion::connect(profile).await?),
-    }
-}
-
 /// Hands the forwards to the profile's agent and prints them as a foreground forward does
-/// when it starts listening. Detached forwards take the bastion route.
+/// when it starts listening. Routes are chosen as in the foreground, over the agent's session;
+/// the API route's kubeconfig goes to the agent with the forwards (in memory only).
 async fn detach(
     g: &Globals,
     profile: &Resolved,
     forwards: Vec<Forward>,
     bind: std::net::IpAddr,
+    via: Via,
 ) -> Result<u8, Error> {
     if !agent::wanted(profile, g.no_agent) {
         return Err(Error::usage(
             "--detach hands the forwards to the profile's agent: drop --no-agent, and set the profile's persist above 0",
         ));
     }
-    let listening = agent::ensure_forwards(profile, forwards, bind).await?;
+    let agent = agent::connect_or_start(profile).await?;
+    let mut targets = Vec::new();
+    for f in &forwards {
+        if let Some(target) = api_target(f, via, &agent).await {
+            targets.push(target);
+        }
+    }
+    let api = match targets.is_empty() {
+        true => None,
+        false => {
+            let chosen = api_kubeconfig(profile, &Remote::Agent(agent.clone())).await?;
+            Some(Box::new(ApiRoute {
+                context: chosen.context.clone(),
+                api_server: chosen.api_server.clone(),
+                kubeconfig: chosen.kubeconfig,
+                namespace: NAMESPACE.to_string(),
+                targets,
+            }))
+        }
+    };
+    let listening = agent.ensure_forwards(&forwards, bind, api).await?;
     let o = options(g, Sink::Stdout);
     for f in listening {
         let event = Event::Listening {
@@ -208,7 +219,7 @@ async fn detach(
             local: f.local,
             target: f.target,
             url: f.url,
-            route: Route::Bastion,
+            route: f.route,
         };
         forward::status::print_event(&event, o.style, o.sink);
     }
@@ -257,21 +268,42 @@ async fn route_listeners(
 ) -> Result<Option<Plan>, Error> {
     let mut api = HashSet::new();
     for l in listeners.iter_mut() {
-        let Target::Tunnel { host, port } = &l.forward.target else {
-            continue;
-        };
-        let via = match (via, &l.forward.service) {
-            (Via::Auto, Some(s)) => s.via,
-            (v, _) => v,
-        };
-        if route::choose(dialer, via, host, *port).await == Route::Api {
+        if let Some(target) = api_target(&l.forward, via, dialer).await {
             l.route = Route::Api;
-            api.insert((host.clone(), *port));
+            api.insert(target);
         }
     }
     if api.is_empty() {
         return Ok(None);
     }
+    let chosen = api_kubeconfig(profile, remote).await?;
+    Ok(Some(Plan {
+        options: chosen.options(),
+        kubeconfig: chosen.kubeconfig,
+        namespace: NAMESPACE.to_string(),
+        api_targets: Arc::new(api),
+    }))
+}
+
+/// Where bare Service names are looked up on the API route.
+const NAMESPACE: &str = "paragon";
+
+/// `f`'s target when it takes the API route (`--via`, else its service's `via`, decided by
+/// `route::choose` over `dialer`).
+async fn api_target(f: &Forward, via: Via, dialer: &dyn Dialer) -> Option<(String, u16)> {
+    let Target::Tunnel { host, port } = &f.target else {
+        return None;
+    };
+    let via = match (via, &f.service) {
+        (Via::Auto, Some(s)) => s.via,
+        (v, _) => v,
+    };
+    (route::choose(dialer, via, host, *port).await == Route::Api).then(|| (host.clone(), *port))
+}
+
+/// The kubeconfig of the API route: the profile's, else the bastion's own (fetched into
+/// memory through `remote`).
+async fn api_kubeconfig(profile: &Resolved, remote: &Remote) -> Result<Chosen, Error> {
     let needs = |e: Error| e.context("the API route needs a kubeconfig");
     let decision = crate::kube::source::decide(
         Default::default(),
@@ -279,20 +311,11 @@ async fn route_listeners(
         false,
     )
     .map_err(|e| needs(e.into()))?;
-    let chosen = match decision.origin.file() {
+    match decision.origin.file() {
         Some(_) => decision.load(None).await,
-        None => {
-            let bastion = bastion_for_fetch(profile, remote).await?;
-            decision.load(Some(&bastion)).await
-        }
+        None => decision.load(Some(remote)).await,
     }
-    .map_err(|e| needs(e.into()))?;
-    Ok(Some(Plan {
-        options: chosen.options(),
-        kubeconfig: chosen.kubeconfig,
-        namespace: "paragon".to_string(),
-        api_targets: Arc::new(api),
-    }))
+    .map_err(|e| needs(e.into()))
 }
 
 /// The exit status of a command interrupted before it could start serving.

@@ -17,7 +17,7 @@ use crate::forward::{self, Shutdown, Sink};
 use crate::kube::Chosen;
 use crate::state::{KUBE_API, Ports};
 
-use super::forward::{INTERRUPTED, Reach, bastion_for_fetch, options, reach};
+use super::forward::{INTERRUPTED, Reach, options, reach};
 
 const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
@@ -58,10 +58,7 @@ async fn serve(g: &Globals, args: KubeconfigArgs) -> Result<u8, Error> {
     let chosen = match local {
         Some(c) => c,
         // Fetched into memory: written nowhere.
-        None => {
-            let bastion = bastion_for_fetch(&profile, &reach.remote).await?;
-            decision.load(Some(&bastion)).await?
-        }
+        None => decision.load(Some(&reach.remote)).await?,
     };
     let source = source_of(&chosen);
     let upstream = source.upstream(chosen.api_server.as_ref())?;

@@ -4,8 +4,8 @@
 mod support;
 
 mod agent;
-mod agent_health;
 mod agent_forward;
+mod agent_health;
 mod api_route;
 mod bastion;
 mod bastion_image;
