@@ -331,8 +331,11 @@ async fn capture(agent: &Agent, command: String, reuse: Duration) -> Reply {
     let epoch = agent.keeper.epoch();
     let mut captured = agent.captured.lock().await;
     captured.retain(|_, (at, e, _)| *e == epoch && at.elapsed() < MAX_REUSE);
+    // Reused only while the session answers: a bastion just gone must fail as it would
+    // directly, not be papered over by an old answer.
     if let Some((at, _, c)) = captured.get(&command)
         && at.elapsed() < reuse
+        && bastion.answers(ANSWER_WAIT).await
     {
         return answer(c);
     }
@@ -352,6 +355,9 @@ async fn capture(agent: &Agent, command: String, reuse: Duration) -> Reply {
         },
     }
 }
+
+/// How long a reused answer waits for the session to prove it is alive.
+const ANSWER_WAIT: Duration = Duration::from_secs(5);
 
 /// The longest a captured answer is kept, whatever a request asks.
 const MAX_REUSE: Duration = Duration::from_secs(300);

@@ -255,6 +255,15 @@ impl Bastion {
         self.inner.closed.is_cancelled() || self.inner.handle.is_closed()
     }
 
+    /// Whether the server still answers: a keepalive it must reply to, within `within`. A
+    /// session whose connection was just cut may not know it yet; this asks.
+    pub async fn answers(&self, within: std::time::Duration) -> bool {
+        matches!(
+            tokio::time::timeout(within, self.inner.handle.send_ping()).await,
+            Ok(Ok(()))
+        ) && !self.is_closed()
+    }
+
     /// Resolves when the SSH session has ended.
     pub async fn closed(&self) {
         self.inner.closed.cancelled().await;
