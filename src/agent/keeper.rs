@@ -34,9 +34,23 @@ pub struct Keeper {
     state: watch::Sender<Conn>,
     poke: Notify,
     reconnects: AtomicU64,
-    /// Idle sessions replaced because they held too many closed channels.
+    /// Idle sessions replaced because they held too many closed channels, or because
+    /// known_hosts changed.
     renewals: AtomicU64,
     target: String,
+    /// known_hosts as it was when the current session's host key was checked.
+    known_hosts: std::sync::Mutex<KnownHostsVersion>,
+    /// Held while a session is replaced for a changed known_hosts: one replacement at a time.
+    rechecking: tokio::sync::Mutex<()>,
+}
+
+/// A file's size and modification time: what says it changed.
+type KnownHostsVersion = Option<(u64, Option<std::time::SystemTime>)>;
+
+fn known_hosts_version(profile: &Resolved) -> KnownHostsVersion {
+    std::fs::metadata(&profile.known_hosts)
+        .ok()
+        .map(|m| (m.len(), m.modified().ok()))
 }
 
 /// How often the kept session's channel counts are looked at.
@@ -59,6 +73,8 @@ impl Keeper {
             poke: Notify::new(),
             reconnects: AtomicU64::new(0),
             renewals: AtomicU64::new(0),
+            known_hosts: std::sync::Mutex::new(known_hosts_version(&profile)),
+            rechecking: tokio::sync::Mutex::default(),
         });
         tokio::spawn(keeper.clone().keep(profile, backoff, stop));
         keeper
@@ -71,7 +87,9 @@ impl Keeper {
         stop: CancellationToken,
     ) {
         loop {
-            let current = match &*self.state.borrow() {
+            // Subscribed before reading: a session replaced in between is seen as a change.
+            let mut replaced = self.state.subscribe();
+            let current = match &*replaced.borrow_and_update() {
                 Conn::Up(b) => Some(b.clone()),
                 Conn::Down { .. } => None,
             };
@@ -82,6 +100,8 @@ impl Keeper {
                     tokio::select! {
                         () = stop.cancelled() => return,
                         () = b.closed() => break false,
+                        // Replaced for a changed known_hosts (`recheck_known_hosts`).
+                        _ = replaced.changed() => break true,
                         _ = check.tick() => {
                             if self.renew(&b, &profile, &backoff).await {
                                 break true;
@@ -110,6 +130,7 @@ impl Keeper {
                 };
                 let error = match outcome {
                     Ok(Ok(b)) => {
+                        self.checked(&profile);
                         self.reconnects.fetch_add(1, Ordering::Relaxed);
                         info!(attempts, "reconnected to {}", self.target);
                         self.state.send_replace(Conn::Up(b));
@@ -153,6 +174,7 @@ impl Keeper {
         }
         match tokio::time::timeout(backoff.attempt_timeout, Bastion::connect(profile)).await {
             Ok(Ok(new)) => {
+                self.checked(profile);
                 self.renewals.fetch_add(1, Ordering::Relaxed);
                 info!(
                     held = counts.held,
@@ -171,6 +193,45 @@ impl Keeper {
             }
             Err(_) => false,
         }
+    }
+
+    /// Notes known_hosts as a session was just checked against it (the connect may have
+    /// added the key).
+    fn checked(&self, profile: &Resolved) {
+        if let Ok(mut v) = self.known_hosts.lock() {
+            *v = known_hosts_version(profile);
+        }
+    }
+
+    /// When known_hosts changed since the current session's key was checked (a line removed,
+    /// a key marked revoked, or only another host added), replaces the session with a new
+    /// connection, which checks the key again exactly as a direct connection would. Its
+    /// error when that fails: the client then starts an agent of its own, which connects
+    /// while it has the terminal (a question to ask, a refusal to show).
+    pub async fn recheck_known_hosts(&self, profile: &Resolved) -> Result<(), String> {
+        let unchanged = || {
+            self.known_hosts
+                .lock()
+                .is_ok_and(|v| *v == known_hosts_version(profile))
+        };
+        if unchanged() {
+            return Ok(());
+        }
+        let _one = self.rechecking.lock().await;
+        if unchanged() {
+            return Ok(());
+        }
+        let new = Bastion::connect(profile)
+            .await
+            .map_err(|e| crate::exit::Error::from(e).to_string())?;
+        self.checked(profile);
+        self.renewals.fetch_add(1, Ordering::Relaxed);
+        info!(
+            "known_hosts changed: the session to {} checked again",
+            self.target
+        );
+        self.state.send_replace(Conn::Up(new));
+        Ok(())
     }
 
     /// The session, waiting for the next attempt when it is down (asking for it at once);

@@ -78,22 +78,19 @@ pub fn wanted(profile: &Resolved, no_agent: bool) -> bool {
 }
 
 /// The settings a session depends on, hashed: an agent whose session was made with other
-/// settings refuses the request, and the client replaces it. known_hosts counts by its
-/// contents' size and time too: a key removed or changed there must be checked again, as a
-/// new direct connection would.
+/// settings refuses the request, and the client replaces it. known_hosts counts by its path;
+/// a change to its contents (a key removed, changed, revoked: or only another host added by
+/// OpenSSH) has the agent check the key again with a new connection
+/// (`Keeper::recheck_known_hosts`), without replacing the agent and its forwards.
 pub fn fingerprint(profile: &Resolved) -> String {
     let s = &profile.settings;
-    let known_hosts_version = std::fs::metadata(&profile.known_hosts)
-        .ok()
-        .map(|m| (m.len(), m.modified().ok()));
     let text = format!(
-        "{}\n{}\n{}\n{:?}\n{}\n{:?}\n{}\n{:?}\n{:?}\n{}\n{}\n{}",
+        "{}\n{}\n{}\n{:?}\n{}\n{}\n{:?}\n{:?}\n{}\n{}\n{}",
         s.host.0,
         s.port.0,
         profile.user,
         profile.identity_file,
         profile.known_hosts.display(),
-        known_hosts_version,
         s.strict_host_key_checking,
         s.hash_known_hosts,
         s.proxy_jump.as_ref().map(ToString::to_string),

@@ -267,6 +267,11 @@ async fn handle(agent: Arc<Agent>, stream: UnixStream) {
             reply(&mut conn, &Reply::Status { status }).await
         }
         _ if request.fingerprint != agent.fingerprint => reply(&mut conn, &Reply::Mismatch).await,
+        // Ops that use the session: its host key checked again first if known_hosts changed.
+        _ if let Err(e) = agent.keeper.recheck_known_hosts(&agent.profile).await => {
+            info!("checking the host key again failed ({e}): handing over to a new agent");
+            reply(&mut conn, &Reply::Mismatch).await
+        }
         Op::Dial { host, port } => dial(&agent, conn, &host, port).await,
         Op::Capture { command, reuse_ms } => {
             let answer = capture(&agent, command, Duration::from_millis(reuse_ms)).await;

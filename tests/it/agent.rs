@@ -493,3 +493,53 @@ fn a_session_holding_the_channels_of_vanished_clients_is_renewed_when_idle() {
     assert_eq!(k.ssh("echo still here").stdout, "still here\n");
     assert_eq!(k.connections(), 2, "{}", k.sshd.log());
 }
+
+/// known_hosts changed under a live agent. Another host's line added (as OpenSSH appends to a
+/// shared file) keeps the agent and its forwards: the key is checked again on a new session.
+/// The bastion's own key marked `@revoked` is refused by the next command as by a direct
+/// connection.
+#[test]
+fn a_changed_known_hosts_has_the_agent_check_the_bastions_key_again() {
+    let k = Kept::new("");
+    assert_eq!(k.ssh("true").status, Some(0));
+    let pid = k.status()["pid"].clone();
+    let kh = k.home.path().join("known_hosts");
+    let text = std::fs::read_to_string(&kh).unwrap();
+    let other = k.home.path().join("other_key");
+    keygen(&other, "ed25519", "");
+    let other = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let other: Vec<&str> = other.split_whitespace().take(2).collect();
+    std::fs::write(
+        &kh,
+        format!("{text}other.example {} {}\n", other[0], other[1]),
+    )
+    .unwrap();
+    assert_eq!(k.ssh("echo checked").stdout, "checked\n");
+    let status = k.status();
+    assert_eq!(status["pid"], pid, "the same agent: {status}");
+    assert_eq!(status["renewals"], 1, "{status}");
+    assert_eq!(k.connections(), 2, "{}", k.sshd.log());
+    assert_eq!(k.ssh("true").status, Some(0));
+    assert_eq!(k.connections(), 2, "checked once: {}", k.sshd.log());
+
+    let bastion: Vec<&str> = text
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    std::fs::write(
+        &kh,
+        format!(
+            "{text}@revoked {} {} {}\n",
+            bastion[0], bastion[1], bastion[2]
+        ),
+    )
+    .unwrap();
+    let through_agent = k.ssh("true");
+    let direct = k.run(&["--no-agent", "ssh", "--", "true"]);
+    assert_eq!(direct.status, Some(255), "{}", direct.stderr);
+    assert!(direct.stderr.contains("revoked"), "{}", direct.stderr);
+    assert_eq!(through_agent.status, Some(255), "{}", through_agent.stderr);
+    assert_eq!(through_agent.stderr, direct.stderr);
+}
