@@ -348,8 +348,13 @@ impl Http {
 }
 
 pub(crate) fn curl(port: u16) -> Option<String> {
+    curl_within(port, 10)
+}
+
+/// The body at `http://127.0.0.1:PORT/` within `secs` seconds, or `None`.
+pub(crate) fn curl_within(port: u16, secs: u32) -> Option<String> {
     let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10"])
+        .args(["-sS", "--max-time", &secs.to_string()])
         .arg(format!("http://127.0.0.1:{port}/"))
         .output()
         .expect("curl");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::agent::{Http, Kept, alive, curl, wait_until};
+use crate::agent::{Http, Kept, alive, curl, curl_within, wait_until};
 use crate::forward::Running;
 
 /// A foreground `forward SPEC --output json` (plus `flags` before it), with the port it
@@ -109,16 +109,7 @@ fn a_connection_during_an_outage_waits_for_the_agent_to_reconnect() {
     // Outages longer than one wait are reported as failed attempts, as on a session of our own.
     fwd.event("reconnect_failed", Duration::from_secs(20));
     // Waits as long as the forward lets a connection wait for the bastion (30 s).
-    let waiting = std::thread::spawn(move || {
-        let out = std::process::Command::new("curl")
-            .args(["-sS", "--max-time", "40"])
-            .arg(format!("http://127.0.0.1:{port}/"))
-            .output()
-            .expect("curl");
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    });
+    let waiting = std::thread::spawn(move || curl_within(port, 40));
     std::thread::sleep(Duration::from_millis(500));
     k.sshd.restart();
     let seen = events_until_reconnected(&fwd, Duration::from_secs(30));

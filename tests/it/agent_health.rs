@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::agent::Kept;
 use crate::support::datastores::Redis;
-use crate::support::sandbox::{SandboxProc, kubectl_path};
+use crate::support::sandbox::SandboxProc;
 use crate::support::{Run, run};
 
 /// A kept profile whose bastion's kubeconfig is the sandbox's, with a Redis the bastion
@@ -27,21 +27,7 @@ impl Scene {
             "[profiles.test.datastores]\nredis = [\"{}\"]",
             redis.target()
         ));
-        // sshd takes only the first SetEnv (the fixture's PATH): hence a wrapper that names
-        // the kubeconfig. PYENV_VERSION=system in the sessions: a pyenv shim must choose
-        // its own version again, or it would find this wrapper.
-        let wrapper = kept.sshd.bin_dir.join("kubectl");
-        std::fs::write(
-            &wrapper,
-            format!(
-                "#!/bin/sh\nunset PYENV_VERSION\nexec {} --kubeconfig {} \"$@\"\n",
-                kubectl_path().display(),
-                sandbox.kubeconfig.display()
-            ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        kept.sshd.kubectl_with(&sandbox.kubeconfig);
         Scene {
             kept,
             sandbox,
@@ -202,14 +188,10 @@ fn health_through_the_agent_works_after_sshd_restarts_and_is_255_while_it_is_dow
 #[test]
 fn a_kubeconfig_the_bastion_cannot_give_is_the_same_finding_through_the_agent() {
     let k = Kept::new("");
-    let wrapper = k.sshd.bin_dir.join("kubectl");
-    std::fs::write(
-        &wrapper,
+    k.sshd.install(
+        "kubectl",
         "#!/bin/sh\necho 'apiVersion: v1' \necho 'error: no kubeconfig on this bastion' >&2\necho 'a second line' >&2\nexit 3\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let api = |flags: &[&str]| {
         let mut args = flags.to_vec();
         args.extend(["health", "--output", "json", "--timeout", "10"]);

@@ -919,20 +919,7 @@ fn kubeconfig_from_the_bastion_goes_to_stdout_and_works() {
     // points kubectl at it instead of root's ~/.kube/config).
     let bastion_kc = s.sshd.dir.path().join("bastion.kubeconfig");
     std::fs::write(&bastion_kc, user_kubeconfig(&cert, API_PORT)).unwrap();
-    let wrapper = s.sshd.bin_dir.join("kubectl");
-    std::fs::write(
-        &wrapper,
-        format!(
-            // The sessions run with PYENV_VERSION=system (see the sshd fixture); a pyenv shim
-            // found here must pick its own version again, or it would find this wrapper.
-            "#!/bin/sh\nunset PYENV_VERSION\nexec {} --kubeconfig {} \"$@\"\n",
-            which("kubectl").display(),
-            bastion_kc.display()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    s.sshd.kubectl_with(&bastion_kc);
 
     let mut c = s.net.paragon("client", &s.home);
     c.args(["kubeconfig", "--output", "json"])
@@ -1088,11 +1075,4 @@ fn a_kubeconfig_that_does_not_parse_exits_2_naming_the_file() {
     assert_eq!(r.status, Some(2), "{}", r.stderr);
     assert!(r.stderr.contains("bad.kubeconfig"), "{}", r.stderr);
     assert!(r.stderr.contains("line 3 column 11"), "{}", r.stderr);
-}
-
-fn which(program: &str) -> PathBuf {
-    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{program} must be installed"))
 }

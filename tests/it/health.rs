@@ -719,22 +719,8 @@ fn whole_report_runs_through_a_real_openssh_bastion() {
         ],
         ..SshdOptions::default()
     });
-    // The bastion's own kubeconfig is the sandbox's: health fetches it with the real kubectl
-    // (sshd takes only the first SetEnv, which the fixture uses for PATH: hence a wrapper).
-    let wrapper = sshd.bin_dir.join("kubectl");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nKUBECONFIG={} exec /usr/bin/kubectl \"$@\"\n",
-            kubeconfig.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    // The bastion's own kubeconfig is the sandbox's: health fetches it with the real kubectl.
+    sshd.kubectl_with(&kubeconfig);
     let home = Home::new();
     let kh = sshd.write_known_hosts(&home.path().join("known_hosts"));
     home.write_config(&sshd.profile_toml(

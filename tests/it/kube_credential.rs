@@ -23,20 +23,7 @@ impl Scene {
     fn new() -> Scene {
         let sandbox = SandboxProc::start(&[]);
         let sshd = Sshd::start();
-        let wrapper = sshd.bin_dir.join("kubectl");
-        std::fs::write(
-            &wrapper,
-            format!(
-                // PYENV_VERSION=system in the sessions (the sshd fixture): a pyenv shim
-                // must choose its own version again, or it would find this wrapper.
-                "#!/bin/sh\nunset PYENV_VERSION\nexec {} --kubeconfig {} \"$@\"\n",
-                kubectl_path().display(),
-                sandbox.kubeconfig.display()
-            ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        sshd.kubectl_with(&sandbox.kubeconfig);
         let home = Home::new();
         sshd.configure(&home);
         Scene {

@@ -18,10 +18,10 @@ fn bastion_prints_kubeconfig_with_token_file(sshd: &Sshd, token_file: &Path) {
          contexts:\n- name: c\n  context:\n    cluster: c\n    user: ops\ncurrent-context: c\n",
         token_file.display()
     );
-    let fake = sshd.bin_dir.join("kubectl");
-    std::fs::write(&fake, format!("#!/bin/sh\ncat <<'EOF'\n{kubeconfig}EOF\n")).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    sshd.install(
+        "kubectl",
+        &format!("#!/bin/sh\ncat <<'EOF'\n{kubeconfig}EOF\n"),
+    );
 }
 
 /// An operator's secret file on this machine, which the bastion's kubeconfig points at.

@@ -125,6 +125,25 @@ impl Sshd {
             .to_string()
     }
 
+    /// Puts `name` on the sessions' PATH (the fixture's bin dir) as the executable `script`.
+    pub fn install(&self, name: &str, script: &str) {
+        write_executable(&self.bin_dir.join(name), script);
+    }
+
+    /// The real kubectl on the sessions' PATH, pointed at `kubeconfig`: a wrapper, since sshd
+    /// takes only the first SetEnv (the fixture's PATH). The sessions run with
+    /// PYENV_VERSION=system; a pyenv shim the wrapper finds must choose its own version again.
+    pub fn kubectl_with(&self, kubeconfig: &Path) {
+        self.install(
+            "kubectl",
+            &format!(
+                "#!/bin/sh\nunset PYENV_VERSION\nexec {} --kubeconfig {} \"$@\"\n",
+                super::sandbox::kubectl_path().display(),
+                kubeconfig.display()
+            ),
+        );
+    }
+
     /// The private host key file of the given type.
     pub fn host_key_file(&self, key_type: &str) -> PathBuf {
         self.dir.path().join(format!("host_{key_type}_key"))
