@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::sync::ReusableBoxFuture;
 
 /// How long a dropped channel waits for the server to close it before closing it itself.
-pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(5);
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// The channels of one session, as counted by their streams.
 #[derive(Debug, Default)]
@@ -194,7 +194,7 @@ async fn close_when_the_server_does(
     if !eof_sent {
         let _ = write_half.eof().await;
     }
-    let released = tokio::time::timeout(CLOSE_WAIT, async {
+    let released = async {
         loop {
             let (half, msg) = std::future::poll_fn(|cx| reading.poll(cx)).await;
             if msg.is_none() {
@@ -202,13 +202,22 @@ async fn close_when_the_server_does(
             }
             reading.set(next(half));
         }
-    })
-    .await
-    .is_ok();
-    if !released {
+    };
+    close_unless_released(released, &write_half, &ledger).await;
+    ledger.open.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Waits at most `CLOSE_WAIT` for `released` (the server's CLOSE, which also releases
+/// russh's half); a channel the server has not closed by then is closed by us and counted
+/// as held.
+pub(crate) async fn close_unless_released(
+    released: impl std::future::Future<Output = ()>,
+    write_half: &ChannelWriteHalf<Msg>,
+    ledger: &Ledger,
+) {
+    if tokio::time::timeout(CLOSE_WAIT, released).await.is_err() {
         tracing::debug!("the server did not close a channel within {CLOSE_WAIT:?}: closing it");
         let _ = write_half.close().await;
         ledger.count_held();
     }
-    ledger.open.fetch_sub(1, Ordering::Relaxed);
 }

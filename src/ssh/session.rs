@@ -229,20 +229,14 @@ async fn hang_up(
 ) {
     let _ = write.eof().await;
     let _ = write.signal(russh::Sig::HUP).await;
-    let released = tokio::time::timeout(super::channel::CLOSE_WAIT, async {
+    let released = async {
         while let Some(msg) = read.wait().await {
             if matches!(msg, ChannelMsg::Close) {
                 break;
             }
         }
-    })
-    .await
-    .is_ok();
-    if !released {
-        tracing::debug!("a command outlived its hang-up: closing its channel");
-        let _ = write.close().await;
-        ledger.count_held();
-    }
+    };
+    super::channel::close_unless_released(released, &write, &ledger).await;
 }
 
 /// Runs `session` with this process's stdio as its streams: stdin read until EOF (then EOF
