@@ -4,7 +4,8 @@
 //! the session down asks for an attempt at once and gets its outcome: a session, or the
 //! error (and exit status) a direct connection would have given. An idle session that holds
 //! many channels closed on our side first is replaced by a new one (`renew`), so a kept
-//! session does not grow over days.
+//! session does not grow over days; so is a session whose key was checked against a
+//! known_hosts that has changed since (`recheck_known_hosts`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

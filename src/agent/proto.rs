@@ -255,7 +255,8 @@ pub struct AgentStatus {
     pub up_since: String,
     /// Sessions re-established after the bastion went away.
     pub reconnects: u64,
-    /// Idle sessions replaced because they held too many closed channels.
+    /// Sessions replaced while up: idle ones holding too many closed channels, and ones whose
+    /// key is checked again after known_hosts changed.
     #[serde(default)]
     pub renewals: u64,
     /// Whether a session is up now.
