@@ -23,8 +23,7 @@ impl Kept {
     pub(crate) fn new(extra: &str) -> Kept {
         let sshd = Sshd::start();
         let home = Home::new();
-        let kh = sshd.write_known_hosts(&home.path().join("known_hosts"));
-        home.write_config(&sshd.profile_toml(&kh, "yes", extra));
+        sshd.configure_with(&home, extra);
         Kept { home, sshd }
     }
 
@@ -307,15 +306,7 @@ fn a_pty_shell_through_the_agent_gets_its_size_and_resizes() {
     wait_until("the terminal was resized", Duration::from_secs(20), || {
         resized.exists()
     });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !t.text().contains("SIZE=40 120") {
-        assert!(Instant::now() < deadline, "no resize: {}", t.text());
-        let answers = t.text().matches("SIZE=").count();
-        t.send(ask_size);
-        t.wait_until("an answer to stty size", |out| {
-            String::from_utf8_lossy(out).matches("SIZE=").count() > answers
-        });
-    }
+    t.ask_until(ask_size, "SIZE=", "SIZE=40 120");
     t.send(b"exit 7\n");
     let text = t.finish();
     assert!(text.contains("STATUS=7"), "{text}");

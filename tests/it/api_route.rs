@@ -238,15 +238,13 @@ pub(crate) fn bastion_for(s: &Scene) -> (Sshd, Home) {
         ..SshdOptions::default()
     });
     let home = Home::new();
-    let kh = sshd.write_known_hosts(&home.path().join("known_hosts"));
-    home.write_config(&sshd.profile_toml(
-        &kh,
-        "yes",
+    sshd.configure_with(
+        &home,
         &format!(
             "[profiles.test.kube]\nkubeconfig = \"{}\"\n",
             s.kubeconfig.display()
         ),
-    ));
+    );
     (sshd, home)
 }
 
@@ -499,15 +497,13 @@ fn an_api_forward_outlives_the_kubelets_streaming_idle_timeout() {
     let sandbox = crate::support::sandbox::SandboxProc::start(&["--streaming-idle-timeout", "2s"]);
     let sshd = Sshd::start();
     let home = Home::new();
-    let kh = sshd.write_known_hosts(&home.path().join("known_hosts"));
-    home.write_config(&sshd.profile_toml(
-        &kh,
-        "yes",
+    sshd.configure_with(
+        &home,
         &format!(
             "[profiles.test.kube]\nkubeconfig = \"{}\"\n",
             sandbox.kubeconfig.display()
         ),
-    ));
+    );
     let mut cmd = home.paragon();
     cmd.args(["--output", "json", "forward", "--via", "api", "0:grafana"]);
     let (mut pf, line) = spawn_until(&mut cmd, "\"listening\"");

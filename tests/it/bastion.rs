@@ -104,8 +104,7 @@ async fn closed_resolves_when_the_bastion_goes_away_and_a_new_session_works_afte
 async fn keepalive_ends_a_session_whose_bastion_stopped_answering() {
     let sshd = Sshd::start();
     let home = Home::new();
-    let kh = sshd.write_known_hosts(&home.path().join("known_hosts"));
-    home.write_config(&sshd.profile_toml(&kh, "yes", "keepalive_interval = 1"));
+    sshd.configure_with(&home, "keepalive_interval = 1");
     let bastion = Bastion::connect(&profile(&home)).await.unwrap();
     assert_eq!(bastion.exec_capture("true").await.unwrap().status, 0);
     sshd.freeze_sessions();

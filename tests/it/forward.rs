@@ -71,8 +71,7 @@ impl Scene {
             ..SshdOptions::default()
         });
         let home = Home::new();
-        let kh = sshd.write_known_hosts(&home.path().join("known_hosts"));
-        home.write_config(&sshd.profile_toml(&kh, "yes", extra));
+        sshd.configure_with(&home, extra);
         let site = tempfile::tempdir().unwrap();
         let mut files = Vec::new();
         for i in 0..8u32 {

@@ -722,15 +722,10 @@ fn whole_report_runs_through_a_real_openssh_bastion() {
     // The bastion's own kubeconfig is the sandbox's: health fetches it with the real kubectl.
     sshd.kubectl_with(&kubeconfig);
     let home = Home::new();
-    let kh = sshd.write_known_hosts(&home.path().join("known_hosts"));
-    home.write_config(&sshd.profile_toml(
-        &kh,
-        "yes",
-        &format!(
+    sshd.configure_with(&home, &format!(
             "[profiles.test.datastores]\npostgres = [\"postgres.paragon.internal:{}\"]\nredis = [\"redis.paragon.internal:{}\"]\n",
             pg.port, redis.port
-        ),
-    ));
+        ));
     let health = || {
         let r = run(net.paragon("client", &home).args([
             "health",

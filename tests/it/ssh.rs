@@ -586,18 +586,7 @@ fn pty_shell_gets_size_term_and_resizes_and_leaves_the_terminal_sane() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     // The window change reaches the remote PTY asynchronously: ask until it shows.
-    while !t.text().contains("SIZE=40 120") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the resize never reached the remote PTY: {}",
-            t.text()
-        );
-        let answers = t.text().matches("SIZE=").count();
-        t.send(ask_size);
-        t.wait_until("an answer to stty size", |out| {
-            String::from_utf8_lossy(out).matches("SIZE=").count() > answers
-        });
-    }
+    t.ask_until(ask_size, "SIZE=", "SIZE=40 120");
     t.send(b"exit 7\n");
     let text = t.finish();
     assert!(text.contains("STATUS=7"), "{text}\n{}", sshd.log());

@@ -129,6 +129,20 @@ impl Terminal {
         }
     }
 
+    /// Sends `question` (whose answers start with `marker`) again after each answer until
+    /// the output shows `want`: for what changes asynchronously, such as a remote PTY's size.
+    pub fn ask_until(&mut self, question: &[u8], marker: &str, want: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        while !self.text().contains(want) {
+            assert!(Instant::now() < deadline, "never `{want}`: {}", self.text());
+            let answers = self.text().matches(marker).count();
+            self.send(question);
+            self.wait_until(&format!("an answer to {marker}"), |out| {
+                String::from_utf8_lossy(out).matches(marker).count() > answers
+            });
+        }
+    }
+
     /// Waits until the program reads keys from the terminal: a prompt turns echo off while
     /// it reads (raw mode for a key, no echo for a secret). Keys typed before that are lost
     /// (a secret's prompt flushes pending input) or echoed, and nothing the terminal shows

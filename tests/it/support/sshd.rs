@@ -195,8 +195,13 @@ impl Sshd {
     /// Writes the config into `home` with a known_hosts next to it holding this server's key
     /// (policy `yes`); returns the known_hosts path.
     pub fn configure(&self, home: &super::Home) -> PathBuf {
+        self.configure_with(home, "")
+    }
+
+    /// `configure`, with `extra` TOML after the profile (its own tables, say).
+    pub fn configure_with(&self, home: &super::Home, extra: &str) -> PathBuf {
         let kh = self.write_known_hosts(&home.path().join("known_hosts"));
-        home.write_config(&self.profile_toml(&kh, "yes", ""));
+        home.write_config(&self.profile_toml(&kh, "yes", extra));
         kh
     }
 
