@@ -513,7 +513,10 @@ impl Capture for Remote {
     fn capture<'a>(&'a self, command: &'a str, reuse: Duration) -> CaptureFuture<'a> {
         match self {
             Remote::Agent(a) => Capture::capture(a, command, reuse),
-            Remote::Direct(b) => Capture::capture(b, command, reuse),
+            // A connection of this process runs the command every time.
+            Remote::Direct(b) => {
+                Box::pin(async move { b.exec_capture(command).await.map_err(CaptureError::new) })
+            }
         }
     }
 }

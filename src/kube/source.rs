@@ -18,7 +18,7 @@ use kube::config::Kubeconfig;
 
 use crate::config::{ConfigError, HostPort, KubeConfig};
 use crate::exit::{self, ExitStatus};
-use crate::ssh::{Bastion, Captured};
+use crate::ssh::Captured;
 
 /// What the command line says about the kubeconfig (both `None` for commands without flags).
 #[derive(Debug, Clone, Copy, Default)]
@@ -205,8 +205,9 @@ pub async fn choose(
 }
 
 /// One command run on the bastion with no stdin, its stdout and stderr captured: what the
-/// kubeconfig fetch needs of a bastion, whether a connection of this process (`Bastion`) or
-/// the profile's agent runs it.
+/// kubeconfig fetch needs of a bastion, whether a connection of this process or the profile's
+/// agent runs it (`agent::Remote` and `agent::Agent` implement it; this module knows no
+/// session).
 pub trait Capture: Sync {
     /// Runs `command`; an answer to the same command from within `reuse` may be given again
     /// (the agent keeps them; a connection of this process runs the command every time).
@@ -219,12 +220,6 @@ pub const KUBECONFIG_REUSE: Duration = Duration::from_secs(60);
 
 pub type CaptureFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Captured, CaptureError>> + Send + 'a>>;
-
-impl Capture for Bastion {
-    fn capture<'a>(&'a self, command: &'a str, _reuse: Duration) -> CaptureFuture<'a> {
-        Box::pin(async move { self.exec_capture(command).await.map_err(CaptureError::new) })
-    }
-}
 
 /// Why a command could not run on the bastion, as the path that ran it says it (printed as
 /// that error is, its causes after it), with that error's exit status (255 for a lost
