@@ -638,7 +638,7 @@ fn each_sandbox_fault_produces_its_failing_finding_and_exit_1() {
                         wrong.push(format!("{}: no {severity} {check} finding on {subject}* with {message:?}; failures: {:?}", fault.name(), failures(&v)));
                     }
                     if r.status != Some(exit) || v["status"] != overall {
-                        wrong.push(format!("{}: exit {:?}, status {}", fault.name(), r.status, v["status"]));
+                        wrong.push(format!("{}: exit {:?}, status {}; failures: {:?}; stderr: {}", fault.name(), r.status, v["status"], failures(&v), r.stderr));
                     }
                     wrong
                 })

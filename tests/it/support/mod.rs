@@ -62,14 +62,12 @@ impl Home {
     /// `$XDG_RUNTIME_DIR` of `paragon()`: the kept agents' sockets live below it.
     pub fn runtime_dir(&self) -> PathBuf {
         let run = self.path().join("run");
-        if !run.exists() {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new()
-                .mode(0o700)
-                .create(&run)
-                .expect("runtime dir");
+        use std::os::unix::fs::DirBuilderExt;
+        // Threads of one test may share a home: whoever comes second finds it made.
+        match std::fs::DirBuilder::new().mode(0o700).create(&run) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => panic!("runtime dir: {e}"),
+            _ => run,
         }
-        run
     }
 }
 
