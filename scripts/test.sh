@@ -71,10 +71,10 @@ if ! command -v kubectl >/dev/null 2>&1; then
 fi
 
 cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 # The Debian package (of the dev build the tests use) on clean bookworm and trixie roots,
 # cached under /var/cache between runs on the same machine.
 bash scripts/test-package.sh
 # Benchmarks are built by clippy above and run by their own scripts, never as tests.
 # No doc tests: the last summary line is then the integration suite's, not an empty doc run.
-cargo test --locked --lib --bins --tests
+cargo test --workspace --locked --lib --bins --tests

@@ -303,7 +303,7 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "S", default_value_t = 1)]
     pub seed: u64,
     /// A fault to switch on (repeatable)
-    #[arg(long = "fault", value_name = "KIND", value_parser = crate::sandbox::FaultParser)]
+    #[arg(long = "fault", value_name = "KIND", value_parser = FaultParser)]
     pub faults: Vec<crate::sandbox::Fault>,
     /// Close a port-forward that carries nothing for this long, as the kubelet's
     /// streamingConnectionIdleTimeout does (e.g. 2s, 30m)
@@ -562,6 +562,46 @@ pub fn command() -> clap::Command {
     cmd
 }
 
+/// `sandbox --fault`'s parser: the sandbox's own names (`Fault::from_str`), every one offered
+/// to help and completion.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FaultParser;
+
+impl clap::builder::TypedValueParser for FaultParser {
+    type Value = crate::sandbox::Fault;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        let text = value.to_str().ok_or_else(|| {
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidUtf8,
+                "a fault name is ASCII\n",
+            )
+            .with_cmd(cmd)
+        })?;
+        text.parse().map_err(|e: crate::sandbox::FaultError| {
+            let name = arg.map_or("--fault".to_string(), |a| a.to_string());
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!("invalid value '{text}' for '{name}': {e}\n"),
+            )
+            .with_cmd(cmd)
+        })
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(crate::sandbox::Fault::names().map(
+            |(name, help)| clap::builder::PossibleValue::new(name).help(help),
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -668,5 +708,28 @@ mod tests {
             panic!("not ssh")
         };
         assert_eq!(a.command, ["ls", "-l"]);
+    }
+
+    #[test]
+    fn every_fault_is_offered_to_help_and_parses_back() {
+        use clap::builder::TypedValueParser as _;
+        let offered: Vec<String> = FaultParser
+            .possible_values()
+            .into_iter()
+            .flatten()
+            .map(|v| v.get_name().to_string())
+            .collect();
+        for f in crate::sandbox::Fault::ALL {
+            assert!(offered.iter().any(|o| o == f.name()), "{}", f.name());
+        }
+        // every fault, and api-forbidden (which takes a resource)
+        assert_eq!(offered.len(), crate::sandbox::Fault::ALL.len() + 1);
+        let parsed = Cli::try_parse_from(["paragon-admin", "sandbox", "--fault", "crashloop"]);
+        assert!(parsed.is_ok(), "{parsed:?}");
+        let refused = Cli::try_parse_from(["paragon-admin", "sandbox", "--fault", "nope"])
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("unknown fault \"nope\""), "{refused}");
     }
 }

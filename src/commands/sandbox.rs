@@ -44,7 +44,7 @@ pub async fn run(g: &Globals, args: SandboxArgs) -> Result<u8, Error> {
         Some(p) => p,
         None => default_kubeconfig_path(sandbox.addr().port())?,
     };
-    sandbox.write_kubeconfig(&path)?;
+    crate::sandbox::write_kubeconfig(&sandbox, &path)?;
     let stats = sandbox.stats();
     // As `forward --bind` does: a warning is not silenced by --quiet.
     if !sandbox.bound().ip().is_loopback() {

@@ -14,8 +14,9 @@ use hyper::{Request, StatusCode};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::api::Api;
+use super::reply::{Reply, reply_json, status};
 use super::rng::Rng;
-use super::server::{Api, Reply, reply_json, status};
 use super::store::{ALL, Cell, Entry, Res, World};
 
 /// Answers a DELETE request.

@@ -3,55 +3,31 @@
 //! errors. Requests only read the world; nothing here changes it.
 
 use std::convert::Infallible;
-use std::future::Future as _;
-use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Status, StatusDetails};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::api_faults::{self, ApiFaults, Refusal};
+use super::api::Api;
+use super::api_faults::{self, Refusal};
 use super::discovery::{group_list, group_of, resource_list, version};
 use super::logs::{self, LogError, LogQuery};
 use super::negotiate::negotiate;
+use super::reply::{Reply, ReplyBody, json, reply, status};
 use super::selector::{FieldSelector, LabelSelector};
-use super::store::{self, ALL, Include, ListError, ListQuery, Res, Shape, World};
-use super::tls::Token;
+use super::store::{self, ALL, Include, ListError, ListQuery, Res, Shape};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest a watch stays open, as the API server's default request timeout.
 const WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
-
-/// What the request handlers share.
-#[derive(Debug)]
-pub(crate) struct Api {
-    /// Swapped whole when a pod is replaced (`replace`); readers keep the one they took.
-    pub world: std::sync::RwLock<Arc<World>>,
-    /// The loopback servers standing in for the monitoring pods (`pods/portforward`).
-    pub backends: Arc<super::backends::Backends>,
-    pub token: Token,
-    pub addr: SocketAddr,
-    /// Cancelled when the sandbox stops; ends the watches.
-    pub stopped: CancellationToken,
-    /// The `api-*` faults switched on.
-    pub faults: ApiFaults,
-    /// How long a port-forward may carry no traffic before it is closed (the kubelet's
-    /// `streamingConnectionIdleTimeout`).
-    pub streaming_idle_timeout: std::time::Duration,
-}
 
 /// Accepts connections until `cancel`, then lets open requests finish briefly and returns;
 /// the listener is closed as soon as accepting stops.
@@ -136,123 +112,6 @@ pub(crate) async fn serve(
     let _ = tokio::time::timeout(Duration::from_secs(3), tracker.wait()).await;
 }
 
-pub(crate) type Reply = Response<ReplyBody>;
-
-/// A whole answer, or a watch: a stream that never carries an event (the world never
-/// changes) and ends at its timeout or when the sandbox stops.
-pub(crate) enum ReplyBody {
-    Whole(Full<Bytes>),
-    Watch {
-        timeout: Pin<Box<tokio::time::Sleep>>,
-        stopped: Pin<Box<WaitForCancellationFutureOwned>>,
-    },
-}
-
-impl hyper::body::Body for ReplyBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
-        match self.get_mut() {
-            ReplyBody::Whole(full) => Pin::new(full).poll_frame(cx),
-            ReplyBody::Watch { timeout, stopped } => {
-                if timeout.as_mut().poll(cx).is_ready() || stopped.as_mut().poll(cx).is_ready() {
-                    Poll::Ready(None)
-                } else {
-                    Poll::Pending
-                }
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            ReplyBody::Whole(full) => full.is_end_stream(),
-            ReplyBody::Watch { .. } => false,
-        }
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        match self {
-            ReplyBody::Whole(full) => full.size_hint(),
-            ReplyBody::Watch { .. } => hyper::body::SizeHint::default(),
-        }
-    }
-}
-
-fn reply(code: StatusCode, content_type: &'static str, body: Vec<u8>) -> Reply {
-    let mut r = Response::new(ReplyBody::Whole(Full::new(Bytes::from(body))));
-    *r.status_mut() = code;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    r
-}
-
-fn json(value: &serde_json::Value) -> Reply {
-    reply(
-        StatusCode::OK,
-        "application/json",
-        serde_json::to_vec(value).unwrap_or_default(),
-    )
-}
-
-/// `value` as a JSON answer.
-pub(crate) fn reply_json<T: serde::Serialize>(value: &T) -> Reply {
-    reply(
-        StatusCode::OK,
-        "application/json",
-        serde_json::to_vec(value).unwrap_or_default(),
-    )
-}
-
-/// A `metav1.Status` failure, as the API server writes every refusal: the one shape of the
-/// handlers' errors and of the `api-*` faults' refusals.
-pub(crate) fn failure(
-    code: u16,
-    reason: &str,
-    message: &str,
-    details: Option<StatusDetails>,
-) -> Status {
-    Status {
-        code: Some(i32::from(code)),
-        details,
-        message: Some(message.to_string()),
-        reason: Some(reason.to_string()),
-        status: Some("Failure".to_string()),
-        ..Status::default()
-    }
-}
-
-/// A Kubernetes `Status` failure as the reply, with the kind and name it is about.
-pub(crate) fn status(
-    code: StatusCode,
-    reason: &str,
-    message: &str,
-    details: Option<(&str, &str)>,
-) -> Reply {
-    let details = details.map(|(kind, name)| StatusDetails {
-        kind: Some(kind.to_string()),
-        name: Some(name.to_string()),
-        ..StatusDetails::default()
-    });
-    let v = failure(code.as_u16(), reason, message, details);
-    let mut r = reply(
-        code,
-        "application/json",
-        serde_json::to_vec(&v).unwrap_or_default(),
-    );
-    if code == StatusCode::UNAUTHORIZED {
-        r.headers_mut().insert(
-            hyper::header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"kubernetes\""),
-        );
-    }
-    r
-}
-
 /// A refusal from the `api-*` faults, with its `Retry-After`.
 fn refused(r: Refusal) -> Reply {
     let code = StatusCode::from_u16(r.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -284,32 +143,7 @@ fn not_found_path() -> Reply {
     )
 }
 
-/// Compares without stopping at the first difference, so timing tells nothing.
-fn same_token(given: &[u8], want: &[u8]) -> bool {
-    given.len() == want.len()
-        && given
-            .iter()
-            .zip(want)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-}
-
 impl Api {
-    /// The world as it is now.
-    pub(crate) fn world(&self) -> Arc<World> {
-        match self.world.read() {
-            Ok(w) => w.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    pub(crate) fn authorized(&self, req: &Request<Incoming>) -> bool {
-        req.headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-            .is_some_and(|t| same_token(t, self.token.0.as_bytes()))
-    }
-
     pub(crate) fn respond(&self, req: &Request<Incoming>) -> Reply {
         let path = req.uri().path();
         let r = self.route(req);
@@ -631,17 +465,5 @@ fn qualified(res: Res) -> String {
         k.plural.to_string()
     } else {
         format!("{}.{}", k.plural, k.group)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_comparison() {
-        assert!(same_token(b"abc", b"abc"));
-        assert!(!same_token(b"abd", b"abc"));
-        assert!(!same_token(b"ab", b"abc"));
     }
 }

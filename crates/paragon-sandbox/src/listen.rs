@@ -25,16 +25,6 @@ pub enum ListenError {
     LocalAddr(#[source] std::io::Error),
 }
 
-impl crate::exit::ExitStatus for ListenError {
-    /// A non-loopback address is the caller's mistake (2); a failed bind, the machine's (1).
-    fn exit_status(&self) -> u8 {
-        match self {
-            ListenError::NotLoopback { .. } => crate::exit::USAGE,
-            ListenError::Listen { .. } | ListenError::LocalAddr(_) => crate::exit::FAILED,
-        }
-    }
-}
-
 /// Binds `addr` for `server` (named in errors), which must be a loopback address; port 0
 /// picks a free port.
 pub(crate) async fn bind(

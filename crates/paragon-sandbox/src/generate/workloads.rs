@@ -17,8 +17,8 @@ use super::tables::Workload;
 use super::{
     DAY, FAULT_ANNOTATION, FirstPod, Gen, HOUR, MINUTE, has, labels, s, selector_text, time,
 };
-use crate::sandbox::store::{Cell, Res};
-use crate::sandbox::{Fault, SandboxError};
+use crate::store::{Cell, Res};
+use crate::{Fault, SandboxError};
 
 /// A ReplicaSet of a Deployment: its pod-template hash, revision and replica counts.
 struct RsPlan<'a> {

@@ -10,8 +10,8 @@ use super::pods::{Extra, PodPlan, PodState, Terminated};
 use super::storage::PvcPlan;
 use super::tables::Workload;
 use super::{DAY, Gen, labels, s, selector_text};
-use crate::sandbox::SandboxError;
-use crate::sandbox::store::{Cell, Res};
+use crate::SandboxError;
+use crate::store::{Cell, Res};
 
 impl Gen<'_> {
     pub(super) fn statefulset(&mut self, w: &Workload) -> Result<(), SandboxError> {

@@ -1,4 +1,4 @@
-//! The faults the sandbox can switch on: their names on the command line, their parser, and
+//! The faults the sandbox can switch on: their names (as a command line writes them), and
 //! what each one does (on each variant). Knows nothing of how the world is generated or
 //! served; `generate` and `server` read the faults they implement.
 
@@ -216,6 +216,12 @@ impl Fault {
             .ok_or_else(|| FaultError::UnknownResource(resource.to_string()))
     }
 
+    /// Every name the command line takes, with a line of help each (`api-forbidden` takes
+    /// `=RESOURCE`), for a parser to offer to help and completion.
+    pub fn names() -> impl Iterator<Item = (&'static str, &'static str)> {
+        TABLE.iter().map(|(_, name, help)| (*name, *help))
+    }
+
     /// A fault of the API server, not of the generated objects.
     pub fn is_api(self) -> bool {
         matches!(
@@ -258,13 +264,6 @@ pub enum FaultError {
     UnknownResource(String),
 }
 
-impl crate::exit::ExitStatus for FaultError {
-    /// Only ever a bad command line.
-    fn exit_status(&self) -> u8 {
-        crate::exit::USAGE
-    }
-}
-
 impl FromStr for Fault {
     type Err = FaultError;
 
@@ -282,45 +281,6 @@ impl FromStr for Fault {
                 .ok_or_else(|| FaultError::Unknown(s.to_string())),
             Some(_) => Err(FaultError::Unknown(s.to_string())),
         }
-    }
-}
-
-/// `--fault`'s parser: [`Fault::from_str`], with every name offered to help and completion.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct FaultParser;
-
-impl clap::builder::TypedValueParser for FaultParser {
-    type Value = Fault;
-
-    fn parse_ref(
-        &self,
-        cmd: &clap::Command,
-        arg: Option<&clap::Arg>,
-        value: &std::ffi::OsStr,
-    ) -> Result<Fault, clap::Error> {
-        let text = value.to_str().ok_or_else(|| {
-            clap::Error::raw(
-                clap::error::ErrorKind::InvalidUtf8,
-                "a fault name is ASCII\n",
-            )
-            .with_cmd(cmd)
-        })?;
-        text.parse().map_err(|e: FaultError| {
-            let name = arg.map_or("--fault".to_string(), |a| a.to_string());
-            clap::Error::raw(
-                clap::error::ErrorKind::InvalidValue,
-                format!("invalid value '{text}' for '{name}': {e}\n"),
-            )
-            .with_cmd(cmd)
-        })
-    }
-
-    fn possible_values(
-        &self,
-    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
-        Some(Box::new(TABLE.iter().map(|(_, name, help)| {
-            clap::builder::PossibleValue::new(*name).help(*help)
-        })))
     }
 }
 

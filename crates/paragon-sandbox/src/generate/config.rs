@@ -8,8 +8,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
 use super::tables::{Shape, Workload};
 use super::{APP_NAME, DAY, Gen, INSTANCE, PARAGON, fault_annotations, has, labels, s};
-use crate::sandbox::store::{Cell, Res};
-use crate::sandbox::{Fault, SandboxError, tls};
+use crate::store::{Cell, Res};
+use crate::{Fault, SandboxError, tls};
 
 impl Gen<'_> {
     pub(super) fn secret(&mut self, secret: Secret, created: i64) -> Result<(), SandboxError> {

@@ -23,8 +23,6 @@
 //! `app.kubernetes.io/name`; a pod whose application is not backed accepts the upgrade and
 //! fails each connection with the kubelet's message, as a pod with nothing listening would.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -36,7 +34,6 @@ use hyper::header::{CONNECTION, HeaderValue, UPGRADE};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
@@ -44,12 +41,12 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, handshake::derive_accept_key};
-use tokio_util::sync::CancellationToken;
 
-use super::backends::Backends;
-use super::server::{Api, Reply, ReplyBody, status};
+use super::api::Api;
+use super::reply::{Reply, ReplyBody, status};
 use super::spdy;
 use super::store::Res;
+use super::target::Target;
 
 const CHANNEL_V4: &str = "v4.channel.k8s.io";
 const CHANNEL_V4_BASE64: &str = "v4.base64.channel.k8s.io";
@@ -57,42 +54,6 @@ const SPDY_TUNNEL: &str = "SPDY/3.1+portforward.k8s.io";
 const PORTFORWARD_V1: &str = "portforward.k8s.io";
 const X_STREAM_PROTOCOL: &str = "x-stream-protocol-version";
 const APP_LABEL: &str = "app.kubernetes.io/name";
-
-/// The pod a port-forward reaches: where its ports are served, and what to say when one is
-/// not.
-#[derive(Clone)]
-pub(crate) struct Target {
-    pod: String,
-    uid: String,
-    app: String,
-    backends: Arc<Backends>,
-    /// Cancelled when the sandbox stops: ends every forwarded connection.
-    pub stopped: CancellationToken,
-    /// A port-forward with no traffic either way for this long is closed (the kubelet's
-    /// `streamingConnectionIdleTimeout`).
-    pub idle: Duration,
-}
-
-impl Target {
-    /// Connects to the pod's `port`, or says why not in the kubelet's words.
-    pub(crate) async fn open(&self, port: u16) -> Result<TcpStream, String> {
-        let fail = |why: &str| {
-            format!(
-                "error forwarding port {port} to pod {}, uid {}: failed to connect to localhost:{port} inside the pod: {why}",
-                self.pod, self.uid
-            )
-        };
-        let addr: SocketAddr = self
-            .backends
-            .addr(&self.app, port)
-            .ok_or_else(|| fail("connection refused"))?;
-        let tcp = TcpStream::connect(addr)
-            .await
-            .map_err(|e| fail(&e.to_string()))?;
-        let _ = tcp.set_nodelay(true);
-        Ok(tcp)
-    }
-}
 
 /// The namespace and pod of a `pods/{name}/portforward` path.
 pub(crate) fn pod_of(path: &str) -> Option<(String, String)> {
@@ -480,8 +441,10 @@ fn idle_close() -> CloseFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::{Sandbox, SandboxOptions};
+    use crate::{Sandbox, SandboxOptions};
     use k8s_openapi::api::core::v1::Pod;
+    use std::sync::Arc;
+    use tokio::net::TcpStream;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
     #[test]
@@ -503,13 +466,10 @@ mod tests {
     async fn a_client_asking_for_base64_channels_gets_grafana_in_text_frames() {
         let sandbox = Sandbox::start(SandboxOptions::default()).await.unwrap();
         let kubeconfig = kube::config::Kubeconfig::from_yaml(&sandbox.kubeconfig_yaml()).unwrap();
-        let client = crate::kube::client(
-            Arc::new(crate::dial::Direct::default()),
-            kubeconfig,
-            &crate::kube::Options::default(),
-        )
-        .await
-        .unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        let client = kube::Client::try_from(config).unwrap();
         let pods: kube::Api<Pod> = kube::Api::namespaced(client, "paragon");
         let list = pods
             .list(&kube::api::ListParams::default().labels("app.kubernetes.io/name=grafana"))

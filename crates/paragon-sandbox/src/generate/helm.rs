@@ -15,8 +15,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
 use super::tables::{Driver, RELEASES};
 use super::{DAY, Gen, HOUR, MINUTE, PARAGON, fault_annotations, has, labels, s};
-use crate::sandbox::store::{Cell, Res};
-use crate::sandbox::{Fault, SandboxError};
+use crate::store::{Cell, Res};
+use crate::{Fault, SandboxError};
 
 /// One revision of a release, as the payload records it.
 struct Revision<'a> {

@@ -15,8 +15,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::tables::Workload;
 use super::{APP_NAME, Gen, INSTANCE, MINUTE, fault_annotations, labels, quantities, s, time};
-use crate::sandbox::store::{Cell, Res};
-use crate::sandbox::{Fault, SandboxError};
+use crate::store::{Cell, Res};
+use crate::{Fault, SandboxError};
 
 /// How a generated pod is doing.
 #[derive(Debug, Clone)]

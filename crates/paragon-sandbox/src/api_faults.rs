@@ -120,7 +120,7 @@ impl ApiFaults {
 fn status(code: u16, reason: &str, message: &str, details: Option<StatusDetails>) -> Refusal {
     Refusal {
         code,
-        body: super::server::failure(code, reason, message, details),
+        body: super::reply::failure(code, reason, message, details),
         retry_after: None,
     }
 }

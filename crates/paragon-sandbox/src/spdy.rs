@@ -21,7 +21,7 @@ use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::portforward::Target;
+use super::target::Target;
 
 const VERSION: u16 = 3;
 const SYN_STREAM: u16 = 1;
@@ -51,12 +51,6 @@ pub(crate) enum SpdyError {
 impl From<io::Error> for SpdyError {
     fn from(cause: io::Error) -> Self {
         SpdyError::Io(cause)
-    }
-}
-
-impl crate::exit::ExitStatus for SpdyError {
-    fn exit_status(&self) -> u8 {
-        crate::exit::FAILED
     }
 }
 

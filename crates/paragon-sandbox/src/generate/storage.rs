@@ -16,8 +16,8 @@ use super::events::{EventPlan, Involved};
 use super::{
     APP_NAME, DAY, FAULT_ANNOTATION, Gen, INSTANCE, MINUTE, PARAGON, has, labels, quantities, s,
 };
-use crate::sandbox::store::{Cell, Res};
-use crate::sandbox::{Fault, SandboxError};
+use crate::store::{Cell, Res};
+use crate::{Fault, SandboxError};
 
 /// A claim: bound by the PV controller, or still pending.
 pub(super) struct PvcPlan<'a> {

@@ -324,7 +324,7 @@ mod tests {
         assert!(
             matches!(
                 e,
-                BastionError::Listen(crate::sandbox::listen::ListenError::NotLoopback { .. })
+                BastionError::Listen(crate::listen::ListenError::NotLoopback { .. })
             ),
             "{e}"
         );

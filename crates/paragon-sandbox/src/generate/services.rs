@@ -5,8 +5,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::tables::Workload;
 use super::{DAY, Gen, labels, s, selector_text};
-use crate::sandbox::SandboxError;
-use crate::sandbox::store::{Cell, Res};
+use crate::SandboxError;
+use crate::store::{Cell, Res};
 
 impl Gen<'_> {
     pub(super) fn next_service_ip(&mut self) -> String {

@@ -12,8 +12,8 @@ use k8s_openapi::api::events::v1::{Event as EventV1, EventSeries};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 
 use super::{DAY, FirstPod, Gen, MINUTE, PARAGON, fault_annotations, has, s, time};
-use crate::sandbox::store::{Cell, Res};
-use crate::sandbox::{Fault, SandboxError};
+use crate::store::{Cell, Res};
+use crate::{Fault, SandboxError};
 
 /// The object an event is about; `namespace` is empty for a cluster-scoped object (a node),
 /// whose events live in `default`.

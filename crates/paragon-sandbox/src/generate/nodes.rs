@@ -9,8 +9,8 @@ use super::{
     DAY, FAULT_ANNOTATION, Gen, MINUTE, NodeInfo, has, labels, natural_pod_count, quantities, s,
     time,
 };
-use crate::sandbox::store::{Cell, Res};
-use crate::sandbox::{Fault, SandboxError};
+use crate::store::{Cell, Res};
+use crate::{Fault, SandboxError};
 
 impl Gen<'_> {
     pub(super) fn nodes(&mut self) -> Result<(), SandboxError> {

@@ -13,8 +13,8 @@ use super::events::{EventPlan, Involved};
 use super::pods::{Extra, PodPlan, PodState};
 use super::tables::{Shape, Workload};
 use super::{APP_NAME, FAULT_ANNOTATION, Gen, INSTANCE, MINUTE, PARAGON, labels, s, time};
-use crate::sandbox::store::{Cell, Res, human_duration};
-use crate::sandbox::{Fault, SandboxError};
+use crate::store::{Cell, Res, human_duration};
+use crate::{Fault, SandboxError};
 
 impl Gen<'_> {
     pub(super) fn restart_cronjob(&mut self) -> Result<(), SandboxError> {

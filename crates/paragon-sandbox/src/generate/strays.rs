@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use super::pods::{Extra, PodPlan, PodState};
 use super::tables::{Shape, Workload};
 use super::{Gen, MINUTE, PARAGON, has, labels};
-use crate::sandbox::{Fault, SandboxError};
+use crate::{Fault, SandboxError};
 
 impl Gen<'_> {
     pub(super) fn stray_pods(&mut self) -> Result<(), SandboxError> {

@@ -17,7 +17,8 @@
 //! carries nothing for `streaming_idle_timeout` (the kubelet's default, 4 h) is closed, as the
 //! kubelet closes it. The real `kubectl` works against it, `kubectl port-forward` included.
 //!
-//! This module knows nothing else of paragon-admin: no config, no dialer, no output.
+//! This crate knows nothing of paragon-admin itself: no command line, no config, no dialer,
+//! no output and no exit statuses; the product maps its errors and writes its kubeconfig.
 //!
 //! Beside it, for `paragon-admin demo`: `bastion`, an embedded SSH bastion (russh's server,
 //! loopback only, forwarding only to the sandbox's services), and `web`, a demo page standing
@@ -76,6 +77,7 @@
 //! Every object a fault produces or changes carries the annotation
 //! `sandbox.paragon.io/fault: <fault name>`; what each fault does is documented on [`Fault`].
 
+mod api;
 mod api_faults;
 mod backends;
 pub mod bastion;
@@ -87,16 +89,17 @@ mod logs;
 mod negotiate;
 mod portforward;
 mod replace;
+mod reply;
 mod rng;
 mod selector;
 mod server;
 mod spdy;
 mod store;
+mod target;
 mod tls;
 pub mod web;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -107,8 +110,9 @@ use tokio_util::sync::CancellationToken;
 pub use generate::natural_pod_count;
 pub use tls::TlsError;
 
-/// The first line of every kubeconfig the sandbox writes.
-const KUBECONFIG_HEADER: &str = "# written by paragon-admin sandbox";
+/// The first line of every kubeconfig the sandbox makes: a file that starts with it is one
+/// the sandbox may replace.
+pub const KUBECONFIG_HEADER: &str = "# written by paragon-admin sandbox";
 
 /// The annotation every object changed by a fault carries; its value is the fault's name.
 pub const FAULT_ANNOTATION: &str = "sandbox.paragon.io/fault";
@@ -158,7 +162,9 @@ impl Default for SandboxOptions {
     }
 }
 
-pub use fault::{Fault, FaultParser, Forbidden};
+pub use fault::{Fault, FaultError, Forbidden};
+
+/// Why the sandbox cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     #[error("the sandbox needs at least one node")]
@@ -181,29 +187,6 @@ pub enum SandboxError {
     Tls(#[from] TlsError),
     #[error("cannot generate the installation: {0}")]
     Generate(String),
-    #[error("{} exists and is not a sandbox kubeconfig; choose another --kubeconfig-out", path.display())]
-    KubeconfigExists { path: PathBuf },
-    #[error("cannot write the kubeconfig {}", path.display())]
-    WriteKubeconfig {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
-
-impl crate::exit::ExitStatus for SandboxError {
-    /// The options given are at fault (usage, 2), else the system (1).
-    fn exit_status(&self) -> u8 {
-        match self {
-            SandboxError::NoNodes
-            | SandboxError::TooFewPods { .. }
-            | SandboxError::KubeconfigExists { .. } => crate::exit::USAGE,
-            // A refused path (a folder others can write) is the user's to fix.
-            SandboxError::WriteKubeconfig { source, .. } => {
-                crate::exit::ExitStatus::exit_status(source)
-            }
-            _ => crate::exit::FAILED,
-        }
-    }
 }
 
 /// A running sandbox; it serves until [`Sandbox::shutdown`] or until dropped.
@@ -281,7 +264,7 @@ impl Sandbox {
                 addr: SocketAddr::from(([127, 0, 0, 1], 0)),
                 source,
             })?;
-        let api = server::Api {
+        let api = api::Api {
             world: std::sync::RwLock::new(Arc::new(world)),
             backends: Arc::new(backends),
             token: creds.token.clone(),
@@ -370,38 +353,6 @@ impl Sandbox {
             self.server_url(),
             self.token.0,
         )
-    }
-
-    /// Writes [`Sandbox::kubeconfig_yaml`] to `path`, readable by the owner only, through a
-    /// temporary file and a rename. An existing file is replaced only if it is itself a
-    /// sandbox kubeconfig.
-    pub fn write_kubeconfig(&self, path: &Path) -> Result<(), SandboxError> {
-        let err = |source| SandboxError::WriteKubeconfig {
-            path: path.to_path_buf(),
-            source,
-        };
-        match std::fs::read_to_string(path) {
-            Ok(old) if !old.starts_with(KUBECONFIG_HEADER) => {
-                return Err(SandboxError::KubeconfigExists {
-                    path: path.to_path_buf(),
-                });
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            // A file we cannot read as text is not ours either.
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                return Err(SandboxError::KubeconfigExists {
-                    path: path.to_path_buf(),
-                });
-            }
-            Err(e) => return Err(err(e)),
-        }
-        crate::files::write_atomic(
-            path,
-            self.kubeconfig_yaml().as_bytes(),
-            crate::files::Access::Private,
-        )
-        .map_err(err)
     }
 
     /// Stops accepting, closes the connections and waits (at most a few seconds) for the
