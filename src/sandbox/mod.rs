@@ -186,7 +186,7 @@ pub enum SandboxError {
     #[error("cannot write the kubeconfig {}", path.display())]
     WriteKubeconfig {
         path: PathBuf,
-        source: std::io::Error,
+        source: crate::files::WriteError,
     },
 }
 
@@ -394,7 +394,7 @@ impl Sandbox {
                     path: path.to_path_buf(),
                 });
             }
-            Err(e) => return Err(err(e)),
+            Err(e) => return Err(err(e.into())),
         }
         crate::files::write_atomic(
             path,
