@@ -1,8 +1,9 @@
 //! Dynamic completion: the candidates a shell asks the binary for while the user types
 //! (profile names, service names), read from the user's own config file. Honours `--config`
 //! and `--profile` typed earlier on the same line. A completer never prints an error into the
-//! user's command line: a config that does not load offers no names. Knows nothing of SSH or
-//! of how the completion scripts are generated.
+//! user's command line: a config that does not load offers no names. Knows nothing of SSH, of
+//! how the completion scripts are generated, or of the clap definitions that name these
+//! completers (`main` answers the shell's request with them).
 
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
@@ -15,16 +16,6 @@ use crate::config;
 pub const BIN: &str = "paragon-admin";
 /// The environment variable through which a shell asks the binary for candidates.
 pub const COMPLETE_VAR: &str = "COMPLETE";
-
-/// Answers a shell's request for candidates when `COMPLETE` is set, then exits; otherwise
-/// returns and the program runs as usual.
-pub fn answer_completion_request() {
-    clap_complete::CompleteEnv::with_factory(crate::cli::command)
-        .var(COMPLETE_VAR)
-        .bin(BIN)
-        .completer(BIN)
-        .complete();
-}
 
 /// `--config` and `--profile` as typed so far on the line being completed.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -298,7 +298,10 @@ pub fn completion_scripts() -> io::Result<Vec<(String, Vec<u8>)>> {
 
 /// Writes `files` into `dir` (created when missing), each through a temporary file and a
 /// rename so that no file is ever half-written.
-pub fn write_files(dir: &Path, files: &[(String, Vec<u8>)]) -> io::Result<()> {
+pub fn write_files(
+    dir: &Path,
+    files: &[(String, Vec<u8>)],
+) -> Result<(), crate::files::WriteError> {
     std::fs::create_dir_all(dir)?;
     for (name, text) in files {
         crate::files::write_atomic(&dir.join(name), text, crate::files::Access::Public)?;

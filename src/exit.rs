@@ -21,12 +21,10 @@ pub trait ExitStatus {
 }
 
 impl ExitStatus for std::io::Error {
-    /// 1, unless the io error carries a refusal of [`crate::files`] (which travels inside an
-    /// `io::Error` so that writers keep one error type): that one says its own status.
+    /// The system failed us: 1. An error that is the user's to fix has a type of its own
+    /// that says so.
     fn exit_status(&self) -> u8 {
-        self.get_ref()
-            .and_then(|inner| inner.downcast_ref::<crate::files::FileError>())
-            .map_or(FAILED, ExitStatus::exit_status)
+        FAILED
     }
 }
 
@@ -242,18 +240,6 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_file_inside_an_io_error_keeps_its_usage_status() {
-        let refusal: std::io::Error = crate::files::FileError::LinkLoop {
-            path: "/tmp/loop".into(),
-        }
-        .into();
-        assert_eq!(refusal.exit_status(), USAGE);
-        let e: Error = refusal.into();
-        assert_eq!(e.exit_status(), USAGE);
-        assert_eq!(io_cause().exit_status(), FAILED);
-    }
-
-    #[test]
     fn plain_messages_carry_their_status() {
         assert_eq!(Error::usage("bad").exit_status(), USAGE);
         assert_eq!(Error::failed("bad").exit_status(), FAILED);
@@ -261,5 +247,6 @@ mod tests {
         let e = r.context("writing the report").unwrap_err();
         assert!(e.is_broken_pipe());
         assert_eq!(e.exit_status(), FAILED);
+        assert_eq!(io_cause().exit_status(), FAILED);
     }
 }

@@ -5,6 +5,8 @@
 //! own folder, keeping its mode, and the link stays (a config kept in a dotfiles repo). A
 //! folder other users can write is refused (they could swap the file or plant a link), unless
 //! it is sticky, as /tmp is, and the file there is ours.
+//!
+//! Its error, [`WriteError`], says its own exit status: a refused path is the user's to fix.
 
 use std::fs::{Metadata, Permissions};
 use std::io::{self, Write};
@@ -21,10 +23,10 @@ pub enum Access {
     Exactly(Permissions),
 }
 
-/// Why a file was not written. Carried inside the `io::Error` that [`write_atomic`] returns,
-/// so callers keep one error type; each message names the path to look at.
+/// Why [`write_atomic`] did not write: a refusal of the path (each message names the path to
+/// look at), or the system's own failure.
 #[derive(Debug, thiserror::Error)]
-pub enum FileError {
+pub enum WriteError {
     #[error(
         "the folder {} can be written by other users (mode {mode:04o}), who could replace the file; choose another folder or run `chmod go-w {}`",
         .dir.display(), .dir.display()
@@ -44,24 +46,18 @@ pub enum FileError {
     NotRegular { path: PathBuf, kind: &'static str },
     #[error("{}: too many levels of symbolic links", .path.display())]
     LinkLoop { path: PathBuf },
+    #[error(transparent)]
+    Io(#[from] io::Error),
 }
 
-impl crate::exit::ExitStatus for FileError {
-    /// Every refusal is about the path the user chose: a usage error.
+impl crate::exit::ExitStatus for WriteError {
+    /// A refusal is about the path the user chose: a usage error (2); the system's failure
+    /// is 1.
     fn exit_status(&self) -> u8 {
-        crate::exit::USAGE
-    }
-}
-
-impl From<FileError> for io::Error {
-    fn from(e: FileError) -> Self {
-        let kind = match e {
-            FileError::NotRegular { .. } | FileError::LinkLoop { .. } => {
-                io::ErrorKind::InvalidInput
-            }
-            _ => io::ErrorKind::PermissionDenied,
-        };
-        io::Error::new(kind, e)
+        match self {
+            WriteError::Io(_) => crate::exit::FAILED,
+            _ => crate::exit::USAGE,
+        }
     }
 }
 
@@ -70,7 +66,7 @@ const MAX_LINKS: usize = 40;
 
 /// Writes `bytes` to `path` atomically; a missing parent folder is created private (0700).
 /// Through a symlink, the file it points at is replaced and the link kept.
-pub fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> io::Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> Result<(), WriteError> {
     let target = resolve_links(path)?;
     let dir = parent(&target);
     if !dir.exists() {
@@ -79,17 +75,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> io::Result<()>
     let existing = match std::fs::symlink_metadata(&target) {
         Ok(m) => Some(m),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     if let Some(m) = &existing
         && !m.is_file()
     {
         // Renaming over a device or FIFO would replace it (as root, /dev/null itself).
-        return Err(FileError::NotRegular {
+        return Err(WriteError::NotRegular {
             path: target,
             kind: kind_of(m),
-        }
-        .into());
+        });
     }
     check_folder(&target, dir, existing.as_ref())?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
@@ -118,13 +113,13 @@ fn parent(path: &Path) -> &Path {
 
 /// Follows `path` while it is a symlink, to the file it finally names (which may not exist
 /// yet). Each link must sit where only we could have put it.
-fn resolve_links(path: &Path) -> io::Result<PathBuf> {
+fn resolve_links(path: &Path) -> Result<PathBuf, WriteError> {
     let mut current = path.to_path_buf();
     for _ in 0..MAX_LINKS {
         let meta = match std::fs::symlink_metadata(&current) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(current),
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         if !meta.file_type().is_symlink() {
             return Ok(current);
@@ -137,10 +132,9 @@ fn resolve_links(path: &Path) -> io::Result<PathBuf> {
             parent(&current).join(link)
         };
     }
-    Err(FileError::LinkLoop {
+    Err(WriteError::LinkLoop {
         path: path.to_path_buf(),
-    }
-    .into())
+    })
 }
 
 fn kind_of(meta: &Metadata) -> &'static str {
@@ -168,7 +162,7 @@ fn kind_of(meta: &Metadata) -> &'static str {
 /// could rename it away or plant a link in its place. A sticky folder (/tmp) forbids that for
 /// files they do not own, so there a new file, or one of ours, is safe.
 #[cfg(unix)]
-fn check_folder(path: &Path, dir: &Path, existing: Option<&Metadata>) -> io::Result<()> {
+fn check_folder(path: &Path, dir: &Path, existing: Option<&Metadata>) -> Result<(), WriteError> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(dir)?;
     let me = rustix::process::geteuid().as_raw();
@@ -179,34 +173,31 @@ fn check_folder(path: &Path, dir: &Path, existing: Option<&Metadata>) -> io::Res
     let group_is_ours = meta.gid() == rustix::process::getegid().as_raw();
     let others_write = mode & 0o002 != 0 || (mode & 0o020 != 0 && !group_is_ours);
     if !owner_is_trusted {
-        return Err(FileError::ForeignFolder {
+        return Err(WriteError::ForeignFolder {
             dir: dir.to_path_buf(),
             uid: meta.uid(),
-        }
-        .into());
+        });
     }
     if !others_write {
         return Ok(());
     }
     if mode & 0o1000 == 0 {
-        return Err(FileError::SharedFolder {
+        return Err(WriteError::SharedFolder {
             dir: dir.to_path_buf(),
             mode,
-        }
-        .into());
+        });
     }
     match existing {
-        Some(m) if m.uid() != me => Err(FileError::NotOurs {
+        Some(m) if m.uid() != me => Err(WriteError::NotOurs {
             path: path.to_path_buf(),
             dir: dir.to_path_buf(),
-        }
-        .into()),
+        }),
         _ => Ok(()),
     }
 }
 
 #[cfg(not(unix))]
-fn check_folder(_path: &Path, _dir: &Path, _existing: Option<&Metadata>) -> io::Result<()> {
+fn check_folder(_path: &Path, _dir: &Path, _existing: Option<&Metadata>) -> Result<(), WriteError> {
     Ok(())
 }
 
@@ -273,10 +264,6 @@ mod tests {
         std::fs::set_permissions(path, Permissions::from_mode(mode)).unwrap();
     }
 
-    fn refusal(e: io::Error) -> FileError {
-        *e.into_inner().unwrap().downcast::<FileError>().unwrap()
-    }
-
     #[test]
     fn new_files_are_private_and_replace_the_old_one_whole() {
         let dir = tempfile::tempdir().unwrap();
@@ -333,8 +320,8 @@ mod tests {
         let a = dir.path().join("a");
         symlink("b", &a).unwrap();
         symlink("a", dir.path().join("b")).unwrap();
-        let e = refusal(write_atomic(&a, b"x", Access::Private).unwrap_err());
-        assert!(matches!(e, FileError::LinkLoop { .. }), "{e}");
+        let e = write_atomic(&a, b"x", Access::Private).unwrap_err();
+        assert!(matches!(e, WriteError::LinkLoop { .. }), "{e}");
     }
 
     #[test]
@@ -349,7 +336,7 @@ mod tests {
         let link = dir.path().join("link");
         symlink(&fifo, &link).unwrap();
         for path in [&fifo, &link] {
-            let e = refusal(write_atomic(path, b"x", Access::Private).unwrap_err());
+            let e = write_atomic(path, b"x", Access::Private).unwrap_err();
             assert!(
                 e.to_string().contains("is a FIFO, not a regular file"),
                 "{e}"
@@ -361,8 +348,8 @@ mod tests {
                 .file_type()
                 .is_fifo()
         );
-        let e = refusal(write_atomic(dir.path(), b"x", Access::Private).unwrap_err());
-        assert!(matches!(e, FileError::NotRegular { .. }), "{e}");
+        let e = write_atomic(dir.path(), b"x", Access::Private).unwrap_err();
+        assert!(matches!(e, WriteError::NotRegular { .. }), "{e}");
     }
 
     #[test]
@@ -371,9 +358,9 @@ mod tests {
         let shared = dir.path().join("shared");
         std::fs::create_dir(&shared).unwrap();
         set_mode(&shared, 0o777);
-        let e = refusal(write_atomic(&shared.join("f"), b"x", Access::Private).unwrap_err());
+        let e = write_atomic(&shared.join("f"), b"x", Access::Private).unwrap_err();
         assert!(
-            matches!(e, FileError::SharedFolder { mode: 0o777, .. }),
+            matches!(e, WriteError::SharedFolder { mode: 0o777, .. }),
             "{e}"
         );
         assert!(e.to_string().contains("chmod go-w"), "{e}");
@@ -386,14 +373,27 @@ mod tests {
     }
 
     #[test]
-    fn refusals_are_usage_errors() {
-        use crate::exit::ExitStatus;
-        let e = FileError::LinkLoop {
-            path: PathBuf::from("x"),
-        };
+    fn refusals_are_usage_errors_and_the_systems_failures_are_not() {
+        use crate::exit::{Error, ExitStatus};
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        symlink("a", &a).unwrap();
+        let e = write_atomic(&a, b"x", Access::Private).unwrap_err();
         assert_eq!(e.exit_status(), crate::exit::USAGE);
-        let io: io::Error = e.into();
-        assert_eq!(io.kind(), io::ErrorKind::InvalidInput);
-        assert_eq!(io.to_string(), "x: too many levels of symbolic links");
+        assert_eq!(
+            e.to_string(),
+            format!("{}: too many levels of symbolic links", a.display())
+        );
+        // The status survives a command's context.
+        let e = Error::from(e).context("writing the man pages");
+        assert_eq!(e.exit_status(), crate::exit::USAGE);
+
+        // A file inside a file is the system saying no: 1, with the system's message.
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let e = write_atomic(&file.join("f"), b"x", Access::Private).unwrap_err();
+        assert!(matches!(e, WriteError::Io(_)), "{e:?}");
+        assert_eq!(e.exit_status(), crate::exit::FAILED);
+        assert_eq!(e.to_string(), "Not a directory (os error 20)");
     }
 }

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use paragon_admin::cli::Globals;
 use paragon_admin::commands;
+use paragon_admin::complete::{BIN, COMPLETE_VAR};
 use paragon_admin::exit::{ExitStatus, FAILED, USAGE};
 
 fn main() -> ExitCode {
-    paragon_admin::complete::answer_completion_request();
+    answer_completion_request();
     let cli = match paragon_admin::cli::parse_from(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
@@ -35,6 +36,16 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_status())
         }
     }
+}
+
+/// Answers a shell's request for candidates when `COMPLETE` is set, then exits; otherwise
+/// returns and the program runs as usual.
+fn answer_completion_request() {
+    clap_complete::CompleteEnv::with_factory(paragon_admin::cli::command)
+        .var(COMPLETE_VAR)
+        .bin(BIN)
+        .completer(BIN)
+        .complete();
 }
 
 fn init_tracing(g: &Globals) {

@@ -45,7 +45,7 @@ pub enum KubeconfigError {
     #[error("cannot write the kubeconfig {}", path.display())]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        source: files::WriteError,
     },
 }
 
@@ -65,7 +65,7 @@ pub fn write_kubeconfig(sandbox: &Sandbox, path: &Path) -> Result<(), Kubeconfig
     let exists = || KubeconfigError::Exists {
         path: path.to_path_buf(),
     };
-    let write = |source| KubeconfigError::Write {
+    let write = |source: files::WriteError| KubeconfigError::Write {
         path: path.to_path_buf(),
         source,
     };
@@ -75,7 +75,7 @@ pub fn write_kubeconfig(sandbox: &Sandbox, path: &Path) -> Result<(), Kubeconfig
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         // A file we cannot read as text is not ours either.
         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => return Err(exists()),
-        Err(e) => return Err(write(e)),
+        Err(e) => return Err(write(e.into())),
     }
     files::write_atomic(path, sandbox.kubeconfig_yaml().as_bytes(), Access::Private).map_err(write)
 }

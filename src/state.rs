@@ -50,7 +50,10 @@ pub enum StateError {
     #[error("cannot read {}: {cause}", .path.display())]
     Read { path: PathBuf, cause: io::Error },
     #[error("cannot write {}: {cause}", .path.display())]
-    Write { path: PathBuf, cause: io::Error },
+    Write {
+        path: PathBuf,
+        cause: crate::files::WriteError,
+    },
     #[error("cannot lock {}: {cause}", .path.display())]
     Lock { path: PathBuf, cause: io::Error },
     #[error(
@@ -169,7 +172,8 @@ impl Ports {
             path: self.path.clone(),
             cause,
         };
-        let body = toml::to_string(book).map_err(|e| werr(io::Error::other(e.to_string())))?;
+        let body =
+            toml::to_string(book).map_err(|e| werr(io::Error::other(e.to_string()).into()))?;
         let text = format!(
             "# Local ports paragon-admin chose once per profile and forward, so that bookmarks and\n\
              # kubeconfigs keep working. Delete a line to have its port chosen again.\n\n{body}"

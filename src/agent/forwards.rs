@@ -18,7 +18,7 @@ use crate::forward::{self, Forward, Options, Session, Sink, Stats, Style, Target
 use crate::kube::portforward::Route;
 
 use super::proto::DetachedForward;
-use super::server::{UseGuard, Uses};
+use super::uses::{UseGuard, Uses};
 
 /// One live forward.
 struct Live {

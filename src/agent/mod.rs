@@ -5,7 +5,8 @@
 //! profile's `persist` time has passed since its last use, or when its socket is removed.
 //!
 //! `paths` says where it lives, `proto` what travels on the socket, `server` is the agent
-//! itself (`keeper` its session, `forwards` its listeners), `client` what commands call.
+//! itself (`keeper` its session, `forwards` its listeners, `uses` what keeps it from leaving),
+//! `client` what commands call.
 //! It uses `ssh`, `forward` and `dial`; none of them knows of it. It knows nothing of clap.
 
 pub mod client;
@@ -14,6 +15,7 @@ mod keeper;
 pub mod paths;
 pub mod proto;
 pub mod server;
+mod uses;
 
 use std::path::PathBuf;
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Mutex, mpsc, watch};
+use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -33,32 +33,13 @@ use super::forwards::Registry;
 use super::keeper::{Keeper, KeptDialer, WAIT_FOR_SESSION};
 use super::paths::{self, Paths};
 use super::proto::{self, AgentStatus, Frame, Op, Reply, Startup};
+use super::uses::Uses;
 
 /// How long a client may take to send its request line.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Copy buffer per direction of a dialed stream, as a forward's own connections have.
 const DIAL_BUFFER: usize = 64 * 1024;
-
-/// The operations in progress and the live forwards: the agent leaves only when there are
-/// none, `persist` after the last one ended.
-#[derive(Clone)]
-pub struct Uses(Arc<watch::Sender<usize>>);
-
-pub struct UseGuard(Uses);
-
-impl Uses {
-    pub fn hold(&self) -> UseGuard {
-        self.0.send_modify(|n| *n += 1);
-        UseGuard(self.clone())
-    }
-}
-
-impl Drop for UseGuard {
-    fn drop(&mut self) {
-        self.0.0.send_modify(|n| *n = n.saturating_sub(1));
-    }
-}
 
 struct Agent {
     profile: Arc<Resolved>,
@@ -104,7 +85,7 @@ pub async fn run(profile: Resolved) -> u8 {
     let agent = Arc::new(Agent {
         fingerprint: super::fingerprint(&profile),
         keeper: Keeper::start(bastion, profile.clone(), Backoff::default(), stop.clone()),
-        uses: Uses(Arc::new(watch::Sender::new(0))),
+        uses: Uses::default(),
         forwards: Registry::default(),
         started: jiff::Timestamp::now(),
         persist: profile.settings.persist.0,
@@ -218,7 +199,7 @@ fn remove_socket(agent: &Agent) {
 /// Stops the agent `persist` after its last use, or as soon as its socket is gone (removed,
 /// or replaced by another agent's).
 async fn leave_when_idle(agent: Arc<Agent>) {
-    let mut uses = agent.uses.0.subscribe();
+    let mut uses = agent.uses.subscribe();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut last_use = Instant::now();
     loop {

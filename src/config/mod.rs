@@ -81,7 +81,7 @@ pub enum ConfigError {
     #[error("cannot write {path}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        source: crate::files::WriteError,
     },
 }
 

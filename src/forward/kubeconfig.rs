@@ -55,7 +55,7 @@ pub enum KubeconfigError {
     #[error("cannot write {path}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        source: crate::files::WriteError,
     },
     #[error("cannot read {path}")]
     ReadTarget {
@@ -90,8 +90,8 @@ impl crate::exit::ExitStatus for KubeconfigError {
         match self {
             KubeconfigError::Kube(e) => e.exit_status(),
             KubeconfigError::Render(_) => crate::exit::FAILED,
-            // A refused path (a folder others can write) is the user's to fix: the io error
-            // says which.
+            // A refused path (a folder others can write) is the user's to fix: the writer's
+            // error says which.
             KubeconfigError::Write { source, .. } => crate::exit::ExitStatus::exit_status(source),
             KubeconfigError::ReadTarget { .. } => crate::exit::FAILED,
             _ => crate::exit::USAGE,

@@ -1,5 +1,5 @@
-//! The local terminal's side of a remote PTY: its size and type, raw mode restored on every
-//! exit path, and window resizes (SIGWINCH) passed on. Knows nothing of what runs remotely.
+//! The local terminal's side of a remote PTY: its size and type, and raw mode restored on
+//! every exit path (`session` passes its resizes on). Knows nothing of what runs remotely.
 
 use std::io::IsTerminal;
 
@@ -53,27 +53,3 @@ impl Drop for RawMode {
         let _ = crossterm::terminal::disable_raw_mode();
     }
 }
-
-/// Passes the local terminal's size on to a session's input on every SIGWINCH.
-#[cfg(unix)]
-pub(crate) async fn pass_window_changes(input: tokio::sync::mpsc::Sender<super::session::Input>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut winch) = signal(SignalKind::window_change()) else {
-        return;
-    };
-    while winch.recv().await.is_some() {
-        if let Ok((cols, rows)) = crossterm::terminal::size() {
-            let resize = super::session::Input::Resize {
-                cols: u32::from(cols),
-                rows: u32::from(rows),
-            };
-            if input.send(resize).await.is_err() {
-                return;
-            }
-        }
-    }
-}
-
-/// Windows has no SIGWINCH: the size given when the PTY was opened stays.
-#[cfg(not(unix))]
-pub(crate) async fn pass_window_changes(_input: tokio::sync::mpsc::Sender<super::session::Input>) {}

@@ -278,7 +278,7 @@ where
     };
     let resize = raw
         .as_ref()
-        .map(|_| tokio::spawn(super::pty::pass_window_changes(input.clone())));
+        .map(|_| tokio::spawn(pass_window_changes(input.clone())));
     drop(input);
     let writing = async move {
         let stdout = Sink::spawn(std::io::stdout);
@@ -315,3 +315,27 @@ where
     })?;
     status
 }
+
+/// Passes the local terminal's size on to a session's input on every SIGWINCH.
+#[cfg(unix)]
+async fn pass_window_changes(input: mpsc::Sender<Input>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut winch) = signal(SignalKind::window_change()) else {
+        return;
+    };
+    while winch.recv().await.is_some() {
+        if let Ok((cols, rows)) = crossterm::terminal::size() {
+            let resize = Input::Resize {
+                cols: u32::from(cols),
+                rows: u32::from(rows),
+            };
+            if input.send(resize).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Windows has no SIGWINCH: the size given when the PTY was opened stays.
+#[cfg(not(unix))]
+async fn pass_window_changes(_input: mpsc::Sender<Input>) {}

@@ -23,6 +23,7 @@ mod known_hosts;
 mod kube_credential;
 mod passthrough;
 mod ports;
+mod rooms;
 mod sandbox;
 mod secret_service;
 mod secrets;
