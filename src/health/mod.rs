@@ -36,7 +36,6 @@ use tracing::Instrument;
 use crate::config::{Datastores, Service, Via};
 use crate::dial::Dialer;
 
-pub use monitoring::NAMESPACE;
 pub use report::Report;
 pub use route::Route;
 
@@ -407,7 +406,7 @@ fn network_checks(t: &Target) -> Vec<Check> {
         api: t.kube.clone().map(|client| {
             let api = crate::kube::portforward::Kube::new(
                 client,
-                monitoring::NAMESPACE,
+                crate::kube::NAMESPACE,
                 t.dialer.describe(),
             );
             Arc::new(api) as Arc<dyn Dialer>

@@ -19,8 +19,7 @@ use super::{Area, Check, CheckResult, Finding, one_line};
 use crate::config::{Scheme, Service, Via};
 use crate::dial::DialError;
 
-/// The installation's namespace (PARAGON.md: every release is in `paragon`).
-pub const NAMESPACE: &str = "paragon";
+use crate::kube::NAMESPACE;
 
 /// Where a probe's target came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
