@@ -12,9 +12,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 repo="$PWD"
+# shellcheck source=scripts/debian-roots.sh
+source scripts/debian-roots.sh
 
-ROOTS="${ROOTS:-/var/cache/paragon-admin-test/roots}"
-MIRROR="http://deb.debian.org/debian"
 SUITES=(bookworm trixie)
 # What a root holds beyond minbase: man for `man -w`, bash-completion for the <TAB>.
 ROOT_PACKAGES="man-db,bash-completion"
@@ -61,32 +61,10 @@ trap 'exit 130' INT TERM
 
 # --- the roots ---------------------------------------------------------------------------
 
-# The cached root tarball of a suite, made when missing. The key names what went into it, so
-# a change of the package list makes a new root instead of reusing a wrong one.
-root_key() {
-  printf '%s\n' minbase "$ROOT_PACKAGES" "$MIRROR" | sha256sum | cut -c1-12
-}
-make_root() {
-  local suite="$1" cached
-  cached="$ROOTS/$suite-$(root_key).tar"
-  (
-    # One maker per suite at a time on this machine; a second run waits, then finds it.
-    flock 9
-    if [[ ! -f "$cached" || ! -s "$cached" ]]; then
-      echo "making the $suite root (cached in $cached)" >&2
-      rm -rf "$ROOTS/$suite"-*.tar "$ROOTS/$suite"-*.tar.partial
-      nice -n 19 mmdebstrap --quiet --format=tar --variant=minbase --include="$ROOT_PACKAGES" \
-        "$suite" "$cached.partial" "$MIRROR" >&2 &&
-        mv "$cached.partial" "$cached"
-    fi
-  ) 9>"$ROOTS/$suite.lock"
-}
-
 # The roots are made (when not cached) while the package builds: mmdebstrap waits mostly on
 # the network and dpkg, the build on the CPU.
-mkdir -p "$ROOTS"
 for suite in "${SUITES[@]}"; do
-  make_root "$suite" >"$work/$suite-mmdebstrap.log" 2>&1 &
+  make_root "$suite" package "$ROOT_PACKAGES" >"$work/$suite-mmdebstrap.log" 2>&1 &
   root_maker[$suite]=$!
 done
 
@@ -195,7 +173,7 @@ wait_for_pane() {
 
 for suite in "${SUITES[@]}"; do
   started=$SECONDS
-  cached="$ROOTS/$suite-$(root_key).tar"
+  cached="$(root_tar "$suite" package "$ROOT_PACKAGES")"
   if ! wait "${root_maker[$suite]}" || [[ ! -f "$cached" || ! -s "$cached" ]]; then
     tail -n 20 "$work/$suite-mmdebstrap.log"
     fail "$suite: make a root with mmdebstrap" "see the lines above"
