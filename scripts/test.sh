@@ -82,14 +82,17 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-# The Debian package (of the dev build the tests use) on clean bookworm and trixie roots,
-# cached under /var/cache between runs on the same machine; beside it, the bastion image built
-# with podman and used through paragon-admin (its output follows the package test's).
+# The Debian packages (the client's, of the dev build the tests use, and the VM bastion's) on
+# clean bookworm and trixie roots, cached under /var/cache between runs on the same machine;
+# beside them, the bastion image built with podman and used through paragon-admin (its
+# output follows the package tests').
 image_log="$(mktemp)"
 bash scripts/test-image.sh >"$image_log" 2>&1 &
 image_test=$!
 package_status=0
 bash scripts/test-package.sh || package_status=$?
+# The VM bastion's package (the image's policy as an sshd drop-in) on the same kind of roots.
+bash scripts/test-bastion-package.sh || package_status=$?
 image_status=0
 wait "$image_test" || image_status=$?
 cat "$image_log"

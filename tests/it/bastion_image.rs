@@ -548,10 +548,14 @@ fn shellcheck_passes_on_every_script_in_the_repository() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    // The entrypoint is POSIX sh, checked as such.
+    // The entrypoint, the VM package's command and maintainer scripts are POSIX sh, checked
+    // as such.
+    let vm = repo_root().join("packaging/paragon-bastion");
     let out = Command::new("shellcheck")
         .args(["--shell=sh", "--severity=style"])
         .arg(image_dir().join("entrypoint.sh"))
+        .arg(image_dir().join("tool-input.sh"))
+        .args(["paragon-bastion", "postinst", "postrm"].map(|f| vm.join(f)))
         .output()
         .unwrap();
     assert!(
