@@ -33,22 +33,14 @@ pass() { passed=$((passed + 1)); echo "ok    $1"; }
 fail() { failed=$((failed + 1)); echo "FAIL  $1${2:+: $2}"; }
 
 work="$(mktemp -d /var/tmp/paragon-test-bastion-package.XXXXXX)"
-mounts=()
 sshd_pid=
 declare -A root_maker=()
 cleanup() {
   [[ -n $sshd_pid ]] && kill "$sshd_pid" 2>/dev/null && wait "$sshd_pid" 2>/dev/null
-  local pid i
+  local pid
   for pid in "${root_maker[@]}"; do wait "$pid" 2>/dev/null; done
-  for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
-    umount "${mounts[i]}" 2>/dev/null || umount -l "${mounts[i]}"
-  done
-  mounts=()
-  if findmnt -rno TARGET | grep -q "^$work"; then
-    echo "test-bastion-package: mounts left under $work, not removed" >&2
-  else
-    rm -rf --one-file-system "$work"
-  fi
+  leave_root
+  remove_work "$work" test-bastion-package
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -88,16 +80,6 @@ ssh-keygen -q -t ed25519 -N '' -C alice@paragon-test -f "$work/id_ed25519"
 export XDG_RUNTIME_DIR="$work/xdg-run" XDG_STATE_HOME="$work/state"
 mkdir -m 0700 "$XDG_RUNTIME_DIR"
 
-in_root() {
-  chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
-    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
-}
-root_files() {
-  (cd "$root" && find . -xdev \
-    \( -path ./proc -o -path ./dev -o -path ./tmp -o -path ./var/tmp -o -path ./var/log \
-    -o -path ./var/cache -o -path ./var/lib/dpkg -o -path ./var/lib/apt -o -path ./run \) -prune \
-    -o -print | sort)
-}
 # alice's effective sshd settings, as sshd decides them for a login from loopback.
 effective() { in_root sshd -T -C user=alice,host=localhost,addr=127.0.0.1 2>&1 | sort; }
 free_port() {
@@ -113,14 +95,7 @@ for suite in "${SUITES[@]}"; do
     fail "$suite: make a root with mmdebstrap" "see the lines above"
     continue
   fi
-  root="$work/$suite"
-  mkdir -p "$root"
-  tar -x -p -f "$cached" -C "$root"
-  for m in proc dev dev/pts; do
-    mkdir -p "$root/$m"
-    if [[ $m == proc ]]; then mount -t proc proc "$root/proc"; else mount --bind "/$m" "$root/$m"; fi
-    mounts+=("$root/$m")
-  done
+  enter_root "$cached" "$work/$suite"
   mkdir -p "$root/run/sshd"
   # The VM's user, before anything of ours: a home, /bin/sh, no password ('*': sshd without
   # a usable password still takes a key).
@@ -274,9 +249,7 @@ EOF
       "$(diff <(echo "$before_files") <(root_files) | grep '^[<>]' | head -n 5 | tr '\n' ' ')"
   fi
 
-  for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[i]}"; done
-  mounts=()
-  rm -rf --one-file-system "$root"
+  leave_root
   echo "      $suite: $((SECONDS - started)) s"
 done
 

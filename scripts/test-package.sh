@@ -35,7 +35,6 @@ pass() { passed=$((passed + 1)); echo "ok    $1"; }
 fail() { failed=$((failed + 1)); echo "FAIL  $1${2:+: $2}"; }
 
 work="$(mktemp -d /var/tmp/paragon-test-package.XXXXXX)"
-mounts=()
 tmux_socket="paragon-test-package-$$"
 declare -A root_maker=()
 cleanup() {
@@ -44,17 +43,8 @@ cleanup() {
   # mmdebstrap got the signal too and stops at once.
   local pid
   for pid in "${root_maker[@]}"; do wait "$pid" 2>/dev/null; done
-  local i
-  for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
-    umount "${mounts[i]}" 2>/dev/null || umount -l "${mounts[i]}"
-  done
-  mounts=()
-  # Never delete through a mount that is still there (it would reach the host's /dev).
-  if findmnt -rno TARGET | grep -q "^$work"; then
-    echo "test-package: mounts left under $work, not removed" >&2
-  else
-    rm -rf --one-file-system "$work"
-  fi
+  leave_root
+  remove_work "$work" test-package
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -146,21 +136,6 @@ else
   fail "build.rs runs outside git without an error"
 fi
 
-# Runs a command in the root with a clean environment, as a login would have it.
-in_root() {
-  chroot "$root" /usr/bin/env -i HOME=/root TERM=xterm LANG=C.UTF-8 \
-    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
-}
-
-# Every path in the root except the ones that change by themselves (apt's and dpkg's own
-# records, logs, caches such as man-db's index, temporary files).
-root_files() {
-  (cd "$root" && find . -xdev \
-    \( -path ./proc -o -path ./dev -o -path ./tmp -o -path ./var/tmp -o -path ./var/log \
-    -o -path ./var/cache -o -path ./var/lib/dpkg -o -path ./var/lib/apt -o -path ./run \) -prune \
-    -o -print | sort)
-}
-
 # Polls the tmux pane until it shows a line matching the regex, or the deadline passes.
 wait_for_pane() {
   local regex="$1" end=$((SECONDS + DEADLINE_SECS))
@@ -179,14 +154,7 @@ for suite in "${SUITES[@]}"; do
     fail "$suite: make a root with mmdebstrap" "see the lines above"
     continue
   fi
-  root="$work/$suite"
-  mkdir -p "$root"
-  tar -x -p -f "$cached" -C "$root"
-  for m in proc dev dev/pts; do
-    mkdir -p "$root/$m"
-    if [[ $m == proc ]]; then mount -t proc proc "$root/proc"; else mount --bind "/$m" "$root/$m"; fi
-    mounts+=("$root/$m")
-  done
+  enter_root "$cached" "$work/$suite"
   cp "$deb" "$root/tmp/"
   deb_in_root="/tmp/$(basename "$deb")"
 
@@ -264,9 +232,7 @@ for suite in "${SUITES[@]}"; do
     fail "$suite: dpkg -r paragon-admin" "see the lines above"
   fi
 
-  for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[i]}"; done
-  mounts=()
-  rm -rf --one-file-system "$root"
+  leave_root
   echo "      $suite: $((SECONDS - started)) s"
 done
 
