@@ -8,8 +8,9 @@
 #   - kubectl: the one the suite installs, with its checksum passed (it is not the pinned
 #     version); helm: no release can be had here, so a stand-in script that prints its
 #     arguments takes its place (said so in the output);
-#   - bad offline inputs and a build without them stop before any image is made, naming the
-#     file and the checksum expected, or pointing to the README's "Offline build";
+#   - bad offline inputs, a build without them and one from a base lacking the packages (the
+#     VM package test's bare root) stop before any image is made, naming the file and the
+#     checksum expected, or pointing to the README's "Offline build";
 #   - the container: uid 10001, read-only root, no capability, no new privileges, the host-key
 #     folder (a named volume) and the authorized keys mounted, host networking on loopback;
 #     through it `ssh -- CMD`, `kubectl`, `helm`, a forward PermitOpen allows and one it
@@ -83,9 +84,29 @@ listens() { python3 -c "import socket; socket.create_connection(('127.0.0.1',$1)
 
 # --- the inputs: base root, binary, tools ------------------------------------------------
 
+# base_image FLAVOUR PACKAGES: the local image of a cached trixie root with those packages,
+# made and imported when missing (older imports of the flavour removed); prints its name.
+base_image() {
+  local flavour="$1" packages="$2" tarball image
+  tarball="$(root_tar trixie "$flavour" "$packages")"
+  image="localhost/paragon-admin-test/trixie-$flavour:$(basename "$tarball" .tar | sed 's/.*-//')"
+  make_root trixie "$flavour" "$packages" || return 1
+  [[ -s $tarball ]] || return 1
+  if ! "${PODMAN[@]}" image exists "$image"; then
+    "${PODMAN[@]}" import -q "$tarball" "$image" >&2 || return 1
+  fi
+  "${PODMAN[@]}" images --format '{{.Repository}}:{{.Tag}}' "localhost/paragon-admin-test/trixie-$flavour" |
+    grep -vxF "$image" | xargs -r "${PODMAN[@]}" rmi >/dev/null 2>&1
+  echo "$image"
+}
+
 started=$SECONDS
-make_root trixie bastion-base "$BASE_PACKAGES" >"$work/mmdebstrap.log" 2>&1 &
-root_maker=$!
+# The image's base holds every package; a bare one (the VM package test's root: openssh-server
+# only) shows what a build without network and without such a base does.
+base_image bastion-base "$BASE_PACKAGES" >"$work/base" 2>"$work/base.log" &
+base_maker=$!
+base_image vm openssh-server >"$work/bare-base" 2>"$work/bare-base.log" &
+bare_base_maker=$!
 cargo build --locked --quiet --bin paragon-admin 2>"$work/cargo.log" &
 builder=$!
 
@@ -96,23 +117,22 @@ else
   tail -n 20 "$work/cargo.log"
   fail "cargo build --bin paragon-admin" "see the lines above"
 fi
-root="$(root_tar trixie bastion-base "$BASE_PACKAGES")"
-base="localhost/paragon-admin-test/trixie-bastion-base:$(basename "$root" .tar | sed 's/.*-//')"
-if ! wait "$root_maker" || [[ ! -s $root ]]; then
-  tail -n 20 "$work/mmdebstrap.log"
-  fail "trixie base root with bastion-image/packages (mmdebstrap)" "see the lines above"
-elif ! "${PODMAN[@]}" image exists "$base" &&
-  ! "${PODMAN[@]}" import -q "$root" "$base" >"$work/import.log" 2>&1; then
-  cat "$work/import.log"
-  fail "podman import of the base root" "see the lines above"
+wait "$base_maker"
+base="$(cat "$work/base")"
+if [[ -z $base ]]; then
+  tail -n 20 "$work/base.log"
+  fail "trixie base with bastion-image/packages (mmdebstrap, podman import)" "see the lines above"
 fi
-if [[ -z $bin ]] || ! "${PODMAN[@]}" image exists "$base"; then
+wait "$bare_base_maker"
+bare_base="$(cat "$work/bare-base")"
+if [[ -z $bare_base ]]; then
+  tail -n 20 "$work/bare-base.log"
+  fail "bare trixie base (mmdebstrap, podman import)" "see the lines above"
+fi
+if [[ -z $bin || -z $base ]]; then
   echo "$passed passed, $failed failed"
   exit 1
 fi
-# Older bases (another package list) are not used any more.
-"${PODMAN[@]}" images --format '{{.Repository}}:{{.Tag}}' localhost/paragon-admin-test/trixie-bastion-base |
-  grep -vxF "$base" | xargs -r "${PODMAN[@]}" rmi >/dev/null 2>&1
 echo "      inputs ready (base $base): $((SECONDS - started)) s"
 
 mkdir -p "$work/prebuilt" "$work/tools" "$work/helm/linux-amd64"
@@ -174,6 +194,11 @@ refused "a kubectl whose checksum differs names the file and both checksums" \
   "offline folder: kubectl has SHA-256 $kubectl_sha, expected $helm_sha" \
   "${prebuilt[@]}" --build-context tool-files="$work/tools" \
   --build-arg KUBECTL_VERSION="$kubectl_version" --build-arg KUBECTL_SHA256="$helm_sha"
+if [[ -n $bare_base ]]; then
+  refused "no network and a base without the packages: stops at apt-get update, points to the offline build" \
+    "apt-get update failed (no network?): build from a base that holds /etc/bastion/packages, see bastion-image/README.md, \"Offline build\"" \
+    "${offline_args[@]}" --build-arg DEBIAN_IMAGE="$bare_base"
+fi
 mkdir -p "$work/tools-without-helm"
 cp "$work/tools/kubectl" "$work/tools-without-helm/"
 refused "a missing helm file names the file and the checksum expected" \
@@ -362,7 +387,7 @@ fi
   "0:127.0.0.1:$allowed_port" "0:127.0.0.1:$denied_port" >"$work/forward.out" 2>"$work/forward.err" &
 forward=$!
 pids+=("$forward")
-local_of() { sed -n "s/.*\"local\":\"127.0.0.1:\([0-9]*\)\",\"target\":\"127.0.0.1:$1\".*/\1/p" "$work/forward.out"; }
+local_of() { sed -n "s/.*\"local\":\"127.0.0.1:\([0-9]*\)\",\"target\":\"127.0.0.1:$1\".*/\1/p" "$work/forward.out" 2>/dev/null; }
 both_listen() { [[ -n $(local_of "$allowed_port") && -n $(local_of "$denied_port") ]]; }
 if until_deadline both_listen; then
   body="$(curl -fsS --max-time 10 "http://127.0.0.1:$(local_of "$allowed_port")/")"
