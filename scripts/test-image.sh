@@ -446,8 +446,24 @@ else
   fail "ssh-audit against the running container" "status $status: $(head -c 600 <<<"$audit")"
 fi
 
-# A new container on the same host-key volume (a restart, or a replaced pod): same key, and
-# the strict profile logs in without asking.
+# `podman restart`, then a new container on the same host-key volume (a replaced pod): the
+# same key each time, and the strict profile logs in without asking.
+pa agent stop --all >/dev/null 2>&1
+started=$SECONDS
+if "${PODMAN[@]}" restart -t 1 "paragon-test-bastion-$tag" >/dev/null 2>"$work/restart.log" &&
+  until_deadline listens "$ssh_port"; then
+  restarted_fingerprint="$("${PODMAN[@]}" logs "paragon-test-bastion-$tag" 2>&1 | sed -n 's/^entrypoint: host key: //p' | tail -n 1)"
+  starts="$("${PODMAN[@]}" logs "paragon-test-bastion-$tag" 2>&1 | grep -c '^entrypoint: starting sshd')"
+  out="$(pa -p strict ssh -- echo same-key </dev/null 2>&1)"
+  if [[ $starts -eq 2 && -n $first_fingerprint && $first_fingerprint == "$restarted_fingerprint" && $out == same-key ]]; then
+    pass "the host key survives podman restart (strict login, no prompt): $((SECONDS - started)) s"
+  else
+    fail "the host key survives podman restart" "starts $starts, before '$first_fingerprint', after '$restarted_fingerprint', login: $out"
+  fi
+else
+  cat "$work/restart.log"
+  fail "podman restart"
+fi
 pa agent stop --all >/dev/null 2>&1
 "${PODMAN[@]}" rm -f -t 0 "paragon-test-bastion-$tag" >/dev/null 2>&1
 started=$SECONDS
