@@ -126,6 +126,16 @@ for suite in "${SUITES[@]}"; do
     fail "$suite: paragon-bastion check refuses a bad key line" "status $status: $out"
   fi
   cp "$work/id_ed25519.pub" "$keys"
+  cp "$root/etc/paragon-bastion/permit-open" "$work/permit-open"
+  echo "db.internal:5432 any" >>"$root/etc/paragon-bastion/permit-open"
+  out="$(in_root paragon-bastion check 2>&1)"
+  status=$?
+  if [[ $status -eq 1 && $out == *"/etc/paragon-bastion/permit-open: entry 'any' is not HOST:PORT"* ]]; then
+    pass "$suite: paragon-bastion check refuses a PermitOpen of 'any' (the entrypoint's rule)"
+  else
+    fail "$suite: paragon-bastion check refuses a PermitOpen of 'any'" "status $status: $out"
+  fi
+  cp "$work/permit-open" "$root/etc/paragon-bastion/permit-open"
   out="$(in_root paragon-bastion check 2>&1)"
   status=$?
   if [[ $status -eq 0 ]]; then
