@@ -3,7 +3,8 @@
 # roots, as a VM's administrator would use it: builds it (lintian clean) with the image's own
 # policy and entrypoint inside; then in each root (mmdebstrap, minbase plus openssh-server,
 # cached by scripts/debian-roots.sh) installs it with apt, gives a member of the group a key,
-# runs `paragon-bastion check` (and sees it refuse a bad key line by file and line), starts
+# runs `paragon-bastion check` (and sees it refuse a bad key line by file and line and a
+# PermitOpen of `any`; `render` keep the previous drop-in when sshd refuses a new one), starts
 # that root's own sshd on a loopback port, logs in with paragon-admin (the group's session
 # settings in force, a forward outside PermitOpen refused), runs ssh-audit against it, and
 # removes the package: `sshd -T` is then what it was before the install, and a purge leaves
@@ -134,6 +135,18 @@ for suite in "${SUITES[@]}"; do
     pass "$suite: paragon-bastion check refuses a PermitOpen of 'any' (the entrypoint's rule)"
   else
     fail "$suite: paragon-bastion check refuses a PermitOpen of 'any'" "status $status: $out"
+  fi
+  # A setting sshd refuses: render puts the previous drop-in back.
+  drop_in_sum="$(sha256sum "$root/etc/ssh/sshd_config.d/paragon-bastion.conf")"
+  echo "db.internal:notaport" >"$root/etc/paragon-bastion/permit-open"
+  out="$(in_root paragon-bastion render 2>&1)"
+  status=$?
+  if [[ $status -eq 1 && $out == *"sshd refused the rendered drop-in, the previous configuration is kept"* &&
+    "$(sha256sum "$root/etc/ssh/sshd_config.d/paragon-bastion.conf")" == "$drop_in_sum" ]] &&
+    [[ -z $(find "$root/etc/ssh/sshd_config.d" -name '*.new.*' -o -name '*.old.*') ]]; then
+    pass "$suite: paragon-bastion render keeps the previous drop-in when sshd -t refuses the new one"
+  else
+    fail "$suite: paragon-bastion render keeps the previous drop-in" "status $status: $out"
   fi
   cp "$work/permit-open" "$root/etc/paragon-bastion/permit-open"
   out="$(in_root paragon-bastion check 2>&1)"
