@@ -14,7 +14,8 @@
 #   - the container: uid 10001, read-only root, no capability, no new privileges, the host-key
 #     folder (a named volume) and the authorized keys mounted, host networking on loopback;
 #     through it `ssh -- CMD`, `kubectl`, `helm`, a forward PermitOpen allows and one it
-#     refuses, `health` against the sandbox; the host key kept across a new container; a bad
+#     refuses, `health` against the sandbox; the host key kept across `podman restart` and a
+#     new container, and served from a read-only folder as a Secret is mounted; a bad
 #     authorized_keys line stopping the start (`podman logs` names file and line); ssh-audit;
 #     `podman inspect` against what the README promises.
 # Ends with one line: `N passed, N failed`; exits 1 when anything failed. Containers, the
@@ -296,17 +297,18 @@ if ! until_deadline listens "$allowed_port" || ! until_deadline listens "$denied
 fi
 
 ssh_port="$(free_port)"
-# run_bastion NAME KEYS_DIR [podman run options...]: the container as the Deployment runs it.
+# run_bastion NAME KEYS_DIR HOST_KEYS [podman run options...]: the container as the Deployment
+# runs it; HOST_KEYS is what is mounted on /etc/bastion/host-keys (a volume, or a folder ":ro").
 # Host networking: sshd listens on the host's 127.0.0.1 only, and its forwards reach the
 # host's loopback services (the sandbox, the targets) as a pod reaches the cluster's.
 run_bastion() {
-  local name="$1" keys="$2"
-  shift 2
+  local name="$1" keys="$2" host_keys="$3"
+  shift 3
   containers+=("$name")
   "${PODMAN[@]}" run --name "$name" "$@" \
     --network host --read-only --cap-drop all --security-opt no-new-privileges \
     --user 10001:10001 \
-    -v "$volume:/etc/bastion/host-keys" \
+    -v "${host_keys%:ro}:/etc/bastion/host-keys${host_keys#"${host_keys%:ro}"}" \
     -v "$keys:/etc/bastion/authorized-keys:ro" \
     -v "$work/run:/run/bastion" -v "$work/home:/home/bastion" --tmpfs /tmp \
     -e BASTION_PORT="$ssh_port" -e BASTION_LISTEN_ADDRESS=127.0.0.1 \
@@ -340,7 +342,7 @@ pa() { "$bin" --config "$work/config.toml" "$@"; }
 # --- the container --------------------------------------------------------------------------
 
 started=$SECONDS
-if run_bastion "paragon-test-bastion-$tag" "$work/authorized-keys" -d >/dev/null 2>"$work/run.log" &&
+if run_bastion "paragon-test-bastion-$tag" "$work/authorized-keys" "$volume" -d >/dev/null 2>"$work/run.log" &&
   until_deadline listens "$ssh_port"; then
   pass "the container serves OpenSSH on 127.0.0.1:$ssh_port: $((SECONDS - started)) s"
 else
@@ -467,7 +469,7 @@ fi
 pa agent stop --all >/dev/null 2>&1
 "${PODMAN[@]}" rm -f -t 0 "paragon-test-bastion-$tag" >/dev/null 2>&1
 started=$SECONDS
-if run_bastion "paragon-test-bastion-$tag-2" "$work/authorized-keys" -d >/dev/null 2>"$work/run.log" &&
+if run_bastion "paragon-test-bastion-$tag-2" "$work/authorized-keys" "$volume" -d >/dev/null 2>"$work/run.log" &&
   until_deadline listens "$ssh_port"; then
   second_fingerprint="$("${PODMAN[@]}" logs "paragon-test-bastion-$tag-2" 2>&1 | sed -n 's/^entrypoint: host key: //p')"
   out="$(pa -p strict ssh -- echo same-key </dev/null 2>&1)"
@@ -483,7 +485,25 @@ fi
 pa agent stop --all >/dev/null 2>&1
 "${PODMAN[@]}" rm -f -t 0 "paragon-test-bastion-$tag-2" >/dev/null 2>&1
 
-run_bastion "paragon-test-bastion-$tag-bad" "$work/bad-keys" >/dev/null 2>&1
+# The host key as Kubernetes mounts its Secret: a read-only folder, the key root's and
+# readable by the pod's group (fsGroup 10001, mode 0440).
+mkdir -p "$work/secret"
+ssh-keygen -q -t ed25519 -N '' -C paragon-bastion -f "$work/secret/ssh_host_ed25519_key"
+chown 0:10001 "$work/secret"/ssh_host_ed25519_key*
+chmod 0440 "$work/secret"/ssh_host_ed25519_key*
+echo "[127.0.0.1]:$ssh_port $(cut -d ' ' -f 1,2 "$work/secret/ssh_host_ed25519_key.pub")" >"$work/known_hosts"
+if run_bastion "paragon-test-bastion-$tag-secret" "$work/authorized-keys" "$work/secret:ro" -d >/dev/null 2>"$work/run.log" &&
+  until_deadline listens "$ssh_port" &&
+  out="$(pa -p strict ssh -- echo secret-key </dev/null 2>&1)" && [[ $out == secret-key ]]; then
+  pass "a read-only host key folder, as a Secret is mounted: the key served (strict login)"
+else
+  fail "a read-only host key folder, as a Secret is mounted" \
+    "$(cat "$work/run.log") $("${PODMAN[@]}" logs "paragon-test-bastion-$tag-secret" 2>&1 | tail -n 3 | tr '\n' ' ') login: ${out:-}"
+fi
+pa agent stop --all >/dev/null 2>&1
+"${PODMAN[@]}" rm -f -t 0 "paragon-test-bastion-$tag-secret" >/dev/null 2>&1
+
+run_bastion "paragon-test-bastion-$tag-bad" "$work/bad-keys" "$volume" >/dev/null 2>&1
 status=$?
 logs="$("${PODMAN[@]}" logs "paragon-test-bastion-$tag-bad" 2>&1)"
 want="/etc/bastion/authorized-keys/authorized_keys:2: not a public key line"
