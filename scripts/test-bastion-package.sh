@@ -223,7 +223,7 @@ EOF
   until grep -q "but the request was denied" "$work/$suite-sshd.log" || ((SECONDS > end)); do sleep 0.2; done
   kill "$forward" 2>/dev/null
   wait "$forward" 2>/dev/null
-  refusal="open failed"
+  refusal="administratively prohibited (the bastion's PermitOpen or AllowTcpForwarding): open failed"
   if grep -q "to connect to host 127.0.0.1 port $target_port, but the request was denied" "$work/$suite-sshd.log" &&
     grep -q "$refusal" "$work/$suite-forward.err"; then
     pass "$suite: a forward outside the group's PermitOpen is refused ('$refusal'; sshd: the request was denied)"
