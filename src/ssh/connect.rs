@@ -233,8 +233,8 @@ async fn handshake(
 }
 
 /// The russh client configuration: window and packet sizes (see the constants), keepalive,
-/// and the host key algorithms known_hosts records for this host asked for first (as OpenSSH
-/// does), so a host with several keys proves the one we know.
+/// host certificates, and the host key algorithms known_hosts records for this host asked for
+/// first (as OpenSSH does), so a host with several keys proves the one we know.
 fn client_config(keepalive_interval: u64, recorded: &[Algorithm]) -> client::Config {
     let mut preferred = russh::Preferred::default();
     if !recorded.is_empty() {
@@ -251,6 +251,16 @@ fn client_config(keepalive_interval: u64, recorded: &[Algorithm]) -> client::Con
         first.extend(rest);
         preferred.key = Cow::Owned(first);
     }
+    // Host certificates are asked for first, as OpenSSH's default HostKeyAlgorithms does: a
+    // certificate the known_hosts CAs do not vouch for falls back to the key inside it.
+    preferred.host_key_certificates = Cow::Owned(
+        preferred
+            .key
+            .iter()
+            .filter(|a| !matches!(a, Algorithm::Rsa { hash: None }))
+            .cloned()
+            .collect(),
+    );
     preferred.cipher = Cow::Owned(cipher_order());
     client::Config {
         window_size: WINDOW_SIZE,

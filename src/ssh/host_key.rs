@@ -5,15 +5,21 @@
 //! put to the person at the terminal (`ask`, refused without a terminal). As in OpenSSH, a
 //! host name that is a pattern is never recorded, and a key that was accepted but cannot be
 //! recorded (a read-only known_hosts) is used for this connection with a warning.
+//!
+//! A host certificate that an `@cert-authority` line vouches for (`host_cert`) is accepted
+//! under every policy without a line of its own; one that is revoked is refused; any other
+//! (expired, wrong principal, unknown CA) is said, and its plain key then follows the rules
+//! above, as OpenSSH's `check_host_key` retries with the plain key.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use russh::keys::PublicKeyOrCertificate;
-use russh::keys::ssh_key::{Algorithm, PublicKey};
+use russh::keys::ssh_key::{Algorithm, Certificate, PublicKey};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use super::host_cert::{self, CertVerdict, Refusal, Revoked};
 use super::known_hosts::{self, KnownHostsError, Verdict, fingerprint};
 use crate::config::HostKeyPolicy;
 
@@ -42,8 +48,16 @@ the old one with `ssh-keygen -R '{name}' -f {}`", .known_hosts.display(), .known
     Unknown(Box<UnknownHostKey>),
     #[error("host key {offered} of {name} was not accepted")]
     Declined { name: String, offered: String },
-    #[error("{name} presented a host certificate; only plain host keys are supported")]
-    Certificate { name: String },
+    #[error(transparent)]
+    Certificate(Box<RefusedCertificate>),
+    #[error("host certificate of {name} ({id}) is marked @revoked in {}:{line} ({what}): refusing to connect", .known_hosts.display())]
+    CertificateRevoked {
+        name: String,
+        id: String,
+        known_hosts: PathBuf,
+        line: usize,
+        what: &'static str,
+    },
     #[error(transparent)]
     KnownHosts(#[from] KnownHostsError),
     #[error(
@@ -84,6 +98,19 @@ pub struct UnknownHostKey {
     pub profile: String,
 }
 
+/// A host certificate that was not trusted, and why its plain key was not either.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "host certificate of {name} ({id}) is refused: {reason}; and its key is not trusted by itself either: {plain}"
+)]
+pub struct RefusedCertificate {
+    pub name: String,
+    /// The certificate's key id and serial, as OpenSSH logs them.
+    pub id: String,
+    pub reason: Refusal,
+    pub plain: HostKeyError,
+}
+
 /// The policy for one host: where its keys are recorded and what to do with a new one.
 pub struct HostKeyCheck {
     pub host: String,
@@ -109,14 +136,71 @@ impl HostKeyCheck {
             .unwrap_or_default()
     }
 
-    /// Accepts the server's key, or says why not.
+    /// Accepts the server's key or certificate, or says why not.
     pub async fn verify(&self, offered: &PublicKeyOrCertificate) -> Result<(), HostKeyError> {
-        let key = match offered {
-            PublicKeyOrCertificate::PublicKey { key, .. } => key,
-            PublicKeyOrCertificate::Certificate(_) => {
-                return Err(HostKeyError::Certificate { name: self.name() });
+        match offered {
+            PublicKeyOrCertificate::PublicKey { key, .. } => self.verify_key(key).await,
+            PublicKeyOrCertificate::Certificate(cert) => self.verify_certificate(cert).await,
+        }
+    }
+
+    /// A host certificate: trusted through an `@cert-authority` line under every policy;
+    /// refused outright when revoked; otherwise, as OpenSSH does, the plain key inside goes
+    /// through the plain-key rules, and the certificate's fault is said either way.
+    async fn verify_certificate(&self, cert: &Certificate) -> Result<(), HostKeyError> {
+        let recorded = known_hosts::load(&self.known_hosts)?;
+        let id = format!("key id \"{}\", serial {}", cert.key_id(), cert.serial());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let reason = match host_cert::check(&recorded, &self.host, self.port, cert, now) {
+            CertVerdict::Trusted { line } => {
+                info!(
+                    "host certificate {id} of {} signed by the CA of {}:{line}, valid until {}",
+                    self.name(),
+                    self.known_hosts.display(),
+                    host_cert::format_time(cert.valid_before())
+                );
+                return Ok(());
             }
+            CertVerdict::Revoked { line, what } => {
+                return Err(HostKeyError::CertificateRevoked {
+                    name: self.name(),
+                    id,
+                    known_hosts: self.known_hosts.clone(),
+                    line,
+                    what: match what {
+                        Revoked::HostKey => "its host key",
+                        Revoked::Authority => "its CA",
+                    },
+                });
+            }
+            CertVerdict::Refused(reason) => reason,
         };
+        let key = PublicKey::new(cert.public_key().clone(), "");
+        if matches!(reason, Refusal::NoAuthority { .. }) {
+            info!(
+                "host certificate {id} of {}: {reason}; checking its key",
+                self.name()
+            );
+        } else {
+            warn!(
+                "host certificate {id} of {} is refused: {reason}; checking its key",
+                self.name()
+            );
+        }
+        self.verify_key(&key).await.map_err(|plain| {
+            HostKeyError::Certificate(Box::new(RefusedCertificate {
+                name: self.name(),
+                id,
+                reason,
+                plain,
+            }))
+        })
+    }
+
+    async fn verify_key(&self, key: &PublicKey) -> Result<(), HostKeyError> {
         let recorded = known_hosts::load(&self.known_hosts)?;
         match recorded.check(&self.host, self.port, key) {
             Verdict::Known { line } => {

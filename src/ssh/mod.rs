@@ -10,6 +10,7 @@ pub mod auth;
 mod channel;
 mod connect;
 pub mod exec;
+pub mod host_cert;
 pub mod host_key;
 mod identification;
 pub mod known_hosts;

@@ -12,7 +12,7 @@ use crate::support::{Home, Run, run};
 
 /// What a client decided about the host key.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
-enum Decision {
+pub(super) enum Decision {
     Connected,
     Unknown,
     Changed,
@@ -100,7 +100,12 @@ fn decide(r: &Run) -> (Decision, String) {
 
 /// Both clients, one after the other on copies of `text`; returns both decisions and the
 /// files as each client left them.
-fn both(sshd: &Sshd, host: &str, text: &[u8], policy: &str) -> [(Decision, Vec<u8>, String); 2] {
+pub(super) fn both(
+    sshd: &Sshd,
+    host: &str,
+    text: &[u8],
+    policy: &str,
+) -> [(Decision, Vec<u8>, String); 2] {
     let home = Home::new();
     let ours = home.path().join("ours");
     let theirs = home.path().join("theirs");

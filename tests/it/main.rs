@@ -17,6 +17,7 @@ mod exit;
 mod files;
 mod forward;
 mod health;
+mod host_cert;
 mod identity;
 mod init;
 mod known_hosts;

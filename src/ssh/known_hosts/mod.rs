@@ -158,7 +158,7 @@ pub enum LineKey {
 
 impl LineKey {
     /// The public key itself (a certificate's signed key).
-    fn key_data(&self) -> &KeyData {
+    pub(crate) fn key_data(&self) -> &KeyData {
         match self {
             LineKey::Plain(k) => k.key_data(),
             LineKey::Certificate(c) => c.public_key(),
