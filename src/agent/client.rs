@@ -456,6 +456,7 @@ pub enum Remote {
 impl Remote {
     /// The agent (started when needed) when the profile wants one, else a direct connection.
     pub async fn connect(profile: &Resolved, no_agent: bool) -> Result<Remote, AgentError> {
+        crate::ssh::report_certificates(profile);
         if super::wanted(profile, no_agent) {
             Ok(Remote::Agent(connect_or_start(profile).await?))
         } else {

@@ -107,11 +107,12 @@ pub fn forwards_table(forwards: &[DetachedForward]) -> comfy_table::Table {
 pub fn fingerprint(profile: &Resolved) -> String {
     let s = &profile.settings;
     let text = format!(
-        "{}\n{}\n{}\n{:?}\n{}\n{}\n{:?}\n{:?}\n{}\n{}\n{}",
+        "{}\n{}\n{}\n{:?}\n{:?}\n{}\n{}\n{:?}\n{:?}\n{}\n{}\n{}",
         s.host.0,
         s.port.0,
         profile.user,
         profile.identity_file,
+        profile.certificate_file,
         profile.known_hosts.display(),
         s.strict_host_key_checking,
         s.hash_known_hosts,

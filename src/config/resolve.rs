@@ -20,6 +20,7 @@ pub struct Resolved {
     pub settings: Profile,
     pub user: String,
     pub identity_file: Option<PathBuf>,
+    pub certificate_file: Option<PathBuf>,
     pub known_hosts: PathBuf,
 }
 
@@ -113,6 +114,11 @@ impl Resolved {
             .as_ref()
             .map(|p| expand_path(&p.0, &base))
             .transpose()?;
+        let certificate_file = settings
+            .certificate_file
+            .as_ref()
+            .map(|p| expand_path(&p.0, &base))
+            .transpose()?;
         let known_hosts = expand_path(
             settings
                 .known_hosts
@@ -126,6 +132,7 @@ impl Resolved {
             settings,
             user,
             identity_file,
+            certificate_file,
             known_hosts,
         })
     }

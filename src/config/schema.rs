@@ -29,6 +29,8 @@ pub struct Profile {
     pub port: Port,
     pub user: Option<NonEmpty>,
     pub identity_file: Option<NonEmpty>,
+    /// An OpenSSH user certificate for the identity (default: `IDENTITY-cert.pub`).
+    pub certificate_file: Option<NonEmpty>,
     pub known_hosts: Option<NonEmpty>,
     #[serde(default)]
     pub strict_host_key_checking: HostKeyPolicy,

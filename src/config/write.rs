@@ -33,6 +33,7 @@ impl ProfileDraft {
             port: self.port,
             user: non_empty(&self.user),
             identity_file: non_empty(&self.identity_file),
+            certificate_file: None,
             known_hosts: non_empty(&self.known_hosts),
             strict_host_key_checking: self.strict_host_key_checking,
             hash_known_hosts: None,

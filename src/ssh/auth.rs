@@ -1,5 +1,6 @@
-//! Authentication: the ssh-agent's keys first, then the identity file (the profile's, else
-//! the usual ~/.ssh/id_ed25519, id_ecdsa, id_rsa). A passphrase comes from the keyring
+//! Authentication: the ssh-agent's keys and certificates first, then the identity file (the
+//! profile's, else the usual ~/.ssh/id_ed25519, id_ecdsa, id_rsa), each followed by its
+//! certificate (`certificate_file`, else `KEY-cert.pub`) when it has a valid one. A passphrase comes from the keyring
 //! secret `PROFILE/identity-passphrase`, else a prompt on a terminal.
 //!
 //! Identity files are read as OpenSSH reads them: a key others may read is refused, and what
@@ -13,12 +14,12 @@ use std::sync::Arc;
 use russh::client::Handle;
 use russh::keys::agent::AgentIdentity;
 use russh::keys::agent::client::AgentClient;
-use russh::keys::ssh_key::{HashAlg, PrivateKey};
+use russh::keys::ssh_key::{Certificate, HashAlg, PrivateKey};
 use russh::keys::{PrivateKeyWithHashAlg, PublicKey};
 use tokio::sync::watch;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
-use super::{Client, SshError};
+use super::{Client, SshError, user_cert};
 use crate::config::Resolved;
 
 pub(super) async fn authenticate(
@@ -34,23 +35,30 @@ pub(super) async fn authenticate(
     {
         return Ok(());
     }
-    let files = match &profile.identity_file {
-        Some(p) => vec![p.clone()],
-        None => default_identity_files(),
-    };
-    for path in files {
-        let key = load_identity(&path, &profile.name, prompting).await?;
+    for path in identity_files(profile) {
+        let key = Arc::new(load_identity(&path, &profile.name, prompting).await?);
         let hash = rsa_hash(handle, key.public_key(), target).await?;
         tried.push(path.display().to_string());
         let result = handle
-            .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(key), hash))
+            .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key.clone(), hash))
             .await
-            .map_err(|cause| SshError::Handshake {
-                target: target.to_string(),
-                cause,
-            })?;
+            .map_err(|cause| handshake(target, cause))?;
         if result.success() {
             debug!("authenticated with {}", path.display());
+            return Ok(());
+        }
+        // Then its certificate, as OpenSSH offers an identity's key and then its certificate.
+        let Some((cert_path, cert)) = usable_certificate(&path, profile, Some(key.public_key()))
+        else {
+            continue;
+        };
+        tried.push(cert_path.display().to_string());
+        let result = handle
+            .authenticate_openssh_cert(user, key, cert)
+            .await
+            .map_err(|cause| handshake(target, cause))?;
+        if result.success() {
+            debug!("authenticated with certificate {}", cert_path.display());
             return Ok(());
         }
     }
@@ -89,20 +97,31 @@ async fn try_agent(
             return Ok(false);
         }
     };
-    let keys: Vec<PublicKey> = identities
-        .into_iter()
-        .filter_map(|id| match id {
-            AgentIdentity::PublicKey { key, .. } => Some(key),
-            AgentIdentity::Certificate { .. } => None,
-        })
-        .collect();
-    tried.push(format!("ssh-agent ({} keys)", keys.len()));
-    for key in keys {
-        let hash = rsa_hash(handle, &key, target).await?;
-        match handle
-            .authenticate_publickey_with(user, key, hash, &mut agent)
-            .await
-        {
+    tried.push(format!("ssh-agent ({} keys)", identities.len()));
+    // In the agent's order, keys and certificates alike, as OpenSSH offers them.
+    for id in identities {
+        let result = match id {
+            AgentIdentity::PublicKey { key, .. } => {
+                let hash = rsa_hash(handle, &key, target).await?;
+                handle
+                    .authenticate_publickey_with(user, key, hash, &mut agent)
+                    .await
+            }
+            AgentIdentity::Certificate { certificate, .. } => {
+                let about = user_cert::describe(&certificate);
+                if let Some(why) = user_cert::unusable(&certificate, None, user_cert::now()) {
+                    warn!("ssh-agent certificate ({about}) is not offered: {why}");
+                    continue;
+                }
+                info!("offering ssh-agent certificate ({about})");
+                let key = PublicKey::new(certificate.public_key().clone(), "");
+                let hash = rsa_hash(handle, &key, target).await?;
+                handle
+                    .authenticate_certificate_with(user, certificate, hash, &mut agent)
+                    .await
+            }
+        };
+        match result {
             Ok(r) if r.success() => return Ok(true),
             Ok(_) => {}
             Err(e) => debug!("ssh-agent key failed: {e}"),
@@ -123,12 +142,63 @@ async fn rsa_hash(
     Ok(handle
         .best_supported_rsa_hash()
         .await
-        .map_err(|cause| SshError::Handshake {
-            target: target.to_string(),
-            cause,
-        })?
+        .map_err(|cause| handshake(target, cause))?
         .flatten()
         .or(Some(HashAlg::Sha256)))
+}
+
+fn handshake(target: &str, cause: russh::Error) -> SshError {
+    SshError::Handshake {
+        target: target.to_string(),
+        cause,
+    }
+}
+
+/// The identity files to offer: the profile's, else the usual ones that exist.
+fn identity_files(profile: &Resolved) -> Vec<PathBuf> {
+    match &profile.identity_file {
+        Some(p) => vec![p.clone()],
+        None => default_identity_files(),
+    }
+}
+
+/// The certificate of `identity` (the profile's `certificate_file`, else `KEY-cert.pub`) when
+/// it can be offered for `key` now; said at `-v` when it can, and as a warning when not.
+fn usable_certificate(
+    identity: &Path,
+    profile: &Resolved,
+    key: Option<&PublicKey>,
+) -> Option<(PathBuf, Certificate)> {
+    let path = user_cert::certificate_path(identity, profile.certificate_file.as_deref())?;
+    let cert = match user_cert::read(&path) {
+        Ok(c) => c,
+        Err(why) => {
+            warn!("certificate {} is not offered: {why}", path.display());
+            return None;
+        }
+    };
+    let about = user_cert::describe(&cert);
+    let key = key.map(PublicKey::key_data);
+    if let Some(why) = user_cert::unusable(&cert, key, user_cert::now()) {
+        warn!(
+            "certificate {} ({about}) is not offered: {why}",
+            path.display()
+        );
+        return None;
+    }
+    info!("certificate {}: {about}", path.display());
+    Some((path, cert))
+}
+
+/// Says, before connecting, what each identity's certificate is, and which cannot be offered
+/// (expired, not yet valid, unreadable) and why.
+pub fn report_certificates(profile: &Resolved) {
+    for identity in identity_files(profile) {
+        let key = std::fs::read_to_string(identity.with_extension("pub"))
+            .ok()
+            .and_then(|t| PublicKey::from_openssh(t.trim()).ok());
+        let _ = usable_certificate(&identity, profile, key.as_ref());
+    }
 }
 
 fn default_identity_files() -> Vec<PathBuf> {
@@ -267,20 +337,6 @@ fn is_public_key(text: &str) -> bool {
         || russh::keys::ssh_key::Certificate::from_openssh(first).is_ok()
 }
 
-/// A certificate beside the key (`KEY-cert.pub`, where OpenSSH looks) is not offered yet.
-fn mention_unused_certificate(path: &Path) {
-    let mut cert = path.as_os_str().to_owned();
-    cert.push("-cert.pub");
-    let cert = PathBuf::from(cert);
-    if cert.is_file() {
-        info!(
-            "{} is not used: certificates are not supported yet, so {} authenticates as a plain key",
-            cert.display(),
-            path.display()
-        );
-    }
-}
-
 /// Reads a private key, unlocking it with the stored or prompted passphrase when needed.
 async fn load_identity(
     path: &Path,
@@ -288,7 +344,6 @@ async fn load_identity(
     prompting: &Arc<watch::Sender<bool>>,
 ) -> Result<PrivateKey, SshError> {
     let text = read_identity_file(path)?;
-    mention_unused_certificate(path);
     match russh::keys::decode_secret_key(&text, None) {
         Ok(k) => return Ok(k),
         Err(russh::keys::Error::KeyIsEncrypted) => {}

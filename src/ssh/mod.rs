@@ -18,6 +18,7 @@ pub mod pty;
 pub mod quote;
 pub mod session;
 pub mod shell;
+pub mod user_cert;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use tracing::{Instrument, info_span};
 use crate::config::Resolved;
 use crate::dial::{self, BoxStream, DialError, DialFuture, Dialer};
 
+pub use auth::report_certificates;
 pub use channel::ChannelCounts;
 pub use exec::Captured;
 pub use host_key::HostKeyCheck;

@@ -29,4 +29,5 @@ mod sandbox;
 mod secret_service;
 mod secrets;
 mod ssh;
+mod user_cert;
 mod version;

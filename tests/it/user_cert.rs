@@ -1,0 +1,153 @@
+//! User certificates against a real sshd that trusts a user CA (`TrustedUserCAKeys`) and has
+//! no authorized key for the identities used here: a certificate beside the identity, one
+//! named by `certificate_file`, and one held by ssh-agent log in, by the kept agent and by
+//! `--no-agent` alike; an expired one is said before connecting and not offered.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::support::agent::Agent;
+use crate::support::sshd::{Sshd, SshdOptions, keygen};
+use crate::support::{Home, run};
+
+/// A user CA in `dir` and an sshd that trusts it.
+fn sshd_trusting_a_user_ca(dir: &Path) -> (Sshd, PathBuf) {
+    let ca = dir.join("user_ca");
+    keygen(&ca, "ed25519", "");
+    let sshd = Sshd::start_with(SshdOptions {
+        extra_config: vec![format!(
+            "TrustedUserCAKeys {}",
+            ca.with_extension("pub").display()
+        )],
+        ..SshdOptions::default()
+    });
+    (sshd, ca)
+}
+
+/// Signs `key.pub` for principal root, writing `key-cert.pub`; `-V validity`.
+fn sign_user(ca: &Path, key: &Path, validity: &str) -> PathBuf {
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-s"])
+        .arg(ca)
+        .args([
+            "-I",
+            "alice@example.com",
+            "-n",
+            "root",
+            "-V",
+            validity,
+            "-z",
+            "42",
+        ])
+        .arg(key.with_extension("pub"))
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "ssh-keygen -s");
+    let mut cert = key.as_os_str().to_owned();
+    cert.push("-cert.pub");
+    PathBuf::from(cert)
+}
+
+fn configure(sshd: &Sshd, home: &Home, identity: &Path, extra: &str) {
+    let kh = sshd.write_known_hosts(&home.path().join("known_hosts"));
+    let text = sshd.profile_toml(&kh, "yes", extra).replace(
+        &sshd.client_key.display().to_string(),
+        &identity.display().to_string(),
+    );
+    home.write_config(&text);
+}
+
+#[test]
+fn a_certificate_beside_the_identity_logs_in_through_the_agent_and_directly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sshd, ca) = sshd_trusting_a_user_ca(dir.path());
+    let key = dir.path().join("id_alice");
+    keygen(&key, "ed25519", "");
+    let home = Home::new();
+    configure(&sshd, &home, &key, "");
+    // Without a certificate the key alone is refused.
+    let r = run(home.paragon().args(["--no-agent", "ssh", "--", "true"]));
+    assert_eq!(r.status, Some(255), "{}", r.stderr);
+    sign_user(&ca, &key, "-5m:+1h");
+    for flags in [&["-v"][..], &["-v", "--no-agent"][..]] {
+        let r = run(home.paragon().args(flags).args(["ssh", "--", "echo", "in"]));
+        assert_eq!(r.status, Some(0), "{flags:?}: {}\n{}", r.stderr, sshd.log());
+        assert_eq!(r.stdout.trim(), "in");
+        assert!(
+            r.stderr
+                .contains("key id \"alice@example.com\", serial 42, principals root, valid "),
+            "{flags:?}: -v shows the certificate: {}",
+            r.stderr
+        );
+    }
+    assert!(sshd.log().contains("alice@example.com"), "{}", sshd.log());
+    let r = run(home.paragon().args(["agent", "stop"]));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+}
+
+#[test]
+fn an_expired_certificate_is_said_before_connecting_and_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sshd, ca) = sshd_trusting_a_user_ca(dir.path());
+    let key = dir.path().join("id_alice");
+    keygen(&key, "ed25519", "");
+    sign_user(&ca, &key, "20200101:20200102");
+    let home = Home::new();
+    configure(&sshd, &home, &key, "");
+    let r = run(home.paragon().args(["--no-agent", "ssh", "--", "true"]));
+    assert_eq!(r.status, Some(255), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("is not offered: it expired at 2020-01-02T00:00:00Z"),
+        "{}",
+        r.stderr
+    );
+    // Said before the connection is attempted: the warning comes first.
+    let warned = r.stderr.find("expired at").unwrap();
+    let refused = r.stderr.find("authentication").or(r.stderr.find("refused"));
+    assert!(refused.is_none_or(|i| warned < i), "{}", r.stderr);
+}
+
+#[test]
+fn certificate_file_in_the_profile_and_an_agent_certificate_log_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sshd, ca) = sshd_trusting_a_user_ca(dir.path());
+    let key = dir.path().join("id_alice");
+    keygen(&key, "ed25519", "");
+    let beside = sign_user(&ca, &key, "-5m:+1h");
+    let elsewhere = dir.path().join("alice.cert");
+    std::fs::rename(&beside, &elsewhere).unwrap();
+    let home = Home::new();
+    configure(
+        &sshd,
+        &home,
+        &key,
+        &format!("certificate_file = \"{}\"", elsewhere.display()),
+    );
+    let r = run(home.paragon().args(["--no-agent", "ssh", "--", "true"]));
+    assert_eq!(r.status, Some(0), "certificate_file: {}", r.stderr);
+
+    // The agent holds the key and its certificate (ssh-add adds both); the profile's own
+    // identity is a stranger's key.
+    std::fs::rename(&elsewhere, &beside).unwrap();
+    let agent = Agent::start();
+    agent.add(&key);
+    let stranger = dir.path().join("id_stranger");
+    keygen(&stranger, "ed25519", "");
+    let home = Home::new();
+    configure(&sshd, &home, &stranger, "");
+    let r = run(home.paragon().env("SSH_AUTH_SOCK", agent.sock()).args([
+        "-v",
+        "--no-agent",
+        "ssh",
+        "--",
+        "true",
+    ]));
+    assert_eq!(r.status, Some(0), "agent certificate: {}", r.stderr);
+    assert!(
+        r.stderr.contains("offering ssh-agent certificate"),
+        "{}",
+        r.stderr
+    );
+}
