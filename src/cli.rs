@@ -101,6 +101,19 @@ asks for it hidden; `list` prints names only, never values (--output json for sc
         #[command(subcommand)]
         action: SecretsAction,
     },
+    /// Per-person, expiring access: OpenSSH certificate authorities, grants and revocations
+    #[command(
+        long_about = "Sign OpenSSH certificates instead of sharing keys. `ca init` makes an Ed25519 \
+CA (encrypted; its passphrase only in the keyring), `grant` signs a person's public key for some \
+principals and a time, `sign-host` signs a bastion's host key, `list` shows what was signed (a \
+local ledger), `revoke` writes a key revocation list (KRL) for the bastion's RevokedKeys. Files \
+live in CONFIG/paragon-admin/access.",
+        after_help = "Examples:\n  paragon-admin access ca init ops\n  paragon-admin access ca show\n  paragon-admin access grant --key alice.pub --principal ops --valid-for 8h --key-id alice@example.com\n  paragon-admin access ca init hosts --host\n  paragon-admin access sign-host --ca hosts --key ssh_host_ed25519_key.pub --principal bastion.example.com --valid-for 52w\n  paragon-admin access list --output json\n  paragon-admin access revoke alice@example.com"
+    )]
+    Access {
+        #[command(subcommand)]
+        action: AccessAction,
+    },
     /// Try every feature in one command, on this machine, with nothing to set up
     #[command(
         long_about = "Start on loopback a simulated Paragon installation (a Kubernetes API server with \
@@ -508,6 +521,84 @@ pub enum SecretsAction {
     List,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum AccessAction {
+    /// Make or show a certificate authority
+    Ca {
+        #[command(subcommand)]
+        action: CaAction,
+    },
+    /// Sign a user's public key: writes KEY-cert.pub beside it
+    Grant(GrantArgs),
+    /// Sign a bastion's host key with a host CA: writes KEY-cert.pub beside it
+    SignHost(SignHostArgs),
+    /// List the certificates signed here (key id, principals, validity, serial)
+    List,
+    /// Revoke grants by serial or key id and write the KRL for the bastion's RevokedKeys
+    Revoke {
+        /// A serial number or key id from `access list`
+        what: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaAction {
+    /// Make an Ed25519 CA; its passphrase goes to the keyring, never to a file
+    Init {
+        /// The CA's name (letters, digits, . _ -)
+        name: String,
+        /// A host CA (signs bastion host keys) instead of a user CA
+        #[arg(long)]
+        host: bool,
+    },
+    /// Print the line for the bastion's TrustedUserCAKeys (user CA) or clients' known_hosts (host CA)
+    Show {
+        /// The CA (default: the only one)
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GrantArgs {
+    /// The user's public key file (alice.pub)
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// A principal the certificate is valid for (repeat for more)
+    #[arg(long = "principal", required = true, value_name = "NAME")]
+    pub principals: Vec<String>,
+    /// How long it is valid: 90s, 30m, 8h, 7d, 52w
+    #[arg(long, value_name = "DURATION")]
+    pub valid_for: String,
+    /// The key id the server logs (default: the key's comment)
+    #[arg(long)]
+    pub key_id: Option<String>,
+    /// Only the read-only forced command, no PTY, no forwarding but ports (for the API)
+    #[arg(long)]
+    pub read_only: bool,
+    /// The user CA (default: the only one)
+    #[arg(long)]
+    pub ca: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SignHostArgs {
+    /// The host's public key file (ssh_host_ed25519_key.pub)
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// A host name the certificate is valid for (repeat for more; patterns allowed)
+    #[arg(long = "principal", required = true, value_name = "NAME")]
+    pub principals: Vec<String>,
+    /// How long it is valid: 30d, 52w
+    #[arg(long, value_name = "DURATION")]
+    pub valid_for: String,
+    /// The key id (default: the first principal)
+    #[arg(long)]
+    pub key_id: Option<String>,
+    /// The host CA (default: the only one)
+    #[arg(long)]
+    pub ca: Option<String>,
+}
+
 /// The shells we write completion scripts for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Shell {
@@ -547,6 +638,7 @@ const IGNORED_GLOBALS: &[(&str, &[&str])] = &[
     ("man", &["config", "profile", "output", "no_agent"]),
     ("sandbox", &["config", "profile", "no_agent"]),
     ("secrets", &["config", "profile", "no_agent"]),
+    ("access", &["config", "profile", "no_agent"]),
     ("profiles", &["profile", "no_agent"]),
     ("agent", &["no_agent"]),
     ("init", &["no_agent"]),

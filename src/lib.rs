@@ -3,6 +3,7 @@
 //! The rooms and what each may use are drawn in `DESIGN.md`; the one idea is the `Dialer`
 //! (`dial`): everything beyond a shell is a TCP stream opened as seen from the bastion.
 
+pub mod access;
 pub mod agent;
 pub mod cli;
 pub mod commands;

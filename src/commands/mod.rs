@@ -4,6 +4,7 @@
 //! Every command fails with `exit::Error`, which carries the exit status of the error it was
 //! made from; `main` asks it and maps nothing else.
 
+mod access;
 mod agent;
 mod demo;
 mod docs;
@@ -37,6 +38,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Kubectl(a) => kubectl::run(g, "kubectl", &a.args).await,
         Command::Helm(a) => kubectl::run(g, "helm", &a.args).await,
         Command::Secrets { action } => secrets::run(g, &action),
+        Command::Access { action } => access::run(g, &action),
         Command::Forward(a) => forward::run(g, a).await,
         Command::Kubeconfig(a) => kubeconfig::run(g, a).await,
         Command::Agent { action } => agent::run(g, &action).await,

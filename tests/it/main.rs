@@ -3,6 +3,7 @@
 
 mod support;
 
+mod access;
 mod agent;
 mod agent_forward;
 mod agent_health;
