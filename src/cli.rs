@@ -531,7 +531,7 @@ pub enum AccessAction {
     /// Sign a user's public key: writes KEY-cert.pub beside it
     Grant(GrantArgs),
     /// Sign a bastion's host key with a host CA: writes KEY-cert.pub beside it
-    SignHost(SignHostArgs),
+    SignHost(SignArgs),
     /// List the certificates signed here (key id, principals, validity, serial)
     List,
     /// Revoke grants by serial or key id and write the KRL for the bastion's RevokedKeys
@@ -558,45 +558,34 @@ pub enum CaAction {
     },
 }
 
+/// What every certificate needs: the key to sign, for whom, for how long, by which CA.
 #[derive(Debug, clap::Args)]
-pub struct GrantArgs {
-    /// The user's public key file (alice.pub)
+pub struct SignArgs {
+    /// The public key file to sign (alice.pub, ssh_host_ed25519_key.pub)
     #[arg(long, value_name = "FILE")]
     pub key: PathBuf,
-    /// A principal the certificate is valid for (repeat for more)
+    /// A principal: a user name for a grant, a host name (patterns allowed) for a host; repeat
+    /// for more
     #[arg(long = "principal", required = true, value_name = "NAME")]
     pub principals: Vec<String>,
     /// How long it is valid: 90s, 30m, 8h, 7d, 52w
     #[arg(long, value_name = "DURATION")]
     pub valid_for: String,
-    /// The key id the server logs (default: the key's comment)
+    /// The key id the server logs (default: a grant's key comment, a host's first principal)
     #[arg(long)]
     pub key_id: Option<String>,
-    /// Only the read-only forced command, no PTY, no forwarding but ports (for the API)
-    #[arg(long)]
-    pub read_only: bool,
-    /// The user CA (default: the only one)
+    /// The CA (default: the only one)
     #[arg(long)]
     pub ca: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
-pub struct SignHostArgs {
-    /// The host's public key file (ssh_host_ed25519_key.pub)
-    #[arg(long, value_name = "FILE")]
-    pub key: PathBuf,
-    /// A host name the certificate is valid for (repeat for more; patterns allowed)
-    #[arg(long = "principal", required = true, value_name = "NAME")]
-    pub principals: Vec<String>,
-    /// How long it is valid: 30d, 52w
-    #[arg(long, value_name = "DURATION")]
-    pub valid_for: String,
-    /// The key id (default: the first principal)
+pub struct GrantArgs {
+    #[command(flatten)]
+    pub sign: SignArgs,
+    /// Only the read-only forced command, no PTY, no forwarding but ports (for the API)
     #[arg(long)]
-    pub key_id: Option<String>,
-    /// The host CA (default: the only one)
-    #[arg(long)]
-    pub ca: Option<String>,
+    pub read_only: bool,
 }
 
 /// The shells we write completion scripts for.

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::access::{self, CaKind, Grant, Request, Store};
-use crate::cli::{AccessAction, CaAction, Globals, GrantArgs, SignHostArgs};
+use crate::cli::{AccessAction, CaAction, Globals, GrantArgs, SignArgs};
 use crate::exit::Error;
 use crate::output::{self, Format};
 use crate::ssh::host_cert::format_time;
@@ -76,32 +76,41 @@ fn print_ca_line(public: &russh::keys::PublicKey, kind: CaKind) {
 }
 
 fn grant(g: &Globals, store: &Store, a: &GrantArgs) -> Result<(), Error> {
-    let valid_for = duration(&a.valid_for)?;
-    let req = Request {
-        ca: a.ca.as_deref(),
-        key: &a.key,
-        principals: &a.principals,
-        valid_for,
-        key_id: a.key_id.as_deref(),
-        read_only: a.read_only,
-    };
-    let cert = store.sign(&req, CaKind::User)?;
-    write(g, &a.key, &cert)
+    sign(g, store, &a.sign, a.read_only, CaKind::User)
 }
 
-fn sign_host(g: &Globals, store: &Store, a: &SignHostArgs) -> Result<(), Error> {
+fn sign_host(g: &Globals, store: &Store, a: &SignArgs) -> Result<(), Error> {
+    sign(g, store, a, false, CaKind::Host)
+}
+
+fn sign(
+    g: &Globals,
+    store: &Store,
+    a: &SignArgs,
+    read_only: bool,
+    kind: CaKind,
+) -> Result<(), Error> {
     let valid_for = duration(&a.valid_for)?;
-    let key_id = a.key_id.clone().or_else(|| a.principals.first().cloned());
+    let key_id = match kind {
+        CaKind::Host => a.key_id.clone().or_else(|| a.principals.first().cloned()),
+        CaKind::User => a.key_id.clone(),
+    };
     let req = Request {
         ca: a.ca.as_deref(),
         key: &a.key,
         principals: &a.principals,
         valid_for,
         key_id: key_id.as_deref(),
-        read_only: false,
+        read_only,
     };
-    let cert = store.sign(&req, CaKind::Host)?;
-    write(g, &a.key, &cert)
+    let cert = store.sign(&req, kind)?;
+    let path = access::cert_path_for(&a.key);
+    access::write_certificate(&path, &cert)?;
+    if !g.quiet {
+        eprintln!("signed: {}", describe(&cert));
+    }
+    println!("{}", path.display());
+    Ok(())
 }
 
 fn duration(text: &str) -> Result<u64, Error> {
@@ -110,20 +119,6 @@ fn duration(text: &str) -> Result<u64, Error> {
             "--valid-for `{text}` is not a duration: use a number and s, m, h, d or w (8h, 7d), at most ten years"
         ))
     })
-}
-
-fn write(
-    g: &Globals,
-    key: &std::path::Path,
-    cert: &russh::keys::ssh_key::Certificate,
-) -> Result<(), Error> {
-    let path = access::cert_path_for(key);
-    access::write_certificate(&path, cert)?;
-    if !g.quiet {
-        eprintln!("signed: {}", describe(cert));
-    }
-    println!("{}", path.display());
-    Ok(())
 }
 
 fn list(g: &Globals, ledger: &[Grant]) -> Result<(), Error> {

@@ -16,6 +16,8 @@ struct Row {
     user: String,
     proxy_jump: Option<String>,
     strict_host_key_checking: config::HostKeyPolicy,
+    /// Each identity's OpenSSH certificate: key id, serial, principals, validity.
+    certificates: Vec<String>,
 }
 
 pub fn run(g: &Globals) -> Result<u8, Error> {
@@ -40,12 +42,23 @@ pub fn run(g: &Globals) -> Result<u8, Error> {
                 .map_or_else(config::local_user_name, |u| u.0.clone()),
             proxy_jump: p.proxy_jump.as_ref().map(ToString::to_string),
             strict_host_key_checking: p.strict_host_key_checking,
+            certificates: config::Resolved::new(name.clone(), path.clone(), p.clone())
+                .map(|r| crate::ssh::certificate_summaries(&r))
+                .unwrap_or_default(),
         })
         .collect();
     match g.output {
         Format::Json => output::print_json(&rows)?,
         Format::Table => {
-            let mut t = output::table(["", "PROFILE", "BASTION", "USER", "JUMP", "HOST KEYS"]);
+            let mut t = output::table([
+                "",
+                "PROFILE",
+                "BASTION",
+                "USER",
+                "JUMP",
+                "HOST KEYS",
+                "CERTIFICATE",
+            ]);
             for r in &rows {
                 t.add_row([
                     if r.default { "*" } else { "" }.to_string(),
@@ -54,6 +67,7 @@ pub fn run(g: &Globals) -> Result<u8, Error> {
                     r.user.clone(),
                     r.proxy_jump.clone().unwrap_or_default(),
                     r.strict_host_key_checking.to_string(),
+                    r.certificates.join("\n"),
                 ]);
             }
             output::print_table(&t)?;

@@ -201,6 +201,38 @@ pub fn report_certificates(profile: &Resolved) {
     }
 }
 
+/// Each identity's certificate in words (key id, serial, principals, validity), and why it
+/// would not be offered now when it would not: for `profiles`.
+pub fn certificate_summaries(profile: &Resolved) -> Vec<String> {
+    let mut out = Vec::new();
+    for identity in identity_files(profile) {
+        let Some(path) =
+            user_cert::certificate_path(&identity, profile.certificate_file.as_deref())
+        else {
+            continue;
+        };
+        let text = match user_cert::read(&path) {
+            Ok(cert) => {
+                let key = std::fs::read_to_string(identity.with_extension("pub"))
+                    .ok()
+                    .and_then(|t| PublicKey::from_openssh(t.trim()).ok());
+                let about = user_cert::describe(&cert);
+                match user_cert::unusable(
+                    &cert,
+                    key.as_ref().map(PublicKey::key_data),
+                    user_cert::now(),
+                ) {
+                    Some(why) => format!("{about} (not offered: {why})"),
+                    None => about,
+                }
+            }
+            Err(why) => format!("{} (not offered: {why})", path.display()),
+        };
+        out.push(text);
+    }
+    out
+}
+
 fn default_identity_files() -> Vec<PathBuf> {
     let Some(home) = dirs::home_dir() else {
         return Vec::new();

@@ -150,10 +150,7 @@ impl HostKeyCheck {
     async fn verify_certificate(&self, cert: &Certificate) -> Result<(), HostKeyError> {
         let recorded = known_hosts::load(&self.known_hosts)?;
         let id = format!("key id \"{}\", serial {}", cert.key_id(), cert.serial());
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = super::user_cert::now();
         let reason = match host_cert::check(&recorded, &self.host, self.port, cert, now) {
             CertVerdict::Trusted { line } => {
                 info!(

@@ -34,7 +34,7 @@ use tracing::{Instrument, info_span};
 use crate::config::Resolved;
 use crate::dial::{self, BoxStream, DialError, DialFuture, Dialer};
 
-pub use auth::report_certificates;
+pub use auth::{certificate_summaries, report_certificates};
 pub use channel::ChannelCounts;
 pub use exec::Captured;
 pub use host_key::HostKeyCheck;

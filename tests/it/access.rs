@@ -256,3 +256,44 @@ fn sign_host_makes_a_certificate_that_the_ca_show_line_verifies() {
         wrong.stderr
     );
 }
+
+#[test]
+fn a_read_only_grant_runs_only_the_forced_command_without_a_pty() {
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (_ca, r) = Ca::init(&home, "ro", &[]);
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    let ca_pub = dir.path().join("ca.pub");
+    std::fs::write(&ca_pub, &r.stdout).unwrap();
+    let sshd = Sshd::start_with(SshdOptions {
+        extra_config: vec![format!("TrustedUserCAKeys {}", ca_pub.display())],
+        ..SshdOptions::default()
+    });
+    // Stands in for the bastion image's command: shows what it was asked and whether a
+    // terminal came with it.
+    sshd.install(
+        "paragon-read-only",
+        "#!/bin/sh\nif [ -t 0 ]; then t=pty; else t=no-pty; fi\necho \"forced $t: $SSH_ORIGINAL_COMMAND\"\n",
+    );
+    let dave = user_key(dir.path(), "dave");
+    let key_pub = dave.with_extension("pub");
+    let g = access(
+        &home,
+        &[
+            "grant",
+            "--key",
+            key_pub.to_str().unwrap(),
+            "--principal",
+            "root",
+            "--valid-for",
+            "1h",
+            "--read-only",
+        ],
+    );
+    assert_eq!(g.status, Some(0), "{}", g.stderr);
+    let r = login(&sshd, &home, &dave);
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stderr, sshd.log());
+    assert_eq!(r.stdout.trim(), "forced no-pty: echo in");
+    let list = access(&home, &["list"]);
+    assert!(list.stdout.contains("read-only"), "{}", list.stdout);
+}

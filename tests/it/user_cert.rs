@@ -82,6 +82,18 @@ fn a_certificate_beside_the_identity_logs_in_through_the_agent_and_directly() {
         );
     }
     assert!(sshd.log().contains("alice@example.com"), "{}", sshd.log());
+    let p = run(home.paragon().args(["profiles", "--output", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&p.stdout).unwrap();
+    let shown = v[0]["certificates"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        shown.starts_with("key id \"alice@example.com\", serial 42, principals root, valid "),
+        "{}",
+        p.stdout
+    );
+    assert!(!shown.contains("not offered"), "{shown}");
     let r = run(home.paragon().args(["agent", "stop"]));
     assert_eq!(r.status, Some(0), "{}", r.stderr);
 }
@@ -102,6 +114,13 @@ fn an_expired_certificate_is_said_before_connecting_and_refused() {
             .contains("is not offered: it expired at 2020-01-02T00:00:00Z"),
         "{}",
         r.stderr
+    );
+    let p = run(home.paragon().arg("profiles"));
+    assert!(
+        p.stdout
+            .contains("not offered: it expired at 2020-01-02T00:00:00Z"),
+        "{}",
+        p.stdout
     );
     // Said before the connection is attempted: the warning comes first.
     let warned = r.stderr.find("expired at").unwrap();
