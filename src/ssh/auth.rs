@@ -48,7 +48,8 @@ pub(super) async fn authenticate(
             return Ok(());
         }
         // Then its certificate, as OpenSSH offers an identity's key and then its certificate.
-        let Some((cert_path, cert)) = usable_certificate(&path, profile, Some(key.public_key()))
+        let Some((cert_path, cert)) =
+            usable_certificate(&path, profile, Some(key.public_key()), false)
         else {
             continue;
         };
@@ -163,30 +164,46 @@ fn identity_files(profile: &Resolved) -> Vec<PathBuf> {
 }
 
 /// The certificate of `identity` (the profile's `certificate_file`, else `KEY-cert.pub`) when
-/// it can be offered for `key` now; said at `-v` when it can, and as a warning when not.
+/// it can be offered for `key` now. `report`: said at `-v` when it can, and as a warning when
+/// not (before connecting, once); otherwise only at debug level.
 fn usable_certificate(
     identity: &Path,
     profile: &Resolved,
     key: Option<&PublicKey>,
+    report: bool,
 ) -> Option<(PathBuf, Certificate)> {
     let path = user_cert::certificate_path(identity, profile.certificate_file.as_deref())?;
+    let refused = |text: String| {
+        if report {
+            warn!("{text}");
+        } else {
+            debug!("{text}");
+        }
+    };
     let cert = match user_cert::read(&path) {
         Ok(c) => c,
         Err(why) => {
-            warn!("certificate {} is not offered: {why}", path.display());
+            refused(format!(
+                "certificate {} is not offered: {why}",
+                path.display()
+            ));
             return None;
         }
     };
     let about = user_cert::describe(&cert);
     let key = key.map(PublicKey::key_data);
     if let Some(why) = user_cert::unusable(&cert, key, user_cert::now()) {
-        warn!(
+        refused(format!(
             "certificate {} ({about}) is not offered: {why}",
             path.display()
-        );
+        ));
         return None;
     }
-    info!("certificate {}: {about}", path.display());
+    if report {
+        info!("certificate {}: {about}", path.display());
+    } else {
+        debug!("offering certificate {}", path.display());
+    }
     Some((path, cert))
 }
 
@@ -197,7 +214,7 @@ pub fn report_certificates(profile: &Resolved) {
         let key = std::fs::read_to_string(identity.with_extension("pub"))
             .ok()
             .and_then(|t| PublicKey::from_openssh(t.trim()).ok());
-        let _ = usable_certificate(&identity, profile, key.as_ref());
+        let _ = usable_certificate(&identity, profile, key.as_ref(), true);
     }
 }
 

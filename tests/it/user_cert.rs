@@ -122,6 +122,12 @@ fn an_expired_certificate_is_said_before_connecting_and_refused() {
         "{}",
         p.stdout
     );
+    assert_eq!(
+        r.stderr.matches("expired at").count(),
+        1,
+        "said once: {}",
+        r.stderr
+    );
     // Said before the connection is attempted: the warning comes first.
     let warned = r.stderr.find("expired at").unwrap();
     let refused = r.stderr.find("authentication").or(r.stderr.find("refused"));
