@@ -134,6 +134,22 @@ fn expired_wrong_principal_and_unknown_ca_certificates_are_refused_naming_the_fa
             "paragon-admin ({says}) with a plain line: {oe}"
         );
     }
+    // Under accept-new both record the plain key of an expired certificate, as OpenSSH does.
+    present_certificate(&mut sshd, &ca, "127.0.0.1", "20200101:20200102");
+    let [(o, ours, oe), (t, theirs, te)] =
+        both(&sshd, "127.0.0.1", trusting.as_bytes(), "accept-new");
+    assert_eq!(t, Decision::Connected, "OpenSSH: {te}");
+    assert_eq!(o, Decision::Connected, "paragon-admin: {oe}");
+    assert!(oe.contains("it expired at 2020-01-02"), "{oe}");
+    for (who, file) in [("paragon-admin", ours), ("OpenSSH", theirs)] {
+        let text = String::from_utf8(file).unwrap();
+        assert_eq!(
+            text.lines().count(),
+            2,
+            "{who} records one plain line: {text}"
+        );
+        assert!(!text.contains("-cert-"), "{who}: {text}");
+    }
 }
 
 #[test]
