@@ -59,6 +59,30 @@ fn login(sshd: &Sshd, home: &Home, identity: &Path) -> Run {
         .args(["--no-agent", "ssh", "--", "echo", "in"]))
 }
 
+/// An sshd that trusts the user CA whose public key is `ca_pub`.
+fn sshd_trusting(ca_pub: &Path) -> Sshd {
+    Sshd::start_with(SshdOptions {
+        extra_config: vec![format!("TrustedUserCAKeys {}", ca_pub.display())],
+        ..SshdOptions::default()
+    })
+}
+
+/// `access grant` of `key.pub` for principal root, valid for `valid`, with `more` flags.
+fn grant(home: &Home, key: &Path, valid: &str, more: &[&str]) -> Run {
+    let key_pub = key.with_extension("pub");
+    let mut args = vec![
+        "grant",
+        "--key",
+        key_pub.to_str().unwrap(),
+        "--principal",
+        "root",
+        "--valid-for",
+        valid,
+    ];
+    args.extend_from_slice(more);
+    access(home, &args)
+}
+
 fn user_key(dir: &Path, name: &str) -> PathBuf {
     let k = dir.join(name);
     keygen(&k, "ed25519", "");
@@ -108,10 +132,7 @@ fn a_grant_logs_in_an_expired_or_revoked_one_does_not() {
     let show = access(&home, &["ca", "show"]);
     assert_eq!(show.stdout, r.stdout, "{}", show.stderr);
 
-    let mut sshd = Sshd::start_with(SshdOptions {
-        extra_config: vec![format!("TrustedUserCAKeys {}", ca_pub.display())],
-        ..SshdOptions::default()
-    });
+    let mut sshd = sshd_trusting(&ca_pub);
     let alice = user_key(dir.path(), "alice");
     let carol = user_key(dir.path(), "carol");
     let bob = user_key(dir.path(), "bob");
@@ -120,21 +141,7 @@ fn a_grant_logs_in_an_expired_or_revoked_one_does_not() {
         (&carol, "carol@example.com", "1h"),
         (&bob, "bob@example.com", "2s"),
     ] {
-        let key_pub = key.with_extension("pub");
-        let g = access(
-            &home,
-            &[
-                "grant",
-                "--key",
-                key_pub.to_str().unwrap(),
-                "--principal",
-                "root",
-                "--valid-for",
-                valid,
-                "--key-id",
-                id,
-            ],
-        );
+        let g = grant(&home, key, valid, &["--key-id", id]);
         assert_eq!(g.status, Some(0), "{}", g.stderr);
         let mut cert = key.as_os_str().to_owned();
         cert.push("-cert.pub");
@@ -265,10 +272,7 @@ fn a_read_only_grant_runs_only_the_forced_command_without_a_pty() {
     assert_eq!(r.status, Some(0), "{}", r.stderr);
     let ca_pub = dir.path().join("ca.pub");
     std::fs::write(&ca_pub, &r.stdout).unwrap();
-    let sshd = Sshd::start_with(SshdOptions {
-        extra_config: vec![format!("TrustedUserCAKeys {}", ca_pub.display())],
-        ..SshdOptions::default()
-    });
+    let sshd = sshd_trusting(&ca_pub);
     // Stands in for the bastion image's command: shows what it was asked and whether a
     // terminal came with it.
     sshd.install(
@@ -276,20 +280,7 @@ fn a_read_only_grant_runs_only_the_forced_command_without_a_pty() {
         "#!/bin/sh\nif [ -t 0 ]; then t=pty; else t=no-pty; fi\necho \"forced $t: $SSH_ORIGINAL_COMMAND\"\n",
     );
     let dave = user_key(dir.path(), "dave");
-    let key_pub = dave.with_extension("pub");
-    let g = access(
-        &home,
-        &[
-            "grant",
-            "--key",
-            key_pub.to_str().unwrap(),
-            "--principal",
-            "root",
-            "--valid-for",
-            "1h",
-            "--read-only",
-        ],
-    );
+    let g = grant(&home, &dave, "1h", &["--read-only"]);
     assert_eq!(g.status, Some(0), "{}", g.stderr);
     let r = login(&sshd, &home, &dave);
     assert_eq!(r.status, Some(0), "{}\n{}", r.stderr, sshd.log());
