@@ -53,6 +53,9 @@ struct Agent {
     socket: std::path::PathBuf,
     /// The socket file we bound: removed on exit only while it is still ours.
     inode: Option<u64>,
+    /// This agent's build and protocol, as its hello names them.
+    build: String,
+    protocol: u32,
     /// Successful captures asked to be reused, by command: when, on which session
     /// (`Keeper::epoch`), and the answer. In memory only (a kubeconfig holds credentials).
     captured: Mutex<HashMap<String, (Instant, u64, Captured)>>,
@@ -61,7 +64,7 @@ struct Agent {
 /// Runs the agent for `profile`; the result is the process's exit status. Until "ready" its
 /// errors go to the starting command (on stdout, as a `Startup` line), which prints them.
 pub async fn run(profile: Resolved) -> u8 {
-    let paths = match Paths::for_profile(&profile.name) {
+    let paths = match Paths::for_profile(&profile) {
         Ok(p) => p,
         Err(e) => return startup_failed(e.exit_status(), &crate::exit::Error::from(e)),
     };
@@ -93,8 +96,11 @@ pub async fn run(profile: Resolved) -> u8 {
         inode: paths::inode(&paths.socket),
         socket: paths.socket,
         stop,
+        build: proto::build(),
+        protocol: protocol(),
         captured: Mutex::default(),
     });
+    tokio::spawn(stop_on_signal(agent.stop.clone()));
     tokio::spawn(leave_when_idle(agent.clone()));
     serve(&agent, listener).await;
     0
@@ -140,8 +146,25 @@ fn tell(s: &Startup) {
     }
 }
 
+/// SIGTERM (and SIGINT) stop the agent as `agent stop` does: its socket removed, its
+/// forwards closed.
+async fn stop_on_signal(stop: CancellationToken) {
+    match crate::signals::Shutdown::install() {
+        Ok(mut shutdown) => {
+            tokio::select! {
+                () = shutdown.requested() => {
+                    info!("asked to stop by a signal");
+                    stop.cancel();
+                }
+                () = stop.cancelled() => {}
+            }
+        }
+        Err(e) => warn!("cannot watch for SIGTERM: {e}"),
+    }
+}
+
 /// Leaves the starting command's terminal and session: stdin and stdout to /dev/null, stderr
-/// (the log) to `log`, and a session of our own so its hangup and Ctrl-C do not reach us.
+/// (the log, appended to: an earlier agent's lines are the one trace of why it ended) to `log`, and a session of our own so its hangup and Ctrl-C do not reach us.
 fn detach(log: &Path) -> std::io::Result<()> {
     let null = std::fs::OpenOptions::new()
         .read(true)
@@ -151,8 +174,7 @@ fn detach(log: &Path) -> std::io::Result<()> {
     rustix::stdio::dup2_stdout(&null)?;
     let log = std::fs::OpenOptions::new()
         .create(true)
-        .write(true)
-        .truncate(true)
+        .append(true)
         .mode(0o600)
         .open(log)?;
     rustix::stdio::dup2_stderr(&log)?;
@@ -223,18 +245,73 @@ async fn leave_when_idle(agent: Arc<Agent>) {
     }
 }
 
+/// Overrides the protocol this agent speaks, for tests: 0 behaves as builds before the hello
+/// did (a hello line is taken for a request it cannot read, and the connection closed).
+const PROTOCOL_ENV: &str = "PARAGON_ADMIN_AGENT_PROTOCOL";
+
+fn protocol() -> u32 {
+    std::env::var(PROTOCOL_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(proto::PROTOCOL)
+}
+
+/// The next line of a client, within `REQUEST_DEADLINE`.
+async fn read_request_line(conn: &mut BufReader<UnixStream>) -> Option<serde_json::Value> {
+    match tokio::time::timeout(REQUEST_DEADLINE, proto::read_line(conn)).await {
+        Ok(Ok(Some(v))) => Some(v),
+        Ok(Err(e)) => {
+            debug!("bad request: {e}");
+            None
+        }
+        _ => None,
+    }
+}
+
 async fn handle(agent: Arc<Agent>, stream: UnixStream) {
     let _use = agent.uses.hold();
     let mut conn = BufReader::new(stream);
-    let request: proto::Request =
-        match tokio::time::timeout(REQUEST_DEADLINE, proto::read_line(&mut conn)).await {
-            Ok(Ok(Some(r))) => r,
-            Ok(Err(e)) => {
-                debug!("bad request: {e}");
-                return;
-            }
-            _ => return,
+    let Some(mut line) = read_request_line(&mut conn).await else {
+        return;
+    };
+    if let Some(hello) = line.get("hello") {
+        debug!(client = %hello, "hello");
+        if agent.protocol == 0 {
+            return;
+        }
+        let ours = proto::HelloLine {
+            hello: proto::Hello {
+                protocol: agent.protocol,
+                build: agent.build.clone(),
+                pid: std::process::id(),
+            },
         };
+        if proto::write_line(conn.get_mut(), &ours).await.is_err() {
+            return;
+        }
+        let Some(next) = read_request_line(&mut conn).await else {
+            return;
+        };
+        line = next;
+    }
+    // Every request gets an answer: one this build does not know, an error saying so.
+    let request: proto::Request = match serde_json::from_value(line.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            let op = proto::op_name(&line);
+            info!("a request this build does not know: `{op}` ({e})");
+            let message = format!(
+                "the agent of profile {} (build {}) does not know the request `{op}`: run `paragon-admin agent stop` to have this build start a new one",
+                agent.profile.name, agent.build
+            );
+            let failed = Reply::Failed {
+                message,
+                status: crate::exit::FAILED,
+            };
+            let _ = reply(&mut conn, &failed).await;
+            return;
+        }
+    };
     let result = match request.op {
         Op::Stop => {
             // Gone from the folder before the answer: the next command starts a new agent.
@@ -385,6 +462,13 @@ async fn status(agent: &Agent) -> AgentStatus {
     let channels = current.as_ref().map(Bastion::channel_counts);
     AgentStatus {
         profile: agent.profile.name.clone(),
+        config: agent.profile.file.display().to_string(),
+        version: agent.build.clone(),
+        protocol: agent.protocol,
+        // Read now, not at start: a binary replaced on disk since shows as `(deleted)`.
+        executable: std::fs::read_link("/proc/self/exe")
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
         bastion: agent.keeper.target().to_string(),
         pid: std::process::id(),
         up_since: agent.started.to_string(),

@@ -22,7 +22,9 @@ pub async fn run(g: &Globals, args: ForwardArgs) -> Result<u8, Error> {
     if let Some(name) = &args.stop {
         return stop(g, &profile, name).await;
     }
-    let stable = |name: &str| crate::state::Ports::user()?.stable_port(&profile.name, name);
+    let stable = |name: &str| {
+        crate::state::Ports::user()?.stable_port(&profile.state_key(), &profile.name, name)
+    };
     let mut forwards =
         forward::spec::parse_specs_stable(&args.specs, &profile.services(), &stable)?;
     if let Some(port) = args.socks {
