@@ -435,3 +435,37 @@ fn a_remote_signal_is_128_plus_its_number_through_the_agent_and_directly() {
         assert_eq!(r.status, Some(128 + 12), "direct: {direct}: {}", r.stderr);
     }
 }
+
+#[test]
+fn a_connection_waiting_at_a_detached_forward_is_served_soon_after_the_bastion_is_back() {
+    let mut k = Kept::new("");
+    let http = Http::start("back again");
+    let spec = format!("0:127.0.0.1:{}", http.port);
+    let r = k.run(&["forward", "--detach", &spec, "--output", "json"]);
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    let event: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    let local: std::net::SocketAddr = event["local"].as_str().unwrap().parse().unwrap();
+    assert_eq!(curl(local.port()).as_deref(), Some("back again"));
+    k.sshd.stop();
+    wait_until(
+        "the agent saw the bastion go",
+        Duration::from_secs(10),
+        || k.status()["connected"] == false,
+    );
+    // A connection arrives while the bastion is down, and waits.
+    let waiting = std::thread::spawn(move || {
+        let body = crate::agent::curl_within(local.port(), 40);
+        (body, Instant::now())
+    });
+    // Down long enough for the agent's backoff to have grown past a few seconds.
+    std::thread::sleep(Duration::from_secs(5));
+    k.sshd.restart();
+    let restarted = Instant::now();
+    let (body, served) = waiting.join().unwrap();
+    assert_eq!(body.as_deref(), Some("back again"));
+    let after = served.saturating_duration_since(restarted);
+    assert!(
+        after < Duration::from_secs(2),
+        "served {after:?} after the restart"
+    );
+}
