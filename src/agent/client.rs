@@ -545,6 +545,8 @@ impl Agent {
             reuse_ms: u64::try_from(reuse.as_millis()).unwrap_or(u64::MAX),
         };
         match self.ask(op).await? {
+            (Reply::Ready, conn) => self.collect(conn).await,
+            // An agent of a build before the hello answers in one line.
             (
                 Reply::Captured {
                     status,
@@ -561,6 +563,46 @@ impl Agent {
         }
     }
 
+    /// A captured command's output frames up to its exit status, within `ANSWER_DEADLINE`
+    /// and `CAPTURE_MAX` bytes.
+    async fn collect(&self, mut conn: BufReader<UnixStream>) -> Result<Captured, AgentError> {
+        let lost = || AgentError::Lost {
+            profile: self.profile.name.clone(),
+        };
+        let reading = async {
+            let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+            loop {
+                match proto::read_frame(&mut conn).await {
+                    Ok(Some(Frame::Stdout(d))) => stdout.extend_from_slice(&d),
+                    Ok(Some(Frame::Stderr(d))) => stderr.extend_from_slice(&d),
+                    Ok(Some(Frame::Exit(status))) => {
+                        return Ok(Captured {
+                            status,
+                            stdout,
+                            stderr,
+                        });
+                    }
+                    Ok(Some(Frame::Failed { status, message })) => {
+                        return Err(AgentError::Relayed { message, status });
+                    }
+                    Ok(Some(_)) | Ok(None) | Err(_) => return Err(lost()),
+                }
+                if stdout.len() + stderr.len() > super::server::CAPTURE_MAX {
+                    return Err(AgentError::Relayed {
+                        message: format!(
+                            "the captured output is over {} MiB",
+                            super::server::CAPTURE_MAX / (1024 * 1024)
+                        ),
+                        status: crate::exit::FAILED,
+                    });
+                }
+            }
+        };
+        tokio::time::timeout(ANSWER_DEADLINE, reading)
+            .await
+            .map_err(|_| self.silent(None, ANSWER_DEADLINE))?
+    }
+
     /// Runs `command` on the bastion through the agent with no stdin and captures its stdout
     /// and stderr, as `Bastion::exec_capture` does directly: the agent's `Exec`, its output
     /// frames collected here.
@@ -573,32 +615,14 @@ impl Agent {
             (Reply::Ready, conn) => conn,
             (other, _) => return Err(self.protocol(format!("{other:?} to exec"))),
         };
-        let lost = || AgentError::Lost {
-            profile: self.profile.name.clone(),
-        };
         // No stdin, as directly. The socket stays open for writing: the agent takes its end
         // for the client leaving, and would end the command.
         proto::write_frame(conn.get_mut(), &Frame::StdinEof)
             .await
-            .map_err(|_| lost())?;
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        loop {
-            match proto::read_frame(&mut conn).await {
-                Ok(Some(Frame::Stdout(d))) => stdout.extend_from_slice(&d),
-                Ok(Some(Frame::Stderr(d))) => stderr.extend_from_slice(&d),
-                Ok(Some(Frame::Exit(status))) => {
-                    return Ok(Captured {
-                        status,
-                        stdout,
-                        stderr,
-                    });
-                }
-                Ok(Some(Frame::Failed { status, message })) => {
-                    return Err(AgentError::Relayed { message, status });
-                }
-                Ok(Some(_)) | Ok(None) | Err(_) => return Err(lost()),
-            }
-        }
+            .map_err(|_| AgentError::Lost {
+                profile: self.profile.name.clone(),
+            })?;
+        self.collect(conn).await
     }
 
     /// Listens for each forward on `bind` (idempotent: one live with the same name and target

@@ -274,6 +274,7 @@ async fn handle(agent: Arc<Agent>, stream: UnixStream) {
     let Some(mut line) = read_request_line(&mut conn).await else {
         return;
     };
+    let said_hello = line.get("hello").is_some();
     if let Some(hello) = line.get("hello") {
         debug!(client = %hello, "hello");
         if agent.protocol == 0 {
@@ -333,7 +334,7 @@ async fn handle(agent: Arc<Agent>, stream: UnixStream) {
         Op::Dial { host, port } => dial(&agent, conn, &host, port).await,
         Op::Capture { command, reuse_ms } => {
             let answer = capture(&agent, command, Duration::from_millis(reuse_ms)).await;
-            reply(&mut conn, &answer).await
+            answer_capture(conn, answer, said_hello).await
         }
         Op::Exec { command, pty } => {
             let pty = pty.map(|p| Pty {
@@ -380,44 +381,130 @@ async fn handle(agent: Arc<Agent>, stream: UnixStream) {
 }
 
 /// `command`'s captured output: the answer kept from the current session if younger than
-/// `reuse`, else a fresh run (kept when it succeeded and `reuse` is not zero).
-async fn capture(agent: &Agent, command: String, reuse: Duration) -> Reply {
-    let answer = |c: &Captured| Reply::Captured {
-        status: c.status,
-        stdout: c.stdout.clone(),
-        stderr: c.stderr.clone(),
-    };
-    let bastion = match agent.keeper.bastion(WAIT_FOR_SESSION).await {
-        Ok(b) => b,
-        Err((message, status)) => return Reply::Failed { message, status },
-    };
+/// `reuse`, else a fresh run (kept when it succeeded and `reuse` is not zero). The kept
+/// answers are locked only to be read or stored, never across a run on the bastion: one hung
+/// `kubectl` there blocks no later command.
+async fn capture(
+    agent: &Agent,
+    command: String,
+    reuse: Duration,
+) -> Result<Captured, (String, u8)> {
+    let bastion = agent.keeper.bastion(WAIT_FOR_SESSION).await?;
     let epoch = agent.keeper.epoch();
-    let mut captured = agent.captured.lock().await;
-    captured.retain(|_, (at, e, _)| *e == epoch && at.elapsed() < MAX_REUSE);
+    let kept = {
+        let mut captured = agent.captured.lock().await;
+        captured.retain(|_, (at, e, _)| *e == epoch && at.elapsed() < MAX_REUSE);
+        captured
+            .get(&command)
+            .filter(|(at, _, _)| at.elapsed() < reuse)
+            .map(|(_, _, c)| c.clone())
+    };
     // Reused only while the session answers: a bastion just gone must fail as it would
     // directly, not be papered over by an old answer.
-    if let Some((at, _, c)) = captured.get(&command)
-        && at.elapsed() < reuse
+    if let Some(c) = kept
         && bastion.answers(ANSWER_WAIT).await
     {
-        return answer(c);
+        return Ok(c);
     }
-    // Held across the run: kubectl's plugin runs come in pairs, and the second takes the
-    // first's answer instead of running the command again.
-    match bastion.exec_capture(&command).await {
-        Ok(c) => {
-            let r = answer(&c);
-            if c.status == 0 && !reuse.is_zero() {
-                captured.insert(command, (Instant::now(), epoch, c));
+    let c = run_capture(&bastion, &command).await?;
+    if c.status == 0 && !reuse.is_zero() {
+        let mut captured = agent.captured.lock().await;
+        captured.insert(command, (Instant::now(), epoch, c.clone()));
+    }
+    Ok(c)
+}
+
+/// The longest a captured command may run on the bastion.
+const CAPTURE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The most output a capture keeps (stdout and stderr together): a kubeconfig with a large
+/// CA bundle is a few hundred KB; a runaway command must not grow the agent without end.
+pub const CAPTURE_MAX: usize = 16 * 1024 * 1024;
+
+/// Runs `command` with no stdin on the exec path's streams, its output collected up to
+/// `CAPTURE_MAX`, within `CAPTURE_DEADLINE`.
+async fn run_capture(bastion: &Bastion, command: &str) -> Result<Captured, (String, u8)> {
+    let (input, input_rx) = mpsc::channel(1);
+    let (output_tx, mut output) = mpsc::channel(64);
+    let streams = Streams {
+        input: input_rx,
+        output: output_tx,
+        gone: CancellationToken::new(),
+    };
+    let _ = input.send(Input::Eof).await;
+    let running = bastion.stream(SshRequest::ExecBytes(command.as_bytes()), None, streams);
+    // Ends early (and so ends the command: its output has nowhere to go) past the cap.
+    let collecting = async move {
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        while let Some(o) = output.recv().await {
+            match o {
+                Output::Stdout(d) => stdout.extend_from_slice(&d),
+                Output::Stderr(d) => stderr.extend_from_slice(&d),
             }
-            r
+            if stdout.len() + stderr.len() > CAPTURE_MAX {
+                return None;
+            }
         }
-        Err(e) => Reply::Failed {
-            status: e.exit_status(),
-            message: crate::exit::Error::from(e).to_string(),
-        },
+        Some((stdout, stderr))
+    };
+    let both = async { tokio::join!(running, collecting) };
+    let failed = |message: String| (message, crate::exit::FAILED);
+    match tokio::time::timeout(CAPTURE_DEADLINE, both).await {
+        Err(_) => Err(failed(format!(
+            "`{command}` on the bastion gave no answer within {}s",
+            CAPTURE_DEADLINE.as_secs()
+        ))),
+        Ok((_, None)) => Err(failed(format!(
+            "`{command}` on the bastion printed more than {} MiB",
+            CAPTURE_MAX / (1024 * 1024)
+        ))),
+        Ok((Err(e), _)) => {
+            let status = e.exit_status();
+            Err((crate::exit::Error::from(e).to_string(), status))
+        }
+        Ok((Ok(status), Some((stdout, stderr)))) => Ok(Captured {
+            status,
+            stdout,
+            stderr,
+        }),
     }
 }
+
+/// A capture's answer as the client asked for it: streamed in frames after `ready` (clients
+/// that said hello), or one `captured` line (clients of builds before the hello).
+async fn answer_capture(
+    mut conn: BufReader<UnixStream>,
+    answer: Result<Captured, (String, u8)>,
+    streamed: bool,
+) -> std::io::Result<()> {
+    let c = match answer {
+        Ok(c) => c,
+        Err((message, status)) => {
+            return reply(&mut conn, &Reply::Failed { message, status }).await;
+        }
+    };
+    if !streamed {
+        let line = Reply::Captured {
+            status: c.status,
+            stdout: c.stdout,
+            stderr: c.stderr,
+        };
+        return reply(&mut conn, &line).await;
+    }
+    reply(&mut conn, &Reply::Ready).await?;
+    let w = conn.get_mut();
+    for chunk in c.stdout.chunks(FRAME_CHUNK) {
+        proto::write_frame(w, &Frame::Stdout(chunk.to_vec())).await?;
+    }
+    for chunk in c.stderr.chunks(FRAME_CHUNK) {
+        proto::write_frame(w, &Frame::Stderr(chunk.to_vec())).await?;
+    }
+    proto::write_frame(w, &Frame::Exit(c.status)).await?;
+    w.shutdown().await
+}
+
+/// Output frames carry at most this much, as the exec path's do.
+const FRAME_CHUNK: usize = 32 * 1024;
 
 /// How long a reused answer waits for the session to prove it is alive.
 const ANSWER_WAIT: Duration = Duration::from_secs(5);

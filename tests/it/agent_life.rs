@@ -469,3 +469,63 @@ fn a_connection_waiting_at_a_detached_forward_is_served_soon_after_the_bastion_i
         "served {after:?} after the restart"
     );
 }
+
+/// A kubeconfig of about `size` bytes (its CA bundle makes up the size) whose token is
+/// `big-token`, and a bastion `kubectl` that prints it, or first hangs while `hang` exists
+/// (noting in `hung` that it started).
+fn big_kubeconfig_on_bastion(k: &Kept, size: usize) -> (PathBuf, PathBuf) {
+    use base64::Engine;
+    let bundle = base64::engine::general_purpose::STANDARD.encode(vec![0x42u8; size * 3 / 4]);
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: big\n  cluster:\n    server: https://127.0.0.1:6443\n    certificate-authority-data: {bundle}\ncontexts:\n- name: big\n  context:\n    cluster: big\n    user: big\ncurrent-context: big\nusers:\n- name: big\n  user:\n    token: big-token\n"
+    );
+    let file = k.home.path().join("big.kubeconfig");
+    std::fs::write(&file, text).unwrap();
+    let hang = k.home.path().join("hang");
+    let hung = k.home.path().join("hung");
+    k.sshd.install(
+        "kubectl",
+        &format!(
+            "#!/bin/sh\nif [ -e {hang} ]; then touch {hung}; sleep 120; fi\ncat {file}\n",
+            hang = hang.display(),
+            hung = hung.display(),
+            file = file.display()
+        ),
+    );
+    (hang, hung)
+}
+
+#[test]
+fn a_one_mib_kubeconfig_comes_through_the_agent() {
+    let k = Kept::new("");
+    big_kubeconfig_on_bastion(&k, 1024 * 1024);
+    let r = k.run(&["kube-credential"]);
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("big-token"), "{}", r.stdout);
+}
+
+#[test]
+fn a_hung_kubectl_on_the_bastion_does_not_block_a_second_command() {
+    let k = Kept::new("");
+    let (hang, hung) = big_kubeconfig_on_bastion(&k, 4096);
+    assert_eq!(k.ssh("true").status, Some(0));
+    std::fs::write(&hang, "").unwrap();
+    let mut first = k
+        .paragon(&["kube-credential"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the first kubectl hangs", Duration::from_secs(20), || {
+        hung.exists()
+    });
+    std::fs::remove_file(&hang).unwrap();
+    let started = Instant::now();
+    let r = k.run(&["kube-credential"]);
+    let took = started.elapsed();
+    let _ = first.kill();
+    let _ = first.wait();
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("big-token"), "{}", r.stdout);
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
