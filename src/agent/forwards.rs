@@ -48,6 +48,8 @@ impl Live {
             open: self.stats.open.load(Ordering::Relaxed),
             sent: self.stats.sent.load(Ordering::Relaxed),
             received: self.stats.received.load(Ordering::Relaxed),
+            already: false,
+            replaced: None,
         }
     }
 
@@ -136,10 +138,17 @@ impl Registry {
         // closed first, and come back when the replacement cannot bind.
         let mut replaced = Vec::new();
         let mut closed = Vec::new();
+        // What the answer tells the client: kept as they were, or where the replaced ones
+        // listened.
+        let mut already = HashSet::new();
+        let mut was = std::collections::HashMap::new();
         for f in forwards {
             match live.iter().position(|l| l.spec.name == f.name) {
-                Some(i) if live[i].serves(&f, route(&f), bind) => {}
+                Some(i) if live[i].serves(&f, route(&f), bind) => {
+                    already.insert(f.name.clone());
+                }
                 Some(i) if f.local_port != 0 && f.local_port == live[i].local.port() => {
+                    was.insert(f.name.clone(), live[i].local);
                     let old = live.remove(i);
                     closed.push((
                         old.spec.clone(),
@@ -151,7 +160,8 @@ impl Registry {
                     old.close().await;
                     new.push(f);
                 }
-                Some(_) => {
+                Some(i) => {
+                    was.insert(f.name.clone(), live[i].local);
                     replaced.push(f.name.clone());
                     new.push(f);
                 }
@@ -189,7 +199,11 @@ impl Registry {
         Ok(names
             .iter()
             .filter_map(|n| live.iter().find(|l| &l.spec.name == n))
-            .map(Live::describe)
+            .map(|l| DetachedForward {
+                already: already.contains(&l.spec.name),
+                replaced: was.get(&l.spec.name).copied(),
+                ..l.describe()
+            })
             .collect())
     }
 

@@ -294,6 +294,12 @@ pub struct DetachedForward {
     /// Bytes towards the target, and back.
     pub sent: u64,
     pub received: u64,
+    /// In the answer to `forward`: it was live as asked already and is kept as it is
+    /// (`already`), or it replaced one of the same name that listened on `replaced`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub already: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<SocketAddr>,
 }
 
 /// What `agent status` shows.

@@ -529,3 +529,40 @@ fn a_hung_kubectl_on_the_bastion_does_not_block_a_second_command() {
     assert!(r.stdout.contains("big-token"), "{}", r.stdout);
     assert!(took < Duration::from_secs(10), "took {took:?}");
 }
+
+#[test]
+fn a_second_detach_to_the_same_target_says_what_it_did() {
+    let k = Kept::new("");
+    let http = Http::start("once");
+    let spec = format!("0:127.0.0.1:{}", http.port);
+    let first = k.run(&["forward", "--detach", &spec, "--output", "json"]);
+    assert_eq!(first.status, Some(0), "{}", first.stderr);
+    let event: serde_json::Value = serde_json::from_str(first.stdout.trim()).unwrap();
+    let local = event["local"].as_str().unwrap().to_string();
+    let again = k.run(&["forward", "--detach", &spec]);
+    assert_eq!(again.status, Some(0), "{}", again.stderr);
+    assert!(
+        again
+            .stderr
+            .contains(&format!("was detached already on {local}: kept as it is")),
+        "{}",
+        again.stderr
+    );
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let moved = k.run(&[
+        "forward",
+        "--detach",
+        &format!("{port}:127.0.0.1:{}", http.port),
+    ]);
+    assert_eq!(moved.status, Some(0), "{}", moved.stderr);
+    assert!(
+        moved.stderr.contains(&format!(
+            "was detached on {local}: replaced, now on 127.0.0.1:{port}"
+        )),
+        "{}",
+        moved.stderr
+    );
+    assert_eq!(curl(port).as_deref(), Some("once"));
+}
