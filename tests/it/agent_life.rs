@@ -15,9 +15,23 @@ use crate::support::{Run, run};
 
 const BUILD: &str = "PARAGON_ADMIN_AGENT_BUILD";
 
+/// The `listening` event and local address of a successful `forward --detach ... --output json`.
+fn listening(r: &Run) -> (serde_json::Value, std::net::SocketAddr) {
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    let event: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    let local = event["local"].as_str().unwrap().parse().unwrap();
+    (event, local)
+}
+
 /// `args` run with the agent's build named `build` (an agent this command starts inherits it).
 fn as_build(k: &Kept, build: &str, args: &[&str]) -> Run {
     run(k.paragon(args).env(BUILD, build))
+}
+
+/// The agent's status as a client of yet another build sees it (it looks, it replaces nothing).
+fn status_of_any_build(k: &Kept) -> serde_json::Value {
+    let r = as_build(k, "x", &["agent", "status", "--output", "json"]);
+    serde_json::from_str(&r.stdout).unwrap()
 }
 
 fn pid(k: &Kept) -> u64 {
@@ -30,10 +44,7 @@ fn an_agent_of_another_build_is_replaced_when_free_and_kept_with_its_forwards() 
     // Free of forwards: replaced by this build, the command succeeds.
     let r = as_build(&k, "0.0.1 (git old)", &["ssh", "--", "true"]);
     assert_eq!(r.status, Some(0), "{}", r.stderr);
-    let old = run(k
-        .paragon(&["agent", "status", "--output", "json"])
-        .env(BUILD, "x"));
-    let old: serde_json::Value = serde_json::from_str(&old.stdout).unwrap();
+    let old = status_of_any_build(&k);
     assert_eq!(old["version"], "0.0.1 (git old)", "{old}");
     let old = old["pid"].as_u64().unwrap();
     let r = k.ssh("echo new");
@@ -61,9 +72,7 @@ fn an_agent_of_another_build_is_replaced_when_free_and_kept_with_its_forwards() 
         "0.0.1 (git old)",
         &["forward", "--detach", &spec, "--output", "json"],
     );
-    assert_eq!(r.status, Some(0), "{}", r.stderr);
-    let event: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
-    let local: std::net::SocketAddr = event["local"].as_str().unwrap().parse().unwrap();
+    let (_, local) = listening(&r);
     let kept = pid(&k);
     let r = k.ssh("echo through the old one");
     assert_eq!(r.status, Some(0), "{}", r.stderr);
@@ -89,10 +98,7 @@ fn an_agent_of_another_build_is_replaced_when_free_and_kept_with_its_forwards() 
         .env(BUILD, "0.0.0 (git older)")
         .env("PARAGON_ADMIN_AGENT_PROTOCOL", "0"));
     assert_eq!(r.status, Some(0), "{}", r.stderr);
-    let older = run(k
-        .paragon(&["agent", "status", "--output", "json"])
-        .env(BUILD, "x"));
-    let older: serde_json::Value = serde_json::from_str(&older.stdout).unwrap();
+    let older = status_of_any_build(&k);
     assert_eq!(older["protocol"], 0, "{older}");
     let older = older["pid"].as_u64().unwrap();
     let r = k.ssh("echo replaced");
@@ -170,9 +176,7 @@ fn two_config_files_with_one_profile_name_keep_two_agents_and_their_forwards() {
         let r = run(k
             .paragon(&["forward", "--detach", &spec, "--output", "json"])
             .env("PARAGON_ADMIN_CONFIG", &config));
-        assert_eq!(r.status, Some(0), "{}", r.stderr);
-        let event: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
-        let local: std::net::SocketAddr = event["local"].as_str().unwrap().parse().unwrap();
+        let (_, local) = listening(&r);
         ports.push(local.port());
     }
     assert_eq!(sockets(&k.folder()).len(), 2);
@@ -381,9 +385,7 @@ fn a_failed_detached_bind_leaves_the_old_forward_serving() {
     let http = Http::start("still here");
     let spec = format!("0:127.0.0.1:{}", http.port);
     let r = k.run(&["forward", "--detach", &spec, "--output", "json"]);
-    assert_eq!(r.status, Some(0), "{}", r.stderr);
-    let event: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
-    let local: std::net::SocketAddr = event["local"].as_str().unwrap().parse().unwrap();
+    let (event, local) = listening(&r);
     // The same forward asked on a port something else holds.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = busy.local_addr().unwrap().port();
@@ -442,9 +444,7 @@ fn a_connection_waiting_at_a_detached_forward_is_served_soon_after_the_bastion_i
     let http = Http::start("back again");
     let spec = format!("0:127.0.0.1:{}", http.port);
     let r = k.run(&["forward", "--detach", &spec, "--output", "json"]);
-    assert_eq!(r.status, Some(0), "{}", r.stderr);
-    let event: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
-    let local: std::net::SocketAddr = event["local"].as_str().unwrap().parse().unwrap();
+    let (_, local) = listening(&r);
     assert_eq!(curl(local.port()).as_deref(), Some("back again"));
     k.sshd.stop();
     wait_until(
@@ -535,10 +535,7 @@ fn a_second_detach_to_the_same_target_says_what_it_did() {
     let k = Kept::new("");
     let http = Http::start("once");
     let spec = format!("0:127.0.0.1:{}", http.port);
-    let first = k.run(&["forward", "--detach", &spec, "--output", "json"]);
-    assert_eq!(first.status, Some(0), "{}", first.stderr);
-    let event: serde_json::Value = serde_json::from_str(first.stdout.trim()).unwrap();
-    let local = event["local"].as_str().unwrap().to_string();
+    let (_, local) = listening(&k.run(&["forward", "--detach", &spec, "--output", "json"]));
     let again = k.run(&["forward", "--detach", &spec]);
     assert_eq!(again.status, Some(0), "{}", again.stderr);
     assert!(
