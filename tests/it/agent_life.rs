@@ -353,6 +353,7 @@ fn a_stopped_agent_hangs_neither_a_command_nor_agent_stop() {
     let started = Instant::now();
     let r = k.ssh("true");
     let took = started.elapsed();
+    eprintln!("`ssh -- true` at a stopped agent ended after {took:?}");
     assert_eq!(r.status, Some(1), "{}", r.stderr);
     assert!(
         r.stderr
@@ -365,6 +366,7 @@ fn a_stopped_agent_hangs_neither_a_command_nor_agent_stop() {
     let started = Instant::now();
     let r = k.run(&["agent", "stop"]);
     let took = started.elapsed();
+    eprintln!("`agent stop` of a stopped agent ended after {took:?}");
     if alive(agent) {
         signal("-KILL");
     }
@@ -459,11 +461,14 @@ fn a_connection_waiting_at_a_detached_forward_is_served_soon_after_the_bastion_i
     });
     // Down long enough for the agent's backoff to have grown past a few seconds.
     std::thread::sleep(Duration::from_secs(5));
-    k.sshd.restart();
+    // Counted from the moment the restart begins (sshd's own start included).
     let restarted = Instant::now();
+    k.sshd.restart();
+    let up = restarted.elapsed();
     let (body, served) = waiting.join().unwrap();
     assert_eq!(body.as_deref(), Some("back again"));
     let after = served.saturating_duration_since(restarted);
+    eprintln!("served {after:?} after the restart began (sshd listened after {up:?})");
     assert!(
         after < Duration::from_secs(2),
         "served {after:?} after the restart"
@@ -523,6 +528,7 @@ fn a_hung_kubectl_on_the_bastion_does_not_block_a_second_command() {
     let started = Instant::now();
     let r = k.run(&["kube-credential"]);
     let took = started.elapsed();
+    eprintln!("the second command took {took:?} beside a hung kubectl");
     let _ = first.kill();
     let _ = first.wait();
     assert_eq!(r.status, Some(0), "{}", r.stderr);
