@@ -568,4 +568,10 @@ fn a_second_detach_to_the_same_target_says_what_it_did() {
         moved.stderr
     );
     assert_eq!(curl(port).as_deref(), Some("once"));
+    // The status table reads for people: local time with its age, sizes with units, the
+    // agent's version and config file.
+    let table = k.run(&["agent", "status"]).stdout;
+    for wanted in [" ago)", "VERSION", "config: ", " B "] {
+        assert!(table.contains(wanted), "{wanted}: {table}");
+    }
 }
