@@ -17,7 +17,14 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { USAGE } else { 0 });
         }
     };
-    init_tracing(&cli.globals);
+    // The agent's stderr becomes its log file once it leaves the terminal: no colour codes.
+    let agent = matches!(
+        cli.command,
+        paragon_admin::cli::Command::Agent {
+            action: paragon_admin::cli::AgentAction::Run
+        }
+    );
+    init_tracing(&cli.globals, agent);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -48,7 +55,7 @@ fn answer_completion_request() {
         .complete();
 }
 
-fn init_tracing(g: &Globals) {
+fn init_tracing(g: &Globals, plain: bool) {
     let level = match (g.quiet, g.verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
@@ -64,7 +71,8 @@ fn init_tracing(g: &Globals) {
         .with_writer(std::io::stderr)
         .with_target(g.verbose > 1)
         .with_ansi(
-            std::io::IsTerminal::is_terminal(&std::io::stderr())
+            !plain
+                && std::io::IsTerminal::is_terminal(&std::io::stderr())
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         );
     // Without -v only warnings show (a host key added, a wide bind): they read as messages,

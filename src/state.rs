@@ -1,8 +1,8 @@
 //! What paragon-admin remembers between runs that is neither configuration nor a secret, in
 //! the user's state folder (`$XDG_STATE_HOME/paragon-admin/`, else
 //! `~/.local/state/paragon-admin/`). Today one thing: the local port chosen once for a named
-//! forward of a profile (a service whose `local_port` is 0, the API forward of `kubeconfig`),
-//! so that bookmarks and written kubeconfigs keep working across runs.
+//! forward of a profile of a config file (a service whose `local_port` is 0, the API forward
+//! of `kubeconfig`), so that bookmarks and written kubeconfigs keep working across runs.
 //!
 //! `ports.toml` is read and rewritten under an exclusive lock on `ports.toml.lock` (two
 //! commands started at once agree on one port) and written with the one atomic writer. This
@@ -93,7 +93,7 @@ pub fn state_dir() -> Result<PathBuf, StateError> {
     Ok(base.join(APP))
 }
 
-/// Profile name -> forward name -> local port, as `ports.toml` holds it.
+/// Profile key (`profile config-file`) -> forward name -> local port, as `ports.toml` holds it.
 type Book = BTreeMap<String, BTreeMap<String, u16>>;
 
 /// The remembered local ports, in one file.
@@ -127,22 +127,34 @@ impl Ports {
             .copied())
     }
 
-    /// The port for `name` of `profile`: the remembered one, else one free now and not
-    /// remembered for anything else, chosen and written under the lock. Whether the
-    /// remembered port is free now is for the listener to find out: the forward may be
-    /// ours and running.
-    pub fn stable_port(&self, profile: &str, name: &str) -> Result<u16, StateError> {
-        if let Some(p) = self.remembered(profile, name)? {
+    /// The port for `name` of the profile kept under `key` (`Resolved::state_key`): the
+    /// remembered one, else one free now and not remembered for anything else, chosen and
+    /// written under the lock. An entry under the bare profile name (`legacy`, as files
+    /// before config files were told apart keep them) is taken over by the first file that
+    /// asks, so a written kubeconfig keeps its port. Whether the remembered port is free now
+    /// is for the listener to find out: the forward may be ours and running.
+    pub fn stable_port(&self, key: &str, legacy: &str, name: &str) -> Result<u16, StateError> {
+        if let Some(p) = self.remembered(key, name)? {
             return Ok(p);
         }
         let _lock = self.lock()?;
         // Read again under the lock: another command may have chosen meanwhile.
         let mut book = self.read()?;
-        if let Some(p) = book.get(profile).and_then(|n| n.get(name)) {
+        if let Some(p) = book.get(key).and_then(|n| n.get(name)) {
             return Ok(*p);
         }
-        let port = choose_free(&book, name)?;
-        book.entry(profile.to_string())
+        let adopted = match key == legacy {
+            true => None,
+            false => book.get_mut(legacy).and_then(|n| n.remove(name)),
+        };
+        if book.get(legacy).is_some_and(BTreeMap::is_empty) {
+            book.remove(legacy);
+        }
+        let port = match adopted {
+            Some(p) => p,
+            None => choose_free(&book, name)?,
+        };
+        book.entry(key.to_string())
             .or_default()
             .insert(name.to_string(), port);
         self.write(&book)?;
@@ -252,9 +264,9 @@ mod tests {
     fn a_port_is_chosen_once_and_remembered() {
         let (_dir, p) = ports();
         assert_eq!(p.remembered("prod", "grafana").unwrap(), None);
-        let first = p.stable_port("prod", "grafana").unwrap();
+        let first = p.stable_port("prod", "prod", "grafana").unwrap();
         assert!(RANGE.contains(&first));
-        assert_eq!(p.stable_port("prod", "grafana").unwrap(), first);
+        assert_eq!(p.stable_port("prod", "prod", "grafana").unwrap(), first);
         assert_eq!(
             Ports::at(p.path().to_path_buf())
                 .remembered("prod", "grafana")
@@ -275,7 +287,7 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for profile in ["prod", "staging"] {
             for name in ["grafana", "kibana", KUBE_API] {
-                assert!(seen.insert(p.stable_port(profile, name).unwrap()));
+                assert!(seen.insert(p.stable_port(profile, profile, name).unwrap()));
             }
         }
     }
@@ -286,7 +298,7 @@ mod tests {
         let threads: Vec<_> = (0..8)
             .map(|_| {
                 let p = p.clone();
-                std::thread::spawn(move || p.stable_port("prod", "grafana").unwrap())
+                std::thread::spawn(move || p.stable_port("prod", "prod", "grafana").unwrap())
             })
             .collect();
         let chosen: std::collections::HashSet<u16> =
@@ -295,11 +307,26 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_profile_entry_is_taken_over_once_by_the_first_file() {
+        let (_dir, p) = ports();
+        let old = p.stable_port("lab", "lab", "grafana").unwrap();
+        let first = p.stable_port("lab /a.toml", "lab", "grafana").unwrap();
+        assert_eq!(first, old);
+        let second = p.stable_port("lab /b.toml", "lab", "grafana").unwrap();
+        assert_ne!(second, first);
+        assert_eq!(p.remembered("lab", "grafana").unwrap(), None);
+        assert_eq!(
+            p.stable_port("lab /a.toml", "lab", "grafana").unwrap(),
+            first
+        );
+    }
+
+    #[test]
     fn a_corrupt_file_is_an_error_naming_file_and_line() {
         let (_dir, p) = ports();
         std::fs::create_dir_all(p.path().parent().unwrap()).unwrap();
         std::fs::write(p.path(), "[prod]\ngrafana = 24000\nkibana = \"x\"\n").unwrap();
-        let e = p.stable_port("prod", "other").unwrap_err();
+        let e = p.stable_port("prod", "prod", "other").unwrap_err();
         let msg = e.to_string();
         assert!(
             msg.starts_with(&format!("{}:3: ", p.path().display())),

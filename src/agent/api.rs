@@ -46,7 +46,7 @@ pub async fn ensure_api_forward(profile: &Resolved, no_agent: bool) -> Result<Ap
     };
     let source = Source::of(&chosen);
     let upstream = source.upstream(chosen.api_server.as_ref())?;
-    let port = Ports::user()?.stable_port(&profile.name, KUBE_API)?;
+    let port = Ports::user()?.stable_port(&profile.state_key(), &profile.name, KUBE_API)?;
     let mut wanted = upstream.forward(port);
     wanted.name = KUBE_API.to_string();
     let held = agent

@@ -32,15 +32,89 @@ use super::proto::{
 pub struct Agent {
     profile: Arc<Resolved>,
     paths: Paths,
+    /// Set once the agent's build was looked at: an agent of another build is replaced or
+    /// mentioned once per command, not on every connection.
+    met: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// How long the agent has to take a connection and answer its hello, and to answer the
+/// questions that cost it nothing (`status`, `forwards`, `stop`): an agent silent for longer
+/// is stopped (SIGSTOP) or wedged.
+const HELLO_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long an operation waits for its answer line: the agent's own longest wait (the session
+/// coming back, `WAIT_FOR_SESSION`, then the bastion's answer or the capture's deadline) fits.
+const ANSWER_DEADLINE: Duration = Duration::from_secs(120);
+
+/// What opening a connection to an agent's socket found.
+enum Open {
+    /// Nothing listens there.
+    Nobody,
+    /// The socket takes connections but the agent does not answer (stopped, wedged); the
+    /// listening process, when the kernel names it.
+    Silent { pid: Option<u32> },
+    /// It closed the connection at our hello: a build before the hello.
+    Old,
+    /// Hellos exchanged (the agent's, unless asked without one), and the agent's pid.
+    Ready {
+        conn: BufReader<UnixStream>,
+        hello: Option<proto::Hello>,
+        pid: Option<u32>,
+    },
+}
+
+/// Connects to the agent on `socket` and, when `hello`, exchanges hellos, each step within
+/// `HELLO_DEADLINE`. An agent of another user is never answered: the folder is ours alone.
+async fn open(socket: &Path, hello: bool) -> Open {
+    let stream = match tokio::time::timeout(HELLO_DEADLINE, UnixStream::connect(socket)).await {
+        Err(_) => return Open::Silent { pid: None },
+        Ok(Err(_)) => return Open::Nobody,
+        Ok(Ok(s)) => s,
+    };
+    let pid = stream
+        .peer_cred()
+        .ok()
+        .filter(|c| c.uid() == super::paths::uid())
+        .and_then(|c| c.pid())
+        .and_then(|p| u32::try_from(p).ok());
+    let mut conn = BufReader::new(stream);
+    if !hello {
+        return Open::Ready {
+            conn,
+            hello: None,
+            pid,
+        };
+    }
+    let said = tokio::time::timeout(HELLO_DEADLINE, async {
+        let ours = proto::HelloLine {
+            hello: proto::Hello::ours(0),
+        };
+        proto::write_line(conn.get_mut(), &ours).await?;
+        proto::read_line::<_, proto::HelloLine>(&mut conn).await
+    })
+    .await;
+    match said {
+        Err(_) => Open::Silent { pid },
+        Ok(Ok(Some(h))) => Open::Ready {
+            conn,
+            hello: Some(h.hello),
+            pid,
+        },
+        // Closed, or answered with something else than a hello.
+        Ok(Ok(None) | Err(_)) => Open::Old,
+    }
 }
 
 /// The profile's agent if one runs; never starts one.
 pub async fn find(profile: &Resolved) -> Result<Option<Agent>, AgentError> {
     let agent = Agent::new(profile)?;
-    Ok(UnixStream::connect(&agent.paths.socket)
-        .await
-        .is_ok()
-        .then_some(agent))
+    if agent.paths.too_long().is_some() {
+        return Ok(None);
+    }
+    Ok(match open(&agent.paths.socket, false).await {
+        Open::Nobody => None,
+        _ => Some(agent),
+    })
 }
 
 /// The profile's agent, started (and connected to the bastion) when none runs. While it
@@ -48,38 +122,166 @@ pub async fn find(profile: &Resolved) -> Result<Option<Agent>, AgentError> {
 /// comes back with the status a direct connection would have given.
 pub async fn connect_or_start(profile: &Resolved) -> Result<Agent, AgentError> {
     let agent = Agent::new(profile)?;
-    if UnixStream::connect(&agent.paths.socket).await.is_err() {
+    if let Some(reason) = agent.paths.too_long() {
+        return Err(AgentError::Folder {
+            path: agent.paths.folder.clone(),
+            reason: format!("{reason}: set XDG_RUNTIME_DIR to a shorter folder, or use --no-agent"),
+        });
+    }
+    if matches!(open(&agent.paths.socket, false).await, Open::Nobody) {
         agent.start().await?;
     }
     Ok(agent)
 }
 
-/// Stops the agent listening on `socket`, whatever its profile; false when none answered.
-pub async fn stop_socket(socket: &Path) -> Result<bool, AgentError> {
-    let Ok(stream) = UnixStream::connect(socket).await else {
-        return Ok(false);
-    };
-    let mut conn = BufReader::new(stream);
-    let request = proto::Request {
-        fingerprint: String::new(),
-        op: Op::Stop,
-    };
+/// What `stop_socket` stopped.
+#[derive(Debug, Default)]
+pub struct Stopped {
+    /// The profile and config file, when the agent said them.
+    pub profile: Option<String>,
+    pub config: Option<String>,
+    pub pid: Option<u32>,
+    /// Detached forwards closed with it.
+    pub forwards: usize,
+    /// It did not answer and was ended by its pid.
+    pub killed: bool,
+}
+
+/// Stops the agent listening on `socket`, whatever its profile: asked to stop, or, when it
+/// does not answer within `HELLO_DEADLINE` (stopped, wedged), ended by its pid and its socket
+/// removed. `None` when no agent listens there.
+pub async fn stop_socket(socket: &Path) -> Result<Option<Stopped>, AgentError> {
     let io = |cause| AgentError::Socket {
         path: socket.to_path_buf(),
         cause,
     };
-    proto::write_line(conn.get_mut(), &request)
-        .await
-        .map_err(io)?;
-    let answer: Option<Reply> = proto::read_line(&mut conn).await.map_err(io)?;
-    Ok(matches!(answer, Some(Reply::Stopped { .. })))
+    let mut stopped = Stopped::default();
+    let mut hello = true;
+    for asked in [Op::Status, Op::Stop] {
+        let (mut conn, pid) = loop {
+            match open(socket, hello).await {
+                Open::Nobody => return Ok((stopped.pid.is_some()).then_some(stopped)),
+                Open::Old if hello => hello = false,
+                Open::Old => return Err(io(std::io::ErrorKind::ConnectionReset.into())),
+                Open::Silent { pid } => return kill(socket, pid, stopped).await.map(Some),
+                Open::Ready { conn, pid, .. } => break (conn, pid),
+            }
+        };
+        stopped.pid = pid;
+        let request = proto::Request {
+            fingerprint: String::new(),
+            op: asked,
+        };
+        let answer = tokio::time::timeout(HELLO_DEADLINE, async {
+            proto::write_line(conn.get_mut(), &request).await?;
+            proto::read_line::<_, Reply>(&mut conn).await
+        })
+        .await;
+        match answer {
+            Err(_) => return kill(socket, pid, stopped).await.map(Some),
+            Ok(Ok(Some(Reply::Status { status }))) => {
+                stopped.profile = Some(status.profile);
+                stopped.config = Some(status.config).filter(|c| !c.is_empty());
+                stopped.forwards = status.forwards.len();
+            }
+            Ok(Ok(Some(Reply::Stopped { .. }))) => return Ok(Some(stopped)),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(io(e)),
+        }
+    }
+    Ok(Some(stopped))
+}
+
+/// Stops the agent on `socket` when it holds no detached forwards (`Ok(Ok(_))`), else says
+/// how many it holds (`Ok(Err(n))`).
+async fn stop_socket_unless_forwards(
+    socket: &Path,
+) -> Result<Result<Option<Stopped>, usize>, AgentError> {
+    let mut hello = true;
+    let held = loop {
+        match open(socket, hello).await {
+            Open::Old if hello => hello = false,
+            Open::Ready { mut conn, .. } => {
+                let request = proto::Request {
+                    fingerprint: String::new(),
+                    op: Op::Status,
+                };
+                let answer = tokio::time::timeout(HELLO_DEADLINE, async {
+                    proto::write_line(conn.get_mut(), &request).await?;
+                    proto::read_line::<_, Reply>(&mut conn).await
+                })
+                .await;
+                break match answer {
+                    Ok(Ok(Some(Reply::Status { status }))) => status.forwards.len(),
+                    _ => 0,
+                };
+            }
+            _ => break 0,
+        }
+    };
+    match held {
+        0 => Ok(Ok(stop_socket(socket).await?)),
+        n => Ok(Err(n)),
+    }
+}
+
+/// Ends an agent that does not answer: SIGTERM and SIGCONT (a stopped process sees its
+/// SIGTERM once continued), SIGKILL when it is still there after a while; then its socket is
+/// removed, as it would have done itself.
+async fn kill(
+    socket: &Path,
+    pid: Option<u32>,
+    mut stopped: Stopped,
+) -> Result<Stopped, AgentError> {
+    use rustix::process::{Pid, Signal, kill_process};
+    let Some(pid) = pid else {
+        return Err(AgentError::Silent {
+            what: socket.display().to_string(),
+            pid: None,
+            after: HELLO_DEADLINE.as_secs(),
+        });
+    };
+    let target = i32::try_from(pid).ok().and_then(Pid::from_raw);
+    if let Some(p) = target {
+        let _ = kill_process(p, Signal::TERM);
+        let _ = kill_process(p, Signal::CONT);
+        let end = tokio::time::Instant::now() + Duration::from_secs(3);
+        while running(pid) && tokio::time::Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if running(pid) {
+            let _ = kill_process(p, Signal::KILL);
+        }
+    }
+    match std::fs::remove_file(socket) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(AgentError::Socket {
+                path: socket.to_path_buf(),
+                cause: e,
+            });
+        }
+        _ => {}
+    }
+    stopped.pid = Some(pid);
+    stopped.killed = true;
+    Ok(stopped)
+}
+
+/// Whether process `pid` exists and is not a zombie.
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
 }
 
 impl Agent {
     fn new(profile: &Resolved) -> Result<Agent, AgentError> {
         Ok(Agent {
-            paths: Paths::for_profile(&profile.name)?,
+            paths: Paths::for_profile(profile)?,
             profile: Arc::new(profile.clone()),
+            met: Arc::default(),
         })
     }
 
@@ -105,7 +307,7 @@ impl Agent {
             .await
             .map_err(|e| folder_error(std::io::Error::other(e)))?
             .map_err(folder_error)?;
-        if UnixStream::connect(&self.paths.socket).await.is_ok() {
+        if !matches!(open(&self.paths.socket, false).await, Open::Nobody) {
             return Ok(());
         }
         let spawn_error = |cause| AgentError::Spawn {
@@ -168,6 +370,7 @@ impl Agent {
             match answer {
                 Reply::Mismatch if !replaced => {
                     stop_socket(&self.paths.socket).await?;
+                    self.met.store(true, std::sync::atomic::Ordering::Relaxed);
                     self.start().await?;
                     replaced = true;
                 }
@@ -197,22 +400,23 @@ impl Agent {
             path: self.paths.socket.clone(),
             cause,
         };
-        let mut stream = UnixStream::connect(&self.paths.socket).await;
-        if stream.is_err() {
-            // Left since it was found (idle, or stopped): start it again.
-            self.start().await?;
-            stream = UnixStream::connect(&self.paths.socket).await;
-        }
-        let mut conn = BufReader::new(stream.map_err(io)?);
+        let (mut conn, pid) = self.open_conn().await?;
         // Taken now, not when found: the agent's first connect may have written known_hosts.
         let request = proto::Request {
             fingerprint: super::fingerprint(&self.profile),
             op: op.clone(),
         };
-        proto::write_line(conn.get_mut(), &request)
-            .await
-            .map_err(io)?;
-        match proto::read_line(&mut conn).await {
+        let deadline = match op {
+            Op::Status | Op::Forwards | Op::StopForward { .. } | Op::Stop => HELLO_DEADLINE,
+            _ => ANSWER_DEADLINE,
+        };
+        let answer = tokio::time::timeout(deadline, async {
+            proto::write_line(conn.get_mut(), &request).await?;
+            proto::read_line(&mut conn).await
+        })
+        .await
+        .map_err(|_| self.silent(pid, deadline))?;
+        match answer {
             Ok(Some(answer)) => Ok((answer, conn)),
             Ok(None) => Err(AgentError::Lost {
                 profile: self.profile.name.clone(),
@@ -220,6 +424,82 @@ impl Agent {
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(self.protocol(e)),
             Err(e) => Err(io(e)),
         }
+    }
+
+    fn silent(&self, pid: Option<u32>, after: Duration) -> AgentError {
+        AgentError::Silent {
+            what: format!("profile {}", self.profile.name),
+            pid,
+            after: after.as_secs(),
+        }
+    }
+
+    /// A connection to the agent, hellos exchanged (none with an agent of a build before the
+    /// hello), the agent started when none runs. The first time in this command, an agent of
+    /// another build is replaced when it holds no detached forwards, else kept with a word.
+    async fn open_conn(&self) -> Result<(BufReader<UnixStream>, Option<u32>), AgentError> {
+        let io = |cause| AgentError::Socket {
+            path: self.paths.socket.clone(),
+            cause,
+        };
+        let mut started = false;
+        let mut hello = true;
+        loop {
+            match open(&self.paths.socket, hello).await {
+                Open::Ready { conn, hello, pid } => {
+                    let ours = hello.as_ref().is_some_and(|h| h.build == proto::build());
+                    if ours || self.met.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        return Ok((conn, pid));
+                    }
+                    drop(conn);
+                    if !self.keep_other_build(hello.as_ref()).await? {
+                        // Replaced: the new agent is of this build.
+                        continue;
+                    }
+                    return match open(&self.paths.socket, hello.is_some()).await {
+                        Open::Ready { conn, pid, .. } => Ok((conn, pid)),
+                        Open::Silent { pid } => Err(self.silent(pid, HELLO_DEADLINE)),
+                        _ => Err(io(std::io::ErrorKind::ConnectionReset.into())),
+                    };
+                }
+                // A build before the hello: asked again without one.
+                Open::Old if hello => hello = false,
+                Open::Old => return Err(io(std::io::ErrorKind::ConnectionReset.into())),
+                Open::Silent { pid } => return Err(self.silent(pid, HELLO_DEADLINE)),
+                // Left since it was found (idle, or stopped): start it again, once.
+                Open::Nobody if !started => {
+                    self.start().await?;
+                    started = true;
+                    hello = true;
+                }
+                Open::Nobody => return Err(io(std::io::ErrorKind::NotFound.into())),
+            }
+        }
+    }
+
+    /// Meeting an agent of another build (`theirs`; `None` for one before the hello): one
+    /// that holds no detached forwards is stopped and this build starts a new one (false);
+    /// one that holds some is kept, asked only what both builds know, and this command says
+    /// once how to restart it (true).
+    async fn keep_other_build(&self, theirs: Option<&proto::Hello>) -> Result<bool, AgentError> {
+        let build = theirs.map_or("from before the hello", |h| h.build.as_str());
+        let stopped = match stop_socket_unless_forwards(&self.paths.socket).await? {
+            Ok(stopped) => stopped,
+            Err(forwards) => {
+                eprintln!(
+                    "paragon-admin: the agent of profile {} runs another build ({build}; this is {}) and keeps {forwards} detached forward(s), so it stays: to run this build, `paragon-admin agent stop` and detach the forwards again",
+                    self.profile.name,
+                    proto::build()
+                );
+                return Ok(true);
+            }
+        };
+        tracing::info!(
+            pid = stopped.and_then(|s| s.pid),
+            "replaced the agent of another build ({build})"
+        );
+        self.start().await?;
+        Ok(false)
     }
 
     fn protocol(&self, reason: impl std::fmt::Display) -> AgentError {
@@ -265,6 +545,8 @@ impl Agent {
             reuse_ms: u64::try_from(reuse.as_millis()).unwrap_or(u64::MAX),
         };
         match self.ask(op).await? {
+            (Reply::Ready, conn) => self.collect(conn).await,
+            // An agent of a build before the hello answers in one line.
             (
                 Reply::Captured {
                     status,
@@ -281,6 +563,46 @@ impl Agent {
         }
     }
 
+    /// A captured command's output frames up to its exit status, within `ANSWER_DEADLINE`
+    /// and `CAPTURE_MAX` bytes.
+    async fn collect(&self, mut conn: BufReader<UnixStream>) -> Result<Captured, AgentError> {
+        let lost = || AgentError::Lost {
+            profile: self.profile.name.clone(),
+        };
+        let reading = async {
+            let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+            loop {
+                match proto::read_frame(&mut conn).await {
+                    Ok(Some(Frame::Stdout(d))) => stdout.extend_from_slice(&d),
+                    Ok(Some(Frame::Stderr(d))) => stderr.extend_from_slice(&d),
+                    Ok(Some(Frame::Exit(status))) => {
+                        return Ok(Captured {
+                            status,
+                            stdout,
+                            stderr,
+                        });
+                    }
+                    Ok(Some(Frame::Failed { status, message })) => {
+                        return Err(AgentError::Relayed { message, status });
+                    }
+                    Ok(Some(_)) | Ok(None) | Err(_) => return Err(lost()),
+                }
+                if stdout.len() + stderr.len() > super::server::CAPTURE_MAX {
+                    return Err(AgentError::Relayed {
+                        message: format!(
+                            "the captured output is over {} MiB",
+                            super::server::CAPTURE_MAX / (1024 * 1024)
+                        ),
+                        status: crate::exit::FAILED,
+                    });
+                }
+            }
+        };
+        tokio::time::timeout(ANSWER_DEADLINE, reading)
+            .await
+            .map_err(|_| self.silent(None, ANSWER_DEADLINE))?
+    }
+
     /// Runs `command` on the bastion through the agent with no stdin and captures its stdout
     /// and stderr, as `Bastion::exec_capture` does directly: the agent's `Exec`, its output
     /// frames collected here.
@@ -293,32 +615,14 @@ impl Agent {
             (Reply::Ready, conn) => conn,
             (other, _) => return Err(self.protocol(format!("{other:?} to exec"))),
         };
-        let lost = || AgentError::Lost {
-            profile: self.profile.name.clone(),
-        };
         // No stdin, as directly. The socket stays open for writing: the agent takes its end
         // for the client leaving, and would end the command.
         proto::write_frame(conn.get_mut(), &Frame::StdinEof)
             .await
-            .map_err(|_| lost())?;
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        loop {
-            match proto::read_frame(&mut conn).await {
-                Ok(Some(Frame::Stdout(d))) => stdout.extend_from_slice(&d),
-                Ok(Some(Frame::Stderr(d))) => stderr.extend_from_slice(&d),
-                Ok(Some(Frame::Exit(status))) => {
-                    return Ok(Captured {
-                        status,
-                        stdout,
-                        stderr,
-                    });
-                }
-                Ok(Some(Frame::Failed { status, message })) => {
-                    return Err(AgentError::Relayed { message, status });
-                }
-                Ok(Some(_)) | Ok(None) | Err(_) => return Err(lost()),
-            }
-        }
+            .map_err(|_| AgentError::Lost {
+                profile: self.profile.name.clone(),
+            })?;
+        self.collect(conn).await
     }
 
     /// Listens for each forward on `bind` (idempotent: one live with the same name and target
@@ -360,14 +664,16 @@ impl Agent {
         }
     }
 
+    /// The agent's status, whatever its build (it is looked at, not replaced).
     pub async fn status(&self) -> Result<AgentStatus, AgentError> {
+        self.met.store(true, std::sync::atomic::Ordering::Relaxed);
         match self.send(&Op::Status).await? {
             (Reply::Status { status }, _) => Ok(*status),
             (other, _) => Err(self.protocol(format!("{other:?} to status"))),
         }
     }
 
-    pub async fn stop(&self) -> Result<bool, AgentError> {
+    pub async fn stop(&self) -> Result<Option<Stopped>, AgentError> {
         stop_socket(&self.paths.socket).await
     }
 }
@@ -458,10 +764,15 @@ impl Remote {
     pub async fn connect(profile: &Resolved, no_agent: bool) -> Result<Remote, AgentError> {
         crate::ssh::report_certificates(profile);
         if super::wanted(profile, no_agent) {
-            Ok(Remote::Agent(connect_or_start(profile).await?))
-        } else {
-            Ok(Remote::Direct(Bastion::connect(profile).await?))
+            let paths = Paths::for_profile(profile)?;
+            match paths.too_long() {
+                None => return Ok(Remote::Agent(connect_or_start(profile).await?)),
+                Some(reason) => eprintln!(
+                    "paragon-admin: {reason}: connecting directly, without the agent (set XDG_RUNTIME_DIR to a shorter folder to keep the connection)"
+                ),
+            }
         }
+        Ok(Remote::Direct(Bastion::connect(profile).await?))
     }
 
     /// `Bastion::run` on either path.

@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
+use tracing::warn;
 
 use crate::dial::Dialer;
 use crate::exit::ExitStatus;
@@ -25,6 +26,8 @@ struct Live {
     spec: Forward,
     route: Route,
     bind: IpAddr,
+    /// What it dials through, to bring it back when its replacement cannot bind.
+    dialer: Arc<dyn Dialer>,
     local: SocketAddr,
     stats: Arc<Stats>,
     stop: CancellationToken,
@@ -45,6 +48,8 @@ impl Live {
             open: self.stats.open.load(Ordering::Relaxed),
             sent: self.stats.sent.load(Ordering::Relaxed),
             received: self.stats.received.load(Ordering::Relaxed),
+            already: false,
+            replaced: None,
         }
     }
 
@@ -62,6 +67,47 @@ impl Live {
     }
 }
 
+/// Serves a bound listener over `dialer` until it is closed.
+fn serve(
+    mut l: forward::Listening,
+    route: Route,
+    bind: IpAddr,
+    dialer: Arc<dyn Dialer>,
+    uses: &Uses,
+) -> Live {
+    let stop = CancellationToken::new();
+    let (spec, local, stats) = (l.forward.clone(), l.local, l.stats.clone());
+    l.route = route;
+    // The keeper reconnects the agent's session: this one never ends, and the forward's own
+    // supervisor never needs to connect.
+    let session = Session {
+        dialer: dialer.clone(),
+        ended: Box::pin(std::future::pending()),
+    };
+    let task = tokio::spawn(forward::run(
+        vec![l],
+        session,
+        || async { Err::<Session, _>("the agent's session is kept by the agent") },
+        Options {
+            style: Style::Json,
+            sink: Sink::Stderr,
+            ..Options::default()
+        },
+        stop.clone().cancelled_owned(),
+    ));
+    Live {
+        spec,
+        route,
+        bind,
+        dialer,
+        local,
+        stats,
+        stop,
+        task,
+        _use: uses.hold(),
+    }
+}
+
 #[derive(Default)]
 pub struct Registry {
     live: Mutex<Vec<Live>>,
@@ -70,7 +116,9 @@ pub struct Registry {
 impl Registry {
     /// Makes each of `forwards` listen on `bind` (keeping those already live as asked), and
     /// returns them in the order given. `dialer` reaches every target, the `api` ones through
-    /// the Kubernetes API. A failed bind leaves the live ones as they were.
+    /// the Kubernetes API. A failed bind leaves the live ones serving as they were: one being
+    /// replaced closes only once its replacement listens (or, when the replacement wants its
+    /// very port, comes back on that port).
     pub async fn ensure(
         &self,
         forwards: Vec<Forward>,
@@ -86,60 +134,76 @@ impl Registry {
         let mut live = self.live.lock().await;
         let names: Vec<String> = forwards.iter().map(|f| f.name.clone()).collect();
         let mut new = Vec::new();
+        // Replaced once the replacement listens; those that want the old one's own port are
+        // closed first, and come back when the replacement cannot bind.
+        let mut replaced = Vec::new();
+        let mut closed = Vec::new();
+        // What the answer tells the client: kept as they were, or where the replaced ones
+        // listened.
+        let mut already = HashSet::new();
+        let mut was = std::collections::HashMap::new();
         for f in forwards {
             match live.iter().position(|l| l.spec.name == f.name) {
-                Some(i) if live[i].serves(&f, route(&f), bind) => {}
+                Some(i) if live[i].serves(&f, route(&f), bind) => {
+                    already.insert(f.name.clone());
+                }
+                Some(i) if f.local_port != 0 && f.local_port == live[i].local.port() => {
+                    was.insert(f.name.clone(), live[i].local);
+                    let old = live.remove(i);
+                    closed.push((
+                        old.spec.clone(),
+                        old.route,
+                        old.bind,
+                        old.local.port(),
+                        old.dialer.clone(),
+                    ));
+                    old.close().await;
+                    new.push(f);
+                }
                 Some(i) => {
-                    // Closed first: the replacement may want the same port.
-                    live.remove(i).close().await;
+                    was.insert(f.name.clone(), live[i].local);
+                    replaced.push(f.name.clone());
                     new.push(f);
                 }
                 None => new.push(f),
             }
         }
         if !new.is_empty() {
-            let listeners = forward::bind(new, bind).await.map_err(|e| {
-                let status = e.exit_status();
-                (crate::exit::Error::from(e).to_string(), status)
-            })?;
-            for mut l in listeners {
-                let stop = CancellationToken::new();
-                let (spec, local, stats) = (l.forward.clone(), l.local, l.stats.clone());
-                let route = route(&spec);
-                l.route = route;
-                // The keeper reconnects the agent's session: this one never ends, and the
-                // forward's own supervisor never needs to connect.
-                let session = Session {
-                    dialer: dialer.clone(),
-                    ended: Box::pin(std::future::pending()),
-                };
-                let task = tokio::spawn(forward::run(
-                    vec![l],
-                    session,
-                    || async { Err::<Session, _>("the agent's session is kept by the agent") },
-                    Options {
-                        style: Style::Json,
-                        sink: Sink::Stderr,
-                        ..Options::default()
-                    },
-                    stop.clone().cancelled_owned(),
-                ));
-                live.push(Live {
-                    spec,
-                    route,
-                    bind,
-                    local,
-                    stats,
-                    stop,
-                    task,
-                    _use: uses.hold(),
-                });
+            let listeners = match forward::bind(new, bind).await {
+                Ok(l) => l,
+                Err(e) => {
+                    for (mut spec, route, bind, port, dialer) in closed {
+                        spec.local_port = port;
+                        match forward::bind(vec![spec], bind).await {
+                            Ok(back) => live.extend(
+                                back.into_iter()
+                                    .map(|l| serve(l, route, bind, dialer.clone(), uses)),
+                            ),
+                            Err(e) => warn!("a replaced forward could not listen again: {e}"),
+                        }
+                    }
+                    let status = e.exit_status();
+                    return Err((crate::exit::Error::from(e).to_string(), status));
+                }
+            };
+            for name in replaced {
+                if let Some(i) = live.iter().position(|l| l.spec.name == name) {
+                    live.remove(i).close().await;
+                }
+            }
+            for l in listeners {
+                let route = route(&l.forward);
+                live.push(serve(l, route, bind, dialer.clone(), uses));
             }
         }
         Ok(names
             .iter()
             .filter_map(|n| live.iter().find(|l| &l.spec.name == n))
-            .map(Live::describe)
+            .map(|l| DetachedForward {
+                already: already.contains(&l.spec.name),
+                replaced: was.get(&l.spec.name).copied(),
+                ..l.describe()
+            })
             .collect())
     }
 

@@ -268,6 +268,37 @@ impl Keeper {
         }
     }
 
+    /// The session once it is up, within `wait`: what a connection at a detached forward
+    /// waits for. Unlike `bastion`, a failed attempt does not end the wait: while anyone
+    /// waits, an attempt is asked every `RETRY_WHILE_WAITING` (the backoff's longer pauses are
+    /// for nobody waiting), and the waiter is woken the moment the session is back.
+    pub async fn up_within(&self, wait: Duration) -> Result<Bastion, (String, u8)> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut rx = self.state.subscribe();
+        loop {
+            let last = match &*rx.borrow_and_update() {
+                Conn::Up(b) if !b.is_closed() => return Ok(b.clone()),
+                Conn::Up(_) => None,
+                Conn::Down { error, .. } => error.clone(),
+            };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(last.unwrap_or_else(|| {
+                    (
+                        format!(
+                            "the bastion {} is still unreachable after waiting {}s",
+                            self.target,
+                            wait.as_secs()
+                        ),
+                        crate::exit::UNREACHABLE,
+                    )
+                }));
+            }
+            self.poke.notify_one();
+            let _ = tokio::time::timeout(left.min(RETRY_WHILE_WAITING), rx.changed()).await;
+        }
+    }
+
     /// The session now, if one is up (for the status).
     pub fn current(&self) -> Option<Bastion> {
         match &*self.state.borrow() {
@@ -295,16 +326,19 @@ impl Keeper {
 }
 
 /// The kept session as a `Dialer`: each connection waits (up to 30 s) for a session when the
-/// bastion is away, as a foreground forward's connections do.
+/// bastion is away, and is served as soon as it is back (`up_within`).
 pub struct KeptDialer(pub Arc<Keeper>);
 
 /// How long a connection waits for the session to come back.
 pub const WAIT_FOR_SESSION: Duration = Duration::from_secs(30);
 
+/// How often a connection waiting for the session asks for another attempt.
+const RETRY_WHILE_WAITING: Duration = Duration::from_millis(500);
+
 impl Dialer for KeptDialer {
     fn connect<'a>(&'a self, host: &'a str, port: u16) -> DialFuture<'a> {
         Box::pin(async move {
-            match self.0.bastion(WAIT_FOR_SESSION).await {
+            match self.0.up_within(WAIT_FOR_SESSION).await {
                 Ok(b) => b.connect(host, port).await,
                 Err((reason, _)) => Err(DialError::NoSession {
                     target: dial::target(host, port),

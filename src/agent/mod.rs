@@ -1,4 +1,4 @@
-//! The kept connection: one background process per profile that holds one authenticated SSH
+//! The kept connection: one background process per (config file, profile) that holds one authenticated SSH
 //! session to the bastion (reconnecting with backoff, the host key checked every time), serves
 //! the profile's later commands through a control socket (mode 0600 in a private folder, the
 //! peer's uid checked on every connection), and holds detached forwards. It leaves when its
@@ -50,6 +50,16 @@ pub enum AgentError {
         "the agent for profile {profile} gave an answer this command does not understand ({reason}): run `paragon-admin agent stop`"
     )]
     Protocol { profile: String, reason: String },
+    /// A stopped (SIGSTOP) or wedged agent: every wait on it has a deadline.
+    #[error(
+        "the agent of {what}{} did not answer within {after}s: run `paragon-admin agent stop`, which ends it by its pid",
+        .pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    Silent {
+        what: String,
+        pid: Option<u32>,
+        after: u64,
+    },
     #[error("the agent for profile {profile} went away before the command ended")]
     Lost { profile: String },
     #[error("no agent runs for profile {profile}")]
@@ -71,6 +81,7 @@ impl crate::exit::ExitStatus for AgentError {
             | AgentError::Died { .. }
             | AgentError::Socket { .. }
             | AgentError::Protocol { .. }
+            | AgentError::Silent { .. }
             | AgentError::NotRunning { .. } => crate::exit::FAILED,
         }
     }
@@ -92,8 +103,8 @@ pub fn forwards_table(forwards: &[DetachedForward]) -> comfy_table::Table {
             f.url.clone(),
             f.target.clone().unwrap_or_else(|| "socks".to_string()),
             format!("{} ({} open)", f.connections, f.open),
-            f.sent.to_string(),
-            f.received.to_string(),
+            crate::forward::status::bytes(f.sent),
+            crate::forward::status::bytes(f.received),
         ]);
     }
     t

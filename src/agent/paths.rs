@@ -1,12 +1,20 @@
-//! Where a profile's agent lives: its socket, its start lock and its log, in a folder only
-//! this user can enter: `$XDG_RUNTIME_DIR/paragon-admin/`, else `paragon-admin-UID` under the
-//! temporary folder, created 0700 and refused when it is not ours or others can reach into it.
-//! Knows nothing of what travels through the socket.
+//! Where a profile's agent lives: its socket, its start lock and its log, named by the
+//! profile's connection id (a hash of the config file and the profile name, as OpenSSH's
+//! `ControlPath %C`), in a folder only this user can enter: `$XDG_RUNTIME_DIR/paragon-admin/`
+//! when that folder is ours, else `paragon-admin/agents/` in the user's own state folder
+//! (`$XDG_STATE_HOME`, else `~/.local/state`), never a predictable name in a shared `/tmp`
+//! that another user could take first. The folder is created 0700 and refused when it is not
+//! ours or others can reach into it. Knows nothing of what travels through the socket.
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use crate::config::Resolved;
+
 use super::AgentError;
+
+/// The longest socket path the system takes (`sun_path` is 108 bytes with its NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
 
 /// The files of one profile's agent.
 #[derive(Debug, Clone)]
@@ -20,22 +28,35 @@ pub struct Paths {
 }
 
 impl Paths {
-    pub fn for_profile(profile: &str) -> Result<Paths, AgentError> {
+    pub fn for_profile(profile: &Resolved) -> Result<Paths, AgentError> {
         let folder = folder()?;
+        let id = profile.connection_id();
         Ok(Paths {
-            socket: folder.join(format!("{profile}.sock")),
-            lock: folder.join(format!("{profile}.lock")),
-            log: folder.join(format!("{profile}.log")),
+            socket: folder.join(format!("{id}.sock")),
+            lock: folder.join(format!("{id}.lock")),
+            log: folder.join(format!("{id}.log")),
             folder,
+        })
+    }
+
+    /// Why the socket cannot be bound or reached here, when its path is too long for a Unix
+    /// socket (a deep `XDG_RUNTIME_DIR` or home).
+    pub fn too_long(&self) -> Option<String> {
+        let len = self.socket.as_os_str().len();
+        (len > MAX_SOCKET_PATH).then(|| {
+            format!(
+                "the agent's socket path {} is {len} bytes, over the {MAX_SOCKET_PATH} a socket path may have",
+                self.socket.display()
+            )
         })
     }
 }
 
 /// The private folder of this user's agents, created when missing.
 pub fn folder() -> Result<PathBuf, AgentError> {
-    let folder = match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
-        Some(run) => PathBuf::from(run).join("paragon-admin"),
-        None => std::env::temp_dir().join(format!("paragon-admin-{}", uid())),
+    let folder = match runtime_dir() {
+        Some(run) => run.join("paragon-admin"),
+        None => state_folder()?,
     };
     match std::fs::DirBuilder::new().mode(0o700).create(&folder) {
         Ok(()) => {}
@@ -43,11 +64,69 @@ pub fn folder() -> Result<PathBuf, AgentError> {
         Err(e) => {
             return Err(AgentError::Folder {
                 path: folder,
-                reason: format!("cannot create it: {e}"),
+                reason: format!(
+                    "cannot create it: {e}: set XDG_RUNTIME_DIR to a folder of your own, or use --no-agent"
+                ),
             });
         }
     }
     check_private(&folder)?;
+    Ok(folder)
+}
+
+/// `$XDG_RUNTIME_DIR` when it is set, absolute and ours. Root working in another user's
+/// environment (`sudo -E`) gets none: files root made there would lock that user out.
+fn runtime_dir() -> Option<PathBuf> {
+    let run = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())?;
+    match std::fs::metadata(&run) {
+        Ok(m) if m.uid() == uid() => Some(run),
+        Ok(m) => {
+            tracing::debug!(
+                "XDG_RUNTIME_DIR {} belongs to uid {}, not to us: not used",
+                run.display(),
+                m.uid()
+            );
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// `paragon-admin/agents` in the user's state folder, its missing parents made 0700. A home
+/// that is not ours (root with another user's `HOME`) is left alone: the folder is then
+/// `paragon-admin-UID` in the temporary folder (refused, with the fix, if another user made it).
+fn state_folder() -> Result<PathBuf, AgentError> {
+    let refuse = |path: PathBuf, reason: String| AgentError::Folder { path, reason };
+    let xdg = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute());
+    let base = match xdg {
+        Some(p) => p,
+        None => {
+            let Some(home) = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+            else {
+                return Err(refuse(
+                    PathBuf::from("~"),
+                    "no home folder: set XDG_RUNTIME_DIR or HOME, or use --no-agent".into(),
+                ));
+            };
+            if std::fs::metadata(&home).is_ok_and(|m| m.uid() != uid()) {
+                return Ok(std::env::temp_dir().join(format!("paragon-admin-{}", uid())));
+            }
+            home.join(".local").join("state")
+        }
+    };
+    let folder = base.join("paragon-admin").join("agents");
+    crate::files::create_private_dir(&folder).map_err(|e| {
+        refuse(
+            folder.clone(),
+            format!("cannot create it: {e}: set XDG_RUNTIME_DIR to a folder of your own, or use --no-agent"),
+        )
+    })?;
     Ok(folder)
 }
 
@@ -60,11 +139,14 @@ fn check_private(folder: &Path) -> Result<(), AgentError> {
     };
     let meta = std::fs::symlink_metadata(folder).map_err(|e| refuse(e.to_string()))?;
     if !meta.is_dir() {
-        return Err(refuse("it is not a folder: remove it".to_string()));
+        return Err(refuse(
+            "it is not a folder: remove it, set XDG_RUNTIME_DIR to a folder of your own, or use --no-agent"
+                .to_string(),
+        ));
     }
     if meta.uid() != uid() {
         return Err(refuse(format!(
-            "it belongs to uid {}, not to us: remove it",
+            "it belongs to uid {}, not to us: set XDG_RUNTIME_DIR to a folder of your own, or use --no-agent",
             meta.uid()
         )));
     }
@@ -87,24 +169,17 @@ pub fn inode(path: &Path) -> Option<u64> {
     std::fs::symlink_metadata(path).ok().map(|m| m.ino())
 }
 
-/// Every agent socket in this user's folder, with its profile name.
-pub fn all_sockets() -> Result<Vec<(String, PathBuf)>, AgentError> {
+/// Every agent socket in this user's folder.
+pub fn all_sockets() -> Result<Vec<PathBuf>, AgentError> {
     let folder = folder()?;
     let entries = std::fs::read_dir(&folder).map_err(|e| AgentError::Folder {
         path: folder.clone(),
         reason: e.to_string(),
     })?;
-    let mut found: Vec<(String, PathBuf)> = entries
+    let mut found: Vec<PathBuf> = entries
         .flatten()
-        .filter_map(|e| {
-            let path = e.path();
-            let name = path
-                .file_name()?
-                .to_str()?
-                .strip_suffix(".sock")?
-                .to_string();
-            Some((name, path))
-        })
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sock"))
         .collect();
     found.sort();
     Ok(found)

@@ -1,6 +1,9 @@
-//! What a client and the agent say over the control socket: one JSON line each way (the
-//! request, then the reply), and after that the operation's own bytes: for `dial` the raw
-//! stream of one `direct-tcpip` channel, for `exec` frames both ways (`Frame`). Knows nothing
+//! What a client and the agent say over the control socket: first a hello each way (the
+//! protocol version and the build, as OpenSSH's mux protocol starts, `PROTOCOL.mux`), then one
+//! JSON line each way (the request, then the reply), and after that the operation's own
+//! bytes: for `dial` the raw stream of one `direct-tcpip` channel, for `exec` frames both ways
+//! (`Frame`). A request the agent does not know is answered `failed`, never with silence.
+//! Builds before the hello sent the request first; the agent still takes that. Knows nothing
 //! of sockets, sessions or processes; only shapes and their encoding.
 
 use std::net::{IpAddr, SocketAddr};
@@ -20,6 +23,54 @@ use crate::kube::portforward::Route;
 const MAX_LINE: usize = 1024 * 1024;
 /// The largest frame payload; stdin and output are sent in chunks of at most 32 KiB.
 const MAX_FRAME: usize = 1024 * 1024;
+
+/// The protocol this build speaks: 1 added the hello. Raised when a request changes shape.
+pub const PROTOCOL: u32 = 1;
+
+/// Overrides this build's name, for tests that need an agent of another build.
+const BUILD_ENV: &str = "PARAGON_ADMIN_AGENT_BUILD";
+
+/// This build, as the hello names it: the version and git revision of `--version`.
+pub fn build() -> String {
+    std::env::var(BUILD_ENV)
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| env!("PARAGON_ADMIN_LONG_VERSION").to_string())
+}
+
+/// The first line each way: `{"hello": {...}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HelloLine {
+    pub hello: Hello,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol: u32,
+    pub build: String,
+    /// The agent's process (0 from a client).
+    #[serde(default)]
+    pub pid: u32,
+}
+
+impl Hello {
+    pub fn ours(pid: u32) -> Hello {
+        Hello {
+            protocol: PROTOCOL,
+            build: build(),
+            pid,
+        }
+    }
+}
+
+/// The operation a request line names, for the answer to one this build does not know.
+pub fn op_name(line: &serde_json::Value) -> String {
+    line.get("op")
+        .and_then(|o| o.get("op"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("?")
+        .to_string()
+}
 
 /// One request: the connection settings it was made with (`fingerprint`), and the operation.
 #[derive(Debug, Serialize, Deserialize)]
@@ -243,12 +294,29 @@ pub struct DetachedForward {
     /// Bytes towards the target, and back.
     pub sent: u64,
     pub received: u64,
+    /// In the answer to `forward`: it was live as asked already and is kept as it is
+    /// (`already`), or it replaced one of the same name that listened on `replaced`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub already: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<SocketAddr>,
 }
 
 /// What `agent status` shows.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AgentStatus {
     pub profile: String,
+    /// The config file the profile was read from (empty from builds before it was told).
+    #[serde(default)]
+    pub config: String,
+    /// The agent's build (`--version`) and protocol (empty and 0 from builds before the hello).
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub protocol: u32,
+    /// The program the agent runs (`(deleted)` once it was replaced on disk).
+    #[serde(default)]
+    pub executable: String,
     pub bastion: String,
     pub pid: u32,
     /// When the agent started, RFC 3339.

@@ -53,6 +53,9 @@ struct Agent {
     socket: std::path::PathBuf,
     /// The socket file we bound: removed on exit only while it is still ours.
     inode: Option<u64>,
+    /// This agent's build and protocol, as its hello names them.
+    build: String,
+    protocol: u32,
     /// Successful captures asked to be reused, by command: when, on which session
     /// (`Keeper::epoch`), and the answer. In memory only (a kubeconfig holds credentials).
     captured: Mutex<HashMap<String, (Instant, u64, Captured)>>,
@@ -61,7 +64,7 @@ struct Agent {
 /// Runs the agent for `profile`; the result is the process's exit status. Until "ready" its
 /// errors go to the starting command (on stdout, as a `Startup` line), which prints them.
 pub async fn run(profile: Resolved) -> u8 {
-    let paths = match Paths::for_profile(&profile.name) {
+    let paths = match Paths::for_profile(&profile) {
         Ok(p) => p,
         Err(e) => return startup_failed(e.exit_status(), &crate::exit::Error::from(e)),
     };
@@ -93,8 +96,11 @@ pub async fn run(profile: Resolved) -> u8 {
         inode: paths::inode(&paths.socket),
         socket: paths.socket,
         stop,
+        build: proto::build(),
+        protocol: protocol(),
         captured: Mutex::default(),
     });
+    tokio::spawn(stop_on_signal(agent.stop.clone()));
     tokio::spawn(leave_when_idle(agent.clone()));
     serve(&agent, listener).await;
     0
@@ -140,8 +146,25 @@ fn tell(s: &Startup) {
     }
 }
 
+/// SIGTERM (and SIGINT) stop the agent as `agent stop` does: its socket removed, its
+/// forwards closed.
+async fn stop_on_signal(stop: CancellationToken) {
+    match crate::signals::Shutdown::install() {
+        Ok(mut shutdown) => {
+            tokio::select! {
+                () = shutdown.requested() => {
+                    info!("asked to stop by a signal");
+                    stop.cancel();
+                }
+                () = stop.cancelled() => {}
+            }
+        }
+        Err(e) => warn!("cannot watch for SIGTERM: {e}"),
+    }
+}
+
 /// Leaves the starting command's terminal and session: stdin and stdout to /dev/null, stderr
-/// (the log) to `log`, and a session of our own so its hangup and Ctrl-C do not reach us.
+/// (the log, appended to: an earlier agent's lines are the one trace of why it ended) to `log`, and a session of our own so its hangup and Ctrl-C do not reach us.
 fn detach(log: &Path) -> std::io::Result<()> {
     let null = std::fs::OpenOptions::new()
         .read(true)
@@ -151,8 +174,7 @@ fn detach(log: &Path) -> std::io::Result<()> {
     rustix::stdio::dup2_stdout(&null)?;
     let log = std::fs::OpenOptions::new()
         .create(true)
-        .write(true)
-        .truncate(true)
+        .append(true)
         .mode(0o600)
         .open(log)?;
     rustix::stdio::dup2_stderr(&log)?;
@@ -223,18 +245,74 @@ async fn leave_when_idle(agent: Arc<Agent>) {
     }
 }
 
+/// Overrides the protocol this agent speaks, for tests: 0 behaves as builds before the hello
+/// did (a hello line is taken for a request it cannot read, and the connection closed).
+const PROTOCOL_ENV: &str = "PARAGON_ADMIN_AGENT_PROTOCOL";
+
+fn protocol() -> u32 {
+    std::env::var(PROTOCOL_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(proto::PROTOCOL)
+}
+
+/// The next line of a client, within `REQUEST_DEADLINE`.
+async fn read_request_line(conn: &mut BufReader<UnixStream>) -> Option<serde_json::Value> {
+    match tokio::time::timeout(REQUEST_DEADLINE, proto::read_line(conn)).await {
+        Ok(Ok(Some(v))) => Some(v),
+        Ok(Err(e)) => {
+            debug!("bad request: {e}");
+            None
+        }
+        _ => None,
+    }
+}
+
 async fn handle(agent: Arc<Agent>, stream: UnixStream) {
     let _use = agent.uses.hold();
     let mut conn = BufReader::new(stream);
-    let request: proto::Request =
-        match tokio::time::timeout(REQUEST_DEADLINE, proto::read_line(&mut conn)).await {
-            Ok(Ok(Some(r))) => r,
-            Ok(Err(e)) => {
-                debug!("bad request: {e}");
-                return;
-            }
-            _ => return,
+    let Some(mut line) = read_request_line(&mut conn).await else {
+        return;
+    };
+    let said_hello = line.get("hello").is_some();
+    if let Some(hello) = line.get("hello") {
+        debug!(client = %hello, "hello");
+        if agent.protocol == 0 {
+            return;
+        }
+        let ours = proto::HelloLine {
+            hello: proto::Hello {
+                protocol: agent.protocol,
+                build: agent.build.clone(),
+                pid: std::process::id(),
+            },
         };
+        if proto::write_line(conn.get_mut(), &ours).await.is_err() {
+            return;
+        }
+        let Some(next) = read_request_line(&mut conn).await else {
+            return;
+        };
+        line = next;
+    }
+    // Every request gets an answer: one this build does not know, an error saying so.
+    let request: proto::Request = match serde_json::from_value(line.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            let op = proto::op_name(&line);
+            info!("a request this build does not know: `{op}` ({e})");
+            let message = format!(
+                "the agent of profile {} (build {}) does not know the request `{op}`: run `paragon-admin agent stop` to have this build start a new one",
+                agent.profile.name, agent.build
+            );
+            let failed = Reply::Failed {
+                message,
+                status: crate::exit::FAILED,
+            };
+            let _ = reply(&mut conn, &failed).await;
+            return;
+        }
+    };
     let result = match request.op {
         Op::Stop => {
             // Gone from the folder before the answer: the next command starts a new agent.
@@ -256,7 +334,7 @@ async fn handle(agent: Arc<Agent>, stream: UnixStream) {
         Op::Dial { host, port } => dial(&agent, conn, &host, port).await,
         Op::Capture { command, reuse_ms } => {
             let answer = capture(&agent, command, Duration::from_millis(reuse_ms)).await;
-            reply(&mut conn, &answer).await
+            answer_capture(conn, answer, said_hello).await
         }
         Op::Exec { command, pty } => {
             let pty = pty.map(|p| Pty {
@@ -303,44 +381,130 @@ async fn handle(agent: Arc<Agent>, stream: UnixStream) {
 }
 
 /// `command`'s captured output: the answer kept from the current session if younger than
-/// `reuse`, else a fresh run (kept when it succeeded and `reuse` is not zero).
-async fn capture(agent: &Agent, command: String, reuse: Duration) -> Reply {
-    let answer = |c: &Captured| Reply::Captured {
-        status: c.status,
-        stdout: c.stdout.clone(),
-        stderr: c.stderr.clone(),
-    };
-    let bastion = match agent.keeper.bastion(WAIT_FOR_SESSION).await {
-        Ok(b) => b,
-        Err((message, status)) => return Reply::Failed { message, status },
-    };
+/// `reuse`, else a fresh run (kept when it succeeded and `reuse` is not zero). The kept
+/// answers are locked only to be read or stored, never across a run on the bastion: one hung
+/// `kubectl` there blocks no later command.
+async fn capture(
+    agent: &Agent,
+    command: String,
+    reuse: Duration,
+) -> Result<Captured, (String, u8)> {
+    let bastion = agent.keeper.bastion(WAIT_FOR_SESSION).await?;
     let epoch = agent.keeper.epoch();
-    let mut captured = agent.captured.lock().await;
-    captured.retain(|_, (at, e, _)| *e == epoch && at.elapsed() < MAX_REUSE);
+    let kept = {
+        let mut captured = agent.captured.lock().await;
+        captured.retain(|_, (at, e, _)| *e == epoch && at.elapsed() < MAX_REUSE);
+        captured
+            .get(&command)
+            .filter(|(at, _, _)| at.elapsed() < reuse)
+            .map(|(_, _, c)| c.clone())
+    };
     // Reused only while the session answers: a bastion just gone must fail as it would
     // directly, not be papered over by an old answer.
-    if let Some((at, _, c)) = captured.get(&command)
-        && at.elapsed() < reuse
+    if let Some(c) = kept
         && bastion.answers(ANSWER_WAIT).await
     {
-        return answer(c);
+        return Ok(c);
     }
-    // Held across the run: kubectl's plugin runs come in pairs, and the second takes the
-    // first's answer instead of running the command again.
-    match bastion.exec_capture(&command).await {
-        Ok(c) => {
-            let r = answer(&c);
-            if c.status == 0 && !reuse.is_zero() {
-                captured.insert(command, (Instant::now(), epoch, c));
+    let c = run_capture(&bastion, &command).await?;
+    if c.status == 0 && !reuse.is_zero() {
+        let mut captured = agent.captured.lock().await;
+        captured.insert(command, (Instant::now(), epoch, c.clone()));
+    }
+    Ok(c)
+}
+
+/// The longest a captured command may run on the bastion.
+const CAPTURE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The most output a capture keeps (stdout and stderr together): a kubeconfig with a large
+/// CA bundle is a few hundred KB; a runaway command must not grow the agent without end.
+pub const CAPTURE_MAX: usize = 16 * 1024 * 1024;
+
+/// Runs `command` with no stdin on the exec path's streams, its output collected up to
+/// `CAPTURE_MAX`, within `CAPTURE_DEADLINE`.
+async fn run_capture(bastion: &Bastion, command: &str) -> Result<Captured, (String, u8)> {
+    let (input, input_rx) = mpsc::channel(1);
+    let (output_tx, mut output) = mpsc::channel(64);
+    let streams = Streams {
+        input: input_rx,
+        output: output_tx,
+        gone: CancellationToken::new(),
+    };
+    let _ = input.send(Input::Eof).await;
+    let running = bastion.stream(SshRequest::ExecBytes(command.as_bytes()), None, streams);
+    // Ends early (and so ends the command: its output has nowhere to go) past the cap.
+    let collecting = async move {
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        while let Some(o) = output.recv().await {
+            match o {
+                Output::Stdout(d) => stdout.extend_from_slice(&d),
+                Output::Stderr(d) => stderr.extend_from_slice(&d),
             }
-            r
+            if stdout.len() + stderr.len() > CAPTURE_MAX {
+                return None;
+            }
         }
-        Err(e) => Reply::Failed {
-            status: e.exit_status(),
-            message: crate::exit::Error::from(e).to_string(),
-        },
+        Some((stdout, stderr))
+    };
+    let both = async { tokio::join!(running, collecting) };
+    let failed = |message: String| (message, crate::exit::FAILED);
+    match tokio::time::timeout(CAPTURE_DEADLINE, both).await {
+        Err(_) => Err(failed(format!(
+            "`{command}` on the bastion gave no answer within {}s",
+            CAPTURE_DEADLINE.as_secs()
+        ))),
+        Ok((_, None)) => Err(failed(format!(
+            "`{command}` on the bastion printed more than {} MiB",
+            CAPTURE_MAX / (1024 * 1024)
+        ))),
+        Ok((Err(e), _)) => {
+            let status = e.exit_status();
+            Err((crate::exit::Error::from(e).to_string(), status))
+        }
+        Ok((Ok(status), Some((stdout, stderr)))) => Ok(Captured {
+            status,
+            stdout,
+            stderr,
+        }),
     }
 }
+
+/// A capture's answer as the client asked for it: streamed in frames after `ready` (clients
+/// that said hello), or one `captured` line (clients of builds before the hello).
+async fn answer_capture(
+    mut conn: BufReader<UnixStream>,
+    answer: Result<Captured, (String, u8)>,
+    streamed: bool,
+) -> std::io::Result<()> {
+    let c = match answer {
+        Ok(c) => c,
+        Err((message, status)) => {
+            return reply(&mut conn, &Reply::Failed { message, status }).await;
+        }
+    };
+    if !streamed {
+        let line = Reply::Captured {
+            status: c.status,
+            stdout: c.stdout,
+            stderr: c.stderr,
+        };
+        return reply(&mut conn, &line).await;
+    }
+    reply(&mut conn, &Reply::Ready).await?;
+    let w = conn.get_mut();
+    for chunk in c.stdout.chunks(FRAME_CHUNK) {
+        proto::write_frame(w, &Frame::Stdout(chunk.to_vec())).await?;
+    }
+    for chunk in c.stderr.chunks(FRAME_CHUNK) {
+        proto::write_frame(w, &Frame::Stderr(chunk.to_vec())).await?;
+    }
+    proto::write_frame(w, &Frame::Exit(c.status)).await?;
+    w.shutdown().await
+}
+
+/// Output frames carry at most this much, as the exec path's do.
+const FRAME_CHUNK: usize = 32 * 1024;
 
 /// How long a reused answer waits for the session to prove it is alive.
 const ANSWER_WAIT: Duration = Duration::from_secs(5);
@@ -385,6 +549,13 @@ async fn status(agent: &Agent) -> AgentStatus {
     let channels = current.as_ref().map(Bastion::channel_counts);
     AgentStatus {
         profile: agent.profile.name.clone(),
+        config: agent.profile.file.display().to_string(),
+        version: agent.build.clone(),
+        protocol: agent.protocol,
+        // Read now, not at start: a binary replaced on disk since shows as `(deleted)`.
+        executable: std::fs::read_link("/proc/self/exe")
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
         bastion: agent.keeper.target().to_string(),
         pid: std::process::id(),
         up_since: agent.started.to_string(),

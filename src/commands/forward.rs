@@ -22,7 +22,9 @@ pub async fn run(g: &Globals, args: ForwardArgs) -> Result<u8, Error> {
     if let Some(name) = &args.stop {
         return stop(g, &profile, name).await;
     }
-    let stable = |name: &str| crate::state::Ports::user()?.stable_port(&profile.name, name);
+    let stable = |name: &str| {
+        crate::state::Ports::user()?.stable_port(&profile.state_key(), &profile.name, name)
+    };
     let mut forwards =
         forward::spec::parse_specs_stable(&args.specs, &profile.services(), &stable)?;
     if let Some(port) = args.socks {
@@ -115,6 +117,20 @@ async fn detach(
     let listening = agent.ensure_forwards(&forwards, bind, api).await?;
     let o = super::forward_options(g, Sink::Stdout);
     for f in listening {
+        // Said on stderr, so a second --detach to the same target is never silent.
+        if !g.quiet {
+            if f.already {
+                eprintln!(
+                    "paragon-admin: {} was detached already on {}: kept as it is",
+                    f.name, f.local
+                );
+            } else if let Some(was) = f.replaced {
+                eprintln!(
+                    "paragon-admin: {} was detached on {was}: replaced, now on {}",
+                    f.name, f.local
+                );
+            }
+        }
         let event = Event::Listening {
             name: f.name,
             local: f.local,

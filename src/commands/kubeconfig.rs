@@ -42,7 +42,7 @@ async fn serve(g: &Globals, args: KubeconfigArgs) -> Result<u8, Error> {
     };
     let local_port = match args.local_port {
         Some(p) => p,
-        None => Ports::user()?.stable_port(&profile.name, KUBE_API)?,
+        None => Ports::user()?.stable_port(&profile.state_key(), &profile.name, KUBE_API)?,
     };
     let mut shutdown = Shutdown::install()?;
     // The port is bound before connecting; what it forwards to may only be known from the

@@ -102,6 +102,28 @@ pub fn resolve(config: Option<&Path>, profile: Option<&str>) -> Result<Resolved,
 }
 
 impl Resolved {
+    /// What names this profile's kept connection, as OpenSSH's `ControlPath %C` names one: a
+    /// hash of the config file (made absolute, links followed) and the profile name, so that
+    /// two files with a profile of the same name never share an agent. 16 hex digits.
+    pub fn connection_id(&self) -> String {
+        let file = std::fs::canonicalize(&self.file).unwrap_or_else(|_| self.file.clone());
+        let mut text = file.as_os_str().as_encoded_bytes().to_vec();
+        text.push(0);
+        text.extend_from_slice(self.name.as_bytes());
+        let digest = ring::digest::digest(&ring::digest::SHA256, &text);
+        digest.as_ref()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The name this profile's remembered local ports are kept under (`state::Ports`): the
+    /// profile and its file, so two files with one profile name keep their own ports.
+    pub fn state_key(&self) -> String {
+        let file = std::fs::canonicalize(&self.file).unwrap_or_else(|_| self.file.clone());
+        format!("{} {}", self.name, file.display())
+    }
+
     pub fn new(name: String, file: PathBuf, mut settings: Profile) -> Result<Self, ConfigError> {
         let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
         resolve_ca_files(&file, &base, &name, &mut settings)?;

@@ -25,23 +25,84 @@ pub enum Request<'a> {
     Shell,
 }
 
-/// The exit status a shell reports for a process killed by `sig`: 128 + its number.
+/// The exit status a shell reports for a process killed by `sig`: 128 + its number here, for
+/// every signal the server names (`USR2`, `BUS`, `SYS`, ...; a `SIG` prefix is allowed). A
+/// signal the server does not name (OpenSSH sends `SIG@openssh.com` for all but thirteen)
+/// gives 128: never 255, which says the bastion was not reached.
 pub(super) fn signal_status(sig: &Sig) -> u32 {
-    128 + match sig {
-        Sig::HUP => 1,
-        Sig::INT => 2,
-        Sig::QUIT => 3,
-        Sig::ILL => 4,
-        Sig::ABRT => 6,
-        Sig::FPE => 8,
-        Sig::KILL => 9,
-        Sig::USR1 => 10,
-        Sig::SEGV => 11,
-        Sig::PIPE => 13,
-        Sig::ALRM => 14,
-        Sig::TERM => 15,
-        Sig::Custom(_) => 127,
-    }
+    let name = match sig {
+        Sig::HUP => "HUP",
+        Sig::INT => "INT",
+        Sig::QUIT => "QUIT",
+        Sig::ILL => "ILL",
+        Sig::ABRT => "ABRT",
+        Sig::FPE => "FPE",
+        Sig::KILL => "KILL",
+        Sig::USR1 => "USR1",
+        Sig::SEGV => "SEGV",
+        Sig::PIPE => "PIPE",
+        Sig::ALRM => "ALRM",
+        Sig::TERM => "TERM",
+        Sig::Custom(c) => c.as_str(),
+    };
+    128 + signal_number(name.strip_prefix("SIG").unwrap_or(name)).unwrap_or(0)
+}
+
+/// A signal's number on this system, by its name without `SIG`.
+#[cfg(unix)]
+fn signal_number(name: &str) -> Option<u32> {
+    use rustix::process::Signal;
+    let sig = match name {
+        "HUP" => Signal::HUP,
+        "INT" => Signal::INT,
+        "QUIT" => Signal::QUIT,
+        "ILL" => Signal::ILL,
+        "TRAP" => Signal::TRAP,
+        "ABRT" | "IOT" => Signal::ABORT,
+        "BUS" => Signal::BUS,
+        "FPE" => Signal::FPE,
+        "KILL" => Signal::KILL,
+        "USR1" => Signal::USR1,
+        "SEGV" => Signal::SEGV,
+        "USR2" => Signal::USR2,
+        "PIPE" => Signal::PIPE,
+        "ALRM" => Signal::ALARM,
+        "TERM" => Signal::TERM,
+        "CHLD" => Signal::CHILD,
+        "CONT" => Signal::CONT,
+        "STOP" => Signal::STOP,
+        "TSTP" => Signal::TSTP,
+        "TTIN" => Signal::TTIN,
+        "TTOU" => Signal::TTOU,
+        "URG" => Signal::URG,
+        "XCPU" => Signal::XCPU,
+        "XFSZ" => Signal::XFSZ,
+        "VTALRM" => Signal::VTALARM,
+        "PROF" => Signal::PROF,
+        "WINCH" => Signal::WINCH,
+        "IO" | "POLL" => Signal::IO,
+        "SYS" => Signal::SYS,
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        "STKFLT" => Signal::STKFLT,
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        "PWR" => Signal::POWER,
+        _ => return None,
+    };
+    u32::try_from(sig.as_raw()).ok()
+}
+
+/// A signal's number by its name without `SIG`: Linux's numbering where POSIX has none.
+#[cfg(not(unix))]
+fn signal_number(name: &str) -> Option<u32> {
+    const NAMES: [&str; 31] = [
+        "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
+        "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG",
+        "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
+    ];
+    NAMES
+        .iter()
+        .position(|n| *n == name)
+        .and_then(|i| u32::try_from(i + 1).ok())
 }
 
 /// A thread writing to this process's stdout or stderr: the async loop never waits on a
@@ -339,3 +400,23 @@ async fn pass_window_changes(input: mpsc::Sender<Input>) {
 /// Windows has no SIGWINCH: the size given when the PTY was opened stays.
 #[cfg(not(unix))]
 async fn pass_window_changes(_input: mpsc::Sender<Input>) {}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_signal_the_server_names_is_128_plus_its_number() {
+        let custom = |n: &str| signal_status(&Sig::Custom(n.to_string()));
+        assert_eq!(signal_status(&Sig::TERM), 143);
+        assert_eq!(signal_status(&Sig::USR1), 128 + 10);
+        assert_eq!(custom("USR2"), 128 + 12);
+        assert_eq!(custom("BUS"), 128 + 7);
+        assert_eq!(custom("SYS"), 128 + 31);
+        assert_eq!(custom("SIGXCPU"), 128 + 24);
+        assert_eq!(custom("WINCH"), 128 + 28);
+        // Unnamed (OpenSSH's catch-all) or unknown: 128, never the "not reached" 255.
+        assert_eq!(custom("SIG@openssh.com"), 128);
+        assert_eq!(custom("NOSUCH"), 128);
+    }
+}

@@ -1,4 +1,4 @@
-//! The kept connection (issue 13): one agent per profile keeps one SSH session to a real
+//! The kept connection (issue 13): one agent per (config file, profile) keeps one SSH session to a real
 //! OpenSSH sshd (`LogLevel VERBOSE`, so every connection shows in its log) and serves the
 //! profile's commands, detached forwards, status and stop. Each test runs in its own home and
 //! `XDG_RUNTIME_DIR`, and stops its agents in `Drop`.
@@ -46,12 +46,17 @@ impl Kept {
         self.sshd.log().matches("Accepted publickey").count()
     }
 
-    fn folder(&self) -> PathBuf {
+    pub(crate) fn folder(&self) -> PathBuf {
         self.home.runtime_dir().join("paragon-admin")
     }
 
-    fn socket(&self) -> PathBuf {
-        self.folder().join("test.sock")
+    /// The one agent socket in the folder (named by a hash of the config file and profile),
+    /// or a path that does not exist when there is none.
+    pub(crate) fn socket(&self) -> PathBuf {
+        sockets(&self.folder())
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| self.folder().join("none.sock"))
     }
 
     pub(crate) fn status(&self) -> serde_json::Value {
@@ -65,6 +70,20 @@ impl Drop for Kept {
     fn drop(&mut self) {
         let _ = self.paragon(&["agent", "stop", "--all"]).output();
     }
+}
+
+/// The agent sockets in `folder`.
+pub(crate) fn sockets(folder: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(folder)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "sock"))
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
 }
 
 pub(crate) fn wait_until(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
@@ -410,12 +429,7 @@ fn two_commands_started_at_once_leave_one_agent() {
         assert_eq!(String::from_utf8_lossy(&out.stdout), "both\n");
     }
     assert_eq!(k.connections(), 1, "{}", k.sshd.log());
-    let sockets = std::fs::read_dir(k.folder())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".sock"))
-        .count();
-    assert_eq!(sockets, 1);
+    assert_eq!(sockets(&k.folder()).len(), 1);
 }
 
 #[test]

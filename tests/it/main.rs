@@ -7,6 +7,7 @@ mod access;
 mod agent;
 mod agent_forward;
 mod agent_health;
+mod agent_life;
 mod api_route;
 mod bastion;
 mod bastion_image;
