@@ -43,6 +43,7 @@ impl ProfileDraft {
             services: BTreeMap::new(),
             kube: KubeConfig::default(),
             datastores: Datastores::default(),
+            thresholds: BTreeMap::new(),
         }
     }
 }
