@@ -30,6 +30,26 @@ pub enum Unit {
 }
 
 impl Unit {
+    /// What follows a number: ` %`, ` s`, ` days`, nothing for a count.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Unit::Percent => " %",
+            Unit::Count => "",
+            Unit::Seconds => " s",
+            Unit::Days => " days",
+        }
+    }
+
+    /// Grafana's unit id for a panel.
+    pub fn grafana(self) -> &'static str {
+        match self {
+            Unit::Percent => "percent",
+            Unit::Count => "short",
+            Unit::Seconds => "s",
+            Unit::Days => "d",
+        }
+    }
+
     /// `97 %`, `12`, `30 s`, `1.5 days`.
     pub fn format(self, v: f64) -> String {
         let n = if v.abs() >= 100.0 || v.fract() == 0.0 {
@@ -37,12 +57,7 @@ impl Unit {
         } else {
             format!("{v:.1}")
         };
-        match self {
-            Unit::Percent => format!("{n} %"),
-            Unit::Count => n,
-            Unit::Seconds => format!("{n} s"),
-            Unit::Days => format!("{n} days"),
-        }
+        format!("{n}{}", self.suffix())
     }
 }
 

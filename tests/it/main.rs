@@ -9,6 +9,7 @@ mod agent_health;
 mod api_route;
 mod bastion;
 mod bastion_image;
+mod capacity;
 mod config;
 mod demo;
 mod demo_bastion;
