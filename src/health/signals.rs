@@ -8,6 +8,10 @@
 //! monitoring release's bull-exporter), prometheus-community's postgres_exporter and
 //! oliver006's redis_exporter, the kubelet's volume stats and ingress-nginx's controller.
 //! Paragon's containers are named after their service, so `container` names the service.
+//! A service's CPU is the last two samples' rate (`irate`, as kube-prometheus' own
+//! container CPU rules take it): `rate` over a window divides by the whole window, so it
+//! reads low until Prometheus has held the series that long. Shares (throttling, 5xx, a
+//! node's busy time) are ratios of rates, which holds from the second sample on.
 
 use crate::config::thresholds::{self, Level};
 
@@ -134,13 +138,13 @@ const MOUNT: (&str, &str) = ("mountpoint", "filesystem");
 #[rustfmt::skip]
 pub const SIGNALS: &[Signal] = &[
     signal("cpu", Group::Cpu,
-        r#"max by (container) (sum by (container, pod) (rate(container_cpu_usage_seconds_total{namespace="paragon",container!="",container!="POD"}[5m])) / sum by (container, pod) (kube_pod_container_resource_limits{namespace="paragon",resource="cpu"})) * 100"#,
+        r#"max by (container) (sum by (container, pod) (irate(container_cpu_usage_seconds_total{namespace="paragon",container!="",container!="POD"}[5m])) / sum by (container, pod) (kube_pod_container_resource_limits{namespace="paragon",resource="cpu"})) * 100"#,
         SERVICE, "CPU use of its limit (busiest pod)", "cAdvisor and kube-state-metrics", Empty::NotChecked),
     signal("cpu_throttling", Group::Cpu,
         r#"max by (container) (rate(container_cpu_cfs_throttled_periods_total{namespace="paragon",container!=""}[5m]) / rate(container_cpu_cfs_periods_total{namespace="paragon",container!=""}[5m])) * 100"#,
         SERVICE, "CPU periods throttled", "cAdvisor", Empty::NotChecked),
     signal("node_cpu", Group::Cpu,
-        r#"(1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m]))) * 100"#,
+        r#"(1 - sum by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])) / sum by (instance) (rate(node_cpu_seconds_total[5m]))) * 100"#,
         NODE, "CPU busy", "node-exporter", Empty::NotChecked),
     signal("memory", Group::Memory,
         r#"max by (container) (sum by (container, pod) (container_memory_working_set_bytes{namespace="paragon",container!="",container!="POD"}) / sum by (container, pod) (kube_pod_container_resource_limits{namespace="paragon",resource="memory"})) * 100"#,

@@ -47,6 +47,9 @@ impl Served {
                 self.memory_percent / 100.0 * gib
             ),
             format!(r#"container_oom_events_total{{{cadvisor}}} {}"#, self.oom_events),
+            // node-exporter's CPU collector (collector/cpu_linux.go): one node 50 % busy.
+            r#"node_cpu_seconds_total{cpu="0",mode="idle"} linear:0:0.5"#.into(),
+            r#"node_cpu_seconds_total{cpu="0",mode="user"} linear:0:0.5"#.into(),
             // kube-state-metrics (internal/store/pod.go).
             format!(
                 r#"kube_pod_container_resource_limits{{{pod},uid="1",node="n-1",resource="cpu",unit="core"}} 1"#
@@ -77,15 +80,16 @@ impl Served {
     }
 }
 
-/// Each capacity finding's signal (the message's first word) and its worst status.
-fn capacity(home: &Home) -> BTreeMap<String, (String, bool)> {
+/// Each capacity finding's signal (the message's first word): its worst status, whether it
+/// was checked, and that finding's message.
+fn capacity(home: &Home) -> BTreeMap<String, (String, bool, String)> {
     let r = run(home
         .paragon()
         .args(["health", "--local", "--output", "json", "--timeout", "10"]));
     let v: Value = serde_json::from_str(&r.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr));
     let rank = |s: &str| ["ok", "warn", "fail"].iter().position(|x| *x == s);
-    let mut out: BTreeMap<String, (String, bool)> = BTreeMap::new();
+    let mut out: BTreeMap<String, (String, bool, String)> = BTreeMap::new();
     for f in v["checks"].as_array().unwrap() {
         if f["area"] != "capacity" {
             continue;
@@ -94,9 +98,11 @@ fn capacity(home: &Home) -> BTreeMap<String, (String, bool)> {
         let key = msg.split(':').next().unwrap().to_string();
         let status = f["status"].as_str().unwrap().to_string();
         let checked = f["checked"].as_bool().unwrap();
-        let e = out.entry(key).or_insert((status.clone(), checked));
+        let e = out
+            .entry(key)
+            .or_insert((status.clone(), checked, msg.to_string()));
         if rank(&status) > rank(&e.0) {
-            *e = (status, checked && e.1);
+            *e = (status, checked && e.1, msg.to_string());
         }
     }
     out
@@ -112,13 +118,17 @@ fn config(prometheus: u16, redis: &str, postgres: &str, thresholds: &str) -> Str
 }
 
 /// Polls the report until every signal in `want` has its status (bounded: 40 s).
-fn expect(home: &Home, step: &str, want: &[(&str, &str)]) -> BTreeMap<String, (String, bool)> {
+fn expect(
+    home: &Home,
+    step: &str,
+    want: &[(&str, &str)],
+) -> BTreeMap<String, (String, bool, String)> {
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let got = capacity(home);
         let wrong: Vec<String> = want
             .iter()
-            .filter(|(k, s)| got.get(*k).is_none_or(|(g, checked)| g != s || !checked))
+            .filter(|(k, s)| got.get(*k).is_none_or(|(g, checked, _)| g != s || !checked))
             .map(|(k, s)| format!("{k}: want {s}, got {:?}", got.get(*k)))
             .collect();
         if wrong.is_empty() {
@@ -206,12 +216,9 @@ fn capacity_signals_pass_warn_and_fail_as_values_cross_their_levels_and_the_rule
         ))
     };
 
-    // Pass: the served values within the default levels; this machine's own values under
-    // levels set out of their reach.
-    write(
-        "node_cpu = { warn = 100, fail = 100 }\nnode_memory = { warn = 100, fail = 100 }\n\
-         disk_free = { warn = 0, fail = 0 }\n",
-    );
+    // Pass: the served values within the default levels; this machine's own memory and
+    // disks under levels set out of their reach.
+    write("node_memory = { warn = 100, fail = 100 }\ndisk_free = { warn = 0, fail = 0 }\n");
     let all: Vec<&str> = [
         "cpu",
         "cpu_throttling",
@@ -279,7 +286,7 @@ fn capacity_signals_pass_warn_and_fail_as_values_cross_their_levels_and_the_rule
     test_exporter.set(&served.render());
     write(
         "cpu = { warn = 40 }\ncpu_throttling = { warn = 5 }\nerrors_5xx = { warn = 0.4 }\n\
-         node_cpu = { warn = 0, fail = 100 }\nnode_memory = { warn = 0, fail = 100 }\n\
+         node_cpu = { warn = 40 }\nnode_memory = { warn = 0, fail = 100 }\n\
          disk_free = { warn = 100, fail = 0 }\npvc_free = { warn = 90 }\n\
          pvc_days_to_full = { warn = 1000 }\noom_kills = { warn = 1, fail = 10 }\n\
          queue_failed_growth = { warn = 10, fail = 1000 }\npostgres_deadlocks = { warn = 0 }\n\
@@ -314,7 +321,7 @@ fn capacity_signals_pass_warn_and_fail_as_values_cross_their_levels_and_the_rule
     test_exporter.set(&served.render());
     write(
         "cpu = { warn = 40, fail = 45 }\ncpu_throttling = { warn = 5, fail = 8 }\n\
-         errors_5xx = { warn = 0.4, fail = 0.45 }\nnode_cpu = { warn = 0, fail = 0 }\n\
+         errors_5xx = { warn = 0.4, fail = 0.45 }\nnode_cpu = { warn = 40, fail = 45 }\n\
          node_memory = { warn = 0, fail = 0 }\ndisk_free = { warn = 100, fail = 100 }\n\
          pvc_free = { warn = 90, fail = 85 }\npvc_days_to_full = { warn = 1000, fail = 950 }\n\
          postgres_deadlocks = { warn = 0, fail = 0 }\nredis_evictions = { warn = 1, fail = 10 }\n\
