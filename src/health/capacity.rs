@@ -100,11 +100,9 @@ pub async fn query(
         .saturating_sub(Duration::from_secs(1))
         .max(Duration::from_secs(1));
     let path = format!(
-        "/api/v1/query?{}",
-        form_urlencoded::Serializer::new(String::new())
-            .append_pair("query", promql)
-            .append_pair("timeout", &format!("{}s", within.as_secs()))
-            .finish()
+        "/api/v1/query?query={}&timeout={}s",
+        percent_encoded(promql),
+        within.as_secs()
     );
     let transport = match svc.scheme {
         Scheme::Http => Transport::Plain,
@@ -152,6 +150,18 @@ pub async fn query(
             resp.status
         ))
     })
+}
+
+/// `s` as a URL query value: every byte but RFC 3986's unreserved ones as `%XX`.
+fn percent_encoded(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// The series of a `/api/v1/query` answer (a vector; a scalar is one unlabelled series).
@@ -325,6 +335,14 @@ mod tests {
     }
 
     #[test]
+    fn a_query_is_percent_encoded() {
+        assert_eq!(
+            percent_encoded(r#"sum by (x) (m{a="b"}) / 2"#),
+            "sum%20by%20%28x%29%20%28m%7Ba%3D%22b%22%7D%29%20%2F%202"
+        );
+    }
+
+    #[test]
     fn a_vector_answer_and_an_error_answer() {
         let ok = br#"{"status":"success","data":{"resultType":"vector","result":[
             {"metric":{"container":"hermes"},"value":[1700000000.1,"93.5"]}]}}"#;
@@ -367,7 +385,7 @@ mod tests {
         assert_eq!(f[2].severity, Severity::Ok);
         assert!(
             f[2].message
-                .starts_with("2 services within levels; worst service pheme:"),
+                .starts_with("memory: 2 services within levels; worst service pheme:"),
             "{}",
             f[2].message
         );

@@ -141,7 +141,7 @@ pub fn render(file: &RuleFile, format: Format) -> Result<String, serde_saphyr::s
             kind: "PrometheusRule",
             metadata: Metadata {
                 name: GROUP,
-                namespace: crate::health::NAMESPACE,
+                namespace: crate::kube::NAMESPACE,
                 labels: [
                     ("app.kubernetes.io/name", GROUP),
                     ("app.kubernetes.io/managed-by", "paragon-admin"),

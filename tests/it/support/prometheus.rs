@@ -94,10 +94,17 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 
 /// `query` as an instant query on the Prometheus at `port`: its JSON answer.
 pub fn instant_query(port: u16, query: &str) -> serde_json::Value {
-    let q: String = form_urlencoded::Serializer::new(String::new())
-        .append_pair("query", query)
-        .finish();
-    let (_, body) = http_get(port, &format!("/api/v1/query?{q}")).expect("prometheus answers");
+    let q: String = query
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let (_, body) =
+        http_get(port, &format!("/api/v1/query?query={q}")).expect("prometheus answers");
     serde_json::from_str(&body).expect("prometheus answers JSON")
 }
 
