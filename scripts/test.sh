@@ -41,6 +41,13 @@ declare -A need=(
   # The bastion image, built and run (scripts/test-image.sh): podman as root, with runc.
   [podman]=podman
   [runc]=runc
+  # The capacity tests: Debian's Prometheus, Alertmanager and exporters.
+  [prometheus]=prometheus
+  [promtool]=prometheus
+  [prometheus-alertmanager]=prometheus-alertmanager
+  [prometheus-node-exporter]=prometheus-node-exporter
+  [prometheus-postgres-exporter]=prometheus-postgres-exporter
+  [prometheus-redis-exporter]=prometheus-redis-exporter
 )
 missing=()
 for cmd in "${!need[@]}"; do

@@ -149,6 +149,18 @@ this machine). Exit status 0 when nothing failed (warnings allowed), 1 when some
         after_help = "Examples:\n  paragon-admin health\n  paragon-admin health --output json | jq '.checks[] | select(.status == \"fail\")'\n  paragon-admin health --local --kubeconfig ~/.kube/config --timeout 30"
     )]
     Health(HealthArgs),
+    /// Alert rules and a Grafana dashboard for the capacity signals the health report checks
+    #[command(
+        long_about = "Print what an installation without monitoring of its own needs to watch the \
+capacity signals the health report checks (area `capacity`): Prometheus alerting rules and a \
+Grafana dashboard, both from the same queries and the profile's [thresholds] (the defaults \
+without a profile).",
+        after_help = "Examples:\n  paragon-admin monitoring rules > paragon-rules.yml && promtool check rules paragon-rules.yml\n  paragon-admin monitoring rules --format kubernetes | paragon-admin kubectl apply -f -\n  paragon-admin monitoring dashboard > paragon-capacity.json"
+    )]
+    Monitoring {
+        #[command(subcommand)]
+        action: MonitoringAction,
+    },
     /// Forward local ports to services in the private network, through the bastion
     #[command(
         long_about = forward_about(),
@@ -503,6 +515,43 @@ pub enum AgentAction {
     /// Run the agent in this process (started by the other commands)
     #[command(hide = true)]
     Run,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MonitoringAction {
+    /// Print Prometheus alerting rules: a warning and a critical rule per signal
+    Rules {
+        /// A Prometheus rule file, or a prometheus-operator PrometheusRule
+        #[arg(long, value_enum, default_value_t = RulesFormat::Prometheus)]
+        format: RulesFormat,
+        /// How long a condition holds before its alert fires (Prometheus' `for`)
+        #[arg(long = "for", value_name = "DURATION", default_value = "5m", value_parser = prometheus_duration)]
+        hold: String,
+    },
+    /// Print a Grafana dashboard (JSON model): one row per group of signals
+    Dashboard,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RulesFormat {
+    /// A rule file for Prometheus' rule_files
+    Prometheus,
+    /// A monitoring.coreos.com/v1 PrometheusRule
+    Kubernetes,
+}
+
+/// A Prometheus duration as `for:` takes it: digits and a unit (`0s`, `90s`, `5m`, `1h`).
+fn prometheus_duration(s: &str) -> Result<String, String> {
+    let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &s[digits.len()..];
+    if !digits.is_empty()
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && ["ms", "s", "m", "h", "d", "w", "y"].contains(&unit)
+    {
+        Ok(s.to_string())
+    } else {
+        Err("expected a number and a unit: 0s, 90s, 5m, 1h".into())
+    }
 }
 
 #[derive(Debug, Subcommand)]

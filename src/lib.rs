@@ -16,6 +16,7 @@ pub mod files;
 pub mod forward;
 pub mod health;
 pub mod kube;
+pub mod monitoring;
 pub mod openssh;
 pub mod output;
 pub mod prompt;

@@ -111,6 +111,7 @@ pub async fn run(g: &Globals, a: &DemoArgs) -> Result<u8, Error> {
         redis_password: None,
         profile: String::new(),
         via: Via::Auto,
+        thresholds: Default::default(),
     };
     let report = health::run(
         target,

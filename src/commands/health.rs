@@ -68,6 +68,7 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
             },
             profile: profile.name.clone(),
             via: args.via,
+            thresholds: profile.thresholds(),
         },
         // No profile: no datastores, and no monitoring services either: the built-in ones
         // are named by the cluster's internal DNS, which only a bastion resolves.
@@ -81,6 +82,7 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
             redis_password: None,
             profile: String::new(),
             via: args.via,
+            thresholds: Default::default(),
         },
     };
     let options = health::Options {

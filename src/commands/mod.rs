@@ -14,6 +14,7 @@ mod init;
 mod kube_credential;
 mod kubeconfig;
 mod kubectl;
+mod monitoring;
 mod profiles;
 mod sandbox;
 mod secrets;
@@ -33,6 +34,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Completions(a) => docs::completions(&a),
         Command::Man(a) => docs::man(&a),
         Command::Health(args) => health::run(g, &args).await,
+        Command::Monitoring { action } => monitoring::run(g, &action),
         Command::Sandbox(args) => sandbox::run(g, args).await,
         Command::Ssh(a) => ssh::run(g, &a.command).await,
         Command::Kubectl(a) => kubectl::run(g, "kubectl", &a.args).await,

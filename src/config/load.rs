@@ -118,6 +118,12 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
                 ));
             }
         }
+        for (key, limit) in &p.thresholds {
+            if let Err(message) = super::thresholds::check(key, limit.get_ref()) {
+                let key = format!("profiles.{profile}.thresholds.{key}");
+                return Err(invalid(limit.span().start, key, message));
+            }
+        }
     }
     Ok(file)
 }
@@ -253,6 +259,32 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("(0-65535 port, 0 = any free port)"), "{msg}");
+    }
+
+    #[test]
+    fn thresholds_are_checked_with_their_line_and_key() {
+        let head = "[profiles.p]\nhost = \"b\"\n[profiles.p.thresholds]\n";
+        let msg = err(&format!("{head}memory = {{ warn = 99 }}\n"));
+        assert!(
+            msg.starts_with("c.toml:4: profiles.p.thresholds.memory: warn (99) is above fail (97)"),
+            "{msg}"
+        );
+        let msg = err(&format!("{head}cpu = 80\nmemroy = {{ fail = 90 }}\n"));
+        assert!(
+            msg.starts_with("c.toml:4: profiles.p.thresholds.cpu:"),
+            "{msg}"
+        );
+        let msg = err(&format!("{head}memroy = {{ fail = 90 }}\n"));
+        assert!(
+            msg.starts_with("c.toml:4: profiles.p.thresholds.memroy: unknown signal"),
+            "{msg}"
+        );
+        let msg = err(&format!("{head}disk_free = {{ warn = \"x\" }}\n"));
+        assert!(msg.contains("expected a number"), "{msg}");
+        let ok = parse_str(&format!("{head}memory = {{ warn = 85, fail = 92.5 }}\n")).unwrap();
+        let t = crate::config::Thresholds::with(&ok.profiles["p"].thresholds);
+        assert_eq!((t.get("memory").warn, t.get("memory").fail), (85.0, 92.5));
+        assert_eq!(t.get("cpu").fail, 95.0);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 mod load;
 mod resolve;
 mod schema;
+pub mod thresholds;
 mod values;
 mod write;
 
@@ -19,6 +20,7 @@ pub use schema::{
     ConfigFile, Datastores, KubeConfig, Probe, Profile, Service, ServiceConfig, Via, builtin_names,
     builtin_probe, builtin_services,
 };
+pub use thresholds::Thresholds;
 pub use values::{
     HostKeyPolicy, HostName, HostPort, HttpUrl, JumpHost, NonEmpty, Persist, Port, ProfileName,
     Scheme, Seconds, UrlPath, read_ca_bundle, split_host_port,

@@ -159,6 +159,11 @@ impl Resolved {
         })
     }
 
+    /// The capacity signals' levels: the defaults with this profile's `[thresholds]`.
+    pub fn thresholds(&self) -> super::Thresholds {
+        super::Thresholds::with(&self.settings.thresholds)
+    }
+
     /// The built-in services with this profile's overrides, and the profile's own, by name.
     pub fn services(&self) -> BTreeMap<String, Service> {
         let mut all: BTreeMap<String, Service> = builtin_services()

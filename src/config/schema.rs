@@ -54,6 +54,9 @@ pub struct Profile {
     /// Datastores to check, as seen from the bastion.
     #[serde(default)]
     pub datastores: Datastores,
+    /// The capacity signals' levels, by signal (`thresholds::LEVELS`); overrides of the defaults.
+    #[serde(default)]
+    pub thresholds: BTreeMap<String, toml::Spanned<super::thresholds::LimitConfig>>,
 }
 
 pub(super) fn default_port() -> Port {

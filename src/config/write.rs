@@ -44,6 +44,7 @@ impl ProfileDraft {
             services: BTreeMap::new(),
             kube: KubeConfig::default(),
             datastores: Datastores::default(),
+            thresholds: BTreeMap::new(),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! never a silent gap. This module knows nothing of clap or of SSH.
 
 mod api;
+mod capacity;
 mod certs;
 mod datastores;
 mod events;
@@ -18,6 +19,7 @@ mod nodes;
 mod pods;
 pub mod report;
 mod route;
+pub mod signals;
 mod storage;
 mod table;
 mod workloads;
@@ -74,6 +76,7 @@ pub enum Area {
     Certificates,
     Datastores,
     Monitoring,
+    Capacity,
 }
 
 impl fmt::Display for Area {
@@ -89,6 +92,7 @@ impl fmt::Display for Area {
             Area::Certificates => "certificates",
             Area::Datastores => "datastores",
             Area::Monitoring => "monitoring",
+            Area::Capacity => "capacity",
         })
     }
 }
@@ -244,6 +248,8 @@ pub struct Target {
     pub profile: String,
     /// `--via`: how monitoring services are reached (`auto`: each service's `via`).
     pub via: Via,
+    /// The capacity signals' levels (the profile's `[thresholds]` over the defaults).
+    pub thresholds: crate::config::Thresholds,
 }
 
 /// How the report runs.
@@ -288,7 +294,7 @@ pub async fn run(target: Target, options: Options, progress: &dyn Fn(Progress<'_
             }));
         }
     }
-    for c in network_checks(&target) {
+    for c in network_checks(&target, timeout) {
         running.push(run_check(c));
     }
     progress(Progress::Total(running.len()));
@@ -364,7 +370,7 @@ fn kube_checks(client: &kube::Client, now: Timestamp, version: Option<(u32, u32)
     ]
 }
 
-fn network_checks(t: &Target) -> Vec<Check> {
+fn network_checks(t: &Target, timeout: Duration) -> Vec<Check> {
     let mut checks = Vec::new();
     for hp in &t.datastores.postgres {
         checks.push(Check::new(
@@ -420,6 +426,8 @@ fn network_checks(t: &Target) -> Vec<Check> {
             checks.push(check);
         }
     }
+    let prometheus = t.services.get("prometheus");
+    checks.push(capacity::check(&routes, prometheus, &t.thresholds, timeout));
     checks
 }
 

@@ -11,6 +11,7 @@ mod agent_life;
 mod api_route;
 mod bastion;
 mod bastion_image;
+mod capacity;
 mod config;
 mod demo;
 mod demo_bastion;

@@ -7,6 +7,7 @@ pub mod bastion;
 pub mod datastores;
 pub mod monitoring;
 pub mod netns;
+pub mod prometheus;
 pub mod pty;
 pub mod sandbox;
 

@@ -1,0 +1,7 @@
+//! What an installation without monitoring of its own gets to install: Prometheus alerting
+//! rules and a Grafana dashboard, both generated from the capacity signals of
+//! `health::signals` and the profile's thresholds, so the report, the alerts and the panels
+//! judge by the same queries and the same levels. Knows nothing of clap or of SSH.
+
+pub mod dashboard;
+pub mod rules;
