@@ -113,6 +113,17 @@ pub fn complete_services(current: &OsStr) -> Vec<CompletionCandidate> {
         .collect()
 }
 
+/// Completes the names of Paragon's services (the installation's `app.kubernetes.io/name`
+/// values), as `logs` takes them.
+pub fn complete_paragon_services(current: &OsStr) -> Vec<CompletionCandidate> {
+    let prefix = current.to_string_lossy();
+    crate::diagnose::logs::SERVICES
+        .iter()
+        .filter(|s| s.starts_with(prefix.as_ref()))
+        .map(CompletionCandidate::new)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,25 +48,7 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
     }
     let kube = kube_client(decision, dialer.clone(), remote.as_ref().map(|r| r as _)).await?;
     let target = match &profile {
-        Some(profile) => Target {
-            kube,
-            dialer,
-            datastores: profile.settings.datastores.clone(),
-            services: profile.services(),
-            postgres_password: if profile.settings.datastores.postgres.is_empty() {
-                None
-            } else {
-                keyring_password(secrets::postgres_password(&profile.name))
-            },
-            context,
-            redis_password: if profile.settings.datastores.redis.is_empty() {
-                None
-            } else {
-                keyring_password(secrets::redis_password(&profile.name))
-            },
-            profile: profile.name.clone(),
-            via: args.via,
-        },
+        Some(profile) => target(profile, kube, dialer, context, args.via),
         // No profile: no datastores, and no monitoring services either: the built-in ones
         // are named by the cluster's internal DNS, which only a bastion resolves.
         None => Target {
@@ -88,6 +70,36 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
     let report = run_with_progress(g, target, options).await;
     print(g.output, &report)?;
     Ok(report.exit_status())
+}
+
+/// What the checks look at for `profile`: its datastores (with their passwords from the
+/// keyring) and monitoring services, reached through `dialer`.
+pub(super) fn target(
+    profile: &crate::config::Resolved,
+    kube: Result<kube::Client, String>,
+    dialer: Arc<dyn Dialer>,
+    context: Option<String>,
+    via: crate::config::Via,
+) -> Target {
+    Target {
+        kube,
+        dialer,
+        datastores: profile.settings.datastores.clone(),
+        services: profile.services(),
+        postgres_password: if profile.settings.datastores.postgres.is_empty() {
+            None
+        } else {
+            keyring_password(secrets::postgres_password(&profile.name))
+        },
+        context,
+        redis_password: if profile.settings.datastores.redis.is_empty() {
+            None
+        } else {
+            keyring_password(secrets::redis_password(&profile.name))
+        },
+        profile: profile.name.clone(),
+        via,
+    }
 }
 
 /// A datastore password from the keyring (named by `secrets`), if stored. A keyring that

@@ -5,6 +5,7 @@
 //! made from; `main` asks it and maps nothing else.
 
 mod agent;
+mod bundle;
 mod demo;
 mod docs;
 mod forward;
@@ -13,6 +14,7 @@ mod init;
 mod kube_credential;
 mod kubeconfig;
 mod kubectl;
+mod logs;
 mod profiles;
 mod sandbox;
 mod secrets;
@@ -32,6 +34,8 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Completions(a) => docs::completions(&a),
         Command::Man(a) => docs::man(&a),
         Command::Health(args) => health::run(g, &args).await,
+        Command::Logs(a) => logs::run(g, &a).await,
+        Command::Bundle(a) => bundle::run(g, &a).await,
         Command::Sandbox(args) => sandbox::run(g, args).await,
         Command::Ssh(a) => ssh::run(g, &a.command).await,
         Command::Kubectl(a) => kubectl::run(g, "kubectl", &a.args).await,
@@ -72,4 +76,26 @@ pub fn profile_kube(profile: &Resolved) -> crate::kube::ProfileKube<'_> {
         settings: &profile.settings.kube,
         file: &profile.file,
     }
+}
+
+/// The profile, its bastion (through its agent unless `--no-agent`) and a Kubernetes client
+/// whose connections go through it, with the kubeconfig `kube::source` chooses for a profile.
+pub async fn cluster(g: &Globals) -> Result<(Resolved, crate::agent::Remote, kube::Client), Error> {
+    let profile = resolve_profile(g)?;
+    let remote = remote(g, &profile).await?;
+    let decision = crate::kube::source::decide(
+        crate::kube::Flags {
+            kubeconfig: None,
+            context: None,
+        },
+        Some(profile_kube(&profile)),
+        false,
+    )?;
+    if decision.origin != crate::kube::Origin::Bastion {
+        remote.check_session().await?;
+    }
+    let chosen = decision.load(Some(&remote)).await?;
+    let options = chosen.options();
+    let client = crate::kube::client(remote.dialer(), chosen.kubeconfig, &options).await?;
+    Ok((profile, remote, client))
 }
