@@ -163,14 +163,7 @@ Exit status 0 when complete, 1 when a collector failed, 255 when the bastion can
     Bundle(BundleArgs),
     /// Forward local ports to services in the private network, through the bastion
     #[command(
-        long_about = "Forward local ports to services in the private network, all over one SSH \
-session to the bastion. A SPEC is a service name (grafana, kibana, openobserve, prometheus, or one from the \
-profile's [services] tables), LOCAL_PORT:SERVICE, or as with `ssh -L`, LOCAL_PORT:HOST:PORT or \
-HOST:PORT (HOST as resolved on the bastion; LOCAL_PORT 0 = any free port). Every listener is \
-bound before the bastion is contacted, so a port in use fails at once. When the bastion goes \
-away the listeners stay open and the session is re-established; new connections wait for it. \
-Stop with Ctrl-C. With --detach the profile's agent holds the forwards and the command returns \
-once they listen; --list shows them and --stop NAME (or all) closes them.",
+        long_about = forward_about(),
         after_help = "Examples:\n  paragon-admin forward grafana kibana\n  paragon-admin forward --detach grafana\n  paragon-admin forward --list\n  paragon-admin forward --stop all\n  paragon-admin forward 3000:grafana --open\n  paragon-admin forward 5432:postgres.paragon.svc:5432\n  paragon-admin forward --socks 1080\n  paragon-admin forward prometheus --output json"
     )]
     Forward(ForwardArgs),
@@ -243,6 +236,21 @@ kubeconfig.",
         after_help = "Examples:\n  paragon-admin sandbox --kubeconfig-out /tmp/sandbox.kubeconfig\n  paragon-admin sandbox --nodes 500 --pods 10000\n  paragon-admin sandbox --fault crashloop --fault failed-release --output json"
     )]
     Sandbox(SandboxArgs),
+}
+
+/// `forward`'s long help; the built-in services are named from their table.
+fn forward_about() -> String {
+    format!(
+        "Forward local ports to services in the private network, all over one SSH \
+session to the bastion. A SPEC is a service name ({}, or one from the \
+profile's [services] tables), LOCAL_PORT:SERVICE, or as with `ssh -L`, LOCAL_PORT:HOST:PORT or \
+HOST:PORT (HOST as resolved on the bastion; LOCAL_PORT 0 = any free port). Every listener is \
+bound before the bastion is contacted, so a port in use fails at once. When the bastion goes \
+away the listeners stay open and the session is re-established; new connections wait for it. \
+Stop with Ctrl-C. With --detach the profile's agent holds the forwards and the command returns \
+once they listen; --list shows them and --stop NAME (or all) closes them.",
+        crate::config::builtin_names()
+    )
 }
 
 #[derive(Debug, Args)]
@@ -781,6 +789,21 @@ mod tests {
         let man = cmd.find_subcommand("man").unwrap();
         let profile = man.get_arguments().find(|a| a.get_id() == "profile");
         assert!(profile.is_some_and(|a| a.is_hide_set()));
+    }
+
+    #[test]
+    fn forward_help_names_every_built_in_service_from_its_table() {
+        let mut cmd = command();
+        cmd.build();
+        let about = cmd
+            .find_subcommand("forward")
+            .and_then(|f| f.get_long_about())
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        for s in crate::config::builtin_services() {
+            assert!(about.contains(&s.name), "{} missing from: {about}", s.name);
+        }
+        assert!(about.contains(&format!("({}, or one", crate::config::builtin_names())));
     }
 
     #[test]

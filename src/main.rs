@@ -52,8 +52,9 @@ fn init_tracing(g: &Globals) {
     let level = match (g.quiet, g.verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
-        (false, 1) => "paragon_admin=info,warn",
-        (false, 2) => "paragon_admin=debug,info",
+        // The sandbox is a crate of its own: `-v` shows its lines as the product's.
+        (false, 1) => "paragon_admin=info,paragon_sandbox=info,warn",
+        (false, 2) => "paragon_admin=debug,paragon_sandbox=debug,info",
         (false, _) => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PARAGON_ADMIN_LOG")

@@ -6,14 +6,17 @@
 //!
 //! `paths` says where it lives, `proto` what travels on the socket, `server` is the agent
 //! itself (`keeper` its session, `forwards` its listeners, `uses` what keeps it from leaving),
-//! `client` what commands call.
+//! `client` what commands call, `reach` how a foreground forward reaches the bastion (through
+//! the agent or not), `api` the API forward the agent holds for a written kubeconfig.
 //! It uses `ssh`, `forward` and `dial`; none of them knows of it. It knows nothing of clap.
 
+pub mod api;
 pub mod client;
 mod forwards;
 mod keeper;
 pub mod paths;
 pub mod proto;
+pub mod reach;
 pub mod server;
 mod uses;
 
@@ -77,6 +80,23 @@ impl crate::exit::ExitStatus for AgentError {
 /// was not given.
 pub fn wanted(profile: &Resolved, no_agent: bool) -> bool {
     !no_agent && !profile.settings.persist.0.is_zero()
+}
+
+/// The detached forwards as a table (`agent status`, `forward --list`).
+pub fn forwards_table(forwards: &[DetachedForward]) -> comfy_table::Table {
+    let mut t =
+        crate::output::table(["NAME", "LOCAL", "TARGET", "CONNECTIONS", "SENT", "RECEIVED"]);
+    for f in forwards {
+        t.add_row([
+            f.name.clone(),
+            f.url.clone(),
+            f.target.clone().unwrap_or_else(|| "socks".to_string()),
+            format!("{} ({} open)", f.connections, f.open),
+            f.sent.to_string(),
+            f.received.to_string(),
+        ]);
+    }
+    t
 }
 
 /// The settings a session depends on, hashed: an agent whose session was made with other

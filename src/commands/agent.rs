@@ -1,6 +1,6 @@
 //! `paragon-admin agent status|stop|run`: the kept connection of a profile, glue over `agent`.
 
-use crate::agent::{self, AgentStatus, DetachedForward};
+use crate::agent::{self, AgentStatus};
 use crate::cli::{AgentAction, Globals};
 use crate::exit::Error;
 use crate::output::{self, Format};
@@ -78,23 +78,7 @@ fn print_status(s: &AgentStatus) -> std::io::Result<()> {
     output::print_table(&t)?;
     if !s.forwards.is_empty() {
         println!();
-        print_forwards(&s.forwards)?;
+        output::print_table(&agent::forwards_table(&s.forwards))?;
     }
     Ok(())
-}
-
-/// The detached forwards as a table (also `forward --list`).
-pub(super) fn print_forwards(forwards: &[DetachedForward]) -> std::io::Result<()> {
-    let mut t = output::table(["NAME", "LOCAL", "TARGET", "CONNECTIONS", "SENT", "RECEIVED"]);
-    for f in forwards {
-        t.add_row([
-            f.name.clone(),
-            f.url.clone(),
-            f.target.clone().unwrap_or_else(|| "socks".to_string()),
-            format!("{} ({} open)", f.connections, f.open),
-            f.sent.to_string(),
-            f.received.to_string(),
-        ]);
-    }
-    output::print_table(&t)
 }

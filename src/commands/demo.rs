@@ -24,11 +24,11 @@ use crate::config::{
 };
 use crate::dial::Dialer;
 use crate::exit::Error;
-use crate::forward::route::{self, Plan, Route};
-use crate::forward::{self, Shutdown, Sink, Style, Target as Tunnel};
+use crate::forward::route::Route;
+use crate::forward::{self, Shutdown, Sink, Style};
 use crate::health::{self, Target};
 use crate::kube as k8s;
-use crate::output::{self, Format};
+use crate::output::Format;
 use crate::sandbox::bastion::DemoBastion;
 use crate::sandbox::web::DemoWeb;
 use crate::sandbox::{Fault, Sandbox, SandboxOptions};
@@ -121,15 +121,7 @@ pub async fn run(g: &Globals, a: &DemoArgs) -> Result<u8, Error> {
         &|_| {},
     )
     .await;
-    match g.output {
-        Format::Json => output::print_json(&report)?,
-        Format::Table => {
-            output::print_table(&report.table())?;
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "{}", report.summary_line())?;
-            out.flush()?;
-        }
-    }
+    report.print(g.output)?;
     say(format!(
         "[4/5] health: the report, every check through the bastion; {}",
         routes_taken(&report)
@@ -142,34 +134,16 @@ pub async fn run(g: &Globals, a: &DemoArgs) -> Result<u8, Error> {
     let mut listeners = forward::bind(specs, std::net::IpAddr::V4(Ipv4Addr::LOCALHOST)).await?;
     // As `forward` chooses (auto): the demo page answers from the bastion; Prometheus' cluster
     // name does not, so it takes the API route.
-    let first = crate::forward::bastion::session(session.clone());
-    let mut api_targets = std::collections::HashSet::new();
-    for l in &mut listeners {
-        if let Tunnel::Tunnel { host, port } = &l.forward.target {
-            let via = l.forward.service.as_ref().map_or(Via::Auto, |s| s.via);
-            l.route = route::choose(&*first.dialer, via, host, *port).await;
-            if l.route == Route::Api {
-                api_targets.insert((host.clone(), *port));
-            }
-        }
-    }
+    let (first, connect) = forward::plan::route(
+        &mut listeners,
+        Via::Auto,
+        forward::bastion::session(session.clone()),
+        forward::bastion::reconnect(profile.clone()),
+        async { Ok((kubeconfig, k8s::Options::default())) },
+    )
+    .await?;
     let page = (listeners[0].local, listeners[0].url(), listeners[0].route);
     let ready = (listeners[1].local, listeners[1].url(), listeners[1].route);
-    let plan = Plan {
-        kubeconfig,
-        options: k8s::Options::default(),
-        namespace: health::NAMESPACE.to_string(),
-        api_targets: Arc::new(api_targets),
-    };
-    let first = plan.route(first).await?;
-    let base = Arc::new(crate::forward::bastion::reconnect(profile.clone()));
-    let connect = move || {
-        let (base, plan) = (base.clone(), plan.clone());
-        async move {
-            let s = base().await.map_err(|e| e.to_string())?;
-            plan.route(s).await.map_err(|e| e.to_string())
-        }
-    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let options = forward::Options {
         style: Style::Human { live: false },
@@ -179,7 +153,7 @@ pub async fn run(g: &Globals, a: &DemoArgs) -> Result<u8, Error> {
     let forwarding = tokio::spawn(forward::run(
         listeners,
         first,
-        connect,
+        move || connect(),
         options,
         async move {
             let _ = stopped.await;

@@ -2,26 +2,16 @@
 //!
 //! In the foreground the connections are dialed through the profile's agent when it wants one
 //! (its session followed by `forward::kept`), else over a session of this command's own
-//! (`--no-agent`, `persist = 0`); `kubeconfig` serves its forward the same way (`reach`).
+//! (`--no-agent`, `persist = 0`), as `agent::reach` says; routes as `forward::plan` chooses.
 
-use std::collections::HashSet;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-
+use crate::agent;
 use crate::agent::proto::ApiRoute;
-use crate::agent::{self, Agent, Remote};
+use crate::agent::reach::{Reach, reach};
 use crate::cli::{ForwardArgs, Globals};
 use crate::config::{Resolved, Via};
-use crate::dial::Dialer;
-use crate::exit::Error;
-use crate::forward::bastion::{connect_or_interrupt, reconnect, session};
-use crate::forward::kept::{self, Check, Kept, Pace};
-use crate::forward::route::{self, Plan, Route};
-use crate::forward::{
-    self, Event, Forward, ForwardError, Listening, Options, Session, Shutdown, Sink, Target,
-};
-use crate::kube::Chosen;
+use crate::exit::{Error, INTERRUPTED};
+use crate::forward::plan::{self, api_kubeconfig, api_target};
+use crate::forward::{self, Event, Forward, ForwardError, Shutdown, Sink};
 use crate::output::Format;
 
 pub async fn run(g: &Globals, args: ForwardArgs) -> Result<u8, Error> {
@@ -52,7 +42,7 @@ pub async fn run(g: &Globals, args: ForwardArgs) -> Result<u8, Error> {
     }
     let mut shutdown = Shutdown::install()?;
     let mut listeners = forward::bind(forwards, args.bind).await?;
-    let Some(reach) = reach(g, &profile, &mut shutdown).await? else {
+    let Some(reach) = reach(&profile, g.no_agent, &mut shutdown).await? else {
         return Ok(INTERRUPTED);
     };
     if args.open {
@@ -70,110 +60,21 @@ pub async fn run(g: &Globals, args: ForwardArgs) -> Result<u8, Error> {
         connect,
         remote,
     } = reach;
-    let plan = route_listeners(&profile, &remote, &mut listeners, args.via, &*first.dialer).await?;
-    let (first, connect) = match plan {
-        None => (first, connect),
-        Some(plan) => {
-            let first = plan.route(first).await?;
-            // Every new session gets its own API route over it.
-            let routed: Connect = Arc::new(move || {
-                let (connect, plan) = (connect.clone(), plan.clone());
-                Box::pin(async move {
-                    let s = connect().await?;
-                    plan.route(s).await.map_err(|e| e.to_string())
-                })
-            });
-            (first, routed)
-        }
+    let kubeconfig = async {
+        let chosen = api_kubeconfig(&profile, &remote).await?;
+        Ok((chosen.kubeconfig.clone(), chosen.options()))
     };
+    let (first, connect) =
+        plan::route(&mut listeners, args.via, first, connect, kubeconfig).await?;
     forward::run(
         listeners,
         first,
         move || connect(),
-        options(g, Sink::Stdout),
+        super::forward_options(g, Sink::Stdout),
         shutdown.requested(),
     )
     .await;
     Ok(0)
-}
-
-/// What the supervisor calls for the next session, on either path; its error is the line the
-/// `reconnect_failed` event carries.
-pub(super) type Connect =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<Session, String>> + Send>> + Send + Sync>;
-
-/// How a foreground forward reaches the bastion: its first session and what makes the next.
-pub(super) struct Reach {
-    pub first: Session,
-    pub connect: Connect,
-    /// The agent, or this command's own SSH session (`--no-agent`, `persist = 0`).
-    pub remote: Remote,
-}
-
-/// Reaches the bastion as the profile says: through its agent (started when none runs; its
-/// session is followed, not duplicated, so a warm agent means no new SSH connection), else
-/// with a session of this command's own, as before the agent. `None` when SIGINT/SIGTERM came
-/// first.
-pub(super) async fn reach(
-    g: &Globals,
-    profile: &Resolved,
-    shutdown: &mut Shutdown,
-) -> Result<Option<Reach>, Error> {
-    if !agent::wanted(profile, g.no_agent) {
-        let Some(bastion) = connect_or_interrupt(profile, shutdown).await? else {
-            return Ok(None);
-        };
-        let again = reconnect(profile.clone());
-        return Ok(Some(Reach {
-            first: session(bastion.clone()),
-            connect: Arc::new(move || {
-                let next = again();
-                Box::pin(async move { next.await.map_err(|e| e.to_string()) })
-            }),
-            remote: Remote::Direct(bastion),
-        }));
-    }
-    let started = tokio::select! {
-        a = agent::connect_or_start(profile) => a?,
-        () = shutdown.requested() => return Ok(None),
-    };
-    let dialer: Arc<dyn Dialer> = Arc::new(started.clone());
-    let check = agent_check(started.clone());
-    let pace = Pace::default();
-    let connect: Connect =
-        Arc::new(move || Box::pin(kept::connect(dialer.clone(), check.clone(), pace)));
-    let first = tokio::select! {
-        s = connect() => s.map_err(|reason| Error::with_status(crate::exit::UNREACHABLE, reason))?,
-        () = shutdown.requested() => return Ok(None),
-    };
-    Ok(Some(Reach {
-        first,
-        connect,
-        remote: Remote::Agent(started),
-    }))
-}
-
-/// The agent's session as `kept` follows it: up (known by the agent's pid and its reconnect
-/// count, which change with every new session), or reconnecting. Asking restarts an agent
-/// that went away (killed, `agent stop`); one that cannot be started is the error.
-fn agent_check(agent: Agent) -> Check {
-    Arc::new(move || {
-        let agent = agent.clone();
-        Box::pin(async move {
-            let s = agent.status().await.map_err(|e| e.to_string())?;
-            Ok(match s.connected {
-                true => Kept::Up {
-                    id: format!("{}/{}", s.pid, s.reconnects),
-                },
-                false => Kept::Down {
-                    reason: format!(
-                        "the agent of profile {} has no session to {} now and is reconnecting",
-                        s.profile, s.bastion
-                    ),
-                },
-            })
-        })
-    })
 }
 
 /// Hands the forwards to the profile's agent and prints them as a foreground forward does
@@ -201,18 +102,18 @@ async fn detach(
     let api = match targets.is_empty() {
         true => None,
         false => {
-            let chosen = api_kubeconfig(profile, &Remote::Agent(agent.clone())).await?;
+            let chosen = api_kubeconfig(profile, &agent).await?;
             Some(Box::new(ApiRoute {
                 context: chosen.context.clone(),
                 api_server: chosen.api_server.clone(),
                 kubeconfig: chosen.kubeconfig,
-                namespace: NAMESPACE.to_string(),
+                namespace: crate::kube::NAMESPACE.to_string(),
                 targets,
             }))
         }
     };
     let listening = agent.ensure_forwards(&forwards, bind, api).await?;
-    let o = options(g, Sink::Stdout);
+    let o = super::forward_options(g, Sink::Stdout);
     for f in listening {
         let event = Event::Listening {
             name: f.name,
@@ -234,7 +135,7 @@ async fn list(g: &Globals, profile: &Resolved) -> Result<u8, Error> {
     };
     match g.output {
         Format::Json => crate::output::print_json(&forwards)?,
-        Format::Table => super::agent::print_forwards(&forwards)?,
+        Format::Table => crate::output::print_table(&agent::forwards_table(&forwards))?,
     }
     Ok(0)
 }
@@ -255,73 +156,4 @@ async fn stop(g: &Globals, profile: &Resolved, name: &str) -> Result<u8, Error> 
         eprintln!("paragon-admin: closed {closed} forward(s)");
     }
     Ok(0)
-}
-
-/// Chooses each forward's route (`--via`, else the service's `via`) and, if any takes the
-/// API, the plan for it: the profile's kubeconfig, else the bastion's own.
-async fn route_listeners(
-    profile: &Resolved,
-    remote: &Remote,
-    listeners: &mut [Listening],
-    via: Via,
-    dialer: &dyn Dialer,
-) -> Result<Option<Plan>, Error> {
-    let mut api = HashSet::new();
-    for l in listeners.iter_mut() {
-        if let Some(target) = api_target(&l.forward, via, dialer).await {
-            l.route = Route::Api;
-            api.insert(target);
-        }
-    }
-    if api.is_empty() {
-        return Ok(None);
-    }
-    let chosen = api_kubeconfig(profile, remote).await?;
-    Ok(Some(Plan {
-        options: chosen.options(),
-        kubeconfig: chosen.kubeconfig,
-        namespace: NAMESPACE.to_string(),
-        api_targets: Arc::new(api),
-    }))
-}
-
-/// Where bare Service names are looked up on the API route.
-const NAMESPACE: &str = "paragon";
-
-/// `f`'s target when it takes the API route (`--via`, else its service's `via`, decided by
-/// `route::choose` over `dialer`).
-async fn api_target(f: &Forward, via: Via, dialer: &dyn Dialer) -> Option<(String, u16)> {
-    let Target::Tunnel { host, port } = &f.target else {
-        return None;
-    };
-    let via = match (via, &f.service) {
-        (Via::Auto, Some(s)) => s.via,
-        (v, _) => v,
-    };
-    (route::choose(dialer, via, host, *port).await == Route::Api).then(|| (host.clone(), *port))
-}
-
-/// The kubeconfig of the API route: the profile's, else the bastion's own (fetched into
-/// memory through `remote`).
-async fn api_kubeconfig(profile: &Resolved, remote: &Remote) -> Result<Chosen, Error> {
-    let needs = |e: Error| e.context("the API route needs a kubeconfig");
-    let decision = crate::kube::source::decide(
-        Default::default(),
-        Some(super::profile_kube(profile)),
-        false,
-    )
-    .map_err(|e| needs(e.into()))?;
-    match decision.origin.file() {
-        Some(_) => decision.load(None).await,
-        None => decision.load(Some(remote)).await,
-    }
-    .map_err(|e| needs(e.into()))
-}
-
-/// The exit status of a command interrupted before it could start serving.
-pub(super) const INTERRUPTED: u8 = 130;
-
-/// How events are shown: JSON lines, or lines for people (with a live status on a terminal).
-pub(super) fn options(g: &Globals, sink: Sink) -> Options {
-    Options::for_output(g.output == Format::Json, g.quiet, sink)
 }

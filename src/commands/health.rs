@@ -12,7 +12,6 @@ use crate::exit::{self, Error, ExitStatus as _};
 use crate::health::{self, Progress, Report, Target};
 use crate::kube as k8s;
 use crate::kube::source::Capture;
-use crate::output::{self, Format};
 use crate::secrets;
 
 pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
@@ -38,8 +37,11 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
         kubeconfig: args.kubeconfig.as_deref(),
         context: args.context.as_deref(),
     };
-    let decision =
-        k8s::source::decide(flags, profile.as_ref().map(super::profile_kube), args.local)?;
+    let decision = k8s::source::decide(
+        flags,
+        profile.as_ref().map(k8s::ProfileKube::of),
+        args.local,
+    )?;
     let context = decision.context.clone();
     if let (Some(remote), false) = (&remote, decision.origin == k8s::Origin::Bastion) {
         // Fetching the bastion's kubeconfig shows an agent's session is up; without the
@@ -68,7 +70,7 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
         strict: args.strict,
     };
     let report = run_with_progress(g, target, options).await;
-    print(g.output, &report)?;
+    report.print(g.output)?;
     Ok(report.exit_status())
 }
 
@@ -166,17 +168,4 @@ async fn run_with_progress(g: &Globals, target: Target, options: health::Options
         bar.finish_and_clear();
     }
     report
-}
-
-fn print(format: Format, report: &Report) -> std::io::Result<()> {
-    match format {
-        Format::Json => output::print_json(report),
-        Format::Table => {
-            output::print_table(&report.table())?;
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "{}", report.summary_line())?;
-            out.flush()
-        }
-    }
 }

@@ -2,7 +2,7 @@
 //! `kubeconfig --write`/`--merge` writes. kubectl runs it before it dials; it makes sure the
 //! profile's agent runs and holds the API forward on its stable port, then prints the
 //! credential as an `ExecCredential` on stdout, for kubectl only. Glue: the credential is
-//! `kube::credential`'s, the forward the agent's, the kubeconfig choice `kube::source`'s.
+//! `kube::credential`'s, the forward the agent's (`agent::api`), the kubeconfig choice `kube::source`'s.
 
 use std::io::{IsTerminal, Write};
 
@@ -14,7 +14,7 @@ pub async fn run(g: &Globals) -> Result<u8, Error> {
     let asked = std::env::var(credential::EXEC_INFO_ENV).ok();
     let info = credential::exec_info(asked.as_deref(), std::io::stdin().is_terminal())?;
     let profile = super::resolve_profile(g)?;
-    let api = super::kubeconfig::ensure_api_forward(&profile, g.no_agent).await?;
+    let api = crate::agent::api::ensure_api_forward(&profile, g.no_agent).await?;
     let credential = Credential::from_chosen(&api.chosen)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

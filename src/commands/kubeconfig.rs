@@ -6,18 +6,18 @@
 //! `kube-credential` plugin; it makes sure that forward listens and returns.
 
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 
+use crate::agent::api::ensure_api_forward;
+use crate::agent::reach::{Reach, reach};
 use crate::cli::{Globals, KubeconfigArgs};
 use crate::config::Resolved;
-use crate::exit::{Error, ExitStatus};
+use crate::exit::{Error, INTERRUPTED};
 use crate::forward::kubeconfig::{self, Plugin, Source, Upstream};
 use crate::forward::{self, Shutdown, Sink};
-use crate::kube::Chosen;
+use crate::kube::ProfileKube;
 use crate::state::{KUBE_API, Ports};
-
-use super::forward::{INTERRUPTED, Reach, options, reach};
 
 const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
@@ -32,11 +32,8 @@ pub async fn run(g: &Globals, args: KubeconfigArgs) -> Result<u8, Error> {
 /// Prints the kubeconfig, credentials included, and serves the forward until interrupted.
 async fn serve(g: &Globals, args: KubeconfigArgs) -> Result<u8, Error> {
     let profile = super::resolve_profile(g)?;
-    let decision = crate::kube::source::decide(
-        Default::default(),
-        Some(super::profile_kube(&profile)),
-        false,
-    )?;
+    let decision =
+        crate::kube::source::decide(Default::default(), Some(ProfileKube::of(&profile)), false)?;
     // A local kubeconfig is read before anything connects; the same reader as `health`, so
     // a bad file is the same usage error (2) in both.
     let local = match decision.origin.file() {
@@ -52,7 +49,7 @@ async fn serve(g: &Globals, args: KubeconfigArgs) -> Result<u8, Error> {
     // bastion's kubeconfig, and is set below, before anything is served.
     let unresolved = Upstream::unresolved().forward(local_port);
     let mut listeners = forward::bind(vec![unresolved], LOOPBACK).await?;
-    let Some(reach) = reach(g, &profile, &mut shutdown).await? else {
+    let Some(reach) = reach(&profile, g.no_agent, &mut shutdown).await? else {
         return Ok(INTERRUPTED);
     };
     let chosen = match local {
@@ -60,7 +57,7 @@ async fn serve(g: &Globals, args: KubeconfigArgs) -> Result<u8, Error> {
         // Fetched into memory: written nowhere.
         None => decision.load(Some(&reach.remote)).await?,
     };
-    let source = source_of(&chosen);
+    let source = Source::of(&chosen);
     let upstream = source.upstream(chosen.api_server.as_ref())?;
     let l = &mut listeners[0];
     l.forward = upstream.forward(l.local.port());
@@ -76,7 +73,7 @@ async fn serve(g: &Globals, args: KubeconfigArgs) -> Result<u8, Error> {
         listeners,
         first,
         move || connect(),
-        options(g, Sink::Stderr),
+        super::forward_options(g, Sink::Stderr),
         shutdown.requested(),
     )
     .await;
@@ -143,91 +140,4 @@ fn config_for_plugin(g: &Globals, profile: &Resolved) -> Result<Option<PathBuf>,
         true => Some(std::path::absolute(&profile.file)?),
         false => None,
     })
-}
-
-/// The profile's kubeconfig and the API forward its agent holds for it.
-pub(super) struct ApiForward {
-    pub chosen: Chosen,
-    pub source: Source,
-    pub upstream: Upstream,
-    /// Where the forward listens: 127.0.0.1 and the profile's stable port.
-    pub local: SocketAddr,
-}
-
-/// Reads the chosen kubeconfig (the bastion's own fetched into memory through the profile's
-/// agent, started when none runs: its output comes to this process only), then has the agent
-/// listen for the API on the stable port. Errors that mean the bastion cannot be reached say
-/// so first.
-pub(super) async fn ensure_api_forward(
-    profile: &Resolved,
-    no_agent: bool,
-) -> Result<ApiForward, Error> {
-    if !crate::agent::wanted(profile, no_agent) {
-        return Err(Error::usage(format!(
-            "the kubeconfig of --write and --merge reaches the API through the profile's agent: set persist above 0 in profile {} and drop --no-agent",
-            profile.name
-        )));
-    }
-    let decision = crate::kube::source::decide(
-        Default::default(),
-        Some(super::profile_kube(profile)),
-        false,
-    )?;
-    // A local file is read before the agent starts: a bad one is the same usage error (2)
-    // as in `health`, with nothing started.
-    let from_file = match decision.origin.file() {
-        Some(_) => Some(decision.clone().load(None).await?),
-        None => None,
-    };
-    let agent = crate::agent::connect_or_start(profile)
-        .await
-        .map_err(unreachable)?;
-    let chosen = match from_file {
-        Some(chosen) => chosen,
-        None => decision.load(Some(&agent)).await.map_err(unreachable)?,
-    };
-    let source = source_of(&chosen);
-    let upstream = source.upstream(chosen.api_server.as_ref())?;
-    let port = Ports::user()?.stable_port(&profile.name, KUBE_API)?;
-    let mut wanted = upstream.forward(port);
-    wanted.name = KUBE_API.to_string();
-    let held = agent
-        .ensure_forwards(&[wanted], LOOPBACK, None)
-        .await
-        .map_err(unreachable)?;
-    let local = held
-        .iter()
-        .find(|f| f.name == KUBE_API)
-        .map(|f| f.local)
-        .ok_or_else(|| Error::failed("the agent did not open the API forward"))?;
-    if local.port() != port {
-        return Err(Error::failed(format!(
-            "the agent holds the API forward on {local}, not on the remembered port {port}: run `paragon-admin forward --stop {KUBE_API}` and try again"
-        )));
-    }
-    Ok(ApiForward {
-        chosen,
-        source,
-        upstream,
-        local,
-    })
-}
-
-fn source_of(chosen: &Chosen) -> Source {
-    Source {
-        origin: chosen.origin.to_string(),
-        context: chosen.context.clone(),
-        kubeconfig: chosen.kubeconfig.clone(),
-    }
-}
-
-/// An error that means the bastion could not be reached (255), said as such first: kubectl
-/// shows the plugin's one line as it is.
-fn unreachable(e: impl Into<Error>) -> Error {
-    let e = e.into();
-    if e.exit_status() == crate::exit::UNREACHABLE {
-        e.context("bastion unreachable")
-    } else {
-        e
-    }
 }

@@ -17,5 +17,5 @@ pub async fn run(g: &Globals, program: &str, args: &[std::ffi::OsString]) -> Res
     let status = remote
         .run(Request::ExecBytes(&line), Pty::if_interactive())
         .await?;
-    Ok(super::ssh::exit_byte(status))
+    Ok(super::exit_byte(status))
 }

@@ -70,12 +70,15 @@ pub async fn remote(g: &Globals, profile: &Resolved) -> Result<crate::agent::Rem
     Ok(crate::agent::Remote::connect(profile, g.no_agent).await?)
 }
 
-/// The profile's `[kube]` keys, for `kube::source`.
-pub fn profile_kube(profile: &Resolved) -> crate::kube::ProfileKube<'_> {
-    crate::kube::ProfileKube {
-        settings: &profile.settings.kube,
-        file: &profile.file,
-    }
+/// How forward events are shown: JSON lines, or lines for people (with a live status on a
+/// terminal).
+pub fn forward_options(g: &Globals, sink: crate::forward::Sink) -> crate::forward::Options {
+    crate::forward::Options::for_output(g.output == crate::output::Format::Json, g.quiet, sink)
+}
+
+/// A remote status as a process exit status (which keeps only the low byte, as a shell does).
+pub fn exit_byte(status: u32) -> u8 {
+    (status & 0xff) as u8
 }
 
 /// The profile, its bastion (through its agent unless `--no-agent`) and a Kubernetes client

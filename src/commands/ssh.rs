@@ -16,10 +16,5 @@ pub async fn run(g: &Globals, command: &[String]) -> Result<u8, Error> {
     } else {
         remote.run(Request::Exec(&command.join(" ")), None).await?
     };
-    Ok(exit_byte(status))
-}
-
-/// A remote status as a process exit status (which keeps only the low byte, as a shell does).
-pub(super) fn exit_byte(status: u32) -> u8 {
-    (status & 0xff) as u8
+    Ok(super::exit_byte(status))
 }

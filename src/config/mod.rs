@@ -16,7 +16,8 @@ use std::path::PathBuf;
 pub use load::{MAX_CONFIG_BYTES, config_path, env_value, load, parse};
 pub use resolve::{NamedBy, Resolved, expand_path, local_user_name, profile_choice, resolve};
 pub use schema::{
-    ConfigFile, Datastores, KubeConfig, Profile, Service, ServiceConfig, Via, builtin_services,
+    ConfigFile, Datastores, KubeConfig, Probe, Profile, Service, ServiceConfig, Via, builtin_names,
+    builtin_probe, builtin_services,
 };
 pub use values::{
     HostKeyPolicy, HostName, HostPort, HttpUrl, JumpHost, NonEmpty, Persist, Port, ProfileName,

@@ -153,27 +153,98 @@ impl Service {
 }
 
 /// The monitoring and logging services every installation has, in the `paragon` namespace
-/// (PARAGON.md): (name, port, the path a browser opens). The monitoring release runs Grafana
-/// on 4500 and Prometheus on 9090; logging is OpenObserve (5080, health `GET /healthz`) since
-/// 2024, Kibana (5601) on older installations.
-const BUILTIN_SERVICES: &[(&str, u16, &str)] = &[
-    ("grafana", 4500, "/"),
-    ("kibana", 5601, "/app/home"),
-    ("openobserve", 5080, "/web/"),
-    ("prometheus", 9090, "/"),
+/// (PARAGON.md), one row each: the monitoring release runs Grafana on 4500 and Prometheus on
+/// 9090; logging is OpenObserve (5080) since 2024, Kibana (5601) on older installations.
+/// Adding a service is adding a row: `forward` and the completions know it by name, its
+/// `--help` lists it, and `health` checks it with the row's probe.
+const BUILTIN_SERVICES: &[Builtin] = &[
+    Builtin {
+        name: "grafana",
+        port: 4500,
+        path: "/",
+        probe: Some(Probe::Grafana),
+    },
+    Builtin {
+        name: "kibana",
+        port: 5601,
+        path: "/app/home",
+        probe: Some(Probe::Kibana),
+    },
+    Builtin {
+        name: "openobserve",
+        port: 5080,
+        path: "/web/",
+        probe: Some(Probe::OpenObserve),
+    },
+    Builtin {
+        name: "prometheus",
+        port: 9090,
+        path: "/",
+        probe: Some(Probe::Prometheus),
+    },
 ];
+
+/// A row of `BUILTIN_SERVICES`.
+struct Builtin {
+    name: &'static str,
+    port: u16,
+    /// The path a browser opens.
+    path: &'static str,
+    /// How `health` checks it; `None`: it only forwards.
+    probe: Option<Probe>,
+}
+
+/// How `health` checks a built-in service (`health::monitoring` judges the answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// `GET /api/health`.
+    Grafana,
+    /// The firing alerts, `GET /api/v1/alerts`.
+    Prometheus,
+    /// `GET /api/status`.
+    Kibana,
+    /// `GET /healthz`.
+    OpenObserve,
+}
+
+impl Probe {
+    /// The path the probe asks for.
+    pub fn path(self) -> &'static str {
+        match self {
+            Probe::Grafana => "/api/health",
+            Probe::Prometheus => "/api/v1/alerts",
+            Probe::Kibana => "/api/status",
+            Probe::OpenObserve => "/healthz",
+        }
+    }
+
+    /// Logging: an installation runs Kibana or OpenObserve, rarely both, so one that is not
+    /// there at all is a warning.
+    pub fn optional(self) -> bool {
+        matches!(self, Probe::Kibana | Probe::OpenObserve)
+    }
+}
+
+/// The probe of the built-in service called `name` (a profile's service of that name is
+/// checked the same way, wherever it points); `None` for any other name.
+pub fn builtin_probe(name: &str) -> Option<Probe> {
+    BUILTIN_SERVICES
+        .iter()
+        .find(|b| b.name == name)
+        .and_then(|b| b.probe)
+}
 
 /// The built-in services, each on its own port locally.
 pub fn builtin_services() -> Vec<Service> {
     BUILTIN_SERVICES
         .iter()
-        .map(|&(name, port, path)| Service {
-            name: name.to_string(),
-            host: format!("{name}.paragon.svc.cluster.local"),
-            port,
-            local_port: port,
+        .map(|b| Service {
+            name: b.name.to_string(),
+            host: format!("{}.paragon.svc.cluster.local", b.name),
+            port: b.port,
+            local_port: b.port,
             scheme: Scheme::Http,
-            path: path.to_string(),
+            path: b.path.to_string(),
             via: Via::Auto,
             ca_file: None,
         })
@@ -184,7 +255,32 @@ pub fn builtin_services() -> Vec<Service> {
 pub fn builtin_names() -> String {
     BUILTIN_SERVICES
         .iter()
-        .map(|s| s.0)
+        .map(|b| b.name)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_built_in_service_says_its_probe_and_other_names_have_none() {
+        let probes: Vec<_> = builtin_services()
+            .iter()
+            .map(|s| (s.name.clone(), builtin_probe(&s.name)))
+            .collect();
+        assert_eq!(
+            probes,
+            [
+                ("grafana".to_string(), Some(Probe::Grafana)),
+                ("kibana".to_string(), Some(Probe::Kibana)),
+                ("openobserve".to_string(), Some(Probe::OpenObserve)),
+                ("prometheus".to_string(), Some(Probe::Prometheus)),
+            ]
+        );
+        assert_eq!(builtin_probe("postgres"), None);
+        assert_eq!(builtin_probe("Grafana"), None);
+        assert_eq!(builtin_names(), "grafana, kibana, openobserve, prometheus");
+    }
 }

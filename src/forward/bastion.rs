@@ -1,14 +1,12 @@
 //! The SSH `Bastion` as the supervisor sees it: a connect function and a `Session` (its
 //! dialer, and a future that resolves when it ends). The only place `forward` meets `ssh`.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::config::Resolved;
 use crate::ssh::{Bastion, SshError};
 
-use super::{Session, Shutdown};
+use super::{Connect, Session, Shutdown};
 
 /// A connected bastion as a supervised session.
 pub fn session(bastion: Bastion) -> Session {
@@ -19,16 +17,19 @@ pub fn session(bastion: Bastion) -> Session {
     }
 }
 
-/// What the supervisor calls to connect again after the session ended.
-pub type ConnectFuture = Pin<Box<dyn Future<Output = Result<Session, SshError>> + Send>>;
-
-/// The connect function for `profile`'s bastion.
-pub fn reconnect(profile: Resolved) -> impl Fn() -> ConnectFuture + Send + Sync + 'static {
+/// The connect function for `profile`'s bastion, which the supervisor calls to connect
+/// again after the session ended.
+pub fn reconnect(profile: Resolved) -> Connect {
     let profile = Arc::new(profile);
-    move || {
+    Arc::new(move || {
         let profile = profile.clone();
-        Box::pin(async move { Bastion::connect(&profile).await.map(session) })
-    }
+        Box::pin(async move {
+            Bastion::connect(&profile)
+                .await
+                .map(session)
+                .map_err(|e| e.to_string())
+        })
+    })
 }
 
 /// The first connection, or `None` when SIGINT/SIGTERM came first.

@@ -100,6 +100,15 @@ impl crate::exit::ExitStatus for KubeconfigError {
 }
 
 impl Source {
+    /// The kubeconfig `kube::source` chose, as this module takes it.
+    pub fn of(chosen: &crate::kube::Chosen) -> Self {
+        Source {
+            origin: chosen.origin.to_string(),
+            context: chosen.context.clone(),
+            kubeconfig: chosen.kubeconfig.clone(),
+        }
+    }
+
     /// Parses a kubeconfig document.
     #[cfg(test)]
     fn from_yaml(

@@ -9,6 +9,7 @@
 pub mod bastion;
 pub mod kept;
 pub mod kubeconfig;
+pub mod plan;
 mod relay;
 pub mod route;
 pub mod socks;
@@ -32,7 +33,7 @@ pub use crate::signals::Shutdown;
 pub use relay::Stats;
 pub use spec::{Forward, Target, parse_spec, parse_specs};
 pub use status::{Sink, Style};
-pub use supervisor::{Backoff, Link, Session};
+pub use supervisor::{Backoff, Connect, Link, Session};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {

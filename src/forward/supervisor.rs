@@ -25,6 +25,11 @@ pub struct Session {
     pub ended: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
+/// A connect function as callers hand it around: the next session, or the one line the
+/// `reconnect_failed` event carries.
+pub type Connect =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<Session, String>> + Send>> + Send + Sync>;
+
 /// How hard to try when the session has ended.
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {

@@ -1,7 +1,9 @@
 //! The one-shot health report: checks over a `Dialer` and a Kubernetes client, run
 //! concurrently, each with a deadline, each producing `Finding`s.
 //!
-//! One file per family of checks; a new check is a new file and a line in `plan`. A check
+//! One file per family of checks; a new check is a new file and a line in `kube_checks` (those
+//! that ask the API, started once it answers) or `network_checks` (those that dial through
+//! the `Dialer`); a new monitoring service is a row of `config`'s built-in services. A check
 //! that cannot run (forbidden, timed out, unreachable API) becomes a finding that says so,
 //! never a silent gap. This module knows nothing of clap or of SSH.
 
@@ -36,7 +38,6 @@ use tracing::Instrument;
 use crate::config::{Datastores, Service, Via};
 use crate::dial::Dialer;
 
-pub use monitoring::NAMESPACE;
 pub use report::Report;
 pub use route::Route;
 
@@ -407,7 +408,7 @@ fn network_checks(t: &Target) -> Vec<Check> {
         api: t.kube.clone().map(|client| {
             let api = crate::kube::portforward::Kube::new(
                 client,
-                monitoring::NAMESPACE,
+                crate::kube::NAMESPACE,
                 t.dialer.describe(),
             );
             Arc::new(api) as Arc<dyn Dialer>

@@ -16,11 +16,9 @@ use serde_json::Value;
 use super::http::{self, HttpError};
 use super::route::{Route, Routes};
 use super::{Area, Check, CheckResult, Finding, one_line};
-use crate::config::{Scheme, Service, Via};
+use crate::config::{Probe, Scheme, Service, Via};
 use crate::dial::DialError;
-
-/// The installation's namespace (PARAGON.md: every release is in `paragon`).
-pub const NAMESPACE: &str = "paragon";
+use crate::kube::NAMESPACE;
 
 /// Where a probe's target came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,16 +46,10 @@ impl Origin {
 /// Alerts that fire by design (kube-prometheus' dead man's switch and inhibitor).
 const ALWAYS_FIRING: &[&str] = &["Watchdog", "InfoInhibitor"];
 
-/// The check for a service this module knows how to probe. `kube`, when there is an API,
-/// is asked for the Service behind a built-in default target.
+/// The check for a service whose built-in row has a probe (`config::builtin_probe`). `kube`,
+/// when there is an API, is asked for the Service behind a built-in default target.
 pub fn check_for(routes: Routes, kube: Option<kube::Client>, svc: &Service) -> Option<Check> {
-    let kind = match svc.name.as_str() {
-        "grafana" => Kind::Grafana,
-        "prometheus" => Kind::Prometheus,
-        "kibana" => Kind::Kibana,
-        "openobserve" => Kind::OpenObserve,
-        _ => return None,
-    };
+    let kind = crate::config::builtin_probe(&svc.name)?;
     let svc = svc.clone();
     let is_default = crate::config::builtin_services()
         .iter()
@@ -73,30 +65,6 @@ pub fn check_for(routes: Routes, kube: Option<kube::Client>, svc: &Service) -> O
     ))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Grafana,
-    Prometheus,
-    Kibana,
-    OpenObserve,
-}
-
-impl Kind {
-    fn path(self) -> &'static str {
-        match self {
-            Kind::Grafana => "/api/health",
-            Kind::Prometheus => "/api/v1/alerts",
-            Kind::Kibana => "/api/status",
-            Kind::OpenObserve => "/healthz",
-        }
-    }
-
-    /// Logging: an installation runs Kibana or OpenObserve, rarely both.
-    fn optional(self) -> bool {
-        matches!(self, Kind::Kibana | Kind::OpenObserve)
-    }
-}
-
 /// What a probe got by its route, and what the finding says about the way there.
 struct Probed {
     answer: Result<http::Response, HttpError>,
@@ -110,7 +78,7 @@ async fn probe(
     routes: Routes,
     kube: Option<kube::Client>,
     svc: Service,
-    kind: Kind,
+    kind: Probe,
     subject: String,
     is_default: bool,
 ) -> CheckResult {
@@ -185,7 +153,7 @@ async fn probe(
 
 /// The findings for an answer (or its absence), each ending with where the target came from
 /// and the route taken.
-fn judge(kind: Kind, svc: &Service, subject: &str, p: Probed, routes: &Routes) -> Vec<Finding> {
+fn judge(kind: Probe, svc: &Service, subject: &str, p: Probed, routes: &Routes) -> Vec<Finding> {
     let mut how = format!("{}; {}", p.origin.describe(svc), routes.describe(p.route));
     if let Some(e) = &p.bastion_failed {
         how.push_str(&format!(", the bastion could not connect: {e}"));
@@ -194,10 +162,10 @@ fn judge(kind: Kind, svc: &Service, subject: &str, p: Probed, routes: &Routes) -
         Ok(resp) => {
             let json: Option<Value> = serde_json::from_slice(&resp.body).ok();
             let mut found = match kind {
-                Kind::Grafana => vec![grafana(subject, resp.status, json.as_ref())],
-                Kind::Prometheus => prometheus(subject, resp.status, json.as_ref()),
-                Kind::Kibana => vec![kibana(subject, resp.status, json.as_ref())],
-                Kind::OpenObserve => vec![openobserve(subject, resp.status, json.as_ref())],
+                Probe::Grafana => vec![grafana(subject, resp.status, json.as_ref())],
+                Probe::Prometheus => prometheus(subject, resp.status, json.as_ref()),
+                Probe::Kibana => vec![kibana(subject, resp.status, json.as_ref())],
+                Probe::OpenObserve => vec![openobserve(subject, resp.status, json.as_ref())],
             };
             for f in &mut found {
                 f.message = format!("{}; {how}", f.message);

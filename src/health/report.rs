@@ -62,6 +62,20 @@ impl Report {
         u8::from(self.status == Severity::Fail || (self.strict && self.summary.not_checked > 0))
     }
 
+    /// The report on stdout: the JSON document, or the table and the summary line.
+    pub fn print(&self, format: crate::output::Format) -> std::io::Result<()> {
+        match format {
+            crate::output::Format::Json => crate::output::print_json(self),
+            crate::output::Format::Table => {
+                crate::output::print_table(&self.table())?;
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{}", self.summary_line())?;
+                out.flush()
+            }
+        }
+    }
+
     /// `2 failed, 1 warning, 14 ok (1 not checked) in 0.8s`.
     pub fn summary_line(&self) -> String {
         let s = &self.summary;

@@ -27,6 +27,10 @@ use crate::dial::Dialer;
 pub use connector::DialConnector;
 pub use source::{Chosen, FetchError, Flags, Origin, ProfileKube, SourceError};
 
+/// The installation's namespace (PARAGON.md: every release is in `paragon`): where bare
+/// Service names are looked up.
+pub const NAMESPACE: &str = "paragon";
+
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
     #[error("cannot read the kubeconfig {path}: {message}")]

@@ -35,6 +35,16 @@ pub struct ProfileKube<'a> {
     pub file: &'a Path,
 }
 
+impl<'a> ProfileKube<'a> {
+    /// `profile`'s `[kube]` keys and its config file.
+    pub fn of(profile: &'a crate::config::Resolved) -> Self {
+        ProfileKube {
+            settings: &profile.settings.kube,
+            file: &profile.file,
+        }
+    }
+}
+
 /// Where the chosen kubeconfig comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
