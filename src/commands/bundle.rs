@@ -11,8 +11,8 @@ use crate::diagnose::bundle::{self, Options, Outcome, Outcomes, Progress, Source
 use crate::exit::Error;
 use crate::output::{self, Format};
 
-/// Each collector's share: the total, but never more than this.
-const COLLECTOR_TIMEOUT: Duration = Duration::from_secs(60);
+/// The deadline of a bounded collector (a datastore, the bastion, the health checks).
+const COLLECTOR_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub async fn run(g: &Globals, args: &BundleArgs) -> Result<u8, Error> {
     let (profile, remote, client) = super::cluster(g).await?;

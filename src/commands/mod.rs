@@ -91,7 +91,7 @@ pub async fn cluster(g: &Globals) -> Result<(Resolved, crate::agent::Remote, kub
             kubeconfig: None,
             context: None,
         },
-        Some(profile_kube(&profile)),
+        Some(crate::kube::ProfileKube::of(&profile)),
         false,
     )?;
     if decision.origin != crate::kube::Origin::Bastion {

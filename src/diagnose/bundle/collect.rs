@@ -47,6 +47,10 @@ pub struct Sources {
 pub(super) struct Collector {
     pub name: &'static str,
     pub source: String,
+    /// Whether its work is bounded (a datastore, the bastion, the health checks): it then
+    /// has the collector deadline; the cluster's lists and logs grow with the installation
+    /// and have the total one.
+    pub bounded: bool,
     pub run: Box<dyn FnOnce(Sink) -> LocalBoxFuture<'static, Vec<String>>>,
 }
 
@@ -56,6 +60,7 @@ where
 {
     Collector {
         name,
+        bounded: !matches!(name, "cluster-resources" | "logs" | "helm"),
         source,
         run: Box::new(f),
     }

@@ -26,7 +26,9 @@ pub struct Options {
     pub output: Option<PathBuf>,
     /// The whole bundle's deadline.
     pub timeout: Duration,
-    /// Each collector's own deadline (never past the total).
+    /// The deadline of each collector whose work is bounded (a datastore, the bastion, the
+    /// health checks), never past the total; the cluster's lists and logs, which grow with
+    /// the installation, have the total.
     pub collector_timeout: Duration,
     /// Logs newer than this.
     pub since: Duration,
@@ -151,7 +153,11 @@ pub async fn make(
     progress(Progress::Total(collectors.len()));
     let runs = collectors.into_iter().map(|c| {
         let tx = tx.clone();
-        let per = options.collector_timeout;
+        let per = if c.bounded {
+            options.collector_timeout
+        } else {
+            options.timeout
+        };
         async move {
             let begun = Instant::now();
             let deadline = (tokio::time::Instant::now() + per).min(total_deadline);
