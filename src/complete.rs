@@ -164,6 +164,19 @@ mod tests {
     }
 
     #[test]
+    fn logs_completes_paragon_service_names_by_prefix() {
+        let names: Vec<String> = complete_paragon_services(OsStr::new("worker-a"))
+            .iter()
+            .map(|c| c.get_value().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            ["worker-actionkit", "worker-actions", "worker-auditlogs"]
+        );
+        assert_eq!(complete_paragon_services(OsStr::new("")).len(), 26);
+    }
+
+    #[test]
     fn the_word_being_typed_and_words_after_double_dash_are_not_options() {
         assert_eq!(typed(&["paragon-admin", "--profile"]), Typed::default());
         assert_eq!(

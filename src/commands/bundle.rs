@@ -2,13 +2,14 @@
 //! indicator and the printed summary (or, with `--preview`, the files and what the redactor
 //! would hide in each).
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::{BundleArgs, Globals};
-use crate::diagnose::bundle::{self, Options, Outcome, Outcomes, Progress, Sources};
+use crate::diagnose::bundle::{self, Options, Outcome, Outcomes, Sources};
 use crate::exit::Error;
+use crate::health::Progress;
 use crate::output::{self, Format};
 
 /// The deadline of a bounded collector (a datastore, the bastion, the health checks).
@@ -44,26 +45,8 @@ pub async fn run(g: &Globals, args: &BundleArgs) -> Result<u8, Error> {
         namespace: args.namespace.clone(),
         profile: profile.name.clone(),
     };
-    let bar = (!g.quiet && std::io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} collecting {pos}/{len} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
-        bar.enable_steady_tick(Duration::from_millis(120));
-        bar
-    });
-    let progress = |p: Progress<'_>| {
-        if let Some(bar) = &bar {
-            match p {
-                Progress::Total(n) => bar.inc_length(n as u64),
-                Progress::Done(name) => {
-                    bar.inc(1);
-                    bar.set_message(name.to_string());
-                }
-            }
-        }
-    };
+    let bar = super::progress_bar(g, "collecting");
+    let progress = |p: Progress<'_>| super::advance(bar.as_ref(), p);
     let made = bundle::make(sources, options, &progress).await;
     if let Some(bar) = bar {
         bar.finish_and_clear();

@@ -1,7 +1,6 @@
 //! `paragon-admin health`: glue from the options to `health::run`, the progress indicator
 //! and the printed report.
 
-use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -143,26 +142,8 @@ async fn kube_client(
 }
 
 async fn run_with_progress(g: &Globals, target: Target, options: health::Options) -> Report {
-    let bar = (!g.quiet && std::io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} checking {pos}/{len} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
-        bar.enable_steady_tick(Duration::from_millis(120));
-        bar
-    });
-    let progress = |p: Progress<'_>| {
-        if let Some(bar) = &bar {
-            match p {
-                Progress::Total(n) => bar.inc_length(n as u64),
-                Progress::Done(name) => {
-                    bar.inc(1);
-                    bar.set_message(name.to_string());
-                }
-            }
-        }
-    };
+    let bar = super::progress_bar(g, "checking");
+    let progress = |p: Progress<'_>| super::advance(bar.as_ref(), p);
     let report = health::run(target, options, &progress).await;
     if let Some(bar) = bar {
         bar.finish_and_clear();

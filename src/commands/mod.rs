@@ -102,3 +102,32 @@ pub async fn cluster(g: &Globals) -> Result<(Resolved, crate::agent::Remote, kub
     let client = crate::kube::client(remote.dialer(), chosen.kubeconfig, &options).await?;
     Ok((profile, remote, client))
 }
+
+/// A progress line on stderr ("{spinner} VERB {pos}/{len} {msg}"): on a terminal only, and
+/// not with `--quiet`.
+pub fn progress_bar(g: &Globals, verb: &str) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal as _;
+    (!g.quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        let template = format!("{{spinner}} {verb} {{pos}}/{{len}} {{msg}}");
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(&template)
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    })
+}
+
+/// Moves the progress line on: more to do, or one more done (named).
+pub fn advance(bar: Option<&indicatif::ProgressBar>, p: crate::health::Progress<'_>) {
+    if let Some(bar) = bar {
+        match p {
+            crate::health::Progress::Total(n) => bar.inc_length(n as u64),
+            crate::health::Progress::Done(name) => {
+                bar.inc(1);
+                bar.set_message(name.to_string());
+            }
+        }
+    }
+}

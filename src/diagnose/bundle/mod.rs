@@ -17,6 +17,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::redact::{Counts, Redactor};
+use crate::health::Progress;
 pub use collect::Sources;
 
 /// How the bundle is made.
@@ -129,12 +130,6 @@ impl crate::exit::ExitStatus for BundleError {
     fn exit_status(&self) -> u8 {
         crate::exit::FAILED
     }
-}
-
-/// What the progress display is told.
-pub enum Progress<'a> {
-    Total(usize),
-    Done(&'a str),
 }
 
 /// Runs every collector, streams their files through the redactor into the bundle (or the
