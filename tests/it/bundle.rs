@@ -250,3 +250,23 @@ fn a_datastore_that_never_answers_still_gives_a_bundle_within_the_timeout() {
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(held.join().unwrap() >= 1, "the datastore was never dialed");
 }
+
+#[test]
+fn an_unreachable_bastion_is_255_for_bundle_and_logs_and_writes_nothing() {
+    let mut k = crate::agent::Kept::new("");
+    k.sshd.stop();
+    let bundle = k.home.path().join("none.tar.gz");
+    let r = k.run(&[
+        "bundle",
+        "--file",
+        bundle.to_str().unwrap(),
+        "--timeout",
+        "20",
+    ]);
+    assert_eq!(r.status, Some(255), "{}", r.stderr);
+    assert!(!bundle.exists());
+    assert!(!k.home.path().join("none.tar.gz.partial").exists());
+    let r = k.run(&["logs", "hermes"]);
+    assert_eq!(r.status, Some(255), "{}", r.stderr);
+    assert_eq!(r.stdout, "");
+}
