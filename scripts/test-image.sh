@@ -400,7 +400,7 @@ if until_deadline both_listen; then
   fi
   curl -sS --max-time 10 "http://127.0.0.1:$(local_of "$denied_port")/" >/dev/null 2>&1
   # sshd answers "open failed" (reason: administratively prohibited) and logs why.
-  refusal="the bastion could not connect to 127.0.0.1:$denied_port: open failed"
+  refusal="the bastion could not connect to 127.0.0.1:$denied_port: administratively prohibited (the bastion's PermitOpen or AllowTcpForwarding): open failed"
   denied_log() {
     grep -qF "$refusal" "$work/forward.err" &&
       "${PODMAN[@]}" logs "paragon-test-bastion-$tag" 2>&1 |
