@@ -408,21 +408,14 @@ async fn follow_one(
         _ = stop.cancelled() => return,
         r = deadline(api.log_stream(&pod, &params)) => r,
     };
-    let reader = match stream {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            let message = crate::kube::one_line(&e);
-            let _ = events
-                .send(Event::Unreadable {
-                    pod,
-                    container,
-                    message,
-                })
-                .await;
-            return;
-        }
-        Err(e) => {
-            let message = e.to_string();
+    let opened = match stream {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(crate::kube::one_line(&e)),
+        Err(e) => Err(e.to_string()),
+    };
+    let reader = match opened {
+        Ok(r) => r,
+        Err(message) => {
             let _ = events
                 .send(Event::Unreadable {
                     pod,
