@@ -161,6 +161,31 @@ without a profile).",
         #[command(subcommand)]
         action: MonitoringAction,
     },
+    /// Read the logs of every pod of a Paragon service, through the bastion
+    #[command(
+        long_about = "Read the logs of every pod of a Paragon service (its `app.kubernetes.io/name` \
+label in the installation's namespace; a pod, Deployment, StatefulSet or DaemonSet name works \
+too), through the bastion. Each line is prefixed with its pod (and container when the pod has \
+several), one colour per pod on a terminal. With -f every pod is followed at once, pods that \
+start later are picked up and pods that go away are noted; Ctrl-C ends it with exit 0.",
+        after_help = "Examples:\n  paragon-admin logs hermes --since 1h\n  paragon-admin logs worker-workflows -f --grep 'error'\n  paragon-admin logs cerberus --tail 100 --output json | jq -r .line"
+    )]
+    Logs(LogsArgs),
+    /// Pack what Paragon's support needs into one tar.gz, every secret redacted
+    #[command(
+        long_about = "Collect, through the bastion, what Paragon's support needs into \
+paragon-bundle-PROFILE-YYYYMMDDTHHMMSSZ.tar.gz (mode 0600): cluster-resources/ (workloads, pods, \
+services, PVCs, nodes, events; config maps and secrets by name and key names only), logs/ of the \
+installation's pods, helm/ release history, health.json, monitoring/, datastores/, bastion/ and \
+manifest.json (what was collected, from where, how long it took, what failed). Every file passes \
+through a redactor (bearer tokens, JWTs, private keys, AWS keys, passwords in URLs and connection \
+strings, password/secret/token/api_key values, secret-named environment variables); \
+redactions.json counts what each rule hid per file. Each collector has a deadline and the whole \
+bundle --timeout: what did not finish is listed in the manifest and the bundle is still written. \
+Exit status 0 when complete, 1 when a collector failed, 255 when the bastion cannot be reached.",
+        after_help = "Examples:\n  paragon-admin bundle\n  paragon-admin bundle --preview\n  paragon-admin bundle --since 2h --timeout 60 --file /tmp/support.tar.gz"
+    )]
+    Bundle(BundleArgs),
     /// Forward local ports to services in the private network, through the bastion
     #[command(
         long_about = forward_about(),
@@ -448,6 +473,78 @@ pub struct HealthArgs {
     /// `via` in the profile wins over auto
     #[arg(long, value_enum, value_name = "ROUTE", default_value = "auto")]
     pub via: crate::config::Via,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// A Paragon service, or a pod, Deployment, StatefulSet or DaemonSet
+    #[arg(value_name = "SERVICE|POD|DEPLOYMENT",
+          add = ArgValueCompleter::new(crate::complete::complete_paragon_services))]
+    pub target: String,
+    /// Follow the logs of every pod, including pods that start later
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Only lines newer than this (e.g. 30s, 15m, 1h, 2d)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_secs)]
+    pub since: Option<i64>,
+    /// The last N lines of each container (with -f: of each container there at the start)
+    #[arg(long, value_name = "N")]
+    pub tail: Option<i64>,
+    /// Only this container of each pod
+    #[arg(long, short = 'c', value_name = "NAME")]
+    pub container: Option<String>,
+    /// The previous run of each container (a crashed or restarted one)
+    #[arg(long, conflicts_with = "follow")]
+    pub previous: bool,
+    /// Only lines that match this regular expression
+    #[arg(long, value_name = "REGEX")]
+    pub grep: Option<regex::Regex>,
+    /// Each line with the time the container wrote it
+    #[arg(long)]
+    pub timestamps: bool,
+    /// The installation's namespace
+    #[arg(long, short = 'n', value_name = "NAMESPACE", default_value = "paragon")]
+    pub namespace: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BundleArgs {
+    /// The bundle file [default: paragon-bundle-PROFILE-YYYYMMDDTHHMMSSZ.tar.gz here]
+    #[arg(long = "file", short = 'f', value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// List the files and what the redactor would hide in each, without writing the bundle
+    #[arg(long, conflicts_with = "file")]
+    pub preview: bool,
+    /// Seconds the whole bundle may take; unfinished collectors are listed in the manifest
+    #[arg(long, value_name = "SECS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+    /// Logs newer than this (e.g. 30m, 2h, 1d)
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration_secs)]
+    pub since: i64,
+    /// The installation's namespace
+    #[arg(long, short = 'n', value_name = "NAMESPACE", default_value = "paragon")]
+    pub namespace: String,
+}
+
+/// `30s`, `15m`, `1h`, `2d` (or plain seconds) as seconds.
+pub fn parse_duration_secs(s: &str) -> Result<i64, String> {
+    let (digits, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration: use e.g. 30s, 15m, 1h or 2d"))?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{s}`: the unit must be s, m, h or d")),
+    };
+    n.checked_mul(factor)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("`{s}` is not a positive duration"))
 }
 
 #[derive(Debug, Args)]

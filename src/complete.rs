@@ -113,6 +113,17 @@ pub fn complete_services(current: &OsStr) -> Vec<CompletionCandidate> {
         .collect()
 }
 
+/// Completes the names of Paragon's services (the installation's `app.kubernetes.io/name`
+/// values), as `logs` takes them.
+pub fn complete_paragon_services(current: &OsStr) -> Vec<CompletionCandidate> {
+    let prefix = current.to_string_lossy();
+    crate::diagnose::logs::SERVICES
+        .iter()
+        .filter(|s| s.starts_with(prefix.as_ref()))
+        .map(CompletionCandidate::new)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +161,19 @@ mod tests {
             typed(&["paragon-admin", "-pstage", ""]).profile.as_deref(),
             Some("stage")
         );
+    }
+
+    #[test]
+    fn logs_completes_paragon_service_names_by_prefix() {
+        let names: Vec<String> = complete_paragon_services(OsStr::new("worker-a"))
+            .iter()
+            .map(|c| c.get_value().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            ["worker-actionkit", "worker-actions", "worker-auditlogs"]
+        );
+        assert_eq!(complete_paragon_services(OsStr::new("")).len(), 26);
     }
 
     #[test]

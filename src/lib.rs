@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod complete;
 pub mod config;
+pub mod diagnose;
 pub mod dial;
 pub mod docs;
 pub mod exit;

@@ -1,7 +1,6 @@
 //! `paragon-admin health`: glue from the options to `health::run`, the progress indicator
 //! and the printed report.
 
-use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +11,6 @@ use crate::exit::{self, Error, ExitStatus as _};
 use crate::health::{self, Progress, Report, Target};
 use crate::kube as k8s;
 use crate::kube::source::Capture;
-use crate::secrets;
 
 pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
     // With --local nothing needs a profile: without a config file the report checks the
@@ -50,26 +48,7 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
     }
     let kube = kube_client(decision, dialer.clone(), remote.as_ref().map(|r| r as _)).await?;
     let target = match &profile {
-        Some(profile) => Target {
-            kube,
-            dialer,
-            datastores: profile.settings.datastores.clone(),
-            services: profile.services(),
-            postgres_password: if profile.settings.datastores.postgres.is_empty() {
-                None
-            } else {
-                keyring_password(secrets::postgres_password(&profile.name))
-            },
-            context,
-            redis_password: if profile.settings.datastores.redis.is_empty() {
-                None
-            } else {
-                keyring_password(secrets::redis_password(&profile.name))
-            },
-            profile: profile.name.clone(),
-            via: args.via,
-            thresholds: profile.thresholds(),
-        },
+        Some(profile) => super::health_target(profile, kube, dialer, context, args.via),
         // No profile: no datastores, and no monitoring services either: the built-in ones
         // are named by the cluster's internal DNS, which only a bastion resolves.
         None => Target {
@@ -92,19 +71,6 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
     let report = run_with_progress(g, target, options).await;
     report.print(g.output)?;
     Ok(report.exit_status())
-}
-
-/// A datastore password from the keyring (named by `secrets`), if stored. A keyring that
-/// cannot be read only means a shallower probe: the handshake still shows whether the
-/// datastore is alive.
-fn keyring_password(name: String) -> Option<crate::secrets::Secret> {
-    match secrets::get(&name) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!("cannot read {name} from the keyring: {e}");
-            None
-        }
-    }
 }
 
 /// The client for the kubeconfig `kube::source` chose. A file the user named that is
@@ -133,26 +99,8 @@ async fn kube_client(
 }
 
 async fn run_with_progress(g: &Globals, target: Target, options: health::Options) -> Report {
-    let bar = (!g.quiet && std::io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} checking {pos}/{len} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
-        bar.enable_steady_tick(Duration::from_millis(120));
-        bar
-    });
-    let progress = |p: Progress<'_>| {
-        if let Some(bar) = &bar {
-            match p {
-                Progress::Total(n) => bar.inc_length(n as u64),
-                Progress::Done(name) => {
-                    bar.inc(1);
-                    bar.set_message(name.to_string());
-                }
-            }
-        }
-    };
+    let bar = super::progress_bar(g, "checking");
+    let progress = |p: Progress<'_>| super::advance(bar.as_ref(), p);
     let report = health::run(target, options, &progress).await;
     if let Some(bar) = bar {
         bar.finish_and_clear();

@@ -148,11 +148,17 @@ pub enum Fault {
     /// `Forbidden`, message as the RBAC authorizer words it: `secrets is forbidden: User
     /// "sandbox" cannot list resource "secrets" in API group "" in the namespace "paragon"`.
     ApiForbidden(Forbidden),
+    /// `log-secrets`: the logs of every running container carry, a minute before the request,
+    /// lines with the secrets of [`crate::planted::PLANTED`]: one of each kind a support
+    /// bundle must redact (a bearer token in a JSON header, a JWT, a PEM private key, an AWS
+    /// access key, passwords in a URL and a connection string, `token=`/`api_key=` pairs,
+    /// JSON secret fields, secret-named environment variables). No object changes.
+    LogSecrets,
 }
 
 /// Each fault without data: its name and a one-line help, in declaration order.
 #[rustfmt::skip]
-const TABLE: [(Fault, &str, &str); 24] = [
+const TABLE: [(Fault, &str, &str); 25] = [
     (Fault::CrashLoop, "crashloop", "a worker-actions pod in CrashLoopBackOff"),
     (Fault::ImagePull, "image-pull", "a hermes pod in ImagePullBackOff"),
     (Fault::Pending, "pending", "an unschedulable zeus pod"),
@@ -176,14 +182,15 @@ const TABLE: [(Fault, &str, &str); 24] = [
     (Fault::ApiExpiredContinue, "api-expired-continue", "410 Expired on the first continued list of each kind"),
     (Fault::ApiError, "api-error", "500 InternalError on each request's first try"),
     (Fault::ApiSlow, "api-slow", "every API request answered after one second"),
+    (Fault::LogSecrets, "log-secrets", "planted secrets of every kind in the pods' logs"),
     (Fault::ApiForbidden(Forbidden { plural: "", group: "" }), "api-forbidden", "=RESOURCE: 403 Forbidden on every request for RESOURCE"),
 ];
 
 impl Fault {
     /// Every fault that takes no argument, in declaration order (all but `api-forbidden`,
     /// made by [`Fault::forbidding`]).
-    pub const ALL: [Fault; 23] = {
-        let mut all = [Fault::CrashLoop; 23];
+    pub const ALL: [Fault; 24] = {
+        let mut all = [Fault::CrashLoop; 24];
         let mut i = 0;
         while i < all.len() {
             all[i] = TABLE[i].0;

@@ -83,10 +83,12 @@ mod backends;
 pub mod bastion;
 mod discovery;
 mod fault;
+mod follow;
 mod generate;
 pub mod listen;
 mod logs;
 mod negotiate;
+pub mod planted;
 mod portforward;
 mod replace;
 mod reply;
@@ -272,6 +274,7 @@ impl Sandbox {
             stopped: cancel.clone(),
             faults: api_faults::ApiFaults::new(&opts.faults),
             streaming_idle_timeout: opts.streaming_idle_timeout,
+            log_secrets: opts.faults.contains(&Fault::LogSecrets),
         };
         let task = tokio::spawn(server::serve(
             listener,

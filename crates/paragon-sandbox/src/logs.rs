@@ -1,5 +1,7 @@
 //! Container logs for `kubectl logs`: plausible lines made from the served pod itself (its
-//! container, image, port and state), the health probe lines timed up to the request.
+//! container, image, port and state), the health probe lines timed up to the request, the
+//! requests and jobs a Paragon service logs, and (with the `log-secrets` fault) the planted
+//! secrets of `planted`. `follow` streams the lines written after the request.
 
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Pod};
 
@@ -17,6 +19,10 @@ pub(crate) struct LogQuery<'a> {
     pub previous: bool,
     pub tail: Option<usize>,
     pub timestamps: bool,
+    /// Only lines written at or after this second (`sinceSeconds`, `sinceTime`).
+    pub since: Option<i64>,
+    /// The `log-secrets` fault: the running containers' logs carry `planted` secrets.
+    pub secrets: bool,
 }
 
 /// Probe lines cover at most this much time before the request.
@@ -80,18 +86,11 @@ pub(crate) fn pod_log(pod: &Pod, q: LogQuery<'_>, now: i64) -> Result<String, Lo
         let start = secs(&running.started_at).unwrap_or(now);
         c.startup(&mut log, start);
         let first_probe = (now - PROBE_HISTORY).max(start + 10);
-        let mut t = first_probe - first_probe.rem_euclid(10);
-        while t <= now {
-            if t > start + 2 {
-                let ms = 1 + (t / 10).rem_euclid(7);
-                log.json(
-                    t,
-                    "info",
-                    "GET /healthz 200",
-                    &[("durationMs", &ms.to_string())],
-                );
-            }
-            t += 10;
+        log.lines.extend(probe_lines(first_probe - 1, now, start));
+        if q.secrets && now - 60 > start + 2 {
+            let planted = super::planted::lines(container);
+            log.lines
+                .extend(planted.into_iter().map(|(dt, l)| (now - 60 + dt, l)));
         }
     } else if let Some(done) = state.and_then(|s| s.terminated.as_ref()) {
         let (start, end) = run_times(done, now);
@@ -126,7 +125,45 @@ pub(crate) fn pod_log(pod: &Pod, q: LogQuery<'_>, now: i64) -> Result<String, Lo
             }
         }
     }
-    let lines = log.lines;
+    let mut lines = log.lines;
+    lines.sort_by_key(|(at, _)| *at);
+    Ok(render(&lines, q))
+}
+
+/// The probe and request lines a running container writes after `after` up to `until`, for a
+/// container started at `start`: a probe every 10 s, a handled request every minute.
+pub(crate) fn probe_lines(after: i64, until: i64, start: i64) -> Vec<(i64, String)> {
+    let mut lines = Vec::new();
+    let mut t = after + 1;
+    t += (10 - t.rem_euclid(10)).rem_euclid(10);
+    while t <= until {
+        if t > start + 2 {
+            let ms = 1 + (t / 10).rem_euclid(7);
+            let d = [("durationMs", ms.to_string())];
+            lines.push((t, json_line(t, "info", "GET /healthz 200", &d)));
+            if t.rem_euclid(60) == 0 {
+                let ms = 20 + (t / 60).rem_euclid(90);
+                let extra = [
+                    ("durationMs", ms.to_string()),
+                    (
+                        "projectId",
+                        "2f1c9d0e-6a4b-4c1e-9b7a-3d5e8f0a1b2c".to_string(),
+                    ),
+                ];
+                lines.push((t, json_line(t, "info", "POST /sdk/actions 200", &extra)));
+            }
+        }
+        t += 10;
+    }
+    lines
+}
+
+/// The lines as the API server writes them: `since` and `tail` applied, timestamps if asked.
+pub(crate) fn render(lines: &[(i64, String)], q: LogQuery<'_>) -> String {
+    let from = q.since.map_or(0, |since| {
+        lines.iter().take_while(|(at, _)| *at < since).count()
+    });
+    let lines = &lines[from..];
     let skip = q.tail.map_or(0, |n| lines.len().saturating_sub(n));
     let mut out = String::new();
     for (at, line) in &lines[skip..] {
@@ -137,7 +174,7 @@ pub(crate) fn pod_log(pod: &Pod, q: LogQuery<'_>, now: i64) -> Result<String, Lo
         out.push_str(line);
         out.push('\n');
     }
-    Ok(out)
+    out
 }
 
 /// The lines of one log, each with the second it was written at.
@@ -149,7 +186,8 @@ struct Log {
 impl Log {
     /// A JSON line, as the Paragon services write them.
     fn json(&mut self, at: i64, level: &str, msg: &str, extra: &[(&str, &str)]) {
-        self.lines.push((at, json_line(at, level, msg, extra)));
+        let extra: Vec<(&str, String)> = extra.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        self.lines.push((at, json_line(at, level, msg, &extra)));
     }
 
     fn plain(&mut self, at: i64, line: &str) {
@@ -170,6 +208,10 @@ impl Running<'_> {
         let starting = format!("starting {}", self.name);
         log.json(at, "info", &starting, &[("version", self.version)]);
         log.json(at + 1, "info", "configuration loaded", &[]);
+        let db = [("host", "postgres.paragon.svc")];
+        log.json(at + 1, "info", "connected to postgres", &db);
+        let cache = [("host", "redis.paragon.svc")];
+        log.json(at + 1, "info", "connected to redis", &cache);
         let port = self.port.to_string();
         log.json(at + 2, "info", "listening", &[("port", &port)]);
     }
@@ -217,14 +259,14 @@ fn secs(t: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> Opt
     t.as_ref().map(|t| t.0.as_second())
 }
 
-fn stamp(unix: i64) -> String {
+pub(crate) fn stamp(unix: i64) -> String {
     jiff::Timestamp::from_second(unix).map_or_else(|_| unix.to_string(), |t| t.to_string())
 }
 
-fn json_line(at: i64, level: &str, msg: &str, extra: &[(&str, &str)]) -> String {
+fn json_line(at: i64, level: &str, msg: &str, extra: &[(&str, String)]) -> String {
     let mut v = serde_json::json!({ "level": level, "time": stamp(at), "msg": msg });
     for (k, val) in extra {
-        v[*k] = serde_json::Value::String((*val).to_string());
+        v[*k] = serde_json::Value::String(val.clone());
     }
     v.to_string()
 }

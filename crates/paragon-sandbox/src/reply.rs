@@ -1,4 +1,4 @@
-//! The answers of the API server: a whole body or a watch that carries no event, JSON, and the
+//! The answers of the API server: a whole body, a watch that carries no event or a followed log, JSON, and the
 //! Kubernetes `Status` every refusal is written as. Knows nothing of routing or the world.
 
 use std::convert::Infallible;
@@ -24,6 +24,8 @@ pub(crate) enum ReplyBody {
         timeout: Pin<Box<tokio::time::Sleep>>,
         stopped: Pin<Box<WaitForCancellationFutureOwned>>,
     },
+    /// A followed log: chunks as they are written, until the sender goes.
+    Lines(tokio::sync::mpsc::Receiver<Bytes>),
 }
 
 impl hyper::body::Body for ReplyBody {
@@ -43,20 +45,23 @@ impl hyper::body::Body for ReplyBody {
                     Poll::Pending
                 }
             }
+            ReplyBody::Lines(rx) => rx
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|b| Ok(hyper::body::Frame::data(b)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             ReplyBody::Whole(full) => full.is_end_stream(),
-            ReplyBody::Watch { .. } => false,
+            ReplyBody::Watch { .. } | ReplyBody::Lines(_) => false,
         }
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         match self {
             ReplyBody::Whole(full) => full.size_hint(),
-            ReplyBody::Watch { .. } => hyper::body::SizeHint::default(),
+            ReplyBody::Watch { .. } | ReplyBody::Lines(_) => hyper::body::SizeHint::default(),
         }
     }
 }

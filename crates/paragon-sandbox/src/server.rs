@@ -144,7 +144,7 @@ fn not_found_path() -> Reply {
 }
 
 impl Api {
-    pub(crate) fn respond(&self, req: &Request<Incoming>) -> Reply {
+    pub(crate) fn respond(self: &Arc<Self>, req: &Request<Incoming>) -> Reply {
         let path = req.uri().path();
         let r = self.route(req);
         // The User-Agent too, as an API server's audit log records it (who asked).
@@ -157,7 +157,7 @@ impl Api {
         r
     }
 
-    fn route(&self, req: &Request<Incoming>) -> Reply {
+    fn route(self: &Arc<Self>, req: &Request<Incoming>) -> Reply {
         if !self.authorized(req) {
             return status(
                 StatusCode::UNAUTHORIZED,
@@ -233,7 +233,7 @@ impl Api {
         )
     }
 
-    fn resource(&self, req: &Request<Incoming>, group: &str, rest: &[&str]) -> Reply {
+    fn resource(self: &Arc<Self>, req: &Request<Incoming>, group: &str, rest: &[&str]) -> Reply {
         let find = |plural: &str| {
             ALL.iter()
                 .copied()
@@ -400,7 +400,7 @@ impl Api {
 
 impl Api {
     /// `GET .../pods/NAME/log`: the generated log of the pod's container.
-    fn pod_log(&self, req: &Request<Incoming>, namespace: &str, name: &str) -> Reply {
+    fn pod_log(self: &Arc<Self>, req: &Request<Incoming>, namespace: &str, name: &str) -> Reply {
         let world = self.world();
         let Some(e) = world.get(Res::Pods, namespace, name) else {
             return status(
@@ -425,16 +425,42 @@ impl Api {
         };
         let query = Query::of(req.uri());
         let param = |k: &str| query.get(k);
+        let now = jiff::Timestamp::now().as_second();
+        let since = match (param("sinceSeconds"), param("sinceTime")) {
+            (Some(s), _) => s.parse::<i64>().ok().map(|s| now - s),
+            (None, Some(t)) => t.parse::<jiff::Timestamp>().ok().map(|t| t.as_second()),
+            (None, None) => None,
+        };
         let q = LogQuery {
             container: param("container"),
             previous: param("previous") == Some("true"),
             tail: param("tailLines").and_then(|t| t.parse().ok()),
             timestamps: param("timestamps") == Some("true"),
+            since,
+            secrets: self.log_secrets,
         };
-        match logs::pod_log(&pod, q, jiff::Timestamp::now().as_second()) {
-            Ok(text) => reply(StatusCode::OK, "text/plain", text.into_bytes()),
-            Err(LogError::BadRequest(m)) => status(StatusCode::BAD_REQUEST, "BadRequest", &m, None),
+        let text = match logs::pod_log(&pod, q, now) {
+            Ok(text) => text,
+            Err(LogError::BadRequest(m)) => {
+                return status(StatusCode::BAD_REQUEST, "BadRequest", &m, None);
+            }
+        };
+        if param("follow") != Some("true") || q.previous {
+            return reply(StatusCode::OK, "text/plain", text.into_bytes());
         }
+        let started = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .map_or(now, |t| t.0.as_second());
+        let followed = super::follow::Followed {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            started,
+            now,
+            timestamps: q.timestamps,
+        };
+        super::follow::stream(self, text, followed)
     }
 }
 

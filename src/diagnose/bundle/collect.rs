@@ -1,0 +1,499 @@
+//! The bundle's collectors, one per section: `cluster-resources/`, `logs/`, `helm/`,
+//! `health.json` with `monitoring/`, `datastores/` and `bastion/`. Each returns the errors it
+//! met (none: it is complete) and sends its files to the writer; none keeps what it sent.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::LocalBoxFuture;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Endpoints, Event, Node, PersistentVolumeClaim, Pod, Secret, Service,
+};
+use kube::api::{Api, ListParams, LogParams};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{File, Options, Sink};
+use crate::config::HostPort;
+use crate::dial::Dialer;
+use crate::health::{Area, Target};
+use crate::kube::list::{each_metadata_page, each_page};
+use crate::kube::source::Capture;
+
+/// Each container's log is capped at this many lines and bytes, as troubleshoot caps them.
+const LOG_LINES: i64 = 10_000;
+const LOG_BYTES: i64 = 5 * 1024 * 1024;
+/// Logs read at once.
+const LOG_READERS: usize = 8;
+/// Each request to a datastore or the bastion may take this long.
+const REQUEST: Duration = Duration::from_secs(20);
+
+/// What the collectors read from.
+#[derive(Clone)]
+pub struct Sources {
+    pub kube: kube::Client,
+    /// The health report's target (its datastores and passwords serve `datastores/` too).
+    pub health: Target,
+    /// The bastion, for `bastion/`; `None` when there is none (`--local`).
+    pub bastion: Option<Arc<dyn Capture + Send + Sync>>,
+}
+
+/// One collector: its name and source for the manifest, and its run.
+pub(super) struct Collector {
+    pub name: &'static str,
+    pub source: String,
+    /// Whether its work is bounded (a datastore, the bastion, the health checks): it then
+    /// has the collector deadline; the cluster's lists and logs grow with the installation
+    /// and have the total one.
+    pub bounded: bool,
+    pub run: Box<dyn FnOnce(Sink) -> LocalBoxFuture<'static, Vec<String>>>,
+}
+
+fn collector<F>(name: &'static str, source: String, f: F) -> Collector
+where
+    F: FnOnce(Sink) -> LocalBoxFuture<'static, Vec<String>> + 'static,
+{
+    Collector {
+        name,
+        bounded: !matches!(name, "cluster-resources" | "logs" | "helm"),
+        source,
+        run: Box::new(f),
+    }
+}
+
+/// Every collector for these sources.
+pub(super) fn all(s: &Sources, o: &Options) -> Vec<Collector> {
+    let api = "the Kubernetes API".to_string();
+    let mut out = Vec::new();
+    let k = s.kube.clone();
+    out.push(collector("cluster-resources", api.clone(), move |sink| {
+        Box::pin(cluster_resources(k, sink))
+    }));
+    let (k, ns, since) = (s.kube.clone(), o.namespace.clone(), o.since);
+    out.push(collector("logs", api.clone(), move |sink| {
+        Box::pin(logs(k, ns, since, sink))
+    }));
+    let k = s.kube.clone();
+    out.push(collector("helm", api, move |sink| Box::pin(helm(k, sink))));
+    let (t, timeout) = (s.health.clone(), o.collector_timeout);
+    out.push(collector(
+        "health",
+        "the health checks".into(),
+        move |sink| Box::pin(health(t, timeout, sink)),
+    ));
+    for hp in &s.health.datastores.postgres {
+        let (d, hp, pw) = (
+            s.health.dialer.clone(),
+            hp.clone(),
+            s.health.postgres_password.clone(),
+        );
+        out.push(collector("postgres", hp.to_string(), move |sink| {
+            Box::pin(postgres(d, hp, pw, sink))
+        }));
+    }
+    for hp in &s.health.datastores.redis {
+        let (d, hp, pw) = (
+            s.health.dialer.clone(),
+            hp.clone(),
+            s.health.redis_password.clone(),
+        );
+        out.push(collector("redis", hp.to_string(), move |sink| {
+            Box::pin(redis(d, hp, pw, sink))
+        }));
+    }
+    if let Some(b) = &s.bastion {
+        let b = b.clone();
+        out.push(collector("bastion", "the bastion".into(), move |sink| {
+            Box::pin(bastion(b, sink))
+        }));
+    }
+    out
+}
+
+async fn send(sink: &Sink, path: String, data: Vec<u8>) {
+    // The writer only goes away when the bundle failed to write: nothing left to do.
+    let _ = sink.send(File { path, data }).await;
+}
+
+fn json<T: Serialize + ?Sized>(v: &T) -> Vec<u8> {
+    serde_json::to_vec_pretty(v).unwrap_or_default()
+}
+
+/// A kind this API server does not serve (404 on the list) is left out, not a failure.
+fn not_served(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// Lists every `K` in all namespaces, shaped by `keep`, grouped by namespace, and sends
+/// `cluster-resources/<dir>/<namespace>.json` for each.
+async fn namespaced<K, F>(client: &kube::Client, dir: &str, sink: &Sink, keep: F) -> Option<String>
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug + Serialize,
+    <K as kube::Resource>::DynamicType: Default,
+    F: Fn(K) -> serde_json::Value,
+{
+    let mut by_ns: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+    let api: Api<K> = Api::all(client.clone());
+    let r = each_page(&api, ListParams::default(), |page| {
+        for o in page {
+            let ns = o.meta().namespace.clone().unwrap_or_default();
+            by_ns.entry(ns).or_default().push(keep(o));
+        }
+    })
+    .await;
+    match r {
+        Ok(()) => {}
+        Err(e) if not_served(&e) => return None,
+        Err(e) => return Some(format!("{dir}: {}", crate::kube::one_line(&e))),
+    }
+    for (ns, items) in by_ns {
+        send(
+            sink,
+            format!("cluster-resources/{dir}/{ns}.json"),
+            json(&items),
+        )
+        .await;
+    }
+    None
+}
+
+fn whole<K: Serialize>(o: K) -> serde_json::Value {
+    serde_json::to_value(o).unwrap_or_default()
+}
+
+async fn cluster_resources(client: kube::Client, sink: Sink) -> Vec<String> {
+    let c = &client;
+    let s = &sink;
+    let results = [
+        namespaced::<Pod, _>(c, "pods", s, whole).await,
+        namespaced::<Deployment, _>(c, "deployments", s, whole).await,
+        namespaced::<StatefulSet, _>(c, "statefulsets", s, whole).await,
+        namespaced::<DaemonSet, _>(c, "daemonsets", s, whole).await,
+        namespaced::<Job, _>(c, "jobs", s, whole).await,
+        namespaced::<CronJob, _>(c, "cronjobs", s, whole).await,
+        namespaced::<Service, _>(c, "services", s, whole).await,
+        namespaced::<Endpoints, _>(c, "endpoints", s, whole).await,
+        namespaced::<PersistentVolumeClaim, _>(c, "pvcs", s, whole).await,
+        namespaced::<Event, _>(c, "events", s, whole).await,
+        // Config maps: names and keys, never values.
+        namespaced::<ConfigMap, _>(c, "configmaps", s, |cm| {
+            let mut keys: Vec<String> = cm.data.unwrap_or_default().into_keys().collect();
+            keys.extend(cm.binary_data.unwrap_or_default().into_keys());
+            serde_json::json!({ "name": cm.metadata.name, "keys": keys })
+        })
+        .await,
+        // Secrets: name, type and key names only.
+        namespaced::<Secret, _>(c, "secrets", s, |sec| {
+            let keys: Vec<String> = sec.data.unwrap_or_default().into_keys().collect();
+            serde_json::json!({ "name": sec.metadata.name, "type": sec.type_, "keys": keys })
+        })
+        .await,
+    ];
+    let mut errors: Vec<String> = results.into_iter().flatten().collect();
+    let mut nodes = Vec::new();
+    let api: Api<Node> = Api::all(client.clone());
+    match each_page(&api, ListParams::default(), |page| {
+        nodes.extend(page.into_iter().map(whole))
+    })
+    .await
+    {
+        Ok(()) => send(&sink, "cluster-resources/nodes.json".into(), json(&nodes)).await,
+        Err(e) => errors.push(format!("nodes: {}", crate::kube::one_line(&e))),
+    }
+    errors
+}
+
+async fn logs(client: kube::Client, namespace: String, since: Duration, sink: Sink) -> Vec<String> {
+    let api: Api<Pod> = Api::namespaced(client, &namespace);
+    let mut wanted = Vec::new();
+    if let Err(e) = each_page(&api, ListParams::default(), |page| {
+        for pod in page {
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let statuses = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.clone())
+                .unwrap_or_default();
+            for c in pod.spec.map(|s| s.containers).unwrap_or_default() {
+                let restarted = statuses
+                    .iter()
+                    .any(|s| s.name == c.name && s.restart_count > 0);
+                wanted.push((name.clone(), c.name.clone(), false));
+                if restarted {
+                    wanted.push((name.clone(), c.name, true));
+                }
+            }
+        }
+    })
+    .await
+    {
+        return vec![format!("pods: {}", crate::kube::one_line(&e))];
+    }
+    let since = i64::try_from(since.as_secs()).unwrap_or(i64::MAX);
+    let reads = futures::stream::iter(wanted).map(|(pod, container, previous)| {
+        let (api, sink, namespace) = (api.clone(), sink.clone(), namespace.clone());
+        async move {
+            let lp = LogParams {
+                container: Some(container.clone()),
+                previous,
+                since_seconds: Some(since),
+                tail_lines: Some(LOG_LINES),
+                limit_bytes: Some(LOG_BYTES),
+                ..LogParams::default()
+            };
+            match api.logs(&pod, &lp).await {
+                Ok(text) => {
+                    let suffix = if previous { "-previous" } else { "" };
+                    let path = format!("logs/{namespace}/{pod}/{container}{suffix}.log");
+                    send(&sink, path, text.into_bytes()).await;
+                    None
+                }
+                // A container that has not started, or has no previous run, has no log.
+                Err(kube::Error::Api(s)) if s.code == 400 => None,
+                Err(e) => Some(format!("{pod}/{container}: {}", crate::kube::one_line(&e))),
+            }
+        }
+    });
+    reads
+        .buffer_unordered(LOG_READERS)
+        .filter_map(|e| async move { e })
+        .collect()
+        .await
+}
+
+/// Helm's release history from the release objects' labels (never their payloads).
+async fn helm(client: kube::Client, sink: Sink) -> Vec<String> {
+    let mut releases = Vec::new();
+    let lp = || ListParams::default().labels("owner=helm");
+    let mut errors = Vec::new();
+    let record =
+        |releases: &mut Vec<serde_json::Value>, driver: &str, meta: kube::core::ObjectMeta| {
+            let labels = meta.labels.unwrap_or_default();
+            releases.push(serde_json::json!({
+                "name": labels.get("name"),
+                "namespace": meta.namespace,
+                "revision": labels.get("version").and_then(|v| v.parse::<u64>().ok()),
+                "status": labels.get("status"),
+                "modifiedAt": labels.get("modifiedAt"),
+                "driver": driver,
+            }));
+        };
+    let r = each_metadata_page(&Api::<Secret>::all(client.clone()), lp(), |page| {
+        for m in page {
+            record(&mut releases, "secret", m);
+        }
+    })
+    .await;
+    if let Err(e) = r {
+        errors.push(format!("release secrets: {}", crate::kube::one_line(&e)));
+    }
+    let r = each_metadata_page(&Api::<ConfigMap>::all(client), lp(), |page| {
+        for m in page {
+            record(&mut releases, "configmap", m);
+        }
+    })
+    .await;
+    if let Err(e) = r {
+        errors.push(format!(
+            "release config maps: {}",
+            crate::kube::one_line(&e)
+        ));
+    }
+    releases.sort_by_key(|r| {
+        (
+            r["namespace"].as_str().unwrap_or("").to_string(),
+            r["name"].as_str().unwrap_or("").to_string(),
+            r["revision"].as_u64(),
+        )
+    });
+    send(&sink, "helm/history.json".into(), json(&releases)).await;
+    errors
+}
+
+/// `health.json`, and `monitoring/alerts.json` from its monitoring findings (firing alerts
+/// among them).
+async fn health(target: Target, timeout: Duration, sink: Sink) -> Vec<String> {
+    let options = crate::health::Options {
+        // Each check gets a share of the collector's deadline.
+        timeout: (timeout / 2).max(Duration::from_secs(1)),
+        strict: false,
+    };
+    let report = crate::health::run(target, options, &|_| {}).await;
+    let monitoring: Vec<_> = report
+        .checks
+        .iter()
+        .filter(|f| f.area == Area::Monitoring)
+        .collect();
+    send(&sink, "monitoring/alerts.json".into(), json(&monitoring)).await;
+    send(&sink, "health.json".into(), json(&report)).await;
+    Vec::new()
+}
+
+fn file_name(hp: &HostPort) -> String {
+    hp.to_string()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+async fn postgres(
+    dialer: Arc<dyn Dialer>,
+    hp: HostPort,
+    password: Option<crate::secrets::Secret>,
+    sink: Sink,
+) -> Vec<String> {
+    let stream = match dialer.connect(&hp.host, hp.port).await {
+        Ok(s) => s,
+        Err(e) => return vec![format!("{hp}: {e}")],
+    };
+    let mut config = tokio_postgres::Config::new();
+    config
+        .user("postgres")
+        .dbname("postgres")
+        .application_name("paragon-admin bundle")
+        .connect_timeout(REQUEST)
+        .ssl_mode(tokio_postgres::config::SslMode::Disable);
+    if let Some(p) = &password {
+        config.password(p.expose().as_bytes());
+    }
+    let (client, connection) = match config.connect_raw(stream, tokio_postgres::NoTls).await {
+        Ok(c) => c,
+        Err(e) => return vec![format!("{hp}: {e}")],
+    };
+    let driver = tokio::spawn(connection);
+    let query = async {
+        let version = client.query_one("SHOW server_version", &[]).await?;
+        let max = client.query_one("SHOW max_connections", &[]).await?;
+        let used = client
+            .query_one("SELECT count(*)::bigint FROM pg_stat_activity", &[])
+            .await?;
+        let dbs = client
+            .query(
+                "SELECT datname::text, pg_database_size(datname)::bigint FROM pg_database WHERE datallowconn ORDER BY 1",
+                &[],
+            )
+            .await?;
+        let max: String = max.get(0);
+        Ok::<_, tokio_postgres::Error>(serde_json::json!({
+            "address": hp.to_string(),
+            "server_version": version.get::<_, String>(0),
+            "connections": used.get::<_, i64>(0),
+            "max_connections": max.parse::<i64>().ok(),
+            "databases": dbs.iter().map(|r| serde_json::json!({
+                "name": r.get::<_, String>(0),
+                "bytes": r.get::<_, i64>(1),
+            })).collect::<Vec<_>>(),
+        }))
+    };
+    let r = query.await;
+    driver.abort();
+    match r {
+        Ok(v) => {
+            send(
+                &sink,
+                format!("datastores/postgres-{}.json", file_name(&hp)),
+                json(&v),
+            )
+            .await;
+            Vec::new()
+        }
+        Err(e) => vec![format!("{hp}: {e}")],
+    }
+}
+
+/// Redis `INFO`, the sections that carry no configuration secrets.
+const REDIS_SECTIONS: [&str; 7] = [
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "keyspace",
+];
+
+async fn redis(
+    dialer: Arc<dyn Dialer>,
+    hp: HostPort,
+    password: Option<crate::secrets::Secret>,
+    sink: Sink,
+) -> Vec<String> {
+    let stream = match dialer.connect(&hp.host, hp.port).await {
+        Ok(s) => s,
+        Err(e) => return vec![format!("{hp}: {e}")],
+    };
+    let info = redis::RedisConnectionInfo::default();
+    let (mut con, driver) = match redis::aio::MultiplexedConnection::new(&info, stream).await {
+        Ok(c) => c,
+        Err(e) => return vec![format!("{hp}: {e}")],
+    };
+    let driver = tokio::spawn(driver);
+    let r = async {
+        if let Some(p) = &password {
+            redis::cmd("AUTH")
+                .arg(p.expose())
+                .query_async::<()>(&mut con)
+                .await?;
+        }
+        let mut text = String::new();
+        for section in REDIS_SECTIONS {
+            let part: String = redis::cmd("INFO")
+                .arg(section)
+                .query_async(&mut con)
+                .await?;
+            text.push_str(&part);
+        }
+        Ok::<_, redis::RedisError>(text)
+    }
+    .await;
+    driver.abort();
+    match r {
+        Ok(text) => {
+            let path = format!("datastores/redis-{}.txt", file_name(&hp));
+            send(&sink, path, text.into_bytes()).await;
+            Vec::new()
+        }
+        Err(e) => vec![format!("{hp}: {e}")],
+    }
+}
+
+/// What the bastion runs: the tools' versions, its OS and its OpenSSH.
+const BASTION: [(&str, &str); 4] = [
+    ("kubectl-version.txt", "kubectl version --output=yaml 2>&1"),
+    ("helm-version.txt", "helm version 2>&1"),
+    ("os-release.txt", "cat /etc/os-release 2>&1; uname -a"),
+    ("openssh-version.txt", "ssh -V 2>&1"),
+];
+
+async fn bastion(b: Arc<dyn Capture + Send + Sync>, sink: Sink) -> Vec<String> {
+    let mut errors = Vec::new();
+    for (file, command) in BASTION {
+        match tokio::time::timeout(REQUEST, b.capture(command, Duration::ZERO)).await {
+            Ok(Ok(out)) => {
+                let mut text = out.stdout;
+                text.extend_from_slice(&out.stderr);
+                if out.status != 0 {
+                    text.extend_from_slice(format!("\n(exit status {})\n", out.status).as_bytes());
+                }
+                send(&sink, format!("bastion/{file}"), text).await;
+            }
+            Ok(Err(e)) => errors.push(format!("{command}: {e}")),
+            Err(_) => errors.push(format!(
+                "{command}: no answer within {}s",
+                REQUEST.as_secs()
+            )),
+        }
+    }
+    errors
+}
