@@ -14,7 +14,11 @@ const SERVER: &str = r#"
 import functools, http.server, ssl, sys
 class Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *a): pass
-s = http.server.ThreadingHTTPServer((sys.argv[1], 0), functools.partial(Quiet, directory=sys.argv[2]))
+class Server(http.server.ThreadingHTTPServer):
+    # socketserver's default backlog is 5: the fault tests' health runs at once (each asking
+    # Prometheus a query per capacity signal) would wait on SYN retries, not on the server.
+    request_queue_size = 512
+s = Server((sys.argv[1], 0), functools.partial(Quiet, directory=sys.argv[2]))
 if len(sys.argv) > 3:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(sys.argv[3], sys.argv[4])
