@@ -406,7 +406,17 @@ async fn capture(
     {
         return Ok(c);
     }
-    let c = run_capture(&bastion, &command).await?;
+    let (c, epoch) = match run_capture(&bastion, &command).await {
+        // The session went away under the command (a bastion just stopped or restarted, not
+        // yet noticed): answer as a command connecting now would, with the next session or
+        // with why there is none ("connection refused" rather than "was lost").
+        Err(_) if bastion.is_closed() => {
+            let again = agent.keeper.bastion(WAIT_FOR_SESSION).await?;
+            let epoch = agent.keeper.epoch();
+            (run_capture(&again, &command).await?, epoch)
+        }
+        r => (r?, epoch),
+    };
     if c.status == 0 && !reuse.is_zero() {
         let mut captured = agent.captured.lock().await;
         captured.insert(command, (Instant::now(), epoch, c.clone()));
