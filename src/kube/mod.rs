@@ -284,7 +284,8 @@ pub fn status_sentence(s: &kube::core::Status) -> String {
         Some(reason) => format!("{} {reason}", s.code),
         None => format!("HTTP {}", s.code),
     };
-    let message = s.message.split_whitespace().collect::<Vec<_>>().join(" ");
+    let message =
+        crate::text::printable(&s.message.split_whitespace().collect::<Vec<_>>().join(" "));
     if message.is_empty() {
         head
     } else {

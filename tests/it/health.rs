@@ -1094,3 +1094,41 @@ fn api_requests_carry_the_paragon_admin_user_agent() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// The bastion's stderr is quoted in the `api` row: an escape sequence in it (a title
+/// change, a colour) reaches the terminal escaped, as OpenSSH shows a remote banner, in the
+/// table and in the JSON alike.
+#[test]
+fn escape_sequences_from_the_bastion_reach_the_report_escaped() {
+    let sshd = crate::support::sshd::Sshd::start();
+    let home = Home::new();
+    sshd.configure(&home);
+    sshd.install(
+        "kubectl",
+        "#!/bin/sh\nprintf 'error: \\033]0;owned\\007\\033[31mred\\033[0m\\n' >&2\nexit 1\n",
+    );
+    for output in ["table", "json"] {
+        let r = run(home.paragon().args([
+            "--no-agent",
+            "health",
+            "--timeout",
+            "10",
+            "--output",
+            output,
+        ]));
+        assert_eq!(r.status, Some(1), "{}", r.stderr);
+        for (name, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+            assert!(
+                !text.contains('\u{1b}') && !text.contains('\u{7}'),
+                "{output} {name}: {text:?}"
+            );
+        }
+        // JSON escapes the backslash of the escape once more.
+        let shown = if output == "json" {
+            r"\\033]0;owned\\007\\033[31mred"
+        } else {
+            r"\033]0;owned\007\033[31mred"
+        };
+        assert!(r.stdout.contains(shown), "{output}: {}", r.stdout);
+    }
+}
