@@ -33,8 +33,16 @@ pub fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
+/// Refuses without a terminal; with one, discards the input typed before the question was
+/// asked (type-ahead), as OpenSSH does, so only what is typed after it can answer.
 fn require(question: &str, hint: &str) -> Result<(), PromptError> {
     if interactive() {
+        #[cfg(unix)]
+        if let Err(e) =
+            rustix::termios::tcflush(std::io::stdin(), rustix::termios::QueueSelector::IFlush)
+        {
+            tracing::debug!("cannot discard type-ahead: {e}");
+        }
         Ok(())
     } else {
         Err(PromptError::NoTerminal {

@@ -43,6 +43,15 @@ pub enum ConfigError {
         "{path} is writable by others (mode {mode:04o}), so anyone could change where it connects: run `chmod go-w {path}`"
     )]
     WritableByOthers { path: PathBuf, mode: u32 },
+    /// OpenSSH refuses a `~/.ssh/config` owned by someone else ("Bad owner or permissions"):
+    /// its owner decides where the user connects and with which key.
+    #[error(
+        "{path} is owned by uid {owner}, not by you or root, so its owner decides where you connect: take it over (`chown`) or copy it"
+    )]
+    BadOwner { path: PathBuf, owner: u32 },
+    /// A FIFO, a socket or a device: reading it could wait for ever or never end.
+    #[error("{path} is a {kind}, not a file: pass a regular file with --config")]
+    NotAFile { path: PathBuf, kind: &'static str },
     #[error("{path} is larger than {} MiB: is it really the config file?", .max / (1024 * 1024))]
     TooLarge { path: PathBuf, max: u64 },
     #[error("{path}:{line}: {key}: {message}")]

@@ -161,3 +161,59 @@ fn a_config_others_can_write_or_an_endless_one_is_refused() {
         r.stderr
     );
 }
+
+/// A FIFO as the config file is refused at once, not waited on; a file another user owns is
+/// refused as OpenSSH refuses such a `~/.ssh/config`; root's own files stay readable.
+#[test]
+fn a_fifo_or_a_config_another_user_owns_is_refused_naming_it() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
+    let home = Home::new();
+    let fifo = home.path().join("fifo.toml");
+    let st = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let started = Instant::now();
+    let mut child = home
+        .paragon()
+        .args(["--config"])
+        .arg(&fifo)
+        .arg("profiles")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still waiting on the FIFO after 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} is a FIFO, not a file", fifo.display())),
+        "{stderr}"
+    );
+
+    let path = home.write_config("[profiles.p]\nhost = \"b.example.com\"\n");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // nobody (65534): the tests run as root, who may give a file away.
+    std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+    let r = run(home.paragon().arg("profiles"));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("{} is owned by uid 65534", path.display())),
+        "{}",
+        r.stderr
+    );
+    std::os::unix::fs::chown(&path, Some(0), Some(0)).unwrap();
+    let r = run(home.paragon().arg("profiles"));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+}
