@@ -473,6 +473,19 @@ fn refused_or_unresolvable_target_fails_only_that_connection() {
     assert!(log.contains("Connection refused"), "{log}");
 }
 
+/// `NAME=SPEC` names a forward: its listening line carries the name, and it serves.
+#[test]
+fn a_named_spec_names_the_forward_it_opens() {
+    let s = Scene::new();
+    let spec = format!("web=0:{PRIVATE}:{}", s.web_port);
+    let fwd = s.forward(&["forward", &spec]);
+    let (ev, port) = fwd.listening_port();
+    assert_eq!(ev["name"], "web", "{ev}");
+    assert_eq!(ev["target"], format!("{PRIVATE}:{}", s.web_port), "{ev}");
+    let (name, data) = &s.files[1];
+    assert!(s.curl(&[&url(port, name)]).unwrap() == *data);
+}
+
 /// `no-such-host.invalid` reads as Service `no-such-host` in namespace `invalid`, so `auto`
 /// would take the API route; with no kubeconfig at hand (the profile has none, the bastion
 /// gives none) the forward falls back to the bastion instead of failing up front, each
