@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the Debian package target/debian/paragon-admin_VERSION-1_amd64.deb with cargo-deb
 # (its metadata: [package.metadata.deb] in Cargo.toml; copyright and changelog in debian/),
-# then runs lintian on it: a lintian error or warning fails the build. Prints the .deb's path
-# as the last line of stdout.
+# then runs lintian on it: a lintian error or warning fails the build. Beside it, the VM
+# bastion's package, target/debian/paragon-bastion_VERSION_all.deb
+# (packaging/paragon-bastion/build.sh, lintian clean too). Prints the bastion package's path,
+# then the client's as the last line of stdout.
 #
 #   scripts/package.sh            # cargo-deb is installed with `cargo install` when missing
 #   PACKAGE_PROFILE=dev scripts/package.sh   # package the test build (scripts/test-package.sh)
@@ -33,4 +35,5 @@ nice -n 19 cargo deb --locked --profile "${PACKAGE_PROFILE:-release}" --output "
 
 # Errors and warnings fail the build; info tags are shown (with their explanations) too.
 lintian --fail-on error,warning --info --display-info --profile debian "$deb" >&2
+bash packaging/paragon-bastion/build.sh
 echo "$deb"

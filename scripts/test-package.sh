@@ -12,9 +12,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 repo="$PWD"
+# shellcheck source=scripts/debian-roots.sh
+source scripts/debian-roots.sh
 
-ROOTS="${ROOTS:-/var/cache/paragon-admin-test/roots}"
-MIRROR="http://deb.debian.org/debian"
 SUITES=(bookworm trixie)
 # What a root holds beyond minbase: man for `man -w`, bash-completion for the <TAB>.
 ROOT_PACKAGES="man-db,bash-completion"
@@ -35,7 +35,6 @@ pass() { passed=$((passed + 1)); echo "ok    $1"; }
 fail() { failed=$((failed + 1)); echo "FAIL  $1${2:+: $2}"; }
 
 work="$(mktemp -d /var/tmp/paragon-test-package.XXXXXX)"
-mounts=()
 tmux_socket="paragon-test-package-$$"
 declare -A root_maker=()
 cleanup() {
@@ -44,49 +43,18 @@ cleanup() {
   # mmdebstrap got the signal too and stops at once.
   local pid
   for pid in "${root_maker[@]}"; do wait "$pid" 2>/dev/null; done
-  local i
-  for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
-    umount "${mounts[i]}" 2>/dev/null || umount -l "${mounts[i]}"
-  done
-  mounts=()
-  # Never delete through a mount that is still there (it would reach the host's /dev).
-  if findmnt -rno TARGET | grep -q "^$work"; then
-    echo "test-package: mounts left under $work, not removed" >&2
-  else
-    rm -rf --one-file-system "$work"
-  fi
+  leave_root
+  remove_work "$work" test-package
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- the roots ---------------------------------------------------------------------------
 
-# The cached root tarball of a suite, made when missing. The key names what went into it, so
-# a change of the package list makes a new root instead of reusing a wrong one.
-root_key() {
-  printf '%s\n' minbase "$ROOT_PACKAGES" "$MIRROR" | sha256sum | cut -c1-12
-}
-make_root() {
-  local suite="$1" cached
-  cached="$ROOTS/$suite-$(root_key).tar"
-  (
-    # One maker per suite at a time on this machine; a second run waits, then finds it.
-    flock 9
-    if [[ ! -f "$cached" || ! -s "$cached" ]]; then
-      echo "making the $suite root (cached in $cached)" >&2
-      rm -rf "$ROOTS/$suite"-*.tar "$ROOTS/$suite"-*.tar.partial
-      nice -n 19 mmdebstrap --quiet --format=tar --variant=minbase --include="$ROOT_PACKAGES" \
-        "$suite" "$cached.partial" "$MIRROR" >&2 &&
-        mv "$cached.partial" "$cached"
-    fi
-  ) 9>"$ROOTS/$suite.lock"
-}
-
 # The roots are made (when not cached) while the package builds: mmdebstrap waits mostly on
 # the network and dpkg, the build on the CPU.
-mkdir -p "$ROOTS"
 for suite in "${SUITES[@]}"; do
-  make_root "$suite" >"$work/$suite-mmdebstrap.log" 2>&1 &
+  make_root "$suite" package "$ROOT_PACKAGES" >"$work/$suite-mmdebstrap.log" 2>&1 &
   root_maker[$suite]=$!
 done
 
@@ -168,21 +136,6 @@ else
   fail "build.rs runs outside git without an error"
 fi
 
-# Runs a command in the root with a clean environment, as a login would have it.
-in_root() {
-  chroot "$root" /usr/bin/env -i HOME=/root TERM=xterm LANG=C.UTF-8 \
-    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
-}
-
-# Every path in the root except the ones that change by themselves (apt's and dpkg's own
-# records, logs, caches such as man-db's index, temporary files).
-root_files() {
-  (cd "$root" && find . -xdev \
-    \( -path ./proc -o -path ./dev -o -path ./tmp -o -path ./var/tmp -o -path ./var/log \
-    -o -path ./var/cache -o -path ./var/lib/dpkg -o -path ./var/lib/apt -o -path ./run \) -prune \
-    -o -print | sort)
-}
-
 # Polls the tmux pane until it shows a line matching the regex, or the deadline passes.
 wait_for_pane() {
   local regex="$1" end=$((SECONDS + DEADLINE_SECS))
@@ -195,20 +148,13 @@ wait_for_pane() {
 
 for suite in "${SUITES[@]}"; do
   started=$SECONDS
-  cached="$ROOTS/$suite-$(root_key).tar"
+  cached="$(root_tar "$suite" package "$ROOT_PACKAGES")"
   if ! wait "${root_maker[$suite]}" || [[ ! -f "$cached" || ! -s "$cached" ]]; then
     tail -n 20 "$work/$suite-mmdebstrap.log"
     fail "$suite: make a root with mmdebstrap" "see the lines above"
     continue
   fi
-  root="$work/$suite"
-  mkdir -p "$root"
-  tar -x -p -f "$cached" -C "$root"
-  for m in proc dev dev/pts; do
-    mkdir -p "$root/$m"
-    if [[ $m == proc ]]; then mount -t proc proc "$root/proc"; else mount --bind "/$m" "$root/$m"; fi
-    mounts+=("$root/$m")
-  done
+  enter_root "$cached" "$work/$suite"
   cp "$deb" "$root/tmp/"
   deb_in_root="/tmp/$(basename "$deb")"
 
@@ -286,9 +232,7 @@ for suite in "${SUITES[@]}"; do
     fail "$suite: dpkg -r paragon-admin" "see the lines above"
   fi
 
-  for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[i]}"; done
-  mounts=()
-  rm -rf --one-file-system "$root"
+  leave_root
   echo "      $suite: $((SECONDS - started)) s"
 done
 

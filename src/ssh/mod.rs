@@ -369,7 +369,15 @@ fn open_failure(
                 reason: d,
             }
         }
-        Some(d) => DialError::Rejected { target, reason: d },
+        // OpenSSH's sshd says only "open failed" when its PermitOpen refuses: the reason code
+        // goes first, as OpenSSH's client prints it ("administratively prohibited: open failed").
+        Some(d) => DialError::Rejected {
+            target,
+            reason: match reason {
+                russh::ChannelOpenFailure::Other { .. } => d,
+                code => format!("{}: {d}", open_failure_reason(code)),
+            },
+        },
         None => DialError::Rejected {
             target,
             reason: open_failure_reason(reason),
@@ -380,7 +388,7 @@ fn open_failure(
 fn open_failure_reason(r: &russh::ChannelOpenFailure) -> String {
     match r {
         russh::ChannelOpenFailure::AdministrativelyProhibited => {
-            "administratively prohibited (AllowTcpForwarding?)".to_string()
+            "administratively prohibited (the bastion's PermitOpen or AllowTcpForwarding)".to_string()
         }
         russh::ChannelOpenFailure::ConnectFailed => "connection failed".to_string(),
         russh::ChannelOpenFailure::UnknownChannelType => "unknown channel type".to_string(),
@@ -416,6 +424,17 @@ mod tests {
         );
         assert!(matches!(e, DialError::Rejected { .. }), "{e}");
         assert!(e.to_string().contains("Connection refused"), "{e}");
+        // OpenSSH's sshd refusing by PermitOpen says only "open failed": the code goes first.
+        let e = open_failure(
+            "10.0.0.1",
+            "10.0.0.1:1".into(),
+            &russh::ChannelOpenFailure::AdministrativelyProhibited,
+            Some("open failed".into()),
+        );
+        assert_eq!(
+            e.to_string(),
+            "the bastion could not connect to 10.0.0.1:1: administratively prohibited (the bastion's PermitOpen or AllowTcpForwarding): open failed"
+        );
         let e = open_failure("h", "h:1".into(), &failed, None);
         assert!(e.to_string().contains("connection failed"), "{e}");
     }

@@ -26,6 +26,8 @@ fn effective_settings(
     assert!(out.status.success(), "entrypoint check failed:\n{stderr}");
     let rendered = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     assert!(rendered.starts_with(home.path()), "{}", rendered.display());
+    // sshd -T as root wants its privilege separation folder, as a started sshd does.
+    std::fs::create_dir_all("/run/sshd").unwrap();
     let out = Command::new(sshd_path())
         .arg("-T")
         .arg("-f")
@@ -546,10 +548,14 @@ fn shellcheck_passes_on_every_script_in_the_repository() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    // The entrypoint is POSIX sh, checked as such.
+    // The entrypoint, the VM package's command and maintainer scripts are POSIX sh, checked
+    // as such.
+    let vm = repo_root().join("packaging/paragon-bastion");
     let out = Command::new("shellcheck")
         .args(["--shell=sh", "--severity=style"])
         .arg(image_dir().join("entrypoint.sh"))
+        .arg(image_dir().join("tool-input.sh"))
+        .args(["paragon-bastion", "postinst", "postrm"].map(|f| vm.join(f)))
         .output()
         .unwrap();
     assert!(
@@ -573,9 +579,18 @@ fn hadolint_passes_on_the_dockerfile() {
         String::from_utf8_lossy(&out.stderr)
     );
     let dockerfile = std::fs::read_to_string(image_dir().join("Dockerfile")).unwrap();
-    // Non-root, pinned and verified downloads, OCI labels.
+    // Non-root, both tools through the checking step (tested below), OCI labels.
     assert!(dockerfile.contains("\nUSER 10001:10001\n"));
-    assert_eq!(dockerfile.matches("| sha256sum -c -").count(), 2);
+    for tool in ["kubectl \"$KUBECTL_VERSION\"", "helm \"$HELM_VERSION\""] {
+        assert!(
+            dockerfile.contains(&format!("sh /tool-input/tool-input.sh {tool}")),
+            "{tool}"
+        );
+    }
+    assert!(
+        !dockerfile.contains("curl"),
+        "downloads belong to tool-input.sh"
+    );
     for label in [
         "title",
         "description",
@@ -589,6 +604,151 @@ fn hadolint_passes_on_the_dockerfile() {
             "{label}"
         );
     }
+}
+
+/// `tool-input.sh` run as the Dockerfile's tools stage runs it, with its folders in a
+/// temporary one: `files` is the offline folder, `dest` where the tool goes.
+struct ToolInput {
+    dir: tempfile::TempDir,
+}
+
+impl ToolInput {
+    fn new() -> ToolInput {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("files")).unwrap();
+        std::fs::create_dir(dir.path().join("dest")).unwrap();
+        ToolInput { dir }
+    }
+
+    fn put(&self, name: &str, content: &[u8]) -> String {
+        std::fs::write(self.dir.path().join("files").join(name), content).unwrap();
+        let out = Command::new("sha256sum")
+            .arg(self.dir.path().join("files").join(name))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)[..64].to_owned()
+    }
+
+    fn run(&self, args: &[&str]) -> (Option<i32>, String) {
+        let out = Command::new("sh")
+            .arg(image_dir().join("tool-input.sh"))
+            .args(args)
+            .env_clear()
+            .env("PATH", PATH)
+            .env("TOOL_FILES", self.dir.path().join("files"))
+            .env("DEST", self.dir.path().join("dest"))
+            .env("PINNED", image_dir().join("tools.sha256"))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn installed(&self, name: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.dir.path().join("dest").join(name)).ok()
+    }
+}
+
+/// The pinned SHA-256 of a tool in `tools.sha256`.
+fn pinned(name: &str, version: &str) -> String {
+    let table = std::fs::read_to_string(image_dir().join("tools.sha256")).unwrap();
+    table
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() == 4 && f[0] == name && f[1] == version && f[2] == "amd64")
+        .unwrap_or_else(|| panic!("{name} {version} is not in tools.sha256"))[3]
+        .to_owned()
+}
+
+#[test]
+fn offline_tool_of_the_pinned_version_is_checked_against_the_pinned_checksum() {
+    let dockerfile = std::fs::read_to_string(image_dir().join("Dockerfile")).unwrap();
+    assert!(dockerfile.contains("\nARG KUBECTL_VERSION=v1.36.4\n"));
+    let tools = ToolInput::new();
+    let got = tools.put("kubectl", b"not the kubectl release");
+    let (status, stderr) = tools.run(&["kubectl", "v1.36.4", "amd64"]);
+    assert_eq!(status, Some(1), "{stderr}");
+    let expected = pinned("kubectl", "v1.36.4");
+    assert!(
+        stderr.contains(&format!(
+            "offline folder: kubectl has SHA-256 {got}, expected {expected} (kubectl v1.36.4 linux/amd64)"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(tools.installed("kubectl"), None);
+}
+
+#[test]
+fn offline_tool_of_another_version_needs_its_checksum_passed() {
+    let tools = ToolInput::new();
+    let sha = tools.put("kubectl", b"#!/bin/sh\necho kubectl v1.30.0\n");
+    let (status, stderr) = tools.run(&["kubectl", "v1.30.0", "amd64"]);
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("kubectl v1.30.0 (linux/amd64) is not a pinned version (")
+            && stderr.contains("pass its SHA-256 with --build-arg KUBECTL_SHA256=..."),
+        "{stderr}"
+    );
+    assert_eq!(tools.installed("kubectl"), None);
+
+    let (status, stderr) = tools.run(&["kubectl", "v1.30.0", "amd64", "not-a-checksum"]);
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(stderr.contains("is not a SHA-256"), "{stderr}");
+
+    let (status, stderr) = tools.run(&["kubectl", "v1.30.0", "amd64", &sha]);
+    assert_eq!(status, Some(0), "{stderr}");
+    assert_eq!(
+        tools.installed("kubectl").as_deref(),
+        Some(&b"#!/bin/sh\necho kubectl v1.30.0\n"[..])
+    );
+}
+
+#[test]
+fn missing_offline_file_names_the_file_and_the_checksum_expected() {
+    let tools = ToolInput::new();
+    tools.put("kubectl", b"something");
+    let (status, stderr) = tools.run(&["helm", "v3.19.0", "amd64"]);
+    assert_eq!(status, Some(1), "{stderr}");
+    let expected = pinned("helm", "v3.19.0");
+    assert!(
+        stderr.contains(&format!(
+            "the offline folder has no helm-v3.19.0-linux-amd64.tar.gz: put helm v3.19.0 (linux/amd64, SHA-256 {expected}) there"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn offline_helm_release_archive_is_unpacked_after_its_check() {
+    let tools = ToolInput::new();
+    let staging = tempfile::tempdir().unwrap();
+    std::fs::create_dir(staging.path().join("linux-amd64")).unwrap();
+    std::fs::write(staging.path().join("linux-amd64/helm"), b"helm binary").unwrap();
+    let archive = tools
+        .dir
+        .path()
+        .join("files/helm-v3.18.1-linux-amd64.tar.gz");
+    let out = Command::new("tar")
+        .arg("-czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(staging.path())
+        .arg("linux-amd64")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let sha = tools.put(
+        "helm-v3.18.1-linux-amd64.tar.gz",
+        &std::fs::read(&archive).unwrap(),
+    );
+    let (status, stderr) = tools.run(&["helm", "v3.18.1", "amd64", &sha]);
+    assert_eq!(status, Some(0), "{stderr}");
+    assert_eq!(
+        tools.installed("helm").as_deref(),
+        Some(&b"helm binary"[..])
+    );
 }
 
 /// The kustomize base rendered by the real kubectl, as JSON values.

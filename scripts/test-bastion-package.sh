@@ -1,0 +1,284 @@
+#!/usr/bin/env bash
+# Proves the paragon-bastion package (packaging/paragon-bastion/) on clean bookworm and trixie
+# roots, as a VM's administrator would use it: builds it (lintian clean) with the image's own
+# policy and entrypoint inside; then in each root (mmdebstrap, minbase plus openssh-server,
+# cached by scripts/debian-roots.sh) installs it with apt, gives a member of the group a key,
+# runs `paragon-bastion check` (and sees it refuse a bad key line by file and line and a
+# PermitOpen of `any`; `render` keep the previous drop-in when sshd refuses a new one), starts
+# that root's own sshd on a loopback port, logs in with paragon-admin (the group's session
+# settings in force, a forward outside PermitOpen refused), runs ssh-audit against it, and
+# removes the package: `sshd -T` is then what it was before the install, and a purge leaves
+# the file tree as it was.
+# Ends with one line: `N passed, N failed`; exits 1 when anything failed. Needs root (chroot,
+# mount).
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+# shellcheck source=scripts/debian-roots.sh
+source scripts/debian-roots.sh
+
+SUITES=(bookworm trixie)
+ROOT_PACKAGES="openssh-server"
+DEADLINE_SECS=30
+
+for tool in mmdebstrap chroot mount dpkg-deb lintian ssh-keygen ssh-audit python3 cargo; do
+  command -v "$tool" >/dev/null 2>&1 || {
+    echo "test-bastion-package: $tool is missing: run scripts/test.sh, which installs it" >&2
+    exit 1
+  }
+done
+[[ $EUID -eq 0 ]] || { echo "test-bastion-package: run as root (chroot and mount)" >&2; exit 1; }
+
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); echo "ok    $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL  $1${2:+: $2}"; }
+
+work="$(mktemp -d /var/tmp/paragon-test-bastion-package.XXXXXX)"
+sshd_pid=
+declare -A root_maker=()
+cleanup() {
+  [[ -n $sshd_pid ]] && kill "$sshd_pid" 2>/dev/null && wait "$sshd_pid" 2>/dev/null
+  local pid
+  for pid in "${root_maker[@]}"; do wait "$pid" 2>/dev/null; done
+  leave_root
+  remove_work "$work" test-bastion-package
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+for suite in "${SUITES[@]}"; do
+  make_root "$suite" vm "$ROOT_PACKAGES" >"$work/$suite-mmdebstrap.log" 2>&1 &
+  root_maker[$suite]=$!
+done
+
+if deb="$(bash packaging/paragon-bastion/build.sh 2>"$work/build.log" | tail -n 1)" && [[ -f $deb ]]; then
+  pass "paragon-bastion builds and is lintian clean ($(basename "$deb"))"
+else
+  tail -n 30 "$work/build.log"
+  fail "paragon-bastion builds and is lintian clean" "see the lines above"
+  echo "$passed passed, $failed failed"
+  exit 1
+fi
+mkdir "$work/deb"
+dpkg-deb -x "$deb" "$work/deb"
+if cmp -s "$work/deb/usr/share/paragon-bastion/sshd_config" bastion-image/sshd_config &&
+  cmp -s "$work/deb/usr/libexec/paragon-bastion/entrypoint" bastion-image/entrypoint.sh; then
+  pass "the package carries the image's own policy and entrypoint, byte for byte"
+else
+  fail "the package carries the image's own policy and entrypoint"
+fi
+
+if cargo build --locked --quiet --bin paragon-admin 2>"$work/cargo.log"; then
+  bin="$work/paragon-admin"
+  cp "${CARGO_TARGET_DIR:-target}/debug/paragon-admin" "$bin"
+else
+  tail -n 20 "$work/cargo.log"
+  fail "cargo build --bin paragon-admin" "see the lines above"
+  echo "$passed passed, $failed failed"
+  exit 1
+fi
+ssh-keygen -q -t ed25519 -N '' -C alice@paragon-test -f "$work/id_ed25519"
+export XDG_RUNTIME_DIR="$work/xdg-run" XDG_STATE_HOME="$work/state"
+mkdir -m 0700 "$XDG_RUNTIME_DIR"
+
+# alice's effective sshd settings, as sshd decides them for a login from loopback.
+effective() { in_root sshd -T -C user=alice,host=localhost,addr=127.0.0.1 2>&1 | sort; }
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+listens() { python3 -c "import socket; socket.create_connection(('127.0.0.1',$1),0.5).close()" 2>/dev/null; }
+
+for suite in "${SUITES[@]}"; do
+  started=$SECONDS
+  cached="$(root_tar "$suite" vm "$ROOT_PACKAGES")"
+  if ! wait "${root_maker[$suite]}" || [[ ! -s $cached ]]; then
+    tail -n 20 "$work/$suite-mmdebstrap.log"
+    fail "$suite: make a root with mmdebstrap" "see the lines above"
+    continue
+  fi
+  enter_root "$cached" "$work/$suite"
+  mkdir -p "$root/run/sshd"
+  # The VM's user, before anything of ours: a home, /bin/sh, no password ('*': sshd without
+  # a usable password still takes a key).
+  in_root useradd --create-home --shell /bin/sh --password '*' alice
+  before_files="$(root_files)"
+  before_sshd="$(effective)"
+  distribution_config="$(sha256sum "$root/etc/ssh/sshd_config")"
+
+  cp "$deb" "$root/tmp/"
+  if in_root apt-get install -y -q --no-install-recommends "/tmp/$(basename "$deb")" >"$work/$suite-apt.log" 2>&1 &&
+    [[ -f $root/etc/ssh/sshd_config.d/paragon-bastion.conf ]]; then
+    pass "$suite: apt installs the package; the drop-in is rendered and sshd -t passes"
+  else
+    tail -n 20 "$work/$suite-apt.log"
+    fail "$suite: apt installs the package" "see the lines above"
+  fi
+  kex="$(sed -n 's/^KexAlgorithms //p' "$root/etc/ssh/sshd_config.d/paragon-bastion.conf")"
+  echo "      $suite: $(in_root sshd -V 2>&1 | head -n 1); KexAlgorithms $kex"
+
+  in_root usermod -aG paragon-bastion alice
+  keys="$root/etc/paragon-bastion/authorized-keys/alice"
+  { cat "$work/id_ed25519.pub"; echo "ssh-ed25519 AAAA-not-a-key broken@paragon-test"; } >"$keys"
+  out="$(in_root paragon-bastion check 2>&1)"
+  status=$?
+  if [[ $status -eq 1 && $out == *"/etc/paragon-bastion/authorized-keys/alice:2: not a public key line"* ]]; then
+    pass "$suite: paragon-bastion check refuses a bad key line, naming file and line"
+  else
+    fail "$suite: paragon-bastion check refuses a bad key line" "status $status: $out"
+  fi
+  cp "$work/id_ed25519.pub" "$keys"
+  cp "$root/etc/paragon-bastion/permit-open" "$work/permit-open"
+  echo "db.internal:5432 any" >>"$root/etc/paragon-bastion/permit-open"
+  out="$(in_root paragon-bastion check 2>&1)"
+  status=$?
+  if [[ $status -eq 1 && $out == *"/etc/paragon-bastion/permit-open: entry 'any' is not HOST:PORT"* ]]; then
+    pass "$suite: paragon-bastion check refuses a PermitOpen of 'any' (the entrypoint's rule)"
+  else
+    fail "$suite: paragon-bastion check refuses a PermitOpen of 'any'" "status $status: $out"
+  fi
+  # A setting sshd refuses: render puts the previous drop-in back.
+  drop_in_sum="$(sha256sum "$root/etc/ssh/sshd_config.d/paragon-bastion.conf")"
+  echo "db.internal:notaport" >"$root/etc/paragon-bastion/permit-open"
+  out="$(in_root paragon-bastion render 2>&1)"
+  status=$?
+  if [[ $status -eq 1 && $out == *"sshd refused the rendered drop-in, the previous configuration is kept"* &&
+    "$(sha256sum "$root/etc/ssh/sshd_config.d/paragon-bastion.conf")" == "$drop_in_sum" ]] &&
+    [[ -z $(find "$root/etc/ssh/sshd_config.d" -name '*.new.*' -o -name '*.old.*') ]]; then
+    pass "$suite: paragon-bastion render keeps the previous drop-in when sshd -t refuses the new one"
+  else
+    fail "$suite: paragon-bastion render keeps the previous drop-in" "status $status: $out"
+  fi
+  cp "$work/permit-open" "$root/etc/paragon-bastion/permit-open"
+  out="$(in_root paragon-bastion check 2>&1)"
+  status=$?
+  if [[ $status -eq 0 ]]; then
+    pass "$suite: paragon-bastion check passes ($out)"
+  else
+    fail "$suite: paragon-bastion check passes" "status $status: $out"
+  fi
+
+  settings="$(effective)"
+  wrong=()
+  for want in "authorizedkeysfile /etc/paragon-bastion/authorized-keys/%u" "allowtcpforwarding local" \
+    "x11forwarding no" "allowagentforwarding no" "passwordauthentication no" "authenticationmethods publickey" \
+    "setenv KUBECONFIG=/etc/paragon-bastion/kubeconfig" "permitlisten none"; do
+    grep -qxF "$want" <<<"$settings" || wrong+=("$want")
+  done
+  if ((${#wrong[@]} == 0)) && [[ "$(sha256sum "$root/etc/ssh/sshd_config")" == "$distribution_config" ]]; then
+    pass "$suite: the group's member gets the image's session rules; the distribution's sshd_config untouched"
+  else
+    fail "$suite: the group's member gets the image's session rules" "missing: ${wrong[*]}"
+  fi
+
+  # The root's own sshd (the package's drop-in in its configuration) on a loopback port.
+  port="$(free_port)"
+  target_port="$(free_port)"
+  chroot "$root" /usr/sbin/sshd -D -e -p "$port" -o ListenAddress=127.0.0.1 2>"$work/$suite-sshd.log" &
+  sshd_pid=$!
+  end=$((SECONDS + DEADLINE_SECS))
+  until listens "$port" || ((SECONDS > end)); do sleep 0.2; done
+  echo "[127.0.0.1]:$port $(cut -d ' ' -f 1,2 "$root/etc/ssh/ssh_host_ed25519_key.pub")" >"$work/known_hosts"
+  cat >"$work/config.toml" <<EOF
+[profiles.vm]
+host = "127.0.0.1"
+port = $port
+user = "alice"
+identity_file = "$work/id_ed25519"
+known_hosts = "$work/known_hosts"
+strict_host_key_checking = "yes"
+persist = 0
+EOF
+  # Without ML-KEM (bookworm's OpenSSH 9.2) the drop-in keeps classical X25519 after
+  # sntrup761, which the paragon-admin client (russh) does not speak; with it, ML-KEM alone.
+  case ",$kex," in
+  *,mlkem768x25519-sha256,*) classic=0 ;;
+  *,sntrup761x25519-sha512*,curve25519-sha256,) classic=1 ;;
+  *) classic=-1 ;;
+  esac
+  if ((classic >= 0)); then
+    pass "$suite: KexAlgorithms post-quantum first$( ((classic)) && echo ', curve25519-sha256 last (no ML-KEM here)')"
+  else
+    fail "$suite: KexAlgorithms" "$kex"
+  fi
+  # shellcheck disable=SC2016 # expanded by the remote shell
+  out="$("$bin" --config "$work/config.toml" ssh -- 'echo "$KUBECONFIG"; id -nG; exit 3' 2>"$work/$suite-ssh.err")"
+  status=$?
+  if [[ $status -eq 3 && $out == $'/etc/paragon-bastion/kubeconfig\nalice paragon-bastion' ]]; then
+    pass "$suite: paragon-admin logs in through the root's sshd (KUBECONFIG for kubectl and helm set, exit status back)"
+  else
+    fail "$suite: paragon-admin logs in" "status $status, out '$out', err $(tail -n 3 "$work/$suite-ssh.err" | tr '\n' ' '), sshd: $(tail -n 3 "$work/$suite-sshd.log" | tr '\n' ' ')"
+  fi
+  # A forward outside PermitOpen: the default list has no such port.
+  timeout 20 "$bin" --config "$work/config.toml" --output json forward "0:127.0.0.1:$target_port" \
+    >"$work/$suite-forward.out" 2>"$work/$suite-forward.err" &
+  forward=$!
+  local_port=
+  end=$((SECONDS + DEADLINE_SECS))
+  while [[ -z $local_port ]] && ((SECONDS < end)); do
+    local_port="$(sed -n 's/.*"local":"127.0.0.1:\([0-9]*\)".*/\1/p' "$work/$suite-forward.out")"
+    sleep 0.2
+  done
+  [[ -n $local_port ]] && python3 -c "import socket; s=socket.create_connection(('127.0.0.1',$local_port),2); s.settimeout(5); s.recv(1)" 2>/dev/null
+  end=$((SECONDS + DEADLINE_SECS))
+  until grep -q "but the request was denied" "$work/$suite-sshd.log" || ((SECONDS > end)); do sleep 0.2; done
+  kill "$forward" 2>/dev/null
+  wait "$forward" 2>/dev/null
+  refusal="administratively prohibited (the bastion's PermitOpen or AllowTcpForwarding): open failed"
+  if grep -q "to connect to host 127.0.0.1 port $target_port, but the request was denied" "$work/$suite-sshd.log" &&
+    grep -q "$refusal" "$work/$suite-forward.err"; then
+    pass "$suite: a forward outside the group's PermitOpen is refused ('$refusal'; sshd: the request was denied)"
+  else
+    fail "$suite: a forward outside PermitOpen is refused" "client: $(tail -n 2 "$work/$suite-forward.err" | tr '\n' ' ')"
+  fi
+
+  audit="$(ssh-audit -j -p "$port" 127.0.0.1 2>&1)"
+  status=$?
+  # Clean: exit 0 with no warning; where the drop-in had to keep curve25519-sha256 (no
+  # ML-KEM), that one name's "not post-quantum" warning is the only one allowed.
+  if python3 - "$status" "$classic" "$audit" <<'PY' 2>/dev/null; then
+import json, sys
+status, classic, report = int(sys.argv[1]), sys.argv[2] == "1", json.loads(sys.argv[3])
+warned = set()
+for section in ("kex", "key", "enc", "mac"):
+    for alg in report.get(section, []):
+        notes = alg.get("notes", {})
+        if notes.get("fail"):
+            sys.exit(1)
+        if notes.get("warn"):
+            warned.add(alg["algorithm"])
+allowed = {"curve25519-sha256"} if classic else set()
+ok = report["kex"] and report["cves"] == [] and warned <= allowed and warned == allowed
+# ssh-audit's status for warnings has been 1 or 2 across its versions; clean is 0.
+sys.exit(0 if ok and (status in (1, 2) if classic else status == 0) else 1)
+PY
+    pass "$suite: ssh-audit against the root's sshd with the drop-in: no failure, no warning$( ((classic)) && echo ' but curve25519-sha256 (not post-quantum)')"
+  else
+    fail "$suite: ssh-audit against the root's sshd" "status $status: $(head -c 600 <<<"$audit")"
+  fi
+  kill "$sshd_pid" 2>/dev/null
+  wait "$sshd_pid" 2>/dev/null
+  sshd_pid=
+
+  if in_root dpkg -r paragon-bastion >"$work/$suite-remove.log" 2>&1 &&
+    [[ ! -e $root/etc/ssh/sshd_config.d/paragon-bastion.conf && "$(effective)" == "$before_sshd" ]]; then
+    pass "$suite: dpkg -r removes the drop-in; sshd -T for the member is what it was before"
+  else
+    tail -n 10 "$work/$suite-remove.log"
+    fail "$suite: dpkg -r restores the previous sshd" "$(diff <(echo "$before_sshd") <(effective) | grep '^[<>]' | head -n 5 | tr '\n' ' ')"
+  fi
+  # The administrator's key file is theirs to remove; then a purge leaves the tree as it was.
+  rm -f "$keys"
+  in_root dpkg --purge paragon-bastion >>"$work/$suite-remove.log" 2>&1
+  if [[ "$(root_files)" == "$before_files" ]]; then
+    pass "$suite: dpkg --purge leaves the file tree as it was before the install"
+  else
+    fail "$suite: dpkg --purge leaves the file tree as it was" \
+      "$(diff <(echo "$before_files") <(root_files) | grep '^[<>]' | head -n 5 | tr '\n' ' ')"
+  fi
+
+  leave_root
+  echo "      $suite: $((SECONDS - started)) s"
+done
+
+echo "$passed passed, $failed failed"
+((failed == 0))

@@ -1,0 +1,517 @@
+#!/usr/bin/env bash
+# Builds the bastion image from the committed Dockerfile with podman and the offline inputs
+# only (no network during the build), starts it as the Deployment runs it, and uses it as an
+# operator would, through paragon-admin:
+#   - the base: a trixie root holding bastion-image/packages, made with mmdebstrap from
+#     Debian's archive and `podman import`ed, cached on the machine (scripts/debian-roots.sh);
+#   - paragon-admin: the dev build the suite has (`--build-context paragon-admin=`);
+#   - kubectl: the one the suite installs, with its checksum passed (it is not the pinned
+#     version); helm: no release can be had here, so a stand-in script that prints its
+#     arguments takes its place (said so in the output);
+#   - bad offline inputs, a build without them and one from a base lacking the packages (the
+#     VM package test's bare root) stop before any image is made, naming the file and the
+#     checksum expected, or pointing to the README's "Offline build";
+#   - the container: uid 10001, read-only root, no capability, no new privileges, the host-key
+#     folder (a named volume) and the authorized keys mounted, host networking on loopback;
+#     through it `ssh -- CMD`, `kubectl`, `helm`, a forward PermitOpen allows and one it
+#     refuses, `health` against the sandbox; the host key kept across `podman restart` and a
+#     new container, and served from a read-only folder as a Secret is mounted; a bad
+#     authorized_keys line stopping the start (`podman logs` names file and line); ssh-audit;
+#     `podman inspect` against what the README promises.
+# Ends with one line: `N passed, N failed`; exits 1 when anything failed. Containers, the
+# volume, the image, processes and the work folder are removed on exit, also on failure. Kept
+# between runs: the base root (tarball) and the base image made from it, the costly part (about
+# 100 s and 10 s). The build itself keeps no layers (`--layers=false`): it takes about 10 s
+# from that base, and a layer cache would leave intermediate images behind on every change.
+# Needs root, podman and runc (scripts/test.sh installs them).
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+# shellcheck source=scripts/debian-roots.sh
+source scripts/debian-roots.sh
+
+# crun refuses this kernel's hybrid cgroups; runc with cgroupfs runs.
+PODMAN=(podman --runtime runc --cgroup-manager=cgroupfs)
+BASE_PACKAGES="$(grep -v '^#' bastion-image/packages | paste -sd, -)"
+HELM_STAND_IN_VERSION=v0.0.0-stand-in
+# How long the container may take to serve, and any one wait.
+DEADLINE_SECS=30
+
+for tool in podman runc mmdebstrap ssh-keygen ssh-audit python3 curl kubectl cargo; do
+  command -v "$tool" >/dev/null 2>&1 || {
+    echo "test-image: $tool is missing: run scripts/test.sh, which installs it" >&2
+    exit 1
+  }
+done
+[[ $EUID -eq 0 ]] || { echo "test-image: run as root (podman as root)" >&2; exit 1; }
+
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); echo "ok    $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL  $1${2:+: $2}"; }
+
+work="$(mktemp -d /var/tmp/paragon-test-image.XXXXXX)"
+chmod 0755 "$work"
+tag=$$
+IMAGE="localhost/paragon-admin-test/bastion:$tag"
+volume="paragon-test-image-keys-$tag"
+containers=()
+pids=()
+bin=
+cleanup() {
+  local c p
+  [[ -n $bin ]] && "$bin" --config "$work/config.toml" agent stop --all >/dev/null 2>&1
+  for c in "${containers[@]}"; do "${PODMAN[@]}" rm -f -t 0 "$c" >/dev/null 2>&1; done
+  "${PODMAN[@]}" volume rm -f "$volume" >/dev/null 2>&1
+  "${PODMAN[@]}" rmi -f "$IMAGE" >/dev/null 2>&1
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+# until_deadline CMD...: runs CMD every 0.2 s until it succeeds or DEADLINE_SECS pass.
+until_deadline() {
+  local end=$((SECONDS + DEADLINE_SECS))
+  until "$@"; do
+    ((SECONDS < end)) || return 1
+    sleep 0.2
+  done
+}
+listens() { python3 -c "import socket; socket.create_connection(('127.0.0.1',$1),0.5).close()" 2>/dev/null; }
+
+# --- the inputs: base root, binary, tools ------------------------------------------------
+
+# base_image FLAVOUR PACKAGES: the local image of a cached trixie root with those packages,
+# made and imported when missing (older imports of the flavour removed); prints its name.
+base_image() {
+  local flavour="$1" packages="$2" tarball image
+  tarball="$(root_tar trixie "$flavour" "$packages")"
+  image="localhost/paragon-admin-test/trixie-$flavour:$(basename "$tarball" .tar | sed 's/.*-//')"
+  make_root trixie "$flavour" "$packages" || return 1
+  [[ -s $tarball ]] || return 1
+  if ! "${PODMAN[@]}" image exists "$image"; then
+    "${PODMAN[@]}" import -q "$tarball" "$image" >&2 || return 1
+  fi
+  "${PODMAN[@]}" images --format '{{.Repository}}:{{.Tag}}' "localhost/paragon-admin-test/trixie-$flavour" |
+    grep -vxF "$image" | xargs -r "${PODMAN[@]}" rmi >/dev/null 2>&1
+  echo "$image"
+}
+
+started=$SECONDS
+# The image's base holds every package; a bare one (the VM package test's root: openssh-server
+# only) shows what a build without network and without such a base does.
+base_image bastion-base "$BASE_PACKAGES" >"$work/base" 2>"$work/base.log" &
+base_maker=$!
+base_image vm openssh-server >"$work/bare-base" 2>"$work/bare-base.log" &
+bare_base_maker=$!
+cargo build --locked --quiet --bin paragon-admin 2>"$work/cargo.log" &
+builder=$!
+
+if wait "$builder"; then
+  bin="$work/paragon-admin"
+  cp "${CARGO_TARGET_DIR:-target}/debug/paragon-admin" "$bin"
+else
+  tail -n 20 "$work/cargo.log"
+  fail "cargo build --bin paragon-admin" "see the lines above"
+fi
+wait "$base_maker"
+base="$(cat "$work/base")"
+if [[ -z $base ]]; then
+  tail -n 20 "$work/base.log"
+  fail "trixie base with bastion-image/packages (mmdebstrap, podman import)" "see the lines above"
+fi
+wait "$bare_base_maker"
+bare_base="$(cat "$work/bare-base")"
+if [[ -z $bare_base ]]; then
+  tail -n 20 "$work/bare-base.log"
+  fail "bare trixie base (mmdebstrap, podman import)" "see the lines above"
+fi
+if [[ -z $bin || -z $base ]]; then
+  echo "$passed passed, $failed failed"
+  exit 1
+fi
+echo "      inputs ready (base $base): $((SECONDS - started)) s"
+
+mkdir -p "$work/prebuilt" "$work/tools" "$work/helm/linux-amd64"
+cp "$bin" "$work/prebuilt/paragon-admin"
+kubectl_file="$(readlink -f "$(command -v kubectl)")"
+cp "$kubectl_file" "$work/tools/kubectl"
+kubectl_version="$(kubectl version --client -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["clientVersion"]["gitVersion"])')"
+kubectl_sha="$(sha256sum "$work/tools/kubectl" | cut -d ' ' -f 1)"
+cat >"$work/helm/linux-amd64/helm" <<'EOF'
+#!/bin/sh
+# A stand-in for helm (no helm release can be had on the test machine): prints its arguments.
+printf 'helm stand-in:'
+printf ' [%s]' "$@"
+printf '\n'
+EOF
+chmod 0755 "$work/helm/linux-amd64/helm"
+helm_file="helm-$HELM_STAND_IN_VERSION-linux-amd64.tar.gz"
+tar -czf "$work/tools/$helm_file" -C "$work/helm" linux-amd64
+helm_sha="$(sha256sum "$work/tools/$helm_file" | cut -d ' ' -f 1)"
+echo "      kubectl: $kubectl_file ($kubectl_version, SHA-256 $kubectl_sha)"
+echo "      helm: NOT a helm release: a stand-in script that prints its arguments ($helm_file)"
+
+# build ARGS...: the committed Dockerfile, repository root as context, no network.
+build() {
+  "${PODMAN[@]}" build --layers=false --format docker --network none -f bastion-image/Dockerfile \
+    --build-arg DEBIAN_IMAGE="$base" "$@" .
+}
+offline_args=(
+  --build-context paragon-admin="$work/prebuilt" --build-context tool-files="$work/tools"
+  --build-arg KUBECTL_VERSION="$kubectl_version" --build-arg KUBECTL_SHA256="$kubectl_sha"
+  --build-arg HELM_VERSION="$HELM_STAND_IN_VERSION" --build-arg HELM_SHA256="$helm_sha"
+)
+
+# --- bad offline inputs: each stops the build, and no image is made ---------------------
+
+# refused NAME EXPECTED_TEXT BUILD_ARGS...
+refused() {
+  local name="$1" expected="$2" probe="localhost/paragon-admin-test/refused-$tag"
+  shift 2
+  if build -t "$probe" "$@" >"$work/refused.log" 2>&1; then
+    "${PODMAN[@]}" rmi "$probe" >/dev/null 2>&1
+    fail "$name" "the build succeeded"
+  elif "${PODMAN[@]}" image exists "$probe"; then
+    "${PODMAN[@]}" rmi "$probe" >/dev/null 2>&1
+    fail "$name" "the build failed but left the image $probe"
+  elif grep -qF -- "$expected" "$work/refused.log"; then
+    pass "$name ($(grep -F -- "$expected" "$work/refused.log" | head -n 1 | sed 's/^.*tool-input: //'))"
+  else
+    fail "$name" "no '$expected' in: $(grep -iE 'error|tool-input' "$work/refused.log" | tail -n 3 | tr '\n' ' ')"
+  fi
+}
+prebuilt=(--build-context paragon-admin="$work/prebuilt")
+refused "no network and no tool files: stops at the first download, points to the offline build" \
+  "(no network?): build offline, see bastion-image/README.md, \"Offline build\"" "${prebuilt[@]}"
+refused "an unpinned kubectl without its checksum is refused" \
+  "kubectl $kubectl_version (linux/amd64) is not a pinned version" \
+  "${prebuilt[@]}" --build-context tool-files="$work/tools" --build-arg KUBECTL_VERSION="$kubectl_version"
+refused "a kubectl whose checksum differs names the file and both checksums" \
+  "offline folder: kubectl has SHA-256 $kubectl_sha, expected $helm_sha" \
+  "${prebuilt[@]}" --build-context tool-files="$work/tools" \
+  --build-arg KUBECTL_VERSION="$kubectl_version" --build-arg KUBECTL_SHA256="$helm_sha"
+if [[ -n $bare_base ]]; then
+  refused "no network and a base without the packages: stops at apt-get update, points to the offline build" \
+    "apt-get update failed (no network?): build from a base that holds /etc/bastion/packages, see bastion-image/README.md, \"Offline build\"" \
+    "${offline_args[@]}" --build-arg DEBIAN_IMAGE="$bare_base"
+fi
+mkdir -p "$work/tools-without-helm"
+cp "$work/tools/kubectl" "$work/tools-without-helm/"
+refused "a missing helm file names the file and the checksum expected" \
+  "the offline folder has no helm-v3.19.0-linux-amd64.tar.gz: put helm v3.19.0 (linux/amd64, SHA-256 a7f81ce08007091b86d8bd696eb4d86b8d0f2e1b9f6c714be62f82f96a594496)" \
+  "${prebuilt[@]}" --build-context tool-files="$work/tools-without-helm" \
+  --build-arg KUBECTL_VERSION="$kubectl_version" --build-arg KUBECTL_SHA256="$kubectl_sha"
+
+# --- the image ------------------------------------------------------------------------------
+
+started=$SECONDS
+if build -t "$IMAGE" "${offline_args[@]}" \
+  --build-arg REVISION="$(git rev-parse HEAD)" \
+  --build-arg CREATED="$(git log -1 --format=%cI)" >"$work/build.log" 2>&1; then
+  pass "the image builds offline (--network none) from the committed Dockerfile: $((SECONDS - started)) s"
+else
+  tail -n 30 "$work/build.log"
+  fail "the image builds offline from the committed Dockerfile" "see the lines above"
+  echo "$passed passed, $failed failed"
+  exit 1
+fi
+if grep -q 'the base image holds every package: nothing to install' "$work/build.log" &&
+  grep -q "tool-input: kubectl $kubectl_version from offline folder: kubectl, SHA-256 $kubectl_sha checked" "$work/build.log"; then
+  pass "no download in the build: packages from the base, kubectl and helm from the offline folder, checksums checked"
+else
+  fail "no download in the build" "$(grep -E 'tool-input|nothing to install|apt-get' "$work/build.log" | tr '\n' ' ')"
+fi
+
+inspect="$("${PODMAN[@]}" image inspect "$IMAGE")"
+promises="$(python3 - "$inspect" "$(git rev-parse HEAD)" "$base" <<'EOF'
+import json, sys
+image = json.loads(sys.argv[1])[0]
+config = image["Config"]
+labels = config.get("Labels") or {}
+wrong = []
+want = {
+    "org.opencontainers.image.title": "paragon-bastion",
+    "org.opencontainers.image.licenses": "Apache-2.0",
+    "org.opencontainers.image.revision": sys.argv[2],
+    "org.opencontainers.image.base.name": sys.argv[3],
+}
+for key, value in want.items():
+    if labels.get(key) != value:
+        wrong.append(f"label {key}={labels.get(key)!r}, wanted {value!r}")
+for key in ("description", "version", "created"):
+    if not labels.get(f"org.opencontainers.image.{key}"):
+        wrong.append(f"no label org.opencontainers.image.{key}")
+if config.get("User") != "10001:10001":
+    wrong.append(f"User {config.get('User')!r}")
+if config.get("Entrypoint") != ["/usr/local/bin/bastion-entrypoint"]:
+    wrong.append(f"Entrypoint {config.get('Entrypoint')!r}")
+if list(config.get("ExposedPorts") or {}) != ["2222/tcp"]:
+    wrong.append(f"ExposedPorts {config.get('ExposedPorts')!r}")
+if list(config.get("Volumes") or {}) != ["/etc/bastion/host-keys"]:
+    wrong.append(f"Volumes {config.get('Volumes')!r}")
+print("; ".join(wrong))
+EOF
+)"
+if [[ -z $promises ]]; then
+  pass "podman inspect: OCI labels (revision $(git rev-parse --short HEAD)), user 10001:10001, entry point, port 2222, host-key volume"
+else
+  fail "podman inspect shows what the README promises" "$promises"
+fi
+
+# --- what the container is given ------------------------------------------------------------
+
+ssh-keygen -q -t ed25519 -N '' -C operator@paragon-test -f "$work/id_ed25519"
+mkdir -p "$work/authorized-keys" "$work/bad-keys" "$work/run" "$work/home/.kube"
+cp "$work/id_ed25519.pub" "$work/authorized-keys/authorized_keys"
+{ cat "$work/id_ed25519.pub"; echo "ssh-ed25519 not-base64 broken@paragon-test"; } >"$work/bad-keys/authorized_keys"
+chmod 0644 "$work/authorized-keys/authorized_keys" "$work/bad-keys/authorized_keys"
+
+# The sandbox: the cluster for kubectl and health. Its kubeconfig is given to the bastion's
+# kubectl in the login's home (the Deployment's service-account kubeconfig needs a cluster).
+kc="$work/sandbox.kubeconfig"
+"$bin" --quiet sandbox --listen 127.0.0.1:0 --kubeconfig-out "$kc" >"$work/sandbox.out" 2>"$work/sandbox.log" &
+pids+=($!)
+until_deadline test -s "$kc" || { cat "$work/sandbox.log"; fail "the sandbox starts"; }
+api_port="$(sed -n 's|^ *server: https://127.0.0.1:\([0-9]*\).*|\1|p' "$kc" | head -n 1)"
+cp "$kc" "$work/home/.kube/config"
+# The login's run folder and home: owned by the login user (podman 4.3 ignores a tmpfs mode).
+chown -R 10001:10001 "$work/run" "$work/home"
+chmod 0700 "$work/run" "$work/home"
+
+# Forward targets on the host's loopback: one PermitOpen allows, one it does not.
+mkdir -p "$work/www"
+echo "through the bastion image" >"$work/www/index.html"
+allowed_port="$(free_port)"
+python3 -m http.server --bind 127.0.0.1 --directory "$work/www" "$allowed_port" >/dev/null 2>"$work/allowed.log" &
+pids+=($!)
+denied_port="$(free_port)"
+python3 -m http.server --bind 127.0.0.1 --directory "$work/www" "$denied_port" >/dev/null 2>"$work/denied.log" &
+pids+=($!)
+if ! until_deadline listens "$allowed_port" || ! until_deadline listens "$denied_port"; then
+  fail "the forward targets listen"
+fi
+
+ssh_port="$(free_port)"
+# run_bastion NAME KEYS_DIR HOST_KEYS [podman run options...]: the container as the Deployment
+# runs it; HOST_KEYS is what is mounted on /etc/bastion/host-keys (a volume, or a folder ":ro").
+# Host networking: sshd listens on the host's 127.0.0.1 only, and its forwards reach the
+# host's loopback services (the sandbox, the targets) as a pod reaches the cluster's.
+run_bastion() {
+  local name="$1" keys="$2" host_keys="$3"
+  shift 3
+  containers+=("$name")
+  "${PODMAN[@]}" run --name "$name" "$@" \
+    --network host --read-only --cap-drop all --security-opt no-new-privileges \
+    --user 10001:10001 \
+    -v "${host_keys%:ro}:/etc/bastion/host-keys${host_keys#"${host_keys%:ro}"}" \
+    -v "$keys:/etc/bastion/authorized-keys:ro" \
+    -v "$work/run:/run/bastion" -v "$work/home:/home/bastion" --tmpfs /tmp \
+    -e BASTION_PORT="$ssh_port" -e BASTION_LISTEN_ADDRESS=127.0.0.1 \
+    -e BASTION_PERMIT_OPEN="127.0.0.1:$allowed_port 127.0.0.1:$api_port" \
+    "$IMAGE"
+}
+
+cat >"$work/config.toml" <<EOF
+[profiles.image]
+host = "127.0.0.1"
+port = $ssh_port
+user = "bastion"
+identity_file = "$work/id_ed25519"
+known_hosts = "$work/known_hosts"
+strict_host_key_checking = "accept-new"
+[profiles.image.kube]
+kubeconfig = "$kc"
+
+[profiles.strict]
+host = "127.0.0.1"
+port = $ssh_port
+user = "bastion"
+identity_file = "$work/id_ed25519"
+known_hosts = "$work/known_hosts"
+strict_host_key_checking = "yes"
+EOF
+export XDG_RUNTIME_DIR="$work/xdg-run" XDG_STATE_HOME="$work/state" HOME="$work/client-home"
+mkdir -m 0700 "$XDG_RUNTIME_DIR" "$HOME"
+pa() { "$bin" --config "$work/config.toml" "$@"; }
+
+# --- the container --------------------------------------------------------------------------
+
+started=$SECONDS
+if run_bastion "paragon-test-bastion-$tag" "$work/authorized-keys" "$volume" -d >/dev/null 2>"$work/run.log" &&
+  until_deadline listens "$ssh_port"; then
+  pass "the container serves OpenSSH on 127.0.0.1:$ssh_port: $((SECONDS - started)) s"
+else
+  cat "$work/run.log"
+  "${PODMAN[@]}" logs "paragon-test-bastion-$tag" 2>&1 | tail -n 20
+  fail "the container starts and serves OpenSSH" "see the lines above"
+  echo "$passed passed, $failed failed"
+  exit 1
+fi
+first_fingerprint="$("${PODMAN[@]}" logs "paragon-test-bastion-$tag" 2>&1 | sed -n 's/^entrypoint: host key: //p')"
+
+out="$(pa -p image ssh -- 'id -u; touch /etc/bastion/x 2>/dev/null || echo read-only; grep CapEff /proc/self/status; exit 7' 2>"$work/ssh.err")"
+status=$?
+if [[ $status -eq 7 && $out == *$'10001\nread-only\nCapEff:\t0000000000000000'* ]]; then
+  pass "paragon-admin ssh -- CMD: exit status 7 back; uid 10001, read-only root, no capability"
+else
+  fail "paragon-admin ssh -- CMD" "status $status, out '$out', err $(tail -n 3 "$work/ssh.err" | tr '\n' ' ')"
+fi
+
+out="$(pa -p image kubectl --kubeconfig /home/bastion/.kube/config get namespaces -o name 2>"$work/kubectl.err")"
+status=$?
+if [[ $status -eq 0 && $out == *namespace/paragon* ]]; then
+  pass "paragon-admin kubectl: the image's kubectl lists the sandbox's namespaces"
+else
+  fail "paragon-admin kubectl" "status $status, out '$out', err $(tail -n 3 "$work/kubectl.err" | tr '\n' ' ')"
+fi
+out="$(pa -p image kubectl version --client -o json 2>&1)"
+if [[ $out == *"\"gitVersion\": \"$kubectl_version\""* ]]; then
+  pass "the image's kubectl is the offline input ($kubectl_version)"
+else
+  fail "the image's kubectl is the offline input" "$out"
+fi
+
+out="$(pa -p image helm list -A --filter 'a b' 2>&1)"
+if [[ $out == 'helm stand-in: [list] [-A] [--filter] [a b]' ]]; then
+  pass "paragon-admin helm reaches the image's helm (the STAND-IN script, not a helm release), arguments intact"
+else
+  fail "paragon-admin helm reaches the image's helm" "$out"
+fi
+
+# A forward to both targets: the allowed one serves, the other is refused by sshd.
+# The binary itself in the background (not the function), so that its pid is the one killed.
+"$bin" --config "$work/config.toml" -p image --output json forward \
+  "0:127.0.0.1:$allowed_port" "0:127.0.0.1:$denied_port" >"$work/forward.out" 2>"$work/forward.err" &
+forward=$!
+pids+=("$forward")
+local_of() { sed -n "s/.*\"local\":\"127.0.0.1:\([0-9]*\)\",\"target\":\"127.0.0.1:$1\".*/\1/p" "$work/forward.out" 2>/dev/null; }
+both_listen() { [[ -n $(local_of "$allowed_port") && -n $(local_of "$denied_port") ]]; }
+if until_deadline both_listen; then
+  body="$(curl -fsS --max-time 10 "http://127.0.0.1:$(local_of "$allowed_port")/")"
+  if [[ $body == "through the bastion image" ]]; then
+    pass "a forward PermitOpen allows (127.0.0.1:$allowed_port) serves through the container"
+  else
+    fail "a forward PermitOpen allows" "body '$body', stderr $(tail -n 3 "$work/forward.err" | tr '\n' ' ')"
+  fi
+  curl -sS --max-time 10 "http://127.0.0.1:$(local_of "$denied_port")/" >/dev/null 2>&1
+  # sshd answers "open failed" (reason: administratively prohibited) and logs why.
+  refusal="the bastion could not connect to 127.0.0.1:$denied_port: administratively prohibited (the bastion's PermitOpen or AllowTcpForwarding): open failed"
+  denied_log() {
+    grep -qF "$refusal" "$work/forward.err" &&
+      "${PODMAN[@]}" logs "paragon-test-bastion-$tag" 2>&1 |
+      grep -q "to connect to host 127.0.0.1 port $denied_port, but the request was denied"
+  }
+  if until_deadline denied_log && ! grep -q 'GET' "$work/denied.log"; then
+    pass "a forward PermitOpen does not allow is refused: client '$refusal', podman logs 'but the request was denied', target never contacted"
+  else
+    fail "a forward PermitOpen does not allow is refused" \
+      "client: $(tail -n 2 "$work/forward.err" | tr '\n' ' '); target log: $(head -c 200 "$work/denied.log")"
+  fi
+else
+  fail "the forward listens" "$(tail -n 5 "$work/forward.err" | tr '\n' ' ')"
+fi
+kill "$forward" 2>/dev/null
+wait "$forward" 2>/dev/null
+
+pa -p image --output json health >"$work/health.json" 2>"$work/health.err"
+status=$?
+summary="$(python3 - "$work/health.json" <<'EOF'
+import json, sys
+try:
+    report = json.load(open(sys.argv[1]))
+except ValueError as e:
+    print(f"no JSON report: {e}")
+    sys.exit()
+checks = report.get("checks", [])
+ok = sorted({c.get("name") for c in checks if c.get("status") == "ok"})
+bad = sorted({f"{c.get('name')}:{c.get('status')}:{c.get('message')}" for c in checks if c.get("status") == "fail"})
+api = [c for c in checks if c.get("name") == "api" and c.get("status") == "ok"]
+print(f"{report.get('summary')}; ok: {' '.join(ok)}; failed: {', '.join(bad) or 'none'}; api {'ok' if api else 'not reached'}")
+EOF
+)"
+if [[ $status -eq 0 && $summary == *"failed: none; api ok" ]]; then
+  pass "health against the sandbox through the container, exit 0 ($summary)"
+else
+  fail "health against the sandbox through the container" "status $status; $summary; $(tail -n 3 "$work/health.err" | tr '\n' ' ')"
+fi
+
+audit="$(ssh-audit -j -p "$ssh_port" 127.0.0.1 2>&1)"
+status=$?
+if [[ $status -eq 0 ]] && python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if r["kex"] and r["cves"] == [] else 1)' "$audit" 2>/dev/null; then
+  pass "ssh-audit against the running container: exit 0, no failure, no warning, no CVE"
+else
+  fail "ssh-audit against the running container" "status $status: $(head -c 600 <<<"$audit")"
+fi
+
+# `podman restart`, then a new container on the same host-key volume (a replaced pod): the
+# same key each time, and the strict profile logs in without asking.
+pa agent stop --all >/dev/null 2>&1
+started=$SECONDS
+if "${PODMAN[@]}" restart -t 1 "paragon-test-bastion-$tag" >/dev/null 2>"$work/restart.log" &&
+  until_deadline listens "$ssh_port"; then
+  restarted_fingerprint="$("${PODMAN[@]}" logs "paragon-test-bastion-$tag" 2>&1 | sed -n 's/^entrypoint: host key: //p' | tail -n 1)"
+  starts="$("${PODMAN[@]}" logs "paragon-test-bastion-$tag" 2>&1 | grep -c '^entrypoint: starting sshd')"
+  out="$(pa -p strict ssh -- echo same-key </dev/null 2>&1)"
+  if [[ $starts -eq 2 && -n $first_fingerprint && $first_fingerprint == "$restarted_fingerprint" && $out == same-key ]]; then
+    pass "the host key survives podman restart (strict login, no prompt): $((SECONDS - started)) s"
+  else
+    fail "the host key survives podman restart" "starts $starts, before '$first_fingerprint', after '$restarted_fingerprint', login: $out"
+  fi
+else
+  cat "$work/restart.log"
+  fail "podman restart"
+fi
+pa agent stop --all >/dev/null 2>&1
+"${PODMAN[@]}" rm -f -t 0 "paragon-test-bastion-$tag" >/dev/null 2>&1
+started=$SECONDS
+if run_bastion "paragon-test-bastion-$tag-2" "$work/authorized-keys" "$volume" -d >/dev/null 2>"$work/run.log" &&
+  until_deadline listens "$ssh_port"; then
+  second_fingerprint="$("${PODMAN[@]}" logs "paragon-test-bastion-$tag-2" 2>&1 | sed -n 's/^entrypoint: host key: //p')"
+  out="$(pa -p strict ssh -- echo same-key </dev/null 2>&1)"
+  if [[ -n $first_fingerprint && $first_fingerprint == "$second_fingerprint" && $out == same-key ]]; then
+    pass "the host key survives a new container on the volume ($first_fingerprint; strict login, no prompt): $((SECONDS - started)) s"
+  else
+    fail "the host key survives a restart" "before '$first_fingerprint', after '$second_fingerprint', login: $out"
+  fi
+else
+  cat "$work/run.log"
+  fail "the container starts again on the same volume"
+fi
+pa agent stop --all >/dev/null 2>&1
+"${PODMAN[@]}" rm -f -t 0 "paragon-test-bastion-$tag-2" >/dev/null 2>&1
+
+# The host key as Kubernetes mounts its Secret: a read-only folder, the key root's and
+# readable by the pod's group (fsGroup 10001, mode 0440).
+mkdir -p "$work/secret"
+ssh-keygen -q -t ed25519 -N '' -C paragon-bastion -f "$work/secret/ssh_host_ed25519_key"
+chown 0:10001 "$work/secret"/ssh_host_ed25519_key*
+chmod 0440 "$work/secret"/ssh_host_ed25519_key*
+echo "[127.0.0.1]:$ssh_port $(cut -d ' ' -f 1,2 "$work/secret/ssh_host_ed25519_key.pub")" >"$work/known_hosts"
+if run_bastion "paragon-test-bastion-$tag-secret" "$work/authorized-keys" "$work/secret:ro" -d >/dev/null 2>"$work/run.log" &&
+  until_deadline listens "$ssh_port" &&
+  out="$(pa -p strict ssh -- echo secret-key </dev/null 2>&1)" && [[ $out == secret-key ]]; then
+  pass "a read-only host key folder, as a Secret is mounted: the key served (strict login)"
+else
+  fail "a read-only host key folder, as a Secret is mounted" \
+    "$(cat "$work/run.log") $("${PODMAN[@]}" logs "paragon-test-bastion-$tag-secret" 2>&1 | tail -n 3 | tr '\n' ' ') login: ${out:-}"
+fi
+pa agent stop --all >/dev/null 2>&1
+"${PODMAN[@]}" rm -f -t 0 "paragon-test-bastion-$tag-secret" >/dev/null 2>&1
+
+run_bastion "paragon-test-bastion-$tag-bad" "$work/bad-keys" "$volume" >/dev/null 2>&1
+status=$?
+logs="$("${PODMAN[@]}" logs "paragon-test-bastion-$tag-bad" 2>&1)"
+want="/etc/bastion/authorized-keys/authorized_keys:2: not a public key line"
+if [[ $status -eq 1 && $logs == *"$want"* ]] && ! listens "$ssh_port"; then
+  pass "a bad authorized_keys line stops the start (exit 1), podman logs: '$want'"
+else
+  fail "a bad authorized_keys line stops the start" "status $status, logs: $(tail -n 3 <<<"$logs" | tr '\n' ' ')"
+fi
+
+echo "$passed passed, $failed failed"
+((failed == 0))
