@@ -32,7 +32,7 @@ pub const PROFILE_ENV: &str = "PARAGON_ADMIN_PROFILE";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("no config file at {path}: run `paragon-admin init` to create one")]
+    #[error("no config file at {path}: run `{}` to create one", init_command(path))]
     Missing { path: PathBuf },
     #[error("cannot read {path}")]
     Read {
@@ -67,7 +67,10 @@ pub enum ConfigError {
         line: usize,
         message: String,
     },
-    #[error("{path}: no profiles: add a [profiles.NAME] table or run `paragon-admin init`")]
+    #[error(
+        "{path}: no profiles: add a [profiles.NAME] table or run `{}`",
+        init_command(path)
+    )]
     NoProfiles { path: PathBuf },
     #[error("{path}: profile `{name}`{} not found (profiles: {known})", named_by_note(*.named_by))]
     UnknownProfile {
@@ -108,5 +111,26 @@ impl crate::exit::ExitStatus for ConfigError {
     /// Always a usage or configuration error (2).
     fn exit_status(&self) -> u8 {
         crate::exit::USAGE
+    }
+}
+
+/// `paragon-admin init`, with `--config PATH` when `path` is not the default file, so the
+/// hint writes the file the user named (a flag or `$PARAGON_ADMIN_CONFIG`).
+fn init_command(path: &std::path::Path) -> String {
+    let default = dirs::config_dir().map(|d| d.join("paragon-admin").join("config.toml"));
+    if default.as_deref() == Some(path) {
+        return "paragon-admin init".to_string();
+    }
+    let text = path.display().to_string();
+    let plain = text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c));
+    if plain {
+        format!("paragon-admin --config {text} init")
+    } else {
+        format!(
+            "paragon-admin --config '{}' init",
+            text.replace('\'', "'\\''")
+        )
     }
 }

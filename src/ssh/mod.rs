@@ -388,7 +388,8 @@ fn open_failure(
 fn open_failure_reason(r: &russh::ChannelOpenFailure) -> String {
     match r {
         russh::ChannelOpenFailure::AdministrativelyProhibited => {
-            "administratively prohibited (the bastion's PermitOpen or AllowTcpForwarding)".to_string()
+            "administratively prohibited (the bastion's PermitOpen or AllowTcpForwarding)"
+                .to_string()
         }
         russh::ChannelOpenFailure::ConnectFailed => "connection failed".to_string(),
         russh::ChannelOpenFailure::UnknownChannelType => "unknown channel type".to_string(),

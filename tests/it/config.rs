@@ -8,8 +8,25 @@ fn missing_config_file_suggests_init_and_exits_2() {
     let r = run(home.paragon().arg("profiles"));
     assert_eq!(r.status, Some(2), "{}", r.stderr);
     assert!(r.stderr.contains("no config file at"), "{}", r.stderr);
-    assert!(r.stderr.contains("paragon-admin init"), "{}", r.stderr);
+    // The file $PARAGON_ADMIN_CONFIG names, kept in the hint.
+    assert!(r.stderr.contains("init` to create one"), "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+}
+
+/// At the default place (no flag, no `$PARAGON_ADMIN_CONFIG`) the hint is plain `init`.
+#[test]
+fn missing_default_config_file_suggests_plain_init() {
+    let home = Home::new();
+    let r = run(home
+        .paragon()
+        .env_remove("PARAGON_ADMIN_CONFIG")
+        .arg("profiles"));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("run `paragon-admin init` to create one"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -216,4 +233,21 @@ fn a_fifo_or_a_config_another_user_owns_is_refused_naming_it() {
     std::os::unix::fs::chown(&path, Some(0), Some(0)).unwrap();
     let r = run(home.paragon().arg("profiles"));
     assert_eq!(r.status, Some(0), "{}", r.stderr);
+}
+
+/// The hint for a missing file the user named keeps the name: running it writes that file.
+#[test]
+fn a_missing_named_config_hints_init_with_the_same_config() {
+    let home = Home::new();
+    let named = home.path().join("elsewhere.toml");
+    let r = run(home.paragon().arg("--config").arg(&named).arg("profiles"));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "run `paragon-admin --config {} init` to create one",
+            named.display()
+        )),
+        "{}",
+        r.stderr
+    );
 }
