@@ -90,7 +90,12 @@ pub struct Options {
 pub fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, KubeError> {
     Kubeconfig::read_from(path).map_err(|e| KubeError::ReadFile {
         path: path.display().to_string(),
-        message: with_causes(&e),
+        // kube's own message names the path again, in Debug quotes ('"/x/kc"'): the path is
+        // said once, by this error.
+        message: match &e {
+            kube::config::KubeconfigError::ReadConfig(io, _) => io.to_string(),
+            _ => with_causes(&e),
+        },
     })
 }
 

@@ -251,3 +251,23 @@ fn a_missing_named_config_hints_init_with_the_same_config() {
         r.stderr
     );
 }
+
+/// A kubeconfig that is not there is named once, without kube's doubled quotes.
+#[test]
+fn a_missing_kubeconfig_is_named_once_without_doubled_quotes() {
+    let home = Home::new();
+    let missing = home.path().join("no-such-kubeconfig");
+    let r = run(home
+        .paragon()
+        .args(["health", "--local", "--kubeconfig"])
+        .arg(&missing));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    let shown = missing.display().to_string();
+    assert_eq!(r.stderr.matches(&shown).count(), 1, "{}", r.stderr);
+    assert!(!r.stderr.contains("'\""), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("No such file or directory"),
+        "{}",
+        r.stderr
+    );
+}
