@@ -87,7 +87,9 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
         timeout,
         strict: args.strict,
     };
-    let report = run_with_progress(g, target, options).await;
+    let Some(report) = run_with_progress(g, target, options).await? else {
+        return Ok(crate::exit::INTERRUPTED);
+    };
     report.print(g.output)?;
     Ok(report.exit_status())
 }
@@ -130,7 +132,14 @@ async fn kube_client(
     }
 }
 
-async fn run_with_progress(g: &Globals, target: Target, options: health::Options) -> Report {
+/// The report, with a progress line on a terminal; `None` when interrupted (Ctrl-C,
+/// SIGTERM), the progress line cleared first so the shell's prompt starts on a clean line.
+async fn run_with_progress(
+    g: &Globals,
+    target: Target,
+    options: health::Options,
+) -> Result<Option<Report>, Error> {
+    let mut shutdown = crate::signals::Shutdown::install()?;
     let bar = (!g.quiet && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
@@ -151,9 +160,12 @@ async fn run_with_progress(g: &Globals, target: Target, options: health::Options
             }
         }
     };
-    let report = health::run(target, options, &progress).await;
+    let report = tokio::select! {
+        report = health::run(target, options, &progress) => Some(report),
+        _ = shutdown.requested() => None,
+    };
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    report
+    Ok(report)
 }

@@ -1132,3 +1132,46 @@ fn escape_sequences_from_the_bastion_reach_the_report_escaped() {
         assert!(r.stdout.contains(shown), "{output}: {}", r.stdout);
     }
 }
+
+/// Ctrl-C while the checks run on a terminal: exit 130 at once, and the progress line is
+/// cleared (no "checking 0/1" left where the shell's prompt comes back).
+#[test]
+fn ctrl_c_in_health_clears_its_progress_line_and_exits_130() {
+    use crate::support::pty::Terminal;
+    // An API server that accepts and never answers: the api check waits for its deadline.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let home = Home::new();
+    let kc = home.path().join("kubeconfig");
+    std::fs::write(
+        &kc,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n\
+             users:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n\
+             current-context: c\n"
+        ),
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_paragon-admin");
+    let mut t = Terminal::start(
+        &home,
+        &format!(
+            "{bin} health --local --timeout 60 --kubeconfig {}",
+            kc.display()
+        ),
+        &[("TERM", "xterm")],
+    );
+    t.wait_for("checking");
+    let started = std::time::Instant::now();
+    t.send(b"\x03");
+    let (status, text) = t.finish_status();
+    assert_eq!(status, 130, "{text:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{text:?}"
+    );
+    // After the last progress drawing, the line is erased (indicatif: CR, ESC [2K).
+    let last = text.rfind("checking").unwrap();
+    assert!(text[last..].contains("\x1b[2K"), "{text:?}");
+    drop(silent);
+}
