@@ -87,9 +87,10 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
         timeout,
         strict: args.strict,
     };
-    let Some(report) = run_with_progress(g, target, options).await? else {
+    let Some(mut report) = run_with_progress(g, target, options).await? else {
         return Ok(crate::exit::INTERRUPTED);
     };
+    report.verbose = g.verbose > 0;
     report.print(g.output)?;
     Ok(report.exit_status())
 }

@@ -157,7 +157,7 @@ async fn probe(
 }
 
 /// The findings for an answer (or its absence), each ending with where the target came from
-/// and the route taken.
+/// and the route taken (`; target ...`: the table leaves it out of a healthy row).
 fn judge(kind: Probe, svc: &Service, subject: &str, p: Probed, routes: &Routes) -> Vec<Finding> {
     let mut how = format!("{}; {}", p.origin.describe(svc), routes.describe(p.route));
     if let Some(e) = &p.bastion_failed {

@@ -18,6 +18,9 @@ pub struct Report {
     /// `--strict`: a check that did not run fails the report.
     #[serde(skip)]
     pub strict: bool,
+    /// `-v`: the table shows every row's route explanation, not only a problem's.
+    #[serde(skip)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -61,6 +64,7 @@ impl Report {
             checks: findings,
             elapsed_ms: elapsed.as_millis(),
             strict: false,
+            verbose: false,
         }
     }
 

@@ -10,6 +10,9 @@ use super::{Finding, Report, Severity};
 use crate::output;
 use crate::text::printable;
 
+/// Where a monitoring message's route explanation begins (`monitoring::judge` writes it).
+const ROUTE_NOTE: &str = "; target ";
+
 /// The width used when stdout is not a terminal (a file, a pipe, a CI log).
 const OFF_TERMINAL_WIDTH: usize = 100;
 /// Narrower than this, columns cannot be laid out usefully: lay the table out as is.
@@ -111,6 +114,18 @@ pub fn shorten(subject: &str, width: usize) -> String {
 }
 
 impl Report {
+    /// A row's message as the table shows it: a monitoring row that is fine leaves out where
+    /// its target came from and the route it took (`-v` and the JSON keep it); a warning or
+    /// a failure keeps it, where it explains the problem.
+    fn shown_message<'a>(&self, f: &'a Finding) -> &'a str {
+        if self.verbose || f.route.is_none() || f.severity != Severity::Ok {
+            return &f.message;
+        }
+        f.message
+            .find(ROUTE_NOTE)
+            .map_or(&f.message, |at| &f.message[..at])
+    }
+
     /// The table for people, as wide as the terminal, or 100 columns off a terminal.
     /// Failures come last, next to the summary line.
     pub fn table(&self) -> comfy_table::Table {
@@ -143,7 +158,7 @@ impl Report {
             // The summary finding of a check names the check again: leave the subject out.
             // Subjects and messages quote servers (the API, the bastion's stderr): their
             // control characters are shown escaped, never sent to the terminal.
-            let (f_subject, f_message) = (printable(&f.subject), printable(&f.message));
+            let (f_subject, f_message) = (printable(&f.subject), printable(self.shown_message(f)));
             let subject = if f.subject == f.check {
                 String::new()
             } else if fits {
@@ -272,6 +287,38 @@ mod tests {
             "{text:?}"
         );
         assert!(text.contains("\\033]0;owned\\007"), "{text}");
+    }
+
+    #[test]
+    fn a_healthy_monitoring_row_leaves_its_route_to_verbose_and_a_failing_one_keeps_it() {
+        let with_route = |severity, message: &str| {
+            let mut f = finding("grafana", severity, "grafana:4500", message);
+            f.area = Area::Monitoring;
+            f.route = Some(crate::health::Route::Bastion);
+            f
+        };
+        let mut r = Report::new(
+            vec![
+                with_route(
+                    Severity::Ok,
+                    "healthy; target configured; dialed from bastion b:22",
+                ),
+                with_route(
+                    Severity::Fail,
+                    "unreachable: refused; target configured; dialed from bastion b:22",
+                ),
+            ],
+            Duration::ZERO,
+        );
+        let text = r.table_of_width(200).to_string();
+        assert_eq!(text.matches("dialed from bastion").count(), 1, "{text}");
+        assert!(text.contains("| healthy "), "{text}");
+        r.verbose = true;
+        let text = r.table_of_width(200).to_string();
+        assert_eq!(text.matches("dialed from bastion").count(), 2, "{text}");
+        // JSON keeps the whole message.
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(json.matches("dialed from bastion").count(), 2, "{json}");
     }
 
     #[test]
