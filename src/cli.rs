@@ -456,7 +456,12 @@ pub struct ForwardArgs {
     #[arg(long, conflicts_with_all = ["specs", "socks", "stop"])]
     pub list: bool,
     /// Close a detached forward by name, or `all`
-    #[arg(long, value_name = "NAME", conflicts_with_all = ["specs", "socks"])]
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with_all = ["specs", "socks"],
+        add = ArgValueCompleter::new(crate::complete::complete_detached)
+    )]
     pub stop: Option<String>,
 }
 
