@@ -439,3 +439,38 @@ fn install_notes_and_rust_version_match_what_the_code_needs() {
         );
     }
 }
+
+/// zsh with the script autoloaded from fpath by compinit completes on the very first <Tab>
+/// (the autoload runs the script, which registers and then completes that <Tab> too).
+#[test]
+fn zsh_completes_on_the_first_tab() {
+    use crate::support::pty::Terminal;
+    let home = Home::new();
+    let zdot = home.path().join("zdot");
+    std::fs::create_dir_all(&zdot).unwrap();
+    std::fs::write(
+        zdot.join(".zshrc"),
+        format!(
+            "fpath=({} $fpath)\nautoload -U compinit\ncompinit -u -d {}/.zcompdump\nPS1='READY> '\n",
+            repo().join("completions").display(),
+            zdot.display()
+        ),
+    )
+    .unwrap();
+    let zsh = which("zsh").expect("zsh is not installed: run scripts/test.sh");
+    let path = path_with_binary();
+    let mut t = Terminal::start(
+        &home,
+        &format!("exec {} -i", zsh.display()),
+        &[
+            ("ZDOTDIR", zdot.to_str().unwrap()),
+            ("PATH", path.to_str().unwrap()),
+            ("TERM", "xterm"),
+        ],
+    );
+    t.wait_for("READY>");
+    t.send(b"paragon-admin forw\t");
+    t.wait_for("paragon-admin forward");
+    t.send(b"\x03exit\r");
+    drop(t);
+}
