@@ -206,6 +206,21 @@ fn home_for(mon: &Monitoring, extra: &str) -> Home {
     home
 }
 
+/// A kubeconfig in `home` for an API server at 127.0.0.1:`port` with a bearer token.
+fn api_kubeconfig(home: &Home, port: u16) -> std::path::PathBuf {
+    let kc = home.path().join("kubeconfig");
+    std::fs::write(
+        &kc,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n\
+             users:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n\
+             current-context: c\n"
+        ),
+    )
+    .unwrap();
+    kc
+}
+
 fn failures(v: &Value) -> Vec<String> {
     v["checks"]
         .as_array()
@@ -343,16 +358,7 @@ fn an_unreachable_api_is_one_failure_and_every_cluster_check_did_not_run() {
         .local_addr()
         .unwrap()
         .port();
-    let kc = home.path().join("kubeconfig");
-    std::fs::write(
-        &kc,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{closed}\n\
-             users:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n\
-             current-context: c\n"
-        ),
-    )
-    .unwrap();
+    let kc = api_kubeconfig(&home, closed);
     let (r, v) = health_json(&home, &["--kubeconfig", kc.to_str().unwrap()]);
     assert_eq!(r.status, Some(1), "{}", r.stderr);
     let api = &findings(&v, "api")[0];
@@ -1142,16 +1148,7 @@ fn ctrl_c_in_health_clears_its_progress_line_and_exits_130() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
     let home = Home::new();
-    let kc = home.path().join("kubeconfig");
-    std::fs::write(
-        &kc,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n\
-             users:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n\
-             current-context: c\n"
-        ),
-    )
-    .unwrap();
+    let kc = api_kubeconfig(&home, port);
     let bin = env!("CARGO_BIN_EXE_paragon-admin");
     let mut t = Terminal::start(
         &home,
