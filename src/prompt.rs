@@ -81,18 +81,22 @@ fn failed(question: &str, source: dialoguer::Error) -> PromptError {
     }
 }
 
-/// Ctrl-C while a question is asked: the cursor is shown again (a menu hides it) and the
+/// Ctrl-C (or SIGTERM) while a question is asked: the cursor is shown again (a menu hides
+/// it), a file being written is not left half-made beside its target (`files`), and the
 /// process ends with 130, instead of dying from the signal with the cursor gone. Call once,
 /// inside the runtime, before the first question.
 pub fn restore_terminal_on_interrupt() {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    runtime.spawn(async {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            show_cursor();
-            std::process::exit(i32::from(crate::exit::INTERRUPTED));
-        }
+    let Ok(mut shutdown) = crate::signals::Shutdown::install() else {
+        return;
+    };
+    runtime.spawn(async move {
+        shutdown.requested().await;
+        crate::files::remove_unfinished();
+        show_cursor();
+        std::process::exit(i32::from(crate::exit::INTERRUPTED));
     });
 }
 
