@@ -269,7 +269,8 @@ fn forward_about() -> String {
         "Forward local ports to services in the private network, all over one SSH \
 session to the bastion. A SPEC is a service name ({}, or one from the \
 profile's [services] tables), LOCAL_PORT:SERVICE, or as with `ssh -L`, LOCAL_PORT:HOST:PORT or \
-HOST:PORT (HOST as resolved on the bastion; LOCAL_PORT 0 = any free port). Every listener is \
+HOST:PORT (HOST as resolved on the bastion; LOCAL_PORT 0 = any free port); NAME=SPEC names \
+the forward (for --list and --stop NAME). Every listener is \
 bound before the bastion is contacted, so a port in use fails at once. When the bastion goes \
 away the listeners stay open and the session is re-established; new connections wait for it. \
 Stop with Ctrl-C. With --detach the profile's agent holds the forwards and the command returns \
@@ -549,7 +550,8 @@ pub fn parse_duration_secs(s: &str) -> Result<i64, String> {
 
 #[derive(Debug, Args)]
 pub struct ForwardArgs {
-    /// What to forward: SERVICE, LOCAL_PORT:SERVICE, LOCAL_PORT:HOST:PORT or HOST:PORT
+    /// What to forward: SERVICE, LOCAL_PORT:SERVICE, LOCAL_PORT:HOST:PORT or HOST:PORT, each
+    /// optionally as NAME=SPEC
     #[arg(
         value_name = "SPEC",
         required_unless_present_any = ["socks", "list", "stop"],
@@ -576,7 +578,12 @@ pub struct ForwardArgs {
     #[arg(long, conflicts_with_all = ["specs", "socks", "stop"])]
     pub list: bool,
     /// Close a detached forward by name, or `all`
-    #[arg(long, value_name = "NAME", conflicts_with_all = ["specs", "socks"])]
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with_all = ["specs", "socks"],
+        add = ArgValueCompleter::new(crate::complete::complete_detached)
+    )]
     pub stop: Option<String>,
 }
 

@@ -1,5 +1,6 @@
 //! Dynamic completion: the candidates a shell asks the binary for while the user types
-//! (profile names, service names), read from the user's own config file. Honours `--config`
+//! (profile names, service names, read from the user's own config file; the detached
+//! forwards, asked of the profile's agent when one runs). Honours `--config`
 //! and `--profile` typed earlier on the same line. A completer never prints an error into the
 //! user's command line: a config that does not load offers no names. Knows nothing of SSH, of
 //! how the completion scripts are generated, or of the clap definitions that name these
@@ -121,6 +122,46 @@ pub fn complete_paragon_services(current: &OsStr) -> Vec<CompletionCandidate> {
         .iter()
         .filter(|s| s.starts_with(prefix.as_ref()))
         .map(CompletionCandidate::new)
+        .collect()
+}
+
+/// How long completing `forward --stop` waits for the profile's agent: a shell must not hang
+/// on a TAB.
+const AGENT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Completes `forward --stop`: `all` and the forwards the chosen profile's agent holds (none
+/// when no agent runs; it is never started for this).
+pub fn complete_detached(current: &OsStr) -> Vec<CompletionCandidate> {
+    let prefix = current.to_string_lossy();
+    let mut found =
+        vec![CompletionCandidate::new("all").help(Some("every detached forward".into()))];
+    let typed = typed_options(&line_words());
+    let resolved = load_quietly(&typed).and_then(|(path, file)| {
+        let choice = config::profile_choice(typed.profile.as_deref());
+        let (name, profile) = file
+            .select_named(&path, choice.as_ref().map(|(n, by)| (n.as_str(), *by)))
+            .ok()?;
+        config::Resolved::new(name, path, profile).ok()
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    if let (Some(profile), Ok(runtime)) = (resolved, runtime) {
+        let held = runtime.block_on(async {
+            let ask = async {
+                let agent = crate::agent::find(&profile).await.ok()??;
+                agent.forwards().await.ok()
+            };
+            tokio::time::timeout(AGENT_WAIT, ask).await.ok().flatten()
+        });
+        for f in held.into_iter().flatten() {
+            let help = f.target.unwrap_or_else(|| "SOCKS5".to_string());
+            found.push(CompletionCandidate::new(f.name).help(Some(help.into())));
+        }
+    }
+    found
+        .into_iter()
+        .filter(|c| c.get_value().to_string_lossy().starts_with(prefix.as_ref()))
         .collect()
 }
 

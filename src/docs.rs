@@ -24,7 +24,18 @@ fn completer(shell: Shell) -> &'static dyn EnvCompleter {
 /// Writes the completion script for `shell`. The script asks the installed binary for
 /// candidates at each <Tab>, so profile and service names come from the user's own config.
 pub fn write_completions(shell: Shell, out: &mut dyn Write) -> io::Result<()> {
-    completer(shell).write_registration(COMPLETE_VAR, BIN, BIN, BIN, out)
+    completer(shell).write_registration(COMPLETE_VAR, BIN, BIN, BIN, out)?;
+    if let Shell::Zsh = shell {
+        // compinit autoloads `_paragon-admin` from fpath at the first <Tab> and runs it: the
+        // registration alone would only take effect from the second <Tab>.
+        let function = format!("_clap_dynamic_completer_{}", BIN.replace('-', "_"));
+        writeln!(
+            out,
+            "\n# Autoloaded from fpath at the first <Tab>: complete that <Tab> too.\n\
+             if [[ \"${{funcstack[1]}}\" = \"_{BIN}\" ]]; then\n    {function} \"$@\"\nfi"
+        )?;
+    }
+    Ok(())
 }
 
 /// What every page says about exit statuses (DESIGN.md).

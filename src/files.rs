@@ -61,6 +61,41 @@ impl crate::exit::ExitStatus for WriteError {
     }
 }
 
+/// The temporary files being written now: a process that a signal ends (and
+/// `std::process::exit` runs no destructor) removes them first with `remove_unfinished`, so
+/// no `.tmpXXXXXX` is left beside the config.
+static UNFINISHED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// One temporary file in `UNFINISHED` while it lives.
+struct Unfinished(PathBuf);
+
+impl Unfinished {
+    fn new(path: &Path) -> Unfinished {
+        if let Ok(mut list) = UNFINISHED.lock() {
+            list.push(path.to_path_buf());
+        }
+        Unfinished(path.to_path_buf())
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Ok(mut list) = UNFINISHED.lock() {
+            list.retain(|p| p != &self.0);
+        }
+    }
+}
+
+/// Removes the temporary files of writes still under way; for a process about to exit on a
+/// signal.
+pub fn remove_unfinished() {
+    if let Ok(mut list) = UNFINISHED.lock() {
+        for path in list.drain(..) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// Linux's own limit on symlinks followed while resolving one path (ELOOP).
 const MAX_LINKS: usize = 40;
 
@@ -88,6 +123,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> Result<(), Wri
     }
     check_folder(&target, dir, existing.as_ref())?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    let _unfinished = Unfinished::new(tmp.path());
     let permissions = match &existing {
         Some(m) => Some(m.permissions()),
         None => permissions(access),
@@ -255,6 +291,33 @@ mod tests {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt, symlink};
 
     use super::*;
+
+    #[test]
+    fn a_write_under_way_is_listed_for_removal_and_a_finished_one_is_not() {
+        // `remove_unfinished` itself is not called here: it would take the files of the
+        // other tests writing at the same time.
+        let listed = |p: &Path| UNFINISHED.lock().unwrap().iter().any(|l| l == p);
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join(".tmpABC123");
+        let under_way = Unfinished::new(&tmp);
+        assert!(listed(&tmp));
+        drop(under_way);
+        assert!(!listed(&tmp));
+        let target = dir.path().join("config.toml");
+        write_atomic(&target, b"done", Access::Private).unwrap();
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(left, std::slice::from_ref(&target));
+        assert!(
+            !UNFINISHED
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.starts_with(dir.path()))
+        );
+    }
 
     fn mode(path: &Path) -> u32 {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o7777

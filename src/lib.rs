@@ -26,3 +26,4 @@ pub mod secrets;
 pub mod signals;
 pub mod ssh;
 pub mod state;
+pub mod text;

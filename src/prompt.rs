@@ -33,8 +33,16 @@ pub fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
+/// Refuses without a terminal; with one, discards the input typed before the question was
+/// asked (type-ahead), as OpenSSH does, so only what is typed after it can answer.
 fn require(question: &str, hint: &str) -> Result<(), PromptError> {
     if interactive() {
+        #[cfg(unix)]
+        if let Err(e) =
+            rustix::termios::tcflush(std::io::stdin(), rustix::termios::QueueSelector::IFlush)
+        {
+            tracing::debug!("cannot discard type-ahead: {e}");
+        }
         Ok(())
     } else {
         Err(PromptError::NoTerminal {
@@ -73,18 +81,22 @@ fn failed(question: &str, source: dialoguer::Error) -> PromptError {
     }
 }
 
-/// Ctrl-C while a question is asked: the cursor is shown again (a menu hides it) and the
+/// Ctrl-C (or SIGTERM) while a question is asked: the cursor is shown again (a menu hides
+/// it), a file being written is not left half-made beside its target (`files`), and the
 /// process ends with 130, instead of dying from the signal with the cursor gone. Call once,
 /// inside the runtime, before the first question.
 pub fn restore_terminal_on_interrupt() {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    runtime.spawn(async {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            show_cursor();
-            std::process::exit(i32::from(crate::exit::INTERRUPTED));
-        }
+    let Ok(mut shutdown) = crate::signals::Shutdown::install() else {
+        return;
+    };
+    runtime.spawn(async move {
+        shutdown.requested().await;
+        crate::files::remove_unfinished();
+        show_cursor();
+        std::process::exit(i32::from(crate::exit::INTERRUPTED));
     });
 }
 

@@ -10,7 +10,7 @@ use crate::agent::reach::{Reach, reach};
 use crate::cli::{ForwardArgs, Globals};
 use crate::config::{Resolved, Via};
 use crate::exit::{Error, INTERRUPTED};
-use crate::forward::plan::{self, api_kubeconfig, api_target};
+use crate::forward::plan::{self, ApiBecause, api_kubeconfig, api_target};
 use crate::forward::{self, Event, Forward, ForwardError, Shutdown, Sink};
 use crate::output::Format;
 
@@ -96,23 +96,26 @@ async fn detach(
     }
     let agent = agent::connect_or_start(profile).await?;
     let mut targets = Vec::new();
+    let mut asked = false;
     for f in &forwards {
-        if let Some(target) = api_target(f, via, &agent).await {
+        if let Some((target, because)) = api_target(f, via, &agent).await {
             targets.push(target);
+            asked |= because == ApiBecause::Asked;
         }
     }
     let api = match targets.is_empty() {
         true => None,
-        false => {
-            let chosen = api_kubeconfig(profile, &agent).await?;
-            Some(Box::new(ApiRoute {
+        false => match api_kubeconfig(profile, &agent).await {
+            Ok(chosen) => Some(Box::new(ApiRoute {
                 context: chosen.context.clone(),
                 api_server: chosen.api_server.clone(),
                 kubeconfig: chosen.kubeconfig,
                 namespace: crate::kube::NAMESPACE.to_string(),
                 targets,
-            }))
-        }
+            })),
+            Err(e) if plan::falls_back(&targets, asked, &e) => None,
+            Err(e) => return Err(e),
+        },
     };
     let listening = agent.ensure_forwards(&forwards, bind, api).await?;
     let o = super::forward_options(g, Sink::Stdout);

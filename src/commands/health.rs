@@ -68,7 +68,10 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
         timeout,
         strict: args.strict,
     };
-    let report = run_with_progress(g, target, options).await;
+    let Some(mut report) = run_with_progress(g, target, options).await? else {
+        return Ok(crate::exit::INTERRUPTED);
+    };
+    report.verbose = g.verbose > 0;
     report.print(g.output)?;
     Ok(report.exit_status())
 }
@@ -98,12 +101,22 @@ async fn kube_client(
     }
 }
 
-async fn run_with_progress(g: &Globals, target: Target, options: health::Options) -> Report {
+/// The report, with a progress line on a terminal; `None` when interrupted (Ctrl-C,
+/// SIGTERM), the progress line cleared first so the shell's prompt starts on a clean line.
+async fn run_with_progress(
+    g: &Globals,
+    target: Target,
+    options: health::Options,
+) -> Result<Option<Report>, Error> {
+    let mut shutdown = crate::signals::Shutdown::install()?;
     let bar = super::progress_bar(g, "checking");
     let progress = |p: Progress<'_>| super::advance(bar.as_ref(), p);
-    let report = health::run(target, options, &progress).await;
+    let report = tokio::select! {
+        report = health::run(target, options, &progress) => Some(report),
+        _ = shutdown.requested() => None,
+    };
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    report
+    Ok(report)
 }

@@ -39,9 +39,12 @@ pub async fn run(g: &Globals, a: &InitArgs) -> Result<u8, Error> {
     };
     let existing = existing_file.profiles.keys().cloned().collect::<Vec<_>>();
 
-    let name = profile_name(g, a, ask, &existing)?;
+    let mut name = profile_name(g, a, ask, &existing)?;
+    // A name typed at the prompt (not given with --profile) that exists and is not to be
+    // replaced is asked again, rather than ending the wizard.
+    let name_was_asked = ask && a.name.is_none() && g.profile.is_none();
     let mut force = a.force;
-    if existing.contains(&name) && !force {
+    while existing.contains(&name) && !force {
         let replace = ask
             && prompt::confirm(
                 &format!(
@@ -51,10 +54,13 @@ pub async fn run(g: &Globals, a: &InitArgs) -> Result<u8, Error> {
                 false,
                 HINT,
             )?;
-        if !replace {
+        if replace {
+            force = true;
+        } else if name_was_asked {
+            name = prompt::input("Another profile name", None, HINT, valid_name)?;
+        } else {
             return Err(ConfigError::ProfileExists { path, name }.into());
         }
-        force = true;
     }
 
     let (host, alias) = bastion_host(a, ask)?;

@@ -1,5 +1,6 @@
 //! Finding and reading the config file: its path (flag, environment, platform folder), the
-//! checks OpenSSH makes on its own config (not writable by others, a sane size), and errors
+//! checks OpenSSH makes on its own config (owned by the user or root, not writable by others,
+//! a sane size; never a FIFO, which would hang), and errors
 //! located at the file, line and key. Knows nothing of profiles' meaning or of SSH.
 
 use std::io::Read;
@@ -41,27 +42,41 @@ pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
 }
 
 /// The file's text, `None` when there is no file. Refuses, as OpenSSH does for its own
-/// config, a file that others may write (they could point `identity_file` or `proxy_jump`
-/// anywhere), and anything larger than `MAX_CONFIG_BYTES` (`/dev/zero` never ends).
+/// config, a file that others may write or that another user owns (they could point
+/// `identity_file` or `proxy_jump` anywhere), a FIFO, and anything larger than `MAX_CONFIG_BYTES` (`/dev/zero` never ends).
 pub fn read(path: &Path) -> Result<Option<String>, ConfigError> {
     let read_error = |source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     };
+    // Looked at before it is opened: opening a FIFO waits for a writer that may never come.
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(read_error(e)),
+        Ok(meta) => refuse_special(path, &meta)?,
+    }
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(read_error(e)),
     };
     let meta = file.metadata().map_err(read_error)?;
+    refuse_special(path, &meta)?;
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let mode = meta.permissions().mode();
         if meta.is_file() && mode & 0o022 != 0 {
             return Err(ConfigError::WritableByOthers {
                 path: path.to_path_buf(),
                 mode: mode & 0o7777,
+            });
+        }
+        let me = rustix::process::getuid().as_raw();
+        if meta.is_file() && meta.uid() != me && meta.uid() != 0 {
+            return Err(ConfigError::BadOwner {
+                path: path.to_path_buf(),
+                owner: meta.uid(),
             });
         }
     }
@@ -88,6 +103,32 @@ pub fn read(path: &Path) -> Result<Option<String>, ConfigError> {
             message: "not UTF-8 text".into(),
         }
     })
+}
+
+/// A FIFO or a socket is refused by name (reading one can wait for ever). A device is left to
+/// the size limit: `/dev/null` reads as an empty file, `/dev/zero` as one too large.
+fn refuse_special(path: &Path, meta: &std::fs::Metadata) -> Result<(), ConfigError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        let kind = if t.is_fifo() {
+            "FIFO"
+        } else if t.is_socket() {
+            "socket"
+        } else {
+            return Ok(());
+        };
+        Err(ConfigError::NotAFile {
+            path: path.to_path_buf(),
+            kind,
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, meta);
+        Ok(())
+    }
 }
 
 /// Parses config text; `path` is only for the messages.

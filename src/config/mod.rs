@@ -34,7 +34,7 @@ pub const PROFILE_ENV: &str = "PARAGON_ADMIN_PROFILE";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("no config file at {path}: run `paragon-admin init` to create one")]
+    #[error("no config file at {path}: run `{}` to create one", init_command(path))]
     Missing { path: PathBuf },
     #[error("cannot read {path}")]
     Read {
@@ -45,6 +45,15 @@ pub enum ConfigError {
         "{path} is writable by others (mode {mode:04o}), so anyone could change where it connects: run `chmod go-w {path}`"
     )]
     WritableByOthers { path: PathBuf, mode: u32 },
+    /// OpenSSH refuses a `~/.ssh/config` owned by someone else ("Bad owner or permissions"):
+    /// its owner decides where the user connects and with which key.
+    #[error(
+        "{path} is owned by uid {owner}, not by you or root, so its owner decides where you connect: take it over (`chown`) or copy it"
+    )]
+    BadOwner { path: PathBuf, owner: u32 },
+    /// A FIFO, a socket or a device: reading it could wait for ever or never end.
+    #[error("{path} is a {kind}, not a file: pass a regular file with --config")]
+    NotAFile { path: PathBuf, kind: &'static str },
     #[error("{path} is larger than {} MiB: is it really the config file?", .max / (1024 * 1024))]
     TooLarge { path: PathBuf, max: u64 },
     #[error("{path}:{line}: {key}: {message}")]
@@ -60,7 +69,10 @@ pub enum ConfigError {
         line: usize,
         message: String,
     },
-    #[error("{path}: no profiles: add a [profiles.NAME] table or run `paragon-admin init`")]
+    #[error(
+        "{path}: no profiles: add a [profiles.NAME] table or run `{}`",
+        init_command(path)
+    )]
     NoProfiles { path: PathBuf },
     #[error("{path}: profile `{name}`{} not found (profiles: {known})", named_by_note(*.named_by))]
     UnknownProfile {
@@ -101,5 +113,26 @@ impl crate::exit::ExitStatus for ConfigError {
     /// Always a usage or configuration error (2).
     fn exit_status(&self) -> u8 {
         crate::exit::USAGE
+    }
+}
+
+/// `paragon-admin init`, with `--config PATH` when `path` is not the default file, so the
+/// hint writes the file the user named (a flag or `$PARAGON_ADMIN_CONFIG`).
+fn init_command(path: &std::path::Path) -> String {
+    let default = dirs::config_dir().map(|d| d.join("paragon-admin").join("config.toml"));
+    if default.as_deref() == Some(path) {
+        return "paragon-admin init".to_string();
+    }
+    let text = path.display().to_string();
+    let plain = text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c));
+    if plain {
+        format!("paragon-admin --config {text} init")
+    } else {
+        format!(
+            "paragon-admin --config '{}' init",
+            text.replace('\'', "'\\''")
+        )
     }
 }

@@ -19,9 +19,22 @@ use kube::config::Kubeconfig;
 use super::route::{self, Plan, Route};
 use super::{Connect, Forward, Listening, Session, Target};
 
+/// Why a target takes the API route: asked for (`--via api`, a service's `via = "api"`), or
+/// chosen by `auto` because the bastion could not connect. Only a chosen one falls back to
+/// the bastion when the API route cannot be had.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiBecause {
+    Asked,
+    Chosen,
+}
+
 /// `f`'s target when it takes the API route (`via`, else its service's `via` when `via` is
-/// `auto`, decided by `route::choose` over `bastion`).
-pub async fn api_target(f: &Forward, via: Via, bastion: &dyn Dialer) -> Option<(String, u16)> {
+/// `auto`, decided by `route::choose` over `bastion`), and why.
+pub async fn api_target(
+    f: &Forward,
+    via: Via,
+    bastion: &dyn Dialer,
+) -> Option<((String, u16), ApiBecause)> {
     let Target::Tunnel { host, port } = &f.target else {
         return None;
     };
@@ -29,7 +42,25 @@ pub async fn api_target(f: &Forward, via: Via, bastion: &dyn Dialer) -> Option<(
         (Via::Auto, Some(s)) => s.via,
         (v, _) => v,
     };
-    (route::choose(bastion, via, host, *port).await == Route::Api).then(|| (host.clone(), *port))
+    let because = match via {
+        Via::Api => ApiBecause::Asked,
+        _ => ApiBecause::Chosen,
+    };
+    (route::choose(bastion, via, host, *port).await == Route::Api)
+        .then(|| ((host.clone(), *port), because))
+}
+
+/// Whether the API route's kubeconfig failing ends the command: only when some target asked
+/// for that route. Else each chosen target falls back to the bastion, whose own failure each
+/// connection then reports, and `-v` says why the API route was not taken.
+pub fn falls_back(targets: &[(String, u16)], asked: bool, e: &Error) -> bool {
+    if asked {
+        return false;
+    }
+    for (host, port) in targets {
+        tracing::info!("{host}:{port}: not the API route ({e}): through the bastion");
+    }
+    true
 }
 
 /// Chooses each listener's route (its listening line announces it) and, when any takes the
@@ -44,16 +75,30 @@ pub async fn route(
     api_kubeconfig: impl Future<Output = Result<(Kubeconfig, crate::kube::Options), Error>>,
 ) -> Result<(Session, Connect), Error> {
     let mut api_targets = HashSet::new();
+    let mut asked = false;
     for l in listeners.iter_mut() {
-        if let Some(target) = api_target(&l.forward, via, &*first.dialer).await {
+        if let Some((target, because)) = api_target(&l.forward, via, &*first.dialer).await {
             l.route = Route::Api;
             api_targets.insert(target);
+            asked |= because == ApiBecause::Asked;
         }
     }
     if api_targets.is_empty() {
         return Ok((first, connect));
     }
-    let (kubeconfig, options) = api_kubeconfig.await?;
+    let (kubeconfig, options) = match api_kubeconfig.await {
+        Ok(k) => k,
+        Err(e) => {
+            let targets: Vec<_> = api_targets.into_iter().collect();
+            if !falls_back(&targets, asked, &e) {
+                return Err(e);
+            }
+            for l in listeners.iter_mut() {
+                l.route = Route::Bastion;
+            }
+            return Ok((first, connect));
+        }
+    };
     let plan = Plan {
         kubeconfig,
         options,

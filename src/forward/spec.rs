@@ -1,5 +1,6 @@
 //! What the user asked to forward: a service name, `LOCAL_PORT:SERVICE`, or `ssh -L` style
-//! `LOCAL_PORT:HOST:PORT` and `HOST:PORT`, turned into `Forward`s with every field decided.
+//! `LOCAL_PORT:HOST:PORT` and `HOST:PORT`, each optionally named as `NAME=SPEC`, turned into
+//! `Forward`s with every field decided.
 //! A service without a local port of its own (`local_port = 0`) and none on the command line
 //! gets the stable one the caller's `StablePort` gives (chosen once per profile, `state`).
 
@@ -93,14 +94,53 @@ pub fn parse_spec(
 }
 
 fn parse_spec_with(
-    spec: &str,
+    whole: &str,
     services: &BTreeMap<String, Service>,
     stable: Option<StablePort<'_>>,
 ) -> Result<Forward, ForwardError> {
     let bad = |message: String| ForwardError::Spec {
-        spec: spec.to_string(),
+        spec: whole.to_string(),
         message,
     };
+    // `NAME=SPEC` names the forward (for --list and --stop NAME); no host or service name
+    // holds a `=`.
+    let (name, spec) = match whole.split_once('=') {
+        Some((name, spec)) => (Some(forward_name(name).map_err(bad)?), spec),
+        None => (None, whole),
+    };
+    let mut f = parse_unnamed(spec, services, stable, &bad)?;
+    if let Some(name) = name {
+        f.name = name;
+    }
+    Ok(f)
+}
+
+/// A name given as `NAME=`: letters, digits, `-`, `_` and `.`, starting with a letter or
+/// digit, at most 63 characters (it shows in listings and is typed after --stop).
+fn forward_name(name: &str) -> Result<String, String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !ok {
+        return Err(format!(
+            "forward name `{name}`: use letters, digits, `-`, `_` or `.` (at most 63), as in db=5432:HOST:5432"
+        ));
+    }
+    if name == "all" || name == "socks" {
+        return Err(format!("`{name}` is reserved: choose another forward name"));
+    }
+    Ok(name.to_string())
+}
+
+fn parse_unnamed(
+    spec: &str,
+    services: &BTreeMap<String, Service>,
+    stable: Option<StablePort<'_>>,
+    bad: &dyn Fn(String) -> ForwardError,
+) -> Result<Forward, ForwardError> {
     let parts = split_outside_brackets(spec).ok_or_else(|| bad("unbalanced `[`".to_string()))?;
     match parts.as_slice() {
         [name] => {
@@ -234,6 +274,27 @@ mod tests {
 
     fn parse(s: &str) -> Result<Forward, ForwardError> {
         parse_spec(s, &services())
+    }
+
+    #[test]
+    fn name_equals_spec_names_the_forward() {
+        let f = parse("db=5432:10.0.0.5:5432").unwrap();
+        assert_eq!(f.name, "db");
+        assert_eq!(
+            (f.target, f.local_port),
+            (
+                Target::Tunnel {
+                    host: "10.0.0.5".into(),
+                    port: 5432
+                },
+                5432
+            )
+        );
+        assert_eq!(parse("ui=grafana").unwrap().name, "ui");
+        for bad in ["=80:h:80", "a b=h:80", "all=h:80", "-x=h:80"] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains(bad), "{e}");
+        }
     }
 
     #[test]

@@ -28,13 +28,12 @@ pub async fn check(
             return (f, version);
         }
         Err(e) => {
-            let mut f = Finding::new(
+            // The check ran and found the cause: the other rows say they did not run.
+            Finding::new(
                 Severity::Fail,
                 "api",
                 format!("unreachable: {}", e.reason()),
-            );
-            f.checked = false;
-            f
+            )
         }
     };
     f.check = "api".into();
@@ -44,23 +43,19 @@ pub async fn check(
 /// An API error as one sentence: the HTTP status and the server's message, or for 401 what
 /// to fix. Never the `Status` object's debug form.
 pub fn sentence(s: &kube::core::Status, context: Option<&str>) -> String {
-    let code = http::StatusCode::from_u16(s.code).ok();
-    let head = match code.and_then(|c| c.canonical_reason()) {
-        Some(reason) => format!("{} {reason}", s.code),
-        None => format!("HTTP {}", s.code),
-    };
     if s.code == 401 {
+        let head = crate::kube::status_sentence(&kube::core::Status {
+            message: String::new(),
+            ..s.clone()
+        });
         return match context {
             Some(c) => format!("{head}: check the token of context {c}"),
             None => format!("{head}: check the token of the kubeconfig's current context"),
         };
     }
-    let message = super::one_line(&s.message, 200);
-    if message.is_empty() {
-        head
-    } else {
-        format!("{head}: {message}")
-    }
+    let mut s = s.clone();
+    s.message = super::one_line(&s.message, 200);
+    crate::kube::status_sentence(&s)
 }
 
 /// `("1", "33+")` → `(1, 33)`: providers append `+` to the minor.

@@ -303,7 +303,7 @@ pub async fn run(target: Target, options: Options, progress: &dyn Fn(Progress<'_
         match done {
             Done::Api(client, finding, version) => {
                 progress(Progress::Done("api"));
-                let reachable = finding.checked;
+                let reachable = finding.severity == Severity::Ok;
                 findings.push(finding);
                 let kube = kube_checks(&client, now, version);
                 if reachable {
@@ -323,6 +323,7 @@ pub async fn run(target: Target, options: Options, progress: &dyn Fn(Progress<'_
             }
         }
     }
+    settle(&mut findings);
     let mut report = Report::new(findings, started.elapsed());
     report.strict = options.strict;
     report
@@ -470,6 +471,39 @@ async fn finish(check: Check, timeout: Duration) -> Vec<Finding> {
             checked: false,
             route: None,
         }],
+    }
+}
+
+/// What one check's finding means beside the others': with the API down, a monitoring row
+/// that could only be reached through it did not run (its own failure would only repeat the
+/// `api` row's, in a library's words); an absent logging service is fine when the other one
+/// (Kibana or OpenObserve) answers, as an installation runs one of the two.
+fn settle(findings: &mut [Finding]) {
+    let api_down = findings
+        .iter()
+        .any(|f| f.check == "api" && f.severity == Severity::Fail);
+    if api_down {
+        for f in findings.iter_mut() {
+            if f.area == Area::Monitoring
+                && f.route == Some(Route::Api)
+                && f.severity != Severity::Ok
+            {
+                f.severity = Severity::Warn;
+                f.checked = false;
+                f.message = "not checked: the API is unreachable".into();
+            }
+        }
+    }
+    let logging =
+        |f: &Finding| crate::config::builtin_probe(&f.check).is_some_and(|p| p.optional());
+    let absent = |f: &Finding| f.message.starts_with(monitoring::NOT_DEPLOYED);
+    let one_answers = findings
+        .iter()
+        .any(|f| logging(f) && f.checked && !absent(f));
+    if one_answers {
+        for f in findings.iter_mut().filter(|f| logging(f) && absent(f)) {
+            f.severity = Severity::Ok;
+        }
     }
 }
 

@@ -7,7 +7,8 @@
 //! that the bastion cannot reach is looked up as a Service in the installation's namespace,
 //! for its real port, and reached through the API. Each finding says where its target came
 //! from and which route it took. A logging service (Kibana or OpenObserve) that is not there
-//! at all is a warning: an installation runs one or the other.
+//! at all is a warning, and fine when the other answers (the report settles that): an
+//! installation runs one or the other.
 
 use k8s_openapi::api::core::v1::Service as KubeService;
 use kube::api::Api;
@@ -42,6 +43,10 @@ impl Origin {
         }
     }
 }
+
+/// How the finding of a logging service that is not there begins: the report turns it from a
+/// warning to ok when the other logging service answers.
+pub(super) const NOT_DEPLOYED: &str = "not deployed";
 
 /// Alerts that fire by design (kube-prometheus' dead man's switch and inhibitor).
 const ALWAYS_FIRING: &[&str] = &["Watchdog", "InfoInhibitor"];
@@ -127,7 +132,7 @@ async fn probe(
                     Finding::warn(
                         subject,
                         format!(
-                            "not deployed: {none} (an installation runs Kibana or OpenObserve); {how}"
+                            "{NOT_DEPLOYED}: {none} (an installation runs Kibana or OpenObserve); {how}"
                         ),
                     )
                 } else {
@@ -152,7 +157,7 @@ async fn probe(
 }
 
 /// The findings for an answer (or its absence), each ending with where the target came from
-/// and the route taken.
+/// and the route taken (`; target ...`: the table leaves it out of a healthy row).
 fn judge(kind: Probe, svc: &Service, subject: &str, p: Probed, routes: &Routes) -> Vec<Finding> {
     let mut how = format!("{}; {}", p.origin.describe(svc), routes.describe(p.route));
     if let Some(e) = &p.bastion_failed {
@@ -175,7 +180,7 @@ fn judge(kind: Probe, svc: &Service, subject: &str, p: Probed, routes: &Routes) 
         Err(HttpError::Dial(e)) if kind.optional() && not_deployed(&e) => vec![Finding::warn(
             subject,
             format!(
-                "not reachable ({e}): not deployed? an installation runs Kibana or OpenObserve; {how}"
+                "{NOT_DEPLOYED}: nothing answers ({e}) (an installation runs Kibana or OpenObserve); {how}"
             ),
         )],
         Err(e) => vec![Finding::fail(subject, format!("unreachable: {e}; {how}"))],

@@ -1,7 +1,8 @@
 //! Pods: CrashLoopBackOff, image pull and start errors, Pending too long (with the scheduler's
-//! reason; pods held by `schedulingGates` wait on purpose), OOMKilled, restarts in the last
-//! hour, containers not ready, pods not Ready because of a readiness gate, pods stuck
-//! Terminating past their grace period, and failed or evicted pods with the reason wherever
+//! reason; pods held by `schedulingGates` wait on purpose: past 30 min a warning naming the
+//! gates),
+//! OOMKilled, restarts in the last hour, containers not ready past a short grace, pods not
+//! Ready because of a readiness gate, pods stuck Terminating past their grace period, and failed or evicted pods with the reason wherever
 //! the kubelet put it. Pods are listed a page at a time and only the problems are kept.
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodCondition};
@@ -13,6 +14,12 @@ use crate::kube::list::each_page;
 
 /// A pod may be Pending this long (image pulls, volume attach) before it is a failure.
 const PENDING_GRACE: SignedDuration = SignedDuration::from_mins(5);
+/// A container may be running but not ready this long after it started (a readiness probe's
+/// initial delay, a warm-up) before it is a warning.
+const NOT_READY_GRACE: SignedDuration = SignedDuration::from_secs(90);
+/// A pod held by scheduling gates (a queue such as Kueue admitting it) may wait this long
+/// before the wait is worth a warning.
+const GATED_GRACE: SignedDuration = SignedDuration::from_mins(30);
 /// Restarts and OOM kills within this window are reported.
 const RECENT: SignedDuration = SignedDuration::from_hours(1);
 
@@ -96,12 +103,30 @@ pub fn examine(pod: &Pod, now: Timestamp) -> Vec<Finding> {
         .as_ref()
         .map(|t| now.duration_since(t.0))
         .unwrap_or_default();
-    let gated = pod
+    let gates: Vec<&str> = pod
         .spec
         .as_ref()
         .and_then(|sp| sp.scheduling_gates.as_ref())
-        .is_some_and(|g| !g.is_empty());
-    if out.is_empty() && phase == "Pending" && age > PENDING_GRACE && !gated {
+        .into_iter()
+        .flatten()
+        .map(|g| g.name.as_str())
+        .collect();
+    if out.is_empty() && phase == "Pending" && !gates.is_empty() {
+        if age <= GATED_GRACE {
+            return out;
+        }
+        // Held on purpose (a queue or quota controller removes the gates when it admits the
+        // pod), but nothing runs meanwhile: worth saying, not a failure.
+        out.push(Finding::warn(
+            &s,
+            format!(
+                "waiting on purpose for {}: scheduling gates {}",
+                human(age),
+                gates.join(", ")
+            ),
+        ));
+    }
+    if out.is_empty() && phase == "Pending" && age > PENDING_GRACE {
         let why = match condition(pod, "PodScheduled").filter(|c| c.status == "False") {
             Some(c) => format!(
                 ": {}: {}",
@@ -306,7 +331,13 @@ fn container(s: &str, c: &ContainerStatus, phase: &str, now: Timestamp) -> Optio
         .as_ref()
         .and_then(|st| st.terminated.as_ref())
         .is_some_and(|t| t.exit_code == 0);
-    if phase == "Running" && !c.ready && !completed {
+    let warming_up = c
+        .state
+        .as_ref()
+        .and_then(|st| st.running.as_ref())
+        .and_then(|r| r.started_at.as_ref())
+        .is_some_and(|t| now.duration_since(t.0) < NOT_READY_GRACE);
+    if phase == "Running" && !c.ready && !completed && !warming_up {
         return Some(Finding::warn(s, format!("container {name} is not ready")));
     }
     None
@@ -444,6 +475,21 @@ mod tests {
             (f[0].severity, f[0].message.as_str()),
             (Severity::Warn, "container c is not ready")
         );
+        // Just started: within the grace a readiness probe's initial delay takes.
+        let warming = pod(
+            "Running",
+            "2026-01-01T11:59:00Z",
+            json!([cs(json!({"ready": false,
+                "state": {"running": {"startedAt": "2026-01-01T11:59:30Z"}}}))]),
+        );
+        assert!(examine(&warming, now()).is_empty());
+        let slow = pod(
+            "Running",
+            "2026-01-01T11:55:00Z",
+            json!([cs(json!({"ready": false,
+                "state": {"running": {"startedAt": "2026-01-01T11:55:00Z"}}}))]),
+        );
+        assert_eq!(examine(&slow, now())[0].severity, Severity::Warn);
     }
 
     #[test]
@@ -490,7 +536,22 @@ mod tests {
             "spec": {"containers": [{"name": "c"}], "schedulingGates": [{"name": "example.com/quota"}]},
             "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
               "reason": "SchedulingGated", "message": "Scheduling is blocked due to non-empty scheduling gates"}]}}));
-        assert!(examine(&p, now()).is_empty());
+        let f = examine(&p, now());
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            (f[0].severity, f[0].message.as_str()),
+            (
+                Severity::Warn,
+                "waiting on purpose for 2h: scheduling gates example.com/quota"
+            )
+        );
+        // A queue admits within minutes as a rule: a short wait says nothing.
+        let mut young = p.clone();
+        young.metadata.creation_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "2026-01-01T11:52:00Z".parse().unwrap(),
+            ));
+        assert!(examine(&young, now()).is_empty());
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub struct Report {
     /// `--strict`: a check that did not run fails the report.
     #[serde(skip)]
     pub strict: bool,
+    /// `-v`: the table shows every row's route explanation, not only a problem's.
+    #[serde(skip)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -25,7 +28,8 @@ pub struct Summary {
     pub ok: usize,
     pub warn: usize,
     pub fail: usize,
-    /// Findings from checks that could not run (also counted under their severity).
+    /// Findings from checks that could not run (counted under `fail` too when that was a
+    /// failure, a deadline passed; never under `warn`).
     pub not_checked: usize,
 }
 
@@ -33,19 +37,26 @@ impl Report {
     pub fn new(mut findings: Vec<Finding>, elapsed: Duration) -> Self {
         rank(&mut findings);
         let mut summary = Summary::default();
+        // A check that did not run is counted as that, not as a warning; one that could not
+        // run because something failed (a deadline) still counts as a failure.
+        let counted = |f: &Finding| f.checked || f.severity == Severity::Fail;
         for f in &findings {
+            if !f.checked {
+                summary.not_checked += 1;
+            }
+            if !counted(f) {
+                continue;
+            }
             match f.severity {
                 Severity::Ok => summary.ok += 1,
                 Severity::Warn => summary.warn += 1,
                 Severity::Fail => summary.fail += 1,
             }
-            if !f.checked {
-                summary.not_checked += 1;
-            }
         }
         Report {
             status: findings
                 .iter()
+                .filter(|f| counted(f))
                 .map(|f| f.severity)
                 .max()
                 .unwrap_or(Severity::Ok),
@@ -53,6 +64,7 @@ impl Report {
             checks: findings,
             elapsed_ms: elapsed.as_millis(),
             strict: false,
+            verbose: false,
         }
     }
 
@@ -177,7 +189,7 @@ mod tests {
         assert_eq!(r.exit_status(), 0);
         assert_eq!(
             r.summary_line(),
-            "warn: 0 failed, 2 warnings, 1 ok (2 checks did not run) in 0.0s"
+            "ok: 0 failed, 0 warnings, 1 ok (2 checks did not run) in 0.0s"
         );
         r.strict = true;
         assert_eq!(r.exit_status(), 1);

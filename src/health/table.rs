@@ -1,13 +1,17 @@
 //! The report as a table for people: STATUS, CHECK, SUBJECT, MESSAGE, sized to the terminal
 //! (100 columns when stdout is not one), failures last so they sit next to the summary line.
 //! Cells are wrapped here, at spaces, before comfy-table sees them: a word is cut only when it
-//! is wider than its whole column, and a subject too wide for its column is shortened in the
-//! middle, keeping the object's name. This module knows nothing of how findings are made.
+//! is wider than its whole column (never leaving a line that starts with a colon), and a
+//! subject too wide for its column is shortened at the front, keeping the end of its name. This module knows nothing of how findings are made.
 
 use comfy_table::{Cell, Color, ContentArrangement};
 
 use super::{Finding, Report, Severity};
 use crate::output;
+use crate::text::printable;
+
+/// Where a monitoring message's route explanation begins (`monitoring::judge` writes it).
+const ROUTE_NOTE: &str = "; target ";
 
 /// The width used when stdout is not a terminal (a file, a pipe, a CI log).
 const OFF_TERMINAL_WIDTH: usize = 100;
@@ -69,7 +73,12 @@ pub fn wrap(text: &str, width: usize) -> String {
             lines.push(std::mem::take(&mut line));
         }
         while word.len() > width {
-            let rest = word.split_off(width);
+            // A piece never starts with a colon (`HOST` / `:PORT`): it reads as a new field.
+            let cut = match word.get(width) {
+                Some(':') if width > 1 => width - 1,
+                _ => width,
+            };
+            let rest = word.split_off(cut);
             lines.push(word.into_iter().collect());
             word = rest;
         }
@@ -82,8 +91,8 @@ pub fn wrap(text: &str, width: usize) -> String {
 }
 
 /// Shortens a subject to `width` characters: `namespace/kind/name` loses its namespace
-/// first, then the middle of what is left (`worker-wor…7c9d-x2x`), so the end of a
-/// generated name, which tells pods apart, stays.
+/// first, then the front of what is left (`…orkflows-7c9d-x2x`), so the end of a generated
+/// name, which tells pods apart, stays whole and nothing is cut out of its middle.
 pub fn shorten(subject: &str, width: usize) -> String {
     if subject.chars().count() <= width {
         return subject.to_string();
@@ -99,15 +108,24 @@ pub fn shorten(subject: &str, width: usize) -> String {
         return s;
     }
     let keep = width.saturating_sub(1);
-    let head = keep * 2 / 5;
-    let tail = keep - head;
-    let mut out: String = chars[..head].iter().collect();
-    out.push('…');
-    out.extend(&chars[chars.len() - tail..]);
+    let mut out = String::from('…');
+    out.extend(&chars[chars.len() - keep..]);
     out
 }
 
 impl Report {
+    /// A row's message as the table shows it: a monitoring row that is fine leaves out where
+    /// its target came from and the route it took (`-v` and the JSON keep it); a warning or
+    /// a failure keeps it, where it explains the problem.
+    fn shown_message<'a>(&self, f: &'a Finding) -> &'a str {
+        if self.verbose || f.route.is_none() || f.severity != Severity::Ok {
+            return &f.message;
+        }
+        f.message
+            .find(ROUTE_NOTE)
+            .map_or(&f.message, |at| &f.message[..at])
+    }
+
     /// The table for people, as wide as the terminal, or 100 columns off a terminal.
     /// Failures come last, next to the summary line.
     pub fn table(&self) -> comfy_table::Table {
@@ -138,17 +156,20 @@ impl Report {
                 });
             }
             // The summary finding of a check names the check again: leave the subject out.
+            // Subjects and messages quote servers (the API, the bastion's stderr): their
+            // control characters are shown escaped, never sent to the terminal.
+            let (f_subject, f_message) = (printable(&f.subject), printable(self.shown_message(f)));
             let subject = if f.subject == f.check {
                 String::new()
             } else if fits {
-                shorten(&f.subject, w.subject)
+                shorten(&f_subject, w.subject)
             } else {
-                f.subject.clone()
+                f_subject
             };
             let message = if fits {
-                wrap(&f.message, w.message)
+                wrap(&f_message, w.message)
             } else {
-                f.message.clone()
+                f_message
             };
             t.add_row(vec![
                 status,
@@ -175,6 +196,14 @@ mod tests {
         );
         assert_eq!(wrap("abcdefghij xy", 4), "abcd\nefgh\nij\nxy");
         assert_eq!(wrap("", 10), "");
+        // `HOST:PORT` cut at the colon: the colon stays with the host.
+        assert_eq!(
+            wrap("at 10.20.30.40:5601 x", 11),
+            "at\n10.20.30.4\n0:5601 x"
+        );
+        for line in wrap("unreachable: bastion-host.example:22", 17).lines() {
+            assert!(!line.starts_with(':'), "{line}");
+        }
     }
 
     #[test]
@@ -184,7 +213,7 @@ mod tests {
             "pod/worker-workflows-7c9d5f-x2x9z"
         );
         let s = shorten("paragon/pod/worker-workflows-7c9d5f-x2x9z", 20);
-        assert_eq!(s, "pod/wor…7c9d5f-x2x9z");
+        assert_eq!(s, "…kflows-7c9d5f-x2x9z");
         assert_eq!(s.chars().count(), 20);
         assert_eq!(shorten("node/n1", 20), "node/n1");
     }
@@ -239,6 +268,57 @@ mod tests {
         // The summary row of a check does not repeat the check as its subject.
         let ok_row = text.lines().find(|l| l.contains("120 pods")).unwrap();
         assert_eq!(ok_row.matches("pods").count(), 2, "{ok_row}");
+    }
+
+    #[test]
+    fn escape_sequences_in_a_finding_reach_the_table_escaped() {
+        let r = Report::new(
+            vec![finding(
+                "api",
+                Severity::Fail,
+                "api\u{1b}[2J",
+                "unreachable: \u{1b}]0;owned\u{7} \u{1b}[31mred",
+            )],
+            Duration::ZERO,
+        );
+        let text = r.table_of_width(100).to_string();
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text:?}"
+        );
+        assert!(text.contains("\\033]0;owned\\007"), "{text}");
+    }
+
+    #[test]
+    fn a_healthy_monitoring_row_leaves_its_route_to_verbose_and_a_failing_one_keeps_it() {
+        let with_route = |severity, message: &str| {
+            let mut f = finding("grafana", severity, "grafana:4500", message);
+            f.area = Area::Monitoring;
+            f.route = Some(crate::health::Route::Bastion);
+            f
+        };
+        let mut r = Report::new(
+            vec![
+                with_route(
+                    Severity::Ok,
+                    "healthy; target configured; dialed from bastion b:22",
+                ),
+                with_route(
+                    Severity::Fail,
+                    "unreachable: refused; target configured; dialed from bastion b:22",
+                ),
+            ],
+            Duration::ZERO,
+        );
+        let text = r.table_of_width(200).to_string();
+        assert_eq!(text.matches("dialed from bastion").count(), 1, "{text}");
+        assert!(text.contains("| healthy "), "{text}");
+        r.verbose = true;
+        let text = r.table_of_width(200).to_string();
+        assert_eq!(text.matches("dialed from bastion").count(), 2, "{text}");
+        // JSON keeps the whole message.
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(json.matches("dialed from bastion").count(), 2, "{json}");
     }
 
     #[test]

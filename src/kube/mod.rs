@@ -90,7 +90,12 @@ pub struct Options {
 pub fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, KubeError> {
     Kubeconfig::read_from(path).map_err(|e| KubeError::ReadFile {
         path: path.display().to_string(),
-        message: with_causes(&e),
+        // kube's own message names the path again, in Debug quotes ('"/x/kc"'): the path is
+        // said once, by this error.
+        message: match &e {
+            kube::config::KubeconfigError::ReadConfig(io, _) => io.to_string(),
+            _ => with_causes(&e),
+        },
     })
 }
 
@@ -250,16 +255,47 @@ pub const USER_AGENT: &str = concat!("paragon-admin/", env!("CARGO_PKG_VERSION")
 /// An error and its causes, each said once (kube's and hyper's errors repeat their cause in
 /// their own message), line breaks kept.
 fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
+    // kube's and hyper's wrappers ("ServiceError: client error (Connect)") tell a user
+    // nothing the cause after them does not.
+    let library = |p: &str| {
+        ["ServiceError: ", "HyperError: ", "client error ("]
+            .iter()
+            .any(|w| p.starts_with(w))
+    };
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
     while let Some(c) = cur {
-        let s = c.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
+        // kube's Display of an API error appends the `Status` object's Debug form.
+        let s = match c.downcast_ref::<kube::Error>() {
+            Some(kube::Error::Api(status)) => status_sentence(status),
+            _ => c.to_string(),
+        };
+        let wrapper = library(&s) && c.source().is_some();
+        if !wrapper && !parts.iter().any(|p| p.contains(&s)) {
             parts.push(s);
         }
         cur = c.source();
     }
     parts.join(": ")
+}
+
+/// An API error as one sentence: the HTTP status and the server's message (`500 Internal
+/// Server Error: etcdserver: request timed out`), never the `Status` object's Debug form.
+pub fn status_sentence(s: &kube::core::Status) -> String {
+    let head = match http::StatusCode::from_u16(s.code)
+        .ok()
+        .and_then(|c| c.canonical_reason())
+    {
+        Some(reason) => format!("{} {reason}", s.code),
+        None => format!("HTTP {}", s.code),
+    };
+    let message =
+        crate::text::printable(&s.message.split_whitespace().collect::<Vec<_>>().join(" "));
+    if message.is_empty() {
+        head
+    } else {
+        format!("{head}: {message}")
+    }
 }
 
 /// An error and its causes on one line.
@@ -280,6 +316,25 @@ pub fn context_names(kubeconfig: &Kubeconfig) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_api_error_reads_without_debug_dumps_or_library_wrappers() {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "kind": "Status", "status": "Failure", "code": 401, "reason": "Unauthorized",
+            "message": "Unauthorized"}))
+        .unwrap();
+        let e = kube::Error::Api(Box::new(status));
+        assert_eq!(one_line(&e), "401 Unauthorized: Unauthorized");
+        let io = std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "cannot connect to 127.0.0.1:1: Connection refused",
+        );
+        let e = kube::Error::Service(Box::new(io));
+        assert_eq!(
+            one_line(&e),
+            "cannot connect to 127.0.0.1:1: Connection refused"
+        );
+    }
 
     #[test]
     fn fetched_kubeconfig_with_an_exec_plugin_is_refused() {

@@ -336,7 +336,10 @@ pub async fn fetch_bastion_kubeconfig(
         return Err(FetchError::Failed {
             command,
             status: out.status,
-            first_line: shorten(err.lines().next().unwrap_or("").trim(), MAX_QUOTED),
+            first_line: crate::text::printable(&shorten(
+                err.lines().next().unwrap_or("").trim(),
+                MAX_QUOTED,
+            )),
         });
     }
     let text = String::from_utf8(out.stdout).map_err(|_| FetchError::NotText)?;

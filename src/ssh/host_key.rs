@@ -275,6 +275,16 @@ impl HostKeyCheck {
     /// Records an accepted key. A failure is said and the connection goes on, as OpenSSH
     /// does ("Failed to add the host to the list of known hosts"): the key was accepted.
     fn record(&self, key: &PublicKey) {
+        // `known_hosts = "/dev/null"` (OpenSSH's way to remember nothing): the write would
+        // succeed and record nothing, so saying "permanently added" would be untrue.
+        if std::fs::metadata(&self.known_hosts).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            tracing::info!(
+                "{} is not a file: the key of {} is trusted for this connection only",
+                self.known_hosts.display(),
+                self.name()
+            );
+            return;
+        }
         let recorded = known_hosts::entry_line(&self.host, self.port, key, self.hash)
             .and_then(|line| known_hosts::append(&self.known_hosts, &line));
         match recorded {

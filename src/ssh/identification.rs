@@ -92,18 +92,7 @@ impl Received {
 /// A line a server sent, fit for one line of a terminal: control characters escaped, at most
 /// 100 characters.
 fn printable(line: &str) -> String {
-    let mut out: String = line
-        .chars()
-        .take(100)
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect();
+    let mut out = crate::text::printable(&line.chars().take(100).collect::<String>());
     if line.chars().count() > 100 {
         out.push('\u{2026}');
     }
@@ -208,7 +197,7 @@ mod tests {
         );
         assert_eq!(
             heard(&[b"\x15\x03\x01\x00\x02"]),
-            Answer::Said("\\u{15}\\u{3}\\u{1}\\u{0}\\u{2}".into())
+            Answer::Said("\\025\\003\\001\\000\\002".into())
         );
         assert_eq!(heard(&[]), Answer::Silent);
         // Lines before the identification are allowed (RFC 4253 4.2), in any chunks.

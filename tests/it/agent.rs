@@ -553,3 +553,34 @@ fn a_changed_known_hosts_has_the_agent_check_the_bastions_key_again() {
     assert_eq!(through_agent.status, Some(255), "{}", through_agent.stderr);
     assert_eq!(through_agent.stderr, direct.stderr);
 }
+
+/// Completing `forward --stop` offers `all` and the forwards the agent holds, by name.
+#[test]
+fn completion_for_forward_stop_offers_the_detached_forwards_and_all() {
+    let k = Kept::new("");
+    let web = Http::start("web");
+    let spec = format!("web=0:127.0.0.1:{}", web.port);
+    let r = k.run(&["forward", "--detach", &spec, "--output", "json"]);
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    let complete = |typed: &str| {
+        let out = k
+            .paragon(&["--", "paragon-admin", "forward", "--stop", typed])
+            .env("COMPLETE", "bash")
+            .env("_CLAP_COMPLETE_INDEX", "3")
+            .env("_CLAP_COMPLETE_COMP_TYPE", "9")
+            .env("_CLAP_COMPLETE_SPACE", "true")
+            .env("_CLAP_IFS", "\n")
+            .output()
+            .unwrap();
+        let mut words: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        words.sort();
+        words
+    };
+    assert_eq!(complete(""), ["all", "web"]);
+    assert_eq!(complete("w"), ["web"]);
+    let r = k.run(&["agent", "stop"]);
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+}

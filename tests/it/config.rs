@@ -8,8 +8,25 @@ fn missing_config_file_suggests_init_and_exits_2() {
     let r = run(home.paragon().arg("profiles"));
     assert_eq!(r.status, Some(2), "{}", r.stderr);
     assert!(r.stderr.contains("no config file at"), "{}", r.stderr);
-    assert!(r.stderr.contains("paragon-admin init"), "{}", r.stderr);
+    // The file $PARAGON_ADMIN_CONFIG names, kept in the hint.
+    assert!(r.stderr.contains("init` to create one"), "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+}
+
+/// At the default place (no flag, no `$PARAGON_ADMIN_CONFIG`) the hint is plain `init`.
+#[test]
+fn missing_default_config_file_suggests_plain_init() {
+    let home = Home::new();
+    let r = run(home
+        .paragon()
+        .env_remove("PARAGON_ADMIN_CONFIG")
+        .arg("profiles"));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("run `paragon-admin init` to create one"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -157,6 +174,99 @@ fn a_config_others_can_write_or_an_endless_one_is_refused() {
     assert_eq!(r.status, Some(2), "{}", r.stderr);
     assert!(
         r.stderr.contains("/dev/zero is larger than 1 MiB"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A FIFO as the config file is refused at once, not waited on; a file another user owns is
+/// refused as OpenSSH refuses such a `~/.ssh/config`; root's own files stay readable.
+#[test]
+fn a_fifo_or_a_config_another_user_owns_is_refused_naming_it() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
+    let home = Home::new();
+    let fifo = home.path().join("fifo.toml");
+    let st = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let started = Instant::now();
+    let mut child = home
+        .paragon()
+        .args(["--config"])
+        .arg(&fifo)
+        .arg("profiles")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still waiting on the FIFO after 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} is a FIFO, not a file", fifo.display())),
+        "{stderr}"
+    );
+
+    let path = home.write_config("[profiles.p]\nhost = \"b.example.com\"\n");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // nobody (65534): the tests run as root, who may give a file away.
+    std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+    let r = run(home.paragon().arg("profiles"));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("{} is owned by uid 65534", path.display())),
+        "{}",
+        r.stderr
+    );
+    std::os::unix::fs::chown(&path, Some(0), Some(0)).unwrap();
+    let r = run(home.paragon().arg("profiles"));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+}
+
+/// The hint for a missing file the user named keeps the name: running it writes that file.
+#[test]
+fn a_missing_named_config_hints_init_with_the_same_config() {
+    let home = Home::new();
+    let named = home.path().join("elsewhere.toml");
+    let r = run(home.paragon().arg("--config").arg(&named).arg("profiles"));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "run `paragon-admin --config {} init` to create one",
+            named.display()
+        )),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A kubeconfig that is not there is named once, without kube's doubled quotes.
+#[test]
+fn a_missing_kubeconfig_is_named_once_without_doubled_quotes() {
+    let home = Home::new();
+    let missing = home.path().join("no-such-kubeconfig");
+    let r = run(home
+        .paragon()
+        .args(["health", "--local", "--kubeconfig"])
+        .arg(&missing));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    let shown = missing.display().to_string();
+    assert_eq!(r.stderr.matches(&shown).count(), 1, "{}", r.stderr);
+    assert!(!r.stderr.contains("'\""), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("No such file or directory"),
         "{}",
         r.stderr
     );

@@ -361,3 +361,116 @@ fn commands_that_ignore_config_and_profile_hide_them_yet_still_parse_them() {
     let found = bash_candidates(&config, &["paragon-admin", "health", "--p"]);
     assert_eq!(found, ["--profile"], "{found:?}");
 }
+
+/// The new user's path: one `cargo install` line, `bash-completion` named where the shells'
+/// completions are installed and recommended by the .deb, and a `rust-version` that covers
+/// what the code uses (`if let` guards on match arms are stable since Rust 1.95).
+#[test]
+fn install_notes_and_rust_version_match_what_the_code_needs() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let installs = readme
+        .lines()
+        .filter(|l| l.trim_start().starts_with("cargo install"))
+        .count();
+    assert_eq!(installs, 1, "one `cargo install` line in the README");
+    let install = readme
+        .split("## Install")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .unwrap();
+    assert!(install.contains("bash-completion"), "{install}");
+    assert!(install.contains("Without rustup"), "{install}");
+
+    let cargo: toml::Value =
+        toml::from_str(&std::fs::read_to_string(repo().join("Cargo.toml")).unwrap()).unwrap();
+    let package = &cargo["package"];
+    assert_eq!(
+        package["metadata"]["deb"]["recommends"].as_str(),
+        Some("bash-completion")
+    );
+    let version = |v: &toml::Value| -> (u32, u32) {
+        let s = v.as_str().unwrap();
+        let mut parts = s.split('.').map(|p| p.parse::<u32>().unwrap());
+        (parts.next().unwrap(), parts.next().unwrap())
+    };
+    // An `if let` guard: a match arm whose guard is `if let` (`PATTERN if let P = e =>`).
+    let guard = |text: &str| {
+        text.lines().any(|l| {
+            let l = l.trim_start();
+            // The guard stands before the arrow (`=> if let` is an arm's body).
+            let (Some(guard), Some(arrow)) = (l.find(" if let "), l.find("=>")) else {
+                return false;
+            };
+            !l.starts_with("//") && guard < arrow && !l.starts_with("} else if let ")
+        })
+    };
+    for (crate_dir, manifest) in [
+        (repo().join("src"), repo().join("Cargo.toml")),
+        (
+            repo().join("crates/paragon-sandbox/src"),
+            repo().join("crates/paragon-sandbox/Cargo.toml"),
+        ),
+    ] {
+        let m: toml::Value = toml::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+        let declared = version(&m["package"]["rust-version"]);
+        let mut uses_guards = false;
+        let mut stack = vec![crate_dir];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    uses_guards |= guard(&std::fs::read_to_string(&p).unwrap());
+                }
+            }
+        }
+        if uses_guards {
+            assert!(
+                declared >= (1, 95),
+                "{}: `if let` guards need rust-version 1.95, not {declared:?}",
+                manifest.display()
+            );
+        }
+        assert!(
+            declared >= (1, 89),
+            "{}: the dependencies need 1.89",
+            manifest.display()
+        );
+    }
+}
+
+/// zsh with the script autoloaded from fpath by compinit completes on the very first <Tab>
+/// (the autoload runs the script, which registers and then completes that <Tab> too).
+#[test]
+fn zsh_completes_on_the_first_tab() {
+    use crate::support::pty::Terminal;
+    let home = Home::new();
+    let zdot = home.path().join("zdot");
+    std::fs::create_dir_all(&zdot).unwrap();
+    std::fs::write(
+        zdot.join(".zshrc"),
+        format!(
+            "fpath=({} $fpath)\nautoload -U compinit\ncompinit -u -d {}/.zcompdump\nPS1='READY> '\n",
+            repo().join("completions").display(),
+            zdot.display()
+        ),
+    )
+    .unwrap();
+    let zsh = which("zsh").expect("zsh is not installed: run scripts/test.sh");
+    let path = path_with_binary();
+    let mut t = Terminal::start(
+        &home,
+        &format!("exec {} -i", zsh.display()),
+        &[
+            ("ZDOTDIR", zdot.to_str().unwrap()),
+            ("PATH", path.to_str().unwrap()),
+            ("TERM", "xterm"),
+        ],
+    );
+    t.wait_for("READY>");
+    t.send(b"paragon-admin forw\t");
+    t.wait_for("paragon-admin forward");
+    t.send(b"\x03exit\r");
+    drop(t);
+}

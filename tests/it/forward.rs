@@ -473,6 +473,50 @@ fn refused_or_unresolvable_target_fails_only_that_connection() {
     assert!(log.contains("Connection refused"), "{log}");
 }
 
+/// `NAME=SPEC` names a forward: its listening line carries the name, and it serves.
+#[test]
+fn a_named_spec_names_the_forward_it_opens() {
+    let s = Scene::new();
+    let spec = format!("web=0:{PRIVATE}:{}", s.web_port);
+    let fwd = s.forward(&["forward", &spec]);
+    let (ev, port) = fwd.listening_port();
+    assert_eq!(ev["name"], "web", "{ev}");
+    assert_eq!(ev["target"], format!("{PRIVATE}:{}", s.web_port), "{ev}");
+    let (name, data) = &s.files[1];
+    assert!(s.curl(&[&url(port, name)]).unwrap() == *data);
+}
+
+/// `no-such-host.invalid` reads as Service `no-such-host` in namespace `invalid`, so `auto`
+/// would take the API route; with no kubeconfig at hand (the profile has none, the bastion
+/// gives none) the forward falls back to the bastion instead of failing up front, each
+/// connection reports the bastion's own failure, and `-v` says why the API was not taken.
+#[test]
+fn auto_route_without_a_kubeconfig_falls_back_to_the_bastion_and_its_own_failure() {
+    let s = Scene::new();
+    let good = format!("0:{PRIVATE}:{}", s.web_port);
+    let fwd = s.forward(&["forward", "-v", "0:no-such-host.invalid:80", &good]);
+    let (ev, unresolved_port) = fwd.listening_port();
+    assert_eq!(ev["route"], "bastion", "{ev}");
+    let (_, good_port) = fwd.listening_port();
+    let (name, data) = &s.files[0];
+    assert!(s.curl(&[&url(unresolved_port, name)]).is_err());
+    assert!(s.curl(&[&url(good_port, name)]).unwrap() == *data);
+
+    let wanted = "bastion: cannot resolve no-such-host.invalid";
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !fwd.stderr().contains(wanted) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = fwd.stderr();
+    assert!(log.contains(wanted), "{log}");
+    assert!(
+        log.contains(
+            "no-such-host.invalid:80: not the API route (the API route needs a kubeconfig"
+        ),
+        "{log}"
+    );
+}
+
 /// The SOCKS5 reply code the proxy on `port` (in the client namespace) gives for `host:port`.
 fn socks_reply(s: &Scene, proxy_port: u16, host: &str, port: u16) -> u8 {
     let script = "import socket, struct, sys\n\

@@ -206,6 +206,21 @@ fn home_for(mon: &Monitoring, extra: &str) -> Home {
     home
 }
 
+/// A kubeconfig in `home` for an API server at 127.0.0.1:`port` with a bearer token.
+fn api_kubeconfig(home: &Home, port: u16) -> std::path::PathBuf {
+    let kc = home.path().join("kubeconfig");
+    std::fs::write(
+        &kc,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n\
+             users:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n\
+             current-context: c\n"
+        ),
+    )
+    .unwrap();
+    kc
+}
+
 fn failures(v: &Value) -> Vec<String> {
     v["checks"]
         .as_array()
@@ -216,18 +231,27 @@ fn failures(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// An installation runs Kibana or OpenObserve: the one it runs answers, the other is absent
+/// and that is not a warning, so a clean sandbox reads green.
 #[test]
-fn clean_sandbox_has_no_failure_and_exits_0() {
+fn clean_sandbox_is_green_and_exits_0() {
     let sandbox = SandboxProc::start(&[]);
     let mon = Monitoring::start(QUIET_ALERTS);
-    let home = home_for(&mon, "");
+    let home = home_for(&mon, &mon.openobserve_toml("t"));
     let kc = sandbox.kubeconfig.clone();
     let (r, v) = health_json(&home, &["--kubeconfig", kc.to_str().unwrap()]);
     assert_eq!(failures(&v), Vec::<String>::new(), "{v:#}");
     assert_eq!(r.status, Some(0), "{}", r.stderr);
-    assert_eq!(
-        v["status"], "warn",
-        "neither kibana nor openobserve is deployed: {v:#}"
+    assert_eq!(v["status"], "ok", "{v:#}");
+    assert_eq!(statuses(&v, "openobserve"), ["ok"], "{v:#}");
+    let kibana = &findings(&v, "kibana")[0];
+    assert_eq!(kibana["status"], "ok", "{kibana}");
+    assert!(
+        kibana["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("not deployed"),
+        "{kibana}"
     );
     for name in [
         "api",
@@ -264,8 +288,14 @@ fn clean_sandbox_has_no_failure_and_exits_0() {
     assert_eq!(r.status, Some(0), "{}", r.stderr);
     assert!(r.stdout.contains("| ok     | api "), "{}", r.stdout);
     let last = r.stdout.lines().last().unwrap();
-    // The third warning: the stand-in Prometheus has no query API, so capacity is not checked.
-    assert!(last.starts_with("warn: 0 failed, 3 warnings, "), "{last}");
+    assert!(last.starts_with("ok: 0 failed, 0 warnings, "), "{last}");
+
+    // Neither logging service answers: that is worth a warning.
+    let home = home_for(&mon, "");
+    let (r, v) = health_json(&home, &["--kubeconfig", kc.to_str().unwrap()]);
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert_eq!(v["status"], "warn", "{v:#}");
+    assert_eq!(statuses(&v, "kibana"), ["warn"], "{v:#}");
 }
 
 #[test]
@@ -320,7 +350,7 @@ fn the_profiles_kube_keys_choose_the_kubeconfig_and_context() {
 }
 
 #[test]
-fn an_unreachable_api_fails_and_every_cluster_check_says_not_checked() {
+fn an_unreachable_api_is_one_failure_and_every_cluster_check_did_not_run() {
     let mon = Monitoring::start(QUIET_ALERTS);
     let home = home_for(&mon, "");
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
@@ -328,22 +358,14 @@ fn an_unreachable_api_fails_and_every_cluster_check_says_not_checked() {
         .local_addr()
         .unwrap()
         .port();
-    let kc = home.path().join("kubeconfig");
-    std::fs::write(
-        &kc,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{closed}\n\
-             users:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n\
-             current-context: c\n"
-        ),
-    )
-    .unwrap();
+    let kc = api_kubeconfig(&home, closed);
     let (r, v) = health_json(&home, &["--kubeconfig", kc.to_str().unwrap()]);
     assert_eq!(r.status, Some(1), "{}", r.stderr);
     let api = &findings(&v, "api")[0];
+    // The api check ran: it found the cause.
     assert_eq!(
         (api["status"].as_str(), api["checked"].as_bool()),
-        (Some("fail"), Some(false)),
+        (Some("fail"), Some(true)),
         "{api}"
     );
     assert!(
@@ -370,8 +392,22 @@ fn an_unreachable_api_fails_and_every_cluster_check_says_not_checked() {
     }
     // The other checks still ran.
     assert_eq!(statuses(&v, "grafana"), ["ok"], "{v:#}");
-    // The ninth cluster check, and capacity (the stand-in Prometheus has no query API).
-    assert_eq!(v["summary"]["not_checked"], 10, "{v:#}");
+    // OpenObserve's built-in name needs the API route: it did not run either.
+    let openobserve = &findings(&v, "openobserve")[0];
+    assert_eq!(openobserve["checked"], false, "{openobserve}");
+    assert_eq!(
+        openobserve["message"],
+        "not checked: the API is unreachable"
+    );
+    // One failure; what did not run is counted as that, not as warnings (kibana, configured
+    // on a closed port, is the one warning: not deployed).
+    assert_eq!(v["summary"]["fail"], 1, "{v:#}");
+    assert_eq!(v["summary"]["warn"], 1, "{v:#}");
+    assert_eq!(v["summary"]["not_checked"], 9, "{v:#}");
+    let text = v.to_string();
+    for library in ["ServiceError", "client error", "not deployed?", "Status {"] {
+        assert!(!text.contains(library), "{library}: {v:#}");
+    }
 }
 
 #[test]
@@ -1073,4 +1109,76 @@ fn api_requests_carry_the_paragon_admin_user_agent() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+}
+
+/// The bastion's stderr is quoted in the `api` row: an escape sequence in it (a title
+/// change, a colour) reaches the terminal escaped, as OpenSSH shows a remote banner, in the
+/// table and in the JSON alike.
+#[test]
+fn escape_sequences_from_the_bastion_reach_the_report_escaped() {
+    let sshd = crate::support::sshd::Sshd::start();
+    let home = Home::new();
+    sshd.configure(&home);
+    sshd.install(
+        "kubectl",
+        "#!/bin/sh\nprintf 'error: \\033]0;owned\\007\\033[31mred\\033[0m\\n' >&2\nexit 1\n",
+    );
+    for output in ["table", "json"] {
+        let r = run(home.paragon().args([
+            "--no-agent",
+            "health",
+            "--timeout",
+            "10",
+            "--output",
+            output,
+        ]));
+        assert_eq!(r.status, Some(1), "{}", r.stderr);
+        for (name, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+            assert!(
+                !text.contains('\u{1b}') && !text.contains('\u{7}'),
+                "{output} {name}: {text:?}"
+            );
+        }
+        // JSON escapes the backslash of the escape once more.
+        let shown = if output == "json" {
+            r"\\033]0;owned\\007\\033[31mred"
+        } else {
+            r"\033]0;owned\007\033[31mred"
+        };
+        assert!(r.stdout.contains(shown), "{output}: {}", r.stdout);
+    }
+}
+
+/// Ctrl-C while the checks run on a terminal: exit 130 at once, and the progress line is
+/// cleared (no "checking 0/1" left where the shell's prompt comes back).
+#[test]
+fn ctrl_c_in_health_clears_its_progress_line_and_exits_130() {
+    use crate::support::pty::Terminal;
+    // An API server that accepts and never answers: the api check waits for its deadline.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let home = Home::new();
+    let kc = api_kubeconfig(&home, port);
+    let bin = env!("CARGO_BIN_EXE_paragon-admin");
+    let mut t = Terminal::start(
+        &home,
+        &format!(
+            "{bin} health --local --timeout 60 --kubeconfig {}",
+            kc.display()
+        ),
+        &[("TERM", "xterm")],
+    );
+    t.wait_for("checking");
+    let started = std::time::Instant::now();
+    t.send(b"\x03");
+    let (status, text) = t.finish_status();
+    assert_eq!(status, 130, "{text:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{text:?}"
+    );
+    // After the last progress drawing, the line is erased (indicatif: CR, ESC [2K).
+    let last = text.rfind("checking").unwrap();
+    assert!(text[last..].contains("\x1b[2K"), "{text:?}");
+    drop(silent);
 }

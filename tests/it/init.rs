@@ -521,6 +521,32 @@ fn answering_no_to_replace_exits_2_and_keeps_the_file() {
     );
 }
 
+/// A name typed at the prompt that exists, and is not to be replaced, is asked again: the
+/// wizard goes on (here interrupted at the next question) and the file is untouched.
+#[test]
+fn an_existing_name_typed_at_the_prompt_asks_for_another() {
+    let home = Home::new();
+    let original = "[profiles.lab]\nhost = \"old.example.com\"\n";
+    home.write_config(original);
+    let mut init = home.paragon();
+    init.arg("init");
+    let (status, out) = on_pty(
+        &init,
+        &[
+            ("Profile name", "lab\r"),
+            ("Replace its connection settings", "n"),
+            ("Another profile name", "staging\r"),
+            ("Bastion", "\u{3}"),
+        ],
+    );
+    assert_eq!(status, 130, "{out}");
+    assert!(!out.contains("already exists"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(home.config_path()).unwrap(),
+        original
+    );
+}
+
 #[test]
 fn secrets_set_with_empty_input_says_so_and_asks_again_on_a_terminal() {
     let home = Home::new();

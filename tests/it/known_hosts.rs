@@ -763,3 +763,20 @@ fn host_key_decisions_match_openssh_on_generated_known_hosts_files() {
         );
     }
 }
+
+/// `known_hosts = "/dev/null"` remembers nothing: the connection goes on under accept-new,
+/// and nothing claims the key was "permanently added to /dev/null".
+#[test]
+fn a_known_hosts_of_dev_null_records_nothing_and_says_nothing_of_adding() {
+    let sshd = Sshd::start();
+    let home = Home::new();
+    let (d, stderr) = paragon(
+        &sshd,
+        &home,
+        "127.0.0.1",
+        Path::new("/dev/null"),
+        "accept-new",
+    );
+    assert_eq!(d, Decision::Connected, "{stderr}");
+    assert!(!stderr.contains("added"), "{stderr}");
+}

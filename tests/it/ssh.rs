@@ -756,3 +756,26 @@ fn fixture_runs_sshd_inside_a_network_namespace_behind_a_prefix() {
     let r = in_ns("echo again");
     assert_eq!(r.status, Some(0), "{}\n{}", r.stderr, sshd.log());
 }
+
+/// A "y" typed before the host-key question appeared is discarded (tcflush, as OpenSSH
+/// does): only the answer typed after it counts, here "n", so nothing is recorded.
+#[test]
+fn ask_discards_what_was_typed_before_the_question() {
+    let sshd = Sshd::start();
+    let home = Home::new();
+    let kh = home.path().join("known_hosts");
+    home.write_config(&sshd.profile_toml(&kh, "ask", ""));
+    let bin = env!("CARGO_BIN_EXE_paragon-admin");
+    let mut t = Terminal::start(
+        &home,
+        &format!("{bin} ssh -- echo asked; echo STATUS=$?"),
+        &[],
+    );
+    t.send(b"y");
+    t.wait_for("continue connecting");
+    t.send(b"n");
+    let text = t.finish();
+    assert!(text.contains("STATUS=255"), "{text}");
+    assert!(!text.contains("asked\r\n"), "{text}");
+    assert!(!kh.exists(), "{text}");
+}

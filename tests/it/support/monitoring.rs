@@ -1,6 +1,6 @@
 //! Stand-ins for Grafana, Prometheus and MinIO's probe: a real HTTP server (Python's
 //! http.server) on loopback serving the documents the health checks read, `/api/health`,
-//! `/api/v1/alerts`, `/-/ready` and `/minio/health/live`, in the clear or over TLS (Python's
+//! `/api/v1/alerts`, `/-/ready`, OpenObserve's `/healthz` and `/minio/health/live`, in the clear or over TLS (Python's
 //! `ssl`, with a CA and a certificate for 127.0.0.1 made by `openssl`). Killed in `Drop`.
 
 use std::io::{BufRead, BufReader};
@@ -64,6 +64,8 @@ impl Monitoring {
         std::fs::write(docs.join("api/v1/alerts"), alerts).unwrap();
         std::fs::create_dir_all(docs.join("-")).unwrap();
         std::fs::write(docs.join("-/ready"), "Prometheus Server is Ready.\n").unwrap();
+        // OpenObserve's `/healthz`.
+        std::fs::write(docs.join("healthz"), r#"{"status":"ok"}"#).unwrap();
         // MinIO's liveness probe answers 200 with an empty body.
         std::fs::create_dir_all(docs.join("minio/health")).unwrap();
         std::fs::write(docs.join("minio/health/live"), "").unwrap();
@@ -88,7 +90,8 @@ impl Monitoring {
     }
 
     /// Profile TOML: grafana and prometheus here, kibana on a port nothing listens on
-    /// (not deployed, as on installations with OpenObserve).
+    /// (not deployed, as on installations with OpenObserve). OpenObserve stays at its
+    /// built-in default unless `openobserve_toml` adds it.
     pub fn services_toml(&self, profile: &str) -> String {
         let closed = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -99,6 +102,16 @@ impl Monitoring {
              [profiles.{profile}.services.prometheus]\ntarget = \"127.0.0.1:{p}\"\n\
              [profiles.{profile}.services.kibana]\ntarget = \"127.0.0.1:{closed}\"\n",
             p = self.port
+        )
+    }
+}
+
+impl Monitoring {
+    /// Profile TOML: OpenObserve here, as on an installation that runs it.
+    pub fn openobserve_toml(&self, profile: &str) -> String {
+        format!(
+            "[profiles.{profile}.services.openobserve]\ntarget = \"127.0.0.1:{}\"\n",
+            self.port
         )
     }
 }
