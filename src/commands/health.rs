@@ -76,8 +76,8 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
     Ok(report.exit_status())
 }
 
-/// The client for the kubeconfig `kube::source` chose. A file the user named that is
-/// unreadable or lacks the context is a configuration error (2), and a bastion that dropped
+/// The client for the kubeconfig `kube::source` chose. A file the user named (or listed in
+/// `$KUBECONFIG`) that is unreadable or lacks the context is a configuration error (2), and a bastion that dropped
 /// is the bastion's failure (255); a kubeconfig the bastion cannot give, no default
 /// kubeconfig, or a cluster that cannot be reached is a finding of the report.
 async fn kube_client(
@@ -88,7 +88,9 @@ async fn kube_client(
     let named = decision.origin.file().is_some();
     let chosen = match decision.load(bastion).await {
         Ok(c) => c,
-        Err(e @ k8s::SourceError::Read(_)) => return Err(e.into()),
+        Err(e @ (k8s::SourceError::Read(_) | k8s::SourceError::DefaultFile { .. })) => {
+            return Err(e.into());
+        }
         Err(e) if e.exit_status() == exit::UNREACHABLE => return Err(e.into()),
         Err(e) => return Ok(Err(Error::from(e).to_string())),
     };

@@ -124,6 +124,21 @@ pub enum SourceError {
         "no kubeconfig: pass --kubeconfig FILE or set kube.kubeconfig in the profile ({message})"
     )]
     NoDefault { message: String },
+    /// A file of `$KUBECONFIG` (or `~/.kube/config`) that cannot be read or parsed: named,
+    /// with the line of a YAML error, in one line.
+    #[error(
+        "{} {}: {}{message}",
+        if *.from_env { "KUBECONFIG file" } else { "kubeconfig" },
+        .path.display(),
+        .line.map(|l| format!("line {l}: ")).unwrap_or_default()
+    )]
+    DefaultFile {
+        path: PathBuf,
+        /// Named by `$KUBECONFIG` (else it is `~/.kube/config`).
+        from_env: bool,
+        line: Option<u64>,
+        message: String,
+    },
 }
 
 impl ExitStatus for SourceError {
@@ -135,6 +150,7 @@ impl ExitStatus for SourceError {
             SourceError::Read(e) => e.exit_status(),
             SourceError::Fetch(e) => e.exit_status(),
             SourceError::NoDefault { .. } => exit::FAILED,
+            SourceError::DefaultFile { .. } => exit::USAGE,
         }
     }
 }
@@ -188,11 +204,7 @@ impl Decision {
             (Origin::Bastion, Some(b)) => {
                 fetch_bastion_kubeconfig(b, self.context.as_deref()).await?
             }
-            (Origin::Bastion, None) | (Origin::Default, _) => {
-                Kubeconfig::read().map_err(|e| SourceError::NoDefault {
-                    message: super::one_line(&e),
-                })?
-            }
+            (Origin::Bastion, None) | (Origin::Default, _) => read_default()?,
         };
         Ok(Chosen {
             kubeconfig,
@@ -344,6 +356,81 @@ pub async fn fetch_bastion_kubeconfig(
     }
     let text = String::from_utf8(out.stdout).map_err(|_| FetchError::NotText)?;
     Ok(super::parse_fetched_kubeconfig(&text)?)
+}
+
+/// The default kubeconfig as kubectl reads it: the files of `$KUBECONFIG` merged (empty
+/// names and files that do not exist skipped; the first to set a value wins), else
+/// `~/.kube/config`. kube's own reader says which file failed only when it cannot be read;
+/// here a file that cannot be parsed is named too, with the line.
+fn read_default() -> Result<Kubeconfig, SourceError> {
+    let listed: Vec<PathBuf> = std::env::var_os("KUBECONFIG")
+        .map(|v| {
+            std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let from_env = !listed.is_empty();
+    let paths = match from_env {
+        true => listed.into_iter().filter(|p| p.exists()).collect(),
+        false => match dirs::home_dir() {
+            Some(h) => vec![h.join(".kube").join("config")],
+            None => Vec::new(),
+        },
+    };
+    let mut merged: Option<Kubeconfig> = None;
+    for path in paths {
+        let failed = |e: kube::config::KubeconfigError| default_file_error(&path, from_env, e);
+        let k = Kubeconfig::read_from(&path).map_err(failed)?;
+        merged = Some(match merged {
+            Some(m) => m.merge(k).map_err(failed)?,
+            None => k,
+        });
+    }
+    merged.ok_or_else(|| SourceError::NoDefault {
+        message: match from_env {
+            true => "no file of KUBECONFIG exists".to_string(),
+            false => "~/.kube/config does not exist".to_string(),
+        },
+    })
+}
+
+fn default_file_error(
+    path: &Path,
+    from_env: bool,
+    e: kube::config::KubeconfigError,
+) -> SourceError {
+    use kube::config::KubeconfigError as E;
+    let (line, message) = match &e {
+        E::ReadConfig(io, _) if io.kind() == std::io::ErrorKind::NotFound && !from_env => {
+            return SourceError::NoDefault {
+                message: format!("{}: {io}", path.display()),
+            };
+        }
+        E::ReadConfig(io, _) => (None, io.to_string()),
+        E::Parse(yaml) => {
+            let bare = yaml.without_snippet();
+            let line = bare.location().map(|l| l.line()).filter(|l| *l > 0);
+            (line, yaml_message(&bare.to_string()))
+        }
+        other => (None, super::one_line(other)),
+    };
+    SourceError::DefaultFile {
+        path: path.to_path_buf(),
+        from_env,
+        line,
+        message,
+    }
+}
+
+/// A YAML error's words without the position the error states apart (`at line 3 column
+/// 5`), on one line.
+fn yaml_message(text: &str) -> String {
+    let one = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one.rfind(" at line ") {
+        Some(i) => one[..i].trim_end_matches(':').to_string(),
+        None => one,
+    }
 }
 
 /// `s` cut to `max` characters with an ellipsis (`health::one_line` is not reachable from

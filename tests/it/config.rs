@@ -271,3 +271,33 @@ fn a_missing_kubeconfig_is_named_once_without_doubled_quotes() {
         r.stderr
     );
 }
+
+/// A file of `$KUBECONFIG` that is not valid YAML is named, with its line, in one line;
+/// a missing one is skipped, as kubectl skips it.
+#[test]
+fn a_kubeconfig_file_of_kubeconfig_that_cannot_be_parsed_is_named_with_its_line() {
+    let home = Home::new();
+    let good = home.path().join("good.yaml");
+    std::fs::write(
+        &good,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n",
+    )
+    .unwrap();
+    let bad = home.path().join("bad.yaml");
+    std::fs::write(&bad, "apiVersion: v1\nkind: Config\nclusters: [[[\n").unwrap();
+    let missing = home.path().join("missing.yaml");
+    let list = std::env::join_paths([&missing, &good, &bad]).unwrap();
+    let r = run(home
+        .paragon()
+        .env("KUBECONFIG", &list)
+        .args(["health", "--local"]));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    let want = format!("paragon-admin: KUBECONFIG file {}: line 3: ", bad.display());
+    assert!(r.stderr.starts_with(&want), "{want}\n{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(
+        !r.stderr.contains(&good.display().to_string()),
+        "{}",
+        r.stderr
+    );
+}
