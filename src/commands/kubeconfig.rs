@@ -14,7 +14,7 @@ use crate::agent::reach::{Reach, reach};
 use crate::cli::{Globals, KubeconfigArgs};
 use crate::config::Resolved;
 use crate::exit::{Error, INTERRUPTED};
-use crate::forward::kubeconfig::{self, Plugin, Source, Upstream};
+use crate::forward::kubeconfig::{self, Plugin, Source, Upstream, Written};
 use crate::forward::{self, Shutdown, Sink};
 use crate::kube::ProfileKube;
 use crate::state::{KUBE_API, Ports};
@@ -98,6 +98,10 @@ async fn write_healing(g: &Globals, args: &KubeconfigArgs) -> Result<u8, Error> 
         program: std::env::current_exe()?,
         config: config_for_plugin(g, &profile)?,
         profile: profile.name.clone(),
+        written: match &target {
+            Target::File(path) => Written::File(std::path::absolute(path)?),
+            Target::Merge(_) => Written::Merge,
+        },
     };
     let api = ensure_api_forward(&profile, g.no_agent).await?;
     let name = format!("paragon-{}", profile.name);

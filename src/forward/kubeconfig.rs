@@ -22,7 +22,9 @@ use crate::config::{HostPort, Scheme, Service};
 use super::spec::{Forward, Target};
 
 mod merge;
+mod stamp;
 pub use merge::{check_mergeable, merge, merge_into_file, merge_target};
+pub use stamp::{STAMP_ENV, Stamp, WRITTEN_ENV, Written, rerun};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubeconfigError {
@@ -72,6 +74,15 @@ pub enum KubeconfigError {
     },
     #[error("no kubeconfig to merge into: set KUBECONFIG or HOME")]
     NoDefaultPath,
+    /// The cluster the profile reaches is not the one a written healing kubeconfig names.
+    #[error(
+        "the cluster changed since its kubeconfig was written ({}): run `{rerun}` to write it again",
+        .changed.join(", ")
+    )]
+    Changed {
+        changed: Vec<&'static str>,
+        rerun: String,
+    },
 }
 
 /// A kubeconfig as read or fetched, with where it came from (for messages).
@@ -261,10 +272,13 @@ pub struct Plugin {
     /// The config file, when it is not the default one.
     pub config: Option<PathBuf>,
     pub profile: String,
+    /// Where the entry is written: said again by the plugin when it must be rewritten.
+    pub written: Written,
 }
 
 impl Plugin {
-    fn exec(&self) -> ExecConfig {
+    /// The exec plugin of an entry whose cluster is `cluster` as written.
+    fn exec(&self, cluster: &Cluster) -> ExecConfig {
         let mut args = Vec::new();
         if let Some(c) = &self.config {
             args.extend(["--config".to_string(), c.display().to_string()]);
@@ -285,6 +299,7 @@ impl Plugin {
             // It never asks: kubectl's stdin stays kubectl's.
             interactive_mode: Some(ExecInteractiveMode::Never),
             provide_cluster_info: false,
+            env: Some(stamp::exec_env(&Stamp::of(cluster), &self.written)),
             ..ExecConfig::default()
         }
     }
@@ -302,12 +317,17 @@ impl Source {
         plugin: &Plugin,
     ) -> Result<Kubeconfig, KubeconfigError> {
         let mut k = self.through_forward(upstream, local, name)?;
+        let cluster = k
+            .clusters
+            .first()
+            .and_then(|c| c.cluster.clone())
+            .unwrap_or_default();
         let user = k.auth_infos.first().and_then(|u| u.auth_info.clone());
         let keep = user.unwrap_or_default();
         k.auth_infos = vec![NamedAuthInfo {
             name: name.to_string(),
             auth_info: Some(AuthInfo {
-                exec: Some(plugin.exec()),
+                exec: Some(plugin.exec(&cluster)),
                 impersonate: keep.impersonate,
                 impersonate_uid: keep.impersonate_uid,
                 impersonate_groups: keep.impersonate_groups,
@@ -320,6 +340,21 @@ impl Source {
             ctx.user = Some(name.to_string());
         }
         Ok(k)
+    }
+}
+
+impl Source {
+    /// What differs between the stamp of a written entry and the entry this kubeconfig
+    /// gives now for the forward on `local`; empty when nothing does.
+    pub fn changed_since(
+        &self,
+        upstream: &Upstream,
+        local: SocketAddr,
+        written: &Stamp,
+    ) -> Result<Vec<&'static str>, KubeconfigError> {
+        let k = self.through_forward(upstream, local, "now")?;
+        let cluster = k.clusters.first().and_then(|c| c.cluster.clone());
+        Ok(written.changes(&Stamp::of(&cluster.unwrap_or_default())))
     }
 }
 
@@ -567,6 +602,7 @@ users:
             program: PathBuf::from("/usr/bin/paragon-admin"),
             config: Some(PathBuf::from("/etc/paragon/config.toml")),
             profile: "prod".to_string(),
+            written: Written::Merge,
         }
     }
 
@@ -606,6 +642,20 @@ users:
         );
         assert_eq!(exec.interactive_mode, Some(ExecInteractiveMode::Never));
         assert!(yaml.contains("provideClusterInfo: false"), "{yaml}");
+        // The stamp of the cluster as written, which the plugin checks against the one now.
+        let env = exec.env.as_ref().unwrap();
+        assert_eq!(env[0]["name"], STAMP_ENV);
+        let stamp = Stamp::parse(&env[0]["value"]).unwrap();
+        let s = source();
+        let u = s.upstream(None).unwrap();
+        let local = "127.0.0.1:24000".parse().unwrap();
+        assert!(s.changed_since(&u, local, &stamp).unwrap().is_empty());
+        let moved = "127.0.0.1:24001".parse().unwrap();
+        assert!(!s.changed_since(&u, moved, &stamp).unwrap().is_empty());
+        assert_eq!(
+            (env[1]["name"].as_str(), env[1]["value"].as_str()),
+            (WRITTEN_ENV, "--merge")
+        );
         let ctx = back.contexts[0].context.as_ref().unwrap();
         assert_eq!(ctx.user.as_deref(), Some("paragon-prod"));
     }

@@ -237,8 +237,9 @@ pub trait Capture: Sync {
 }
 
 /// How old a fetched kubeconfig may be: kubectl runs its credential plugin (which fetches
-/// it) twice per command, and operators run commands in quick series.
-pub const KUBECONFIG_REUSE: Duration = Duration::from_secs(60);
+/// it) twice per command, and operators run commands in quick series. Short, since it is
+/// also how long a changed cluster (a new CA or API server) goes unseen by the plugin.
+pub const KUBECONFIG_REUSE: Duration = Duration::from_secs(10);
 
 pub type CaptureFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Captured, CaptureError>> + Send + 'a>>;

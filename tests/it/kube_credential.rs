@@ -224,3 +224,65 @@ fn the_plugin_says_the_bastion_is_unreachable_in_one_line() {
         r.stderr
     );
 }
+
+#[test]
+fn a_cluster_with_a_new_ca_and_port_makes_the_plugin_say_what_to_run_and_that_heals_it() {
+    let s = Scene::new();
+    let written = s.home.path().join("paragon.kubeconfig");
+    let write = ["kubeconfig", "--write", written.to_str().unwrap()];
+    let r = s.paragon(&write);
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    let r = s.kubectl(Some(&written), &["get", "pods", "-n", "paragon"]);
+    assert_pods_listed(&r);
+
+    // The cluster is replaced: another API server, with a CA of its own, on another port;
+    // the bastion's kubectl now reads its kubeconfig.
+    let new = SandboxProc::start(&[]);
+    assert_ne!(new.addr, s.sandbox.addr);
+    s.sshd.kubectl_with(&new.kubeconfig);
+
+    // The plugin sees it once the fetched kubeconfig it reuses is older than 10 s: until
+    // then kubectl still reaches the old cluster.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let r = loop {
+        let r = s.kubectl(Some(&written), &["get", "pods", "-n", "paragon"]);
+        if r.status != Some(0) || std::time::Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    assert_ne!(r.status, Some(0), "the new cluster was never noticed");
+    // `--force`: kubectl's KUBECONFIG, which the plugin inherits, names the file, and a
+    // kubeconfig of KUBECONFIG is replaced only with it.
+    let rerun = format!(
+        "run `paragon-admin kubeconfig --write {} --force --profile test --config {}` to write it again",
+        written.display(),
+        s.home.config_path().display()
+    );
+    assert!(
+        r.stderr.contains(
+            "the cluster changed since its kubeconfig was written (its certificate authority)"
+        ) && r.stderr.contains(&rerun),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("x509"), "{}", r.stderr);
+
+    // What it says to run is what heals it.
+    let r = s.paragon(&[&write[..], &["--force"]].concat());
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    let r = s.kubectl(Some(&written), &["get", "pods", "-n", "paragon"]);
+    assert_pods_listed(&r);
+    let r = s.kubectl(Some(&written), &["config", "view", "--raw"]);
+    let ca = |path: &Path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        let k = kube::config::Kubeconfig::from_yaml(&text).unwrap();
+        k.clusters[0]
+            .cluster
+            .as_ref()
+            .unwrap()
+            .certificate_authority_data
+            .clone()
+    };
+    assert_eq!(ca(&written), ca(&new.kubeconfig), "{}", r.stdout);
+}
