@@ -22,6 +22,150 @@ use tracing::{debug, info, warn};
 use super::{Client, SshError, user_cert};
 use crate::config::Resolved;
 
+/// What was offered to the bastion and refused, for the error that says so and for the
+/// `doctor`: each key with the authorized_keys line that would let it in, each certificate
+/// with its key id and principals.
+#[derive(Debug, Clone, Default)]
+pub struct Refused {
+    /// What the ssh-agent gave, when `SSH_AUTH_SOCK` is set.
+    pub agent: Option<AgentKeys>,
+    pub offered: Vec<Offered>,
+}
+
+/// The ssh-agent, as it answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentKeys {
+    Unreachable,
+    NoAnswer,
+    /// It listed this many keys and certificates.
+    Listed(usize),
+}
+
+/// One key or certificate offered and refused.
+#[derive(Debug, Clone)]
+pub struct Offered {
+    /// `ssh-agent`, or the identity (or certificate) file.
+    pub from: String,
+    /// `SHA256:...` of the key (of the certificate's key for a certificate).
+    pub fingerprint: String,
+    /// For a key: its authorized_keys line (`ssh-ed25519 AAAA... comment`).
+    pub authorized_keys_line: Option<String>,
+    /// For a certificate: what the bastion checks of it.
+    pub certificate: Option<OfferedCertificate>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OfferedCertificate {
+    pub key_id: String,
+    /// Empty: any user (OpenSSH's reading of no principals).
+    pub principals: Vec<String>,
+    /// `SHA256:...` of the CA that signed it: the bastion must trust it
+    /// (`TrustedUserCAKeys`, or a `cert-authority` line).
+    pub ca_fingerprint: String,
+}
+
+impl Offered {
+    fn key(from: String, key: &PublicKey) -> Offered {
+        Offered {
+            from,
+            fingerprint: key.fingerprint(HashAlg::Sha256).to_string(),
+            authorized_keys_line: key.to_openssh().ok(),
+            certificate: None,
+        }
+    }
+
+    fn certificate(from: String, cert: &Certificate) -> Offered {
+        Offered {
+            from,
+            fingerprint: cert.public_key().fingerprint(HashAlg::Sha256).to_string(),
+            authorized_keys_line: None,
+            certificate: Some(OfferedCertificate {
+                key_id: cert.key_id().to_string(),
+                principals: cert.valid_principals().to_vec(),
+                ca_fingerprint: cert
+                    .signature_key()
+                    .fingerprint(HashAlg::Sha256)
+                    .to_string(),
+            }),
+        }
+    }
+}
+
+impl Refused {
+    /// What was tried, in words: `ssh-agent (2 keys), /home/u/.ssh/id_ed25519 (SHA256:...),
+    /// ...`; `user` is the bastion's user a certificate must name.
+    pub fn tried(&self, user: &str) -> String {
+        let mut words: Vec<String> = Vec::new();
+        match self.agent {
+            Some(AgentKeys::Unreachable) => words.push("ssh-agent (unreachable)".into()),
+            Some(AgentKeys::NoAnswer) => words.push("ssh-agent (no answer)".into()),
+            Some(AgentKeys::Listed(n)) => words.push(format!("ssh-agent ({n} keys)")),
+            None => {}
+        }
+        for o in &self.offered {
+            words.push(match &o.certificate {
+                None => format!("{} ({})", o.from, o.fingerprint),
+                Some(c) => {
+                    let principals = match c.principals.is_empty() {
+                        true => "any".to_string(),
+                        false => c.principals.join(","),
+                    };
+                    let named = c.principals.is_empty() || c.principals.iter().any(|p| p == user);
+                    format!(
+                        "certificate {} (key id \"{}\", principals {principals}{}, signed by CA {})",
+                        o.from,
+                        c.key_id,
+                        if named { "" } else { ", not the user" },
+                        c.ca_fingerprint
+                    )
+                }
+            });
+        }
+        if words.is_empty() {
+            return "nothing: no ssh-agent and no identity file; set identity_file in the profile"
+                .to_string();
+        }
+        words.join(", ")
+    }
+
+    /// The authorized_keys lines that would let one of the offered keys in, each once.
+    pub fn authorized_keys_lines(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for line in self
+            .offered
+            .iter()
+            .filter_map(|o| o.authorized_keys_line.as_deref())
+        {
+            // The same key from the agent and from its file: the type and data decide.
+            let key = |l: &str| l.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+            if !out.iter().any(|o| key(o) == key(line)) {
+                out.push(line);
+            }
+        }
+        out
+    }
+}
+
+/// The error message's tail after `tried`: where the lines would go, then the lines, each
+/// in backquotes (the message is one line, as every error is).
+pub(super) fn refused_hint(user: &str, refused: &Refused) -> String {
+    let lines = refused.authorized_keys_lines();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let quoted: Vec<String> = lines.iter().map(|l| format!("`{l}`")).collect();
+    format!(
+        "; to let {} in, add {} to ~{user}/.ssh/authorized_keys on the bastion: {}",
+        if lines.len() == 1 { "it" } else { "a key" },
+        if lines.len() == 1 {
+            "this line"
+        } else {
+            "one of these lines"
+        },
+        quoted.join(" or ")
+    )
+}
+
 pub(super) async fn authenticate(
     handle: &mut Handle<Client>,
     user: &str,
@@ -29,16 +173,19 @@ pub(super) async fn authenticate(
     profile: &Resolved,
     prompting: &Arc<watch::Sender<bool>>,
 ) -> Result<(), SshError> {
-    let mut tried: Vec<String> = Vec::new();
+    let mut refused = Refused::default();
     if std::env::var_os("SSH_AUTH_SOCK").is_some_and(|s| !s.is_empty())
-        && try_agent(handle, user, target, &mut tried).await?
+        && try_agent(handle, user, target, &mut refused).await?
     {
         return Ok(());
     }
     for path in identity_files(profile) {
         let key = Arc::new(load_identity(&path, &profile.name, prompting).await?);
         let hash = rsa_hash(handle, key.public_key(), target).await?;
-        tried.push(path.display().to_string());
+        refused.offered.push(Offered::key(
+            path.display().to_string(),
+            &public_of(&path, &key),
+        ));
         let result = handle
             .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key.clone(), hash))
             .await
@@ -53,7 +200,9 @@ pub(super) async fn authenticate(
         else {
             continue;
         };
-        tried.push(cert_path.display().to_string());
+        refused
+            .offered
+            .push(Offered::certificate(cert_path.display().to_string(), &cert));
         let result = handle
             .authenticate_openssh_cert(user, key, cert)
             .await
@@ -66,13 +215,23 @@ pub(super) async fn authenticate(
     Err(SshError::AuthFailed {
         user: user.to_string(),
         target: target.to_string(),
-        tried: if tried.is_empty() {
-            "nothing: no ssh-agent and no identity file; set identity_file in the profile"
-                .to_string()
-        } else {
-            tried.join(", ")
-        },
+        refused,
     })
+}
+
+/// The identity's public key with the comment of its `.pub` file when it has one (a private
+/// key file of the PEM form carries none).
+fn public_of(path: &Path, key: &PrivateKey) -> PublicKey {
+    let mut public = key.public_key().clone();
+    if public.comment().is_empty()
+        && let Some(file) = std::fs::read_to_string(path.with_extension("pub"))
+            .ok()
+            .and_then(|t| PublicKey::from_openssh(t.trim()).ok())
+            .filter(|p| p.key_data() == public.key_data())
+    {
+        public.set_comment(file.comment().clone());
+    }
+    public
 }
 
 /// Offers each agent key; true when one was accepted.
@@ -80,13 +239,13 @@ async fn try_agent(
     handle: &mut Handle<Client>,
     user: &str,
     target: &str,
-    tried: &mut Vec<String>,
+    refused: &mut Refused,
 ) -> Result<bool, SshError> {
     let mut agent = match AgentClient::connect_env().await {
         Ok(a) => a,
         Err(e) => {
             debug!("ssh-agent unreachable: {e}");
-            tried.push("ssh-agent (unreachable)".to_string());
+            refused.agent = Some(AgentKeys::Unreachable);
             return Ok(false);
         }
     };
@@ -94,15 +253,22 @@ async fn try_agent(
         Ok(ids) => ids,
         Err(e) => {
             debug!("ssh-agent did not list keys: {e}");
-            tried.push("ssh-agent (no answer)".to_string());
+            refused.agent = Some(AgentKeys::NoAnswer);
             return Ok(false);
         }
     };
-    tried.push(format!("ssh-agent ({} keys)", identities.len()));
+    refused.agent = Some(AgentKeys::Listed(identities.len()));
     // In the agent's order, keys and certificates alike, as OpenSSH offers them.
     for id in identities {
         let result = match id {
-            AgentIdentity::PublicKey { key, .. } => {
+            AgentIdentity::PublicKey { key, comment } => {
+                let mut shown = key.clone();
+                if shown.comment().is_empty() {
+                    shown.set_comment(comment);
+                }
+                refused
+                    .offered
+                    .push(Offered::key("ssh-agent key".to_string(), &shown));
                 let hash = rsa_hash(handle, &key, target).await?;
                 handle
                     .authenticate_publickey_with(user, key, hash, &mut agent)
@@ -115,6 +281,10 @@ async fn try_agent(
                     continue;
                 }
                 info!("offering ssh-agent certificate ({about})");
+                refused.offered.push(Offered::certificate(
+                    "from the ssh-agent".to_string(),
+                    &certificate,
+                ));
                 let key = PublicKey::new(certificate.public_key().clone(), "");
                 let hash = rsa_hash(handle, &key, target).await?;
                 handle

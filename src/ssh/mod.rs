@@ -70,11 +70,17 @@ pub enum SshError {
     ClosedEarly { target: String },
     #[error(transparent)]
     HostKey(#[from] host_key::HostKeyError),
-    #[error("permission denied for {user}@{target} (tried: {tried})")]
+    /// Every key and certificate offered was refused: what they were, and the
+    /// authorized_keys line(s) that would let a key in.
+    #[error(
+        "permission denied for {user}@{target} (tried: {}){}",
+        .refused.tried(user),
+        auth::refused_hint(user, refused)
+    )]
     AuthFailed {
         user: String,
         target: String,
-        tried: String,
+        refused: auth::Refused,
     },
     #[error(
         "identity file {} is protected by a passphrase and none is stored: run `paragon-admin secrets set {secret}`, or run on a terminal to be asked", .path.display()

@@ -346,6 +346,18 @@ fn unauthorized_key_exits_255_naming_what_was_tried() {
         "{}",
         r.stderr
     );
+    // The line the bastion would need, ready to be copied.
+    let public = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let hint = format!(
+        "to let it in, add this line to ~root/.ssh/authorized_keys on the bastion: `{}`\n",
+        public.trim()
+    );
+    assert!(r.stderr.ends_with(&hint), "{hint}{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    // Added there, it lets the key in.
+    sshd.authorize(&other.with_extension("pub"));
+    let r = ssh_cmd(&home, &["true"]);
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
 }
 
 #[test]

@@ -26,6 +26,11 @@ fn sshd_trusting_a_user_ca(dir: &Path) -> (Sshd, PathBuf) {
 
 /// Signs `key.pub` for principal root, writing `key-cert.pub`; `-V validity`.
 fn sign_user(ca: &Path, key: &Path, validity: &str) -> PathBuf {
+    sign_user_for(ca, key, validity, "root")
+}
+
+/// Signs `key.pub` for `principal`, writing `key-cert.pub`; `-V validity`.
+fn sign_user_for(ca: &Path, key: &Path, validity: &str, principal: &str) -> PathBuf {
     let st = Command::new("ssh-keygen")
         .args(["-q", "-s"])
         .arg(ca)
@@ -33,7 +38,7 @@ fn sign_user(ca: &Path, key: &Path, validity: &str) -> PathBuf {
             "-I",
             "alice@example.com",
             "-n",
-            "root",
+            principal,
             "-V",
             validity,
             "-z",
@@ -172,6 +177,36 @@ fn certificate_file_in_the_profile_and_an_agent_certificate_log_in() {
     assert_eq!(r.status, Some(0), "agent certificate: {}", r.stderr);
     assert!(
         r.stderr.contains("offering ssh-agent certificate"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_refused_certificate_is_named_by_key_id_and_principals() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sshd, ca) = sshd_trusting_a_user_ca(dir.path());
+    let key = dir.path().join("id_alice");
+    keygen(&key, "ed25519", "");
+    let cert = sign_user_for(&ca, &key, "-5m:+1h", "alice");
+    let home = Home::new();
+    configure(&sshd, &home, &key, "");
+    let r = run(home.paragon().args(["--no-agent", "ssh", "--", "true"]));
+    assert_eq!(r.status, Some(255), "{}", r.stderr);
+    let ca_public = std::fs::read_to_string(ca.with_extension("pub")).unwrap();
+    let ca_fingerprint = russh::keys::PublicKey::from_openssh(ca_public.trim())
+        .unwrap()
+        .fingerprint(russh::keys::HashAlg::Sha256)
+        .to_string();
+    let want = format!(
+        "certificate {} (key id \"alice@example.com\", principals alice, not the user, signed by CA {ca_fingerprint})",
+        cert.display()
+    );
+    assert!(r.stderr.contains(&want), "{want}\n{}", r.stderr);
+    // The key alone would need its own line.
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    assert!(
+        r.stderr.contains(&format!("`{}`", public.trim())),
         "{}",
         r.stderr
     );
