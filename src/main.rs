@@ -68,7 +68,11 @@ fn init_tracing(g: &Globals, plain: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // A log line erases the waiting line first, rather than continuing it.
+        .with_writer(|| {
+            paragon_admin::prompt::erase_waiting_line();
+            std::io::stderr()
+        })
         .with_target(g.verbose > 1)
         .with_ansi(
             !plain

@@ -4,6 +4,7 @@
 //! says how to give the answer another way (a flag, a stored secret). It knows nothing of SSH.
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PromptError {
@@ -33,9 +34,61 @@ pub fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
+/// Whether this process may show a waiting line: not with `--quiet` or JSON output.
+static PROGRESS: AtomicBool = AtomicBool::new(true);
+/// Whether a waiting line is on the terminal now.
+static SHOWN: AtomicBool = AtomicBool::new(false);
+
+/// Turns waiting lines off (or on) for this process: off with `--quiet` and JSON output.
+pub fn set_progress(on: bool) {
+    PROGRESS.store(on, Ordering::Relaxed);
+}
+
+/// Whether this process shows waiting lines (an agent it starts is told the same).
+pub fn progress() -> bool {
+    PROGRESS.load(Ordering::Relaxed)
+}
+
+/// A line on stderr that says what the command waits for (`connecting to HOST:PORT ...`),
+/// so that a slow or unreachable server is not a blank screen: on a terminal only, never in
+/// a pipe, with `--quiet` or with JSON output. It is erased when dropped, before a question
+/// is asked and before a log line is written, so the line it leaves is clean for what comes
+/// next (the command's output, or its error).
+#[must_use = "the line is erased when this is dropped"]
+pub struct WaitingLine(());
+
+/// Shows `text` as the waiting line when this process may.
+pub fn waiting_line(text: &str) -> Option<WaitingLine> {
+    if !progress() || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{text}");
+    let _ = err.flush();
+    SHOWN.store(true, Ordering::Relaxed);
+    Some(WaitingLine(()))
+}
+
+impl Drop for WaitingLine {
+    fn drop(&mut self) {
+        erase_waiting_line();
+    }
+}
+
+/// Erases the waiting line if one is shown: the cursor goes back to the start of the line,
+/// which is cleared.
+pub fn erase_waiting_line() {
+    if SHOWN.swap(false, Ordering::Relaxed) {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(b"\r\x1b[K");
+        let _ = err.flush();
+    }
+}
+
 /// Refuses without a terminal; with one, discards the input typed before the question was
 /// asked (type-ahead), as OpenSSH does, so only what is typed after it can answer.
 fn require(question: &str, hint: &str) -> Result<(), PromptError> {
+    erase_waiting_line();
     if interactive() {
         #[cfg(unix)]
         if let Err(e) =

@@ -327,6 +327,13 @@ impl Agent {
         };
         let mut child = tokio::process::Command::new(exe)
             .args(verbose)
+            // No waiting line where this command shows none (JSON output).
+            .args(
+                (!crate::prompt::progress())
+                    .then_some(["--output", "json"])
+                    .into_iter()
+                    .flatten(),
+            )
             .arg("--config")
             .arg(&self.profile.file)
             .arg("--profile")

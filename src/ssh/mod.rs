@@ -249,6 +249,8 @@ impl Bastion {
         let (prompting, waiting) = watch::channel(false);
         let prompting = Arc::new(prompting);
         let span = info_span!("bastion", %target);
+        // Erased once connected or failed (before the error is printed), and before a prompt.
+        let _line = crate::prompt::waiting_line(&format!("connecting to {target} ..."));
         tokio::select! {
             r = connect::connect_all(profile, prompting).instrument(span) => r,
             () = connect::deadline(after, waiting) => Err(SshError::Timeout { target, after }),

@@ -263,6 +263,55 @@ fn silent_server_times_out_with_255() {
     assert!(r.stderr.contains("timed out after 1s"), "{}", r.stderr);
 }
 
+#[test]
+fn connecting_is_said_on_a_terminal_and_erased_never_in_a_pipe_or_json() {
+    let home = Home::new();
+    // Accepts TCP and never speaks SSH: a bastion that keeps the user waiting.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    home.write_config(&format!(
+        "[profiles.p]\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"root\"\nconnect_timeout = 2\nknown_hosts = \"kh\"\n"
+    ));
+    let waiting = format!("connecting to 127.0.0.1:{port} ...");
+    // Through the agent it starts (the default) and with a connection of its own: the line
+    // shows while waiting, then is erased and the error takes its place.
+    for no_agent in [false, true] {
+        let mut cmd = home.paragon();
+        cmd.args(no_agent.then_some("--no-agent"))
+            .args(["ssh", "--", "true"]);
+        let mut t = Terminal::spawn(&cmd, &[("TERM", "xterm")]);
+        t.wait_for(&waiting);
+        let (status, text) = t.finish_status();
+        assert_eq!(status, 255, "{text}");
+        let replaced = format!(
+            "{waiting}\r\x1b[Kparagon-admin: connecting to 127.0.0.1:{port} timed out after 2s"
+        );
+        assert!(text.contains(&replaced), "no_agent {no_agent}: {text:?}");
+    }
+    // Never in a pipe, nor with JSON output on a terminal.
+    let r = ssh_cmd(&home, &["true"]);
+    assert_eq!(r.status, Some(255), "{}", r.stderr);
+    assert!(!r.stderr.contains(&waiting), "{}", r.stderr);
+    let mut cmd = home.paragon();
+    cmd.args(["--output", "json", "ssh", "--", "true"]);
+    let (status, text) = Terminal::spawn(&cmd, &[("TERM", "xterm")]).finish_status();
+    assert_eq!(status, 255, "{text}");
+    assert!(!text.contains(&waiting), "{text:?}");
+    drop(l);
+
+    // A bastion that answers: the line is gone before the command's own output.
+    let sshd = Sshd::start();
+    let home = Home::new();
+    sshd.configure(&home);
+    let mut cmd = home.paragon();
+    cmd.args(["--no-agent", "ssh", "--", "echo", "in"]);
+    let (status, text) = Terminal::spawn(&cmd, &[("TERM", "xterm")]).finish_status();
+    assert_eq!(status, 0, "{text}");
+    let shown = format!("connecting to 127.0.0.1:{} ...\r\x1b[K", sshd.port);
+    let at = text.find(&shown).unwrap_or_else(|| panic!("{text:?}"));
+    assert!(text[at + shown.len()..].contains("in"), "{text:?}");
+}
+
 /// `ssh` to a profile whose bastion is 127.0.0.1:`port`: it exits 255 saying `said` of it.
 fn ssh_to_port_says(port: u16, said: &str) {
     let home = Home::new();
