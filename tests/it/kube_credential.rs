@@ -237,16 +237,20 @@ fn a_cluster_with_a_new_ca_and_port_makes_the_plugin_say_what_to_run_and_that_he
 
     // The cluster is replaced: another API server, with a CA of its own, on another port;
     // the bastion's kubectl now reads its kubeconfig.
+    let mut s = s;
     let new = SandboxProc::start(&[]);
     assert_ne!(new.addr, s.sandbox.addr);
     s.sshd.kubectl_with(&new.kubeconfig);
+    s.sandbox.terminate();
 
     // The plugin sees it once the fetched kubeconfig it reuses is older than 10 s: until
-    // then kubectl still reaches the old cluster.
+    // then kubectl still dials the old cluster, which is gone (a reset, retried by kubectl
+    // for about 10 s), and never meets the new CA.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     let r = loop {
         let r = s.kubectl(Some(&written), &["get", "pods", "-n", "paragon"]);
-        if r.status != Some(0) || std::time::Instant::now() > deadline {
+        assert!(!r.stderr.contains("x509"), "{}", r.stderr);
+        if r.stderr.contains("paragon-admin:") || std::time::Instant::now() > deadline {
             break r;
         }
         std::thread::sleep(std::time::Duration::from_millis(500));
