@@ -133,6 +133,9 @@ impl crate::exit::ExitStatus for SshError {
     }
 }
 
+/// Whether this process has connected (or tried to) before: see `Bastion::connect`.
+static CONNECTED_BEFORE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// An authenticated SSH session to the bastion. Cheap to clone; all clones share the session.
 #[derive(Clone)]
 pub struct Bastion {
@@ -250,7 +253,11 @@ impl Bastion {
         let prompting = Arc::new(prompting);
         let span = info_span!("bastion", %target);
         // Erased once connected or failed (before the error is printed), and before a prompt.
-        let _line = crate::prompt::waiting_line(&format!("connecting to {target} ..."));
+        // Only a process's first connection says so: later ones are reconnects, which a
+        // forward's own status line reports.
+        let _line = (!CONNECTED_BEFORE.swap(true, std::sync::atomic::Ordering::Relaxed))
+            .then(|| crate::prompt::waiting_line(&format!("connecting to {target} ...")))
+            .flatten();
         tokio::select! {
             r = connect::connect_all(profile, prompting).instrument(span) => r,
             () = connect::deadline(after, waiting) => Err(SshError::Timeout { target, after }),
