@@ -48,6 +48,8 @@ pub struct Offered {
     pub from: String,
     /// `SHA256:...` of the key (of the certificate's key for a certificate).
     pub fingerprint: String,
+    /// Whether the ssh-agent holds it (else it is an identity file's).
+    pub from_agent: bool,
     /// For a key: its authorized_keys line (`ssh-ed25519 AAAA... comment`).
     pub authorized_keys_line: Option<String>,
     /// For a certificate: what the bastion checks of it.
@@ -65,18 +67,20 @@ pub struct OfferedCertificate {
 }
 
 impl Offered {
-    fn key(from: String, key: &PublicKey) -> Offered {
+    fn key(from: String, from_agent: bool, key: &PublicKey) -> Offered {
         Offered {
             from,
+            from_agent,
             fingerprint: key.fingerprint(HashAlg::Sha256).to_string(),
             authorized_keys_line: key.to_openssh().ok(),
             certificate: None,
         }
     }
 
-    fn certificate(from: String, cert: &Certificate) -> Offered {
+    fn certificate(from: String, from_agent: bool, cert: &Certificate) -> Offered {
         Offered {
             from,
+            from_agent,
             fingerprint: cert.public_key().fingerprint(HashAlg::Sha256).to_string(),
             authorized_keys_line: None,
             certificate: Some(OfferedCertificate {
@@ -128,12 +132,19 @@ impl Refused {
         words.join(", ")
     }
 
-    /// The authorized_keys lines that would let one of the offered keys in, each once.
+    /// The authorized_keys lines that would let one of the offered keys in, each once: those
+    /// of the identity files (the keys the profile, or the usual `~/.ssh` names, point at),
+    /// else those of the ssh-agent's keys.
     pub fn authorized_keys_lines(&self) -> Vec<&str> {
+        let from_files = self
+            .offered
+            .iter()
+            .any(|o| !o.from_agent && o.authorized_keys_line.is_some());
         let mut out: Vec<&str> = Vec::new();
         for line in self
             .offered
             .iter()
+            .filter(|o| !(from_files && o.from_agent))
             .filter_map(|o| o.authorized_keys_line.as_deref())
         {
             // The same key from the agent and from its file: the type and data decide.
@@ -184,6 +195,7 @@ pub(super) async fn authenticate(
         let hash = rsa_hash(handle, key.public_key(), target).await?;
         refused.offered.push(Offered::key(
             path.display().to_string(),
+            false,
             &public_of(&path, &key),
         ));
         let result = handle
@@ -200,9 +212,11 @@ pub(super) async fn authenticate(
         else {
             continue;
         };
-        refused
-            .offered
-            .push(Offered::certificate(cert_path.display().to_string(), &cert));
+        refused.offered.push(Offered::certificate(
+            cert_path.display().to_string(),
+            false,
+            &cert,
+        ));
         let result = handle
             .authenticate_openssh_cert(user, key, cert)
             .await
@@ -268,7 +282,7 @@ async fn try_agent(
                 }
                 refused
                     .offered
-                    .push(Offered::key("ssh-agent key".to_string(), &shown));
+                    .push(Offered::key("ssh-agent key".to_string(), true, &shown));
                 let hash = rsa_hash(handle, &key, target).await?;
                 handle
                     .authenticate_publickey_with(user, key, hash, &mut agent)
@@ -283,6 +297,7 @@ async fn try_agent(
                 info!("offering ssh-agent certificate ({about})");
                 refused.offered.push(Offered::certificate(
                     "from the ssh-agent".to_string(),
+                    true,
                     &certificate,
                 ));
                 let key = PublicKey::new(certificate.public_key().clone(), "");
@@ -615,4 +630,56 @@ async fn load_identity(
             from,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(from: &str, agent: bool, line: &str) -> Offered {
+        Offered {
+            from: from.to_string(),
+            from_agent: agent,
+            fingerprint: format!("SHA256:{from}"),
+            authorized_keys_line: Some(line.to_string()),
+            certificate: None,
+        }
+    }
+
+    #[test]
+    fn the_lines_offered_are_the_identity_files_first_each_once() {
+        let mut r = Refused {
+            agent: Some(AgentKeys::Listed(2)),
+            offered: vec![
+                key("ssh-agent key", true, "ssh-ed25519 AAAA1 me@laptop"),
+                key("ssh-agent key", true, "ssh-rsa BBBB other"),
+            ],
+        };
+        // The agent's keys alone: each of them.
+        assert_eq!(
+            r.authorized_keys_lines(),
+            ["ssh-ed25519 AAAA1 me@laptop", "ssh-rsa BBBB other"]
+        );
+        assert!(refused_hint("ops", &r).contains("one of these lines"));
+        // With an identity file: its key only, once even when the agent holds it too.
+        r.offered.push(key(
+            "/home/me/.ssh/id_ed25519",
+            false,
+            "ssh-ed25519 AAAA1 me",
+        ));
+        assert_eq!(r.authorized_keys_lines(), ["ssh-ed25519 AAAA1 me"]);
+        assert_eq!(
+            refused_hint("ops", &r),
+            "; to let it in, add this line to ~ops/.ssh/authorized_keys on the bastion: `ssh-ed25519 AAAA1 me`"
+        );
+        let tried = r.tried("ops");
+        assert!(
+            tried.starts_with("ssh-agent (2 keys), ssh-agent key (SHA256:ssh-agent key)"),
+            "{tried}"
+        );
+        assert!(tried.ends_with("/home/me/.ssh/id_ed25519 (SHA256:/home/me/.ssh/id_ed25519)"));
+        let none = Refused::default();
+        assert!(none.tried("ops").starts_with("nothing: no ssh-agent"));
+        assert_eq!(refused_hint("ops", &none), "");
+    }
 }
