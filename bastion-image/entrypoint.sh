@@ -18,6 +18,8 @@
 #   BASTION_REVOKED_KEYS     the KRL (ConfigMap)          /etc/bastion/access/revoked_keys
 #   BASTION_RUN_DIR          rendered config, pid file, audit FIFO  /run/bastion
 #   BASTION_SESSION          the session wrapper (ForceCommand)     /usr/local/bin/bastion-session
+#   BASTION_RECORD_SESSIONS  1: record PTY sessions as asciicast v2 files   (off)
+#   BASTION_RECORD_DIR       where the recordings go (a volume)   /var/lib/bastion/sessions
 #   BASTION_PORT             port to listen on            2222
 #   BASTION_LISTEN_ADDRESS   address to listen on         0.0.0.0
 #   BASTION_USER             the one login user           bastion
@@ -51,6 +53,8 @@ principals=${BASTION_AUTHORIZED_PRINCIPALS:-/etc/bastion/access/principals}
 krl=${BASTION_REVOKED_KEYS:-/etc/bastion/access/revoked_keys}
 run_dir=${BASTION_RUN_DIR:-/run/bastion}
 session=${BASTION_SESSION:-/usr/local/bin/bastion-session}
+record=${BASTION_RECORD_SESSIONS:-0}
+record_dir=${BASTION_RECORD_DIR:-/var/lib/bastion/sessions}
 port=${BASTION_PORT:-2222}
 listen=${BASTION_LISTEN_ADDRESS:-0.0.0.0}
 user=${BASTION_USER:-bastion}
@@ -219,6 +223,21 @@ note "host key: $fingerprint"
 case $run_dir in
 *"'"*) fail "BASTION_RUN_DIR '$run_dir' holds a quote: sshd's ForceCommand could not name the audit FIFO in it" ;;
 esac
+session_args="--audit-fifo '$run_dir/audit.fifo'"
+case $record in
+0 | '') ;;
+1)
+	case $record_dir in
+	*"'"*) fail "BASTION_RECORD_DIR '$record_dir' holds a quote: sshd's ForceCommand could not name it" ;;
+	esac
+	if [ ! -d "$record_dir" ] || [ ! -w "$record_dir" ]; then
+		fail "BASTION_RECORD_SESSIONS=1 but $record_dir is not a folder $(id -un) can write: mount a volume there or set BASTION_RECORD_DIR"
+	fi
+	session_args="$session_args --record '$record_dir'"
+	note "recording sessions with a PTY as asciicast v2 files in $record_dir"
+	;;
+*) fail "BASTION_RECORD_SESSIONS '$record' is neither 0 nor 1" ;;
+esac
 mkdir -p "$run_dir" || fail "cannot create the run folder $run_dir"
 [ -w "$run_dir" ] || fail "the run folder $run_dir is not writable"
 known_kex=$(ssh -Q kex 2>/dev/null | tr '\n' ' ') ||
@@ -228,7 +247,7 @@ partial=$run_dir/.sshd_config.$$
 awk -v host_key="$host_key" -v port="$port" -v listen="$listen" \
 	-v pid="$run_dir/sshd.pid" -v keys="$authorized_keys" -v user="$user" \
 	-v permit_open="$permit_open" -v known_kex=" $known_kex " \
-	-v ca_keys="$ca_keys" -v principals="$principals" -v krl="$krl" -v audit="'$run_dir/audit.fifo'" -v session="$session" '
+	-v ca_keys="$ca_keys" -v principals="$principals" -v krl="$krl" -v session="$session $session_args" '
 	function set(name, value) { print name " " value; seen[name] = 1 }
 	{
 		word = tolower($1)
@@ -244,7 +263,7 @@ awk -v host_key="$host_key" -v port="$port" -v listen="$listen" \
 		if (word == "trustedusercakeys") { if (ca_keys != "") set("TrustedUserCAKeys", ca_keys); next }
 		if (word == "authorizedprincipalsfile") { if (principals != "") set("AuthorizedPrincipalsFile", principals); next }
 		if (word == "revokedkeys") { if (krl != "") set("RevokedKeys", krl); next }
-		if (word == "forcecommand") { set("ForceCommand", session " --audit-fifo " audit); next }
+		if (word == "forcecommand") { set("ForceCommand", session); next }
 		if (word == "kexalgorithms") {
 			n = split($2, names, ",")
 			kept = ""

@@ -274,7 +274,7 @@ fi
 # --- what the container is given ------------------------------------------------------------
 
 ssh-keygen -q -t ed25519 -N '' -C operator@paragon-test -f "$work/id_ed25519"
-mkdir -p "$work/authorized-keys" "$work/bad-keys" "$work/run" "$work/home/.kube"
+mkdir -p "$work/authorized-keys" "$work/bad-keys" "$work/run" "$work/home/.kube" "$work/recordings"
 cp "$work/id_ed25519.pub" "$work/authorized-keys/authorized_keys"
 { cat "$work/id_ed25519.pub"; echo "ssh-ed25519 not-base64 broken@paragon-test"; } >"$work/bad-keys/authorized_keys"
 chmod 0644 "$work/authorized-keys/authorized_keys" "$work/bad-keys/authorized_keys"
@@ -288,8 +288,8 @@ until_deadline test -s "$kc" || { cat "$work/sandbox.log"; fail "the sandbox sta
 api_port="$(sed -n 's|^ *server: https://127.0.0.1:\([0-9]*\).*|\1|p' "$kc" | head -n 1)"
 cp "$kc" "$work/home/.kube/config"
 # The login's run folder and home: owned by the login user (podman 4.3 ignores a tmpfs mode).
-chown -R 10001:10001 "$work/run" "$work/home"
-chmod 0700 "$work/run" "$work/home"
+chown -R 10001:10001 "$work/run" "$work/home" "$work/recordings"
+chmod 0700 "$work/run" "$work/home" "$work/recordings"
 
 # Forward targets on the host's loopback: one PermitOpen allows, one it does not.
 mkdir -p "$work/www"
@@ -308,7 +308,8 @@ ssh_port="$(free_port)"
 # run_bastion NAME KEYS_DIR HOST_KEYS [podman run options...]: the container as the Deployment
 # runs it; HOST_KEYS is what is mounted on /etc/bastion/host-keys (a volume, or a folder ":ro");
 # $mounted_access (the certificate files, the user CA ConfigMap) on /etc/bastion/access; the sandbox's
-# kubeconfig as the image's own /etc/bastion/kubeconfig (the service account's, in a pod).
+# kubeconfig as the image's own /etc/bastion/kubeconfig (the service account's, in a pod);
+# sessions recorded (BASTION_RECORD_SESSIONS=1) into $work/recordings.
 # Host networking: sshd listens on the host's 127.0.0.1 only, and its forwards reach the
 # host's loopback services (the sandbox, the targets) as a pod reaches the cluster's.
 run_bastion() {
@@ -321,6 +322,7 @@ run_bastion() {
     -v "${host_keys%:ro}:/etc/bastion/host-keys${host_keys#"${host_keys%:ro}"}" \
     -v "$keys:/etc/bastion/authorized-keys:ro" -v "$mounted_access:/etc/bastion/access:ro" \
     -v "$work/home/.kube/config:/etc/bastion/kubeconfig:ro" \
+    -e BASTION_RECORD_SESSIONS=1 -v "$work/recordings:/var/lib/bastion/sessions" \
     -v "$work/run:/run/bastion" -v "$work/home:/home/bastion" --tmpfs /tmp \
     -e BASTION_PORT="$ssh_port" -e BASTION_LISTEN_ADDRESS=127.0.0.1 \
     -e BASTION_PERMIT_OPEN="127.0.0.1:$allowed_port 127.0.0.1:$api_port" \
@@ -516,6 +518,46 @@ for attempt in "kubectl -n paragon --as=system:admin get pods" "kubectl get pods
 done
 audit_check "the audit of the read-only refusal: the refused line, the session's forced command, key id and exit status 126" \
   "any(l['event'] == 'read-only-refused' and l['command'] == 'kubectl delete namespace paragon' and 'delete' in l['reason'] and any(e['session'] == l['session'] and e['forced_command'] == 'paragon-read-only' and e['key_id'] == 'dave@example.com' and e['exit_status'] == 126 for e in ends) for l in lines)"
+
+# An interactive session with a PTY (the OpenSSH client, -tt), recorded as asciicast v2. Its
+# input stays open (a background sleep) until the remote shell has exited.
+exec {typed}< <(printf 'echo "recorded-%s"\nexit 3\n' "$tag"; exec sleep 60)
+typist=$!
+timeout 60 ssh -tt -F none -i "$work/id_ed25519" -o IdentitiesOnly=yes -o IdentityAgent=none \
+  -o BatchMode=yes -o UserKnownHostsFile="$work/openssh_known_hosts" -o StrictHostKeyChecking=accept-new \
+  -p "$ssh_port" bastion@127.0.0.1 <&"$typed" >"$work/pty.out" 2>&1
+status=$?
+exec {typed}<&-
+kill "$typist" 2>/dev/null
+casts=("$work"/recordings/*.cast)
+why="$(python3 - "$status" "$tag" "${casts[@]}" 2>&1 <<'EOF'
+import json, sys
+status, tag, files = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+if status != 3:
+    sys.exit(f"ssh -tt exit status {status}")
+if len(files) != 1 or not files[0].endswith(".cast"):
+    sys.exit(f"recordings: {files}")
+lines = open(files[0], encoding="utf-8").read().splitlines()
+header = json.loads(lines[0])
+if header.get("version") != 2 or not isinstance(header.get("width"), int) or not isinstance(header.get("height"), int):
+    sys.exit(f"header {header}")
+events = [json.loads(l) for l in lines[1:]]
+times = [e[0] for e in events]
+if not events or any(len(e) != 3 or e[1] != "o" or not isinstance(e[2], str) for e in events) or times != sorted(times):
+    sys.exit(f"events {events[:3]}")
+if f"recorded-{tag}" not in "".join(e[2] for e in events):
+    sys.exit("the output is not in the recording")
+print(f"{len(events)} events, {header['width']}x{header['height']}")
+EOF
+)"
+if [[ $? -eq 0 && ! -e ${casts[0]%.cast}.timing && ! -e ${casts[0]%.cast}.out ]]; then
+  pass "a PTY session is recorded as an asciicast v2 file that replays: header first, every line JSON ($why)"
+else
+  fail "a PTY session is recorded as asciicast v2" "$why; $(tail -n 3 "$work/pty.out" | tr '\n' ' '); $(ls "$work/recordings")"
+fi
+cast_name="$(basename "${casts[0]}")"
+audit_check "the audit of the PTY session: pty true, exit status 3, the recording's file" \
+  "any(e['pty'] is True and e['command'] is None and e['exit_status'] == 3 and e.get('recording') == '/var/lib/bastion/sessions/$cast_name' and e['recording'].endswith(e['session'] + '.cast') for e in ends)"
 
 # A forward to both targets: the allowed one serves, the other is refused by sshd.
 # The binary itself in the background (not the function), so that its pid is the one killed.
