@@ -144,6 +144,32 @@ if [[ -z $bin || -z $base ]]; then
 fi
 echo "      inputs ready (base $base): $((SECONDS - started)) s"
 
+# --- certificates: a user CA, its grants, a revocation, made while the images build ------
+# alice: a grant; bob: two seconds, expired by the time he tries; carol: revoked; dave:
+# read-only. The CA's passphrase goes to the keyring (removed on exit).
+access="$work/access"
+mkdir -p "$access" "$work/no-access" "$work/bad-access" "$work/client-home"
+make_grants() {
+  local name who flags krl
+  export HOME="$work/client-home" XDG_CONFIG_HOME="$work/client-home/.config"
+  "$bin" access ca init "$ca_name" >"$access/trusted_user_ca_keys" || return 1
+  echo ops >"$access/principals"
+  for who in alice:8h bob:2s carol:8h dave:8h; do
+    name="${who%%:*}"
+    ssh-keygen -q -t ed25519 -N '' -C "$name@paragon-test" -f "$work/$name" || return 1
+    flags=()
+    [[ $name == dave ]] && flags=(--read-only)
+    "$bin" access grant --ca "$ca_name" --key "$work/$name.pub" --principal ops --valid-for "${who#*:}" \
+      --key-id "$name@example.com" "${flags[@]}" >/dev/null || return 1
+  done
+  krl="$("$bin" access revoke carol@example.com)" && cp "$krl" "$access/revoked_keys" || return 1
+  chmod 0644 "$access"/*
+}
+make_grants 2>"$work/ca.err" &
+grants_maker=$!
+pids+=("$grants_maker")
+
+
 mkdir -p "$work/prebuilt" "$work/tools" "$work/helm/linux-amd64"
 cp "$bin" "$work/prebuilt/paragon-admin"
 kubectl_file="$(readlink -f "$(command -v kubectl)")"
@@ -350,24 +376,20 @@ strict_host_key_checking = "yes"
 EOF
 export XDG_RUNTIME_DIR="$work/xdg-run" XDG_STATE_HOME="$work/state" HOME="$work/client-home" \
   XDG_CONFIG_HOME="$work/client-home/.config"
-mkdir -m 0700 "$XDG_RUNTIME_DIR" "$HOME"
+mkdir -m 0700 "$XDG_RUNTIME_DIR"
+chmod 0700 "$HOME"
 pa() { "$bin" --config "$work/config.toml" "$@"; }
 
-# --- certificates: a user CA, its grants, a revocation --------------------------------------
-# alice: a grant; bob: two seconds, expired by the time he tries; carol: revoked; dave: read-only.
-access="$work/access"
+# --- certificates: the grants made during the build, a profile each ----------------------
 mounted_access="$access"
-mkdir -p "$access" "$work/no-access" "$work/bad-access"
-if pa access ca init "$ca_name" >"$access/trusted_user_ca_keys" 2>"$work/ca.err"; then
-  echo ops >"$access/principals"
-  for who in alice:8h bob:2s carol:8h dave:8h; do
-    name="${who%%:*}"
-    ssh-keygen -q -t ed25519 -N '' -C "$name@paragon-test" -f "$work/$name"
-    flags=()
-    [[ $name == dave ]] && flags=(--read-only)
-    pa access grant --ca "$ca_name" --key "$work/$name.pub" --principal ops --valid-for "${who#*:}" \
-      --key-id "$name@example.com" "${flags[@]}" >>"$work/ca.out" 2>>"$work/ca.err"
-    cat >>"$work/config.toml" <<EOF
+wait "$grants_maker"
+if [[ -s $access/revoked_keys && -f $work/dave-cert.pub ]]; then
+  pass "paragon-admin access: a user CA, four grants (one read-only, one for 2 s), a KRL revoking carol"
+else
+  fail "paragon-admin access ca init, grant, revoke" "$(tail -n 3 "$work/ca.err" | tr '\n' ' ')"
+fi
+for name in alice bob carol dave; do
+  cat >>"$work/config.toml" <<EOF
 
 [profiles.$name]
 host = "127.0.0.1"
@@ -377,15 +399,7 @@ identity_file = "$work/$name"
 known_hosts = "$work/known_hosts"
 strict_host_key_checking = "accept-new"
 EOF
-  done
-  krl="$(pa access revoke carol@example.com 2>>"$work/ca.err")" && cp "$krl" "$access/revoked_keys"
-fi
-if [[ -s $access/revoked_keys && -f $work/dave-cert.pub ]]; then
-  pass "paragon-admin access: a user CA, four grants (one read-only, one for 2 s), a KRL revoking carol"
-else
-  fail "paragon-admin access ca init, grant, revoke" "$(tail -n 3 "$work/ca.err" | tr '\n' ' ')"
-fi
-chmod 0644 "$access"/*
+done
 { cat "$access/trusted_user_ca_keys"; echo "ssh-ed25519 not-base64 broken-ca"; } >"$work/bad-access/trusted_user_ca_keys"
 chmod 0644 "$work/bad-access/trusted_user_ca_keys"
 # The audit lines: the container's stdout (podman logs holds stderr too: JSON lines only).
