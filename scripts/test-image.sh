@@ -201,6 +201,72 @@ offline_args=(
   --build-arg HELM_VERSION="$HELM_STAND_IN_VERSION" --build-arg HELM_SHA256="$helm_sha"
 )
 
+# --- paragon-read-only's parsing, run here with stand-ins that print their arguments -------
+mkdir -p "$work/read-only-bin"
+cp bastion-image/session "$work/read-only-bin/paragon-read-only"
+for tool in kubectl helm; do
+  printf '#!/bin/sh\nprintf "%%s" "%s"; printf " [%%s]" "$@"; echo\n' "$tool" >"$work/read-only-bin/$tool"
+done
+chmod 0755 "$work/read-only-bin"/*
+# EXPECTED<TAB>COMMAND: EXPECTED is the argv the tool gets, or `refused`.
+read_only_cases=$(cat <<'EOF'
+kubectl [get] [pods] [-o] [jsonpath={..name}]	kubectl get pods -o 'jsonpath={..name}'
+kubectl [-n] [paragon] [get] [pods]	kubectl -n paragon get pods
+kubectl [--namespace=paragon] [logs] [deploy/api] [--tail] [5]	kubectl --namespace=paragon logs deploy/api --tail 5
+kubectl [get] [pods] [a b] [c'd] [x y]	kubectl get pods "a b" 'c'\''d' x\ y
+kubectl [top] [pods] [-A]	kubectl top pods -A
+helm [list] [-A] [--filter] [a b]	helm list -A --filter 'a b'
+helm [-n] [paragon] [get] [values] [api] [-o] [yaml]	helm -n paragon get values api -o yaml
+refused	kubectl delete pod x
+refused	kubectl --kubeconfig /tmp/k get pods
+refused	kubectl get pods --as=system:admin
+refused	kubectl get pods --as-group system:masters
+refused	kubectl get pods --token abc
+refused	kubectl get pods -s https://203.0.113.9
+refused	kubectl get pods -As https://203.0.113.9
+refused	kubectl get pods --server=https://203.0.113.9
+refused	kubectl --context other get pods
+refused	kubectl get -- pods
+refused	kubectl exec api -- id
+refused	kubectl get pods; id
+refused	kubectl get pods $(id)
+refused	kubectl get pods `id`
+refused	kubectl get pods | sh
+refused	kubectl get pods > /tmp/x
+refused	kubectl get "$HOME"
+refused	kubectl get pods &
+refused	helm get values api --all
+refused	helm get all api
+refused	helm install api ./chart
+refused	helm list --kube-token abc
+refused	sh -c id
+refused	
+EOF
+)
+read_only_wrong=()
+allowed=0
+refusals=0
+while IFS=$'\t' read -r expected command; do
+  out="$(SSH_ORIGINAL_COMMAND="$command" PATH="$work/read-only-bin:$PATH" "$work/read-only-bin/paragon-read-only" 2>&1)"
+  status=$?
+  if [[ $expected == refused ]]; then
+    if [[ $status -eq 126 && $out == "paragon-read-only: refused: "* && $out != *$'\n'* ]]; then
+      refusals=$((refusals + 1))
+    else
+      read_only_wrong+=("'$command' not refused: status $status, '$out'")
+    fi
+  elif [[ $status -eq 0 && $out == "$expected" ]]; then
+    allowed=$((allowed + 1))
+  else
+    read_only_wrong+=("'$command': status $status, '$out', wanted '$expected'")
+  fi
+done <<<"$read_only_cases"
+if ((${#read_only_wrong[@]} == 0)); then
+  pass "paragon-read-only: $allowed read commands run with their words intact, $refusals refused with one line and exit 126 (verbs, credential flags, -s, --, shell syntax)"
+else
+  fail "paragon-read-only's parsing" "${read_only_wrong[*]}"
+fi
+
 # --- bad offline inputs: each stops the build, and no image is made ---------------------
 
 # refused NAME EXPECTED_TEXT BUILD_ARGS...
