@@ -27,6 +27,7 @@ for keys in 1 100; do
   done
   export BASTION_SSHD_CONFIG=$PWD/bastion-image/sshd_config BASTION_HOST_KEY_DIR=$work/host-keys \
     BASTION_AUTHORIZED_KEYS=$work/authorized_keys BASTION_RUN_DIR=$work/run BASTION_USER=nobody \
+    BASTION_SESSION=$PWD/bastion-image/session \
     SSHD=$sshd
   sh bastion-image/entrypoint.sh check >/dev/null 2>&1
   entry=$(ms_per_run sh bastion-image/entrypoint.sh check)

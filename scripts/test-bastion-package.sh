@@ -8,7 +8,10 @@
 # that root's own sshd on a loopback port, logs in with paragon-admin (the group's session
 # settings in force, a forward outside PermitOpen refused), runs ssh-audit against it, and
 # removes the package: `sshd -T` is then what it was before the install, and a purge leaves
-# the file tree as it was.
+# the file tree as it was. Certificates and audit (issue 22): a user CA from `paragon-admin
+# access` with a member's principals and the KRL of `access revoke`; a grant logs in, a revoked
+# one does not, a read-only one is refused `kubectl delete`; every session's JSON lines reach
+# syslog (a listener on the root's /dev/log, in a mount namespace of sshd's own).
 # Ends with one line: `N passed, N failed`; exits 1 when anything failed. Needs root (chroot,
 # mount).
 set -uo pipefail
@@ -35,9 +38,14 @@ fail() { failed=$((failed + 1)); echo "FAIL  $1${2:+: $2}"; }
 
 work="$(mktemp -d /var/tmp/paragon-test-bastion-package.XXXXXX)"
 sshd_pid=
+listener_pid=
+bin=
+ca_name="vm-test-$$"
 declare -A root_maker=()
 cleanup() {
   [[ -n $sshd_pid ]] && kill "$sshd_pid" 2>/dev/null && wait "$sshd_pid" 2>/dev/null
+  [[ -n $listener_pid ]] && kill "$listener_pid" 2>/dev/null
+  [[ -n $bin ]] && "$bin" secrets delete "access/$ca_name/ca-passphrase" >/dev/null 2>&1
   local pid
   for pid in "${root_maker[@]}"; do wait "$pid" 2>/dev/null; done
   leave_root
@@ -62,8 +70,10 @@ fi
 mkdir "$work/deb"
 dpkg-deb -x "$deb" "$work/deb"
 if cmp -s "$work/deb/usr/share/paragon-bastion/sshd_config" bastion-image/sshd_config &&
-  cmp -s "$work/deb/usr/libexec/paragon-bastion/entrypoint" bastion-image/entrypoint.sh; then
-  pass "the package carries the image's own policy and entrypoint, byte for byte"
+  cmp -s "$work/deb/usr/libexec/paragon-bastion/entrypoint" bastion-image/entrypoint.sh &&
+  cmp -s "$work/deb/usr/libexec/paragon-bastion/session" bastion-image/session &&
+  cmp -s "$work/deb/usr/libexec/paragon-bastion/paragon-read-only" bastion-image/session; then
+  pass "the package carries the image's own policy, entrypoint and session wrapper, byte for byte"
 else
   fail "the package carries the image's own policy and entrypoint"
 fi
@@ -78,8 +88,22 @@ else
   exit 1
 fi
 ssh-keygen -q -t ed25519 -N '' -C alice@paragon-test -f "$work/id_ed25519"
-export XDG_RUNTIME_DIR="$work/xdg-run" XDG_STATE_HOME="$work/state"
+export XDG_RUNTIME_DIR="$work/xdg-run" XDG_STATE_HOME="$work/state" XDG_CONFIG_HOME="$work/config"
 mkdir -m 0700 "$XDG_RUNTIME_DIR"
+# A user CA and its grants, made once for both roots: carol's revoked, dave's read-only.
+mkdir -p "$work/access"
+if "$bin" access ca init "$ca_name" >"$work/access/trusted_user_ca_keys" 2>"$work/ca.err"; then
+  for name in alice-ca carol dave; do
+    ssh-keygen -q -t ed25519 -N '' -C "$name@paragon-test" -f "$work/$name"
+    flags=()
+    [[ $name == dave ]] && flags=(--read-only)
+    "$bin" access grant --ca "$ca_name" --key "$work/$name.pub" --principal ops --valid-for 1h \
+      --key-id "$name@example.com" "${flags[@]}" >>"$work/ca.out" 2>>"$work/ca.err"
+  done
+  krl="$("$bin" access revoke carol@example.com 2>>"$work/ca.err")" && cp "$krl" "$work/access/revoked_keys"
+fi
+[[ -s $work/access/revoked_keys && -f $work/dave-cert.pub ]] ||
+  fail "paragon-admin access ca init, grant, revoke" "$(tail -n 3 "$work/ca.err" | tr '\n' ' ')"
 
 # alice's effective sshd settings, as sshd decides them for a login from loopback.
 effective() { in_root sshd -T -C user=alice,host=localhost,addr=127.0.0.1 2>&1 | sort; }
@@ -87,6 +111,64 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 listens() { python3 -c "import socket; socket.create_connection(('127.0.0.1',$1),0.5).close()" 2>/dev/null; }
+# start_sshd PORT LOG SYSLOG: the root's own sshd on a loopback port, in a mount namespace of
+# its own whose /dev is a fresh tmpfs (the host's nodes bound in) holding a /dev/log socket that
+# a listener copies to SYSLOG: the audit lines, without a syslog daemon or the host's /dev.
+# Sets sshd_pid (sshd itself) and listener_pid.
+start_sshd() {
+  local port="$1" log="$2" syslog="$3"
+  rm -f "$syslog" "$syslog.ready"
+  : >"$syslog"
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  unshare --mount --propagation private bash -c '
+    root="$1" syslog="$2" port="$3"
+    mount -t tmpfs -o mode=0755 tmpfs "$root/dev" || exit 1
+    for n in null zero full random urandom tty; do
+      touch "$root/dev/$n" && mount --bind "/dev/$n" "$root/dev/$n" || exit 1
+    done
+    mkdir "$root/dev/pts" && mount --bind /dev/pts "$root/dev/pts" && ln -s pts/ptmx "$root/dev/ptmx"
+    python3 "$4" "$root/dev/log" "$syslog" &
+    echo "$!" >"$syslog.pid"
+    for _ in $(seq 100); do [[ -e $syslog.ready ]] && break; sleep 0.1; done
+    exec chroot "$root" /usr/sbin/sshd -D -e -p "$port" -o ListenAddress=127.0.0.1
+  ' _ "$root" "$syslog" "$port" "$work/syslog.py" 2>"$log" &
+  sshd_pid=$!
+  local end=$((SECONDS + DEADLINE_SECS))
+  until listens "$port" || ((SECONDS > end)); do sleep 0.2; done
+  listener_pid="$(cat "$syslog.pid" 2>/dev/null)"
+}
+cat >"$work/syslog.py" <<'EOF'
+# A /dev/log for the root: each datagram (one syslog message) a line of the copy.
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o666)  # as /dev/log is: every user logs
+open(sys.argv[2] + ".ready", "w").close()
+with open(sys.argv[2], "ab", buffering=0) as out:
+    while True:
+        out.write(s.recv(65536).rstrip(b"\n") + b"\n")
+EOF
+# audit_json SYSLOG: the audit lines of the syslog copy, one JSON object a line.
+audit_json() { grep -o 'paragon-bastion-audit.*' "$1" | sed 's/^[^{]*//'; }
+# audit_has NAME SYSLOG PYTHON_CONDITION: passes when, within the deadline, the audit lines
+# (`lines`, parsed; `ends`, the session-end ones) satisfy the condition.
+audit_has() {
+  local name="$1" syslog="$2" condition="$3" end=$((SECONDS + DEADLINE_SECS)) why
+  until why="$(audit_json "$syslog" | python3 -c '
+import json, sys
+lines = [json.loads(l) for l in sys.stdin.read().splitlines()]
+ends = [l for l in lines if l.get("event") == "session-end"]
+if not eval(sys.argv[1]):
+    print(f"{len(lines)} audit lines, the last: {lines[-2:]}"); sys.exit(1)
+' "$condition" 2>&1)"; do
+    if ((SECONDS > end)); then
+      fail "$name" "$why"
+      return
+    fi
+    sleep 0.2
+  done
+  pass "$name"
+}
 
 for suite in "${SUITES[@]}"; do
   started=$SECONDS
@@ -149,6 +231,21 @@ for suite in "${SUITES[@]}"; do
     fail "$suite: paragon-bastion render keeps the previous drop-in" "status $status: $out"
   fi
   cp "$work/permit-open" "$root/etc/paragon-bastion/permit-open"
+  # Certificates: the CA, alice's principals, the KRL; render takes them into the drop-in.
+  cp "$work/access/trusted_user_ca_keys" "$work/access/revoked_keys" "$root/etc/paragon-bastion/access/"
+  echo ops >"$root/etc/paragon-bastion/access/principals/alice"
+  out="$(in_root paragon-bastion render 2>&1)"
+  status=$?
+  drop_in="$root/etc/ssh/sshd_config.d/paragon-bastion.conf"
+  if [[ $status -eq 0 ]] && grep -qx $'\tTrustedUserCAKeys /etc/paragon-bastion/access/trusted_user_ca_keys' "$drop_in" &&
+    grep -qx $'\tAuthorizedPrincipalsFile /etc/paragon-bastion/access/principals/%u' "$drop_in" &&
+    grep -qx $'\tRevokedKeys /etc/paragon-bastion/access/revoked_keys' "$drop_in" &&
+    grep -qx $'\tForceCommand /usr/libexec/paragon-bastion/session --audit-syslog' "$drop_in" &&
+    grep -qx $'\tExposeAuthInfo yes' "$drop_in"; then
+    pass "$suite: render takes the user CA, the principals and the KRL into the drop-in, with the audit wrapper"
+  else
+    fail "$suite: render takes the certificate files and the audit wrapper" "status $status: $out; $(grep -E 'CA|Principals|Revoked|Force|Expose' "$drop_in" | tr '\n' ' ')"
+  fi
   out="$(in_root paragon-bastion check 2>&1)"
   status=$?
   if [[ $status -eq 0 ]]; then
@@ -173,12 +270,12 @@ for suite in "${SUITES[@]}"; do
   # The root's own sshd (the package's drop-in in its configuration) on a loopback port.
   port="$(free_port)"
   target_port="$(free_port)"
-  chroot "$root" /usr/sbin/sshd -D -e -p "$port" -o ListenAddress=127.0.0.1 2>"$work/$suite-sshd.log" &
-  sshd_pid=$!
-  end=$((SECONDS + DEADLINE_SECS))
-  until listens "$port" || ((SECONDS > end)); do sleep 0.2; done
+  syslog="$work/$suite-syslog"
+  start_sshd "$port" "$work/$suite-sshd.log" "$syslog"
   echo "[127.0.0.1]:$port $(cut -d ' ' -f 1,2 "$root/etc/ssh/ssh_host_ed25519_key.pub")" >"$work/known_hosts"
   cat >"$work/config.toml" <<EOF
+default_profile = "vm"
+
 [profiles.vm]
 host = "127.0.0.1"
 port = $port
@@ -188,6 +285,12 @@ known_hosts = "$work/known_hosts"
 strict_host_key_checking = "yes"
 persist = 0
 EOF
+  for name in alice-ca carol dave; do
+    sed -n '/^\[profiles.vm\]/,$p' "$work/config.toml" |
+      sed -e "s/^\[profiles.vm\]/[profiles.$name]/" -e "s|^identity_file = .*|identity_file = \"$work/$name\"|" >>"$work/config.toml.more"
+  done
+  cat "$work/config.toml.more" >>"$work/config.toml"
+  rm -f "$work/config.toml.more"
   # Without ML-KEM (bookworm's OpenSSH 9.2) the drop-in keeps classical X25519 after
   # sntrup761, which the paragon-admin client (russh) does not speak; with it, ML-KEM alone.
   case ",$kex," in
@@ -208,6 +311,35 @@ EOF
   else
     fail "$suite: paragon-admin logs in" "status $status, out '$out', err $(tail -n 3 "$work/$suite-ssh.err" | tr '\n' ' '), sshd: $(tail -n 3 "$work/$suite-sshd.log" | tr '\n' ' ')"
   fi
+  plain_key="$(ssh-keygen -l -f "$work/id_ed25519.pub" | awk '{print $2}')"
+  audit_has "$suite: syslog holds the session's audit lines (tag paragon-bastion-audit): plain key, exit status 3" "$syslog" \
+    "any(e['auth'] == 'key' and e['key'] == 'ED25519 $plain_key' and e['user'] == 'alice' and e['exit_status'] == 3 and e['command'].endswith('exit 3') for e in ends) and sum(l['event'] == 'session-start' for l in lines) == len(ends)"
+  out="$("$bin" --config "$work/config.toml" -p alice-ca ssh -- 'echo "cert in"' </dev/null 2>"$work/$suite-cert.err")"
+  status=$?
+  if [[ $status -eq 0 && $out == "cert in" ]]; then
+    pass "$suite: a grant of paragon-admin access logs in with only the CA trusted (principal ops for alice)"
+  else
+    fail "$suite: a grant logs in" "status $status, out '$out': $(tail -n 3 "$work/$suite-cert.err" | tr '\n' ' '); sshd: $(tail -n 3 "$work/$suite-sshd.log" | tr '\n' ' ')"
+  fi
+  audit_has "$suite: the grant's audit lines: key id, serial 1, the command as sent, exit status 0" "$syslog" \
+    "any(e['key_id'] == 'alice-ca@example.com' and e['serial'] == 1 and e['command'] == 'echo \"cert in\"' and e['exit_status'] == 0 for e in ends)"
+  out="$("$bin" --config "$work/config.toml" -p carol ssh -- echo in </dev/null 2>&1)"
+  status=$?
+  if [[ $status -eq 255 ]] && grep -q 'revoked by file' "$work/$suite-sshd.log"; then
+    pass "$suite: a grant revoked by the KRL does not log in (exit 255; sshd: revoked by file)"
+  else
+    fail "$suite: a revoked grant does not log in" "status $status: $out"
+  fi
+  out="$("$bin" --config "$work/config.toml" -p dave ssh -- kubectl delete namespace paragon </dev/null 2>&1)"
+  status=$?
+  if [[ $status -eq 126 && $out == "paragon-read-only: refused: kubectl delete is not a read verb"* ]]; then
+    pass "$suite: a read-only grant is refused kubectl delete (exit 126)"
+  else
+    fail "$suite: a read-only grant is refused kubectl delete" "status $status: $out"
+  fi
+  audit_has "$suite: the read-only refusal is audited (its line, and the session's end with exit status 126)" "$syslog" \
+    "any(l['event'] == 'read-only-refused' and l['command'] == 'kubectl delete namespace paragon' for l in lines) and any(e['key_id'] == 'dave@example.com' and e['forced_command'] == 'paragon-read-only' and e['exit_status'] == 126 for e in ends)"
+
   # A forward outside PermitOpen: the default list has no such port.
   timeout 20 "$bin" --config "$work/config.toml" --output json forward "0:127.0.0.1:$target_port" \
     >"$work/$suite-forward.out" 2>"$work/$suite-forward.err" &
@@ -255,9 +387,10 @@ PY
   else
     fail "$suite: ssh-audit against the root's sshd" "status $status: $(head -c 600 <<<"$audit")"
   fi
-  kill "$sshd_pid" 2>/dev/null
+  kill "$sshd_pid" "$listener_pid" 2>/dev/null
   wait "$sshd_pid" 2>/dev/null
-  sshd_pid=
+  sshd_pid=''
+  listener_pid=''
 
   if in_root dpkg -r paragon-bastion >"$work/$suite-remove.log" 2>&1 &&
     [[ ! -e $root/etc/ssh/sshd_config.d/paragon-bastion.conf && "$(effective)" == "$before_sshd" ]]; then
@@ -266,8 +399,9 @@ PY
     tail -n 10 "$work/$suite-remove.log"
     fail "$suite: dpkg -r restores the previous sshd" "$(diff <(echo "$before_sshd") <(effective) | grep '^[<>]' | head -n 5 | tr '\n' ' ')"
   fi
-  # The administrator's key file is theirs to remove; then a purge leaves the tree as it was.
-  rm -f "$keys"
+  # The administrator's files are theirs to remove; then a purge leaves the tree as it was.
+  rm -f "$keys" "$root/etc/paragon-bastion/access/trusted_user_ca_keys" \
+    "$root/etc/paragon-bastion/access/revoked_keys" "$root/etc/paragon-bastion/access/principals/alice"
   in_root dpkg --purge paragon-bastion >>"$work/$suite-remove.log" 2>&1
   if [[ "$(root_files)" == "$before_files" ]]; then
     pass "$suite: dpkg --purge leaves the file tree as it was before the install"

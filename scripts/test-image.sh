@@ -17,7 +17,13 @@
 #     refuses, `health` against the sandbox; the host key kept across `podman restart` and a
 #     new container, and served from a read-only folder as a Secret is mounted; a bad
 #     authorized_keys line stopping the start (`podman logs` names file and line); ssh-audit;
-#     `podman inspect` against what the README promises.
+#     `podman inspect` against what the README promises;
+#   - certificates (issue 22): a CA from `paragon-admin access ca init` mounted as the image's
+#     TrustedUserCAKeys with the principals and the KRL of `access revoke`: a grant logs in, an
+#     expired and a revoked one do not; the audit's JSON lines on the container's stdout (a
+#     `paragon-admin kubectl` call's exact command, key id, serial and exit status; a plain
+#     key's fingerprint); a read-only grant runs `kubectl get` and is refused `kubectl delete`
+#     (audited); a bad CA key line stops the start; no CA folder leaves plain keys working.
 # Ends with one line: `N passed, N failed`; exits 1 when anything failed. Containers, the
 # volume, the image, processes and the work folder are removed on exit, also on failure. Kept
 # between runs: the base root (tarball) and the base image made from it, the costly part (about
@@ -57,9 +63,11 @@ volume="paragon-test-image-keys-$tag"
 containers=()
 pids=()
 bin=
+ca_name="image-test-$tag"
 cleanup() {
   local c p
   [[ -n $bin ]] && "$bin" --config "$work/config.toml" agent stop --all >/dev/null 2>&1
+  [[ -n $bin ]] && "$bin" secrets delete "access/$ca_name/ca-passphrase" >/dev/null 2>&1
   for c in "${containers[@]}"; do "${PODMAN[@]}" rm -f -t 0 "$c" >/dev/null 2>&1; done
   "${PODMAN[@]}" volume rm -f "$volume" >/dev/null 2>&1
   "${PODMAN[@]}" rmi -f "$IMAGE" >/dev/null 2>&1
@@ -136,6 +144,32 @@ if [[ -z $bin || -z $base ]]; then
 fi
 echo "      inputs ready (base $base): $((SECONDS - started)) s"
 
+# --- certificates: a user CA, its grants, a revocation, made while the images build ------
+# alice: a grant; bob: two seconds, expired by the time he tries; carol: revoked; dave:
+# read-only. The CA's passphrase goes to the keyring (removed on exit).
+access="$work/access"
+mkdir -p "$access" "$work/no-access" "$work/bad-access" "$work/client-home"
+make_grants() {
+  local name who flags krl
+  export HOME="$work/client-home" XDG_CONFIG_HOME="$work/client-home/.config"
+  "$bin" access ca init "$ca_name" >"$access/trusted_user_ca_keys" || return 1
+  echo ops >"$access/principals"
+  for who in alice:8h bob:2s carol:8h dave:8h; do
+    name="${who%%:*}"
+    ssh-keygen -q -t ed25519 -N '' -C "$name@paragon-test" -f "$work/$name" || return 1
+    flags=()
+    [[ $name == dave ]] && flags=(--read-only)
+    "$bin" access grant --ca "$ca_name" --key "$work/$name.pub" --principal ops --valid-for "${who#*:}" \
+      --key-id "$name@example.com" "${flags[@]}" >/dev/null || return 1
+  done
+  krl="$("$bin" access revoke carol@example.com)" && cp "$krl" "$access/revoked_keys" || return 1
+  chmod 0644 "$access"/*
+}
+make_grants 2>"$work/ca.err" &
+grants_maker=$!
+pids+=("$grants_maker")
+
+
 mkdir -p "$work/prebuilt" "$work/tools" "$work/helm/linux-amd64"
 cp "$bin" "$work/prebuilt/paragon-admin"
 kubectl_file="$(readlink -f "$(command -v kubectl)")"
@@ -166,6 +200,72 @@ offline_args=(
   --build-arg KUBECTL_VERSION="$kubectl_version" --build-arg KUBECTL_SHA256="$kubectl_sha"
   --build-arg HELM_VERSION="$HELM_STAND_IN_VERSION" --build-arg HELM_SHA256="$helm_sha"
 )
+
+# --- paragon-read-only's parsing, run here with stand-ins that print their arguments -------
+mkdir -p "$work/read-only-bin"
+cp bastion-image/session "$work/read-only-bin/paragon-read-only"
+for tool in kubectl helm; do
+  printf '#!/bin/sh\nprintf "%%s" "%s"; printf " [%%s]" "$@"; echo\n' "$tool" >"$work/read-only-bin/$tool"
+done
+chmod 0755 "$work/read-only-bin"/*
+# EXPECTED<TAB>COMMAND: EXPECTED is the argv the tool gets, or `refused`.
+read_only_cases=$(cat <<'EOF'
+kubectl [get] [pods] [-o] [jsonpath={..name}]	kubectl get pods -o 'jsonpath={..name}'
+kubectl [-n] [paragon] [get] [pods]	kubectl -n paragon get pods
+kubectl [--namespace=paragon] [logs] [deploy/api] [--tail] [5]	kubectl --namespace=paragon logs deploy/api --tail 5
+kubectl [get] [pods] [a b] [c'd] [x y]	kubectl get pods "a b" 'c'\''d' x\ y
+kubectl [top] [pods] [-A]	kubectl top pods -A
+helm [list] [-A] [--filter] [a b]	helm list -A --filter 'a b'
+helm [-n] [paragon] [get] [values] [api] [-o] [yaml]	helm -n paragon get values api -o yaml
+refused	kubectl delete pod x
+refused	kubectl --kubeconfig /tmp/k get pods
+refused	kubectl get pods --as=system:admin
+refused	kubectl get pods --as-group system:masters
+refused	kubectl get pods --token abc
+refused	kubectl get pods -s https://203.0.113.9
+refused	kubectl get pods -As https://203.0.113.9
+refused	kubectl get pods --server=https://203.0.113.9
+refused	kubectl --context other get pods
+refused	kubectl get -- pods
+refused	kubectl exec api -- id
+refused	kubectl get pods; id
+refused	kubectl get pods $(id)
+refused	kubectl get pods `id`
+refused	kubectl get pods | sh
+refused	kubectl get pods > /tmp/x
+refused	kubectl get "$HOME"
+refused	kubectl get pods &
+refused	helm get values api --all
+refused	helm get all api
+refused	helm install api ./chart
+refused	helm list --kube-token abc
+refused	sh -c id
+refused	
+EOF
+)
+read_only_wrong=()
+allowed=0
+refusals=0
+while IFS=$'\t' read -r expected command; do
+  out="$(SSH_ORIGINAL_COMMAND="$command" PATH="$work/read-only-bin:$PATH" "$work/read-only-bin/paragon-read-only" 2>&1)"
+  status=$?
+  if [[ $expected == refused ]]; then
+    if [[ $status -eq 126 && $out == "paragon-read-only: refused: "* && $out != *$'\n'* ]]; then
+      refusals=$((refusals + 1))
+    else
+      read_only_wrong+=("'$command' not refused: status $status, '$out'")
+    fi
+  elif [[ $status -eq 0 && $out == "$expected" ]]; then
+    allowed=$((allowed + 1))
+  else
+    read_only_wrong+=("'$command': status $status, '$out', wanted '$expected'")
+  fi
+done <<<"$read_only_cases"
+if ((${#read_only_wrong[@]} == 0)); then
+  pass "paragon-read-only: $allowed read commands run with their words intact, $refusals refused with one line and exit 126 (verbs, credential flags, -s, --, shell syntax)"
+else
+  fail "paragon-read-only's parsing" "${read_only_wrong[*]}"
+fi
 
 # --- bad offline inputs: each stops the build, and no image is made ---------------------
 
@@ -266,7 +366,7 @@ fi
 # --- what the container is given ------------------------------------------------------------
 
 ssh-keygen -q -t ed25519 -N '' -C operator@paragon-test -f "$work/id_ed25519"
-mkdir -p "$work/authorized-keys" "$work/bad-keys" "$work/run" "$work/home/.kube"
+mkdir -p "$work/authorized-keys" "$work/bad-keys" "$work/run" "$work/home/.kube" "$work/recordings"
 cp "$work/id_ed25519.pub" "$work/authorized-keys/authorized_keys"
 { cat "$work/id_ed25519.pub"; echo "ssh-ed25519 not-base64 broken@paragon-test"; } >"$work/bad-keys/authorized_keys"
 chmod 0644 "$work/authorized-keys/authorized_keys" "$work/bad-keys/authorized_keys"
@@ -280,8 +380,8 @@ until_deadline test -s "$kc" || { cat "$work/sandbox.log"; fail "the sandbox sta
 api_port="$(sed -n 's|^ *server: https://127.0.0.1:\([0-9]*\).*|\1|p' "$kc" | head -n 1)"
 cp "$kc" "$work/home/.kube/config"
 # The login's run folder and home: owned by the login user (podman 4.3 ignores a tmpfs mode).
-chown -R 10001:10001 "$work/run" "$work/home"
-chmod 0700 "$work/run" "$work/home"
+chown -R 10001:10001 "$work/run" "$work/home" "$work/recordings"
+chmod 0700 "$work/run" "$work/home" "$work/recordings"
 
 # Forward targets on the host's loopback: one PermitOpen allows, one it does not.
 mkdir -p "$work/www"
@@ -298,7 +398,10 @@ fi
 
 ssh_port="$(free_port)"
 # run_bastion NAME KEYS_DIR HOST_KEYS [podman run options...]: the container as the Deployment
-# runs it; HOST_KEYS is what is mounted on /etc/bastion/host-keys (a volume, or a folder ":ro").
+# runs it; HOST_KEYS is what is mounted on /etc/bastion/host-keys (a volume, or a folder ":ro");
+# $mounted_access (the certificate files, the user CA ConfigMap) on /etc/bastion/access; the sandbox's
+# kubeconfig as the image's own /etc/bastion/kubeconfig (the service account's, in a pod);
+# sessions recorded (BASTION_RECORD_SESSIONS=1) into $work/recordings.
 # Host networking: sshd listens on the host's 127.0.0.1 only, and its forwards reach the
 # host's loopback services (the sandbox, the targets) as a pod reaches the cluster's.
 run_bastion() {
@@ -309,7 +412,9 @@ run_bastion() {
     --network host --read-only --cap-drop all --security-opt no-new-privileges \
     --user 10001:10001 \
     -v "${host_keys%:ro}:/etc/bastion/host-keys${host_keys#"${host_keys%:ro}"}" \
-    -v "$keys:/etc/bastion/authorized-keys:ro" \
+    -v "$keys:/etc/bastion/authorized-keys:ro" -v "$mounted_access:/etc/bastion/access:ro" \
+    -v "$work/home/.kube/config:/etc/bastion/kubeconfig:ro" \
+    -e BASTION_RECORD_SESSIONS=1 -v "$work/recordings:/var/lib/bastion/sessions" \
     -v "$work/run:/run/bastion" -v "$work/home:/home/bastion" --tmpfs /tmp \
     -e BASTION_PORT="$ssh_port" -e BASTION_LISTEN_ADDRESS=127.0.0.1 \
     -e BASTION_PERMIT_OPEN="127.0.0.1:$allowed_port 127.0.0.1:$api_port" \
@@ -335,9 +440,36 @@ identity_file = "$work/id_ed25519"
 known_hosts = "$work/known_hosts"
 strict_host_key_checking = "yes"
 EOF
-export XDG_RUNTIME_DIR="$work/xdg-run" XDG_STATE_HOME="$work/state" HOME="$work/client-home"
-mkdir -m 0700 "$XDG_RUNTIME_DIR" "$HOME"
+export XDG_RUNTIME_DIR="$work/xdg-run" XDG_STATE_HOME="$work/state" HOME="$work/client-home" \
+  XDG_CONFIG_HOME="$work/client-home/.config"
+mkdir -m 0700 "$XDG_RUNTIME_DIR"
+chmod 0700 "$HOME"
 pa() { "$bin" --config "$work/config.toml" "$@"; }
+
+# --- certificates: the grants made during the build, a profile each ----------------------
+mounted_access="$access"
+wait "$grants_maker"
+if [[ -s $access/revoked_keys && -f $work/dave-cert.pub ]]; then
+  pass "paragon-admin access: a user CA, four grants (one read-only, one for 2 s), a KRL revoking carol"
+else
+  fail "paragon-admin access ca init, grant, revoke" "$(tail -n 3 "$work/ca.err" | tr '\n' ' ')"
+fi
+for name in alice bob carol dave; do
+  cat >>"$work/config.toml" <<EOF
+
+[profiles.$name]
+host = "127.0.0.1"
+port = $ssh_port
+user = "bastion"
+identity_file = "$work/$name"
+known_hosts = "$work/known_hosts"
+strict_host_key_checking = "accept-new"
+EOF
+done
+{ cat "$access/trusted_user_ca_keys"; echo "ssh-ed25519 not-base64 broken-ca"; } >"$work/bad-access/trusted_user_ca_keys"
+chmod 0644 "$work/bad-access/trusted_user_ca_keys"
+# The audit lines: the container's stdout (podman logs holds stderr too: JSON lines only).
+audit_lines() { "${PODMAN[@]}" logs "$1" 2>&1 | grep '^{'; }
 
 # --- the container --------------------------------------------------------------------------
 
@@ -382,6 +514,130 @@ if [[ $out == 'helm stand-in: [list] [-A] [--filter] [a b]' ]]; then
 else
   fail "paragon-admin helm reaches the image's helm" "$out"
 fi
+
+# --- certificates and the audit ---------------------------------------------------------------
+
+bastion="paragon-test-bastion-$tag"
+# audit_check NAME PYTHON_CONDITION: the container's audit lines as `lines` (parsed, in order)
+# and `raw` (each line as written); passes when the condition holds within the deadline.
+audit_check() {
+  local name="$1" condition="$2" why
+  audit_ok() {
+    why="$(audit_lines "$bastion" | python3 -c '
+import json, sys
+raw = sys.stdin.read().splitlines()
+try:
+    lines = [json.loads(line) for line in raw]
+except ValueError as e:
+    print(f"not a JSON line: {e}"); sys.exit(1)
+starts = {l["session"] for l in lines if l.get("event") == "session-start"}
+ends = [l for l in lines if l.get("event") == "session-end"]
+ok = eval(sys.argv[1])
+if not ok:
+    print(f"{len(lines)} lines, the last: {raw[-3:]}"); sys.exit(1)
+' "$condition" 2>&1)"
+  }
+  if until_deadline audit_ok; then pass "$name"; else fail "$name" "$why"; fi
+}
+
+audit_check "the audit: every line JSON; each session one start and one end line (same id)" \
+  'len(lines) >= 8 and len(starts) == len(ends) and all(e["session"] in starts for e in ends)'
+plain_key="$(ssh-keygen -l -f "$work/id_ed25519.pub" | awk '{print $2}')"
+audit_check "the audit of a plain key: its fingerprint, source, exit status 7 of \`ssh -- CMD\`" \
+  "any(e['auth'] == 'key' and e['key'] == 'ED25519 $plain_key' and e['key_id'] is None and e['source'] == '127.0.0.1' and isinstance(e['source_port'], int) and e['exit_status'] == 7 and e['pty'] is False and e['command'].endswith('exit 7') for e in ends)"
+
+out="$(pa -p alice --no-agent kubectl get pods -o 'jsonpath={..name}' 2>"$work/alice.err")"
+alice_status=$?
+if [[ $alice_status -eq 0 ]]; then
+  pass "a grant from paragon-admin access logs in with only the CA trusted: kubectl get pods (${out:-no pods})"
+else
+  fail "a grant logs in with only the CA trusted" "status $alice_status: $(tail -n 3 "$work/alice.err" | tr '\n' ' ')"
+fi
+audit_check "the audit of paragon-admin kubectl get pods -o 'jsonpath={..name}': the command byte for byte, key id, serial 1, exit status $alice_status, duration" \
+  "any(e['command'] == \"kubectl get pods -o 'jsonpath={..name}'\" and __import__('shlex').split(e['command']) == ['kubectl', 'get', 'pods', '-o', 'jsonpath={..name}'] and e['auth'] == 'certificate' and e['key_id'] == 'alice@example.com' and e['serial'] == 1 and e['principals'] == ['ops'] and e['exit_status'] == $alice_status and e['duration_s'] >= 0 and e['forced_command'] is None for e in ends) and any(l['event'] == 'session-start' and l['key_id'] == 'alice@example.com' and l['command'].startswith('kubectl get pods') for l in lines)"
+
+out="$(pa -p bob --no-agent ssh -- echo in </dev/null 2>&1)"
+status=$?
+if [[ $status -eq 255 && $out == *expired* ]]; then
+  pass "an expired grant does not log in (exit 255:$(grep -o '[^:]*expired[^.]*' <<<"$out" | head -n 1))"
+else
+  fail "an expired grant does not log in" "status $status: $out"
+fi
+out="$(pa -p carol --no-agent ssh -- echo in </dev/null 2>&1)"
+status=$?
+# grep -c, not -q: under pipefail, a grep that stops early fails the pipeline (podman: SIGPIPE).
+if [[ $status -eq 255 && $out != *in ]] && [[ $("${PODMAN[@]}" logs "$bastion" 2>&1 | grep -c 'revoked by file') -gt 0 ]]; then
+  pass "a grant revoked by the KRL of paragon-admin access revoke does not log in (exit 255; sshd: revoked by file)"
+else
+  fail "a revoked grant does not log in" "status $status: $out; $("${PODMAN[@]}" logs "$bastion" 2>&1 | grep -i revok | tail -n 2)"
+fi
+
+out="$(pa -p dave --no-agent kubectl get namespaces -o name 2>"$work/dave.err")"
+status=$?
+if [[ $status -eq 0 && $out == *namespace/paragon* ]]; then
+  pass "a read-only grant runs kubectl get (through paragon-read-only)"
+else
+  fail "a read-only grant runs kubectl get" "status $status, out '$out', err $(tail -n 3 "$work/dave.err" | tr '\n' ' ')"
+fi
+pa -p dave --no-agent kubectl delete namespace paragon >"$work/dave.out" 2>"$work/dave.err"
+status=$?
+refusal="paragon-read-only: refused: kubectl delete is not a read verb"
+if [[ $status -eq 126 && $(cat "$work/dave.err") == *"$refusal"* ]]; then
+  pass "a read-only grant is refused kubectl delete: exit 126, '$refusal'"
+else
+  fail "a read-only grant is refused kubectl delete" "status $status: $(tail -n 3 "$work/dave.err" | tr '\n' ' ')"
+fi
+for attempt in "kubectl -n paragon --as=system:admin get pods" "kubectl get pods; id" "helm get all release"; do
+  out="$(pa -p dave --no-agent ssh -- "$attempt" </dev/null 2>&1)"
+  status=$?
+  if [[ $status -eq 126 && $out == "paragon-read-only: refused: "* ]]; then
+    pass "read-only refuses '$attempt': $(sed 's/^paragon-read-only: refused: //; s/ (a read-only.*//' <<<"$out")"
+  else
+    fail "read-only refuses '$attempt'" "status $status: $out"
+  fi
+done
+audit_check "the audit of the read-only refusal: the refused line, the session's forced command, key id and exit status 126" \
+  "any(l['event'] == 'read-only-refused' and l['command'] == 'kubectl delete namespace paragon' and 'delete' in l['reason'] and any(e['session'] == l['session'] and e['forced_command'] == 'paragon-read-only' and e['key_id'] == 'dave@example.com' and e['exit_status'] == 126 for e in ends) for l in lines)"
+
+# An interactive session with a PTY (the OpenSSH client, -tt), recorded as asciicast v2. Its
+# input stays open (a background sleep) until the remote shell has exited.
+exec {typed}< <(printf 'echo "recorded-%s"\nexit 3\n' "$tag"; exec sleep 60)
+typist=$!
+timeout 60 ssh -tt -F none -i "$work/id_ed25519" -o IdentitiesOnly=yes -o IdentityAgent=none \
+  -o BatchMode=yes -o UserKnownHostsFile="$work/openssh_known_hosts" -o StrictHostKeyChecking=accept-new \
+  -p "$ssh_port" bastion@127.0.0.1 <&"$typed" >"$work/pty.out" 2>&1
+status=$?
+exec {typed}<&-
+kill "$typist" 2>/dev/null
+casts=("$work"/recordings/*.cast)
+why="$(python3 - "$status" "$tag" "${casts[@]}" 2>&1 <<'EOF'
+import json, sys
+status, tag, files = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+if status != 3:
+    sys.exit(f"ssh -tt exit status {status}")
+if len(files) != 1 or not files[0].endswith(".cast"):
+    sys.exit(f"recordings: {files}")
+lines = open(files[0], encoding="utf-8").read().splitlines()
+header = json.loads(lines[0])
+if header.get("version") != 2 or not isinstance(header.get("width"), int) or not isinstance(header.get("height"), int):
+    sys.exit(f"header {header}")
+events = [json.loads(l) for l in lines[1:]]
+times = [e[0] for e in events]
+if not events or any(len(e) != 3 or e[1] != "o" or not isinstance(e[2], str) for e in events) or times != sorted(times):
+    sys.exit(f"events {events[:3]}")
+if f"recorded-{tag}" not in "".join(e[2] for e in events):
+    sys.exit("the output is not in the recording")
+print(f"{len(events)} events, {header['width']}x{header['height']}")
+EOF
+)"
+if [[ $? -eq 0 && ! -e ${casts[0]%.cast}.timing && ! -e ${casts[0]%.cast}.out ]]; then
+  pass "a PTY session is recorded as an asciicast v2 file that replays: header first, every line JSON ($why)"
+else
+  fail "a PTY session is recorded as asciicast v2" "$why; $(tail -n 3 "$work/pty.out" | tr '\n' ' '); $(ls "$work/recordings")"
+fi
+cast_name="$(basename "${casts[0]}")"
+audit_check "the audit of the PTY session: pty true, exit status 3, the recording's file" \
+  "any(e['pty'] is True and e['command'] is None and e['exit_status'] == 3 and e.get('recording') == '/var/lib/bastion/sessions/$cast_name' and e['recording'].endswith(e['session'] + '.cast') for e in ends)"
 
 # A forward to both targets: the allowed one serves, the other is refused by sshd.
 # The binary itself in the background (not the function), so that its pid is the one killed.
@@ -492,10 +748,13 @@ ssh-keygen -q -t ed25519 -N '' -C paragon-bastion -f "$work/secret/ssh_host_ed25
 chown 0:10001 "$work/secret"/ssh_host_ed25519_key*
 chmod 0440 "$work/secret"/ssh_host_ed25519_key*
 echo "[127.0.0.1]:$ssh_port $(cut -d ' ' -f 1,2 "$work/secret/ssh_host_ed25519_key.pub")" >"$work/known_hosts"
+# No user CA mounted (an empty folder): certificates are not accepted, plain keys still are.
+mounted_access="$work/no-access"
 if run_bastion "paragon-test-bastion-$tag-secret" "$work/authorized-keys" "$work/secret:ro" -d >/dev/null 2>"$work/run.log" &&
   until_deadline listens "$ssh_port" &&
-  out="$(pa -p strict ssh -- echo secret-key </dev/null 2>&1)" && [[ $out == secret-key ]]; then
-  pass "a read-only host key folder, as a Secret is mounted: the key served (strict login)"
+  out="$(pa -p strict ssh -- echo secret-key </dev/null 2>&1)" && [[ $out == secret-key ]] &&
+  [[ $("${PODMAN[@]}" logs "paragon-test-bastion-$tag-secret" 2>&1 | grep -c 'certificates are not accepted, only authorized keys') -gt 0 ]]; then
+  pass "a read-only host key folder, as a Secret is mounted: the key served (strict login); no user CA mounted: 'certificates are not accepted, only authorized keys'"
 else
   fail "a read-only host key folder, as a Secret is mounted" \
     "$(cat "$work/run.log") $("${PODMAN[@]}" logs "paragon-test-bastion-$tag-secret" 2>&1 | tail -n 3 | tr '\n' ' ') login: ${out:-}"
@@ -511,6 +770,17 @@ if [[ $status -eq 1 && $logs == *"$want"* ]] && ! listens "$ssh_port"; then
   pass "a bad authorized_keys line stops the start (exit 1), podman logs: '$want'"
 else
   fail "a bad authorized_keys line stops the start" "status $status, logs: $(tail -n 3 <<<"$logs" | tr '\n' ' ')"
+fi
+
+mounted_access="$work/bad-access"
+run_bastion "paragon-test-bastion-$tag-bad-ca" "$work/authorized-keys" "$volume" >/dev/null 2>&1
+status=$?
+logs="$("${PODMAN[@]}" logs "paragon-test-bastion-$tag-bad-ca" 2>&1)"
+want="/etc/bastion/access/trusted_user_ca_keys:2: not a public key line"
+if [[ $status -eq 1 && $logs == *"$want"* ]] && ! listens "$ssh_port"; then
+  pass "a bad user CA key line stops the start (exit 1), podman logs: '$want'"
+else
+  fail "a bad user CA key line stops the start" "status $status, logs: $(tail -n 3 <<<"$logs" | tr '\n' ' ')"
 fi
 
 echo "$passed passed, $failed failed"

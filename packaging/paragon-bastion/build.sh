@@ -29,6 +29,9 @@ install -d -m 0755 "$root/DEBIAN" "$doc" "$root/usr/share/lintian/overrides" \
 # One policy, one entrypoint: the image's files as they are.
 install -m 0644 "$repo/bastion-image/sshd_config" "$root/usr/share/paragon-bastion/sshd_config"
 install -m 0755 "$repo/bastion-image/entrypoint.sh" "$root/usr/libexec/paragon-bastion/entrypoint"
+# The session wrapper (audit lines to syslog) and, the same file, the read-only command.
+install -m 0755 "$repo/bastion-image/session" "$root/usr/libexec/paragon-bastion/session"
+install -m 0755 "$repo/bastion-image/session" "$root/usr/libexec/paragon-bastion/paragon-read-only"
 install -m 0755 "$here/paragon-bastion" "$root/usr/sbin/paragon-bastion"
 install -m 0644 "$here/permit-open" "$root/etc/paragon-bastion/permit-open"
 install -m 0644 "$repo/debian/copyright" "$doc/copyright"
@@ -55,8 +58,10 @@ Description: paragon bastion image's sshd policy for a VM bastion
  forwards to Paragon's service ports only, post-quantum key exchange) as a
  drop-in under /etc/ssh/sshd_config.d/ for the members of group
  paragon-bastion, leaving the distribution's sshd_config alone; the kubeconfig
- path for kubectl and helm in their sessions; and "paragon-bastion check",
- which runs the image entrypoint's checks on the keys and the policy.
+ path for kubectl and helm in their sessions; OpenSSH certificates from a user
+ CA with principals and a revocation list; every session audited as JSON lines
+ in syslog; and "paragon-bastion check", which runs the image entrypoint's
+ checks on the keys and the policy.
 CONTROL
 
 mkdir -p "$out"

@@ -847,16 +847,22 @@ fn kustomize_base_renders_and_the_pod_is_locked_down() {
             .iter()
             .any(|v| v["secret"]["secretName"] == "bastion-host-keys")
     );
-    let cm = of_kind(&objects, "ConfigMap")[0]["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert!(cm.starts_with("bastion-authorized-keys-"), "{cm}");
-    assert!(
-        volumes
+    // Authorized keys, and the user CA keys and principals (certificates), from generated
+    // ConfigMaps.
+    for prefix in ["bastion-authorized-keys-", "bastion-user-ca-"] {
+        let cm = of_kind(&objects, "ConfigMap")
             .iter()
-            .any(|v| v["configMap"]["name"] == cm.as_str())
-    );
+            .filter_map(|c| c["metadata"]["name"].as_str())
+            .find(|n| n.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no ConfigMap {prefix}*"))
+            .to_owned();
+        assert!(
+            volumes
+                .iter()
+                .any(|v| v["configMap"]["name"] == cm.as_str()),
+            "{cm} not a volume"
+        );
+    }
     // Mount points match the image's defaults the entrypoint reads.
     let mounts: Vec<&str> = containers[0]["volumeMounts"]
         .as_array()
@@ -867,6 +873,7 @@ fn kustomize_base_renders_and_the_pod_is_locked_down() {
     for p in [
         "/etc/bastion/host-keys",
         "/etc/bastion/authorized-keys",
+        "/etc/bastion/access",
         "/run/bastion",
         "/tmp",
     ] {

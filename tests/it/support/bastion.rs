@@ -139,6 +139,10 @@ impl BastionHome {
         let ep = b.path().join("entrypoint.sh");
         std::fs::copy(image_dir().join("entrypoint.sh"), &ep).unwrap();
         std::fs::set_permissions(&ep, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // The session wrapper (the policy's ForceCommand), as the image installs it.
+        let session = b.path().join("bastion-session");
+        std::fs::copy(image_dir().join("session"), &session).unwrap();
+        std::fs::set_permissions(&session, std::fs::Permissions::from_mode(0o755)).unwrap();
         // The client's key pair (root's, like an operator's laptop key).
         let key = b.client_key();
         let out = Command::new("ssh-keygen")
@@ -222,6 +226,7 @@ impl BastionHome {
             .env("BASTION_HOST_KEY_DIR", self.host_key_dir())
             .env("BASTION_AUTHORIZED_KEYS", self.authorized_keys())
             .env("BASTION_RUN_DIR", self.path().join("run"))
+            .env("BASTION_SESSION", self.path().join("bastion-session"))
             .env("BASTION_PORT", port.to_string())
             .env("BASTION_LISTEN_ADDRESS", "127.0.0.1")
             .env("BASTION_USER", &self.user.name)
