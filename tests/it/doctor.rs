@@ -4,15 +4,13 @@
 //! to the end, then names the hop past the bastion that broke (an API server refusing the
 //! token, a stopped Redis, an sshd whose PermitOpen refuses the forward).
 
-use std::net::TcpListener;
-use std::path::Path;
-
 use serde_json::Value;
+use std::net::TcpListener;
 
 use crate::logs::Scene;
 use crate::support::bastion::HttpTarget;
 use crate::support::datastores::Redis;
-use crate::support::sshd::{Sshd, SshdOptions, keygen};
+use crate::support::sshd::{Sshd, SshdOptions, fingerprint, keygen};
 use crate::support::{Home, Run, run};
 
 /// `doctor --output json` with the config in `home`: the exit status and the hops.
@@ -157,20 +155,6 @@ fn doctor_profile(home: &Home, profile: &str) -> (Option<i32>, Vec<Value>, Run) 
         v["hops"].as_array().cloned().unwrap_or_default(),
         r,
     )
-}
-
-/// `SHA256:...` of a public key file, as ssh-keygen prints it.
-fn fingerprint(pub_file: &Path) -> String {
-    let out = std::process::Command::new("ssh-keygen")
-        .arg("-lf")
-        .arg(pub_file)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string()
 }
 
 #[test]

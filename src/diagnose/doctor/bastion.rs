@@ -260,7 +260,7 @@ fn session_ok(profile: &Resolved, banner: &str, started: Instant, d: &mut Diagno
         "authentication",
         Some(started),
         format!(
-            "as {} with {} (the handshake took this long)",
+            "as {} with {}; the time is the whole handshake",
             profile.user,
             offered(profile).join(" or ")
         ),

@@ -362,11 +362,15 @@ async fn service_hop(
             Some(started),
             format!("{before}the API route (pods/portforward) reaches it"),
         ),
-        Err(e) if e.to_string().contains("no Service ") => d.skipped(
-            Stage::Beyond,
-            &name,
-            &format!("{before}not installed: {e}"),
-        ),
+        Err(e) if e.to_string().contains("no Service ") => {
+            let text = e.to_string();
+            let missing = text.find("no Service ").map_or(text.as_str(), |at| &text[at..]);
+            d.skipped(
+                Stage::Beyond,
+                &name,
+                &format!("{before}not installed ({missing})"),
+            );
+        }
         Err(e) => d.failed(
             Stage::Beyond,
             &name,

@@ -176,25 +176,52 @@ impl Diagnosis {
         }
     }
 
-    /// The table for people, and the first failure's advice under it.
+    /// The table for people, as wide as the terminal (100 columns off one), and the first
+    /// failure's advice under it.
     pub fn render(&self) -> String {
+        let width = crossterm::terminal::size()
+            .ok()
+            .filter(|_| std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .map(|(w, _)| usize::from(w))
+            .unwrap_or(100);
+        self.render_width(width)
+    }
+
+    fn render_width(&self, width: usize) -> String {
         let mut t = crate::output::table(["HOP", "STATUS", "TIME", "DETAIL"]);
-        for h in &self.hops {
-            let time = h
-                .duration_ms
+        // The details are wrapped here, at spaces: comfy-table must not wrap them again.
+        t.set_content_arrangement(comfy_table::ContentArrangement::Disabled);
+        let time = |h: &Hop| {
+            h.duration_ms
                 .map(|ms| format!("{ms} ms"))
-                .unwrap_or_else(|| "-".to_string());
-            t.add_row([h.name.clone(), h.status.to_string(), time, h.detail.clone()]);
+                .unwrap_or_else(|| "-".to_string())
+        };
+        let widest = |f: &dyn Fn(&Hop) -> usize, header: &str| {
+            self.hops.iter().map(f).max().unwrap_or(0).max(header.len())
+        };
+        let left = widest(&|h| h.name.chars().count(), "HOP")
+            + widest(&|h| h.status.to_string().len(), "STATUS")
+            + widest(&|h| time(h).len(), "TIME");
+        // Four columns: a border and a space either side of each, and the last border.
+        let detail = width.saturating_sub(left + 3 * 4 + 1).max(30);
+        for h in &self.hops {
+            t.add_row([
+                h.name.clone(),
+                h.status.to_string(),
+                time(h),
+                crate::health::wrap(&h.detail, detail),
+            ]);
         }
         let mut out = t.to_string();
         out.push('\n');
         match self.first_failure() {
             None => out.push_str("every hop works\n"),
             Some(h) => {
-                out.push_str(&format!("first failure: {}", h.name));
+                let mut line = format!("first failure: {}", h.name);
                 if let Some(a) = &h.advice {
-                    out.push_str(&format!(": {a}"));
+                    line.push_str(&format!(": {a}"));
                 }
+                out.push_str(&crate::health::wrap(&line, width));
                 out.push('\n');
             }
         }
@@ -267,10 +294,8 @@ mod tests {
         assert_eq!(d.finish().exit_status(), 1);
         let d = Diagnosis::config_failed(None, &"no config file");
         assert_eq!(d.exit_status(), 2);
-        assert!(
-            d.render().contains("first failure: config: "),
-            "{}",
-            d.render()
-        );
+        let text = d.render_width(100);
+        assert!(text.contains("first failure: config: "), "{text}");
+        assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
     }
 }
