@@ -1,8 +1,9 @@
 //! `paragon-admin doctor` against real servers: one real OpenSSH sshd names each hop before
 //! the bastion that can break (an unresolvable name, a closed port, a web server on the SSH
-//! port, a changed host key, a refused key), and the sandbox behind a real sshd walks green
-//! to the end, then names the hop past the bastion that broke (an API server refusing the
-//! token, a stopped Redis, an sshd whose PermitOpen refuses the forward).
+//! port, a changed host key, a refused key; the sandbox's TLS server on it), and the sandbox
+//! behind a real sshd walks green to the end, then names the hop past the bastion that broke
+//! (an API server refusing the token, a stopped Redis, an sshd whose PermitOpen refuses the
+//! forward).
 
 use serde_json::Value;
 use std::net::TcpListener;
@@ -185,6 +186,7 @@ fn doctor_walks_green_to_the_sandbox_then_names_the_hop_past_the_bastion() {
         "host key",
         "authentication",
         "kept connection",
+        "kubeconfig",
         "api server tcp",
         "api server /version",
         &format!("redis {}", redis.target()),
@@ -207,6 +209,15 @@ fn doctor_walks_green_to_the_sandbox_then_names_the_hop_past_the_bastion() {
     assert_eq!(r.status, Some(0), "{}", r.stderr);
     assert!(r.stdout.contains("| HOP"), "{}", r.stdout);
     assert!(r.stdout.contains("every hop works"), "{}", r.stdout);
+
+    // A TLS server on the SSH port (the sandbox's API), named as such.
+    let api_port: u16 = s.sandbox.addr.rsplit(':').next().unwrap().parse().unwrap();
+    let home = home_for(&s.kept.sshd, "127.0.0.1", api_port);
+    let (status, hops, r) = doctor(&home);
+    assert_eq!(status, Some(255), "{}", r.stdout);
+    let (name, detail, _) = first_failure(&hops);
+    assert_eq!(name, "bastion banner", "{detail}");
+    assert!(detail.contains("a TLS server answers"), "{detail}");
 
     // An API server that refuses the bastion's token: 401 named, exit 1.
     let bad = s.kept.home.path().join("bad-token.kubeconfig");

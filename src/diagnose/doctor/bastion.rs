@@ -149,7 +149,7 @@ async fn banner(
     let name = format!("{who} banner");
     let target = dial::target(host, port);
     let started = Instant::now();
-    let mut heard = read_some(&mut stream, timeout.min(Duration::from_secs(3))).await;
+    let mut heard = read_some(&mut stream, timeout.min(Duration::from_secs(1))).await;
     if heard.as_ref().is_some_and(Vec::is_empty) {
         // Silent so far: not SSH's way. Say hello as a client would and hear what answers;
         // the blank line after it ends an HTTP request's header, so a web server answers at

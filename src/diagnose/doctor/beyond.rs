@@ -122,38 +122,50 @@ async fn api(
     d: &mut Diagnosis,
     o: Options,
 ) -> Option<kube::Client> {
+    const KUBECONFIG: &str = "kubeconfig";
     const TCP: &str = "api server tcp";
     const VERSION: &str = "api server /version";
     let started = Instant::now();
+    let failed = |d: &mut Diagnosis, detail: String, advice: String, why: &str| {
+        d.failed(Stage::Beyond, KUBECONFIG, Some(started), detail, advice);
+        d.skipped(Stage::Beyond, TCP, why);
+        d.skipped(Stage::Beyond, VERSION, why);
+    };
     let chosen = match kubeconfig(profile, remote).await {
         Ok(c) => c,
         Err(e) => {
-            d.failed(
-                Stage::Beyond,
-                TCP,
-                Some(started),
-                e.to_string(),
-                format!("there is no kubeconfig to reach the API server with: set kube.kubeconfig in profile {}, or make `kubectl` work on the bastion", profile.name),
+            let advice = format!(
+                "there is no kubeconfig to reach the API server with: set kube.kubeconfig in profile {}, or make `kubectl` work on the bastion",
+                profile.name
             );
-            d.skipped(Stage::Beyond, VERSION, "not tried: no kubeconfig");
+            failed(d, e.to_string(), advice, "not tried: no kubeconfig");
             return None;
         }
     };
     let (host, port) = match address(&chosen).await {
         Ok(a) => a,
         Err(e) => {
-            d.failed(
-                Stage::Beyond,
-                TCP,
-                Some(started),
-                e,
-                "the kubeconfig names no usable API server: fix its cluster's server URL"
-                    .to_string(),
-            );
-            d.skipped(Stage::Beyond, VERSION, "not tried: no API server address");
+            let advice = "the kubeconfig names no usable API server: fix its cluster's server URL";
+            failed(d, e, advice.to_string(), "not tried: no API server address");
             return None;
         }
     };
+    let from = match chosen.origin.file() {
+        Some(path) => format!("read from {}", path.display()),
+        None => "fetched from the bastion (`kubectl config view`)".to_string(),
+    };
+    let context = chosen
+        .context
+        .clone()
+        .or_else(|| chosen.kubeconfig.current_context.clone())
+        .map(|c| format!(", context {c}"))
+        .unwrap_or_default();
+    d.ok(
+        Stage::Beyond,
+        KUBECONFIG,
+        Some(started),
+        format!("{from}{context}: API server {}", dial::target(&host, port)),
+    );
     let started = Instant::now();
     if let Err(e) = dial_within(dialer.as_ref(), &host, port, o).await {
         let (detail, advice) = dial_failure(&e);
