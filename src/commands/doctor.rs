@@ -11,6 +11,7 @@ use crate::output::Format;
 pub async fn run(g: &Globals, args: &DoctorArgs) -> Result<u8, Error> {
     let options = doctor::Options {
         timeout: Duration::from_secs(args.timeout),
+        no_agent: g.no_agent,
     };
     let diagnosis = match super::resolve_profile(g) {
         Ok(profile) => doctor::run(&profile, options).await,

@@ -1,9 +1,9 @@
-//! `paragon-admin doctor` against real servers: one real OpenSSH sshd names each hop before
-//! the bastion that can break (an unresolvable name, a closed port, a web server on the SSH
-//! port, a changed host key, a refused key; the sandbox's TLS server on it), and the sandbox
-//! behind a real sshd walks green to the end, then names the hop past the bastion that broke
-//! (an API server refusing the token, a stopped Redis, an sshd whose PermitOpen refuses the
-//! forward).
+//! `paragon-admin doctor` against real servers: one real OpenSSH sshd (and another as its
+//! jump host) names each hop before the bastion that can break (an unresolvable name, a
+//! closed port, a web server on the SSH port, a changed host key, a refused key; the
+//! sandbox's TLS server on it), and the sandbox behind a real sshd walks green to the end
+//! through the kept connection, then names the hop past the bastion that broke (an API server
+//! refusing the token, a stopped Redis, an sshd whose PermitOpen refuses the forward).
 
 use serde_json::Value;
 use std::net::TcpListener;
@@ -137,6 +137,35 @@ fn doctor_names_the_hop_before_the_bastion_that_broke() {
     assert!(advice.contains(blob), "{advice}");
     assert!(advice.contains("authorized_keys"), "{advice}");
     assert_eq!(hop(&hops, "host key")["status"], "ok");
+
+    // Through a jump host: its name, TCP and banner are the hops walked before the session.
+    let jump = Sshd::start();
+    jump.authorize(&sshd.client_key.with_extension("pub"));
+    let home = Home::new();
+    let kh = home.path().join("known_hosts");
+    std::fs::write(
+        &kh,
+        format!("{}{}", sshd.known_hosts_line(), jump.known_hosts_line()),
+    )
+    .unwrap();
+    home.write_config(&sshd.profile_toml(
+        &kh,
+        "yes",
+        &format!("proxy_jump = \"root@127.0.0.1:{}\"", jump.port),
+    ));
+    let (_, hops, r) = doctor(&home);
+    for name in [
+        "jump host name",
+        "jump host tcp",
+        "jump host banner",
+        "key exchange",
+        "host key",
+        "authentication",
+    ] {
+        assert_eq!(hop(&hops, name)["status"], "ok", "{name}: {}", r.stdout);
+    }
+    let kex = hop(&hops, "key exchange")["detail"].as_str().unwrap();
+    assert!(kex.contains("through the jump host"), "{kex}");
 
     // A config error (a profile that does not exist) is 2, as its one failed hop.
     let (status, hops, r) = doctor_profile(&home, "nosuch");

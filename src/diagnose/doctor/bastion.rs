@@ -247,7 +247,10 @@ fn session_ok(profile: &Resolved, banner: &str, started: Instant, d: &mut Diagno
         Stage::Bastion,
         "key exchange",
         None,
-        format!("with {banner}"),
+        match &profile.settings.proxy_jump {
+            Some(j) => format!("through the jump host {j}"),
+            None => format!("with {banner}"),
+        },
     );
     d.ok(
         Stage::Bastion,
@@ -403,15 +406,19 @@ fn public_key(path: &Path) -> Option<String> {
 
 /// The profile's kept connection: not wanted, not running, or running with this build and
 /// these settings and a session up.
-pub(super) async fn kept(profile: &Resolved, d: &mut Diagnosis) {
+pub(super) async fn kept(
+    profile: &Resolved,
+    d: &mut Diagnosis,
+    no_agent: bool,
+) -> Option<crate::agent::Agent> {
     const NAME: &str = "kept connection";
-    if !crate::agent::wanted(profile, false) {
-        d.skipped(
-            Stage::Beyond,
-            NAME,
-            "persist = 0: every command connects on its own",
-        );
-        return;
+    if !crate::agent::wanted(profile, no_agent) {
+        let why = match no_agent {
+            true => "--no-agent: this command connects on its own",
+            false => "persist = 0: every command connects on its own",
+        };
+        d.skipped(Stage::Beyond, NAME, why);
+        return None;
     }
     let started = Instant::now();
     let agent = match crate::agent::find(profile).await {
@@ -422,7 +429,7 @@ pub(super) async fn kept(profile: &Resolved, d: &mut Diagnosis) {
                 NAME,
                 "no agent runs for this profile: the next command starts one",
             );
-            return;
+            return None;
         }
         Err(e) => {
             d.failed(
@@ -432,7 +439,7 @@ pub(super) async fn kept(profile: &Resolved, d: &mut Diagnosis) {
                 e.to_string(),
                 "the agent's folder or socket cannot be used: fix what the message names, or use --no-agent".to_string(),
             );
-            return;
+            return None;
         }
     };
     let status = match agent.status().await {
@@ -445,7 +452,7 @@ pub(super) async fn kept(profile: &Resolved, d: &mut Diagnosis) {
                 e.to_string(),
                 "the profile's agent does not answer as it should: run `paragon-admin agent stop`; the next command starts a new one".to_string(),
             );
-            return;
+            return None;
         }
     };
     let bastion = format!(
@@ -478,8 +485,11 @@ pub(super) async fn kept(profile: &Resolved, d: &mut Diagnosis) {
             Stage::Beyond,
             NAME,
             Some(started),
-            format!("running with this build and these settings, session up ({about})"),
+            format!(
+                "running with this build and these settings, session up ({about}); the hops below go through it"
+            ),
         );
+        Some(agent)
     } else {
         d.failed(
             Stage::Beyond,
@@ -488,6 +498,7 @@ pub(super) async fn kept(profile: &Resolved, d: &mut Diagnosis) {
             format!("{} ({about})", wrong.join("; ")),
             "the profile's agent is not the connection commands need: run `paragon-admin agent stop`; the next command starts one with this build and these settings".to_string(),
         );
+        None
     }
 }
 

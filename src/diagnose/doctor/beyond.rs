@@ -5,14 +5,14 @@
 //! service the bastion cannot reach, whether the API route (`pods/portforward`) reaches it.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Diagnosis, Options, Stage};
 use crate::agent::Remote;
 use crate::config::{Resolved, Via};
 use crate::dial::{self, DialError, Dialer};
 use crate::kube::portforward::{Kube, service_of};
-use crate::ssh::Bastion;
+use crate::kube::source::{Capture, CaptureFuture};
 
 /// The hop names past the kept connection, for the rows of a walk that stopped before them.
 pub(super) fn hop_names(profile: &Resolved) -> Vec<String> {
@@ -43,8 +43,7 @@ fn datastores(profile: &Resolved) -> Vec<(String, String, u16)> {
 }
 
 /// Walks every hop past the bastion through `session`.
-pub(super) async fn check(profile: &Resolved, session: Bastion, d: &mut Diagnosis, o: Options) {
-    let remote = Remote::Direct(session);
+pub(super) async fn check(profile: &Resolved, remote: Remote, d: &mut Diagnosis, o: Options) {
     let dialer = remote.dialer();
     let client = api(profile, &remote, &dialer, d, o).await;
     for (name, host, port) in datastores(profile) {
@@ -238,7 +237,17 @@ async fn kubeconfig(
         Some(crate::kube::ProfileKube::of(profile)),
         false,
     )?;
-    Ok(decision.load(Some(remote)).await?)
+    Ok(decision.load(Some(&Fresh(remote))).await?)
+}
+
+/// The bastion's kubeconfig as it is now: an agent's answer from a while ago would hide a
+/// token changed since.
+struct Fresh<'a>(&'a Remote);
+
+impl Capture for Fresh<'_> {
+    fn capture<'a>(&'a self, command: &'a str, _reuse: Duration) -> CaptureFuture<'a> {
+        self.0.capture(command, Duration::ZERO)
+    }
 }
 
 /// The API server's address as the bastion dials it: the profile's `[kube] api_server`, else

@@ -78,12 +78,16 @@ pub struct Diagnosis {
 pub struct Options {
     /// The deadline of each network step (a name lookup, a connect, a banner, a probe).
     pub timeout: Duration,
+    /// `--no-agent`: past the bastion, dial through doctor's own session even when the
+    /// profile's agent is up.
+    pub no_agent: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             timeout: Duration::from_secs(10),
+            no_agent: false,
         }
     }
 }
@@ -240,8 +244,12 @@ pub async fn run(profile: &Resolved, options: Options) -> Diagnosis {
         skip_from(&mut d, &profile, Skip::Beyond);
         return d.finish();
     };
-    bastion::kept(&profile, &mut d).await;
-    beyond::check(&profile, session, &mut d, options).await;
+    // Past the bastion, as every command goes: through the kept connection when it is up.
+    let remote = match bastion::kept(&profile, &mut d, options.no_agent).await {
+        Some(agent) => crate::agent::Remote::Agent(agent),
+        None => crate::agent::Remote::Direct(session),
+    };
+    beyond::check(&profile, remote, &mut d, options).await;
     d.finish()
 }
 
