@@ -186,6 +186,21 @@ Exit status 0 when complete, 1 when a collector failed, 255 when the bastion can
         after_help = "Examples:\n  paragon-admin bundle\n  paragon-admin bundle --preview\n  paragon-admin bundle --since 2h --timeout 60 --file /tmp/support.tar.gz"
     )]
     Bundle(BundleArgs),
+    /// Walk the path to the bastion and past it, hop by hop, and say which hop broke
+    #[command(
+        long_about = "Walk the path every command takes and say, hop by hop, what works, how long \
+it took and what was found; the first hop that fails gets one sentence with its likely cause and \
+the fix. The hops: the config (file, profile, identity file readable and private, known_hosts \
+entry), the bastion or its jump host (name resolution, TCP, what answers on the port, key \
+exchange, host key, the key accepted or the public key the bastion would need), the kept \
+connection (its agent), then from the bastion the API server (TCP, /version with TLS and the \
+kubeconfig's credentials), each datastore and service (a name the bastion cannot resolve, a \
+refused port, its PermitOpen policy), and the API route for services the bastion cannot reach. \
+Exit status 0 when every hop works, 1 when a hop past the bastion fails, 255 when the bastion is \
+not reached, 2 for a config error.",
+        after_help = "Examples:\n  paragon-admin doctor\n  paragon-admin doctor --profile staging --output json"
+    )]
+    Doctor(DoctorArgs),
     /// Forward local ports to services in the private network, through the bastion
     #[command(
         long_about = forward_about(),
@@ -506,6 +521,14 @@ pub struct LogsArgs {
     /// The installation's namespace
     #[arg(long, short = 'n', value_name = "NAMESPACE", default_value = "paragon")]
     pub namespace: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Seconds each network step may take (a name lookup, a connect, a banner, a probe)
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]

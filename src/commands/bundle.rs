@@ -30,6 +30,7 @@ pub async fn run(g: &Globals, args: &BundleArgs) -> Result<u8, Error> {
         kube: client,
         health: target,
         bastion: Some(remote.clone()),
+        doctor: Some(profile.clone()),
     };
     let timeout = Duration::from_secs(args.timeout);
     let output = (!args.preview).then(|| {

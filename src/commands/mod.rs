@@ -9,6 +9,7 @@ mod agent;
 mod bundle;
 mod demo;
 mod docs;
+mod doctor;
 mod forward;
 mod health;
 mod init;
@@ -40,6 +41,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Monitoring { action } => monitoring::run(g, &action),
         Command::Logs(a) => logs::run(g, &a).await,
         Command::Bundle(a) => bundle::run(g, &a).await,
+        Command::Doctor(a) => doctor::run(g, &a).await,
         Command::Sandbox(args) => sandbox::run(g, args).await,
         Command::Ssh(a) => ssh::run(g, &a.command).await,
         Command::Kubectl(a) => kubectl::run(g, "kubectl", &a.args).await,

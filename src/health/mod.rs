@@ -22,6 +22,7 @@ mod route;
 pub mod signals;
 mod storage;
 mod table;
+pub use table::wrap;
 mod workloads;
 
 use std::collections::BTreeMap;

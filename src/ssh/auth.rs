@@ -435,7 +435,7 @@ pub fn certificate_summaries(profile: &Resolved) -> Vec<String> {
     out
 }
 
-fn default_identity_files() -> Vec<PathBuf> {
+pub(crate) fn default_identity_files() -> Vec<PathBuf> {
     let Some(home) = dirs::home_dir() else {
         return Vec::new();
     };
@@ -452,7 +452,7 @@ fn default_identity_files() -> Vec<PathBuf> {
 const MAX_KEY_FILE_SIZE: u64 = 1024 * 1024;
 
 /// Reads an identity file's text, refusing what OpenSSH refuses and naming what is wrong.
-fn read_identity_file(path: &Path) -> Result<String, SshError> {
+pub(crate) fn read_identity_file(path: &Path) -> Result<String, SshError> {
     let bad = |reason: String| SshError::IdentityFile {
         path: path.to_path_buf(),
         reason,

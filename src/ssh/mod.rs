@@ -240,6 +240,12 @@ impl From<russh::Error> for SshError {
     }
 }
 
+/// The profile as a connection to it is made: completed from what `~/.ssh/config` says of its
+/// host (`ssh -G`), so a Host alias names the real host, port and identity.
+pub fn completed(profile: &Resolved) -> Result<Resolved, SshError> {
+    connect::with_openssh_config(profile)
+}
+
 impl Bastion {
     /// Connects and authenticates to the profile's bastion (through its `proxy_jump` host
     /// when it has one), within `connect_timeout`; time spent waiting for an answer at a

@@ -94,6 +94,7 @@ fn bundle_holds_every_section_and_no_planted_secret() {
         "bastion/kubectl-version.txt",
         "bastion/os-release.txt",
         "bastion/openssh-version.txt",
+        "doctor.json",
     ] {
         assert!(all.iter().any(|f| f == wanted), "{wanted} missing: {all:?}");
     }
@@ -104,6 +105,14 @@ fn bundle_holds_every_section_and_no_planted_secret() {
     assert!(
         all.iter().any(|f| f.starts_with("datastores/redis-")),
         "{all:?}"
+    );
+    // The hop-by-hop walk: through this sshd to the sandbox, every hop named.
+    let doctor = read_json(dir.join("doctor.json"));
+    let hops = doctor["hops"].as_array().unwrap();
+    assert!(
+        hops.iter()
+            .any(|h| h["name"] == "authentication" && h["status"] == "ok"),
+        "{doctor}"
     );
     let hermes_log = format!("logs/paragon/{}/hermes.log", hermes[0]);
     assert!(all.contains(&hermes_log), "{all:?}");

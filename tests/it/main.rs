@@ -17,6 +17,7 @@ mod config;
 mod demo;
 mod demo_bastion;
 mod docs;
+mod doctor;
 mod exit;
 mod files;
 mod forward;

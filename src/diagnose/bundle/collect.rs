@@ -1,5 +1,5 @@
 //! The bundle's collectors, one per section: `cluster-resources/`, `logs/`, `helm/`,
-//! `health.json` with `monitoring/`, `datastores/` and `bastion/`. Each returns the errors it
+//! `health.json` with `monitoring/`, `datastores/`, `bastion/` and `doctor.json`. Each returns the errors it
 //! met (none: it is complete) and sends its files to the writer; none keeps what it sent.
 
 use std::collections::BTreeMap;
@@ -41,6 +41,8 @@ pub struct Sources {
     pub health: Target,
     /// The bastion, for `bastion/`; `None` when there is none (`--local`).
     pub bastion: Option<Arc<dyn Capture + Send + Sync>>,
+    /// The profile whose path `doctor.json` walks hop by hop.
+    pub doctor: Option<crate::config::Resolved>,
 }
 
 /// One collector: its name and source for the manifest, and its run.
@@ -105,6 +107,13 @@ pub(super) fn all(s: &Sources, o: &Options) -> Vec<Collector> {
         out.push(collector("redis", hp.to_string(), move |sink| {
             Box::pin(redis(d, hp, pw, sink))
         }));
+    }
+    if let Some(p) = s.doctor.clone() {
+        out.push(collector(
+            "doctor",
+            "this machine and the bastion".into(),
+            move |sink| Box::pin(doctor(p, sink)),
+        ));
     }
     if let Some(b) = &s.bastion {
         let b = b.clone();
@@ -317,6 +326,13 @@ async fn helm(client: kube::Client, sink: Sink) -> Vec<String> {
 
 /// `health.json`, and `monitoring/alerts.json` from its monitoring findings (firing alerts
 /// among them).
+/// `doctor.json`: the hop-by-hop walk. Hops that fail are its findings, not the collector's.
+async fn doctor(profile: crate::config::Resolved, sink: Sink) -> Vec<String> {
+    let d = crate::diagnose::doctor::run(&profile, Default::default()).await;
+    send(&sink, "doctor.json".into(), json(&d)).await;
+    Vec::new()
+}
+
 async fn health(target: Target, timeout: Duration, sink: Sink) -> Vec<String> {
     let options = crate::health::Options {
         // Each check gets a share of the collector's deadline.

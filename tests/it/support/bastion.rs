@@ -202,16 +202,7 @@ impl BastionHome {
 
     /// The client key's fingerprint, as sshd logs it ("SHA256:...").
     pub fn client_fingerprint(&self) -> String {
-        let out = Command::new("ssh-keygen")
-            .arg("-lf")
-            .arg(self.client_key().with_extension("pub"))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .to_owned()
+        super::sshd::fingerprint(&self.client_key().with_extension("pub"))
     }
 
     /// The entrypoint, run as the login user with the image's variables pointed here.

@@ -451,6 +451,20 @@ fn free_port_hint(options: &SshdOptions) -> u16 {
     20000 + (nanos % 20000) as u16
 }
 
+/// A public key file's fingerprint as ssh-keygen and sshd print it ("SHA256:...").
+pub fn fingerprint(pub_file: &Path) -> String {
+    let out = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(pub_file)
+        .output()
+        .expect("run ssh-keygen -lf");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .expect("a fingerprint from ssh-keygen -lf")
+        .to_owned()
+}
+
 /// Runs `ssh-keygen` for a new key of `key_type` at `path` with `passphrase`.
 pub fn keygen(path: &Path, key_type: &str, passphrase: &str) {
     let st = Command::new("ssh-keygen")
