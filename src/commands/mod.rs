@@ -30,7 +30,13 @@ use crate::exit::Error;
 /// Runs the parsed command line; the result is the process's exit status.
 pub async fn run(cli: Cli) -> Result<u8, Error> {
     let g = &cli.globals;
-    crate::prompt::set_progress(!g.quiet && g.output != crate::output::Format::Json);
+    // No waiting line where another program owns the terminal: kubectl (or k9s, Lens) runs
+    // kube-credential with its own stderr.
+    crate::prompt::set_progress(
+        !g.quiet
+            && g.output != crate::output::Format::Json
+            && !matches!(cli.command, Command::KubeCredential),
+    );
     match cli.command {
         Command::Profiles => profiles::run(g),
         Command::Init(a) => init::run(g, &a).await,

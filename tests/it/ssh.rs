@@ -264,7 +264,7 @@ fn silent_server_times_out_with_255() {
 }
 
 #[test]
-fn connecting_is_said_on_a_terminal_and_erased_never_in_a_pipe_or_json() {
+fn connecting_is_said_on_a_terminal_and_erased_never_in_a_pipe_json_or_kube_credential() {
     let home = Home::new();
     // Accepts TCP and never speaks SSH: a bastion that keeps the user waiting.
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -294,6 +294,12 @@ fn connecting_is_said_on_a_terminal_and_erased_never_in_a_pipe_or_json() {
     assert!(!r.stderr.contains(&waiting), "{}", r.stderr);
     let mut cmd = home.paragon();
     cmd.args(["--output", "json", "ssh", "--", "true"]);
+    let (status, text) = Terminal::spawn(&cmd, &[("TERM", "xterm")]).finish_status();
+    assert_eq!(status, 255, "{text}");
+    assert!(!text.contains(&waiting), "{text:?}");
+    // Nor from kube-credential, whose terminal is kubectl's (or k9s's) to draw on.
+    let mut cmd = home.paragon();
+    cmd.args(["kube-credential"]);
     let (status, text) = Terminal::spawn(&cmd, &[("TERM", "xterm")]).finish_status();
     assert_eq!(status, 255, "{text}");
     assert!(!text.contains(&waiting), "{text:?}");
