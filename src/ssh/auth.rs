@@ -183,12 +183,12 @@ pub(super) async fn authenticate(
     target: &str,
     profile: &Resolved,
     prompting: &Arc<watch::Sender<bool>>,
-) -> Result<(), SshError> {
+) -> Result<Option<user_cert::InUse>, SshError> {
     let mut refused = Refused::default();
     if std::env::var_os("SSH_AUTH_SOCK").is_some_and(|s| !s.is_empty())
         && try_agent(handle, user, target, &mut refused).await?
     {
-        return Ok(());
+        return Ok(None);
     }
     for path in identity_files(profile) {
         let key = Arc::new(load_identity(&path, &profile.name, prompting).await?);
@@ -204,7 +204,7 @@ pub(super) async fn authenticate(
             .map_err(|cause| handshake(target, cause))?;
         if result.success() {
             debug!("authenticated with {}", path.display());
-            return Ok(());
+            return Ok(None);
         }
         // Then its certificate, as OpenSSH offers an identity's key and then its certificate.
         let Some((cert_path, cert)) =
@@ -217,13 +217,17 @@ pub(super) async fn authenticate(
             false,
             &cert,
         ));
+        let valid_before = cert.valid_before();
         let result = handle
             .authenticate_openssh_cert(user, key, cert)
             .await
             .map_err(|cause| handshake(target, cause))?;
         if result.success() {
             debug!("authenticated with certificate {}", cert_path.display());
-            return Ok(());
+            return Ok(Some(user_cert::InUse {
+                path: cert_path,
+                valid_before,
+            }));
         }
     }
     Err(SshError::AuthFailed {

@@ -133,6 +133,36 @@ impl crate::exit::ExitStatus for SshError {
     }
 }
 
+impl SshError {
+    /// Whether connecting again cannot help: the bastion's key is no longer trusted (changed,
+    /// or revoked), which only the user can settle. A session that reconnects stops on it.
+    pub fn ends_retrying(&self) -> bool {
+        use host_key::HostKeyError as H;
+        match self {
+            SshError::HostKey(
+                H::Changed { .. } | H::Revoked { .. } | H::CertificateRevoked { .. },
+            ) => true,
+            SshError::HostKey(H::Certificate(c)) => matches!(
+                c.plain,
+                H::Changed { .. } | H::Revoked { .. } | H::CertificateRevoked { .. }
+            ),
+            _ => false,
+        }
+    }
+
+    /// As a reconnecting session's failure: its one line, its status, and whether it ends
+    /// the retries.
+    pub fn into_failure(self) -> crate::reconnect::Failure {
+        use crate::exit::ExitStatus as _;
+        let (fatal, status) = (self.ends_retrying(), self.exit_status());
+        crate::reconnect::Failure {
+            message: crate::exit::Error::from(self).to_string(),
+            status,
+            fatal,
+        }
+    }
+}
+
 /// Whether this process has connected (or tried to) before: see `Bastion::connect`.
 static CONNECTED_BEFORE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -152,6 +182,12 @@ struct Inner {
     /// The `direct-tcpip` channels handed out, counted by their streams.
     channels: Arc<channel::Ledger>,
     open_failures: Arc<OpenFailures>,
+    /// The bastion's host key check, which holds the key it accepted.
+    check: Arc<HostKeyCheck>,
+    /// The jump host's, when there is one.
+    jump_check: Option<Arc<HostKeyCheck>>,
+    /// The certificate file this session authenticated with, if it did with one.
+    certificate: Option<user_cert::InUse>,
 }
 
 /// The servers' own words for refused channel opens. russh returns only the reason code to
@@ -280,12 +316,38 @@ impl Bastion {
     }
 
     /// Whether the server still answers: a keepalive it must reply to, within `within`. A
-    /// session whose connection was just cut may not know it yet; this asks.
+    /// session whose connection was just cut may not know it yet; this asks. Only a reply
+    /// counts: russh's `send_ping` also returns `Ok` when the session ends before the reply
+    /// (its reply channel dropped), which let a capture reuse an answer from a session that
+    /// had just died (the bastion down, and `health` through the agent still gave a report).
+    /// A global request with a reply wanted tells the two apart: OpenSSH answers
+    /// `keepalive@openssh.com` with a failure reply (`RequestDenied`), an ended session
+    /// gives `Disconnect`.
     pub async fn answers(&self, within: std::time::Duration) -> bool {
+        let asked = self
+            .inner
+            .handle
+            .send_global_request("keepalive@openssh.com", &[], true);
         matches!(
-            tokio::time::timeout(within, self.inner.handle.send_ping()).await,
-            Ok(Ok(()))
+            tokio::time::timeout(within, asked).await,
+            Ok(Ok(_) | Err(russh::Error::RequestDenied))
         ) && !self.is_closed()
+    }
+
+    /// The error a new connection would give now because of the bastion's (or the jump
+    /// host's) key, as known_hosts reads now (`HostKeyCheck::recheck`): what ends a session
+    /// kept for long.
+    pub fn recheck_host_key(&self) -> Result<(), SshError> {
+        if let Some(j) = &self.inner.jump_check {
+            j.recheck().map_err(SshError::HostKey)?;
+        }
+        self.inner.check.recheck().map_err(SshError::HostKey)
+    }
+
+    /// The certificate file this session authenticated with (none: a plain key, or a
+    /// certificate held by ssh-agent).
+    pub fn certificate(&self) -> Option<&user_cert::InUse> {
+        self.inner.certificate.as_ref()
     }
 
     /// Resolves when the SSH session has ended.
