@@ -10,12 +10,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::http::{HttpError, Transport};
-use super::route::{Route, Routes};
+use super::route::Routes;
 use super::signals::{self, Empty, SIGNALS, Signal};
 use super::{Area, Check, Finding, Severity, count};
 use crate::config::thresholds::{Direction, Limit};
-use crate::config::{Scheme, Service, Thresholds, Via};
+use crate::config::{Service, Thresholds};
 
 /// The capacity check: every signal's query at once against `prometheus`, when the profile
 /// has one. A Prometheus that cannot be asked at all is one finding naming every signal not
@@ -104,34 +103,7 @@ pub async fn query(
         percent_encoded(promql),
         within.as_secs()
     );
-    let transport = match svc.scheme {
-        Scheme::Http => Transport::Plain,
-        Scheme::Https => Transport::Tls {
-            ca_file: svc.ca_file.as_deref(),
-        },
-    };
-    let via = routes.via(svc.via);
-    let mut answer = None;
-    if via != Via::Api {
-        let a = routes
-            .get(Route::Bastion, &svc.host, svc.port, &path, transport)
-            .await;
-        match a {
-            Err(HttpError::Dial(e)) if via == Via::Auto && routes.api_reaches(&svc.host) => {
-                tracing::debug!("prometheus: {e}; taking the API route");
-            }
-            a => answer = Some((a, Route::Bastion)),
-        }
-    }
-    let (answer, route) = match answer {
-        Some(a) => a,
-        None => (
-            routes
-                .get(Route::Api, &svc.host, svc.port, &path, transport)
-                .await,
-            Route::Api,
-        ),
-    };
+    let (answer, route) = routes.get_service(svc, &path).await;
     let target = crate::dial::target(&svc.host, svc.port);
     let how = routes.describe(route);
     let resp = answer.map_err(|e| {
