@@ -384,6 +384,10 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "DURATION", default_value = "4h",
           value_parser = crate::sandbox::parse_idle_timeout)]
     pub streaming_idle_timeout: std::time::Duration,
+    /// The pods of SERVICE use PERCENT % of their memory limit in the metrics API
+    /// (metrics.k8s.io; repeatable), e.g. hermes=98
+    #[arg(long, value_name = "SERVICE=PERCENT")]
+    pub memory_use: Vec<crate::sandbox::MemoryUse>,
 }
 
 #[derive(Debug, Args)]

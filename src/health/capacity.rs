@@ -10,36 +10,30 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::http::{HttpError, Transport};
-use super::route::{Route, Routes};
-use super::signals::{self, Empty, SIGNALS, Signal};
+use super::metrics;
+use super::route::Routes;
+use super::signals::{self, Empty, SIGNALS, Series, Signal};
 use super::{Area, Check, Finding, Severity, count};
 use crate::config::thresholds::{Direction, Limit};
-use crate::config::{Scheme, Service, Thresholds, Via};
+use crate::config::{Service, Thresholds};
 
 /// The capacity check: every signal's query at once against `prometheus`, when the profile
-/// has one. A Prometheus that cannot be asked at all is one finding naming every signal not
-/// checked (the monitoring check already says why it is down); a signal whose own query
-/// fails is its own finding.
+/// has one. Without a Prometheus that answers, CPU and memory come from the metrics API
+/// (`metrics`) when `kube` has one, and the other signals are one finding naming them not
+/// checked and why (the monitoring check already says why Prometheus is down); a signal
+/// whose own query fails is its own finding.
 pub fn check(
     routes: &Routes,
     prometheus: Option<&Service>,
+    kube: Option<kube::Client>,
     thresholds: &Thresholds,
     timeout: Duration,
 ) -> Check {
     let (routes, svc, thresholds) = (routes.clone(), prometheus.cloned(), thresholds.clone());
     Check::new("capacity", Area::Capacity, "prometheus", async move {
-        let keys = || SIGNALS.iter().map(|s| s.key).collect::<Vec<_>>().join(", ");
         let Some(svc) = svc else {
-            let mut f = Finding::warn(
-                "capacity",
-                format!(
-                    "not checked ({}): no Prometheus to ask (a profile names one: the built-in prometheus service)",
-                    keys()
-                ),
-            );
-            f.checked = false;
-            return Ok(vec![f]);
+            let why = "no Prometheus to ask (a profile names one: the built-in prometheus service)";
+            return Ok(without_prometheus(kube, &thresholds, why).await);
         };
         let asked = futures::future::join_all(
             SIGNALS
@@ -51,9 +45,7 @@ pub fn check(
             .iter()
             .all(|a| matches!(a, Err(Unanswered::Prometheus(_))));
         if let (true, Some(Err(Unanswered::Prometheus(why)))) = (unreachable, asked.first()) {
-            let mut f = Finding::warn("capacity", format!("not checked ({}): {why}", keys()));
-            f.checked = false;
-            return Ok(vec![f]);
+            return Ok(without_prometheus(kube, &thresholds, why).await);
         }
         let mut out = Vec::new();
         for (signal, answer) in SIGNALS.iter().zip(asked) {
@@ -72,6 +64,64 @@ pub fn check(
     })
 }
 
+/// The findings when no Prometheus answers (`why`): CPU and memory from the metrics API when
+/// the cluster serves one, and one finding naming every signal not checked.
+async fn without_prometheus(
+    kube: Option<kube::Client>,
+    thresholds: &Thresholds,
+    why: &str,
+) -> Vec<Finding> {
+    let not_checked = |keys: Vec<&str>, why: String| {
+        let mut f = Finding::warn(
+            "capacity",
+            format!("not checked ({}): {why}", keys.join(", ")),
+        );
+        f.checked = false;
+        f
+    };
+    let all = SIGNALS.iter().map(|s| s.key);
+    let Some(client) = kube else {
+        return vec![not_checked(all.collect(), why.to_string())];
+    };
+    let usage = match metrics::usage(client).await {
+        Ok(u) => u,
+        Err(e) => return vec![not_checked(all.collect(), format!("{why}; {e}"))],
+    };
+    let mut out = Vec::new();
+    for signal in SIGNALS.iter().filter(|s| metrics::KEYS.contains(&s.key)) {
+        let series = usage.of(signal.key);
+        let mut found = if !series.is_empty() {
+            judge(signal, thresholds.get(signal.key), series)
+        } else if signal.key == "cpu" && usage.unlimited_cpu > 0 {
+            // Paragon's chart sets memory limits only: no CPU limit is nothing to judge by.
+            vec![Finding::ok(
+                signal.key,
+                "cpu: no container in the installation has a CPU limit to measure against",
+            )]
+        } else {
+            let mut f = Finding::warn(
+                signal.key,
+                format!(
+                    "{}: not checked: the metrics API reported nothing for it",
+                    signal.key
+                ),
+            );
+            f.checked = false;
+            vec![f]
+        };
+        for f in &mut found {
+            f.message = format!("{}; from the metrics API (metrics.k8s.io)", f.message);
+        }
+        out.extend(found);
+    }
+    let others = all.filter(|k| !metrics::KEYS.contains(k)).collect();
+    out.push(not_checked(
+        others,
+        format!("{why}; CPU and memory came from the metrics API"),
+    ));
+    out
+}
+
 /// Why a query has no answer.
 #[derive(Debug, Clone)]
 pub enum Unanswered {
@@ -79,13 +129,6 @@ pub enum Unanswered {
     Prometheus(String),
     /// Prometheus refused this query (a bad expression, its own timeout).
     Query(String),
-}
-
-/// A series' subject labels and value.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Series {
-    pub labels: serde_json::Map<String, Value>,
-    pub value: f64,
 }
 
 /// Runs `promql` as an instant query: bastion first, then the API route as `via` allows.
@@ -104,34 +147,7 @@ pub async fn query(
         percent_encoded(promql),
         within.as_secs()
     );
-    let transport = match svc.scheme {
-        Scheme::Http => Transport::Plain,
-        Scheme::Https => Transport::Tls {
-            ca_file: svc.ca_file.as_deref(),
-        },
-    };
-    let via = routes.via(svc.via);
-    let mut answer = None;
-    if via != Via::Api {
-        let a = routes
-            .get(Route::Bastion, &svc.host, svc.port, &path, transport)
-            .await;
-        match a {
-            Err(HttpError::Dial(e)) if via == Via::Auto && routes.api_reaches(&svc.host) => {
-                tracing::debug!("prometheus: {e}; taking the API route");
-            }
-            a => answer = Some((a, Route::Bastion)),
-        }
-    }
-    let (answer, route) = match answer {
-        Some(a) => a,
-        None => (
-            routes
-                .get(Route::Api, &svc.host, svc.port, &path, transport)
-                .await,
-            Route::Api,
-        ),
-    };
+    let (answer, route) = routes.get_service(svc, &path).await;
     let target = crate::dial::target(&svc.host, svc.port);
     let how = routes.describe(route);
     let resp = answer.map_err(|e| {

@@ -14,6 +14,7 @@ mod datastores;
 mod events;
 mod helm;
 mod http;
+mod metrics;
 mod monitoring;
 mod nodes;
 mod pods;
@@ -429,7 +430,13 @@ fn network_checks(t: &Target, timeout: Duration) -> Vec<Check> {
         }
     }
     let prometheus = t.services.get("prometheus");
-    checks.push(capacity::check(&routes, prometheus, &t.thresholds, timeout));
+    checks.push(capacity::check(
+        &routes,
+        prometheus,
+        t.kube.clone().ok(),
+        &t.thresholds,
+        timeout,
+    ));
     checks
 }
 

@@ -15,9 +15,9 @@ use kube::api::Api;
 use serde_json::Value;
 
 use super::http::{self, HttpError};
-use super::route::{Route, Routes};
+use super::route::{Bastion, Route, Routes, transport};
 use super::{Area, Check, CheckResult, Finding, one_line};
-use crate::config::{Probe, Scheme, Service, Via};
+use crate::config::{Probe, Service};
 use crate::dial::DialError;
 use crate::kube::NAMESPACE;
 
@@ -87,34 +87,24 @@ async fn probe(
     subject: String,
     is_default: bool,
 ) -> CheckResult {
-    let via = routes.via(svc.via);
     let origin = if is_default {
         Origin::Default
     } else {
         Origin::Configured
     };
     let path = kind.path();
-    let mut bastion_failed = None;
-    if via != Via::Api {
-        let answer = routes
-            .get(Route::Bastion, &svc.host, svc.port, path, transport(&svc))
-            .await;
-        match answer {
-            Err(HttpError::Dial(e)) if via == Via::Auto && routes.api_reaches(&svc.host) => {
-                tracing::debug!("{}: {e}; taking the API route", svc.name);
-                bastion_failed = Some(e);
-            }
-            answer => {
-                let probed = Probed {
-                    answer,
-                    route: Route::Bastion,
-                    origin,
-                    bastion_failed,
-                };
-                return Ok(judge(kind, &svc, &subject, probed, &routes));
-            }
+    let bastion_failed = match routes.ask_bastion(&svc, path).await {
+        Bastion::Answered(answer) => {
+            let probed = Probed {
+                answer,
+                route: Route::Bastion,
+                origin,
+                bastion_failed: None,
+            };
+            return Ok(judge(kind, &svc, &subject, probed, &routes));
         }
-    }
+        Bastion::TakeApi(why) => why,
+    };
     // The API route. A built-in default names the Service by the cluster's DNS: the API says
     // whether it exists and on which port.
     let mut port = svc.port;
@@ -189,17 +179,6 @@ fn judge(kind: Probe, svc: &Service, subject: &str, p: Probed, routes: &Routes) 
         f.route = Some(p.route);
     }
     found
-}
-
-/// How a dialed service is spoken to: an `https` one over TLS, verified for its host name
-/// against its `ca_file`, else the system's roots.
-fn transport(svc: &Service) -> http::Transport<'_> {
-    match svc.scheme {
-        Scheme::Http => http::Transport::Plain,
-        Scheme::Https => http::Transport::Tls {
-            ca_file: svc.ca_file.as_deref(),
-        },
-    }
 }
 
 /// The port of Service `name` in the installation's namespace, `None` if there is no such

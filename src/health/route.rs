@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use super::http::{self, HttpError, Response, Transport};
-use crate::config::Via;
-use crate::dial::Dialer;
+use crate::config::{Scheme, Service, Via};
+use crate::dial::{DialError, Dialer};
 use crate::kube::portforward::service_of;
 
 pub use crate::kube::portforward::Route;
@@ -65,6 +65,43 @@ impl Routes {
         http::get(dialer.as_ref(), host, port, path, transport).await
     }
 
+    /// `GET path` on `svc` from the bastion, unless `via` says the API. `Bastion::Answered`:
+    /// the bastion's answer is the answer (an HTTP error included); `Bastion::TakeApi`: take
+    /// the API route, with why the bastion could not connect when `auto` fell back.
+    pub async fn ask_bastion(&self, svc: &Service, path: &str) -> Bastion {
+        let via = self.via(svc.via);
+        if via == Via::Api {
+            return Bastion::TakeApi(None);
+        }
+        let answer = self
+            .get(Route::Bastion, &svc.host, svc.port, path, transport(svc))
+            .await;
+        match answer {
+            Err(HttpError::Dial(e)) if via == Via::Auto && self.api_reaches(&svc.host) => {
+                tracing::debug!("{}: {e}; taking the API route", svc.name);
+                Bastion::TakeApi(Some(e))
+            }
+            answer => Bastion::Answered(answer),
+        }
+    }
+
+    /// `GET path` on `svc` by the rule (`ask_bastion`, then the API route at its port), and
+    /// the route that answered.
+    pub async fn get_service(
+        &self,
+        svc: &Service,
+        path: &str,
+    ) -> (Result<Response, HttpError>, Route) {
+        match self.ask_bastion(svc, path).await {
+            Bastion::Answered(answer) => (answer, Route::Bastion),
+            Bastion::TakeApi(_) => (
+                self.get(Route::Api, &svc.host, svc.port, path, transport(svc))
+                    .await,
+                Route::Api,
+            ),
+        }
+    }
+
     /// How a finding names its route: `dialed from bastion b:22`, `dialed from this
     /// machine`, `through the Kubernetes API (pods/portforward)`.
     pub fn describe(&self, route: Route) -> String {
@@ -72,6 +109,24 @@ impl Routes {
             Route::Bastion => format!("dialed from {}", self.bastion.describe()),
             Route::Api => "through the Kubernetes API (pods/portforward)".to_string(),
         }
+    }
+}
+
+/// What the bastion route made of a request.
+pub enum Bastion {
+    Answered(Result<Response, HttpError>),
+    /// The API route is the one to take; `Some`: the bastion could not connect (`auto`).
+    TakeApi(Option<DialError>),
+}
+
+/// How a dialed service is spoken to: an `https` one over TLS, verified for its host name
+/// against its `ca_file`, else the system's roots.
+pub fn transport(svc: &Service) -> Transport<'_> {
+    match svc.scheme {
+        Scheme::Http => Transport::Plain,
+        Scheme::Https => Transport::Tls {
+            ca_file: svc.ca_file.as_deref(),
+        },
     }
 }
 

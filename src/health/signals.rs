@@ -205,6 +205,13 @@ pub const SIGNALS: &[Signal] = &[
         ("service", "service"), "requests answered 5xx by the ingress", "ingress-nginx's controller metrics", Empty::NotChecked),
 ];
 
+/// One series of a signal: its subject's labels and its value in the unit of its levels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub labels: serde_json::Map<String, serde_json::Value>,
+    pub value: f64,
+}
+
 /// The label values that name a series' subject: `hermes`, `10.0.0.5:9100 /var`.
 pub fn subject_of(signal: &Signal, labels: &serde_json::Map<String, serde_json::Value>) -> String {
     let get = |k: &str| labels.get(k).and_then(|v| v.as_str()).unwrap_or("");

@@ -14,6 +14,7 @@ mod bastion;
 mod bastion_image;
 mod bundle;
 mod capacity;
+mod capacity_metrics;
 mod config;
 mod demo;
 mod demo_bastion;

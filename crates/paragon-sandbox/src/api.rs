@@ -33,6 +33,8 @@ pub(crate) struct Api {
     pub streaming_idle_timeout: std::time::Duration,
     /// The `log-secrets` fault: pod logs carry the planted secrets.
     pub log_secrets: bool,
+    /// Services whose pods report a share of their memory limit in `metrics.k8s.io`.
+    pub memory_use: Vec<super::metrics::MemoryUse>,
 }
 
 impl Api {

@@ -51,6 +51,15 @@ pub(super) fn group_list() -> serde_json::Value {
             })
         })
         .collect();
+    let mut groups = groups;
+    // The aggregated metrics API (metrics-server) and the group that registers it.
+    for mut g in [super::metrics::group(), super::metrics::aggregator_group()] {
+        if let Some(o) = g.as_object_mut() {
+            o.remove("kind");
+            o.remove("apiVersion");
+        }
+        groups.push(g);
+    }
     serde_json::json!({ "kind": "APIGroupList", "apiVersion": "v1", "groups": groups })
 }
 

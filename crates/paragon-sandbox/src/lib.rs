@@ -16,6 +16,8 @@
 //! pods, which are small real HTTP servers on loopback (`backends`). A port-forward that
 //! carries nothing for `streaming_idle_timeout` (the kubelet's default, 4 h) is closed, as the
 //! kubelet closes it. The real `kubectl` works against it, `kubectl port-forward` included.
+//! The resource metrics API (`metrics.k8s.io/v1beta1` and its APIService, `metrics`) serves
+//! usage derived from the pods, so `kubectl top` works too.
 //!
 //! This crate knows nothing of paragon-admin itself: no command line, no config, no dialer,
 //! no output and no exit statuses; the product maps its errors and writes its kubeconfig.
@@ -87,6 +89,7 @@ mod follow;
 mod generate;
 pub mod listen;
 mod logs;
+mod metrics;
 mod negotiate;
 pub mod planted;
 mod portforward;
@@ -135,6 +138,9 @@ pub struct SandboxOptions {
     /// A port-forward that carries nothing, either way, for this long is closed, as the
     /// kubelet closes it after its `streamingConnectionIdleTimeout`.
     pub streaming_idle_timeout: std::time::Duration,
+    /// Services whose pods report, in `metrics.k8s.io`, this share of their memory limit
+    /// (the others use 30 to 60 %).
+    pub memory_use: Vec<MemoryUse>,
 }
 
 /// The kubelet's default `streamingConnectionIdleTimeout`.
@@ -160,11 +166,13 @@ impl Default for SandboxOptions {
             seed: 1,
             faults: Vec::new(),
             streaming_idle_timeout: STREAMING_IDLE_TIMEOUT,
+            memory_use: Vec::new(),
         }
     }
 }
 
 pub use fault::{Fault, FaultError, Forbidden};
+pub use metrics::MemoryUse;
 
 /// Why the sandbox cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -275,6 +283,7 @@ impl Sandbox {
             faults: api_faults::ApiFaults::new(&opts.faults),
             streaming_idle_timeout: opts.streaming_idle_timeout,
             log_secrets: opts.faults.contains(&Fault::LogSecrets),
+            memory_use: opts.memory_use.clone(),
         };
         let task = tokio::spawn(server::serve(
             listener,

@@ -197,6 +197,11 @@ impl Api {
             })),
             ["api", "v1"] => json(&resource_list("")),
             ["apis"] => json(&group_list()),
+            [
+                "apis",
+                super::metrics::GROUP | super::metrics::AGGREGATOR,
+                ..,
+            ] => self.metrics(req, &segs[1..]),
             ["apis", group] => match group_of(group) {
                 Some(g) => json(&g),
                 None => not_found_path(),
@@ -205,6 +210,58 @@ impl Api {
             ["api", "v1", rest @ ..] => self.resource(req, "", rest),
             ["apis", group, "v1", rest @ ..] => self.resource(req, group, rest),
             _ => not_found_path(),
+        }
+    }
+
+    /// `metrics.k8s.io/v1beta1` and the APIService that registers it (`metrics`); `path` is
+    /// what follows `/apis/`.
+    fn metrics(&self, req: &Request<Incoming>, path: &[&str]) -> Reply {
+        use super::metrics::{self, AGGREGATOR, API_SERVICE, Asked, GROUP, MetricsError, VERSION};
+        let now = jiff::Timestamp::now();
+        let registered = now - jiff::SignedDuration::from_hours(100 * 24);
+        let asked = match path {
+            [GROUP] => return json(&metrics::group()),
+            [GROUP, VERSION] => return json(&metrics::resources()),
+            [AGGREGATOR] => return json(&metrics::aggregator_group()),
+            [AGGREGATOR, "v1"] => return json(&metrics::aggregator_resources()),
+            [AGGREGATOR, "v1", "apiservices"] => {
+                return json(&serde_json::json!({
+                    "kind": "APIServiceList",
+                    "apiVersion": format!("{AGGREGATOR}/v1"),
+                    "metadata": { "resourceVersion": self.world().resource_version.to_string() },
+                    "items": [metrics::api_service(registered)],
+                }));
+            }
+            [AGGREGATOR, "v1", "apiservices", API_SERVICE] => {
+                return json(&metrics::api_service(registered));
+            }
+            [AGGREGATOR, "v1", "apiservices", name] => {
+                return status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("apiservices.{AGGREGATOR} \"{name}\" not found"),
+                    Some(("apiservices", name)),
+                );
+            }
+            [GROUP, VERSION, rest @ ..] => Asked::of(rest),
+            _ => None,
+        };
+        let Some(asked) = asked else {
+            return not_found_path();
+        };
+        let query = Query::of(req.uri());
+        let selector = query.get("labelSelector");
+        match metrics::answer(&self.world(), &self.memory_use, asked, selector, now) {
+            Ok(v) => json(&v),
+            Err(MetricsError::NotFound(kind, name)) => status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                &format!("{kind}.{GROUP} \"{name}\" not found"),
+                Some((kind, &name)),
+            ),
+            Err(MetricsError::BadSelector(why)) => {
+                status(StatusCode::BAD_REQUEST, "BadRequest", &why, None)
+            }
         }
     }
 
