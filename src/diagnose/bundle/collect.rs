@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use super::{File, Options, Sink};
 use crate::config::HostPort;
 use crate::dial::Dialer;
-use crate::health::{Area, Target};
+use crate::health::{Area, Target, datastores};
 use crate::kube::list::{each_metadata_page, each_page};
 use crate::kube::source::Capture;
 
@@ -353,25 +353,18 @@ async fn postgres(
     password: Option<crate::secrets::Secret>,
     sink: Sink,
 ) -> Vec<String> {
-    let stream = match dialer.connect(&hp.host, hp.port).await {
+    let session = match datastores::open_postgres(
+        dialer.as_ref(),
+        &hp,
+        password.as_ref(),
+        "paragon-admin bundle",
+    )
+    .await
+    {
         Ok(s) => s,
         Err(e) => return vec![format!("{hp}: {e}")],
     };
-    let mut config = tokio_postgres::Config::new();
-    config
-        .user("postgres")
-        .dbname("postgres")
-        .application_name("paragon-admin bundle")
-        .connect_timeout(REQUEST)
-        .ssl_mode(tokio_postgres::config::SslMode::Disable);
-    if let Some(p) = &password {
-        config.password(p.expose().as_bytes());
-    }
-    let (client, connection) = match config.connect_raw(stream, tokio_postgres::NoTls).await {
-        Ok(c) => c,
-        Err(e) => return vec![format!("{hp}: {e}")],
-    };
-    let driver = tokio::spawn(connection);
+    let client = &session.client;
     let query = async {
         let version = client.query_one("SHOW server_version", &[]).await?;
         let max = client.query_one("SHOW max_connections", &[]).await?;
@@ -397,7 +390,7 @@ async fn postgres(
         }))
     };
     let r = query.await;
-    driver.abort();
+    drop(session);
     match r {
         Ok(v) => {
             send(
@@ -429,35 +422,23 @@ async fn redis(
     password: Option<crate::secrets::Secret>,
     sink: Sink,
 ) -> Vec<String> {
-    let stream = match dialer.connect(&hp.host, hp.port).await {
+    let mut session = match datastores::open_redis(dialer.as_ref(), &hp, password.as_ref()).await {
         Ok(s) => s,
         Err(e) => return vec![format!("{hp}: {e}")],
     };
-    let info = redis::RedisConnectionInfo::default();
-    let (mut con, driver) = match redis::aio::MultiplexedConnection::new(&info, stream).await {
-        Ok(c) => c,
-        Err(e) => return vec![format!("{hp}: {e}")],
-    };
-    let driver = tokio::spawn(driver);
     let r = async {
-        if let Some(p) = &password {
-            redis::cmd("AUTH")
-                .arg(p.expose())
-                .query_async::<()>(&mut con)
-                .await?;
-        }
         let mut text = String::new();
         for section in REDIS_SECTIONS {
             let part: String = redis::cmd("INFO")
                 .arg(section)
-                .query_async(&mut con)
+                .query_async(&mut session.con)
                 .await?;
             text.push_str(&part);
         }
         Ok::<_, redis::RedisError>(text)
     }
     .await;
-    driver.abort();
+    drop(session);
     match r {
         Ok(text) => {
             let path = format!("datastores/redis-{}.txt", file_name(&hp));
