@@ -2,7 +2,7 @@
 //! `health.json` with `monitoring/`, `datastores/` and `bastion/`. Each returns the errors it
 //! met (none: it is complete) and sends its files to the writer; none keeps what it sent.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,11 +18,11 @@ use kube::api::{Api, ListParams, LogParams};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{File, Options, Sink};
+use super::{Entry, File, Options, Sink};
 use crate::config::HostPort;
 use crate::dial::Dialer;
 use crate::health::{Area, Target, datastores};
-use crate::kube::list::{each_metadata_page, each_page};
+use crate::kube::list::{each_metadata_page, each_page, each_page_then};
 use crate::kube::source::Capture;
 
 /// Each container's log is capped at this many lines and bytes, as troubleshoot caps them.
@@ -116,8 +116,12 @@ pub(super) fn all(s: &Sources, o: &Options) -> Vec<Collector> {
 }
 
 async fn send(sink: &Sink, path: String, data: Vec<u8>) {
+    send_entry(sink, Entry::File(File { path, data })).await;
+}
+
+async fn send_entry(sink: &Sink, entry: Entry) {
     // The writer only goes away when the bundle failed to write: nothing left to do.
-    let _ = sink.send(File { path, data }).await;
+    let _ = sink.send(entry).await;
 }
 
 fn json<T: Serialize + ?Sized>(v: &T) -> Vec<u8> {
@@ -129,37 +133,71 @@ fn not_served(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
-/// Lists every `K` in all namespaces, shaped by `keep`, grouped by namespace, and sends
-/// `cluster-resources/<dir>/<namespace>.json` for each.
-async fn namespaced<K, F>(client: &kube::Client, dir: &str, sink: &Sink, keep: F) -> Option<String>
+/// Lists every `K` in all namespaces, shaped by `keep`, and streams each object as it comes
+/// into the JSON array at `path(object)` (`cluster-resources/<dir>/<namespace>.json`), one
+/// page at a time: memory holds one page, never the list.
+async fn stream_list<K, P, F>(
+    client: &kube::Client,
+    sink: &Sink,
+    path: P,
+    keep: F,
+) -> Result<(), kube::Error>
 where
-    K: kube::Resource + Clone + DeserializeOwned + Debug + Serialize,
+    K: kube::Resource + Clone + DeserializeOwned + Debug,
     <K as kube::Resource>::DynamicType: Default,
+    P: Fn(&K) -> String,
     F: Fn(K) -> serde_json::Value,
 {
-    let mut by_ns: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+    let mut started: BTreeSet<String> = BTreeSet::new();
     let api: Api<K> = Api::all(client.clone());
-    let r = each_page(&api, ListParams::default(), |page| {
+    let r = each_page_then(&api, ListParams::default(), |page| {
+        // One part per file this page touches, each object after a comma but the file's first.
+        let mut parts: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         for o in page {
-            let ns = o.meta().namespace.clone().unwrap_or_default();
-            by_ns.entry(ns).or_default().push(keep(o));
+            let path = path(&o);
+            let part = parts.entry(path.clone()).or_default();
+            part.extend_from_slice(if started.insert(path) { b"[\n" } else { b",\n" });
+            part.extend(json(&keep(o)));
+        }
+        let sink = sink.clone();
+        async move {
+            for (path, data) in parts {
+                send_entry(&sink, Entry::Part(File { path, data })).await;
+            }
         }
     })
     .await;
-    match r {
-        Ok(()) => {}
-        Err(e) if not_served(&e) => return None,
-        Err(e) => return Some(format!("{dir}: {}", crate::kube::one_line(&e))),
-    }
-    for (ns, items) in by_ns {
-        send(
+    for path in started {
+        send_entry(
             sink,
-            format!("cluster-resources/{dir}/{ns}.json"),
-            json(&items),
+            Entry::Part(File {
+                path: path.clone(),
+                data: b"\n]\n".to_vec(),
+            }),
         )
         .await;
+        send_entry(sink, Entry::End(path)).await;
     }
-    None
+    r
+}
+
+/// `cluster-resources/<dir>/<namespace>.json` for every `K`; the error, if any, for the
+/// manifest.
+async fn namespaced<K, F>(client: &kube::Client, dir: &str, sink: &Sink, keep: F) -> Option<String>
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug,
+    <K as kube::Resource>::DynamicType: Default,
+    F: Fn(K) -> serde_json::Value,
+{
+    let path = |o: &K| {
+        let ns = o.meta().namespace.as_deref().unwrap_or_default();
+        format!("cluster-resources/{dir}/{ns}.json")
+    };
+    match stream_list(client, sink, path, keep).await {
+        Ok(()) => None,
+        Err(e) if not_served(&e) => None,
+        Err(e) => Some(format!("{dir}: {}", crate::kube::one_line(&e))),
+    }
 }
 
 fn whole<K: Serialize>(o: K) -> serde_json::Value {
@@ -195,15 +233,9 @@ async fn cluster_resources(client: kube::Client, sink: Sink) -> Vec<String> {
         .await,
     ];
     let mut errors: Vec<String> = results.into_iter().flatten().collect();
-    let mut nodes = Vec::new();
-    let api: Api<Node> = Api::all(client.clone());
-    match each_page(&api, ListParams::default(), |page| {
-        nodes.extend(page.into_iter().map(whole))
-    })
-    .await
-    {
-        Ok(()) => send(&sink, "cluster-resources/nodes.json".into(), json(&nodes)).await,
-        Err(e) => errors.push(format!("nodes: {}", crate::kube::one_line(&e))),
+    let nodes = |_: &Node| "cluster-resources/nodes.json".to_string();
+    if let Err(e) = stream_list(c, s, nodes, whole).await {
+        errors.push(format!("nodes: {}", crate::kube::one_line(&e)));
     }
     errors
 }
