@@ -1,8 +1,9 @@
 //! `paragon-admin bundle` through the kept connection to a real OpenSSH sshd, against the
 //! sandbox with planted secrets in its pods' logs, a real PostgreSQL and a real Redis: the
 //! archive extracts with `tar`, holds every section, no planted secret is anywhere in it, and
-//! `redactions.json` counts them; a datastore that accepts and never speaks still gives a
-//! bundle within the timeout, that collector listed as timed out.
+//! `redactions.json` counts them; MinIO's health probes through the bastion (a Python HTTP
+//! server answers them: no MinIO binary is available here); a datastore and a MinIO that accept and never speak
+//! still give a bundle within the timeout, those collectors listed as timed out.
 
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt as _;
@@ -15,6 +16,7 @@ use serde_json::Value;
 
 use crate::logs::Scene;
 use crate::support::datastores::{Postgres, Redis};
+use crate::support::monitoring::{Monitoring, QUIET_ALERTS};
 
 /// Extracts `bundle` with the system's tar into a new folder beside it.
 fn extract(bundle: &Path) -> PathBuf {
@@ -53,6 +55,29 @@ fn files(dir: &Path) -> Vec<String> {
     out
 }
 
+/// The files under `dir` that hold `value`, as grep finds them.
+fn grep(dir: &Path, value: &str) -> String {
+    let out = Command::new("grep")
+        .args(["-rlF", value])
+        .arg(dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// No planted secret anywhere under `dir`.
+fn assert_no_planted_secret(dir: &Path) {
+    for p in PLANTED {
+        let found = grep(dir, p.value);
+        assert!(
+            found.is_empty(),
+            "{} ({}) leaked into {found}",
+            p.value,
+            p.kind
+        );
+    }
+}
+
 fn read_json(path: PathBuf) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -62,12 +87,14 @@ fn read_json(path: PathBuf) -> Value {
 fn bundle_holds_every_section_and_no_planted_secret() {
     let pg = Postgres::start();
     let redis = Redis::start();
+    let minio = Monitoring::start(QUIET_ALERTS);
     let s = Scene::new(
         &["--fault", "log-secrets"],
         &format!(
-            "[profiles.test.datastores]\npostgres = [\"{}\"]\nredis = [\"{}\"]",
+            "[profiles.test.datastores]\npostgres = [\"{}\"]\nredis = [\"{}\"]\ns3 = [\"http://127.0.0.1:{}\"]",
             pg.target(),
-            redis.target()
+            redis.target(),
+            minio.port
         ),
     );
     let hermes = s.pods("hermes");
@@ -113,19 +140,30 @@ fn bundle_holds_every_section_and_no_planted_secret() {
     assert!(text.contains("***HIDDEN***"), "{text}");
 
     // No planted value anywhere in the extracted tree (grep, as a reviewer would).
-    for p in PLANTED {
-        let out = Command::new("grep")
-            .args(["-rlF", p.value])
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.stdout.is_empty(),
-            "{} ({}) leaked into {}",
-            p.value,
-            p.kind,
-            String::from_utf8_lossy(&out.stdout)
-        );
+    assert_no_planted_secret(&dir);
+    // The cluster lists, streamed page by page, are whole JSON arrays.
+    let pods = read_json(dir.join("cluster-resources/pods/paragon.json"));
+    assert!(
+        pods.as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["metadata"]["name"] == hermes[0].as_str()),
+        "{pods}"
+    );
+    assert!(read_json(dir.join("cluster-resources/nodes.json")).is_array());
+    // MinIO's health through the bastion: each probe's status and latency.
+    let minio_file = format!("datastores/minio-127.0.0.1_{}.json", minio.port);
+    let mv = read_json(dir.join(&minio_file));
+    let probes = mv["probes"].as_array().unwrap();
+    let paths: Vec<&str> = probes.iter().map(|p| p["path"].as_str().unwrap()).collect();
+    assert_eq!(
+        paths,
+        ["/minio/health/live", "/minio/health/cluster"],
+        "{mv}"
+    );
+    for p in probes {
+        assert_eq!(p["status"], 200, "{mv}");
+        assert!(p["elapsed_ms"].is_u64(), "{mv}");
     }
     // The log really carried them: the sandbox serves them through kubectl.
     let raw = s.sandbox.kubectl_ok(&["logs", "-n", "paragon", &hermes[0]]);
@@ -156,6 +194,7 @@ fn bundle_holds_every_section_and_no_planted_secret() {
         "health",
         "postgres",
         "redis",
+        "minio",
         "bastion",
     ] {
         assert!(names.contains(&n), "{names:?}");
@@ -216,9 +255,10 @@ fn a_datastore_that_never_answers_still_gives_a_bundle_within_the_timeout() {
             kept.len()
         })
     };
+    // It stands for a MinIO that hangs too: no MinIO binary is available here.
     let s = Scene::new(
         &[],
-        &format!("[profiles.test.datastores]\npostgres = [\"{addr}\"]"),
+        &format!("[profiles.test.datastores]\npostgres = [\"{addr}\"]\ns3 = [\"http://{addr}\"]"),
     );
     let bundle = s.kept.home.path().join("slow.tar.gz");
     let started = Instant::now();
@@ -243,12 +283,24 @@ fn a_datastore_that_never_answers_still_gives_a_bundle_within_the_timeout() {
         .clone();
     assert_eq!(pg["outcome"], "timed-out", "{m}");
     assert_eq!(pg["source"], addr.to_string());
+    let minio = m["collectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "minio")
+        .unwrap()
+        .clone();
+    assert_eq!(minio["outcome"], "timed-out", "{m}");
+    assert_eq!(minio["source"], format!("http://{addr}"));
     // The rest was collected.
     assert!(files(&dir).iter().any(|f| f.starts_with("logs/paragon/")));
     assert!(r.stdout.contains("timed out"), "{}", r.stdout);
     drop(s);
     done.store(true, std::sync::atomic::Ordering::Relaxed);
-    assert!(held.join().unwrap() >= 1, "the datastore was never dialed");
+    assert!(
+        held.join().unwrap() >= 2,
+        "the datastore and MinIO were not both dialed"
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{Entry, File, Options, Sink};
-use crate::config::HostPort;
+use crate::config::{HostPort, HttpUrl};
 use crate::dial::Dialer;
 use crate::health::{Area, Target, datastores};
 use crate::kube::list::{each_metadata_page, each_page, each_page_then};
@@ -104,6 +105,18 @@ pub(super) fn all(s: &Sources, o: &Options) -> Vec<Collector> {
         );
         out.push(collector("redis", hp.to_string(), move |sink| {
             Box::pin(redis(d, hp, pw, sink))
+        }));
+    }
+    for url in &s.health.datastores.s3 {
+        let (d, url) = (s.health.dialer.clone(), url.clone());
+        let ca = s
+            .health
+            .datastores
+            .ca_file
+            .as_ref()
+            .map(|c| c.get_ref().clone());
+        out.push(collector("minio", url.to_string(), move |sink| {
+            Box::pin(minio(d, url, ca, sink))
         }));
     }
     if let Some(b) = &s.bastion {
@@ -479,6 +492,45 @@ async fn redis(
         }
         Err(e) => vec![format!("{hp}: {e}")],
     }
+}
+
+/// MinIO's health endpoints: liveness, and whether the cluster has its write quorum.
+const MINIO_PROBES: [&str; 2] = ["/minio/health/live", "/minio/health/cluster"];
+
+/// Each MinIO health endpoint's HTTP status and latency (`datastores/minio-HOST_PORT.json`);
+/// an endpoint that did not answer is an error (and its line has no status).
+async fn minio(
+    dialer: Arc<dyn Dialer>,
+    url: HttpUrl,
+    ca_file: Option<PathBuf>,
+    sink: Sink,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    let mut probes = Vec::new();
+    for path in MINIO_PROBES {
+        let begun = std::time::Instant::now();
+        let answer = datastores::s3_get(dialer.as_ref(), &url, ca_file.as_deref(), path).await;
+        let elapsed_ms = begun.elapsed().as_millis();
+        probes.push(match answer {
+            Ok(r) => serde_json::json!({ "path": path, "status": r.status, "elapsed_ms": elapsed_ms }),
+            Err(e) => {
+                errors.push(format!("{path}: {e}"));
+                serde_json::json!({ "path": path, "error": e.to_string(), "elapsed_ms": elapsed_ms })
+            }
+        });
+    }
+    let v = serde_json::json!({ "url": url.to_string(), "probes": probes });
+    let hp = HostPort {
+        host: url.host.clone(),
+        port: url.port,
+    };
+    send(
+        &sink,
+        format!("datastores/minio-{}.json", file_name(&hp)),
+        json(&v),
+    )
+    .await;
+    errors
 }
 
 /// What the bastion runs: the tools' versions, its OS and its OpenSSH.
