@@ -1,8 +1,9 @@
 //! `paragon-admin bundle` through the kept connection to a real OpenSSH sshd, against the
 //! sandbox with planted secrets in its pods' logs, a real PostgreSQL and a real Redis: the
 //! archive extracts with `tar`, holds every section, no planted secret is anywhere in it, and
-//! `redactions.json` counts them; MinIO's health probes through the bastion (a Python HTTP
-//! server answers them: no MinIO binary is available here); a datastore and a MinIO that accept and never speak
+//! `redactions.json` counts them; chart values only with `--include-values`, their secrets
+//! hidden; MinIO's health probes through the bastion (a Python HTTP server answers them: no
+//! MinIO binary is available here); a datastore and a MinIO that accept and never speak
 //! still give a bundle within the timeout, those collectors listed as timed out.
 
 use std::net::TcpListener;
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use paragon_admin::sandbox::planted::PLANTED;
+use paragon_admin::sandbox::planted::{PLANTED, VALUES_ORDINARY, VALUES_SECRETS};
 use serde_json::Value;
 
 use crate::logs::Scene;
@@ -65,9 +66,9 @@ fn grep(dir: &Path, value: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// No planted secret anywhere under `dir`.
+/// No planted secret (of the logs or of the chart values) anywhere under `dir`.
 fn assert_no_planted_secret(dir: &Path) {
-    for p in PLANTED {
+    for p in PLANTED.iter().chain(&VALUES_SECRETS) {
         let found = grep(dir, p.value);
         assert!(
             found.is_empty(),
@@ -141,6 +142,10 @@ fn bundle_holds_every_section_and_no_planted_secret() {
 
     // No planted value anywhere in the extracted tree (grep, as a reviewer would).
     assert_no_planted_secret(&dir);
+    // Without --include-values nothing of the chart values is collected, not even an
+    // ordinary one.
+    assert_eq!(grep(&dir, VALUES_ORDINARY), "");
+    assert!(!all.iter().any(|f| f.ends_with("values.yaml")), "{all:?}");
     // The cluster lists, streamed page by page, are whole JSON arrays.
     let pods = read_json(dir.join("cluster-resources/pods/paragon.json"));
     assert!(
@@ -231,6 +236,31 @@ fn bundle_holds_every_section_and_no_planted_secret() {
     assert_eq!(
         std::fs::read_dir(s.kept.home.path()).unwrap().count(),
         before
+    );
+
+    // --include-values: each release's user-supplied values, the secret ones hidden and
+    // counted.
+    let with_values = s.kept.home.path().join("values.tar.gz");
+    let r = s.kept.run(&[
+        "bundle",
+        "--include-values",
+        "--file",
+        with_values.to_str().unwrap(),
+        "--timeout",
+        "90",
+    ]);
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
+    let dir = extract(&with_values);
+    let values = "helm/paragon-on-prem/values.yaml";
+    let text = std::fs::read_to_string(dir.join(values)).unwrap();
+    assert!(text.contains(VALUES_ORDINARY), "{text}");
+    assert!(text.contains("POSTGRES_PASSWORD: ***HIDDEN***"), "{text}");
+    assert_no_planted_secret(&dir);
+    let red = read_json(dir.join("redactions.json"));
+    assert_eq!(
+        red["files"][values],
+        serde_json::json!({ "yaml-secret": 2, "url-password": 1 }),
+        "{red}"
     );
 }
 

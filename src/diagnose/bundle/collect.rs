@@ -79,8 +79,10 @@ pub(super) fn all(s: &Sources, o: &Options) -> Vec<Collector> {
     out.push(collector("logs", api.clone(), move |sink| {
         Box::pin(logs(k, ns, since, sink))
     }));
-    let k = s.kube.clone();
-    out.push(collector("helm", api, move |sink| Box::pin(helm(k, sink))));
+    let (k, values) = (s.kube.clone(), o.include_values);
+    out.push(collector("helm", api, move |sink| {
+        Box::pin(helm(k, values, sink))
+    }));
     let (t, timeout) = (s.health.clone(), o.collector_timeout);
     out.push(collector(
         "health",
@@ -311,35 +313,66 @@ async fn logs(client: kube::Client, namespace: String, since: Duration, sink: Si
         .await
 }
 
-/// Helm's release history from the release objects' labels (never their payloads).
-async fn helm(client: kube::Client, sink: Sink) -> Vec<String> {
+/// The latest revision of a release, for its values.
+struct Latest {
+    namespace: String,
+    release: String,
+    revision: u64,
+    /// The storage object (`sh.helm.release.v1.<release>.v<N>`) and its kind.
+    object: String,
+    secret: bool,
+}
+
+/// Helm's release history from the release objects' labels (never their payloads); with
+/// `values`, each release's user-supplied chart values from its latest revision's payload
+/// (`helm/<release>/values.yaml`, as `helm get values` prints them).
+async fn helm(client: kube::Client, values: bool, sink: Sink) -> Vec<String> {
     let mut releases = Vec::new();
+    let mut latest: BTreeMap<(String, String), Latest> = BTreeMap::new();
     let lp = || ListParams::default().labels("owner=helm");
     let mut errors = Vec::new();
-    let record =
-        |releases: &mut Vec<serde_json::Value>, driver: &str, meta: kube::core::ObjectMeta| {
-            let labels = meta.labels.unwrap_or_default();
-            releases.push(serde_json::json!({
-                "name": labels.get("name"),
-                "namespace": meta.namespace,
-                "revision": labels.get("version").and_then(|v| v.parse::<u64>().ok()),
-                "status": labels.get("status"),
-                "modifiedAt": labels.get("modifiedAt"),
-                "driver": driver,
-            }));
-        };
+    let mut record = |driver: &str, meta: kube::core::ObjectMeta| {
+        let labels = meta.labels.unwrap_or_default();
+        let revision = labels.get("version").and_then(|v| v.parse::<u64>().ok());
+        let namespace = meta.namespace.unwrap_or_default();
+        if let (Some(release), Some(revision), Some(object)) =
+            (labels.get("name"), revision, meta.name)
+        {
+            let key = (namespace.clone(), release.clone());
+            if latest.get(&key).is_none_or(|l| l.revision < revision) {
+                latest.insert(
+                    key,
+                    Latest {
+                        namespace: namespace.clone(),
+                        release: release.clone(),
+                        revision,
+                        object,
+                        secret: driver == "secret",
+                    },
+                );
+            }
+        }
+        releases.push(serde_json::json!({
+            "name": labels.get("name"),
+            "namespace": namespace,
+            "revision": revision,
+            "status": labels.get("status"),
+            "modifiedAt": labels.get("modifiedAt"),
+            "driver": driver,
+        }));
+    };
     let r = each_metadata_page(&Api::<Secret>::all(client.clone()), lp(), |page| {
         for m in page {
-            record(&mut releases, "secret", m);
+            record("secret", m);
         }
     })
     .await;
     if let Err(e) = r {
         errors.push(format!("release secrets: {}", crate::kube::one_line(&e)));
     }
-    let r = each_metadata_page(&Api::<ConfigMap>::all(client), lp(), |page| {
+    let r = each_metadata_page(&Api::<ConfigMap>::all(client.clone()), lp(), |page| {
         for m in page {
-            record(&mut releases, "configmap", m);
+            record("configmap", m);
         }
     })
     .await;
@@ -357,7 +390,70 @@ async fn helm(client: kube::Client, sink: Sink) -> Vec<String> {
         )
     });
     send(&sink, "helm/history.json".into(), json(&releases)).await;
+    if values {
+        for l in latest.into_values() {
+            match release_values(&client, &l).await {
+                Ok(text) => {
+                    let path = format!("helm/{}/values.yaml", l.release);
+                    send(&sink, path, text.into_bytes()).await;
+                }
+                Err(e) => errors.push(format!("values of {}/{}: {e}", l.namespace, l.object)),
+            }
+        }
+    }
     errors
+}
+
+/// The largest release record read (decompressed); Helm's own limit is the object's 1 MiB.
+const RELEASE_MAX: u64 = 64 * 1024 * 1024;
+
+/// The user-supplied values (`config`) of the release record in `l`'s storage object, as
+/// YAML. Helm's storage drivers keep base64(gzip(JSON of the release)) under `release`.
+async fn release_values(client: &kube::Client, l: &Latest) -> Result<String, String> {
+    let encoded: Vec<u8> = if l.secret {
+        let api: Api<Secret> = Api::namespaced(client.clone(), &l.namespace);
+        let secret = api
+            .get(&l.object)
+            .await
+            .map_err(|e| crate::kube::one_line(&e))?;
+        secret
+            .data
+            .and_then(|mut d| d.remove("release"))
+            .map(|b| b.0)
+            .unwrap_or_default()
+    } else {
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &l.namespace);
+        let cm = api
+            .get(&l.object)
+            .await
+            .map_err(|e| crate::kube::one_line(&e))?;
+        cm.data
+            .and_then(|mut d| d.remove("release"))
+            .map(String::into_bytes)
+            .unwrap_or_default()
+    };
+    let record = decode_release(&encoded)?;
+    match record.get("config") {
+        None | Some(serde_json::Value::Null) => Ok("{}\n".into()),
+        Some(config) => serde_saphyr::to_string(config).map_err(|e| e.to_string()),
+    }
+}
+
+/// Helm's release record from its stored form: base64, then gzip (Helm writes it gzipped and
+/// reads plain JSON too), then JSON.
+fn decode_release(encoded: &[u8]) -> Result<serde_json::Value, String> {
+    use base64::Engine as _;
+    use std::io::Read as _;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim_ascii())
+        .map_err(|e| format!("the release record is not base64: {e}"))?;
+    let not_json = |e: serde_json::Error| format!("the release record is not JSON: {e}");
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let gz = flate2::read::GzDecoder::new(&raw[..]).take(RELEASE_MAX);
+        serde_json::from_reader(gz).map_err(not_json)
+    } else {
+        serde_json::from_slice(&raw).map_err(not_json)
+    }
 }
 
 /// `health.json`, and `monitoring/alerts.json` from its monitoring findings (firing alerts
@@ -561,4 +657,28 @@ async fn bastion(b: Arc<dyn Capture + Send + Sync>, sink: Sink) -> Vec<String> {
         }
     }
     errors
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use base64::Engine as _;
+
+    use super::*;
+
+    #[test]
+    fn a_release_record_decodes_gzipped_or_plain() {
+        let record = br#"{"name":"paragon-on-prem","config":{"a":1}}"#;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(record).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let zipped = b64.encode(gz.finish().unwrap());
+        let v = decode_release(zipped.as_bytes()).unwrap();
+        assert_eq!(v["config"]["a"], 1);
+        let v = decode_release(b64.encode(record).as_bytes()).unwrap();
+        assert_eq!(v["name"], "paragon-on-prem");
+        let e = decode_release(b"not base64!").unwrap_err();
+        assert!(e.starts_with("the release record is not base64"), "{e}");
+    }
 }

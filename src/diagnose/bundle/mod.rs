@@ -38,6 +38,8 @@ pub struct Options {
     pub namespace: String,
     /// The profile, for the manifest.
     pub profile: String,
+    /// Collect each Helm release's user-supplied chart values (redacted like every file).
+    pub include_values: bool,
 }
 
 /// One file of the bundle, before redaction.
