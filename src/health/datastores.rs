@@ -32,13 +32,14 @@ pub enum Opening<E> {
     Handshake(E),
 }
 
-/// A Postgres session; its connection is driven until the session is dropped.
-pub struct PgSession {
-    pub client: tokio_postgres::Client,
-    driver: JoinHandle<Result<(), tokio_postgres::Error>>,
+/// A datastore connection (`tokio_postgres::Client`, Redis' `MultiplexedConnection`); the
+/// task that drives it runs until the session is dropped.
+pub struct Session<C> {
+    pub client: C,
+    driver: JoinHandle<()>,
 }
 
-impl Drop for PgSession {
+impl<C> Drop for Session<C> {
     fn drop(&mut self) {
         self.driver.abort();
     }
@@ -52,7 +53,7 @@ pub async fn open_postgres(
     hp: &HostPort,
     password: Option<&Secret>,
     application: &str,
-) -> Result<PgSession, Opening<tokio_postgres::Error>> {
+) -> Result<Session<tokio_postgres::Client>, Opening<tokio_postgres::Error>> {
     let stream = dialer
         .connect(&hp.host, hp.port)
         .await
@@ -70,9 +71,12 @@ pub async fn open_postgres(
         .connect_raw(stream, tokio_postgres::NoTls)
         .await
         .map_err(Opening::Handshake)?;
-    Ok(PgSession {
+    Ok(Session {
         client,
-        driver: tokio::spawn(connection),
+        driver: tokio::spawn(async move {
+            // Its error reaches the client's next query, which reports it.
+            let _ = connection.await;
+        }),
     })
 }
 
@@ -138,18 +142,6 @@ fn postgres_refusal(subject: String, e: &tokio_postgres::Error, had_password: bo
     )
 }
 
-/// A Redis connection; it is driven until the session is dropped.
-pub struct RedisSession {
-    pub con: redis::aio::MultiplexedConnection,
-    driver: JoinHandle<()>,
-}
-
-impl Drop for RedisSession {
-    fn drop(&mut self) {
-        self.driver.abort();
-    }
-}
-
 /// Opens a Redis connection through `dialer`, then `AUTH` with `password` when there is one.
 /// AUTH is sent here rather than by the crate's handshake, which words a refusal its own way:
 /// the caller sees Redis's (`WRONGPASS invalid username-password pair ...`). Health and the
@@ -158,23 +150,23 @@ pub async fn open_redis(
     dialer: &dyn Dialer,
     hp: &HostPort,
     password: Option<&Secret>,
-) -> Result<RedisSession, RedisOpening> {
+) -> Result<Session<redis::aio::MultiplexedConnection>, RedisOpening> {
     let stream = dialer
         .connect(&hp.host, hp.port)
         .await
         .map_err(|e| RedisOpening::Open(Opening::Dial(e)))?;
     let info = redis::RedisConnectionInfo::default();
-    let (con, driver) = redis::aio::MultiplexedConnection::new(&info, stream)
+    let (client, driver) = redis::aio::MultiplexedConnection::new(&info, stream)
         .await
         .map_err(|e| RedisOpening::Open(Opening::Handshake(e)))?;
-    let mut session = RedisSession {
-        con,
+    let mut session = Session {
+        client,
         driver: tokio::spawn(driver),
     };
     if let Some(p) = password {
         redis::cmd("AUTH")
             .arg(p.expose())
-            .query_async::<()>(&mut session.con)
+            .query_async::<()>(&mut session.client)
             .await
             .map_err(RedisOpening::Auth)?;
     }
@@ -198,7 +190,7 @@ pub async fn redis(
 ) -> CheckResult {
     let subject = hp.to_string();
     let finding = match open_redis(dialer.as_ref(), &hp, password.as_ref()).await {
-        Ok(mut session) => redis_exchange(&mut session.con, &subject, &secret_name).await,
+        Ok(mut session) => redis_exchange(&mut session.client, &subject, &secret_name).await,
         Err(RedisOpening::Open(Opening::Dial(e))) => {
             Finding::fail(subject, format!("unreachable: {e}"))
         }

@@ -304,22 +304,19 @@ fn a_datastore_that_never_answers_still_gives_a_bundle_within_the_timeout() {
     assert!(took < Duration::from_secs(25), "took {took:?}");
     let dir = extract(&bundle);
     let m = read_json(dir.join("manifest.json"));
-    let pg = m["collectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "postgres")
-        .unwrap()
-        .clone();
+    let collector = |name: &str| {
+        m["collectors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let pg = collector("postgres");
     assert_eq!(pg["outcome"], "timed-out", "{m}");
     assert_eq!(pg["source"], addr.to_string());
-    let minio = m["collectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "minio")
-        .unwrap()
-        .clone();
+    let minio = collector("minio");
     assert_eq!(minio["outcome"], "timed-out", "{m}");
     assert_eq!(minio["source"], format!("http://{addr}"));
     // The rest was collected.

@@ -572,7 +572,7 @@ async fn redis(
         for section in REDIS_SECTIONS {
             let part: String = redis::cmd("INFO")
                 .arg(section)
-                .query_async(&mut session.con)
+                .query_async(&mut session.client)
                 .await?;
             text.push_str(&part);
         }
