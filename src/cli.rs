@@ -553,6 +553,10 @@ pub struct BundleArgs {
     /// The installation's namespace
     #[arg(long, short = 'n', value_name = "NAMESPACE", default_value = "paragon")]
     pub namespace: String,
+    /// Also collect each Helm release's user-supplied chart values (helm/RELEASE/values.yaml),
+    /// redacted like every file
+    #[arg(long)]
+    pub include_values: bool,
 }
 
 /// `30s`, `15m`, `1h`, `2d` (or plain seconds) as seconds.

@@ -44,6 +44,7 @@ pub async fn run(g: &Globals, args: &BundleArgs) -> Result<u8, Error> {
         collector_timeout: COLLECTOR_TIMEOUT.min(timeout),
         since: Duration::from_secs(args.since.unsigned_abs()),
         namespace: args.namespace.clone(),
+        include_values: args.include_values,
         profile: profile.name.clone(),
     };
     let bar = super::progress_bar(g, "collecting");

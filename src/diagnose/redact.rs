@@ -22,7 +22,7 @@ struct Rule {
 
 /// The rules, in the order they run: whole blocks first, then the most specific shapes, so
 /// that a value is counted once, by the rule that knows it best.
-const RULES: [(&str, &str); 9] = [
+const RULES: [(&str, &str); 10] = [
     (
         "private-key",
         r"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----)((?s:.*?))(-----END [A-Z0-9 ]*PRIVATE KEY-----)",
@@ -51,6 +51,10 @@ const RULES: [(&str, &str); 9] = [
     (
         "json-secret",
         r#"("[^"\\]*(?i:password|passwd|secret|token|api_?key|credential)[^"\\]*"\s*:\s*")((?:[^"\\]|\\.)+)(")"#,
+    ),
+    (
+        "yaml-secret",
+        r#"(?m)(^[ \t]*(?:-[ \t]+)?[A-Za-z0-9_.-]*(?i:password|passwd|secret|token|api_?key|access_?key|private_?key|credential)[A-Za-z0-9_.-]*[ \t]*:[ \t]+["']?)([^\s"'#|>][^\n]*?)(["']?(?:[ \t]+#.*|[ \t]*)$)"#,
     ),
     (
         "key-value",
@@ -160,6 +164,16 @@ mod tests {
                 r#"{"name":"POSTGRES_PASSWORD","value":"envpw"}"#,
                 "env-secret",
                 "envpw",
+            ),
+            (
+                "global:\n  env:\n    POSTGRES_PASSWORD: yamlpw\n    HOST_ENV: AWS_K8\n",
+                "yaml-secret",
+                "yamlpw",
+            ),
+            (
+                "  apiKey: 'quoted-k1' # set by ops\n",
+                "yaml-secret",
+                "quoted-k1",
             ),
         ];
         for (text, rule, value) in cases {

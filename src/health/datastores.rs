@@ -4,14 +4,18 @@
 //! keyring, `SELECT 1`), Redis `PING` and `INFO memory` (the redis crate over the dialed
 //! stream; `AUTH` first with `PROFILE/redis-password` from the keyring; a refusal shows
 //! Redis's own reason), MinIO's `GET /minio/health/live` (over TLS for an `https` endpoint).
+//! The connections themselves (`open_postgres`, `open_redis`, `s3_get`) serve the support
+//! bundle's datastore collectors too.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use tokio::task::JoinHandle;
 
 use super::http::{self, HttpError, Transport};
 use super::{CheckResult, Finding, one_line};
 use crate::config::{HostPort, HttpUrl, Scheme};
-use crate::dial::Dialer;
+use crate::dial::{DialError, Dialer};
 use crate::secrets::Secret;
 
 /// The role the handshake names: every Postgres has it, and a refusal still proves life.
@@ -19,36 +23,86 @@ const PG_USER: &str = "postgres";
 /// Redis memory use above this share of `maxmemory` is a warning.
 const REDIS_MEMORY_WARN: f64 = 0.9;
 
+/// Why a datastore session did not open: the dial, or the datastore's own handshake.
+#[derive(Debug, thiserror::Error)]
+pub enum Opening<E> {
+    #[error("{0}")]
+    Dial(DialError),
+    #[error("{0}")]
+    Handshake(E),
+}
+
+/// A datastore connection (`tokio_postgres::Client`, Redis' `MultiplexedConnection`); the
+/// task that drives it runs until the session is dropped.
+pub struct Session<C> {
+    pub client: C,
+    driver: JoinHandle<()>,
+}
+
+impl<C> Drop for Session<C> {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Opens a Postgres session through `dialer` as `postgres` on database `postgres` (with
+/// `password` when there is one), named `application` in `pg_stat_activity`. Health and the
+/// support bundle both connect through here.
+pub async fn open_postgres(
+    dialer: &dyn Dialer,
+    hp: &HostPort,
+    password: Option<&Secret>,
+    application: &str,
+) -> Result<Session<tokio_postgres::Client>, Opening<tokio_postgres::Error>> {
+    let stream = dialer
+        .connect(&hp.host, hp.port)
+        .await
+        .map_err(Opening::Dial)?;
+    let mut config = tokio_postgres::Config::new();
+    config
+        .user(PG_USER)
+        .dbname("postgres")
+        .application_name(application)
+        .ssl_mode(tokio_postgres::config::SslMode::Disable);
+    if let Some(p) = password {
+        config.password(p.expose().as_bytes());
+    }
+    let (client, connection) = config
+        .connect_raw(stream, tokio_postgres::NoTls)
+        .await
+        .map_err(Opening::Handshake)?;
+    Ok(Session {
+        client,
+        driver: tokio::spawn(async move {
+            // Its error reaches the client's next query, which reports it.
+            let _ = connection.await;
+        }),
+    })
+}
+
 pub async fn postgres(
     dialer: Arc<dyn Dialer>,
     hp: HostPort,
     password: Option<Secret>,
 ) -> CheckResult {
     let subject = hp.to_string();
-    let stream = match dialer.connect(&hp.host, hp.port).await {
-        Ok(s) => s,
-        Err(e) => return Ok(vec![Finding::fail(subject, format!("unreachable: {e}"))]),
-    };
-    let mut config = tokio_postgres::Config::new();
-    config
-        .user(PG_USER)
-        .dbname("postgres")
-        .application_name("paragon-admin health")
-        .ssl_mode(tokio_postgres::config::SslMode::Disable);
-    if let Some(p) = &password {
-        config.password(p.expose().as_bytes());
-    }
-    match config.connect_raw(stream, tokio_postgres::NoTls).await {
-        Ok((client, connection)) => {
-            let driver = tokio::spawn(connection);
-            let result = client.simple_query("SELECT 1").await;
-            driver.abort();
+    match open_postgres(
+        dialer.as_ref(),
+        &hp,
+        password.as_ref(),
+        "paragon-admin health",
+    )
+    .await
+    {
+        Ok(session) => {
+            let result = session.client.simple_query("SELECT 1").await;
             Ok(vec![match result {
                 Ok(_) => Finding::ok(subject, "answered SELECT 1"),
                 Err(e) => Finding::fail(subject, format!("connected but SELECT 1 failed: {e}")),
             }])
         }
-        Err(e) => Ok(vec![postgres_refusal(subject, &e, password.is_some())]),
+        Err(Opening::Dial(e)) => Ok(vec![Finding::fail(subject, format!("unreachable: {e}"))]),
+        Err(Opening::Handshake(e)) => Ok(vec![postgres_refusal(subject, &e, password.is_some())]),
     }
 }
 
@@ -88,6 +142,46 @@ fn postgres_refusal(subject: String, e: &tokio_postgres::Error, had_password: bo
     )
 }
 
+/// Opens a Redis connection through `dialer`, then `AUTH` with `password` when there is one.
+/// AUTH is sent here rather than by the crate's handshake, which words a refusal its own way:
+/// the caller sees Redis's (`WRONGPASS invalid username-password pair ...`). Health and the
+/// support bundle both connect through here.
+pub async fn open_redis(
+    dialer: &dyn Dialer,
+    hp: &HostPort,
+    password: Option<&Secret>,
+) -> Result<Session<redis::aio::MultiplexedConnection>, RedisOpening> {
+    let stream = dialer
+        .connect(&hp.host, hp.port)
+        .await
+        .map_err(|e| RedisOpening::Open(Opening::Dial(e)))?;
+    let info = redis::RedisConnectionInfo::default();
+    let (client, driver) = redis::aio::MultiplexedConnection::new(&info, stream)
+        .await
+        .map_err(|e| RedisOpening::Open(Opening::Handshake(e)))?;
+    let mut session = Session {
+        client,
+        driver: tokio::spawn(driver),
+    };
+    if let Some(p) = password {
+        redis::cmd("AUTH")
+            .arg(p.expose())
+            .query_async::<()>(&mut session.client)
+            .await
+            .map_err(RedisOpening::Auth)?;
+    }
+    Ok(session)
+}
+
+/// Why a Redis session did not open: no connection, or `AUTH` refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisOpening {
+    #[error("{0}")]
+    Open(Opening<redis::RedisError>),
+    #[error("{0}")]
+    Auth(redis::RedisError),
+}
+
 pub async fn redis(
     dialer: Arc<dyn Dialer>,
     hp: HostPort,
@@ -95,39 +189,21 @@ pub async fn redis(
     secret_name: String,
 ) -> CheckResult {
     let subject = hp.to_string();
-    let stream = match dialer.connect(&hp.host, hp.port).await {
-        Ok(s) => s,
-        Err(e) => return Ok(vec![Finding::fail(subject, format!("unreachable: {e}"))]),
-    };
-    // AUTH is sent here rather than by the crate's handshake, which words a refusal its own
-    // way: the finding shows Redis's (`WRONGPASS invalid username-password pair ...`).
-    let info = redis::RedisConnectionInfo::default();
-    let (mut con, driver) = match redis::aio::MultiplexedConnection::new(&info, stream).await {
-        Ok(c) => c,
-        Err(e) => return Ok(vec![redis_refusal(&subject, &e)]),
-    };
-    let driver = tokio::spawn(driver);
-    let result = async {
-        if let Some(p) = &password {
-            let auth: Result<(), _> = redis::cmd("AUTH")
-                .arg(p.expose())
-                .query_async(&mut con)
-                .await;
-            if let Err(e) = auth {
-                return Finding::fail(
-                    &subject,
-                    format!(
-                        "AUTH refused: {}: check the password stored as {secret_name}",
-                        redis_reason(&e)
-                    ),
-                );
-            }
+    let finding = match open_redis(dialer.as_ref(), &hp, password.as_ref()).await {
+        Ok(mut session) => redis_exchange(&mut session.client, &subject, &secret_name).await,
+        Err(RedisOpening::Open(Opening::Dial(e))) => {
+            Finding::fail(subject, format!("unreachable: {e}"))
         }
-        redis_exchange(&mut con, &subject, &secret_name).await
-    }
-    .await;
-    driver.abort();
-    Ok(vec![result])
+        Err(RedisOpening::Open(Opening::Handshake(e))) => redis_refusal(&subject, &e),
+        Err(RedisOpening::Auth(e)) => Finding::fail(
+            &subject,
+            format!(
+                "AUTH refused: {}: check the password stored as {secret_name}",
+                redis_reason(&e)
+            ),
+        ),
+    };
+    Ok(vec![finding])
 }
 
 /// Redis's own words for an error: its code and detail (`DENIED Redis is running in
@@ -229,22 +305,30 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
-/// MinIO's liveness over the URL's scheme: an `https` endpoint over TLS, verified against
-/// `ca_file` (the datastores' `ca_file`) or the system's roots, for the URL's host.
-pub async fn s3(dialer: Arc<dyn Dialer>, url: HttpUrl, ca_file: Option<PathBuf>) -> CheckResult {
-    let subject = url.to_string();
+/// `GET path` on an S3-compatible endpoint (MinIO) over the URL's scheme: an `https` endpoint
+/// over TLS, verified against `ca_file` (the datastores' `ca_file`) or the system's roots, for
+/// the URL's host. Health and the support bundle both probe MinIO through here.
+pub async fn s3_get(
+    dialer: &dyn Dialer,
+    url: &HttpUrl,
+    ca_file: Option<&Path>,
+    path: &str,
+) -> Result<http::Response, HttpError> {
     let transport = match url.scheme {
         Scheme::Http => Transport::Plain,
-        Scheme::Https => Transport::Tls {
-            ca_file: ca_file.as_deref(),
-        },
+        Scheme::Https => Transport::Tls { ca_file },
     };
-    let answer = http::get(
+    http::get(dialer, &url.host, url.port, path, transport).await
+}
+
+/// MinIO's liveness.
+pub async fn s3(dialer: Arc<dyn Dialer>, url: HttpUrl, ca_file: Option<PathBuf>) -> CheckResult {
+    let subject = url.to_string();
+    let answer = s3_get(
         dialer.as_ref(),
-        &url.host,
-        url.port,
+        &url,
+        ca_file.as_deref(),
         "/minio/health/live",
-        transport,
     )
     .await;
     Ok(vec![match answer {

@@ -10,7 +10,7 @@
 mod api;
 mod capacity;
 mod certs;
-mod datastores;
+pub mod datastores;
 mod events;
 mod helm;
 mod http;

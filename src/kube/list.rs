@@ -2,9 +2,10 @@
 //! so memory stays bounded by one page whatever the cluster's size.
 
 use std::fmt::Debug;
+use std::future::Future;
 
 use kube::api::{Api, ListParams, PartialObjectMeta};
-use kube::core::ObjectMeta;
+use kube::core::{ObjectList, ObjectMeta};
 use serde::de::DeserializeOwned;
 
 /// Objects per page.
@@ -16,16 +17,26 @@ where
     K: kube::Resource + Clone + DeserializeOwned + Debug,
     F: FnMut(Vec<K>),
 {
-    let mut lp = lp.limit(PAGE);
-    loop {
-        let list = api.list(&lp).await?;
-        let next = list.metadata.continue_.filter(|t| !t.is_empty());
-        page(list.items);
-        match next {
-            Some(token) => lp = lp.continue_token(&token),
-            None => return Ok(()),
-        }
-    }
+    each_page_then(api, lp, |items| {
+        page(items);
+        std::future::ready(())
+    })
+    .await
+}
+
+/// As `each_page`, with an asynchronous `page` (one that hands the page on, waiting when the
+/// receiver is behind): the next page is asked for once it is done.
+pub async fn each_page_then<K, F, Fut>(
+    api: &Api<K>,
+    lp: ListParams,
+    page: F,
+) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug,
+    F: FnMut(Vec<K>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    paged(lp, |lp| async move { api.list(&lp).await }, page).await
 }
 
 /// As `each_page`, with metadata only (names, labels, annotations): no spec, status or data
@@ -39,16 +50,36 @@ where
     K: kube::Resource + Clone + DeserializeOwned + Debug,
     F: FnMut(Vec<ObjectMeta>),
 {
+    paged(
+        lp,
+        |lp| async move { api.list_metadata(&lp).await },
+        |items: Vec<PartialObjectMeta<K>>| {
+            page(items.into_iter().map(|p| p.metadata).collect());
+            std::future::ready(())
+        },
+    )
+    .await
+}
+
+/// Asks `list` for each page of `lp` in turn (following the continue token) and hands its
+/// items to `page`.
+async fn paged<T, L, LF, F, Fut>(
+    lp: ListParams,
+    mut list: L,
+    mut page: F,
+) -> Result<(), kube::Error>
+where
+    T: Clone,
+    L: FnMut(ListParams) -> LF,
+    LF: Future<Output = Result<ObjectList<T>, kube::Error>>,
+    F: FnMut(Vec<T>) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let mut lp = lp.limit(PAGE);
     loop {
-        let list = api.list_metadata(&lp).await?;
+        let list = list(lp.clone()).await?;
         let next = list.metadata.continue_.filter(|t| !t.is_empty());
-        page(
-            list.items
-                .into_iter()
-                .map(|p: PartialObjectMeta<K>| p.metadata)
-                .collect(),
-        );
+        page(list.items).await;
         match next {
             Some(token) => lp = lp.continue_token(&token),
             None => return Ok(()),

@@ -1,8 +1,10 @@
 //! `paragon-admin bundle` through the kept connection to a real OpenSSH sshd, against the
 //! sandbox with planted secrets in its pods' logs, a real PostgreSQL and a real Redis: the
 //! archive extracts with `tar`, holds every section, no planted secret is anywhere in it, and
-//! `redactions.json` counts them; a datastore that accepts and never speaks still gives a
-//! bundle within the timeout, that collector listed as timed out.
+//! `redactions.json` counts them; chart values only with `--include-values`, their secrets
+//! hidden; MinIO's health probes through the bastion (a Python HTTP server answers them: no
+//! MinIO binary is available here); a datastore and a MinIO that accept and never speak
+//! still give a bundle within the timeout, those collectors listed as timed out.
 
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt as _;
@@ -10,11 +12,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use paragon_admin::sandbox::planted::PLANTED;
+use paragon_admin::sandbox::planted::{PLANTED, VALUES_ORDINARY, VALUES_SECRETS};
 use serde_json::Value;
 
 use crate::logs::Scene;
 use crate::support::datastores::{Postgres, Redis};
+use crate::support::monitoring::{Monitoring, QUIET_ALERTS};
 
 /// Extracts `bundle` with the system's tar into a new folder beside it.
 fn extract(bundle: &Path) -> PathBuf {
@@ -53,6 +56,29 @@ fn files(dir: &Path) -> Vec<String> {
     out
 }
 
+/// The files under `dir` that hold `value`, as grep finds them.
+fn grep(dir: &Path, value: &str) -> String {
+    let out = Command::new("grep")
+        .args(["-rlF", value])
+        .arg(dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// No planted secret (of the logs or of the chart values) anywhere under `dir`.
+fn assert_no_planted_secret(dir: &Path) {
+    for p in PLANTED.iter().chain(&VALUES_SECRETS) {
+        let found = grep(dir, p.value);
+        assert!(
+            found.is_empty(),
+            "{} ({}) leaked into {found}",
+            p.value,
+            p.kind
+        );
+    }
+}
+
 fn read_json(path: PathBuf) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -62,12 +88,14 @@ fn read_json(path: PathBuf) -> Value {
 fn bundle_holds_every_section_and_no_planted_secret() {
     let pg = Postgres::start();
     let redis = Redis::start();
+    let minio = Monitoring::start(QUIET_ALERTS);
     let s = Scene::new(
         &["--fault", "log-secrets"],
         &format!(
-            "[profiles.test.datastores]\npostgres = [\"{}\"]\nredis = [\"{}\"]",
+            "[profiles.test.datastores]\npostgres = [\"{}\"]\nredis = [\"{}\"]\ns3 = [\"http://127.0.0.1:{}\"]",
             pg.target(),
-            redis.target()
+            redis.target(),
+            minio.port
         ),
     );
     let hermes = s.pods("hermes");
@@ -122,19 +150,34 @@ fn bundle_holds_every_section_and_no_planted_secret() {
     assert!(text.contains("***HIDDEN***"), "{text}");
 
     // No planted value anywhere in the extracted tree (grep, as a reviewer would).
-    for p in PLANTED {
-        let out = Command::new("grep")
-            .args(["-rlF", p.value])
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.stdout.is_empty(),
-            "{} ({}) leaked into {}",
-            p.value,
-            p.kind,
-            String::from_utf8_lossy(&out.stdout)
-        );
+    assert_no_planted_secret(&dir);
+    // Without --include-values nothing of the chart values is collected, not even an
+    // ordinary one.
+    assert_eq!(grep(&dir, VALUES_ORDINARY), "");
+    assert!(!all.iter().any(|f| f.ends_with("values.yaml")), "{all:?}");
+    // The cluster lists, streamed page by page, are whole JSON arrays.
+    let pods = read_json(dir.join("cluster-resources/pods/paragon.json"));
+    assert!(
+        pods.as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["metadata"]["name"] == hermes[0].as_str()),
+        "{pods}"
+    );
+    assert!(read_json(dir.join("cluster-resources/nodes.json")).is_array());
+    // MinIO's health through the bastion: each probe's status and latency.
+    let minio_file = format!("datastores/minio-127.0.0.1_{}.json", minio.port);
+    let mv = read_json(dir.join(&minio_file));
+    let probes = mv["probes"].as_array().unwrap();
+    let paths: Vec<&str> = probes.iter().map(|p| p["path"].as_str().unwrap()).collect();
+    assert_eq!(
+        paths,
+        ["/minio/health/live", "/minio/health/cluster"],
+        "{mv}"
+    );
+    for p in probes {
+        assert_eq!(p["status"], 200, "{mv}");
+        assert!(p["elapsed_ms"].is_u64(), "{mv}");
     }
     // The log really carried them: the sandbox serves them through kubectl.
     let raw = s.sandbox.kubectl_ok(&["logs", "-n", "paragon", &hermes[0]]);
@@ -165,6 +208,7 @@ fn bundle_holds_every_section_and_no_planted_secret() {
         "health",
         "postgres",
         "redis",
+        "minio",
         "bastion",
     ] {
         assert!(names.contains(&n), "{names:?}");
@@ -202,6 +246,31 @@ fn bundle_holds_every_section_and_no_planted_secret() {
         std::fs::read_dir(s.kept.home.path()).unwrap().count(),
         before
     );
+
+    // --include-values: each release's user-supplied values, the secret ones hidden and
+    // counted.
+    let with_values = s.kept.home.path().join("values.tar.gz");
+    let r = s.kept.run(&[
+        "bundle",
+        "--include-values",
+        "--file",
+        with_values.to_str().unwrap(),
+        "--timeout",
+        "90",
+    ]);
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
+    let dir = extract(&with_values);
+    let values = "helm/paragon-on-prem/values.yaml";
+    let text = std::fs::read_to_string(dir.join(values)).unwrap();
+    assert!(text.contains(VALUES_ORDINARY), "{text}");
+    assert!(text.contains("POSTGRES_PASSWORD: ***HIDDEN***"), "{text}");
+    assert_no_planted_secret(&dir);
+    let red = read_json(dir.join("redactions.json"));
+    assert_eq!(
+        red["files"][values],
+        serde_json::json!({ "yaml-secret": 2, "url-password": 1 }),
+        "{red}"
+    );
 }
 
 #[test]
@@ -225,9 +294,10 @@ fn a_datastore_that_never_answers_still_gives_a_bundle_within_the_timeout() {
             kept.len()
         })
     };
+    // It stands for a MinIO that hangs too: no MinIO binary is available here.
     let s = Scene::new(
         &[],
-        &format!("[profiles.test.datastores]\npostgres = [\"{addr}\"]"),
+        &format!("[profiles.test.datastores]\npostgres = [\"{addr}\"]\ns3 = [\"http://{addr}\"]"),
     );
     let bundle = s.kept.home.path().join("slow.tar.gz");
     let started = Instant::now();
@@ -243,21 +313,30 @@ fn a_datastore_that_never_answers_still_gives_a_bundle_within_the_timeout() {
     assert!(took < Duration::from_secs(25), "took {took:?}");
     let dir = extract(&bundle);
     let m = read_json(dir.join("manifest.json"));
-    let pg = m["collectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "postgres")
-        .unwrap()
-        .clone();
+    let collector = |name: &str| {
+        m["collectors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let pg = collector("postgres");
     assert_eq!(pg["outcome"], "timed-out", "{m}");
     assert_eq!(pg["source"], addr.to_string());
+    let minio = collector("minio");
+    assert_eq!(minio["outcome"], "timed-out", "{m}");
+    assert_eq!(minio["source"], format!("http://{addr}"));
     // The rest was collected.
     assert!(files(&dir).iter().any(|f| f.starts_with("logs/paragon/")));
     assert!(r.stdout.contains("timed out"), "{}", r.stdout);
     drop(s);
     done.store(true, std::sync::atomic::Ordering::Relaxed);
-    assert!(held.join().unwrap() >= 1, "the datastore was never dialed");
+    assert!(
+        held.join().unwrap() >= 2,
+        "the datastore and MinIO were not both dialed"
+    );
 }
 
 #[test]

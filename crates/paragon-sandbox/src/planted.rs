@@ -1,7 +1,8 @@
 //! The secrets the `log-secrets` fault plants in the Paragon services' logs: one of every kind
 //! a support bundle's redactor must hide, each in a line shaped as a real service writes it
-//! (a JSON log line, a request line, an environment dump, a PEM block). The values are
-//! public so that tests can look for each one in whatever left the installation.
+//! (a JSON log line, a request line, an environment dump, a PEM block); and the secrets of
+//! release `paragon-on-prem`'s chart values. The values are public so that tests can look
+//! for each one in whatever left the installation.
 
 /// A planted secret: what kind of secret it is and the exact value a leak would show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +64,51 @@ pub const PLANTED: [Planted; 12] = [
         value: "minio-Yt6Rw1Qp8Zk3",
     },
 ];
+
+/// The user-supplied chart values of release `paragon-on-prem` (what `helm get values`
+/// prints), as a real installation's values file holds them: the services' environment with
+/// its secrets. Every revision carries them, in every sandbox (they are no fault: the release
+/// payload holds them on every real installation).
+pub const VALUES_SECRETS: [Planted; 3] = [
+    Planted {
+        kind: "yaml-secret",
+        value: "Vp3Xn8Qc5Lr2Zt",
+    },
+    Planted {
+        kind: "yaml-secret",
+        value: "SG.Hv5Ny2Kd8Qw.Pm4Tc7Rz1Lx6",
+    },
+    Planted {
+        kind: "url-password",
+        value: "Rk6Wm1Hy4Jd9Bs",
+    },
+];
+
+/// An ordinary value of those chart values: present in a bundle only when values were asked
+/// for.
+pub const VALUES_ORDINARY: &str = "acme-onprem-Qz7f3k";
+
+/// The user-supplied values of `release` (`config` in Helm's release record).
+pub(crate) fn release_values(release: &str) -> serde_json::Value {
+    if release != "paragon-on-prem" {
+        return serde_json::json!({});
+    }
+    serde_json::json!({
+        "global": {
+            "env": {
+                "ORGANIZATION": VALUES_ORDINARY,
+                "HOST_ENV": "AWS_K8",
+                "POSTGRES_HOST": "postgres.paragon.svc",
+                "POSTGRES_USER": "paragon",
+                "POSTGRES_PASSWORD": VALUES_SECRETS[0].value,
+                "SENDGRID_API_KEY": VALUES_SECRETS[1].value,
+                "REDIS_URL": format!("redis://paragon:{}@redis.paragon.svc:6379/0", VALUES_SECRETS[2].value),
+            }
+        },
+        "hermes": { "replicaCount": 2 },
+        "worker-workflows": { "replicaCount": 4 },
+    })
+}
 
 /// The lines that carry them, as the services write them; `(offset, line)` with the offset in
 /// seconds after the first. A PEM block spans several lines, as a key printed to a log does.

@@ -2,8 +2,9 @@
 //! `health.json` with `monitoring/`, `datastores/`, `bastion/` and `doctor.json`. Each returns the errors it
 //! met (none: it is complete) and sends its files to the writer; none keeps what it sent.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,11 +19,11 @@ use kube::api::{Api, ListParams, LogParams};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{File, Options, Sink};
-use crate::config::HostPort;
+use super::{Entry, File, Options, Sink};
+use crate::config::{HostPort, HttpUrl};
 use crate::dial::Dialer;
-use crate::health::{Area, Target};
-use crate::kube::list::{each_metadata_page, each_page};
+use crate::health::{Area, Target, datastores};
+use crate::kube::list::{each_metadata_page, each_page, each_page_then};
 use crate::kube::source::Capture;
 
 /// Each container's log is capped at this many lines and bytes, as troubleshoot caps them.
@@ -80,8 +81,10 @@ pub(super) fn all(s: &Sources, o: &Options) -> Vec<Collector> {
     out.push(collector("logs", api.clone(), move |sink| {
         Box::pin(logs(k, ns, since, sink))
     }));
-    let k = s.kube.clone();
-    out.push(collector("helm", api, move |sink| Box::pin(helm(k, sink))));
+    let (k, values) = (s.kube.clone(), o.include_values);
+    out.push(collector("helm", api, move |sink| {
+        Box::pin(helm(k, values, sink))
+    }));
     let (t, timeout) = (s.health.clone(), o.collector_timeout);
     out.push(collector(
         "health",
@@ -108,6 +111,18 @@ pub(super) fn all(s: &Sources, o: &Options) -> Vec<Collector> {
             Box::pin(redis(d, hp, pw, sink))
         }));
     }
+    for url in &s.health.datastores.s3 {
+        let (d, url) = (s.health.dialer.clone(), url.clone());
+        let ca = s
+            .health
+            .datastores
+            .ca_file
+            .as_ref()
+            .map(|c| c.get_ref().clone());
+        out.push(collector("minio", url.to_string(), move |sink| {
+            Box::pin(minio(d, url, ca, sink))
+        }));
+    }
     if let Some(p) = s.doctor.clone() {
         out.push(collector(
             "doctor",
@@ -125,8 +140,12 @@ pub(super) fn all(s: &Sources, o: &Options) -> Vec<Collector> {
 }
 
 async fn send(sink: &Sink, path: String, data: Vec<u8>) {
+    send_entry(sink, Entry::File(File { path, data })).await;
+}
+
+async fn send_entry(sink: &Sink, entry: Entry) {
     // The writer only goes away when the bundle failed to write: nothing left to do.
-    let _ = sink.send(File { path, data }).await;
+    let _ = sink.send(entry).await;
 }
 
 fn json<T: Serialize + ?Sized>(v: &T) -> Vec<u8> {
@@ -138,37 +157,71 @@ fn not_served(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
-/// Lists every `K` in all namespaces, shaped by `keep`, grouped by namespace, and sends
-/// `cluster-resources/<dir>/<namespace>.json` for each.
-async fn namespaced<K, F>(client: &kube::Client, dir: &str, sink: &Sink, keep: F) -> Option<String>
+/// Lists every `K` in all namespaces, shaped by `keep`, and streams each object as it comes
+/// into the JSON array at `path(object)` (`cluster-resources/<dir>/<namespace>.json`), one
+/// page at a time: memory holds one page, never the list.
+async fn stream_list<K, P, F>(
+    client: &kube::Client,
+    sink: &Sink,
+    path: P,
+    keep: F,
+) -> Result<(), kube::Error>
 where
-    K: kube::Resource + Clone + DeserializeOwned + Debug + Serialize,
+    K: kube::Resource + Clone + DeserializeOwned + Debug,
     <K as kube::Resource>::DynamicType: Default,
+    P: Fn(&K) -> String,
     F: Fn(K) -> serde_json::Value,
 {
-    let mut by_ns: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+    let mut started: BTreeSet<String> = BTreeSet::new();
     let api: Api<K> = Api::all(client.clone());
-    let r = each_page(&api, ListParams::default(), |page| {
+    let r = each_page_then(&api, ListParams::default(), |page| {
+        // One part per file this page touches, each object after a comma but the file's first.
+        let mut parts: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         for o in page {
-            let ns = o.meta().namespace.clone().unwrap_or_default();
-            by_ns.entry(ns).or_default().push(keep(o));
+            let path = path(&o);
+            let part = parts.entry(path.clone()).or_default();
+            part.extend_from_slice(if started.insert(path) { b"[\n" } else { b",\n" });
+            part.extend(json(&keep(o)));
+        }
+        let sink = sink.clone();
+        async move {
+            for (path, data) in parts {
+                send_entry(&sink, Entry::Part(File { path, data })).await;
+            }
         }
     })
     .await;
-    match r {
-        Ok(()) => {}
-        Err(e) if not_served(&e) => return None,
-        Err(e) => return Some(format!("{dir}: {}", crate::kube::one_line(&e))),
-    }
-    for (ns, items) in by_ns {
-        send(
+    for path in started {
+        send_entry(
             sink,
-            format!("cluster-resources/{dir}/{ns}.json"),
-            json(&items),
+            Entry::Part(File {
+                path: path.clone(),
+                data: b"\n]\n".to_vec(),
+            }),
         )
         .await;
+        send_entry(sink, Entry::End(path)).await;
     }
-    None
+    r
+}
+
+/// `cluster-resources/<dir>/<namespace>.json` for every `K`; the error, if any, for the
+/// manifest.
+async fn namespaced<K, F>(client: &kube::Client, dir: &str, sink: &Sink, keep: F) -> Option<String>
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug,
+    <K as kube::Resource>::DynamicType: Default,
+    F: Fn(K) -> serde_json::Value,
+{
+    let path = |o: &K| {
+        let ns = o.meta().namespace.as_deref().unwrap_or_default();
+        format!("cluster-resources/{dir}/{ns}.json")
+    };
+    match stream_list(client, sink, path, keep).await {
+        Ok(()) => None,
+        Err(e) if not_served(&e) => None,
+        Err(e) => Some(format!("{dir}: {}", crate::kube::one_line(&e))),
+    }
 }
 
 fn whole<K: Serialize>(o: K) -> serde_json::Value {
@@ -204,15 +257,9 @@ async fn cluster_resources(client: kube::Client, sink: Sink) -> Vec<String> {
         .await,
     ];
     let mut errors: Vec<String> = results.into_iter().flatten().collect();
-    let mut nodes = Vec::new();
-    let api: Api<Node> = Api::all(client.clone());
-    match each_page(&api, ListParams::default(), |page| {
-        nodes.extend(page.into_iter().map(whole))
-    })
-    .await
-    {
-        Ok(()) => send(&sink, "cluster-resources/nodes.json".into(), json(&nodes)).await,
-        Err(e) => errors.push(format!("nodes: {}", crate::kube::one_line(&e))),
+    let nodes = |_: &Node| "cluster-resources/nodes.json".to_string();
+    if let Err(e) = stream_list(c, s, nodes, whole).await {
+        errors.push(format!("nodes: {}", crate::kube::one_line(&e)));
     }
     errors
 }
@@ -275,35 +322,66 @@ async fn logs(client: kube::Client, namespace: String, since: Duration, sink: Si
         .await
 }
 
-/// Helm's release history from the release objects' labels (never their payloads).
-async fn helm(client: kube::Client, sink: Sink) -> Vec<String> {
+/// The latest revision of a release, for its values.
+struct Latest {
+    namespace: String,
+    release: String,
+    revision: u64,
+    /// The storage object (`sh.helm.release.v1.<release>.v<N>`) and its kind.
+    object: String,
+    secret: bool,
+}
+
+/// Helm's release history from the release objects' labels (never their payloads); with
+/// `values`, each release's user-supplied chart values from its latest revision's payload
+/// (`helm/<release>/values.yaml`, as `helm get values` prints them).
+async fn helm(client: kube::Client, values: bool, sink: Sink) -> Vec<String> {
     let mut releases = Vec::new();
+    let mut latest: BTreeMap<(String, String), Latest> = BTreeMap::new();
     let lp = || ListParams::default().labels("owner=helm");
     let mut errors = Vec::new();
-    let record =
-        |releases: &mut Vec<serde_json::Value>, driver: &str, meta: kube::core::ObjectMeta| {
-            let labels = meta.labels.unwrap_or_default();
-            releases.push(serde_json::json!({
-                "name": labels.get("name"),
-                "namespace": meta.namespace,
-                "revision": labels.get("version").and_then(|v| v.parse::<u64>().ok()),
-                "status": labels.get("status"),
-                "modifiedAt": labels.get("modifiedAt"),
-                "driver": driver,
-            }));
-        };
+    let mut record = |driver: &str, meta: kube::core::ObjectMeta| {
+        let labels = meta.labels.unwrap_or_default();
+        let revision = labels.get("version").and_then(|v| v.parse::<u64>().ok());
+        let namespace = meta.namespace.unwrap_or_default();
+        if let (Some(release), Some(revision), Some(object)) =
+            (labels.get("name"), revision, meta.name)
+        {
+            let key = (namespace.clone(), release.clone());
+            if latest.get(&key).is_none_or(|l| l.revision < revision) {
+                latest.insert(
+                    key,
+                    Latest {
+                        namespace: namespace.clone(),
+                        release: release.clone(),
+                        revision,
+                        object,
+                        secret: driver == "secret",
+                    },
+                );
+            }
+        }
+        releases.push(serde_json::json!({
+            "name": labels.get("name"),
+            "namespace": namespace,
+            "revision": revision,
+            "status": labels.get("status"),
+            "modifiedAt": labels.get("modifiedAt"),
+            "driver": driver,
+        }));
+    };
     let r = each_metadata_page(&Api::<Secret>::all(client.clone()), lp(), |page| {
         for m in page {
-            record(&mut releases, "secret", m);
+            record("secret", m);
         }
     })
     .await;
     if let Err(e) = r {
         errors.push(format!("release secrets: {}", crate::kube::one_line(&e)));
     }
-    let r = each_metadata_page(&Api::<ConfigMap>::all(client), lp(), |page| {
+    let r = each_metadata_page(&Api::<ConfigMap>::all(client.clone()), lp(), |page| {
         for m in page {
-            record(&mut releases, "configmap", m);
+            record("configmap", m);
         }
     })
     .await;
@@ -321,7 +399,70 @@ async fn helm(client: kube::Client, sink: Sink) -> Vec<String> {
         )
     });
     send(&sink, "helm/history.json".into(), json(&releases)).await;
+    if values {
+        for l in latest.into_values() {
+            match release_values(&client, &l).await {
+                Ok(text) => {
+                    let path = format!("helm/{}/values.yaml", l.release);
+                    send(&sink, path, text.into_bytes()).await;
+                }
+                Err(e) => errors.push(format!("values of {}/{}: {e}", l.namespace, l.object)),
+            }
+        }
+    }
     errors
+}
+
+/// The largest release record read (decompressed); Helm's own limit is the object's 1 MiB.
+const RELEASE_MAX: u64 = 64 * 1024 * 1024;
+
+/// The user-supplied values (`config`) of the release record in `l`'s storage object, as
+/// YAML. Helm's storage drivers keep base64(gzip(JSON of the release)) under `release`.
+async fn release_values(client: &kube::Client, l: &Latest) -> Result<String, String> {
+    let encoded: Vec<u8> = if l.secret {
+        let api: Api<Secret> = Api::namespaced(client.clone(), &l.namespace);
+        let secret = api
+            .get(&l.object)
+            .await
+            .map_err(|e| crate::kube::one_line(&e))?;
+        secret
+            .data
+            .and_then(|mut d| d.remove("release"))
+            .map(|b| b.0)
+            .unwrap_or_default()
+    } else {
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &l.namespace);
+        let cm = api
+            .get(&l.object)
+            .await
+            .map_err(|e| crate::kube::one_line(&e))?;
+        cm.data
+            .and_then(|mut d| d.remove("release"))
+            .map(String::into_bytes)
+            .unwrap_or_default()
+    };
+    let record = decode_release(&encoded)?;
+    match record.get("config") {
+        None | Some(serde_json::Value::Null) => Ok("{}\n".into()),
+        Some(config) => serde_saphyr::to_string(config).map_err(|e| e.to_string()),
+    }
+}
+
+/// Helm's release record from its stored form: base64, then gzip (Helm writes it gzipped and
+/// reads plain JSON too), then JSON.
+fn decode_release(encoded: &[u8]) -> Result<serde_json::Value, String> {
+    use base64::Engine as _;
+    use std::io::Read as _;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim_ascii())
+        .map_err(|e| format!("the release record is not base64: {e}"))?;
+    let not_json = |e: serde_json::Error| format!("the release record is not JSON: {e}");
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let gz = flate2::read::GzDecoder::new(&raw[..]).take(RELEASE_MAX);
+        serde_json::from_reader(gz).map_err(not_json)
+    } else {
+        serde_json::from_slice(&raw).map_err(not_json)
+    }
 }
 
 /// `health.json`, and `monitoring/alerts.json` from its monitoring findings (firing alerts
@@ -369,25 +510,18 @@ async fn postgres(
     password: Option<crate::secrets::Secret>,
     sink: Sink,
 ) -> Vec<String> {
-    let stream = match dialer.connect(&hp.host, hp.port).await {
+    let session = match datastores::open_postgres(
+        dialer.as_ref(),
+        &hp,
+        password.as_ref(),
+        "paragon-admin bundle",
+    )
+    .await
+    {
         Ok(s) => s,
         Err(e) => return vec![format!("{hp}: {e}")],
     };
-    let mut config = tokio_postgres::Config::new();
-    config
-        .user("postgres")
-        .dbname("postgres")
-        .application_name("paragon-admin bundle")
-        .connect_timeout(REQUEST)
-        .ssl_mode(tokio_postgres::config::SslMode::Disable);
-    if let Some(p) = &password {
-        config.password(p.expose().as_bytes());
-    }
-    let (client, connection) = match config.connect_raw(stream, tokio_postgres::NoTls).await {
-        Ok(c) => c,
-        Err(e) => return vec![format!("{hp}: {e}")],
-    };
-    let driver = tokio::spawn(connection);
+    let client = &session.client;
     let query = async {
         let version = client.query_one("SHOW server_version", &[]).await?;
         let max = client.query_one("SHOW max_connections", &[]).await?;
@@ -413,7 +547,7 @@ async fn postgres(
         }))
     };
     let r = query.await;
-    driver.abort();
+    drop(session);
     match r {
         Ok(v) => {
             send(
@@ -445,35 +579,23 @@ async fn redis(
     password: Option<crate::secrets::Secret>,
     sink: Sink,
 ) -> Vec<String> {
-    let stream = match dialer.connect(&hp.host, hp.port).await {
+    let mut session = match datastores::open_redis(dialer.as_ref(), &hp, password.as_ref()).await {
         Ok(s) => s,
         Err(e) => return vec![format!("{hp}: {e}")],
     };
-    let info = redis::RedisConnectionInfo::default();
-    let (mut con, driver) = match redis::aio::MultiplexedConnection::new(&info, stream).await {
-        Ok(c) => c,
-        Err(e) => return vec![format!("{hp}: {e}")],
-    };
-    let driver = tokio::spawn(driver);
     let r = async {
-        if let Some(p) = &password {
-            redis::cmd("AUTH")
-                .arg(p.expose())
-                .query_async::<()>(&mut con)
-                .await?;
-        }
         let mut text = String::new();
         for section in REDIS_SECTIONS {
             let part: String = redis::cmd("INFO")
                 .arg(section)
-                .query_async(&mut con)
+                .query_async(&mut session.client)
                 .await?;
             text.push_str(&part);
         }
         Ok::<_, redis::RedisError>(text)
     }
     .await;
-    driver.abort();
+    drop(session);
     match r {
         Ok(text) => {
             let path = format!("datastores/redis-{}.txt", file_name(&hp));
@@ -482,6 +604,45 @@ async fn redis(
         }
         Err(e) => vec![format!("{hp}: {e}")],
     }
+}
+
+/// MinIO's health endpoints: liveness, and whether the cluster has its write quorum.
+const MINIO_PROBES: [&str; 2] = ["/minio/health/live", "/minio/health/cluster"];
+
+/// Each MinIO health endpoint's HTTP status and latency (`datastores/minio-HOST_PORT.json`);
+/// an endpoint that did not answer is an error (and its line has no status).
+async fn minio(
+    dialer: Arc<dyn Dialer>,
+    url: HttpUrl,
+    ca_file: Option<PathBuf>,
+    sink: Sink,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    let mut probes = Vec::new();
+    for path in MINIO_PROBES {
+        let begun = std::time::Instant::now();
+        let answer = datastores::s3_get(dialer.as_ref(), &url, ca_file.as_deref(), path).await;
+        let elapsed_ms = begun.elapsed().as_millis();
+        probes.push(match answer {
+            Ok(r) => serde_json::json!({ "path": path, "status": r.status, "elapsed_ms": elapsed_ms }),
+            Err(e) => {
+                errors.push(format!("{path}: {e}"));
+                serde_json::json!({ "path": path, "error": e.to_string(), "elapsed_ms": elapsed_ms })
+            }
+        });
+    }
+    let v = serde_json::json!({ "url": url.to_string(), "probes": probes });
+    let hp = HostPort {
+        host: url.host.clone(),
+        port: url.port,
+    };
+    send(
+        &sink,
+        format!("datastores/minio-{}.json", file_name(&hp)),
+        json(&v),
+    )
+    .await;
+    errors
 }
 
 /// What the bastion runs: the tools' versions, its OS and its OpenSSH.
@@ -512,4 +673,28 @@ async fn bastion(b: Arc<dyn Capture + Send + Sync>, sink: Sink) -> Vec<String> {
         }
     }
     errors
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use base64::Engine as _;
+
+    use super::*;
+
+    #[test]
+    fn a_release_record_decodes_gzipped_or_plain() {
+        let record = br#"{"name":"paragon-on-prem","config":{"a":1}}"#;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(record).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let zipped = b64.encode(gz.finish().unwrap());
+        let v = decode_release(zipped.as_bytes()).unwrap();
+        assert_eq!(v["config"]["a"], 1);
+        let v = decode_release(b64.encode(record).as_bytes()).unwrap();
+        assert_eq!(v["name"], "paragon-on-prem");
+        let e = decode_release(b"not base64!").unwrap_err();
+        assert!(e.starts_with("the release record is not base64"), "{e}");
+    }
 }

@@ -1,6 +1,7 @@
 //! The support bundle: collectors run concurrently, each with its own deadline and all under
 //! a total one; every file they produce passes through the redactor and is streamed into a
-//! `tar.gz` (mode 0600) as it comes, so memory holds one file at a time. What each collector
+//! `tar.gz` (mode 0600) as it comes, so memory holds one file (or one page of a cluster list)
+//! at a time. What each collector
 //! did, how long it took and what failed is `manifest.json`; what the redactor hid, per file
 //! and rule, is `redactions.json`. `--preview` runs the same pipeline without writing.
 //! Knows nothing of clap or of how the bastion is reached.
@@ -37,6 +38,8 @@ pub struct Options {
     pub namespace: String,
     /// The profile, for the manifest.
     pub profile: String,
+    /// Collect each Helm release's user-supplied chart values (redacted like every file).
+    pub include_values: bool,
 }
 
 /// One file of the bundle, before redaction.
@@ -46,8 +49,28 @@ pub struct File {
     pub data: Vec<u8>,
 }
 
+/// What a collector hands the writer: a whole file, or a file streamed in parts (one page of
+/// a list at a time: memory holds one part, not the file), which `End` completes.
+#[derive(Debug)]
+pub enum Entry {
+    File(File),
+    /// The next part of the file at its path (its first part starts it).
+    Part(File),
+    /// The streamed file at this path is complete.
+    End(String),
+}
+
+impl From<File> for Entry {
+    fn from(f: File) -> Entry {
+        Entry::File(f)
+    }
+}
+
 /// What a collector hands the writer.
-pub type Sink = mpsc::Sender<File>;
+pub type Sink = mpsc::Sender<Entry>;
+
+/// Entries waiting for the writer: few, so that memory holds a few pages or logs at most.
+const QUEUE: usize = 8;
 
 /// How a collector ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -141,7 +164,7 @@ pub async fn make(
 ) -> Result<Outcomes, BundleError> {
     let started = Instant::now();
     let created = jiff::Timestamp::now();
-    let (tx, rx) = mpsc::channel::<File>(64);
+    let (tx, rx) = mpsc::channel::<Entry>(QUEUE);
     let writer = write::start(options.output.clone(), rx, Arc::new(Redactor::new()));
     let total_deadline = tokio::time::Instant::now() + options.timeout;
     let collectors = collect::all(&sources, &options);
@@ -189,10 +212,10 @@ pub async fn make(
     };
     let manifest_json = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
     let _ = tx
-        .send(File {
+        .send(Entry::File(File {
             path: "manifest.json".into(),
             data: manifest_json,
-        })
+        }))
         .await;
     drop(tx);
     let files = write::finish(writer).await?;

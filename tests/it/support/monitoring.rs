@@ -1,6 +1,7 @@
 //! Stand-ins for Grafana, Prometheus and MinIO's probe: a real HTTP server (Python's
 //! http.server) on loopback serving the documents the health checks read, `/api/health`,
-//! `/api/v1/alerts`, `/-/ready`, OpenObserve's `/healthz` and `/minio/health/live`, in the clear or over TLS (Python's
+//! `/api/v1/alerts`, `/-/ready`, OpenObserve's `/healthz` and MinIO's `/minio/health/live` and
+//! `/minio/health/cluster` (no MinIO binary is available here), in the clear or over TLS (Python's
 //! `ssl`, with a CA and a certificate for 127.0.0.1 made by `openssl`). Killed in `Drop`.
 
 use std::io::{BufRead, BufReader};
@@ -66,9 +67,10 @@ impl Monitoring {
         std::fs::write(docs.join("-/ready"), "Prometheus Server is Ready.\n").unwrap();
         // OpenObserve's `/healthz`.
         std::fs::write(docs.join("healthz"), r#"{"status":"ok"}"#).unwrap();
-        // MinIO's liveness probe answers 200 with an empty body.
+        // MinIO's liveness and cluster (write quorum) probes answer 200 with an empty body.
         std::fs::create_dir_all(docs.join("minio/health")).unwrap();
         std::fs::write(docs.join("minio/health/live"), "").unwrap();
+        std::fs::write(docs.join("minio/health/cluster"), "").unwrap();
         let mut cmd = Command::new("python3");
         cmd.args(["-c", SERVER, "127.0.0.1"]).arg(&docs);
         if tls {

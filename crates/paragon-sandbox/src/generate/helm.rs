@@ -165,7 +165,7 @@ fn helm_payload(r: &Revision<'_>) -> Result<String, SandboxError> {
             "templates": [],
             "values": {},
         },
-        "config": {},
+        "config": crate::planted::release_values(r.release),
         "manifest": "",
         "version": r.revision,
         "namespace": PARAGON,
