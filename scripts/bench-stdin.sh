@@ -38,7 +38,7 @@ cipher=aes256-gcm@openssh.com
 ours=(env -u SSH_AUTH_SOCK "XDG_RUNTIME_DIR=$work/run" "PARAGON_ADMIN_CONFIG=$work/config.toml" "$PARAGON_BIN")
 theirs=(env -u SSH_AUTH_SOCK ssh -F none -i "$work/id_ed25519" -o IdentitiesOnly=yes -o BatchMode=yes
   -o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$work/known_hosts" -p "$sshd_port" -c "$cipher")
-master=$work/cm
+master=$work/master.sock
 # Warm both: the agent, and an OpenSSH master kept until the end.
 "${ours[@]}" ssh -- true
 "${theirs[@]}" -o ControlMaster=yes -o "ControlPath=$master" -o ControlPersist=yes -fN "$bench_user@127.0.0.1"
@@ -55,10 +55,10 @@ one() { # name command... : appends the wall time of one run with $work/input on
   start=$(date +%s.%N)
   "$@" <"$work/input" || { echo "$BENCH: $name failed" >&2; exit 1; }
   end=$(date +%s.%N)
-  awk -v s="$start" -v e="$end" 'BEGIN {printf "%.3f\n", e - s}' >>"$work/$name"
+  awk -v s="$start" -v e="$end" 'BEGIN {printf "%.3f\n", e - s}' >>"$work/t.$name"
 }
 names=(agent cm direct cold)
-for n in "${names[@]}"; do : >"$work/$n"; done
+for n in "${names[@]}"; do : >"$work/t.$n"; done
 for i in $(seq "$ROUNDS"); do
   for k in 0 1 2 3; do # rotating order
     case ${names[$(((i + k) % 4))]} in
@@ -69,8 +69,8 @@ for i in $(seq "$ROUNDS"); do
     esac
   done
 done
-for n in "${names[@]}"; do echo "$n runs (s): $(tr '\n' ' ' <"$work/$n")" >&2; done
-med() { median <"$work/$1"; }
+for n in "${names[@]}"; do echo "$n runs (s): $(tr '\n' ' ' <"$work/t.$n")" >&2; done
+med() { median <"$work/t.$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
 agent=$(med agent) cm=$(med cm) direct=$(med direct) cold=$(med cold)
 echo
