@@ -6,6 +6,7 @@
 //! Builds before the hello sent the request first; the agent still takes that. Knows nothing
 //! of sockets, sessions or processes; only shapes and their encoding.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -420,22 +421,23 @@ pub enum Frame {
 }
 
 impl Frame {
-    fn encode(&self) -> (u8, Vec<u8>) {
+    /// Kind and payload; data is borrowed, so a frame costs one copy into the write.
+    fn encode(&self) -> (u8, Cow<'_, [u8]>) {
         match self {
-            Frame::Stdin(d) => (0, d.clone()),
-            Frame::StdinEof => (1, Vec::new()),
+            Frame::Stdin(d) => (0, Cow::Borrowed(d)),
+            Frame::StdinEof => (1, Cow::Borrowed(&[])),
             Frame::Resize { cols, rows } => {
                 let mut p = cols.to_be_bytes().to_vec();
                 p.extend_from_slice(&rows.to_be_bytes());
-                (2, p)
+                (2, Cow::Owned(p))
             }
-            Frame::Stdout(d) => (10, d.clone()),
-            Frame::Stderr(d) => (11, d.clone()),
-            Frame::Exit(s) => (12, s.to_be_bytes().to_vec()),
+            Frame::Stdout(d) => (10, Cow::Borrowed(d)),
+            Frame::Stderr(d) => (11, Cow::Borrowed(d)),
+            Frame::Exit(s) => (12, Cow::Owned(s.to_be_bytes().to_vec())),
             Frame::Failed { status, message } => {
                 let mut p = vec![*status];
                 p.extend_from_slice(message.as_bytes());
-                (13, p)
+                (13, Cow::Owned(p))
             }
         }
     }

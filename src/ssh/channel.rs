@@ -105,6 +105,10 @@ impl AsyncRead for TcpChannel {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
+        let start = buf.filled().len();
+        // Every message already received goes into this one read, up to the buffer's room:
+        // a read per packet (at most 32 KiB) would cost the reader a write and a wakeup per
+        // packet (issue 25; the agent relays a channel to its socket this way).
         loop {
             if let Some((data, offset)) = &mut this.pending {
                 let n = buf.remaining().min(data.len() - *offset);
@@ -113,7 +117,10 @@ impl AsyncRead for TcpChannel {
                 if *offset == data.len() {
                     this.pending = None;
                 }
-                return Poll::Ready(Ok(()));
+                if buf.remaining() == 0 {
+                    return Poll::Ready(Ok(()));
+                }
+                continue;
             }
             if this.eof_received || this.released {
                 return Poll::Ready(Ok(()));
@@ -121,7 +128,12 @@ impl AsyncRead for TcpChannel {
             let Some(reading) = this.reading.as_mut() else {
                 return Poll::Ready(Ok(()));
             };
-            let (half, msg) = ready!(reading.poll(cx));
+            let (half, msg) = match reading.poll(cx) {
+                Poll::Ready(next) => next,
+                // What was read so far is this read's; the waker stays registered.
+                Poll::Pending if buf.filled().len() > start => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            };
             reading.set(next(half));
             match msg {
                 Some(ChannelMsg::Data { data }) if !data.is_empty() => {

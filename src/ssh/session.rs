@@ -6,7 +6,6 @@
 
 use russh::{ChannelMsg, Sig};
 use std::sync::Arc;
-use tokio::io::AsyncReadExt;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -221,7 +220,10 @@ impl Bastion {
             async move {
                 while let Some(i) = input.recv().await {
                     let sent = match i {
-                        Input::Data(d) => write.data(&d[..]).await.is_ok(),
+                        // Owned bytes, cut into packets as large as the server takes:
+                        // `data` copies through tokio::io::copy's 8 KiB buffer, so every
+                        // 32 KiB chunk went out as four small packets (issue 25).
+                        Input::Data(d) => write.data_bytes(d).await.is_ok(),
                         Input::Eof => write.eof().await.is_ok(),
                         Input::Resize { cols, rows } => {
                             write.window_change(cols, rows, 0, 0).await.is_ok()
@@ -319,23 +321,13 @@ where
     };
     let (input, input_rx) = mpsc::channel(16);
     let (output_tx, mut output) = mpsc::channel(64);
+    // A thread of its own reads stdin: tokio's stdin hands every read to its blocking pool
+    // and back (two thread switches and a copy per chunk), which made a large stdin wait on
+    // the reader rather than on the network (issue 25). Once the session is over the thread
+    // may still be parked in a read of a terminal; the process ends without waiting for it.
     let stdin_pump = {
         let input = input.clone();
-        tokio::spawn(async move {
-            let mut stdin = tokio::io::stdin();
-            let mut buf = vec![0u8; 32 * 1024];
-            loop {
-                match stdin.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if input.send(Input::Data(buf[..n].to_vec())).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-            let _ = input.send(Input::Eof).await;
-        })
+        std::thread::spawn(move || read_stdin(&input))
     };
     let resize = raw
         .as_ref()
@@ -365,7 +357,8 @@ where
         gone: CancellationToken::new(),
     };
     let (status, written) = tokio::join!(session(streams), writing);
-    stdin_pump.abort();
+    // The reader stops at its next chunk: the session's input is gone.
+    drop(stdin_pump);
     if let Some(r) = resize {
         r.abort();
     }
@@ -375,6 +368,31 @@ where
         source,
     })?;
     status
+}
+
+/// How much of stdin one read takes: a pipe holds 64 KiB, and from a file a larger read
+/// costs fewer system calls and messages; the session cuts it into packets.
+const STDIN_CHUNK: usize = 128 * 1024;
+
+/// Reads this process's stdin into `input` until its end (then `Input::Eof`), an error, or
+/// the session no longer taking input.
+fn read_stdin(input: &mpsc::Sender<Input>) {
+    use std::io::Read;
+    let mut stdin = std::io::stdin();
+    let mut buf = vec![0u8; STDIN_CHUNK];
+    loop {
+        match stdin.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if input.blocking_send(Input::Data(buf[..n].to_vec())).is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let _ = input.blocking_send(Input::Eof);
 }
 
 /// Passes the local terminal's size on to a session's input on every SIGWINCH.

@@ -145,30 +145,37 @@ fn large_output_arrives_intact() {
 #[test]
 fn stdin_is_streamed_and_its_eof_passed_on() {
     let (_sshd, home, _) = bastion();
-    let mut child = home
-        .paragon()
-        .args(["ssh", "--", "sha256sum | cut -c1-64; wc -c < /dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let data: Vec<u8> = (0..5_000_000u32).map(|i| (i % 251) as u8).collect();
+    // Through the agent (the default) and on a connection of its own: many reads and packets,
+    // and a length that is no multiple of either.
+    let data: Vec<u8> = (0..5_000_001u32).map(|i| (i % 251) as u8).collect();
     let want = sha256_hex(&data);
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(&data).unwrap());
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        format!("{want}\n0\n")
-    );
+    for flags in [&[][..], &["--no-agent"][..]] {
+        let mut child = home
+            .paragon()
+            .args(flags)
+            .args(["ssh", "--", "sha256sum | cut -c1-64; wc -c < /dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let sent = data.clone();
+        let writer = std::thread::spawn(move || stdin.write_all(&sent).unwrap());
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{flags:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            format!("{want}\n0\n"),
+            "{flags:?}"
+        );
+    }
 }
 
 #[test]
