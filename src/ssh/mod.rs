@@ -259,11 +259,21 @@ impl Bastion {
     }
 
     /// Whether the server still answers: a keepalive it must reply to, within `within`. A
-    /// session whose connection was just cut may not know it yet; this asks.
+    /// session whose connection was just cut may not know it yet; this asks. Only a reply
+    /// counts: russh's `send_ping` also returns `Ok` when the session ends before the reply
+    /// (its reply channel dropped), which let a capture reuse an answer from a session that
+    /// had just died (the bastion down, and `health` through the agent still gave a report).
+    /// A global request with a reply wanted tells the two apart: OpenSSH answers
+    /// `keepalive@openssh.com` with a failure reply (`RequestDenied`), an ended session
+    /// gives `Disconnect`.
     pub async fn answers(&self, within: std::time::Duration) -> bool {
+        let asked = self
+            .inner
+            .handle
+            .send_global_request("keepalive@openssh.com", &[], true);
         matches!(
-            tokio::time::timeout(within, self.inner.handle.send_ping()).await,
-            Ok(Ok(()))
+            tokio::time::timeout(within, asked).await,
+            Ok(Ok(_) | Err(russh::Error::RequestDenied))
         ) && !self.is_closed()
     }
 
