@@ -21,6 +21,7 @@ pub mod monitoring;
 pub mod openssh;
 pub mod output;
 pub mod prompt;
+pub mod reconnect;
 pub mod sandbox;
 pub mod secrets;
 pub mod signals;

@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use tokio::io::BufReader;
 use tokio::net::UnixStream;
+use tokio::sync::watch;
 
 use crate::config::Resolved;
 use crate::dial::{self, BoxStream, DialError, DialFuture, Dialer};
 use crate::forward::Forward;
+use crate::forward::kept::Kept;
 use crate::kube::source::{Capture, CaptureError, CaptureFuture};
 use crate::ssh::exec::Request;
 use crate::ssh::session::{Input, Output, Streams, on_local_stdio};
@@ -24,7 +26,7 @@ use crate::ssh::{Bastion, Captured};
 use super::AgentError;
 use super::paths::Paths;
 use super::proto::{
-    self, AgentStatus, ApiRoute, DetachedForward, Frame, Op, Reply, Startup, WirePty,
+    self, AgentStatus, ApiRoute, DetachedForward, Frame, Op, Reply, Startup, WirePty, WireSession,
 };
 
 /// A running agent of one profile.
@@ -662,6 +664,82 @@ impl Agent {
             (Reply::Stopped { count }, _) => Ok(count),
             (other, _) => Err(self.protocol(format!("{other:?} to stop_forward"))),
         }
+    }
+
+    /// The kept session's state as it changes, until the agent goes (the sender dropped).
+    /// An agent of a build before `watch` is asked for its status every second instead.
+    pub async fn watch(&self) -> Result<watch::Receiver<Kept>, AgentError> {
+        let name = self.profile.name.clone();
+        let down = move |reason: String| Kept::Down {
+            reason: format!(
+                "the agent of profile {name} has no session to the bastion now and is reconnecting: {reason}"
+            ),
+        };
+        let kept = move |w: WireSession| match w {
+            WireSession::Up { generation } => Kept::Up { generation },
+            WireSession::Connecting { attempt } => down(format!("attempt {attempt} under way")),
+            WireSession::Down { message, .. } => down(message),
+            WireSession::Closed { message, status } => Kept::Closed { message, status },
+        };
+        let (first, mut conn) = match self.ask(Op::Watch).await {
+            Ok((Reply::Session { session }, conn)) => (session, conn),
+            Ok((other, _)) => return Err(self.protocol(format!("{other:?} to watch"))),
+            Err(AgentError::Relayed { message, .. }) if message.contains("does not know") => {
+                return self.poll().await;
+            }
+            Err(e) => return Err(e),
+        };
+        let (tx, rx) = watch::channel(kept(first));
+        tokio::spawn(async move {
+            loop {
+                let line = tokio::select! {
+                    () = tx.closed() => return,
+                    l = proto::read_line::<_, Reply>(&mut conn) => l,
+                };
+                match line {
+                    Ok(Some(Reply::Session { session })) => {
+                        tx.send_replace(kept(session));
+                    }
+                    // The agent went away (or spoke nonsense): the watch ends.
+                    _ => return,
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    /// `watch` for an agent of a build before it: its status every second.
+    async fn poll(&self) -> Result<watch::Receiver<Kept>, AgentError> {
+        let now = |s: &AgentStatus| match s.connected {
+            true => Kept::Up {
+                generation: 1 + s.reconnects + s.renewals,
+            },
+            false => Kept::Down {
+                reason: format!(
+                    "the agent of profile {} has no session to {} now and is reconnecting",
+                    s.profile, s.bastion
+                ),
+            },
+        };
+        let (tx, rx) = watch::channel(now(&self.status().await?));
+        let agent = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    () = tx.closed() => return,
+                    _ = tick.tick() => {}
+                }
+                match agent.status().await {
+                    Ok(s) => {
+                        tx.send_replace(now(&s));
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+        Ok(rx)
     }
 
     /// The agent's status, whatever its build (it is looked at, not replaced).

@@ -84,7 +84,7 @@ fn serve(
         dialer: dialer.clone(),
         ended: Box::pin(std::future::pending()),
     };
-    let task = tokio::spawn(forward::run(
+    let running = forward::run(
         vec![l],
         session,
         || async { Err::<Session, _>("the agent's session is kept by the agent") },
@@ -94,7 +94,10 @@ fn serve(
             ..Options::default()
         },
         stop.clone().cancelled_owned(),
-    ));
+    );
+    let task = tokio::spawn(async move {
+        running.await;
+    });
     Live {
         spec,
         route,

@@ -11,54 +11,65 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::config::Resolved;
 use crate::dial::{self, DialError, DialFuture, Dialer};
-use crate::exit::ExitStatus;
-use crate::forward::Backoff;
-use crate::ssh::Bastion;
-
-#[derive(Clone)]
-enum Conn {
-    Up(Bastion),
-    /// Down after `attempts` failed attempts; the last one's message and status.
-    Down {
-        attempts: u64,
-        error: Option<(String, u8)>,
-    },
-}
+use crate::reconnect::{Backoff, ConnectFn, Established, Failure, Observer, Reconnecting, State};
+use crate::ssh::{Bastion, SshError};
 
 pub struct Keeper {
-    state: watch::Sender<Conn>,
-    poke: Notify,
-    reconnects: AtomicU64,
+    session: Arc<Reconnecting<Bastion>>,
     /// Idle sessions replaced because they held too many closed channels, or because
     /// known_hosts changed.
     renewals: AtomicU64,
     target: String,
-    /// known_hosts as it was when the current session's host key was checked.
-    known_hosts: std::sync::Mutex<KnownHostsVersion>,
-    /// Held while a session is replaced for a changed known_hosts: one replacement at a time.
-    rechecking: tokio::sync::Mutex<()>,
 }
 
-/// A file's size and modification time: what says it changed.
-type KnownHostsVersion = Option<(u64, Option<std::time::SystemTime>)>;
-
-fn known_hosts_version(profile: &Resolved) -> KnownHostsVersion {
-    std::fs::metadata(&profile.known_hosts)
-        .ok()
-        .map(|m| (m.len(), m.modified().ok()))
+/// What says known_hosts changed: a hash of its content (none when it cannot be read).
+fn known_hosts_version(profile: &Resolved) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let text = std::fs::read(&profile.known_hosts).ok()?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    Some(h.finish())
 }
+
+/// How often known_hosts is looked at for a key revoked or changed under the session.
+const TRUST_CHECK: Duration = Duration::from_secs(1);
 
 /// How often the kept session's channel counts are looked at.
 const RENEW_CHECK: Duration = Duration::from_secs(5);
 
 /// Closed channels an idle session may hold (about 3 KB each) before it is replaced.
 const RENEW_HELD: u64 = 32;
+
+/// A connected bastion as a reconnecting session's session.
+fn established(b: Bastion) -> Established<Bastion> {
+    let watcher = b.clone();
+    Established {
+        session: b,
+        ended: Box::pin(async move { watcher.closed().await }),
+    }
+}
+
+/// The agent's log lines for the session's changes.
+fn logged(target: String) -> Observer<Bastion> {
+    Box::new(move |before, now| match now {
+        State::Connecting { .. } if before.up().is_some() => {
+            info!("the connection to {target} was lost; reconnecting");
+        }
+        State::Down {
+            failure, attempt, ..
+        } => info!(attempt, "reconnecting failed: {failure}"),
+        State::Up { generation, .. } if !matches!(before, State::Up { .. }) && *generation > 1 => {
+            info!(generation, "reconnected to {target}");
+        }
+        State::Closed(f) => info!("the session to {target} is closed: {f}"),
+        _ => {}
+    })
+}
 
 impl Keeper {
     /// Keeps `first` and, when it ends, the sessions after it, until `stop`.
@@ -68,121 +79,112 @@ impl Keeper {
         backoff: Backoff,
         stop: CancellationToken,
     ) -> Arc<Keeper> {
+        let target = first.target().to_string();
+        let connect: ConnectFn<Bastion> = {
+            let profile = profile.clone();
+            Arc::new(move || {
+                let profile = profile.clone();
+                Box::pin(async move {
+                    Bastion::connect(&profile)
+                        .await
+                        .map(established)
+                        .map_err(SshError::into_failure)
+                })
+            })
+        };
+        let session = Reconnecting::start(
+            Some(established(first)),
+            connect,
+            backoff,
+            logged(target.clone()),
+        );
         let keeper = Arc::new(Keeper {
-            target: first.target().to_string(),
-            state: watch::Sender::new(Conn::Up(first)),
-            poke: Notify::new(),
-            reconnects: AtomicU64::new(0),
+            session,
             renewals: AtomicU64::new(0),
-            known_hosts: std::sync::Mutex::new(known_hosts_version(&profile)),
-            rechecking: tokio::sync::Mutex::default(),
+            target,
         });
         tokio::spawn(keeper.clone().keep(profile, backoff, stop));
         keeper
     }
 
+    /// Until `stop`: renews an idle session that holds many closed channels, and closes the
+    /// session for good the moment known_hosts marks the bastion's key revoked or records
+    /// another one (`distrusted`), looked at every `TRUST_CHECK`.
     async fn keep(
         self: Arc<Self>,
         profile: Arc<Resolved>,
         backoff: Backoff,
         stop: CancellationToken,
     ) {
+        let mut renew = tokio::time::interval(RENEW_CHECK);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut trust = tokio::time::interval(TRUST_CHECK);
+        trust.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut seen = known_hosts_version(&profile);
         loop {
-            // Subscribed before reading: a session replaced in between is seen as a change.
-            let mut replaced = self.state.subscribe();
-            let current = match &*replaced.borrow_and_update() {
-                Conn::Up(b) => Some(b.clone()),
-                Conn::Down { .. } => None,
-            };
-            if let Some(b) = current {
-                let mut check = tokio::time::interval(RENEW_CHECK);
-                check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                let renewed = loop {
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        () = b.closed() => break false,
-                        // Replaced for a changed known_hosts (`recheck_known_hosts`).
-                        _ = replaced.changed() => break true,
-                        _ = check.tick() => {
-                            if self.renew(&b, &profile, &backoff).await {
-                                break true;
-                            }
-                        }
-                    }
-                };
-                if renewed {
-                    continue;
+            tokio::select! {
+                () = stop.cancelled() => {
+                    // Not fatal: clients that watch see the agent go, and start another.
+                    self.session
+                        .close(Failure::transient("the agent is stopping"));
+                    return;
                 }
-                info!("the connection to {} was lost; reconnecting", self.target);
+                _ = trust.tick() => {
+                    let now = known_hosts_version(&profile);
+                    if now != seen {
+                        seen = now;
+                        self.distrusted();
+                    }
+                }
+                _ = renew.tick() => {
+                    if let Some((b, _)) = self.session.current() {
+                        self.renew(&b, &profile, &backoff).await;
+                    }
+                }
             }
-            self.state.send_replace(Conn::Down {
-                attempts: 0,
-                error: None,
-            });
-            let mut pause = backoff.initial;
-            let mut attempts = 0;
-            loop {
-                attempts += 1;
-                let attempt =
-                    tokio::time::timeout(backoff.attempt_timeout, Bastion::connect(&profile));
-                let outcome = tokio::select! {
-                    () = stop.cancelled() => return,
-                    r = attempt => r,
-                };
-                let error = match outcome {
-                    Ok(Ok(b)) => {
-                        self.checked(&profile);
-                        self.reconnects.fetch_add(1, Ordering::Relaxed);
-                        info!(attempts, "reconnected to {}", self.target);
-                        self.state.send_replace(Conn::Up(b));
-                        break;
-                    }
-                    Ok(Err(e)) => {
-                        let status = e.exit_status();
-                        (crate::exit::Error::from(e).to_string(), status)
-                    }
-                    Err(_) => (
-                        format!(
-                            "connecting to {} timed out after {}s",
-                            self.target,
-                            backoff.attempt_timeout.as_secs()
-                        ),
-                        crate::exit::UNREACHABLE,
-                    ),
-                };
-                info!(attempts, "reconnecting failed: {}", error.0);
-                self.state.send_replace(Conn::Down {
-                    attempts,
-                    error: Some(error),
-                });
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(pause) => {}
-                    () = self.poke.notified() => {}
-                }
-                pause = (pause * 2).min(backoff.max);
+            if self.session.is_closed() {
+                return;
             }
         }
+    }
+
+    /// Checks the current session's host key against known_hosts as it is now; when it is
+    /// marked revoked there or another key is recorded, closes the session for good with the
+    /// error a new connection would give (and returns it). Lines about other hosts, or added
+    /// keys, change nothing.
+    pub fn distrusted(&self) -> Option<Failure> {
+        if let State::Closed(f) = self.session.state() {
+            return f.fatal.then_some(f);
+        }
+        let (b, _) = self.session.current()?;
+        let e = b.recheck_host_key().err()?;
+        // Fatal whatever the error: the key this session runs on is no longer trusted.
+        let failure = Failure {
+            fatal: true,
+            ..e.into_failure()
+        };
+        info!("known_hosts no longer trusts the session's host key: {failure}");
+        self.session.close(failure.clone());
+        Some(failure)
     }
 
     /// Replaces an idle session that holds `RENEW_HELD` closed channels with a new one (russh
     /// keeps each such channel's state for the session's lifetime: see `ssh::channel`).
     /// Requests already on the old session finish there; it ends with its last user.
-    async fn renew(&self, old: &Bastion, profile: &Resolved, backoff: &Backoff) -> bool {
+    async fn renew(&self, old: &Bastion, profile: &Resolved, backoff: &Backoff) {
         let counts = old.channel_counts();
         if counts.open > 0 || counts.held < RENEW_HELD {
-            return false;
+            return;
         }
         match tokio::time::timeout(backoff.attempt_timeout, Bastion::connect(profile)).await {
             Ok(Ok(new)) => {
-                self.checked(profile);
-                self.renewals.fetch_add(1, Ordering::Relaxed);
-                info!(
-                    held = counts.held,
-                    "renewed the session to {}: the old one held closed channels", self.target
-                );
-                self.state.send_replace(Conn::Up(new));
-                true
+                if self.session.replace(established(new)) {
+                    self.renewals.fetch_add(1, Ordering::Relaxed);
+                    info!(
+                        held = counts.held,
+                        "renewed the session to {}: the old one held closed channels", self.target
+                    );
+                }
             }
             // Not now: the old session still works, and the next check tries again.
             Ok(Err(e)) => {
@@ -190,82 +192,52 @@ impl Keeper {
                     "renewing the session failed: {}",
                     crate::exit::Error::from(e)
                 );
-                false
             }
-            Err(_) => false,
+            Err(_) => {}
         }
-    }
-
-    /// Notes known_hosts as a session was just checked against it (the connect may have
-    /// added the key).
-    fn checked(&self, profile: &Resolved) {
-        if let Ok(mut v) = self.known_hosts.lock() {
-            *v = known_hosts_version(profile);
-        }
-    }
-
-    /// When known_hosts changed since the current session's key was checked (a line removed,
-    /// a key marked revoked, or only another host added), replaces the session with a new
-    /// connection, which checks the key again exactly as a direct connection would. Its
-    /// error when that fails: the client then starts an agent of its own, which connects
-    /// while it has the terminal (a question to ask, a refusal to show).
-    pub async fn recheck_known_hosts(&self, profile: &Resolved) -> Result<(), String> {
-        let unchanged = || {
-            self.known_hosts
-                .lock()
-                .is_ok_and(|v| *v == known_hosts_version(profile))
-        };
-        if unchanged() {
-            return Ok(());
-        }
-        let _one = self.rechecking.lock().await;
-        if unchanged() {
-            return Ok(());
-        }
-        let new = Bastion::connect(profile)
-            .await
-            .map_err(|e| crate::exit::Error::from(e).to_string())?;
-        self.checked(profile);
-        self.renewals.fetch_add(1, Ordering::Relaxed);
-        info!(
-            "known_hosts changed: the session to {} checked again",
-            self.target
-        );
-        self.state.send_replace(Conn::Up(new));
-        Ok(())
     }
 
     /// The session, waiting for the next attempt when it is down (asking for it at once);
     /// else that attempt's message and exit status.
     pub async fn bastion(&self, wait: Duration) -> Result<Bastion, (String, u8)> {
-        let mut rx = self.state.subscribe();
-        let seen = match &*rx.borrow_and_update() {
-            Conn::Up(b) if !b.is_closed() => return Ok(b.clone()),
-            Conn::Up(_) => 0,
-            Conn::Down { attempts, .. } => *attempts,
-        };
-        self.poke.notify_one();
-        let settled = rx.wait_for(|c| match c {
-            Conn::Up(b) => !b.is_closed(),
-            Conn::Down { attempts, error } => *attempts > seen && error.is_some(),
-        });
-        let unreachable = || {
-            (
-                format!(
-                    "the bastion {} is still unreachable after waiting {}s",
-                    self.target,
-                    wait.as_secs()
-                ),
-                crate::exit::UNREACHABLE,
-            )
+        let mut rx = self.session.watch();
+        match &*rx.borrow_and_update() {
+            State::Up { session, .. } if !session.is_closed() => return Ok(session.clone()),
+            State::Closed(f) => return Err((f.message.clone(), f.status)),
+            _ => {}
+        }
+        self.session.poke();
+        let settled = async {
+            loop {
+                if rx.changed().await.is_err() {
+                    return None;
+                }
+                match &*rx.borrow_and_update() {
+                    State::Up { session, .. } if !session.is_closed() => {
+                        return Some(Ok(session.clone()));
+                    }
+                    State::Down { failure: f, .. } | State::Closed(f) => {
+                        return Some(Err((f.message.clone(), f.status)));
+                    }
+                    _ => {}
+                }
+            }
         };
         match tokio::time::timeout(wait, settled).await {
-            Ok(Ok(c)) => match &*c {
-                Conn::Up(b) => Ok(b.clone()),
-                Conn::Down { error, .. } => Err(error.clone().unwrap_or_else(unreachable)),
-            },
-            _ => Err(unreachable()),
+            Ok(Some(r)) => r,
+            _ => Err(self.unreachable(wait)),
         }
+    }
+
+    fn unreachable(&self, wait: Duration) -> (String, u8) {
+        (
+            format!(
+                "the bastion {} is still unreachable after waiting {}s",
+                self.target,
+                wait.as_secs()
+            ),
+            crate::exit::UNREACHABLE,
+        )
     }
 
     /// The session once it is up, within `wait`: what a connection at a detached forward
@@ -274,50 +246,51 @@ impl Keeper {
     /// for nobody waiting), and the waiter is woken the moment the session is back.
     pub async fn up_within(&self, wait: Duration) -> Result<Bastion, (String, u8)> {
         let deadline = tokio::time::Instant::now() + wait;
-        let mut rx = self.state.subscribe();
+        let mut rx = self.session.watch();
         loop {
             let last = match &*rx.borrow_and_update() {
-                Conn::Up(b) if !b.is_closed() => return Ok(b.clone()),
-                Conn::Up(_) => None,
-                Conn::Down { error, .. } => error.clone(),
+                State::Up { session, .. } if !session.is_closed() => return Ok(session.clone()),
+                State::Closed(f) => return Err((f.message.clone(), f.status)),
+                State::Down { failure, .. } => Some((failure.message.clone(), failure.status)),
+                _ => None,
             };
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
-                return Err(last.unwrap_or_else(|| {
-                    (
-                        format!(
-                            "the bastion {} is still unreachable after waiting {}s",
-                            self.target,
-                            wait.as_secs()
-                        ),
-                        crate::exit::UNREACHABLE,
-                    )
-                }));
+                return Err(last.unwrap_or_else(|| self.unreachable(wait)));
             }
-            self.poke.notify_one();
+            self.session.poke();
             let _ = tokio::time::timeout(left.min(RETRY_WHILE_WAITING), rx.changed()).await;
         }
     }
 
     /// The session now, if one is up (for the status).
     pub fn current(&self) -> Option<Bastion> {
-        match &*self.state.borrow() {
-            Conn::Up(b) if !b.is_closed() => Some(b.clone()),
-            _ => None,
-        }
+        self.session
+            .current()
+            .map(|(b, _)| b)
+            .filter(|b| !b.is_closed())
     }
 
+    /// The session's state, to watch.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<State<Bastion>> {
+        self.session.watch()
+    }
+
+    /// Sessions made again after one was lost.
     pub fn reconnects(&self) -> u64 {
-        self.reconnects.load(Ordering::Relaxed)
+        self.session
+            .generation()
+            .saturating_sub(1 + self.renewals())
     }
 
     pub fn renewals(&self) -> u64 {
         self.renewals.load(Ordering::Relaxed)
     }
 
-    /// Changes whenever the session is replaced (a reconnect or a renewal).
-    pub fn epoch(&self) -> u64 {
-        self.reconnects() + self.renewals()
+    /// The current session's generation: it changes whenever the session is replaced (a
+    /// reconnect or a renewal), and only then.
+    pub fn generation(&self) -> u64 {
+        self.session.generation()
     }
 
     pub fn target(&self) -> &str {

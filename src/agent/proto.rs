@@ -116,6 +116,59 @@ pub enum Op {
     Status,
     /// Remove the socket and exit (answered first).
     Stop,
+    /// The kept session's state: a `session` line now and at every change, until either
+    /// side closes (foreground forwards follow the agent's session this way).
+    Watch,
+}
+
+/// The kept session's state, as `watch` sends it (`reconnect::State` without the session).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum WireSession {
+    Connecting {
+        attempt: u32,
+    },
+    /// Up; `generation` names the session (it changes whenever the session is replaced).
+    Up {
+        generation: u64,
+    },
+    Down {
+        message: String,
+        status: u8,
+        attempt: u32,
+        retry_in_ms: u64,
+    },
+    /// For good (a changed or revoked host key, or the agent stopping).
+    Closed {
+        message: String,
+        status: u8,
+    },
+}
+
+impl<S> From<&crate::reconnect::State<S>> for WireSession {
+    fn from(s: &crate::reconnect::State<S>) -> WireSession {
+        use crate::reconnect::State;
+        match s {
+            State::Connecting { attempt } => WireSession::Connecting { attempt: *attempt },
+            State::Up { generation, .. } => WireSession::Up {
+                generation: *generation,
+            },
+            State::Down {
+                failure,
+                attempt,
+                retry_in,
+            } => WireSession::Down {
+                message: failure.message.clone(),
+                status: failure.status,
+                attempt: *attempt,
+                retry_in_ms: u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX),
+            },
+            State::Closed(f) => WireSession::Closed {
+                message: f.message.clone(),
+                status: f.status,
+            },
+        }
+    }
 }
 
 /// The agent's answer line.
@@ -124,6 +177,10 @@ pub enum Op {
 pub enum Reply {
     /// Go on: the operation's bytes follow.
     Ready,
+    /// The kept session's state (`watch`).
+    Session {
+        session: WireSession,
+    },
     /// The agent keeps a session made with other settings: stop it and start another.
     Mismatch,
     /// The operation failed, with the message and exit status a direct run would give.

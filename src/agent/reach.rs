@@ -7,11 +7,13 @@
 
 use std::sync::Arc;
 
+use tokio::sync::watch;
+
 use crate::config::Resolved;
 use crate::dial::Dialer;
 use crate::exit::Error;
 use crate::forward::bastion::{connect_or_interrupt, reconnect, session};
-use crate::forward::kept::{self, Check, Kept, Pace};
+use crate::forward::kept::{self, Follow, Kept, Pace};
 use crate::forward::{Connect, Session, Shutdown};
 
 use super::{Agent, Remote};
@@ -46,12 +48,12 @@ pub async fn reach(
         () = shutdown.requested() => return Ok(None),
     };
     let dialer: Arc<dyn Dialer> = Arc::new(started.clone());
-    let check = agent_check(started.clone());
+    let follow = agent_follow(started.clone());
     let pace = Pace::default();
     let connect: Connect =
-        Arc::new(move || Box::pin(kept::connect(dialer.clone(), check.clone(), pace)));
+        Arc::new(move || Box::pin(kept::connect(dialer.clone(), follow.clone(), pace)));
     let first = tokio::select! {
-        s = connect() => s.map_err(|reason| Error::with_status(crate::exit::UNREACHABLE, reason))?,
+        s = connect() => s.map_err(|f| Error::with_status(f.status, f.message))?,
         () = shutdown.requested() => return Ok(None),
     };
     Ok(Some(Reach {
@@ -61,25 +63,34 @@ pub async fn reach(
     }))
 }
 
-/// The agent's session as `kept` follows it: up (known by the agent's pid and its reconnect
-/// count, which change with every new session), or reconnecting. Asking restarts an agent
-/// that went away (killed, `agent stop`); one that cannot be started is the error.
-fn agent_check(agent: Agent) -> Check {
+/// The agent's session as `kept` follows it: watched over the agent's socket. Opening a
+/// watch starts an agent that went away (killed, `agent stop`); one that cannot be started is
+/// the error.
+///
+/// One watch serves the forward while the agent lives: a session that ended (the agent
+/// reconnecting) waits on the same watch, which also keeps a closed session's verdict (a
+/// changed host key) for the next "connect" to report. A new watch is opened only when the
+/// last one ended with the agent.
+fn agent_follow(agent: Agent) -> Follow {
+    let last: Arc<std::sync::Mutex<Option<watch::Receiver<Kept>>>> = Arc::default();
     Arc::new(move || {
-        let agent = agent.clone();
+        let (agent, last) = (agent.clone(), last.clone());
         Box::pin(async move {
-            let s = agent.status().await.map_err(|e| e.to_string())?;
-            Ok(match s.connected {
-                true => Kept::Up {
-                    id: format!("{}/{}", s.pid, s.reconnects),
-                },
-                false => Kept::Down {
-                    reason: format!(
-                        "the agent of profile {} has no session to {} now and is reconnecting",
-                        s.profile, s.bastion
-                    ),
-                },
-            })
+            let live = last.lock().ok().and_then(|l| {
+                l.as_ref()
+                    .filter(|rx| {
+                        rx.has_changed().is_ok() || matches!(*rx.borrow(), Kept::Closed { .. })
+                    })
+                    .cloned()
+            });
+            if let Some(rx) = live {
+                return Ok(rx);
+            }
+            let rx = agent.watch().await.map_err(|e| e.to_string())?;
+            if let Ok(mut l) = last.lock() {
+                *l = Some(rx.clone());
+            }
+            Ok(rx)
         })
     })
 }

@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 use crate::config::Resolved;
 use crate::dial::Dialer;
 use crate::exit::ExitStatus;
-use crate::forward::Backoff;
+use crate::reconnect::Backoff;
 use crate::ssh::Bastion;
 use crate::ssh::exec::{Captured, Request as SshRequest};
 use crate::ssh::session::{Input, Output, Streams};
@@ -57,7 +57,7 @@ struct Agent {
     build: String,
     protocol: u32,
     /// Successful captures asked to be reused, by command: when, on which session
-    /// (`Keeper::epoch`), and the answer. In memory only (a kubeconfig holds credentials).
+    /// (`Keeper::generation`), and the answer. In memory only (a kubeconfig holds credentials).
     captured: Mutex<HashMap<String, (Instant, u64, Captured)>>,
 }
 
@@ -101,6 +101,7 @@ pub async fn run(profile: Resolved) -> u8 {
         captured: Mutex::default(),
     });
     tokio::spawn(stop_on_signal(agent.stop.clone()));
+    tokio::spawn(leave_when_closed(agent.clone()));
     tokio::spawn(leave_when_idle(agent.clone()));
     serve(&agent, listener).await;
     0
@@ -218,6 +219,34 @@ fn remove_socket(agent: &Agent) {
     }
 }
 
+/// When the session closes for good (the bastion's host key changed or was revoked): the
+/// socket goes first (the next command connects anew and is refused as a direct connection
+/// is, on its own terminal), the detached forwards are closed, the clients still connected
+/// get their answers (the same refusal), and the agent leaves.
+async fn leave_when_closed(agent: Arc<Agent>) {
+    let mut state = agent.keeper.watch();
+    let why = tokio::select! {
+        () = agent.stop.cancelled() => return,
+        s = state.wait_for(|s| matches!(s, crate::reconnect::State::Closed(_))) => match s {
+            Ok(s) => match &*s {
+                crate::reconnect::State::Closed(f) => f.clone(),
+                _ => return,
+            },
+            Err(_) => return,
+        },
+    };
+    if agent.stop.is_cancelled() || !why.fatal {
+        return;
+    }
+    warn!("{why}: closing the detached forwards and leaving");
+    remove_socket(&agent);
+    agent.forwards.stop(None).await;
+    // Clients that watch the session or wait on it are told by now or very soon; bounded.
+    let mut uses = agent.uses.subscribe();
+    let _ = tokio::time::timeout(Duration::from_secs(3), uses.wait_for(|n| *n == 0)).await;
+    agent.stop.cancel();
+}
+
 /// Stops the agent `persist` after its last use, or as soon as its socket is gone (removed,
 /// or replaced by another agent's).
 async fn leave_when_idle(agent: Arc<Agent>) {
@@ -326,11 +355,16 @@ async fn handle(agent: Arc<Agent>, stream: UnixStream) {
             reply(&mut conn, &Reply::Status { status }).await
         }
         _ if request.fingerprint != agent.fingerprint => reply(&mut conn, &Reply::Mismatch).await,
-        // Ops that use the session: its host key checked again first if known_hosts changed.
-        _ if let Err(e) = agent.keeper.recheck_known_hosts(&agent.profile).await => {
-            info!("checking the host key again failed ({e}): handing over to a new agent");
-            reply(&mut conn, &Reply::Mismatch).await
+        // Ops that use the session: known_hosts read now, so a key revoked a moment ago is
+        // refused as a direct connection would refuse it (the keeper looks every second).
+        _ if let Some(f) = agent.keeper.distrusted() => {
+            let failed = Reply::Failed {
+                message: f.message,
+                status: f.status,
+            };
+            reply(&mut conn, &failed).await
         }
+        Op::Watch => watch(&agent, conn).await,
         Op::Dial { host, port } => dial(&agent, conn, &host, port).await,
         Op::Capture { command, reuse_ms } => {
             let answer = capture(&agent, command, Duration::from_millis(reuse_ms)).await;
@@ -390,7 +424,7 @@ async fn capture(
     reuse: Duration,
 ) -> Result<Captured, (String, u8)> {
     let bastion = agent.keeper.bastion(WAIT_FOR_SESSION).await?;
-    let epoch = agent.keeper.epoch();
+    let epoch = agent.keeper.generation();
     let kept = {
         let mut captured = agent.captured.lock().await;
         captured.retain(|_, (at, e, _)| *e == epoch && at.elapsed() < MAX_REUSE);
@@ -412,7 +446,7 @@ async fn capture(
         // with why there is none ("connection refused" rather than "was lost").
         Err(_) if bastion.is_closed() => {
             let again = agent.keeper.bastion(WAIT_FOR_SESSION).await?;
-            let epoch = agent.keeper.epoch();
+            let epoch = agent.keeper.generation();
             (run_capture(&again, &command).await?, epoch)
         }
         r => (r?, epoch),
@@ -576,6 +610,35 @@ async fn status(agent: &Agent) -> AgentStatus {
         channels_held: channels.map_or(0, |c| c.held),
         persist_secs: agent.persist.as_secs(),
         forwards: agent.forwards.list().await,
+    }
+}
+
+/// The kept session's state now and at every change, one `session` line each, until the
+/// client goes or the session closes for good.
+async fn watch(agent: &Agent, mut conn: BufReader<UnixStream>) -> std::io::Result<()> {
+    let mut rx = agent.keeper.watch();
+    let mut ignored = Vec::new();
+    loop {
+        let session = match &*rx.borrow_and_update() {
+            // The agent stopping (not a fatal failure): the client sees it go, and starts
+            // another.
+            crate::reconnect::State::Closed(f) if !f.fatal => return Ok(()),
+            s => proto::WireSession::from(s),
+        };
+        let closed = matches!(session, proto::WireSession::Closed { .. });
+        reply(&mut conn, &Reply::Session { session }).await?;
+        if closed {
+            return Ok(());
+        }
+        tokio::select! {
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+            }
+            // The client sends nothing more: its end (or EOF) ends the watch.
+            _ = tokio::io::AsyncReadExt::read_buf(&mut conn, &mut ignored) => return Ok(()),
+        }
     }
 }
 

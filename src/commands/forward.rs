@@ -68,7 +68,7 @@ pub async fn run(g: &Globals, args: ForwardArgs) -> Result<u8, Error> {
     };
     let (first, connect) =
         plan::route(&mut listeners, args.via, first, connect, kubeconfig).await?;
-    forward::run(
+    let fatal = forward::run(
         listeners,
         first,
         move || connect(),
@@ -76,6 +76,11 @@ pub async fn run(g: &Globals, args: ForwardArgs) -> Result<u8, Error> {
         shutdown.requested(),
     )
     .await;
+    // The session closed for good (the bastion's host key changed or was revoked): said as a
+    // direct connection says it, with its status.
+    if let Some(f) = fatal {
+        return Err(Error::with_status(f.status, f.message));
+    }
     Ok(0)
 }
 

@@ -69,7 +69,7 @@ async fn serve(g: &Globals, args: KubeconfigArgs) -> Result<u8, Error> {
     out.flush()?;
     drop(out);
     let Reach { first, connect, .. } = reach;
-    forward::run(
+    let fatal = forward::run(
         listeners,
         first,
         move || connect(),
@@ -77,6 +77,11 @@ async fn serve(g: &Globals, args: KubeconfigArgs) -> Result<u8, Error> {
         shutdown.requested(),
     )
     .await;
+    // The session closed for good (the bastion's host key changed or was revoked): said as a
+    // direct connection says it, with its status.
+    if let Some(f) = fatal {
+        return Err(Error::with_status(f.status, f.message));
+    }
     Ok(0)
 }
 

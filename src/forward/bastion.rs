@@ -27,7 +27,7 @@ pub fn reconnect(profile: Resolved) -> Connect {
             Bastion::connect(&profile)
                 .await
                 .map(session)
-                .map_err(|e| e.to_string())
+                .map_err(SshError::into_failure)
         })
     })
 }

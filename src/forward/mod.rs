@@ -33,7 +33,7 @@ pub use crate::signals::Shutdown;
 pub use relay::Stats;
 pub use spec::{Forward, Target, parse_spec, parse_specs};
 pub use status::{Sink, Style};
-pub use supervisor::{Backoff, Connect, Link, Session};
+pub use supervisor::{Backoff, Connect, Failure, Link, Session};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
@@ -212,17 +212,19 @@ impl Options {
 }
 
 /// Serves the listeners over `first` and the sessions `connect` makes after it, until
-/// `shutdown` resolves; then closes listeners and connections and returns.
+/// `shutdown` resolves or the session closes for a fatal failure (a changed host key: no use
+/// trying again); then closes listeners and connections and returns that failure, if any.
 pub async fn run<F, Fut, E>(
     listeners: Vec<Listening>,
     first: Session,
     connect: F,
     options: Options,
     shutdown: impl Future<Output = ()>,
-) where
+) -> Option<Failure>
+where
     F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Session, E>> + Send,
-    E: std::fmt::Display + Send,
+    Fut: Future<Output = Result<Session, E>> + Send + 'static,
+    E: Into<Failure> + Send,
 {
     let cancel = CancellationToken::new();
     let (events, events_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -267,10 +269,14 @@ pub async fn run<F, Fut, E>(
         options.style,
         options.sink,
         all_stats,
-        link,
+        link.clone(),
     ));
 
-    shutdown.await;
+    let fatal = tokio::select! {
+        () = shutdown => None,
+        f = link.closed() => Some(f),
+    };
+    drop(link);
     debug!("shutting down");
     cancel.cancel();
     for a in accepting {
@@ -282,6 +288,7 @@ pub async fn run<F, Fut, E>(
     let _ = supervisor.await;
     drop(relay);
     let _ = reporter.await;
+    fatal
 }
 
 /// Opens `url` in the default browser (`open` on macOS, `xdg-open` elsewhere).

@@ -110,7 +110,9 @@ pub async fn route(
         let (connect, plan) = (connect.clone(), plan.clone());
         Box::pin(async move {
             let s = connect().await?;
-            plan.route(s).await.map_err(|e| e.to_string())
+            plan.route(s)
+                .await
+                .map_err(|e| super::Failure::transient(e.to_string()))
         })
     });
     Ok((first, routed))

@@ -1,12 +1,12 @@
 //! Keeps a session to the bastion alive for as long as the forwards run: when it ends, the
 //! listeners stay open, new connections wait for the next session (bounded), and the session
-//! is re-established with exponential backoff. Written against a connect function, so it
-//! knows nothing of SSH: the caller turns its own session type into a `Session`.
+//! is re-established by `reconnect::Reconnecting` (jittered exponential backoff; a fatal
+//! failure such as a changed host key ends the forwards). Written against a connect function,
+//! so it knows nothing of SSH: the caller turns its own session type into a `Session`.
 
-use std::fmt::Display;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::dial::Dialer;
+pub use crate::reconnect::{Backoff, Failure};
+use crate::reconnect::{ConnectFn, Established, Observer, Reconnecting, State};
 
 use super::Event;
 
@@ -25,55 +27,25 @@ pub struct Session {
     pub ended: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
-/// A connect function as callers hand it around: the next session, or the one line the
-/// `reconnect_failed` event carries.
+/// A connect function as callers hand it around: the next session, or why not (a fatal
+/// failure ends the forwards).
 pub type Connect =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<Session, String>> + Send>> + Send + Sync>;
-
-/// How hard to try when the session has ended.
-#[derive(Debug, Clone, Copy)]
-pub struct Backoff {
-    /// The pause after the first failed attempt; it doubles after each failure.
-    pub initial: Duration,
-    /// The longest pause between two attempts.
-    pub max: Duration,
-    /// The deadline of one attempt.
-    pub attempt_timeout: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            initial: Duration::from_millis(250),
-            max: Duration::from_secs(15),
-            attempt_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-#[derive(Clone)]
-enum State {
-    Up {
-        dialer: Arc<dyn Dialer>,
-        generation: u64,
-    },
-    Down,
-    Stopped,
-}
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<Session, Failure>> + Send>> + Send + Sync>;
 
 /// The connections' view of the session: the current dialer, or a wait for the next one.
 #[derive(Clone)]
 pub struct Link {
-    rx: watch::Receiver<State>,
+    rx: watch::Receiver<State<Arc<dyn Dialer>>>,
 }
 
 /// Why no dialer could be had.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Unavailable {
     #[error("the bastion is still unreachable after waiting {}s", .0.as_secs())]
     Timeout(Duration),
-    #[error("the forward is stopping")]
-    Stopped,
+    /// The session closed for good: stopping, or a fatal failure (its message).
+    #[error("{0}")]
+    Closed(String),
 }
 
 impl Link {
@@ -87,28 +59,47 @@ impl Link {
         let mut rx = self.rx.clone();
         let ready = rx.wait_for(|s| match s {
             State::Up { generation, .. } => *generation > after,
-            State::Down => false,
-            State::Stopped => true,
+            State::Closed(_) => true,
+            _ => false,
         });
         match tokio::time::timeout(wait, ready).await {
             Err(_) => Err(Unavailable::Timeout(wait)),
-            Ok(Err(_)) => Err(Unavailable::Stopped),
+            Ok(Err(_)) => Err(Unavailable::Closed(STOPPING.into())),
             Ok(Ok(state)) => match &*state {
-                State::Up { dialer, generation } => Ok((dialer.clone(), *generation)),
-                State::Down | State::Stopped => Err(Unavailable::Stopped),
+                State::Up {
+                    session,
+                    generation,
+                } => Ok((session.clone(), *generation)),
+                State::Closed(f) => Err(Unavailable::Closed(f.message.clone())),
+                _ => Err(Unavailable::Closed(STOPPING.into())),
             },
         }
     }
 
     /// Whether a session is up now.
     pub fn is_up(&self) -> bool {
-        matches!(&*self.rx.borrow(), State::Up { .. })
+        self.rx.borrow().up().is_some()
+    }
+
+    /// Resolves when the session has closed for good, with the failure that closed it.
+    pub async fn closed(&self) -> Failure {
+        let mut rx = self.rx.clone();
+        match rx.wait_for(|s| matches!(s, State::Closed(_))).await {
+            Ok(s) => match &*s {
+                State::Closed(f) => f.clone(),
+                _ => Failure::fatal(STOPPING, 0),
+            },
+            Err(_) => Failure::fatal(STOPPING, 0),
+        }
     }
 }
 
+/// What a session closed by `cancel` says.
+const STOPPING: &str = "the forward is stopping";
+
 /// Starts supervising `first`; when it ends, `connect` is called (with backoff) until a new
 /// session is up. Events go to `events`. Returns the `Link` and the supervising task, which
-/// ends when `cancel` is cancelled.
+/// ends when `cancel` is cancelled or the session closes for a fatal failure.
 pub fn supervise<F, Fut, E>(
     first: Session,
     connect: F,
@@ -118,97 +109,92 @@ pub fn supervise<F, Fut, E>(
 ) -> (Link, tokio::task::JoinHandle<()>)
 where
     F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Session, E>> + Send,
-    E: Display + Send,
+    Fut: Future<Output = Result<Session, E>> + Send + 'static,
+    E: Into<Failure> + Send,
 {
-    let (tx, rx) = watch::channel(State::Up {
-        dialer: first.dialer.clone(),
-        generation: 1,
+    let connect: ConnectFn<Arc<dyn Dialer>> = Arc::new(move || {
+        let attempt = connect();
+        Box::pin(async move {
+            attempt
+                .await
+                .map(|s| Established {
+                    session: s.dialer,
+                    ended: s.ended,
+                })
+                .map_err(Into::into)
+        })
     });
-    let task = tokio::spawn(async move {
-        let mut ended = first.ended;
-        let mut generation = 1;
-        loop {
+    let first = Established {
+        session: first.dialer,
+        ended: first.ended,
+    };
+    let session = Reconnecting::start(Some(first), connect, backoff, as_events(events));
+    let link = Link {
+        rx: session.watch(),
+    };
+    let task = tokio::spawn({
+        let link = link.clone();
+        async move {
             tokio::select! {
-                () = cancel.cancelled() => break,
-                () = &mut ended => {}
+                () = cancel.cancelled() => session.close(Failure::fatal(STOPPING, 0)),
+                _ = link.closed() => {}
             }
-            tx.send_replace(State::Down);
-            info!("the connection to the bastion was lost; reconnecting");
-            let _ = events.send(Event::Disconnected);
-            let Some(session) = reconnect(&connect, backoff, &events, &cancel).await else {
-                break;
-            };
-            generation += 1;
-            ended = session.ended;
-            tx.send_replace(State::Up {
-                dialer: session.dialer,
-                generation,
-            });
         }
-        tx.send_replace(State::Stopped);
     });
-    (Link { rx }, task)
+    (link, task)
 }
 
-/// Tries `connect` until it succeeds, pausing with backoff; `None` when cancelled.
-async fn reconnect<F, Fut, E>(
-    connect: &F,
-    backoff: Backoff,
-    events: &tokio::sync::mpsc::UnboundedSender<Event>,
-    cancel: &CancellationToken,
-) -> Option<Session>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<Session, E>>,
-    E: Display + Send,
-{
-    let down_since = Instant::now();
-    let mut pause = backoff.initial;
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        let _ = events.send(Event::Reconnecting { attempt });
-        let outcome = tokio::select! {
-            () = cancel.cancelled() => return None,
-            r = tokio::time::timeout(backoff.attempt_timeout, connect()) => r,
-        };
-        let error = match outcome {
-            Ok(Ok(session)) => {
-                let down = down_since.elapsed();
-                info!(
-                    attempt,
-                    "reconnected to the bastion after {:.1}s",
-                    down.as_secs_f64()
-                );
-                let _ = events.send(Event::Reconnected {
-                    attempts: attempt,
-                    down_secs: (down.as_secs_f64() * 10.0).round() / 10.0,
-                });
-                return Some(session);
+/// The session's changes as the forward's events (and -v lines).
+fn as_events(events: tokio::sync::mpsc::UnboundedSender<Event>) -> Observer<Arc<dyn Dialer>> {
+    let down_since: Mutex<Option<Instant>> = Mutex::default();
+    Box::new(move |before, now| match now {
+        State::Connecting { attempt } => {
+            if before.up().is_some() {
+                if let Ok(mut d) = down_since.lock() {
+                    *d = Some(Instant::now());
+                }
+                info!("the connection to the bastion was lost; reconnecting");
+                let _ = events.send(Event::Disconnected);
             }
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => format!(
-                "no answer within {}s",
-                backoff.attempt_timeout.as_secs_f64()
-            ),
-        };
-        info!(
-            attempt,
-            "reconnecting to the bastion failed: {error}; next attempt in {:.1}s",
-            pause.as_secs_f64()
-        );
-        let _ = events.send(Event::ReconnectFailed {
-            attempt,
-            error,
-            retry_in_secs: pause.as_secs_f64(),
-        });
-        tokio::select! {
-            () = cancel.cancelled() => return None,
-            () = tokio::time::sleep(pause) => {}
+            let _ = events.send(Event::Reconnecting { attempt: *attempt });
         }
-        pause = (pause * 2).min(backoff.max);
-    }
+        State::Down {
+            failure,
+            attempt,
+            retry_in,
+        } => {
+            info!(
+                attempt,
+                "reconnecting to the bastion failed: {failure}; next attempt in {:.1}s",
+                retry_in.as_secs_f64()
+            );
+            let _ = events.send(Event::ReconnectFailed {
+                attempt: *attempt,
+                error: failure.message.clone(),
+                retry_in_secs: (retry_in.as_secs_f64() * 10.0).round() / 10.0,
+            });
+        }
+        State::Up { .. } => {
+            let Some(since) = down_since.lock().ok().and_then(|mut d| d.take()) else {
+                return;
+            };
+            let attempts = match before {
+                State::Connecting { attempt } => *attempt,
+                _ => 1,
+            };
+            let down = since.elapsed();
+            info!(
+                attempts,
+                "reconnected to the bastion after {:.1}s",
+                down.as_secs_f64()
+            );
+            let _ = events.send(Event::Reconnected {
+                attempts,
+                down_secs: (down.as_secs_f64() * 10.0).round() / 10.0,
+            });
+        }
+        State::Closed(_) => {}
+    })
 }
 
 #[cfg(test)]
@@ -287,7 +273,7 @@ mod tests {
         task.await.unwrap();
         assert_eq!(
             link.dialer(0, Duration::from_secs(1)).await.err(),
-            Some(Unavailable::Stopped)
+            Some(Unavailable::Closed(STOPPING.into()))
         );
     }
 

@@ -114,7 +114,7 @@ pub(super) async fn connect_all(
         user: profile.user.clone(),
     };
     let closed = CancellationToken::new();
-    let (stream, jump): (BoxStream, _) = match &p.proxy_jump {
+    let (stream, jumped): (BoxStream, _) = match &p.proxy_jump {
         None => (tcp_connect(&bastion.host, bastion.port).await?, None),
         Some(j) => {
             let hop = Hop {
@@ -123,7 +123,7 @@ pub(super) async fn connect_all(
                 user: j.user.clone().unwrap_or_else(|| profile.user.clone()),
             };
             let jump_stream = tcp_connect(&hop.host, hop.port).await?;
-            let jump = handshake(
+            let (jump, jump_check) = handshake(
                 profile,
                 &hop,
                 jump_stream,
@@ -148,11 +148,14 @@ pub(super) async fn connect_all(
                         dial::target(&hop.host, hop.port)
                     )),
                 })?;
-            (Box::new(channel.into_stream()) as BoxStream, Some(jump))
+            (
+                Box::new(channel.into_stream()) as BoxStream,
+                Some((jump, jump_check)),
+            )
         }
     };
     let open_failures = Arc::new(OpenFailures::default());
-    let handle = handshake(
+    let (handle, check) = handshake(
         profile,
         &bastion,
         stream,
@@ -161,15 +164,18 @@ pub(super) async fn connect_all(
         open_failures.clone(),
     )
     .await?;
+    let (jump, jump_check) = jumped.unzip();
     Ok(Bastion {
         inner: Arc::new(Inner {
             handle,
             _jump: jump,
+            jump_check,
             target: dial::target(&bastion.host, bastion.port),
             closed,
             open_timeout: Duration::from_secs(p.connect_timeout.0),
             channels: Arc::default(),
             open_failures,
+            check,
         }),
     })
 }
@@ -198,7 +204,7 @@ async fn handshake(
     prompting: &Arc<watch::Sender<bool>>,
     closed: CancellationToken,
     open_failures: Arc<OpenFailures>,
-) -> Result<Handle<Client>, SshError> {
+) -> Result<(Handle<Client>, Arc<HostKeyCheck>), SshError> {
     let target = dial::target(&hop.host, hop.port);
     let check = Arc::new(HostKeyCheck {
         host: hop.host.clone(),
@@ -208,6 +214,7 @@ async fn handshake(
         hash: profile.settings.hash_known_hosts.unwrap_or(false),
         profile: profile.name.clone(),
         prompting: prompting.clone(),
+        accepted: Default::default(),
     });
     let recorded = check.recorded_algorithms();
     let config = Arc::new(client_config(
@@ -215,7 +222,7 @@ async fn handshake(
         &recorded,
     ));
     let client = Client {
-        check,
+        check: check.clone(),
         open_failures,
         _closed: closed.drop_guard(),
     };
@@ -229,7 +236,7 @@ async fn handshake(
         })?;
     debug!("authenticating as {}", hop.user);
     auth::authenticate(&mut handle, &hop.user, &target, profile, prompting).await?;
-    Ok(handle)
+    Ok((handle, check))
 }
 
 /// The russh client configuration: window and packet sizes (see the constants), keepalive,

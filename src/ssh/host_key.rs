@@ -122,6 +122,15 @@ pub struct HostKeyCheck {
     pub profile: String,
     /// Set while a person is answering, so that the connect deadline pauses.
     pub prompting: Arc<watch::Sender<bool>>,
+    /// The key or certificate this check accepted, to check again later (`recheck`).
+    pub accepted: std::sync::Mutex<Option<Accepted>>,
+}
+
+/// A host key or certificate as accepted.
+#[derive(Clone)]
+pub enum Accepted {
+    Key(PublicKey),
+    Certificate(Box<Certificate>),
 }
 
 impl HostKeyCheck {
@@ -139,8 +148,89 @@ impl HostKeyCheck {
     /// Accepts the server's key or certificate, or says why not.
     pub async fn verify(&self, offered: &PublicKeyOrCertificate) -> Result<(), HostKeyError> {
         match offered {
-            PublicKeyOrCertificate::PublicKey { key, .. } => self.verify_key(key).await,
-            PublicKeyOrCertificate::Certificate(cert) => self.verify_certificate(cert).await,
+            PublicKeyOrCertificate::PublicKey { key, .. } => self.verify_key(key).await?,
+            PublicKeyOrCertificate::Certificate(cert) => self.verify_certificate(cert).await?,
+        }
+        if let Ok(mut a) = self.accepted.lock() {
+            *a = Some(match offered {
+                PublicKeyOrCertificate::PublicKey { key, .. } => Accepted::Key(key.clone()),
+                PublicKeyOrCertificate::Certificate(c) => {
+                    Accepted::Certificate(Box::new(c.clone()))
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks the key accepted at connect time against known_hosts as it is now, for a
+    /// session that lives on: the error a new connection would give when the key (or its
+    /// certificate or CA) has since been marked `@revoked`, another key is now recorded for
+    /// the host, or (under `strict_host_key_checking = yes` only) its line was removed.
+    /// Lines about other hosts change nothing; neither does a known_hosts that cannot be
+    /// read now.
+    pub fn recheck(&self) -> Result<(), HostKeyError> {
+        let Some(offered) = self.accepted.lock().ok().and_then(|a| a.clone()) else {
+            return Ok(());
+        };
+        let Ok(recorded) = known_hosts::load(&self.known_hosts) else {
+            return Ok(());
+        };
+        let key = match &offered {
+            Accepted::Key(key) => key.clone(),
+            Accepted::Certificate(cert) => {
+                let now = super::user_cert::now();
+                match host_cert::check(&recorded, &self.host, self.port, cert, now) {
+                    CertVerdict::Trusted { .. } => return Ok(()),
+                    CertVerdict::Revoked { line, what } => {
+                        return Err(self.certificate_revoked(cert, line, what));
+                    }
+                    CertVerdict::Refused(_) => PublicKey::new(cert.public_key().clone(), ""),
+                }
+            }
+        };
+        match recorded.check(&self.host, self.port, &key) {
+            v @ (Verdict::Revoked { .. } | Verdict::Changed { .. }) => Err(self.refusal(&key, v)),
+            // Its line removed: a new connection would be refused only under `yes`.
+            Verdict::Unknown if self.policy == HostKeyPolicy::Yes => {
+                Err(self.unknown(&key, "strict_host_key_checking = yes"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn certificate_revoked(&self, cert: &Certificate, line: usize, what: Revoked) -> HostKeyError {
+        HostKeyError::CertificateRevoked {
+            name: self.name(),
+            id: format!("key id \"{}\", serial {}", cert.key_id(), cert.serial()),
+            known_hosts: self.known_hosts.clone(),
+            line,
+            what: match what {
+                Revoked::HostKey => "its host key",
+                Revoked::Authority => "its CA",
+            },
+        }
+    }
+
+    /// The refusal of `key` for a revoked or changed verdict.
+    fn refusal(&self, key: &PublicKey, v: Verdict) -> HostKeyError {
+        match v {
+            Verdict::Changed { line, recorded } => HostKeyError::Changed {
+                name: self.name(),
+                known_hosts: self.known_hosts.clone(),
+                line,
+                recorded: format!("{} {}", recorded.algorithm(), fingerprint(&recorded)),
+                offered: format!("{} {}", key.algorithm(), fingerprint(key)),
+            },
+            Verdict::Revoked { line } => HostKeyError::Revoked {
+                name: self.name(),
+                known_hosts: self.known_hosts.clone(),
+                line,
+                offered: fingerprint(key),
+            },
+            _ => HostKeyError::Declined {
+                name: self.name(),
+                offered: fingerprint(key),
+            },
         }
     }
 
@@ -162,16 +252,7 @@ impl HostKeyCheck {
                 return Ok(());
             }
             CertVerdict::Revoked { line, what } => {
-                return Err(HostKeyError::CertificateRevoked {
-                    name: self.name(),
-                    id,
-                    known_hosts: self.known_hosts.clone(),
-                    line,
-                    what: match what {
-                        Revoked::HostKey => "its host key",
-                        Revoked::Authority => "its CA",
-                    },
-                });
+                return Err(self.certificate_revoked(cert, line, what));
             }
             CertVerdict::Refused(reason) => reason,
         };
@@ -208,19 +289,7 @@ impl HostKeyCheck {
                 );
                 Ok(())
             }
-            Verdict::Revoked { line } => Err(HostKeyError::Revoked {
-                name: self.name(),
-                known_hosts: self.known_hosts.clone(),
-                line,
-                offered: fingerprint(key),
-            }),
-            Verdict::Changed { line, recorded } => Err(HostKeyError::Changed {
-                name: self.name(),
-                known_hosts: self.known_hosts.clone(),
-                line,
-                recorded: format!("{} {}", recorded.algorithm(), fingerprint(&recorded)),
-                offered: format!("{} {}", key.algorithm(), fingerprint(key)),
-            }),
+            v @ (Verdict::Revoked { .. } | Verdict::Changed { .. }) => Err(self.refusal(key, v)),
             Verdict::Unknown => self.decide_unknown(key).await,
         }
     }

@@ -127,6 +127,36 @@ impl crate::exit::ExitStatus for SshError {
     }
 }
 
+impl SshError {
+    /// Whether connecting again cannot help: the bastion's key is no longer trusted (changed,
+    /// or revoked), which only the user can settle. A session that reconnects stops on it.
+    pub fn ends_retrying(&self) -> bool {
+        use host_key::HostKeyError as H;
+        match self {
+            SshError::HostKey(
+                H::Changed { .. } | H::Revoked { .. } | H::CertificateRevoked { .. },
+            ) => true,
+            SshError::HostKey(H::Certificate(c)) => matches!(
+                c.plain,
+                H::Changed { .. } | H::Revoked { .. } | H::CertificateRevoked { .. }
+            ),
+            _ => false,
+        }
+    }
+
+    /// As a reconnecting session's failure: its one line, its status, and whether it ends
+    /// the retries.
+    pub fn into_failure(self) -> crate::reconnect::Failure {
+        use crate::exit::ExitStatus as _;
+        let (fatal, status) = (self.ends_retrying(), self.exit_status());
+        crate::reconnect::Failure {
+            message: crate::exit::Error::from(self).to_string(),
+            status,
+            fatal,
+        }
+    }
+}
+
 /// An authenticated SSH session to the bastion. Cheap to clone; all clones share the session.
 #[derive(Clone)]
 pub struct Bastion {
@@ -143,6 +173,10 @@ struct Inner {
     /// The `direct-tcpip` channels handed out, counted by their streams.
     channels: Arc<channel::Ledger>,
     open_failures: Arc<OpenFailures>,
+    /// The bastion's host key check, which holds the key it accepted.
+    check: Arc<HostKeyCheck>,
+    /// The jump host's, when there is one.
+    jump_check: Option<Arc<HostKeyCheck>>,
 }
 
 /// The servers' own words for refused channel opens. russh returns only the reason code to
@@ -275,6 +309,16 @@ impl Bastion {
             tokio::time::timeout(within, asked).await,
             Ok(Ok(_) | Err(russh::Error::RequestDenied))
         ) && !self.is_closed()
+    }
+
+    /// The error a new connection would give now because of the bastion's (or the jump
+    /// host's) key, as known_hosts reads now (`HostKeyCheck::recheck`): what ends a session
+    /// kept for long.
+    pub fn recheck_host_key(&self) -> Result<(), SshError> {
+        if let Some(j) = &self.inner.jump_check {
+            j.recheck().map_err(SshError::HostKey)?;
+        }
+        self.inner.check.recheck().map_err(SshError::HostKey)
     }
 
     /// Resolves when the SSH session has ended.

@@ -194,6 +194,22 @@ impl Running {
         (v, port)
     }
 
+    /// Waits for the exit by itself, within `within`.
+    pub(crate) fn exit_within(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running after {within:?}; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends `signal` and waits for the exit; the status and how long it took.
     pub(crate) fn signal_and_wait(&mut self, signal: &str) -> (ExitStatus, Duration) {
         let asked = Instant::now();
@@ -232,12 +248,12 @@ fn run_forward<F, Fut, E>(
     options: paragon_admin::forward::Options,
 ) -> (
     tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<()>,
+    tokio::task::JoinHandle<Option<paragon_admin::forward::Failure>>,
 )
 where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<paragon_admin::forward::Session, E>> + Send + 'static,
-    E: std::fmt::Display + Send + 'static,
+    E: Into<paragon_admin::forward::Failure> + Send + 'static,
 {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(paragon_admin::forward::run(

@@ -8,6 +8,7 @@ mod agent;
 mod agent_forward;
 mod agent_health;
 mod agent_life;
+mod agent_trust;
 mod api_route;
 mod bastion;
 mod bastion_image;
