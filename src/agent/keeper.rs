@@ -17,7 +17,7 @@ use tracing::info;
 use crate::config::Resolved;
 use crate::dial::{self, DialError, DialFuture, Dialer};
 use crate::reconnect::{Backoff, ConnectFn, Established, Failure, Observer, Reconnecting, State};
-use crate::ssh::{Bastion, SshError};
+use crate::ssh::{Bastion, SshError, user_cert};
 
 pub struct Keeper {
     session: Arc<Reconnecting<Bastion>>,
@@ -35,6 +35,9 @@ fn known_hosts_version(profile: &Resolved) -> Option<u64> {
     text.hash(&mut h);
     Some(h.finish())
 }
+
+/// How long before its user certificate expires a session is renewed from a newer file.
+const CERT_RENEW_BEFORE: Duration = Duration::from_secs(10 * 60);
 
 /// How often known_hosts is looked at for a key revoked or changed under the session.
 const TRUST_CHECK: Duration = Duration::from_secs(1);
@@ -137,7 +140,9 @@ impl Keeper {
                     }
                 }
                 _ = renew.tick() => {
-                    if let Some((b, _)) = self.session.current() {
+                    if let Some((b, _)) = self.session.current()
+                        && !self.renew_certificate(&b, &profile, &backoff).await
+                    {
                         self.renew(&b, &profile, &backoff).await;
                     }
                 }
@@ -166,6 +171,74 @@ impl Keeper {
         info!("known_hosts no longer trusts the session's host key: {failure}");
         self.session.close(failure.clone());
         Some(failure)
+    }
+
+    /// Replaces a session whose user certificate expires within `CERT_RENEW_BEFORE` when its
+    /// file now holds a newer certificate that works (`access grant` again, or a new one put
+    /// in place): the new session takes new channels; those open on the old one finish there.
+    /// Otherwise `agent status` says when the certificate stops working.
+    async fn renew_certificate(
+        &self,
+        old: &Bastion,
+        profile: &Resolved,
+        backoff: &Backoff,
+    ) -> bool {
+        let Some(used) = old.certificate() else {
+            return false;
+        };
+        let now = user_cert::now();
+        if used.valid_before.saturating_sub(now) > CERT_RENEW_BEFORE.as_secs() {
+            return false;
+        }
+        let newer = match user_cert::read(&used.path) {
+            Ok(c) => {
+                c.valid_before() > used.valid_before && user_cert::unusable(&c, None, now).is_none()
+            }
+            Err(_) => false,
+        };
+        if !newer {
+            return false;
+        }
+        match tokio::time::timeout(backoff.attempt_timeout, Bastion::connect(profile)).await {
+            Ok(Ok(new))
+                if new
+                    .certificate()
+                    .is_some_and(|c| c.valid_before > used.valid_before) =>
+            {
+                if self.session.replace(established(new)) {
+                    self.renewals.fetch_add(1, Ordering::Relaxed);
+                    info!(
+                        "renewed the session to {}: its certificate {} ({}) gave way to a newer one",
+                        self.target,
+                        used.path.display(),
+                        user_cert::expiry(used.valid_before, now)
+                    );
+                    return true;
+                }
+                false
+            }
+            Ok(Ok(_)) => false,
+            Ok(Err(e)) => {
+                info!(
+                    "renewing the session for a newer certificate failed: {}",
+                    crate::exit::Error::from(e)
+                );
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// When the current session's certificate stops working (`expires in 12m`, `expired 3m
+    /// ago: ...`); none without a certificate file.
+    pub fn certificate_expiry(&self) -> Option<String> {
+        let b = self.current()?;
+        let c = b.certificate()?;
+        Some(format!(
+            "{} {}",
+            c.path.display(),
+            user_cert::expiry(c.valid_before, user_cert::now())
+        ))
     }
 
     /// Replaces an idle session that holds `RENEW_HELD` closed channels with a new one (russh

@@ -393,6 +393,10 @@ pub struct AgentStatus {
     /// How long the agent stays after its last use, in seconds.
     pub persist_secs: u64,
     pub forwards: Vec<DetachedForward>,
+    /// The session's user certificate file and when it stops working (`PATH expires in
+    /// 12m`); absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
 }
 
 /// One frame of an `exec`: kind, then payload.

@@ -610,6 +610,7 @@ async fn status(agent: &Agent) -> AgentStatus {
         channels_held: channels.map_or(0, |c| c.held),
         persist_secs: agent.persist.as_secs(),
         forwards: agent.forwards.list().await,
+        certificate: agent.keeper.certificate_expiry(),
     }
 }
 

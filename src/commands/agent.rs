@@ -112,6 +112,9 @@ fn print_status(s: &AgentStatus) -> std::io::Result<()> {
     if !s.config.is_empty() {
         println!("config: {}", s.config);
     }
+    if let Some(c) = &s.certificate {
+        println!("certificate: {c}");
+    }
     if !s.forwards.is_empty() {
         println!();
         output::print_table(&agent::forwards_table(&s.forwards))?;

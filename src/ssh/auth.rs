@@ -28,12 +28,12 @@ pub(super) async fn authenticate(
     target: &str,
     profile: &Resolved,
     prompting: &Arc<watch::Sender<bool>>,
-) -> Result<(), SshError> {
+) -> Result<Option<user_cert::InUse>, SshError> {
     let mut tried: Vec<String> = Vec::new();
     if std::env::var_os("SSH_AUTH_SOCK").is_some_and(|s| !s.is_empty())
         && try_agent(handle, user, target, &mut tried).await?
     {
-        return Ok(());
+        return Ok(None);
     }
     for path in identity_files(profile) {
         let key = Arc::new(load_identity(&path, &profile.name, prompting).await?);
@@ -45,7 +45,7 @@ pub(super) async fn authenticate(
             .map_err(|cause| handshake(target, cause))?;
         if result.success() {
             debug!("authenticated with {}", path.display());
-            return Ok(());
+            return Ok(None);
         }
         // Then its certificate, as OpenSSH offers an identity's key and then its certificate.
         let Some((cert_path, cert)) =
@@ -54,13 +54,17 @@ pub(super) async fn authenticate(
             continue;
         };
         tried.push(cert_path.display().to_string());
+        let valid_before = cert.valid_before();
         let result = handle
             .authenticate_openssh_cert(user, key, cert)
             .await
             .map_err(|cause| handshake(target, cause))?;
         if result.success() {
             debug!("authenticated with certificate {}", cert_path.display());
-            return Ok(());
+            return Ok(Some(user_cert::InUse {
+                path: cert_path,
+                valid_before,
+            }));
         }
     }
     Err(SshError::AuthFailed {

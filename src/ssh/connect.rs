@@ -16,7 +16,7 @@ use tracing::{Instrument, debug, info_span};
 
 use super::{
     Bastion, Client, HostKeyCheck, Inner, MAX_PACKET_SIZE, OpenFailures, READ_BUFFER, SshError,
-    WINDOW_SIZE, auth, identification,
+    WINDOW_SIZE, auth, identification, user_cert,
 };
 use crate::config::Resolved;
 use crate::dial::{self, BoxStream};
@@ -123,7 +123,7 @@ pub(super) async fn connect_all(
                 user: j.user.clone().unwrap_or_else(|| profile.user.clone()),
             };
             let jump_stream = tcp_connect(&hop.host, hop.port).await?;
-            let (jump, jump_check) = handshake(
+            let (jump, jump_check, _) = handshake(
                 profile,
                 &hop,
                 jump_stream,
@@ -155,7 +155,7 @@ pub(super) async fn connect_all(
         }
     };
     let open_failures = Arc::new(OpenFailures::default());
-    let (handle, check) = handshake(
+    let (handle, check, certificate) = handshake(
         profile,
         &bastion,
         stream,
@@ -176,6 +176,7 @@ pub(super) async fn connect_all(
             channels: Arc::default(),
             open_failures,
             check,
+            certificate,
         }),
     })
 }
@@ -204,7 +205,7 @@ async fn handshake(
     prompting: &Arc<watch::Sender<bool>>,
     closed: CancellationToken,
     open_failures: Arc<OpenFailures>,
-) -> Result<(Handle<Client>, Arc<HostKeyCheck>), SshError> {
+) -> Result<(Handle<Client>, Arc<HostKeyCheck>, Option<user_cert::InUse>), SshError> {
     let target = dial::target(&hop.host, hop.port);
     let check = Arc::new(HostKeyCheck {
         host: hop.host.clone(),
@@ -235,8 +236,9 @@ async fn handshake(
             other => other,
         })?;
     debug!("authenticating as {}", hop.user);
-    auth::authenticate(&mut handle, &hop.user, &target, profile, prompting).await?;
-    Ok((handle, check))
+    let certificate =
+        auth::authenticate(&mut handle, &hop.user, &target, profile, prompting).await?;
+    Ok((handle, check, certificate))
 }
 
 /// The russh client configuration: window and packet sizes (see the constants), keepalive,

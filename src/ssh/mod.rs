@@ -177,6 +177,8 @@ struct Inner {
     check: Arc<HostKeyCheck>,
     /// The jump host's, when there is one.
     jump_check: Option<Arc<HostKeyCheck>>,
+    /// The certificate file this session authenticated with, if it did with one.
+    certificate: Option<user_cert::InUse>,
 }
 
 /// The servers' own words for refused channel opens. russh returns only the reason code to
@@ -319,6 +321,12 @@ impl Bastion {
             j.recheck().map_err(SshError::HostKey)?;
         }
         self.inner.check.recheck().map_err(SshError::HostKey)
+    }
+
+    /// The certificate file this session authenticated with (none: a plain key, or a
+    /// certificate held by ssh-agent).
+    pub fn certificate(&self) -> Option<&user_cert::InUse> {
+        self.inner.certificate.as_ref()
     }
 
     /// Resolves when the SSH session has ended.

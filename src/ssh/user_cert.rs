@@ -27,6 +27,36 @@ pub fn certificate_path(identity: &Path, configured: Option<&Path>) -> Option<Pa
     beside.is_file().then_some(beside)
 }
 
+/// The certificate file a session authenticated with: the kept connection renews its session
+/// from that file when a newer certificate appears there before this one expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InUse {
+    pub path: PathBuf,
+    /// Seconds since the epoch at which the certificate stops working.
+    pub valid_before: u64,
+}
+
+/// When a certificate that ends at `valid_before` stops working, as of `now`: `expires in
+/// 12m`, or `expired 3m ago: run ...` with what gets a new one.
+pub fn expiry(valid_before: u64, now: u64) -> String {
+    let span = |secs: u64| match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        s => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+    };
+    if valid_before == u64::MAX {
+        "never expires".to_string()
+    } else if now < valid_before {
+        format!("expires in {}", span(valid_before - now))
+    } else {
+        format!(
+            "expired {} ago: run `paragon-admin access grant` or get a new certificate",
+            span(now - valid_before)
+        )
+    }
+}
+
 /// Reads an OpenSSH certificate file (`TYPE-cert-v01@openssh.com BASE64 comment`).
 pub fn read(path: &Path) -> Result<Certificate, String> {
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
@@ -113,6 +143,17 @@ mod tests {
         b.serial(3).unwrap();
         b.valid_principal("ops").unwrap();
         b.sign(ca).unwrap()
+    }
+
+    #[test]
+    fn expiry_says_when_a_certificate_stops_working_and_what_to_do_after() {
+        assert_eq!(expiry(1000 + 12 * 60, 1000), "expires in 12m");
+        assert_eq!(expiry(1000 + 30, 1000), "expires in 30s");
+        assert_eq!(
+            expiry(1000, 1000 + 3 * 60),
+            "expired 3m ago: run `paragon-admin access grant` or get a new certificate"
+        );
+        assert_eq!(expiry(u64::MAX, 1000), "never expires");
     }
 
     #[test]

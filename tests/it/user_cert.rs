@@ -176,3 +176,120 @@ fn certificate_file_in_the_profile_and_an_agent_certificate_log_in() {
         r.stderr
     );
 }
+
+/// The agent's status as JSON.
+fn agent_status(home: &Home) -> serde_json::Value {
+    let r = run(home.paragon().args(["agent", "status", "--output", "json"]));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    serde_json::from_str(&r.stdout).unwrap()
+}
+
+/// Stops the home's agent when the test ends, passed or not.
+struct StopAgent<'a>(&'a Home);
+
+impl Drop for StopAgent<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.paragon().args(["agent", "stop"]).output();
+    }
+}
+
+#[test]
+fn the_kept_connection_renews_its_session_for_a_newer_certificate_and_else_says_when_it_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sshd, ca) = sshd_trusting_a_user_ca(dir.path());
+    let key = dir.path().join("id_alice");
+    keygen(&key, "ed25519", "");
+    let home = Home::new();
+    configure(&sshd, &home, &key, "");
+    let _stop = StopAgent(&home);
+    // Ends in 5 minutes: within the agent's renewal margin (10 minutes).
+    let cert = sign_user(&ca, &key, "-1m:+5m");
+    let r = run(home.paragon().args(["ssh", "--", "true"]));
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stderr, sshd.log());
+    let s = agent_status(&home);
+    let said = s["certificate"].as_str().unwrap_or_default().to_string();
+    assert!(
+        said.starts_with(&cert.display().to_string())
+            && (said.ends_with("expires in 4m") || said.ends_with("expires in 5m")),
+        "{s}"
+    );
+    let table = run(home.paragon().args(["agent", "status"]));
+    assert!(
+        table.stdout.contains(&format!("certificate: {said}")),
+        "{}",
+        table.stdout
+    );
+    let accepted = || sshd.log().matches("Accepted publickey").count();
+    assert_eq!(accepted(), 1, "{}", sshd.log());
+
+    // A command on the session when the newer certificate arrives finishes there.
+    let long = home
+        .paragon()
+        .args(["ssh", "--", "sleep 6; echo finished"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sign_user(&ca, &key, "-1m:+1h");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    let renewed = loop {
+        let s = agent_status(&home);
+        if s["renewals"] == 1 {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not renewed for the newer certificate: {s}\n{}",
+            sshd.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(
+        renewed["certificate"]
+            .as_str()
+            .is_some_and(|c| c.ends_with("expires in 59m")),
+        "{renewed}"
+    );
+    assert_eq!(accepted(), 2, "{}", sshd.log());
+    let out = long.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "finished\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let r = run(home.paragon().args(["ssh", "--", "echo", "after"]));
+    assert_eq!(r.stdout, "after\n", "{}", r.stderr);
+    assert_eq!(accepted(), 2, "{}", sshd.log());
+}
+
+#[test]
+fn agent_status_says_when_the_sessions_certificate_expired_and_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sshd, ca) = sshd_trusting_a_user_ca(dir.path());
+    let key = dir.path().join("id_alice");
+    keygen(&key, "ed25519", "");
+    let home = Home::new();
+    configure(&sshd, &home, &key, "");
+    let _stop = StopAgent(&home);
+    sign_user(&ca, &key, "-1m:+4s");
+    let r = run(home.paragon().args(["ssh", "--", "true"]));
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stderr, sshd.log());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let s = agent_status(&home);
+        let said = s["certificate"].as_str().unwrap_or_default();
+        if said.contains("expired") {
+            assert!(
+                said.ends_with("s ago: run `paragon-admin access grant` or get a new certificate"),
+                "{s}"
+            );
+            break;
+        }
+        assert!(said.contains("expires in"), "{s}");
+        assert!(std::time::Instant::now() < deadline, "{s}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
