@@ -86,6 +86,26 @@ pub(crate) fn sockets(folder: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// Marks the key of the first line of `known_hosts` (the bastion's) `@revoked`, as a line
+/// appended to the file.
+pub(crate) fn revoke_the_bastions_key(known_hosts: &Path) {
+    let text = std::fs::read_to_string(known_hosts).unwrap();
+    let bastion: Vec<&str> = text
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    std::fs::write(
+        known_hosts,
+        format!(
+            "{text}@revoked {} {} {}\n",
+            bastion[0], bastion[1], bastion[2]
+        ),
+    )
+    .unwrap();
+}
+
 pub(crate) fn wait_until(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
     let end = Instant::now() + deadline;
     while !done() {
@@ -530,20 +550,7 @@ fn a_changed_known_hosts_has_the_agent_check_the_bastions_key_again() {
     assert_eq!(status["renewals"], 0, "{status}");
     assert_eq!(k.connections(), 1, "{}", k.sshd.log());
 
-    let bastion: Vec<&str> = text
-        .lines()
-        .find(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    std::fs::write(
-        &kh,
-        format!(
-            "{text}@revoked {} {} {}\n",
-            bastion[0], bastion[1], bastion[2]
-        ),
-    )
-    .unwrap();
+    revoke_the_bastions_key(&kh);
     let through_agent = k.ssh("true");
     let direct = k.run(&["--no-agent", "ssh", "--", "true"]);
     assert_eq!(direct.status, Some(255), "{}", direct.stderr);

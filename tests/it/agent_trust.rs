@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::agent::{Http, Kept, alive, curl, curl_within, wait_until};
+use crate::agent::{Http, Kept, alive, curl, curl_within, revoke_the_bastions_key, wait_until};
 use crate::forward::Running;
 use crate::support::sshd::keygen;
 
@@ -77,22 +77,7 @@ fn a_revoked_key_closes_the_agents_session_its_forwards_and_a_foreground_forward
     assert_eq!(curl(port).as_deref(), Some("until revoked"));
     let pid = k.status()["pid"].as_u64().unwrap();
 
-    let kh = k.home.path().join("known_hosts");
-    let text = std::fs::read_to_string(&kh).unwrap();
-    let bastion: Vec<&str> = text
-        .lines()
-        .find(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    std::fs::write(
-        &kh,
-        format!(
-            "{text}@revoked {} {} {}\n",
-            bastion[0], bastion[1], bastion[2]
-        ),
-    )
-    .unwrap();
+    revoke_the_bastions_key(&k.home.path().join("known_hosts"));
     // No command runs: the agent sees the line by itself.
     let status = fwd.exit_within(Duration::from_secs(20));
     assert_eq!(status.code(), Some(255), "{}", fwd.stderr());

@@ -65,16 +65,12 @@ fn configure(sshd: &Sshd, home: &Home, identity: &Path, extra: &str) {
 
 #[test]
 fn a_certificate_beside_the_identity_logs_in_through_the_agent_and_directly() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sshd, ca) = sshd_trusting_a_user_ca(dir.path());
-    let key = dir.path().join("id_alice");
-    keygen(&key, "ed25519", "");
-    let home = Home::new();
-    configure(&sshd, &home, &key, "");
+    let scene = CertScene::new();
+    let (sshd, ca, key, home) = (&scene.sshd, &scene.ca, &scene.key, &scene.home);
     // Without a certificate the key alone is refused.
     let r = run(home.paragon().args(["--no-agent", "ssh", "--", "true"]));
     assert_eq!(r.status, Some(255), "{}", r.stderr);
-    sign_user(&ca, &key, "-5m:+1h");
+    sign_user(ca, key, "-5m:+1h");
     for flags in [&["-v"][..], &["-v", "--no-agent"][..]] {
         let r = run(home.paragon().args(flags).args(["ssh", "--", "echo", "in"]));
         assert_eq!(r.status, Some(0), "{flags:?}: {}\n{}", r.stderr, sshd.log());
@@ -219,29 +215,49 @@ fn agent_status(home: &Home) -> serde_json::Value {
     serde_json::from_str(&r.stdout).unwrap()
 }
 
-/// Stops the home's agent when the test ends, passed or not.
-struct StopAgent<'a>(&'a Home);
+/// An sshd trusting a user CA, and a home whose identity `id_alice` has no certificate yet.
+struct CertScene {
+    /// Holds the CA and the key; removed last.
+    _dir: tempfile::TempDir,
+    sshd: Sshd,
+    ca: PathBuf,
+    key: PathBuf,
+    home: Home,
+}
 
-impl Drop for StopAgent<'_> {
+impl CertScene {
+    fn new() -> CertScene {
+        let dir = tempfile::tempdir().unwrap();
+        let (sshd, ca) = sshd_trusting_a_user_ca(dir.path());
+        let key = dir.path().join("id_alice");
+        keygen(&key, "ed25519", "");
+        let home = Home::new();
+        configure(&sshd, &home, &key, "");
+        CertScene {
+            _dir: dir,
+            sshd,
+            ca,
+            key,
+            home,
+        }
+    }
+}
+
+impl Drop for CertScene {
     fn drop(&mut self) {
-        let _ = self.0.paragon().args(["agent", "stop"]).output();
+        let _ = self.home.paragon().args(["agent", "stop"]).output();
     }
 }
 
 #[test]
 fn the_kept_connection_renews_its_session_for_a_newer_certificate_and_else_says_when_it_expires() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sshd, ca) = sshd_trusting_a_user_ca(dir.path());
-    let key = dir.path().join("id_alice");
-    keygen(&key, "ed25519", "");
-    let home = Home::new();
-    configure(&sshd, &home, &key, "");
-    let _stop = StopAgent(&home);
+    let scene = CertScene::new();
+    let (sshd, ca, key, home) = (&scene.sshd, &scene.ca, &scene.key, &scene.home);
     // Ends in 5 minutes: within the agent's renewal margin (10 minutes).
-    let cert = sign_user(&ca, &key, "-1m:+5m");
+    let cert = sign_user(ca, key, "-1m:+5m");
     let r = run(home.paragon().args(["ssh", "--", "true"]));
     assert_eq!(r.status, Some(0), "{}\n{}", r.stderr, sshd.log());
-    let s = agent_status(&home);
+    let s = agent_status(home);
     let said = s["certificate"].as_str().unwrap_or_default().to_string();
     assert!(
         said.starts_with(&cert.display().to_string())
@@ -266,10 +282,10 @@ fn the_kept_connection_renews_its_session_for_a_newer_certificate_and_else_says_
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    sign_user(&ca, &key, "-1m:+1h");
+    sign_user(ca, key, "-1m:+1h");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
     let renewed = loop {
-        let s = agent_status(&home);
+        let s = agent_status(home);
         if s["renewals"] == 1 {
             break s;
         }
@@ -302,19 +318,14 @@ fn the_kept_connection_renews_its_session_for_a_newer_certificate_and_else_says_
 
 #[test]
 fn agent_status_says_when_the_sessions_certificate_expired_and_what_to_do() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sshd, ca) = sshd_trusting_a_user_ca(dir.path());
-    let key = dir.path().join("id_alice");
-    keygen(&key, "ed25519", "");
-    let home = Home::new();
-    configure(&sshd, &home, &key, "");
-    let _stop = StopAgent(&home);
-    sign_user(&ca, &key, "-1m:+4s");
+    let scene = CertScene::new();
+    let (sshd, ca, key, home) = (&scene.sshd, &scene.ca, &scene.key, &scene.home);
+    sign_user(ca, key, "-1m:+4s");
     let r = run(home.paragon().args(["ssh", "--", "true"]));
     assert_eq!(r.status, Some(0), "{}\n{}", r.stderr, sshd.log());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let s = agent_status(&home);
+        let s = agent_status(home);
         let said = s["certificate"].as_str().unwrap_or_default();
         if said.contains("expired") {
             assert!(
