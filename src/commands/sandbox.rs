@@ -36,6 +36,7 @@ pub async fn run(g: &Globals, args: SandboxArgs) -> Result<u8, Error> {
         seed: args.seed,
         faults: faults.clone(),
         streaming_idle_timeout: args.streaming_idle_timeout,
+        portforward_tunnel: true,
     };
     // Listen for signals before anyone can learn the address and send one.
     let mut stop = Shutdown::install()?;

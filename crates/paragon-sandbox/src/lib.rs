@@ -135,6 +135,10 @@ pub struct SandboxOptions {
     /// A port-forward that carries nothing, either way, for this long is closed, as the
     /// kubelet closes it after its `streamingConnectionIdleTimeout`.
     pub streaming_idle_timeout: std::time::Duration,
+    /// Whether `pods/portforward` accepts SPDY tunneled in a WebSocket
+    /// (`SPDY/3.1+portforward.k8s.io`, API servers since 1.31); `false` answers it as an
+    /// older API server does (400, the channel protocols only).
+    pub portforward_tunnel: bool,
 }
 
 /// The kubelet's default `streamingConnectionIdleTimeout`.
@@ -160,6 +164,7 @@ impl Default for SandboxOptions {
             seed: 1,
             faults: Vec::new(),
             streaming_idle_timeout: STREAMING_IDLE_TIMEOUT,
+            portforward_tunnel: true,
         }
     }
 }
@@ -274,6 +279,7 @@ impl Sandbox {
             stopped: cancel.clone(),
             faults: api_faults::ApiFaults::new(&opts.faults),
             streaming_idle_timeout: opts.streaming_idle_timeout,
+            portforward_tunnel: opts.portforward_tunnel,
             log_secrets: opts.faults.contains(&Fault::LogSecrets),
         };
         let task = tokio::spawn(server::serve(

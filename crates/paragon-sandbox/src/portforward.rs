@@ -11,7 +11,8 @@
 //!   clients that cannot send binary ones (older clients and browsers): the channel as an
 //!   ASCII digit (`'0' + channel`), then the payload in standard base64, both ways.
 //! - WebSocket with `SPDY/3.1+portforward.k8s.io`: SPDY carried in binary messages (what
-//!   kubectl tries first since 1.31).
+//!   kubectl tries first since 1.31), unless `SandboxOptions::portforward_tunnel` is off (an
+//!   older API server: 400, as for any subprotocol it does not speak).
 //! - `Upgrade: SPDY/3.1` with `X-Stream-Protocol-Version: portforward.k8s.io`: plain SPDY
 //!   (kubectl's fallback, and what older kubectl speaks). See `spdy`.
 //!
@@ -94,13 +95,19 @@ pub(crate) fn accept(
         let offered = header(&req, "sec-websocket-protocol");
         let offered: Vec<&str> = offered.split(',').map(str::trim).collect();
         // The first protocol the client lists that we speak, as the kubelet's handshake picks.
-        let chosen = offered
-            .iter()
-            .copied()
-            .find(|p| matches!(*p, CHANNEL_V4 | CHANNEL_V4_BASE64 | SPDY_TUNNEL | ""));
+        let tunnel_served = api.portforward_tunnel;
+        let chosen = offered.iter().copied().find(|p| {
+            matches!(*p, CHANNEL_V4 | CHANNEL_V4_BASE64 | "")
+                || (tunnel_served && *p == SPDY_TUNNEL)
+        });
         let Some(chosen) = chosen else {
+            let also = if tunnel_served {
+                format!(" or {SPDY_TUNNEL}")
+            } else {
+                String::new()
+            };
             return bad(&format!(
-                "none of the requested WebSocket subprotocols {offered:?} is supported; use {CHANNEL_V4}, {CHANNEL_V4_BASE64} or {SPDY_TUNNEL}"
+                "none of the requested WebSocket subprotocols {offered:?} is supported; use {CHANNEL_V4}, {CHANNEL_V4_BASE64}{also}"
             ));
         };
         let framing = if chosen == CHANNEL_V4_BASE64 {
