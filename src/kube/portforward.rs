@@ -194,6 +194,7 @@ impl Kube {
         for _ in 0..2 {
             let tunnel = self.tunnel(namespace, pod_name).await?;
             if let Some((stream, error)) = tunnel.connect(pod_port).await {
+                let error = self.forget_pod_on_failure(namespace, pod_name, error);
                 return Ok(Box::new(PodStream::new(stream, Some(error), None)));
             }
         }
@@ -273,6 +274,27 @@ impl Kube {
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
         let pod_port = pod_port(&pod, target.as_ref(), port)?;
         Ok((namespace.to_string(), pod_name, pod_port))
+    }
+
+    /// `error`, which also forgets the pod and its tunnel when the kubelet's message is not a
+    /// refused port (the pod is gone: a replaced pod's tunnel stays open, its new streams
+    /// fail), so the next connection resolves the Service again.
+    fn forget_pod_on_failure(&self, namespace: &str, pod: &str, error: ErrorFuture) -> ErrorFuture {
+        let (chosen, tunnels) = (self.chosen.clone(), self.tunnels.clone());
+        let key = (namespace.to_string(), pod.to_string());
+        Box::pin(async move {
+            let message = error.await;
+            if let Some(m) = &message
+                && refusal(m.clone()).kind() != io::ErrorKind::ConnectionRefused
+            {
+                tracing::debug!("api route: {m}; choosing a pod again");
+                if let Ok(mut c) = chosen.lock() {
+                    c.retain(|_, (n, p, _)| (n.as_str(), p.as_str()) != (&key.0, &key.1));
+                }
+                tunnels.lock().await.remove(&key);
+            }
+            message
+        })
     }
 
     /// A connection to `pod_port` of `namespace/pod_name`: on the pod's tunnel, or (an API

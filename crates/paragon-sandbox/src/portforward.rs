@@ -24,6 +24,7 @@
 //! `app.kubernetes.io/name`; a pod whose application is not backed accepts the upgrade and
 //! fails each connection with the kubelet's message, as a pod with nothing listening would.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -69,7 +70,7 @@ pub(crate) fn pod_of(path: &str) -> Option<(String, String)> {
 
 /// Answers a request for `pods/{pod}/portforward` in `namespace`.
 pub(crate) fn accept(
-    api: &Api,
+    api: &Arc<Api>,
     (namespace, pod): (String, String),
     mut req: Request<Incoming>,
 ) -> Reply {
@@ -190,7 +191,7 @@ pub(crate) fn accept(
     bad("Upgrade request required")
 }
 
-fn target(api: &Api, namespace: &str, pod: &str) -> Option<Target> {
+fn target(api: &Arc<Api>, namespace: &str, pod: &str) -> Option<Target> {
     let world = api.world();
     let entry = world.get(Res::Pods, namespace, pod)?;
     let mut json = Vec::new();
@@ -203,9 +204,15 @@ fn target(api: &Api, namespace: &str, pod: &str) -> Option<Target> {
         .and_then(|l| l.get(APP_LABEL))
         .cloned()
         .unwrap_or_default();
+    let name = pod.metadata.name.unwrap_or_default();
+    // A connection (a SPDY stream pair on a kept port-forward) to a pod deleted since is
+    // refused, as the kubelet can no longer find the pod's sandbox.
+    let (world_of, ns, pod_name) = (Arc::clone(api), namespace.to_string(), name.clone());
+    let exists = Arc::new(move || world_of.world().get(Res::Pods, &ns, &pod_name).is_some());
     Some(Target {
-        pod: pod.metadata.name.unwrap_or_default(),
+        pod: name,
         uid: pod.metadata.uid.unwrap_or_default(),
+        exists,
         app,
         backends: api.backends.clone(),
         stopped: api.stopped.clone(),
