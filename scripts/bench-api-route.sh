@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Benchmarks the API route (issue 12) in one run, over the same sshd (loopback), the same
-# sandbox and the same Grafana-like server behind it:
-#   - api:     `paragon-admin forward --via api 0:grafana`: SSH session -> API server ->
-#              pods/portforward (WebSocket, v4.channel.k8s.io) -> the pod's server
-#   - bastion: `paragon-admin forward PORT:127.0.0.1:POD_PORT`: SSH direct-tcpip to the server
-#   - kubectl: `kubectl port-forward svc/grafana` straight to the API server (no SSH): the anchor
+# Benchmarks the API route (issues 12 and 25) in one run, over the same sshd (loopback), the
+# same sandbox and the same Grafana-like server behind it:
+#   - api:     `paragon-admin forward --via api 0:grafana`, the default path (the profile's
+#              agent keeps the SSH session): SSH -> API server -> pods/portforward, each
+#              connection a pair of SPDY streams in one kept WebSocket per pod
+#              (SPDY/3.1+portforward.k8s.io; the listening line names the protocol taken)
+#   - api-own: the same with --no-agent (the forward's own SSH session)
+#   - bastion: `paragon-admin --no-agent forward PORT:127.0.0.1:POD_PORT`: SSH direct-tcpip
+#   - kubectl: `kubectl port-forward svc/grafana` straight to the API server (no SSH; kubectl
+#              1.31+ tunnels SPDY in a WebSocket the same way): the anchor
 # Throughput: one 64 MiB download (curl), median of ROUNDS. Time to first byte of a new
 # connection through an established forward: curl %{time_starttransfer} of /api/health,
-# median of TTFB_RUNS. Prints the figures and the ratios api/bastion and api/kubectl.
+# median of TTFB_RUNS. Prints the figures, the load average, and the ratios against kubectl
+# (goals: first byte at most 1.5x, throughput at least 1.0x).
 #
 # Usage: scripts/bench-api-route.sh   (env: ROUNDS=5 TTFB_RUNS=40 PARAGON_BIN=path to skip the
 #                                       release build)
@@ -24,7 +29,7 @@ done
 [[ -x /usr/sbin/sshd ]] || { echo "bench-api-route: /usr/sbin/sshd is missing (apt-get install openssh-server)" >&2; exit 1; }
 
 if [[ -z "${PARAGON_BIN:-}" ]]; then
-  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target}
+  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
   cargo build --release --quiet --bin paragon-admin
   PARAGON_BIN=$CARGO_TARGET_DIR/release/paragon-admin
 fi
@@ -32,6 +37,9 @@ fi
 BENCH=bench-api-route
 # shellcheck source=bench-common.sh source-path=SCRIPTDIR
 source "$(dirname "$0")/bench-common.sh"
+# The agent's socket in the work folder: it leaves when the folder goes (stopped on exit).
+export XDG_RUNTIME_DIR=$work/run
+mkdir -m 0700 "$XDG_RUNTIME_DIR"
 wait_line() { # file pattern what
   for _ in $(seq 400); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
   echo "bench-api-route: $3 did not start" >&2; return 1
@@ -62,23 +70,31 @@ kubeconfig = "$work/kubeconfig"
 CONFIG
 } >"$work/config.toml"
 
-api_local=$(free_port) bastion_local=$(free_port)
-# Each forward on its own session (--no-agent), as these figures were always measured.
-PARAGON_ADMIN_CONFIG="$work/config.toml" "$PARAGON_BIN" --no-agent forward --output json --via api \
-  "$api_local:grafana" >"$work/api.events" 2>"$work/api.log" &
+api_local=$(free_port) own_local=$(free_port) bastion_local=$(free_port)
+export PARAGON_ADMIN_CONFIG=$work/config.toml
+stop_agent() {
+  "$PARAGON_BIN" agent stop --all >/dev/null 2>&1 || true
+  cleanup
+}
+trap stop_agent EXIT
+"$PARAGON_BIN" forward --output json --via api "$api_local:grafana" >"$work/api.events" 2>"$work/api.log" &
 pids+=($!)
-PARAGON_ADMIN_CONFIG="$work/config.toml" "$PARAGON_BIN" --no-agent forward --output json \
+"$PARAGON_BIN" --no-agent forward --output json --via api "$own_local:grafana" >"$work/api-own.events" 2>"$work/api-own.log" &
+pids+=($!)
+"$PARAGON_BIN" --no-agent forward --output json \
   "$bastion_local:127.0.0.1:$pod_port" >"$work/bastion.events" 2>"$work/bastion.log" &
 pids+=($!)
 kubectl --kubeconfig "$work/kubeconfig" -n paragon port-forward svc/grafana 0:4500 >"$work/kubectl.out" 2>"$work/kubectl.log" &
 pids+=($!)
 wait_line "$work/api.events" '"route":"api"' "the API-route forward ($(cat "$work/api.log"))"
+wait_line "$work/api-own.events" '"route":"api"' "the API-route forward with --no-agent ($(cat "$work/api-own.log"))"
 wait_line "$work/bastion.events" '"listening"' "the bastion forward ($(cat "$work/bastion.log"))"
 wait_line "$work/kubectl.out" 'Forwarding from 127.0.0.1:' "kubectl port-forward ($(cat "$work/kubectl.log"))"
 kubectl_local=$(grep -o 'Forwarding from 127.0.0.1:[0-9]*' "$work/kubectl.out" | head -1 | sed 's/.*://')
+protocol=$(grep -o '"protocol":"[a-z0-9-]*"' "$work/api.events" | head -1 | cut -d'"' -f4)
 
-declare -A local_port=([api]=$api_local [bastion]=$bastion_local [kubectl]=$kubectl_local)
-routes=(api bastion kubectl)
+declare -A local_port=([api]=$api_local [api-own]=$own_local [bastion]=$bastion_local [kubectl]=$kubectl_local)
+routes=(api api-own bastion kubectl)
 
 # --- throughput ---------------------------------------------------------------------------
 download() { curl -s -o /dev/null -w '%{speed_download}\n' "http://127.0.0.1:$1/sandbox/bytes/$BYTES"; }
@@ -91,8 +107,8 @@ done
 one_ttfb() { curl -s -o /dev/null -w '%{time_starttransfer}\n' "http://127.0.0.1:$1/api/health"; }
 for r in "${routes[@]}"; do : >"$work/ttfb.$r"; done
 for i in $(seq "$TTFB_RUNS"); do # rotating order
-  for k in 0 1 2; do
-    r=${routes[$(((i + k) % 3))]}
+  for k in "${!routes[@]}"; do
+    r=${routes[$(((i + k) % ${#routes[@]}))]}
     one_ttfb "${local_port[$r]}" >>"$work/ttfb.$r"
   done
 done
@@ -105,9 +121,10 @@ for r in "${routes[@]}"; do
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
 echo
-echo "one 64 MiB download, median of $ROUNDS (MiB/s, higher is better)"
-printf '  api %8s   bastion %8s   kubectl port-forward %8s   api/bastion %s   api/kubectl %s\n' \
-  "${tp[api]}" "${tp[bastion]}" "${tp[kubectl]}" "$(ratio "${tp[api]}" "${tp[bastion]}")" "$(ratio "${tp[api]}" "${tp[kubectl]}")"
-echo "time to first byte of a new connection, median of $TTFB_RUNS (ms, lower is better)"
-printf '  api %8s   bastion %8s   kubectl port-forward %8s   api/bastion %s   api/kubectl %s\n' \
-  "${ttfb[api]}" "${ttfb[bastion]}" "${ttfb[kubectl]}" "$(ratio "${ttfb[api]}" "${ttfb[bastion]}")" "$(ratio "${ttfb[api]}" "${ttfb[kubectl]}")"
+echo "the API route's protocol: ${protocol:-none named}; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "one 64 MiB download, median of $ROUNDS (MiB/s, higher is better; goal api/kubectl >= 1.0)"
+printf '  api %8s   api --no-agent %8s   bastion %8s   kubectl port-forward %8s   api/kubectl %s   api --no-agent/kubectl %s\n' \
+  "${tp[api]}" "${tp[api-own]}" "${tp[bastion]}" "${tp[kubectl]}" "$(ratio "${tp[api]}" "${tp[kubectl]}")" "$(ratio "${tp[api-own]}" "${tp[kubectl]}")"
+echo "time to first byte of a new connection, median of $TTFB_RUNS (ms, lower is better; goal api/kubectl <= 1.5)"
+printf '  api %8s   api --no-agent %8s   bastion %8s   kubectl port-forward %8s   api/kubectl %s   api --no-agent/kubectl %s\n' \
+  "${ttfb[api]}" "${ttfb[api-own]}" "${ttfb[bastion]}" "${ttfb[kubectl]}" "$(ratio "${ttfb[api]}" "${ttfb[kubectl]}")" "$(ratio "${ttfb[api-own]}" "${ttfb[kubectl]}")"

@@ -23,24 +23,23 @@ ROUNDS=${ROUNDS:-3}
 [[ -x /usr/bin/time ]] || { echo "bench-health: /usr/bin/time is missing (apt-get install time)" >&2; exit 1; }
 command -v kubectl >/dev/null || { echo "bench-health: kubectl is missing" >&2; exit 1; }
 
-work=$(mktemp -d)
+BENCH=bench-health
+# shellcheck source=bench-common.sh source-path=SCRIPTDIR
+source "$(dirname "$0")/bench-common.sh"
 # The warm-agent row's agent keeps its socket, lock and log in the work folder; it is stopped
 # before the folder goes.
 export XDG_RUNTIME_DIR=$work/run
 mkdir -m 0700 "$XDG_RUNTIME_DIR"
-pids=()
-cleanup() {
+stop_agent() {
   if [[ -n ${PARAGON_BIN:-} && -f $work/config.toml ]]; then
     "$PARAGON_BIN" --config "$work/config.toml" -p ssh agent stop >/dev/null 2>&1 || true
   fi
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
+  cleanup
 }
-trap cleanup EXIT
+trap stop_agent EXIT
 
 if [[ -z "${PARAGON_BIN:-}" ]]; then
-  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target}
+  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
   cargo build --release --quiet --bin paragon-admin
   # The target folder is shared: keep a copy of this build.
   cp "$CARGO_TARGET_DIR/release/paragon-admin" "$work/paragon-admin"
@@ -58,7 +57,7 @@ for _ in $(seq 600); do [[ -s $kc ]] && break; sleep 0.1; done
 
 # Monitoring targets on a closed loopback port (so grafana and prometheus fail at once, and
 # kibana warns): the benchmark is about the cluster checks.
-closed=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+closed=$(free_port)
 cat >"$work/config.toml" <<EOF2
 [profiles.bench]
 host = "bastion.invalid"
@@ -71,49 +70,9 @@ target = "127.0.0.1:$closed"
 EOF2
 
 # --- a bastion: a real sshd on loopback ----------------------------------------------------
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-mkdir -p /run/sshd
-ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$work/id_ed25519"
-cp "$work/id_ed25519.pub" "$work/authorized_keys"
-started=
-for _ in $(seq 20); do
-  sshd_port=$(free_port)
-  cat >"$work/sshd_config" <<EOF2
-Port $sshd_port
-ListenAddress 127.0.0.1
-HostKey $work/host_key
-AuthorizedKeysFile $work/authorized_keys
-UsePAM no
-StrictModes no
-PidFile none
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-AllowTcpForwarding yes
-LogLevel ERROR
-EOF2
-  /usr/sbin/sshd -D -e -f "$work/sshd_config" 2>"$work/sshd.log" &
-  pid=$!
-  for _ in $(seq 100); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1',$sshd_port),0.2).close()" 2>/dev/null && { started=1; break; }
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  if [[ -n $started ]]; then pids+=("$pid"); break; fi
-  kill "$pid" 2>/dev/null || true
-done
-[[ -n $started ]] || { echo "bench-health: sshd did not start: $(cat "$work/sshd.log")" >&2; exit 1; }
-echo "[127.0.0.1]:$sshd_port $(cut -d' ' -f1,2 "$work/host_key.pub")" >"$work/known_hosts"
+start_sshd
+bastion_profile ssh >>"$work/config.toml"
 cat >>"$work/config.toml" <<EOF2
-[profiles.ssh]
-host = "127.0.0.1"
-port = $sshd_port
-user = "root"
-identity_file = "$work/id_ed25519"
-known_hosts = "$work/known_hosts"
-strict_host_key_checking = "yes"
 [profiles.ssh.kube]
 kubeconfig = "$kc"
 [profiles.ssh.services.grafana]
@@ -127,7 +86,6 @@ EOF2
 # Seconds from time -v's "Elapsed (wall clock) time (h:mm:ss or m:ss): M:SS.ss".
 wall() { awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$1"; }
 rss_kb() { awk -F': ' '/Maximum resident set size/ {print $2}' "$1"; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 measure() { # name, command...
   local name=$1; shift

@@ -16,7 +16,7 @@ use tracing::warn;
 use crate::dial::Dialer;
 use crate::exit::ExitStatus;
 use crate::forward::{self, Forward, Options, Session, Sink, Stats, Style, Target};
-use crate::kube::portforward::Route;
+use crate::kube::portforward::{Protocols, Route};
 
 use super::proto::DetachedForward;
 use super::uses::{UseGuard, Uses};
@@ -25,6 +25,8 @@ use super::uses::{UseGuard, Uses};
 struct Live {
     spec: Forward,
     route: Route,
+    /// On the API route: what its dialer knows of the API server's protocols.
+    protocols: Option<Protocols>,
     bind: IpAddr,
     /// What it dials through, to bring it back when its replacement cannot bind.
     dialer: Arc<dyn Dialer>,
@@ -44,6 +46,7 @@ impl Live {
             target: self.spec.target_text(),
             url: self.spec.url(self.local),
             route: self.route,
+            protocol: self.protocols.as_ref().map(Protocols::current),
             connections: self.stats.total.load(Ordering::Relaxed),
             open: self.stats.open.load(Ordering::Relaxed),
             sent: self.stats.sent.load(Ordering::Relaxed),
@@ -70,7 +73,7 @@ impl Live {
 /// Serves a bound listener over `dialer` until it is closed.
 fn serve(
     mut l: forward::Listening,
-    route: Route,
+    (route, protocols): (Route, Option<Protocols>),
     bind: IpAddr,
     dialer: Arc<dyn Dialer>,
     uses: &Uses,
@@ -78,6 +81,7 @@ fn serve(
     let stop = CancellationToken::new();
     let (spec, local, stats) = (l.forward.clone(), l.local, l.stats.clone());
     l.route = route;
+    l.protocol = protocols.as_ref().map(Protocols::current);
     // The keeper reconnects the agent's session: this one never ends, and the forward's own
     // supervisor never needs to connect.
     let session = Session {
@@ -101,6 +105,7 @@ fn serve(
     Live {
         spec,
         route,
+        protocols,
         bind,
         dialer,
         local,
@@ -119,7 +124,7 @@ pub struct Registry {
 impl Registry {
     /// Makes each of `forwards` listen on `bind` (keeping those already live as asked), and
     /// returns them in the order given. `dialer` reaches every target, the `api` ones through
-    /// the Kubernetes API. A failed bind leaves the live ones serving as they were: one being
+    /// the Kubernetes API (by what `protocols` says). A failed bind leaves the live ones serving as they were: one being
     /// replaced closes only once its replacement listens (or, when the replacement wants its
     /// very port, comes back on that port).
     pub async fn ensure(
@@ -127,9 +132,10 @@ impl Registry {
         forwards: Vec<Forward>,
         bind: IpAddr,
         dialer: Arc<dyn Dialer>,
-        api: &HashSet<(String, u16)>,
+        (api, protocols): (&HashSet<(String, u16)>, &Protocols),
         uses: &Uses,
     ) -> Result<Vec<DetachedForward>, (String, u8)> {
+        let routed = |route: Route| (route, (route == Route::Api).then(|| protocols.clone()));
         let route = |f: &Forward| match &f.target {
             Target::Tunnel { host, port } if api.contains(&(host.clone(), *port)) => Route::Api,
             _ => Route::Bastion,
@@ -155,7 +161,7 @@ impl Registry {
                     let old = live.remove(i);
                     closed.push((
                         old.spec.clone(),
-                        old.route,
+                        (old.route, old.protocols.clone()),
                         old.bind,
                         old.local.port(),
                         old.dialer.clone(),
@@ -175,12 +181,12 @@ impl Registry {
             let listeners = match forward::bind(new, bind).await {
                 Ok(l) => l,
                 Err(e) => {
-                    for (mut spec, route, bind, port, dialer) in closed {
+                    for (mut spec, routed, bind, port, dialer) in closed {
                         spec.local_port = port;
                         match forward::bind(vec![spec], bind).await {
                             Ok(back) => live.extend(
                                 back.into_iter()
-                                    .map(|l| serve(l, route, bind, dialer.clone(), uses)),
+                                    .map(|l| serve(l, routed.clone(), bind, dialer.clone(), uses)),
                             ),
                             Err(e) => warn!("a replaced forward could not listen again: {e}"),
                         }
@@ -195,7 +201,7 @@ impl Registry {
                 }
             }
             for l in listeners {
-                let route = route(&l.forward);
+                let route = routed(route(&l.forward));
                 live.push(serve(l, route, bind, dialer.clone(), uses));
             }
         }

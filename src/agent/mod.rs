@@ -101,7 +101,11 @@ pub fn forwards_table(forwards: &[DetachedForward]) -> comfy_table::Table {
         t.add_row([
             f.name.clone(),
             f.url.clone(),
-            f.target.clone().unwrap_or_else(|| "socks".to_string()),
+            match (&f.target, f.protocol) {
+                (Some(t), Some(p)) => format!("{t} (API, {})", p.name()),
+                (Some(t), None) => t.clone(),
+                (None, _) => "socks".to_string(),
+            },
             format!("{} ({} open)", f.connections, f.open),
             crate::forward::status::bytes(f.sent),
             crate::forward::status::bytes(f.received),

@@ -346,6 +346,9 @@ pub struct DetachedForward {
     /// Through the bastion, or the Kubernetes API.
     #[serde(default)]
     pub route: Route,
+    /// On the API route: how its connections travel (the tunnel, or one WebSocket each).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<crate::kube::portforward::Protocol>,
     /// Connections accepted so far, and open now.
     pub connections: u64,
     pub open: u64,

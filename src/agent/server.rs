@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 use crate::config::Resolved;
 use crate::dial::Dialer;
 use crate::exit::ExitStatus;
+use crate::kube::portforward::Protocols;
 use crate::reconnect::Backoff;
 use crate::ssh::Bastion;
 use crate::ssh::exec::{Captured, Request as SshRequest};
@@ -385,9 +386,9 @@ async fn handle(agent: Arc<Agent>, stream: UnixStream) {
         } => {
             let forwards = forwards.into_iter().map(Into::into).collect();
             let answer = match routed_dialer(&agent, api).await {
-                Ok((dialer, api)) => match agent
+                Ok((dialer, api, protocols)) => match agent
                     .forwards
-                    .ensure(forwards, bind, dialer, &api, &agent.uses)
+                    .ensure(forwards, bind, dialer, (&api, &protocols), &agent.uses)
                     .await
                 {
                     Ok(forwards) => Reply::Forwards { forwards },
@@ -558,14 +559,15 @@ const MAX_REUSE: Duration = Duration::from_secs(300);
 
 /// The kept session as the forwards' dialer, with the API route's targets sent through
 /// `pods/portforward` over it (a kube client of its own, dialing the API server through the
-/// kept session, so it follows the agent's reconnects).
+/// kept session, so it follows the agent's reconnects), with their pods' tunnels opened
+/// ahead of the first connection.
 async fn routed_dialer(
     agent: &Agent,
     api: Option<Box<proto::ApiRoute>>,
-) -> Result<(Arc<dyn Dialer>, HashSet<(String, u16)>), crate::kube::KubeError> {
+) -> Result<(Arc<dyn Dialer>, HashSet<(String, u16)>, Protocols), crate::kube::KubeError> {
     let kept: Arc<dyn Dialer> = Arc::new(KeptDialer(agent.keeper.clone()));
     let Some(api) = api.map(|a| *a) else {
-        return Ok((kept, HashSet::new()));
+        return Ok((kept, HashSet::new(), Protocols::default()));
     };
     let targets: HashSet<(String, u16)> = api.targets.into_iter().collect();
     let plan = crate::forward::route::Plan {
@@ -576,12 +578,14 @@ async fn routed_dialer(
         },
         namespace: api.namespace,
         api_targets: Arc::new(targets.clone()),
+        protocols: Protocols::default(),
     };
     let session = crate::forward::Session {
         dialer: kept,
         ended: Box::pin(std::future::pending()),
     };
-    Ok((plan.route(session).await?.dialer, targets))
+    let (routed, _) = plan.route_prepared(session).await?;
+    Ok((routed.dialer, targets, plan.protocols))
 }
 
 async fn reply(conn: &mut BufReader<UnixStream>, r: &Reply) -> std::io::Result<()> {

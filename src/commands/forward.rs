@@ -145,6 +145,7 @@ async fn detach(
             target: f.target,
             url: f.url,
             route: f.route,
+            protocol: f.protocol,
         };
         forward::status::print_event(&event, o.style, o.sink);
     }

@@ -37,6 +37,7 @@ pub async fn run(g: &Globals, args: SandboxArgs) -> Result<u8, Error> {
         faults: faults.clone(),
         streaming_idle_timeout: args.streaming_idle_timeout,
         memory_use: args.memory_use.clone(),
+        portforward_tunnel: true,
     };
     // Listen for signals before anyone can learn the address and send one.
     let mut stop = Shutdown::install()?;

@@ -92,6 +92,10 @@ pub enum Event {
         url: String,
         /// `bastion`, or `api` for a target reached through the API's pods/portforward.
         route: route::Route,
+        /// On the API route: `spdy-websocket` (streams in one kept tunnel) or
+        /// `websocket-v4` (a WebSocket per connection, for an API server without the tunnel).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        protocol: Option<route::Protocol>,
     },
     /// The session to the bastion ended; the listeners stay open.
     Disconnected,
@@ -115,6 +119,8 @@ pub struct Listening {
     pub stats: Arc<Stats>,
     /// The bastion unless the caller routes this forward through the API (`route`).
     pub route: route::Route,
+    /// How the API route's connections travel (`None` on the bastion route).
+    pub protocol: Option<route::Protocol>,
     listener: TcpListener,
 }
 
@@ -152,6 +158,7 @@ pub async fn bind(forwards: Vec<Forward>, addr: IpAddr) -> Result<Vec<Listening>
             local,
             stats: Arc::default(),
             route: route::Route::Bastion,
+            protocol: None,
             listener,
         });
     }
@@ -253,6 +260,7 @@ where
             target: l.forward.target_text(),
             url: l.url(),
             route: l.route,
+            protocol: l.protocol,
         });
         all_stats.push(l.stats.clone());
         accepting.push(tokio::spawn(relay::accept_loop(

@@ -104,8 +104,12 @@ pub async fn route(
         options,
         namespace: crate::kube::NAMESPACE.to_string(),
         api_targets: Arc::new(api_targets),
+        protocols: Default::default(),
     };
-    let first = plan.route(first).await?;
+    let (first, protocol) = plan.route_prepared(first).await?;
+    for l in listeners.iter_mut().filter(|l| l.route == Route::Api) {
+        l.protocol = Some(protocol);
+    }
     let routed: Connect = Arc::new(move || {
         let (connect, plan) = (connect.clone(), plan.clone());
         Box::pin(async move {

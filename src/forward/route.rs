@@ -14,12 +14,13 @@ use std::time::Duration;
 
 use crate::config::Via;
 use crate::dial::{DialFuture, Dialer};
-use crate::kube::portforward::{Kube, service_of};
+use crate::kube::portforward::{Kube, Protocols, service_of};
 
 use super::Session;
 
-/// How a forward reaches its target (the health report's findings name the same routes).
-pub use crate::kube::portforward::Route;
+/// How a forward reaches its target (the health report's findings name the same routes),
+/// and on the API route, how its connections travel.
+pub use crate::kube::portforward::{Protocol, Route};
 
 /// How long `auto` waits for the bastion to open a probe connection before it takes the API.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,27 +55,49 @@ pub struct Plan {
     /// Where bare Service names are looked up.
     pub namespace: String,
     pub api_targets: Arc<HashSet<(String, u16)>>,
+    /// What the sessions' API routes have learned of the API server's protocols.
+    pub protocols: Protocols,
 }
 
 impl Plan {
     /// `session` with a dialer that sends the API targets through `pods/portforward` over
     /// the session's own dialer, and everything else to the session's dialer directly.
     pub async fn route(&self, session: Session) -> Result<Session, crate::kube::KubeError> {
+        Ok(self.route_api(session).await?.0)
+    }
+
+    /// As `route`, with each API target's pod resolved and its tunnel opened before the
+    /// first connection (which then costs no upgrade), and the protocol they take.
+    pub async fn route_prepared(
+        &self,
+        session: Session,
+    ) -> Result<(Session, Protocol), crate::kube::KubeError> {
+        let (session, api) = self.route_api(session).await?;
+        let mut protocol = api.protocol();
+        for (host, port) in self.api_targets.iter() {
+            protocol = api.prepare(host, *port).await;
+        }
+        Ok((session, protocol))
+    }
+
+    async fn route_api(&self, session: Session) -> Result<(Session, Kube), crate::kube::KubeError> {
         let client = crate::kube::client(
             session.dialer.clone(),
             self.kubeconfig.clone(),
             &self.options,
         )
         .await?;
-        let api = Kube::new(client, self.namespace.clone(), session.dialer.describe());
-        Ok(Session {
+        let api = Kube::new(client, self.namespace.clone(), session.dialer.describe())
+            .sharing(self.protocols.clone());
+        let routed = Session {
             dialer: Arc::new(Routed {
                 bastion: session.dialer,
-                api,
+                api: api.clone(),
                 api_targets: self.api_targets.clone(),
             }),
             ended: session.ended,
-        })
+        };
+        Ok((routed, api))
     }
 }
 

@@ -106,11 +106,16 @@ pub(crate) fn human_line(e: &Event) -> String {
             url,
             target,
             route,
+            protocol,
             ..
         } => match target {
-            Some(t) if *route == super::route::Route::Api => {
-                format!("{name:<12} {url}  ->  {t} (through the Kubernetes API)")
-            }
+            Some(t) if *route == super::route::Route::Api => match protocol {
+                Some(p) => format!(
+                    "{name:<12} {url}  ->  {t} (through the Kubernetes API, {})",
+                    p.name()
+                ),
+                None => format!("{name:<12} {url}  ->  {t} (through the Kubernetes API)"),
+            },
             Some(t) => format!("{name:<12} {url}  ->  {t}"),
             None => format!("{name:<12} {url}  ->  any host, through the bastion"),
         },
@@ -222,6 +227,7 @@ mod tests {
             target: Some("grafana.paragon.svc.cluster.local:4500".into()),
             url: "http://127.0.0.1:4500/".into(),
             route: super::super::route::Route::Bastion,
+            protocol: None,
         };
         assert_eq!(
             human_line(&e),
@@ -231,11 +237,22 @@ mod tests {
         assert_eq!(json["event"], "listening");
         assert_eq!(json["local"], "127.0.0.1:4500");
         assert_eq!(json["route"], "bastion");
-        let Event::Listening { route, .. } = &mut e else {
+        assert!(json.get("protocol").is_none(), "{json}");
+        let Event::Listening {
+            route, protocol, ..
+        } = &mut e
+        else {
             unreachable!()
         };
         *route = super::super::route::Route::Api;
-        assert!(human_line(&e).ends_with("4500 (through the Kubernetes API)"));
-        assert_eq!(serde_json::to_value(&e).unwrap()["route"], "api");
+        *protocol = Some(super::super::route::Protocol::SpdyTunnel);
+        assert!(
+            human_line(&e).ends_with("4500 (through the Kubernetes API, SPDY over WebSocket)"),
+            "{}",
+            human_line(&e)
+        );
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["route"], "api");
+        assert_eq!(json["protocol"], "spdy-websocket");
     }
 }

@@ -14,6 +14,7 @@ pub mod list;
 pub mod portforward;
 pub mod retry;
 pub mod source;
+pub mod tunnel;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -4,13 +4,16 @@
 //!
 //! `connect(service, port)` does what `kubectl port-forward svc/NAME PORT` does: read the
 //! Service, pick a ready pod of its selector, map the service port to the pod's port (a
-//! number, or a named container port), and open a port-forward to it with kube's WebSocket
-//! support (`v4.channel.k8s.io`), one per connection. The chosen pod is remembered until a
-//! port-forward to it fails; then the Service is resolved again, so a replaced pod (a rollout,
-//! the daily restart) is followed by the next connection. An idle forward holds no stream
-//! that the kubelet's streaming idle timeout could close. A connection the pod refuses (the
-//! kubelet's message on the error channel) reads as an error of kind `ConnectionRefused`
-//! carrying that message, not as an empty answer.
+//! number, or a named container port), and connect to it as kubectl since 1.31 does: a pair
+//! of SPDY streams in the pod's one kept WebSocket tunnel (`SPDY/3.1+portforward.k8s.io`,
+//! `tunnel`), so a new connection costs no TLS handshake and upgrade through the bastion. An
+//! API server that refuses the tunnel gets kube's WebSocket port-forward (`v4.channel.k8s.io`),
+//! one per connection, from then on (`Protocols`). The chosen pod is remembered until a
+//! connection to it fails; then the Service is resolved again, so a replaced pod (a rollout,
+//! the daily restart) is followed. A tunnel the kubelet closes (its streaming idle timeout)
+//! ends the connections in it cleanly, and the next connection opens a new one. A
+//! connection the pod refuses (the kubelet's message on the error stream) reads as an error
+//! of kind `ConnectionRefused` carrying that message, not as an empty answer.
 //!
 //! The `kube::Client` it is given already dials the API server through a `Dialer` (the SSH
 //! session to the bastion); this module knows nothing of SSH, forwards or health.
@@ -19,6 +22,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -29,6 +33,7 @@ use kube::api::{Api, ListParams};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 
+use super::tunnel::{OpenError, Tunnel};
 use crate::dial::{self, BoxStream, DialError, DialFuture, Dialer};
 
 /// How a connection reaches a service: dialed from the bastion, or through the API server's
@@ -51,10 +56,67 @@ pub struct Kube {
     /// The last pod each `host:port` was forwarded to: (namespace, pod, pod port). Used
     /// until a port-forward to it fails (the pod is gone), then resolved again.
     chosen: Arc<Mutex<HashMap<(String, u16), PodPort>>>,
+    /// The kept SPDY tunnel of each pod (namespace, pod) connections go to.
+    tunnels: Arc<tokio::sync::Mutex<Tunnels>>,
+    /// Which protocol connections take (shared by the dialers of one API server).
+    protocols: Protocols,
+}
+
+/// Which protocol the API route's connections take: the tunnel until the API server refuses
+/// it, then one WebSocket per connection. Shared by every `Kube` of one API server (each
+/// session to the bastion has its own), so a refusal is learned once.
+#[derive(Clone, Default)]
+pub struct Protocols(Arc<AtomicBool>);
+
+impl Protocols {
+    pub fn current(&self) -> Protocol {
+        if self.0.load(Ordering::Relaxed) {
+            Protocol::WebSocketV4
+        } else {
+            Protocol::SpdyTunnel
+        }
+    }
+
+    fn tunnel_refused(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn refuse_tunnel(&self, why: &str) {
+        tracing::info!(
+            "api route: {why}; one WebSocket (v4.channel.k8s.io) per connection instead"
+        );
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How the API route's connections travel to the pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Protocol {
+    /// SPDY streams in one kept WebSocket per pod (`SPDY/3.1+portforward.k8s.io`), as
+    /// kubectl since 1.31: a new connection is a new pair of streams.
+    #[serde(rename = "spdy-websocket")]
+    SpdyTunnel,
+    /// One WebSocket per connection (`v4.channel.k8s.io`): for an API server that refuses
+    /// the tunnel.
+    #[serde(rename = "websocket-v4")]
+    WebSocketV4,
+}
+
+impl Protocol {
+    /// How the listening line and `forward --list` name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::SpdyTunnel => "SPDY over WebSocket",
+            Protocol::WebSocketV4 => "WebSocket v4",
+        }
+    }
 }
 
 /// A pod's port: (namespace, pod, port).
 type PodPort = (String, String, u16);
+
+/// The kept tunnels, by (namespace, pod).
+type Tunnels = HashMap<(String, String), Arc<Tunnel>>;
 
 impl Kube {
     /// `namespace` is where bare Service names (`grafana`) are looked up; `via` says how the
@@ -66,7 +128,79 @@ impl Kube {
             via: via.into(),
             timeout: Duration::from_secs(20),
             chosen: Arc::default(),
+            tunnels: Arc::default(),
+            protocols: Protocols::default(),
         }
+    }
+
+    /// Shares what `protocols` knows of the API server (and what this dialer learns).
+    pub fn sharing(mut self, protocols: Protocols) -> Self {
+        self.protocols = protocols;
+        self
+    }
+
+    /// The protocol new connections take: the tunnel until the API server refuses it.
+    pub fn protocol(&self) -> Protocol {
+        self.protocols.current()
+    }
+
+    /// Resolves `host:port` and opens its pod's tunnel ahead of the first connection, and
+    /// says which protocol connections will take (the tunnel, or the v4 fallback when the
+    /// API server refuses it). A failure here is left to the first connection to report.
+    pub async fn prepare(&self, host: &str, port: u16) -> Protocol {
+        let prepared = tokio::time::timeout(self.timeout, async {
+            let (namespace, pod, pod_port) = self.resolve(host, port).await?;
+            if !self.protocols.tunnel_refused() {
+                match self.tunnel(&namespace, &pod).await {
+                    Ok(_) => {}
+                    Err(OpenError::Refused(why)) => self.protocols.refuse_tunnel(&why),
+                    Err(OpenError::Failed(why)) => return Err(why),
+                }
+            }
+            if let Ok(mut c) = self.chosen.lock() {
+                c.insert((host.to_string(), port), (namespace, pod, pod_port));
+            }
+            Ok::<_, String>(())
+        })
+        .await;
+        if let Ok(Err(why)) = prepared {
+            tracing::debug!("api route: {host}:{port} not prepared: {why}");
+        }
+        self.protocol()
+    }
+
+    /// The live tunnel to `namespace/pod`, opened when there is none.
+    async fn tunnel(&self, namespace: &str, pod: &str) -> Result<Arc<Tunnel>, OpenError> {
+        let key = (namespace.to_string(), pod.to_string());
+        let mut tunnels = self.tunnels.lock().await;
+        if let Some(t) = tunnels.get(&key).filter(|t| !t.is_closed()) {
+            return Ok(t.clone());
+        }
+        tunnels.retain(|_, t| !t.is_closed());
+        let t = Arc::new(Tunnel::open(&self.client, namespace, pod).await?);
+        tracing::debug!(pod = %format!("{namespace}/{pod}"), "api route: SPDY tunnel open");
+        tunnels.insert(key, t.clone());
+        Ok(t)
+    }
+
+    /// A connection to `pod_port` as a pair of streams on the pod's tunnel (a new tunnel
+    /// when the kept one has ended).
+    async fn tunneled(
+        &self,
+        namespace: &str,
+        pod_name: &str,
+        pod_port: u16,
+    ) -> Result<BoxStream, OpenError> {
+        for _ in 0..2 {
+            let tunnel = self.tunnel(namespace, pod_name).await?;
+            if let Some((stream, error)) = tunnel.connect(pod_port).await {
+                let error = self.forget_pod_on_failure(namespace, pod_name, error);
+                return Ok(Box::new(PodStream::new(stream, Some(error), None)));
+            }
+        }
+        Err(OpenError::Failed(format!(
+            "port-forward to pod {namespace}/{pod_name}: the tunnel ended as it opened"
+        )))
     }
 
     /// The deadline for resolving the Service and opening the port-forward.
@@ -142,8 +276,48 @@ impl Kube {
         Ok((namespace.to_string(), pod_name, pod_port))
     }
 
-    /// A port-forward to `pod_port` of `namespace/pod_name`.
+    /// `error`, which also forgets the pod and its tunnel when the kubelet's message is not a
+    /// refused port (the pod is gone: a replaced pod's tunnel stays open, its new streams
+    /// fail), so the next connection resolves the Service again.
+    fn forget_pod_on_failure(&self, namespace: &str, pod: &str, error: ErrorFuture) -> ErrorFuture {
+        let (chosen, tunnels) = (self.chosen.clone(), self.tunnels.clone());
+        let key = (namespace.to_string(), pod.to_string());
+        Box::pin(async move {
+            let message = error.await;
+            if let Some(m) = &message
+                && refusal(m.clone()).kind() != io::ErrorKind::ConnectionRefused
+            {
+                tracing::debug!("api route: {m}; choosing a pod again");
+                if let Ok(mut c) = chosen.lock() {
+                    c.retain(|_, (n, p, _)| (n.as_str(), p.as_str()) != (&key.0, &key.1));
+                }
+                tunnels.lock().await.remove(&key);
+            }
+            message
+        })
+    }
+
+    /// A connection to `pod_port` of `namespace/pod_name`: on the pod's tunnel, or (an API
+    /// server that refuses it) a port-forward of its own.
     async fn forward(
+        &self,
+        namespace: &str,
+        pod_name: &str,
+        pod_port: u16,
+    ) -> Result<BoxStream, String> {
+        if !self.protocols.tunnel_refused() {
+            match self.tunneled(namespace, pod_name, pod_port).await {
+                Ok(s) => return Ok(s),
+                Err(OpenError::Refused(why)) => self.protocols.refuse_tunnel(&why),
+                Err(OpenError::Failed(why)) => return Err(why),
+            }
+        }
+        self.forward_v4(namespace, pod_name, pod_port).await
+    }
+
+    /// A port-forward of its own to `pod_port` of `namespace/pod_name`
+    /// (`v4.channel.k8s.io`).
+    async fn forward_v4(
         &self,
         namespace: &str,
         pod_name: &str,
@@ -619,6 +793,51 @@ mod sandbox_tests {
             .unwrap()
             .unwrap();
         String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// The body of `GET /sandbox/bytes/N` from grafana.
+    async fn bytes(dialer: &Kube, n: usize) -> usize {
+        let answer = get(dialer, "grafana", 4500, &format!("/sandbox/bytes/{n}")).await;
+        let (_, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(body.bytes().all(|b| b == b'x'));
+        body.len()
+    }
+
+    #[tokio::test]
+    async fn connections_share_one_spdy_tunnel_or_fall_back_to_v4_when_the_api_refuses_it() {
+        for (tunnel, protocol) in [(true, Protocol::SpdyTunnel), (false, Protocol::WebSocketV4)] {
+            let sandbox = Sandbox::start(SandboxOptions {
+                portforward_tunnel: tunnel,
+                ..SandboxOptions::default()
+            })
+            .await
+            .unwrap();
+            let kubeconfig =
+                kube::config::Kubeconfig::from_yaml(&sandbox.kubeconfig_yaml()).unwrap();
+            let client = crate::kube::client(
+                Arc::new(Direct::default()),
+                kubeconfig,
+                &crate::kube::Options::default(),
+            )
+            .await
+            .unwrap();
+            let kube = Kube::new(client, "paragon", "this machine");
+            assert_eq!(kube.prepare("grafana", 4500).await, protocol);
+            let mut all = tokio::task::JoinSet::new();
+            for i in 0..12 {
+                let kube = kube.clone();
+                let n = 3 + i * 70_001;
+                all.spawn(async move { (n, bytes(&kube, n).await) });
+            }
+            while let Some(r) = all.join_next().await {
+                let (want, got) = r.unwrap();
+                assert_eq!(got, want, "tunnel {tunnel}");
+            }
+            assert_eq!(kube.protocol(), protocol);
+            let tunnels = kube.tunnels.lock().await.len();
+            assert_eq!(tunnels, usize::from(tunnel), "tunnel {tunnel}");
+            sandbox.shutdown().await;
+        }
     }
 
     #[tokio::test]

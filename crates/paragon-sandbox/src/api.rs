@@ -31,6 +31,8 @@ pub(crate) struct Api {
     /// How long a port-forward may carry no traffic before it is closed (the kubelet's
     /// `streamingConnectionIdleTimeout`).
     pub streaming_idle_timeout: std::time::Duration,
+    /// Whether `pods/portforward` accepts the SPDY tunnel (`SandboxOptions`).
+    pub portforward_tunnel: bool,
     /// The `log-secrets` fault: pod logs carry the planted secrets.
     pub log_secrets: bool,
     /// Services whose pods report a share of their memory limit in `metrics.k8s.io`.

@@ -141,6 +141,10 @@ pub struct SandboxOptions {
     /// Services whose pods report, in `metrics.k8s.io`, this share of their memory limit
     /// (the others use 30 to 60 %).
     pub memory_use: Vec<MemoryUse>,
+    /// Whether `pods/portforward` accepts SPDY tunneled in a WebSocket
+    /// (`SPDY/3.1+portforward.k8s.io`, API servers since 1.31); `false` answers it as an
+    /// older API server does (400, the channel protocols only).
+    pub portforward_tunnel: bool,
 }
 
 /// The kubelet's default `streamingConnectionIdleTimeout`.
@@ -167,6 +171,7 @@ impl Default for SandboxOptions {
             faults: Vec::new(),
             streaming_idle_timeout: STREAMING_IDLE_TIMEOUT,
             memory_use: Vec::new(),
+            portforward_tunnel: true,
         }
     }
 }
@@ -282,6 +287,7 @@ impl Sandbox {
             stopped: cancel.clone(),
             faults: api_faults::ApiFaults::new(&opts.faults),
             streaming_idle_timeout: opts.streaming_idle_timeout,
+            portforward_tunnel: opts.portforward_tunnel,
             log_secrets: opts.faults.contains(&Fault::LogSecrets),
             memory_use: opts.memory_use.clone(),
         };

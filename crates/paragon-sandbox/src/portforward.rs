@@ -11,7 +11,8 @@
 //!   clients that cannot send binary ones (older clients and browsers): the channel as an
 //!   ASCII digit (`'0' + channel`), then the payload in standard base64, both ways.
 //! - WebSocket with `SPDY/3.1+portforward.k8s.io`: SPDY carried in binary messages (what
-//!   kubectl tries first since 1.31).
+//!   kubectl tries first since 1.31), unless `SandboxOptions::portforward_tunnel` is off (an
+//!   older API server: 400, as for any subprotocol it does not speak).
 //! - `Upgrade: SPDY/3.1` with `X-Stream-Protocol-Version: portforward.k8s.io`: plain SPDY
 //!   (kubectl's fallback, and what older kubectl speaks). See `spdy`.
 //!
@@ -23,6 +24,7 @@
 //! `app.kubernetes.io/name`; a pod whose application is not backed accepts the upgrade and
 //! fails each connection with the kubelet's message, as a pod with nothing listening would.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -68,7 +70,7 @@ pub(crate) fn pod_of(path: &str) -> Option<(String, String)> {
 
 /// Answers a request for `pods/{pod}/portforward` in `namespace`.
 pub(crate) fn accept(
-    api: &Api,
+    api: &Arc<Api>,
     (namespace, pod): (String, String),
     mut req: Request<Incoming>,
 ) -> Reply {
@@ -94,13 +96,19 @@ pub(crate) fn accept(
         let offered = header(&req, "sec-websocket-protocol");
         let offered: Vec<&str> = offered.split(',').map(str::trim).collect();
         // The first protocol the client lists that we speak, as the kubelet's handshake picks.
-        let chosen = offered
-            .iter()
-            .copied()
-            .find(|p| matches!(*p, CHANNEL_V4 | CHANNEL_V4_BASE64 | SPDY_TUNNEL | ""));
+        let tunnel_served = api.portforward_tunnel;
+        let chosen = offered.iter().copied().find(|p| {
+            matches!(*p, CHANNEL_V4 | CHANNEL_V4_BASE64 | "")
+                || (tunnel_served && *p == SPDY_TUNNEL)
+        });
         let Some(chosen) = chosen else {
+            let also = if tunnel_served {
+                format!(" or {SPDY_TUNNEL}")
+            } else {
+                String::new()
+            };
             return bad(&format!(
-                "none of the requested WebSocket subprotocols {offered:?} is supported; use {CHANNEL_V4}, {CHANNEL_V4_BASE64} or {SPDY_TUNNEL}"
+                "none of the requested WebSocket subprotocols {offered:?} is supported; use {CHANNEL_V4}, {CHANNEL_V4_BASE64}{also}"
             ));
         };
         let framing = if chosen == CHANNEL_V4_BASE64 {
@@ -183,7 +191,7 @@ pub(crate) fn accept(
     bad("Upgrade request required")
 }
 
-fn target(api: &Api, namespace: &str, pod: &str) -> Option<Target> {
+fn target(api: &Arc<Api>, namespace: &str, pod: &str) -> Option<Target> {
     let world = api.world();
     let entry = world.get(Res::Pods, namespace, pod)?;
     let mut json = Vec::new();
@@ -196,9 +204,15 @@ fn target(api: &Api, namespace: &str, pod: &str) -> Option<Target> {
         .and_then(|l| l.get(APP_LABEL))
         .cloned()
         .unwrap_or_default();
+    let name = pod.metadata.name.unwrap_or_default();
+    // A connection (a SPDY stream pair on a kept port-forward) to a pod deleted since is
+    // refused, as the kubelet can no longer find the pod's sandbox.
+    let (world_of, ns, pod_name) = (Arc::clone(api), namespace.to_string(), name.clone());
+    let exists = Arc::new(move || world_of.world().get(Res::Pods, &ns, &pod_name).is_some());
     Some(Target {
-        pod: pod.metadata.name.unwrap_or_default(),
+        pod: name,
         uid: pod.metadata.uid.unwrap_or_default(),
+        exists,
         app,
         backends: api.backends.clone(),
         stopped: api.stopped.clone(),

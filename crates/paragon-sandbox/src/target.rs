@@ -17,6 +17,8 @@ use super::backends::Backends;
 pub(crate) struct Target {
     pub pod: String,
     pub uid: String,
+    /// Whether the pod is still there (a replaced pod is deleted).
+    pub exists: Arc<dyn Fn() -> bool + Send + Sync>,
     pub app: String,
     pub backends: Arc<Backends>,
     /// Cancelled when the sandbox stops: ends every forwarded connection.
@@ -35,6 +37,9 @@ impl Target {
                 self.pod, self.uid
             )
         };
+        if !(self.exists)() {
+            return Err(fail("the pod's sandbox is gone (the pod was deleted)"));
+        }
         let addr: SocketAddr = self
             .backends
             .addr(&self.app, port)
