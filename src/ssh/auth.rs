@@ -67,6 +67,26 @@ pub struct OfferedCertificate {
 }
 
 impl Offered {
+    /// The key or certificate in words: `/home/u/.ssh/id_ed25519 (SHA256:...)`, or for a
+    /// certificate its key id, principals (and whether they name `user`) and CA.
+    pub fn words(&self, user: &str) -> String {
+        let Some(c) = &self.certificate else {
+            return format!("{} ({})", self.from, self.fingerprint);
+        };
+        let principals = match c.principals.is_empty() {
+            true => "any".to_string(),
+            false => c.principals.join(","),
+        };
+        let named = c.principals.is_empty() || c.principals.iter().any(|p| p == user);
+        format!(
+            "certificate {} (key id \"{}\", principals {principals}{}, signed by CA {})",
+            self.from,
+            c.key_id,
+            if named { "" } else { ", not the user" },
+            c.ca_fingerprint
+        )
+    }
+
     fn key(from: String, from_agent: bool, key: &PublicKey) -> Offered {
         Offered {
             from,
@@ -106,25 +126,7 @@ impl Refused {
             Some(AgentKeys::Listed(n)) => words.push(format!("ssh-agent ({n} keys)")),
             None => {}
         }
-        for o in &self.offered {
-            words.push(match &o.certificate {
-                None => format!("{} ({})", o.from, o.fingerprint),
-                Some(c) => {
-                    let principals = match c.principals.is_empty() {
-                        true => "any".to_string(),
-                        false => c.principals.join(","),
-                    };
-                    let named = c.principals.is_empty() || c.principals.iter().any(|p| p == user);
-                    format!(
-                        "certificate {} (key id \"{}\", principals {principals}{}, signed by CA {})",
-                        o.from,
-                        c.key_id,
-                        if named { "" } else { ", not the user" },
-                        c.ca_fingerprint
-                    )
-                }
-            });
-        }
+        words.extend(self.offered.iter().map(|o| o.words(user)));
         if words.is_empty() {
             return "nothing: no ssh-agent and no identity file; set identity_file in the profile"
                 .to_string();
@@ -177,34 +179,44 @@ pub(super) fn refused_hint(user: &str, refused: &Refused) -> String {
     )
 }
 
+/// What the bastion accepted: the key or certificate (the last one offered), and the
+/// certificate file when it was one.
+pub(super) struct Accepted {
+    pub offered: Offered,
+    pub certificate: Option<user_cert::InUse>,
+}
+
 pub(super) async fn authenticate(
     handle: &mut Handle<Client>,
     user: &str,
     target: &str,
     profile: &Resolved,
     prompting: &Arc<watch::Sender<bool>>,
-) -> Result<Option<user_cert::InUse>, SshError> {
+) -> Result<Accepted, SshError> {
     let mut refused = Refused::default();
     if std::env::var_os("SSH_AUTH_SOCK").is_some_and(|s| !s.is_empty())
-        && try_agent(handle, user, target, &mut refused).await?
+        && let Some(offered) = try_agent(handle, user, target, &mut refused).await?
     {
-        return Ok(None);
+        return Ok(Accepted {
+            offered,
+            certificate: None,
+        });
     }
     for path in identity_files(profile) {
         let key = Arc::new(load_identity(&path, &profile.name, prompting).await?);
         let hash = rsa_hash(handle, key.public_key(), target).await?;
-        refused.offered.push(Offered::key(
-            path.display().to_string(),
-            false,
-            &public_of(&path, &key),
-        ));
+        let offered = Offered::key(path.display().to_string(), false, &public_of(&path, &key));
+        refused.offered.push(offered.clone());
         let result = handle
             .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key.clone(), hash))
             .await
             .map_err(|cause| handshake(target, cause))?;
         if result.success() {
             debug!("authenticated with {}", path.display());
-            return Ok(None);
+            return Ok(Accepted {
+                offered,
+                certificate: None,
+            });
         }
         // Then its certificate, as OpenSSH offers an identity's key and then its certificate.
         let Some((cert_path, cert)) =
@@ -212,11 +224,8 @@ pub(super) async fn authenticate(
         else {
             continue;
         };
-        refused.offered.push(Offered::certificate(
-            cert_path.display().to_string(),
-            false,
-            &cert,
-        ));
+        let offered = Offered::certificate(cert_path.display().to_string(), false, &cert);
+        refused.offered.push(offered.clone());
         let valid_before = cert.valid_before();
         let result = handle
             .authenticate_openssh_cert(user, key, cert)
@@ -224,10 +233,13 @@ pub(super) async fn authenticate(
             .map_err(|cause| handshake(target, cause))?;
         if result.success() {
             debug!("authenticated with certificate {}", cert_path.display());
-            return Ok(Some(user_cert::InUse {
-                path: cert_path,
-                valid_before,
-            }));
+            return Ok(Accepted {
+                offered,
+                certificate: Some(user_cert::InUse {
+                    path: cert_path,
+                    valid_before,
+                }),
+            });
         }
     }
     Err(SshError::AuthFailed {
@@ -252,19 +264,19 @@ fn public_of(path: &Path, key: &PrivateKey) -> PublicKey {
     public
 }
 
-/// Offers each agent key; true when one was accepted.
+/// Offers each agent key; the one accepted, if one was.
 async fn try_agent(
     handle: &mut Handle<Client>,
     user: &str,
     target: &str,
     refused: &mut Refused,
-) -> Result<bool, SshError> {
+) -> Result<Option<Offered>, SshError> {
     let mut agent = match AgentClient::connect_env().await {
         Ok(a) => a,
         Err(e) => {
             debug!("ssh-agent unreachable: {e}");
             refused.agent = Some(AgentKeys::Unreachable);
-            return Ok(false);
+            return Ok(None);
         }
     };
     let identities = match agent.request_identities().await {
@@ -272,7 +284,7 @@ async fn try_agent(
         Err(e) => {
             debug!("ssh-agent did not list keys: {e}");
             refused.agent = Some(AgentKeys::NoAnswer);
-            return Ok(false);
+            return Ok(None);
         }
     };
     refused.agent = Some(AgentKeys::Listed(identities.len()));
@@ -312,12 +324,12 @@ async fn try_agent(
             }
         };
         match result {
-            Ok(r) if r.success() => return Ok(true),
+            Ok(r) if r.success() => return Ok(refused.offered.pop()),
             Ok(_) => {}
             Err(e) => debug!("ssh-agent key failed: {e}"),
         }
     }
-    Ok(false)
+    Ok(None)
 }
 
 /// For RSA keys, the best signature hash the server accepts; none for other keys.

@@ -16,7 +16,7 @@ use tracing::{Instrument, debug, info_span};
 
 use super::{
     Bastion, Client, HostKeyCheck, Inner, MAX_PACKET_SIZE, OpenFailures, READ_BUFFER, SshError,
-    WINDOW_SIZE, auth, identification, user_cert,
+    WINDOW_SIZE, auth, identification,
 };
 use crate::config::Resolved;
 use crate::dial::{self, BoxStream};
@@ -155,7 +155,7 @@ pub(super) async fn connect_all(
         }
     };
     let open_failures = Arc::new(OpenFailures::default());
-    let (handle, check, certificate) = handshake(
+    let (handle, check, accepted) = handshake(
         profile,
         &bastion,
         stream,
@@ -176,7 +176,8 @@ pub(super) async fn connect_all(
             channels: Arc::default(),
             open_failures,
             check,
-            certificate,
+            certificate: accepted.certificate,
+            accepted: accepted.offered,
         }),
     })
 }
@@ -205,7 +206,7 @@ async fn handshake(
     prompting: &Arc<watch::Sender<bool>>,
     closed: CancellationToken,
     open_failures: Arc<OpenFailures>,
-) -> Result<(Handle<Client>, Arc<HostKeyCheck>, Option<user_cert::InUse>), SshError> {
+) -> Result<(Handle<Client>, Arc<HostKeyCheck>, auth::Accepted), SshError> {
     let target = dial::target(&hop.host, hop.port);
     let check = Arc::new(HostKeyCheck {
         host: hop.host.clone(),
@@ -236,9 +237,8 @@ async fn handshake(
             other => other,
         })?;
     debug!("authenticating as {}", hop.user);
-    let certificate =
-        auth::authenticate(&mut handle, &hop.user, &target, profile, prompting).await?;
-    Ok((handle, check, certificate))
+    let accepted = auth::authenticate(&mut handle, &hop.user, &target, profile, prompting).await?;
+    Ok((handle, check, accepted))
 }
 
 /// The russh client configuration: window and packet sizes (see the constants), keepalive,

@@ -188,6 +188,8 @@ struct Inner {
     jump_check: Option<Arc<HostKeyCheck>>,
     /// The certificate file this session authenticated with, if it did with one.
     certificate: Option<user_cert::InUse>,
+    /// The key or certificate the bastion accepted.
+    accepted: auth::Offered,
 }
 
 /// The servers' own words for refused channel opens. russh returns only the reason code to
@@ -348,6 +350,11 @@ impl Bastion {
     /// certificate held by ssh-agent).
     pub fn certificate(&self) -> Option<&user_cert::InUse> {
         self.inner.certificate.as_ref()
+    }
+
+    /// The key or certificate the bastion accepted for this session.
+    pub fn accepted(&self) -> &auth::Offered {
+        &self.inner.accepted
     }
 
     /// Resolves when the SSH session has ended.

@@ -69,7 +69,7 @@ fn demo_tours_every_feature_exits_0_and_leaves_nothing_open() {
          HTTP/1.0 200 OK: Paragon demo \u{2014} this page reached you through the bastion",
         // The sandbox's Prometheus: its cluster name does not resolve on the bastion, so the
         // forward takes the API route, and says so in its listening line and the tour's.
-        "->  prometheus.paragon.svc.cluster.local:9090 (through the Kubernetes API)",
+        "->  prometheus.paragon.svc.cluster.local:9090 (through the Kubernetes API, SPDY over WebSocket)",
         "-> the sandbox's Prometheus, through the Kubernetes API (pods/portforward): \
          HTTP/1.0 200 OK: Prometheus Server is Ready.",
         "demo over",

@@ -223,6 +223,14 @@ fn doctor_walks_green_to_the_sandbox_then_names_the_hop_past_the_bastion() {
     ] {
         assert_eq!(hop(&hops, name)["status"], "ok", "{name}: {hops:#?}");
     }
+    // The key the bastion took is named apart from the ones offered.
+    let auth = hop(&hops, "authentication")["detail"].as_str().unwrap();
+    let accepted = auth
+        .split_once(" with ")
+        .and_then(|(_, rest)| rest.split_once(" (offered: "))
+        .map(|(accepted, _)| accepted)
+        .unwrap_or_default();
+    assert!(accepted.contains("(SHA256:"), "{auth}");
     assert!(
         hop(&hops, "bastion banner")["detail"]
             .as_str()

@@ -40,7 +40,7 @@ pub(super) async fn reach(profile: &Resolved, d: &mut Diagnosis, o: Options) -> 
     let started = Instant::now();
     match Bastion::connect(profile).await {
         Ok(b) => {
-            session_ok(profile, &banner, started, d);
+            session_ok(profile, &b, &banner, started, d);
             Some(b)
         }
         Err(e) => {
@@ -242,7 +242,7 @@ fn answered(bytes: &[u8]) -> Answer {
 }
 
 /// Key exchange, host key and authentication all passed, in one handshake of `started`.
-fn session_ok(profile: &Resolved, banner: &str, started: Instant, d: &mut Diagnosis) {
+fn session_ok(profile: &Resolved, b: &Bastion, banner: &str, started: Instant, d: &mut Diagnosis) {
     d.ok(
         Stage::Bastion,
         "key exchange",
@@ -263,9 +263,10 @@ fn session_ok(profile: &Resolved, banner: &str, started: Instant, d: &mut Diagno
         "authentication",
         Some(started),
         format!(
-            "as {} with {}; the time is the whole handshake",
+            "as {} with {} (offered: {}); the time is the whole handshake",
             profile.user,
-            offered(profile).join(" or ")
+            b.accepted().words(&profile.user),
+            offered(profile).join(", ")
         ),
     );
 }
