@@ -2,11 +2,13 @@
 # Starts the bastion's sshd: host keys from a mounted folder (generated once when the folder is
 # writable and has none), authorized keys and the certificate files (user CA keys, principals,
 # revocation list) from mounted files, PermitOpen from the environment. Renders sshd_config
-# into the run folder, checks it with `sshd -t`, and refuses to start on any error. Then
-# starts the audit reader (the sessions' JSON lines, from a FIFO in the run folder, to
-# stdout) and sshd replaces this script, in the foreground, logging to stderr.
+# into the run folder, checks it with `sshd -t`, and refuses to start on any error. Then the
+# audit reader (`bastion-session --sshd`) replaces this script and starts sshd in the
+# foreground as its child, logging to stderr through it: it copies sshd's lines to stderr and
+# the audit's JSON lines (the sessions', from a FIFO in the run folder, and its own for each
+# forward and each connection's end) to stdout.
 #
-#   entrypoint.sh          validate, then exec sshd
+#   entrypoint.sh          validate, then run sshd under the audit reader
 #   entrypoint.sh check    validate only; prints the rendered config's path
 #
 # Environment (defaults are the image's paths; the tests point them at a temporary folder):
@@ -303,12 +305,14 @@ if [ "$keys" -gt 0 ]; then
 	ssh-keygen -l -f "$authorized_keys" >&2 || true
 fi
 # The audit: each session's wrapper writes its JSON lines (each under PIPE_BUF, so atomic)
-# into this FIFO, and a reader copies them to stdout, the container's log. The reader holds
-# the FIFO open for writing too, so it never sees an end of file; it stays a child of sshd.
+# into this FIFO. This process becomes the log reader (`bastion-session --sshd`), sshd's
+# parent: it copies the FIFO's lines to stdout, the container's log, and turns sshd's own log
+# lines (each with the pid the kernel says wrote it) into the forward and connection-end
+# lines, since a forward runs no session. As the container's first process, nothing inside
+# the container can kill it.
 audit=$run_dir/audit.fifo
 rm -f "$audit"
 mkfifo -m 0600 "$audit" || fail "cannot create the audit FIFO $audit"
-cat 0<>"$audit" &
-note "audit: one JSON line per session start and end on stdout (from $audit)"
+note "audit: one JSON line per session start and end, per forward and per connection end on stdout (from $audit and sshd's log)"
 note "starting sshd as $(id -un) on $listen:$port"
-exec "$sshd" -D -e -f "$rendered"
+exec "$session" --sshd --audit-fifo "$audit" -- "$sshd" -D -e -f "$rendered"

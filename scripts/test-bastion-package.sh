@@ -362,6 +362,13 @@ EOF
   else
     fail "$suite: a forward outside PermitOpen is refused" "client: $(tail -n 2 "$work/$suite-forward.err" | tr '\n' ' ')"
   fi
+  # The group's LogVerbose (inside its Match block) logs each forward request with its pid.
+  request="$(grep -Eo "server_request_direct_tcpip\(\):[0-9]+ \([^)]*pid=[0-9]+\): originator .* target 127\.0\.0\.1 port $target_port" "$work/$suite-sshd.log" | head -n 1)"
+  if [[ -n $request ]]; then
+    pass "$suite: the group's forward requests are in sshd's log with the pid of the connection's process ($request)"
+  else
+    fail "$suite: the group's forward requests are in sshd's log" "$(grep -c . "$work/$suite-sshd.log") lines, none a forward request"
+  fi
 
   audit="$(ssh-audit -j -p "$port" 127.0.0.1 2>&1)"
   status=$?

@@ -146,7 +146,7 @@ echo "      inputs ready (base $base): $((SECONDS - started)) s"
 
 # --- certificates: a user CA, its grants, a revocation, made while the images build ------
 # alice: a grant; bob: two seconds, expired by the time he tries; carol: revoked; dave:
-# read-only. The CA's passphrase goes to the keyring (removed on exit).
+# read-only; erin: a second grant, forwarding beside alice's (the forward audit). The CA's passphrase goes to the keyring (removed on exit).
 access="$work/access"
 mkdir -p "$access" "$work/no-access" "$work/bad-access" "$work/client-home"
 make_grants() {
@@ -154,7 +154,7 @@ make_grants() {
   export HOME="$work/client-home" XDG_CONFIG_HOME="$work/client-home/.config"
   "$bin" access ca init "$ca_name" >"$access/trusted_user_ca_keys" || return 1
   echo ops >"$access/principals"
-  for who in alice:8h bob:2s carol:8h dave:8h; do
+  for who in alice:8h bob:2s carol:8h dave:8h erin:8h; do
     name="${who%%:*}"
     ssh-keygen -q -t ed25519 -N '' -C "$name@paragon-test" -f "$work/$name" || return 1
     flags=()
@@ -449,8 +449,8 @@ pa() { "$bin" --config "$work/config.toml" "$@"; }
 # --- certificates: the grants made during the build, a profile each ----------------------
 mounted_access="$access"
 wait "$grants_maker"
-if [[ -s $access/revoked_keys && -f $work/dave-cert.pub ]]; then
-  pass "paragon-admin access: a user CA, four grants (one read-only, one for 2 s), a KRL revoking carol"
+if [[ -s $access/revoked_keys && -f $work/erin-cert.pub ]]; then
+  pass "paragon-admin access: a user CA, five grants (one read-only, one for 2 s), a KRL revoking carol"
 else
   fail "paragon-admin access ca init, grant, revoke" "$(tail -n 3 "$work/ca.err" | tr '\n' ' ')"
 fi
@@ -532,6 +532,7 @@ except ValueError as e:
     print(f"not a JSON line: {e}"); sys.exit(1)
 starts = {l["session"] for l in lines if l.get("event") == "session-start"}
 ends = [l for l in lines if l.get("event") == "session-end"]
+starts_lines = [l for l in lines if l.get("event") == "session-start"]
 ok = eval(sys.argv[1])
 if not ok:
     print(f"{len(lines)} lines, the last: {raw[-3:]}"); sys.exit(1)
@@ -639,12 +640,22 @@ cast_name="$(basename "${casts[0]}")"
 audit_check "the audit of the PTY session: pty true, exit status 3, the recording's file" \
   "any(e['pty'] is True and e['command'] is None and e['exit_status'] == 3 and e.get('recording') == '/var/lib/bastion/sessions/$cast_name' and e['recording'].endswith(e['session'] + '.cast') for e in ends)"
 
-# A forward to both targets: the allowed one serves, the other is refused by sshd.
+# A forward to both targets with alice's grant: the allowed one serves, the other is refused
+# by sshd. Beside it, erin's grant forwards to the sandbox's API with OpenSSH's `ssh -N -L`
+# (a connection with no session at all): the two connections' forwards interleave, and each
+# audit line must name its own grant. No agent: the connection ends with the command.
 # The binary itself in the background (not the function), so that its pid is the one killed.
-"$bin" --config "$work/config.toml" -p image --output json forward \
+"$bin" --config "$work/config.toml" -p alice --no-agent --output json forward \
   "0:127.0.0.1:$allowed_port" "0:127.0.0.1:$denied_port" >"$work/forward.out" 2>"$work/forward.err" &
 forward=$!
 pids+=("$forward")
+erin_port="$(free_port)"
+ssh -N -F none -i "$work/erin" -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes \
+  -o UserKnownHostsFile="$work/openssh_known_hosts" -o StrictHostKeyChecking=accept-new \
+  -o ExitOnForwardFailure=yes -L "127.0.0.1:$erin_port:127.0.0.1:$api_port" \
+  -p "$ssh_port" bastion@127.0.0.1 2>"$work/erin-forward.err" &
+erin_forward=$!
+pids+=("$erin_forward")
 local_of() { sed -n "s/.*\"local\":\"127.0.0.1:\([0-9]*\)\",\"target\":\"127.0.0.1:$1\".*/\1/p" "$work/forward.out" 2>/dev/null; }
 both_listen() { [[ -n $(local_of "$allowed_port") && -n $(local_of "$denied_port") ]]; }
 if until_deadline both_listen; then
@@ -668,11 +679,32 @@ if until_deadline both_listen; then
     fail "a forward PermitOpen does not allow is refused" \
       "client: $(tail -n 2 "$work/forward.err" | tr '\n' ' '); target log: $(head -c 200 "$work/denied.log")"
   fi
+  # Interleaved: erin's, alice's, erin's (alice's first two are above).
+  if until_deadline listens "$erin_port"; then
+    curl -fsS --max-time 10 -o /dev/null "http://127.0.0.1:$(local_of "$allowed_port")/"
+    listens "$erin_port"
+  else
+    fail "ssh -N -L with erin's grant listens" "$(tail -n 3 "$work/erin-forward.err" | tr '\n' ' ')"
+  fi
 else
   fail "the forward listens" "$(tail -n 5 "$work/forward.err" | tr '\n' ' ')"
 fi
-kill "$forward" 2>/dev/null
-wait "$forward" 2>/dev/null
+kill "$forward" "$erin_forward" 2>/dev/null
+wait "$forward" "$erin_forward" 2>/dev/null
+
+# The forward audit: one line per forward, from sshd's own log, with the identity of the
+# connection that asked (the grant's key id and serial, the source port) and the target; one
+# line per connection's end with the count. `fw`: the forward lines; `ce`: the connection ends.
+fw="[l for l in lines if l['event'] == 'forward']"
+ce="[l for l in lines if l['event'] == 'connection-end']"
+audit_check "the audit of paragon-admin forward (alice's grant): a forward line, key id, serial 1, source, target 127.0.0.1:$allowed_port, opened" \
+  "any(f['key_id'] == 'alice@example.com' and f['serial'] == 1 and f['auth'] == 'certificate' and f['user'] == 'bastion' and f['source'] == '127.0.0.1' and isinstance(f['source_port'], int) and f['target'] == '127.0.0.1' and f['target_port'] == $allowed_port and f['result'] == 'opened' and f['time'].endswith('Z') for f in $fw)"
+audit_check "the audit of the forward PermitOpen refuses: key id alice, target 127.0.0.1:$denied_port, refused (not in PermitOpen)" \
+  "any(f['key_id'] == 'alice@example.com' and f['target_port'] == $denied_port and f['result'] == 'refused' and f['reason'] == 'not in PermitOpen' for f in $fw)"
+audit_check "the audit of ssh -N -L (erin's grant, no session): a forward line, key id, target 127.0.0.1:$api_port, opened" \
+  "any(f['key_id'] == 'erin@example.com' and f['target_port'] == $api_port and f['result'] == 'opened' for f in $fw) and not any(s['key_id'] == 'erin@example.com' for s in starts_lines)"
+audit_check "two concurrent connections, two grants, forwards interleaved: each forward line names its own grant and connection; each connection's end counts its forwards" \
+  "(lambda fw, ce: len([f for f in fw if f['target_port'] in ($allowed_port, $denied_port)]) >= 3 and len([f for f in fw if f['target_port'] == $api_port]) >= 2 and all(f['key_id'] == ('erin@example.com' if f['target_port'] == $api_port else 'alice@example.com') for f in fw if f['target_port'] in ($allowed_port, $denied_port, $api_port)) and len({(f['key_id'], f['source_port']) for f in fw if f['target_port'] in ($allowed_port, $denied_port, $api_port)}) == 2 and all(any(e['source_port'] == f['source_port'] and e['key_id'] == f['key_id'] and e['forwards'] == sum(1 for g in fw if g['source_port'] == e['source_port'] and g['result'] == 'opened') and e['forwards_refused'] == sum(1 for g in fw if g['source_port'] == e['source_port'] and g['result'] == 'refused') for e in ce) for f in fw if f['target_port'] in ($allowed_port, $api_port)))($fw, $ce)"
 
 pa -p image --output json health >"$work/health.json" 2>"$work/health.err"
 status=$?

@@ -252,6 +252,80 @@ fn forward_outside_permit_open_is_refused_and_target_never_contacted() {
     );
 }
 
+/// Forwards run no session, so the audit reader (`bastion-session --sshd`) makes their lines
+/// from sshd's own log: this machine's OpenSSH (9.2 here; the image test runs 10.0).
+#[test]
+fn forwards_are_audited_with_the_key_target_and_result_and_counted_at_the_end() {
+    let home = BastionHome::new();
+    let allowed = HttpTarget::start();
+    let other = HttpTarget::start();
+    let sshd = home.start(Some(&format!("127.0.0.1:{}", allowed.port)));
+    let out = home.fetch_through(&sshd, &format!("127.0.0.1:{}", allowed.port));
+    assert!(out.status.success(), "{}", sshd.log_text());
+    let out = home.fetch_through(&sshd, &format!("127.0.0.1:{}", other.port));
+    assert_eq!(out.status.code(), Some(255));
+
+    let key = format!("ED25519 {}", home.client_fingerprint());
+    let forward = |lines: &[Value], port: u16| -> Option<Value> {
+        lines
+            .iter()
+            .find(|l| l["event"] == "forward" && l["target_port"] == port)
+            .cloned()
+    };
+    let ended = |lines: &[Value], f: &Value| -> Option<Value> {
+        lines
+            .iter()
+            .find(|l| l["event"] == "connection-end" && l["source_port"] == f["source_port"])
+            .cloned()
+    };
+    let complete = |lines: &[Value]| {
+        [allowed.port, other.port]
+            .iter()
+            .all(|&p| forward(lines, p).is_some_and(|f| ended(lines, &f).is_some()))
+    };
+    let lines = sshd.wait_for_audit(complete);
+    let dump = || format!("{lines:#?}\nsshd log:\n{}", sshd.log_text());
+    let opened = forward(&lines, allowed.port).unwrap_or_else(|| panic!("{}", dump()));
+    let refused = forward(&lines, other.port).unwrap_or_else(|| panic!("{}", dump()));
+    for (f, result) in [(&opened, "opened"), (&refused, "refused")] {
+        assert_eq!(f["result"], result, "{}", dump());
+        assert_eq!(f["user"], home.user.name.as_str(), "{}", dump());
+        assert_eq!(f["auth"], "key", "{}", dump());
+        assert_eq!(f["key"], key.as_str(), "{}", dump());
+        assert_eq!(f["key_id"], Value::Null, "{}", dump());
+        assert_eq!(f["source"], "127.0.0.1", "{}", dump());
+        assert_eq!(f["target"], "127.0.0.1", "{}", dump());
+        assert!(
+            f["time"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{}",
+            dump()
+        );
+    }
+    assert_eq!(refused["reason"], "not in PermitOpen", "{}", dump());
+    assert_ne!(opened["source_port"], refused["source_port"], "{}", dump());
+    let end = ended(&lines, &opened).unwrap_or_else(|| panic!("{}", dump()));
+    assert_eq!(
+        (&end["forwards"], &end["forwards_refused"], &end["key"]),
+        (&Value::from(1), &Value::from(0), &Value::from(key.as_str())),
+        "{}",
+        dump()
+    );
+    let end = ended(&lines, &refused).unwrap_or_else(|| panic!("{}", dump()));
+    assert_eq!(
+        (&end["forwards"], &end["forwards_refused"]),
+        (&Value::from(0), &Value::from(1)),
+        "{}",
+        dump()
+    );
+    // sshd's own lines still reach its log as they were.
+    assert!(
+        sshd.log_text().contains("but the request was denied"),
+        "{}",
+        dump()
+    );
+    assert_eq!(other.hits(), 0);
+}
+
 #[test]
 fn password_keyboard_interactive_and_root_logins_are_refused() {
     let home = BastionHome::new();

@@ -238,11 +238,19 @@ impl BastionHome {
         for attempt in 0..8 {
             let port = free_port();
             let log = self.path().join(format!("sshd-{port}-{attempt}.log"));
+            // The container's stdout: the audit's JSON lines.
+            let audit = self.path().join(format!("audit-{port}-{attempt}.jsonl"));
             let mut cmd = self.entrypoint(port, permit_open);
-            cmd.stdin(Stdio::null()).stdout(Stdio::null());
+            cmd.stdin(Stdio::null())
+                .stdout(std::fs::File::create(&audit).unwrap());
             match SshdProcess::start(&mut cmd, &log) {
                 Ok(process) => {
-                    return Sshd { process, port, log };
+                    return Sshd {
+                        process,
+                        port,
+                        log,
+                        audit,
+                    };
                 }
                 Err(StartError::PortInUse(text)) => last = text,
                 Err(StartError::Failed(text)) => {
@@ -321,6 +329,8 @@ pub struct Sshd {
     process: SshdProcess,
     pub port: u16,
     pub log: PathBuf,
+    /// The entrypoint's stdout: the audit's JSON lines.
+    pub audit: PathBuf,
 }
 
 impl Sshd {
@@ -335,6 +345,25 @@ impl Sshd {
             let text = self.log_text();
             if text.contains(needle) || Instant::now() > deadline {
                 return text;
+            }
+            thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// The audit's JSON lines once `done` holds for them (within 10 s), else the last seen.
+    pub fn wait_for_audit(
+        &self,
+        done: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines: Vec<serde_json::Value> = std::fs::read_to_string(&self.audit)
+                .unwrap_or_default()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+                .collect();
+            if done(&lines) || Instant::now() > deadline {
+                return lines;
             }
             thread::sleep(Duration::from_millis(25));
         }
