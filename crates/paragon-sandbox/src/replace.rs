@@ -1,4 +1,5 @@
-//! `DELETE .../pods/{name}` for a pod a ReplicaSet owns: the one write the sandbox takes.
+//! `DELETE .../pods/{name}` for a pod a ReplicaSet owns: one of the two writes the sandbox
+//! takes (ConfigMaps, `write`, are the other).
 //! As on a real cluster, the ReplicaSet replaces the pod at once: a new pod with a new name
 //! (`<replicaset>-<suffix>`), a new uid, the same labels and spec, created and started now,
 //! Running and Ready. The old one is gone. This is how tests replace a monitoring pod under
