@@ -674,6 +674,40 @@ fires for. Exits 0 when every rule is loaded, 1 when some are missing or Prometh
 an error, 255 when the bastion cannot be reached."
     )]
     Status(MonitoringStatusArgs),
+    /// Put the rules and the dashboard into the monitoring release, with the bastion's kubectl
+    #[command(
+        long_about = "Put the dashboard and the rules (at the profile's thresholds) into the \
+monitoring release's namespace with the bastion's own kubectl: the dashboard as the ConfigMap \
+paragon-capacity-dashboard labelled grafana_dashboard=1, which the Grafana chart's dashboard \
+sidecar loads; the rules as the PrometheusRule paragon-capacity when the cluster serves \
+prometheusrules.monitoring.coreos.com (prometheus-operator), else as the ConfigMap \
+paragon-capacity-rules holding the rule file, which the release's Prometheus must mount into its \
+rule_files (see the README). --dry-run prints the manifests and what would change; --apply runs \
+`kubectl apply -f -` on the bastion and says what changed. Exit status 0 when done, 1 when \
+kubectl failed, 255 when the bastion cannot be reached.",
+        after_help = "Examples:\n  paragon-admin monitoring install --dry-run\n  paragon-admin monitoring install --apply && paragon-admin monitoring status"
+    )]
+    Install(MonitoringInstallArgs),
+}
+
+#[derive(Debug, Args)]
+#[group(id = "mode", required = true, multiple = false)]
+pub struct MonitoringInstallMode {
+    /// Print the manifests (stdout) and what would change (stderr); change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply them and say what changed
+    #[arg(long)]
+    pub apply: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MonitoringInstallArgs {
+    #[command(flatten)]
+    pub mode: MonitoringInstallMode,
+    /// How long a condition holds before its alert fires (Prometheus' `for`)
+    #[arg(long = "for", value_name = "DURATION", default_value = "5m", value_parser = prometheus_duration)]
+    pub hold: String,
 }
 
 #[derive(Debug, Args)]
