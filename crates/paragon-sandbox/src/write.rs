@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use super::api::Api;
 use super::reply::{Reply, json as json_reply, reply, status};
 use super::rng::Rng;
-use super::store::{ALL, Cell, Entry, Res, World};
+use super::store::{Cell, Entry, Res, World};
 
 /// The API server's own limit on a request body (3 MiB); a ConfigMap holds at most 1 MiB.
 const BODY_MAX: usize = 3 * 1024 * 1024;
@@ -358,25 +358,8 @@ fn store(world: &World, mut cm: ConfigMap, created: i64, new: bool) -> Result<Wr
         Cell::Age(created),
     ];
     let entry = Entry::new(Res::ConfigMaps, cm.clone(), vec![], cells).map_err(|e| internal(&e))?;
-    let tables: Vec<Vec<Entry>> = ALL
-        .iter()
-        .map(|&res| {
-            let mut t: Vec<Entry> = world
-                .all(res)
-                .iter()
-                .filter(|e| {
-                    !(res == Res::ConfigMaps && *e.namespace == *namespace && *e.name == *name)
-                })
-                .cloned()
-                .collect();
-            if res == Res::ConfigMaps {
-                t.push(entry.clone());
-            }
-            t
-        })
-        .collect();
     Ok(Written {
-        world: World::new(version, tables),
+        world: world.replacing(Res::ConfigMaps, &namespace, &name, entry),
         object: cm,
         created: new,
     })
