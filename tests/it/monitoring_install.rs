@@ -166,3 +166,35 @@ fn install_applies_the_dashboard_and_rules_once_and_prometheus_loads_what_it_wro
     assert_eq!(r.status, Some(0), "{}", r.stderr);
     assert_eq!(r.stdout.matches("unchanged").count(), 2, "{}", r.stdout);
 }
+
+#[test]
+fn install_fails_with_kubectls_own_words_and_255_without_the_bastion() {
+    let kept = Kept::new("");
+    kept.sshd.install(
+        "kubectl",
+        "#!/bin/sh\necho 'error: You must be logged in to the server (Unauthorized)' >&2\nexit 1\n",
+    );
+    let r = kept.run(&["monitoring", "install", "--apply"]);
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "`kubectl api-resources --api-group=monitoring.coreos.com -o name` on the bastion exited 1: error: You must be logged in to the server (Unauthorized)"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stdout, "");
+    // Neither mode or both: a usage error.
+    assert_eq!(kept.run(&["monitoring", "install"]).status, Some(2));
+    let r = kept.run(&["monitoring", "install", "--apply", "--dry-run"]);
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+
+    let home = crate::support::Home::new();
+    home.write_config("[profiles.t]\nhost = \"127.0.0.1\"\nport = 1\n");
+    let r = crate::support::run(
+        home.paragon()
+            .args(["--no-agent", "monitoring", "install", "--dry-run"])
+            .stdin(std::process::Stdio::null()),
+    );
+    assert_eq!(r.status, Some(255), "{}", r.stderr);
+}
