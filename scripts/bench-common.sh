@@ -86,3 +86,14 @@ sh_user() {
   chmod 755 "$work"
   chmod 644 "$work/authorized_keys"
 }
+
+# start_sandbox KUBECONFIG PODS NODES: `$PARAGON_BIN sandbox` of PODS pods over NODES nodes on
+# a free loopback port, its kubeconfig written to KUBECONFIG once it listens.
+start_sandbox() {
+  "$PARAGON_BIN" --quiet sandbox --listen 127.0.0.1:0 --nodes "$3" --pods "$2" \
+    --kubeconfig-out "$1" >/dev/null &
+  pids+=($!)
+  for _ in $(seq 600); do [[ -s $1 ]] && return 0; sleep 0.1; done
+  echo "$BENCH: the sandbox did not start" >&2
+  exit 1
+}

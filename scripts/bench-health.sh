@@ -49,11 +49,7 @@ fi
 
 # --- the sandbox -----------------------------------------------------------------------------
 kc=$work/kubeconfig
-"$PARAGON_BIN" --quiet sandbox --listen 127.0.0.1:0 --nodes "$NODES" --pods "$PODS" \
-  --kubeconfig-out "$kc" >/dev/null &
-pids+=($!)
-for _ in $(seq 600); do [[ -s $kc ]] && break; sleep 0.1; done
-[[ -s $kc ]] || { echo "bench-health: the sandbox did not start" >&2; exit 1; }
+start_sandbox "$kc" "$PODS" "$NODES"
 
 # Monitoring targets on a closed loopback port (so grafana and prometheus fail at once, and
 # kibana warns): the benchmark is about the cluster checks.

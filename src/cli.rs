@@ -154,8 +154,8 @@ this machine). Exit status 0 when nothing failed (warnings allowed), 1 when some
         long_about = "Print what an installation without monitoring of its own needs to watch the \
 capacity signals the health report checks (area `capacity`): Prometheus alerting rules and a \
 Grafana dashboard, both from the same queries and the profile's [thresholds] (the defaults \
-without a profile).",
-        after_help = "Examples:\n  paragon-admin monitoring rules > paragon-rules.yml && promtool check rules paragon-rules.yml\n  paragon-admin monitoring rules --format kubernetes | paragon-admin kubectl apply -f -\n  paragon-admin monitoring dashboard > paragon-capacity.json"
+without a profile), and which of those rules the installation's Prometheus has loaded.",
+        after_help = "Examples:\n  paragon-admin monitoring rules > paragon-rules.yml && promtool check rules paragon-rules.yml\n  paragon-admin monitoring rules --format kubernetes | paragon-admin kubectl apply -f -\n  paragon-admin monitoring dashboard > paragon-capacity.json\n  paragon-admin monitoring status"
     )]
     Monitoring {
         #[command(subcommand)]
@@ -665,6 +665,65 @@ pub enum MonitoringAction {
     },
     /// Print a Grafana dashboard (JSON model): one row per group of signals
     Dashboard,
+    /// Show which of the generated rules the installation's Prometheus has loaded and which fire
+    #[command(
+        long_about = "Ask the profile's Prometheus (the route the health report takes: the bastion, \
+else the Kubernetes API) for its rules and alerts, and show each rule `monitoring rules` generates \
+at the profile's thresholds: loaded in the group paragon-capacity or missing, and the subjects it \
+fires for. Exits 0 when every rule is loaded, 1 when some are missing or Prometheus answered with \
+an error, 255 when the bastion cannot be reached."
+    )]
+    Status(MonitoringStatusArgs),
+    /// Put the rules and the dashboard into the monitoring release, with the bastion's kubectl
+    #[command(
+        long_about = "Put the dashboard and the rules (at the profile's thresholds) into the \
+monitoring release's namespace with the bastion's own kubectl: the dashboard as the ConfigMap \
+paragon-capacity-dashboard labelled grafana_dashboard=1, which the Grafana chart's dashboard \
+sidecar loads; the rules as the PrometheusRule paragon-capacity when the cluster serves \
+prometheusrules.monitoring.coreos.com (prometheus-operator), else as the ConfigMap \
+paragon-capacity-rules holding the rule file, which the release's Prometheus must mount into its \
+rule_files (see the README). --dry-run prints the manifests and what would change; --apply runs \
+`kubectl apply -f -` on the bastion and says what changed. Exit status 0 when done, 1 when \
+kubectl failed, 255 when the bastion cannot be reached.",
+        after_help = "Examples:\n  paragon-admin monitoring install --dry-run\n  paragon-admin monitoring install --apply && paragon-admin monitoring status"
+    )]
+    Install(MonitoringInstallArgs),
+}
+
+#[derive(Debug, Args)]
+#[group(id = "mode", required = true, multiple = false)]
+pub struct MonitoringInstallMode {
+    /// Print the manifests (stdout) and what would change (stderr); change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply them and say what changed
+    #[arg(long)]
+    pub apply: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MonitoringInstallArgs {
+    #[command(flatten)]
+    pub mode: MonitoringInstallMode,
+    /// How long a condition holds before its alert fires (Prometheus' `for`)
+    #[arg(long = "for", value_name = "DURATION", default_value = "5m", value_parser = prometheus_duration)]
+    pub hold: String,
+}
+
+#[derive(Debug, Args)]
+pub struct MonitoringStatusArgs {
+    /// Connect straight from this machine (on the bastion itself, or inside the network)
+    #[arg(long)]
+    pub local: bool,
+    /// Seconds each request to Prometheus may take
+    #[arg(long, value_name = "SECS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+    /// How Prometheus is reached: the bastion (this machine with --local), the Kubernetes API
+    /// (pods/portforward), or auto (the bastion, else the API); its `via` in the profile wins
+    /// over auto
+    #[arg(long, value_enum, value_name = "ROUTE", default_value = "auto")]
+    pub via: crate::config::Via,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

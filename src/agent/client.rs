@@ -48,6 +48,9 @@ const HELLO_DEADLINE: Duration = Duration::from_secs(5);
 /// coming back, `WAIT_FOR_SESSION`, then the bastion's answer or the capture's deadline) fits.
 const ANSWER_DEADLINE: Duration = Duration::from_secs(120);
 
+/// The largest stdin frame a captured command is sent (the protocol takes frames up to 1 MiB).
+const STDIN_CHUNK: usize = 256 * 1024;
+
 /// What opening a connection to an agent's socket found.
 enum Open {
     /// Nothing listens there.
@@ -616,6 +619,12 @@ impl Agent {
     /// and stderr, as `Bastion::exec_capture` does directly: the agent's `Exec`, its output
     /// frames collected here.
     pub async fn capture(&self, command: &str) -> Result<Captured, AgentError> {
+        self.capture_input(command, &[]).await
+    }
+
+    /// `capture` with `input` as the command's whole stdin (sent as the agent's stdin frames,
+    /// then its end).
+    pub async fn capture_input(&self, command: &str, input: &[u8]) -> Result<Captured, AgentError> {
         let op = Op::Exec {
             command: Some(command.as_bytes().to_vec()),
             pty: None,
@@ -624,13 +633,19 @@ impl Agent {
             (Reply::Ready, conn) => conn,
             (other, _) => return Err(self.protocol(format!("{other:?} to exec"))),
         };
-        // No stdin, as directly. The socket stays open for writing: the agent takes its end
-        // for the client leaving, and would end the command.
+        let lost = |_| AgentError::Lost {
+            profile: self.profile.name.clone(),
+        };
+        for chunk in input.chunks(STDIN_CHUNK) {
+            proto::write_frame(conn.get_mut(), &Frame::Stdin(chunk.to_vec()))
+                .await
+                .map_err(lost)?;
+        }
+        // The end of stdin. The socket stays open for writing: the agent takes its end for
+        // the client leaving, and would end the command.
         proto::write_frame(conn.get_mut(), &Frame::StdinEof)
             .await
-            .map_err(|_| AgentError::Lost {
-                profile: self.profile.name.clone(),
-            })?;
+            .map_err(lost)?;
         self.collect(conn).await
     }
 
@@ -858,6 +873,14 @@ impl Remote {
             }
         }
         Ok(Remote::Direct(Bastion::connect(profile).await?))
+    }
+
+    /// `command`'s output with `input` as its stdin, on either path.
+    pub async fn capture_input(&self, command: &str, input: &[u8]) -> Result<Captured, AgentError> {
+        match self {
+            Remote::Agent(a) => a.capture_input(command, input).await,
+            Remote::Direct(b) => Ok(b.exec_capture_input(command, input).await?),
+        }
     }
 
     /// `Bastion::run` on either path.

@@ -80,7 +80,7 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
 /// `$KUBECONFIG`) that is unreadable or lacks the context is a configuration error (2), and a bastion that dropped
 /// is the bastion's failure (255); a kubeconfig the bastion cannot give, no default
 /// kubeconfig, or a cluster that cannot be reached is a finding of the report.
-async fn kube_client(
+pub(super) async fn kube_client(
     decision: k8s::source::Decision,
     dialer: Arc<dyn Dialer>,
     bastion: Option<&dyn Capture>,

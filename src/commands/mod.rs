@@ -44,7 +44,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Completions(a) => docs::completions(&a),
         Command::Man(a) => docs::man(&a),
         Command::Health(args) => health::run(g, &args).await,
-        Command::Monitoring { action } => monitoring::run(g, &action),
+        Command::Monitoring { action } => monitoring::run(g, &action).await,
         Command::Logs(a) => logs::run(g, &a).await,
         Command::Bundle(a) => bundle::run(g, &a).await,
         Command::Doctor(a) => doctor::run(g, &a).await,

@@ -19,7 +19,7 @@ mod monitoring;
 mod nodes;
 mod pods;
 pub mod report;
-mod route;
+pub mod route;
 pub mod signals;
 mod storage;
 mod table;
@@ -412,18 +412,7 @@ fn network_checks(t: &Target, timeout: Duration) -> Vec<Check> {
             ),
         ));
     }
-    let routes = route::Routes {
-        bastion: t.dialer.clone(),
-        api: t.kube.clone().map(|client| {
-            let api = crate::kube::portforward::Kube::new(
-                client,
-                crate::kube::NAMESPACE,
-                t.dialer.describe(),
-            );
-            Arc::new(api) as Arc<dyn Dialer>
-        }),
-        via: t.via,
-    };
+    let routes = route::Routes::new(t.dialer.clone(), &t.kube, t.via);
     for svc in t.services.values() {
         if let Some(check) = monitoring::check_for(routes.clone(), t.kube.clone().ok(), svc) {
             checks.push(check);

@@ -28,6 +28,19 @@ pub struct Routes {
 }
 
 impl Routes {
+    /// The routes from `bastion`, and through the API server of `kube` when there is one.
+    pub fn new(bastion: Arc<dyn Dialer>, kube: &Result<kube::Client, String>, via: Via) -> Self {
+        let api = kube.clone().map(|client| {
+            let api = crate::kube::portforward::Kube::new(
+                client,
+                crate::kube::NAMESPACE,
+                bastion.describe(),
+            );
+            Arc::new(api) as Arc<dyn Dialer>
+        });
+        Routes { bastion, api, via }
+    }
+
     /// The rule for a service whose profile says `service`: `--via` wins unless it is `auto`.
     pub fn via(&self, service: Via) -> Via {
         match self.via {

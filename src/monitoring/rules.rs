@@ -136,21 +136,31 @@ fn rule(signal: &Signal, severity: &str, at: f64, hold: &str) -> Rule {
 pub fn render(file: &RuleFile, format: Format) -> Result<String, serde_saphyr::ser::Error> {
     match format {
         Format::Prometheus => serde_saphyr::to_string(file),
-        Format::Kubernetes => serde_saphyr::to_string(&PrometheusRule {
-            api_version: "monitoring.coreos.com/v1",
-            kind: "PrometheusRule",
-            metadata: Metadata {
-                name: GROUP,
-                namespace: crate::kube::NAMESPACE,
-                labels: [
-                    ("app.kubernetes.io/name", GROUP),
-                    ("app.kubernetes.io/managed-by", "paragon-admin"),
-                ]
-                .into_iter()
-                .collect(),
-            },
-            spec: file,
-        }),
+        Format::Kubernetes => serde_saphyr::to_string(&prometheus_rule(file)),
+    }
+}
+
+/// The PrometheusRule of `file` as a JSON object (what `monitoring install` applies).
+pub fn prometheus_rule_object(file: &RuleFile) -> Result<serde_json::Value, serde_json::Error> {
+    serde_json::to_value(prometheus_rule(file))
+}
+
+/// The labels of every object `monitoring` writes into the cluster.
+pub const LABELS: [(&str, &str); 2] = [
+    ("app.kubernetes.io/name", GROUP),
+    ("app.kubernetes.io/managed-by", "paragon-admin"),
+];
+
+fn prometheus_rule(file: &RuleFile) -> PrometheusRule<'_> {
+    PrometheusRule {
+        api_version: "monitoring.coreos.com/v1",
+        kind: "PrometheusRule",
+        metadata: Metadata {
+            name: GROUP,
+            namespace: crate::kube::NAMESPACE,
+            labels: LABELS.into_iter().collect(),
+        },
+        spec: file,
     }
 }
 

@@ -1,5 +1,5 @@
-//! Commands on the bastion captured into memory (`exec_capture`): no stdin, stdout and
-//! stderr kept apart, the exit status. Streamed commands are `session`'s.
+//! Commands on the bastion captured into memory (`exec_capture`): no stdin (or the bytes
+//! given, `exec_capture_input`), stdout and stderr kept apart, the exit status. Streamed commands are `session`'s.
 
 use russh::ChannelMsg;
 
@@ -20,11 +20,26 @@ pub struct Captured {
 impl Bastion {
     /// Runs `command` with no stdin, capturing stdout and stderr.
     pub async fn exec_capture(&self, command: &str) -> Result<Captured, SshError> {
+        self.exec_capture_input(command, &[]).await
+    }
+
+    /// Runs `command` with `input` as its whole stdin, capturing stdout and stderr.
+    pub async fn exec_capture_input(
+        &self,
+        command: &str,
+        input: &[u8],
+    ) -> Result<Captured, SshError> {
         let mut channel = self.open_session().await?;
         channel
             .exec(true, command)
             .await
             .map_err(|e| self.channel_error(e))?;
+        if !input.is_empty() {
+            channel
+                .data_bytes(input.to_vec())
+                .await
+                .map_err(|e| self.channel_error(e))?;
+        }
         channel.eof().await.map_err(|e| self.channel_error(e))?;
         let (mut stdout, mut stderr, mut status) = (Vec::new(), Vec::new(), None);
         // Keep reading after ExitStatus: data may still follow until the channel closes.

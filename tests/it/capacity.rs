@@ -393,6 +393,66 @@ fn capacity_signals_pass_warn_and_fail_as_values_cross_their_levels_and_the_rule
         );
     }
 
+    // `monitoring status` at the levels the rules were generated with: every rule loaded,
+    // and the ones the exporters drive over their levels firing, with their subjects.
+    write("");
+    let generated = std::fs::read_to_string(&rules)
+        .unwrap()
+        .matches("- alert: ")
+        .count();
+    let r = run(home
+        .paragon()
+        .args(["monitoring", "status", "--local", "--output", "json"]));
+    assert_eq!(r.status, Some(0), "{}{}", r.stdout, r.stderr);
+    let s: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(s["missing"], 0, "{s}");
+    assert_eq!(s["loaded"], generated, "{s}");
+    for f in firing {
+        let rule = s["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["alert"] == f && r["severity"] == "critical")
+            .unwrap_or_else(|| panic!("{f} not in {s}"));
+        assert_eq!(rule["loaded"], true, "{rule}");
+        assert!(!rule["firing"].as_array().unwrap().is_empty(), "{rule}");
+    }
+    let memory = s["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["alert"] == "ParagonMemory" && r["severity"] == "critical")
+        .unwrap();
+    assert!(
+        memory["firing"][0]
+            .as_str()
+            .unwrap()
+            .contains("container=hermes"),
+        "{memory}"
+    );
+    // Within its levels: loaded, not firing.
+    let deadlocks = s["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["alert"] == "ParagonPostgresDeadlocks")
+        .unwrap();
+    assert_eq!(
+        deadlocks["firing"].as_array().unwrap().len(),
+        0,
+        "{deadlocks}"
+    );
+    let r = run(home.paragon().args(["monitoring", "status", "--local"]));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert!(!r.stdout.contains("missing"), "{}", r.stdout);
+    assert!(
+        r.stderr.contains(&format!(
+            "{generated} of {generated} rules loaded, 0 missing"
+        )),
+        "{}",
+        r.stderr
+    );
+
     // Every dashboard panel's query is valid PromQL to this Prometheus.
     let r = run(home.paragon().args(["monitoring", "dashboard"]));
     let d: Value = serde_json::from_str(&r.stdout).unwrap();
@@ -451,4 +511,70 @@ fn generated_rules_pass_promtool_at_default_and_profile_levels() {
         .paragon()
         .args(["monitoring", "rules", "--format", "kubernetes"]));
     assert_eq!(r.status, Some(2), "{}", r.stderr);
+}
+
+#[test]
+fn monitoring_status_shows_every_rule_missing_from_a_prometheus_without_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let prometheus = Prometheus::start(dir.path(), &[], None, None);
+    let not_prometheus = TestExporter::start(dir.path(), "up 1");
+    let home = Home::new();
+    // No config file: a configuration error, before anything is dialed.
+    let r = run(home.paragon().args(["monitoring", "status", "--local"]));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    let r = run(home.paragon().args(["monitoring", "rules"]));
+    let generated = r.stdout.matches("- alert: ").count();
+    assert!(generated > 20, "{}", r.stdout);
+    let profile = |port: u16| {
+        format!(
+            "[profiles.t]\nhost = \"127.0.0.1\"\nport = 1\n\
+             [profiles.t.services.prometheus]\ntarget = \"127.0.0.1:{port}\"\nvia = \"bastion\"\n"
+        )
+    };
+    home.write_config(&profile(prometheus.port));
+    let r = run(home
+        .paragon()
+        .args(["monitoring", "status", "--local", "--output", "json"]));
+    assert_eq!(r.status, Some(1), "{}{}", r.stdout, r.stderr);
+    let s: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        (s["loaded"].as_u64(), s["missing"].as_u64()),
+        (Some(0), Some(generated as u64)),
+        "{s}"
+    );
+    assert!(
+        s["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["loaded"] == false),
+        "{s}"
+    );
+    let r = run(home.paragon().args(["monitoring", "status", "--local"]));
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert_eq!(
+        r.stdout.matches("missing").count(),
+        generated,
+        "{}",
+        r.stdout
+    );
+    // Something that is not Prometheus: its answer, one line.
+    home.write_config(&profile(not_prometheus.port));
+    let r = run(home.paragon().args(["monitoring", "status", "--local"]));
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "Prometheus 127.0.0.1:{} answered /api/v1/rules with HTTP 200 and no Prometheus API answer",
+            not_prometheus.port
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    // The bastion unreachable: 255, as everywhere.
+    let r = run(home
+        .paragon()
+        .args(["--no-agent", "monitoring", "status"])
+        .stdin(std::process::Stdio::null()));
+    assert_eq!(r.status, Some(255), "{}", r.stderr);
 }

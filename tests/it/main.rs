@@ -30,6 +30,7 @@ mod init;
 mod known_hosts;
 mod kube_credential;
 mod logs;
+mod monitoring_install;
 mod passthrough;
 mod ports;
 mod rooms;

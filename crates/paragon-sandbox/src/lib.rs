@@ -7,9 +7,11 @@
 //! namespaces, nodes, pods, events (core `v1` and `events.k8s.io/v1`), PVCs, storage classes,
 //! secrets, configmaps, services, deployments, statefulsets, daemonsets, replicasets, jobs and
 //! cronjobs. The objects are k8s-openapi
-//! types, generated once from a seed and kept pre-serialized; nothing changes while it runs:
-//! writes are refused (but for deleting a ReplicaSet's pod, which `replace` replaces with a
-//! new one, as a real ReplicaSet would), and a watch stays open without events until its
+//! types, generated once from a seed and kept pre-serialized; nothing changes while it runs
+//! but what two writes do: deleting a ReplicaSet's pod, which `replace` replaces with a new
+//! one, as a real ReplicaSet would, and ConfigMaps created and patched as `kubectl apply`
+//! sends them (`write`, with the `/openapi/v3` answer kubectl validates against); other writes
+//! are refused, and a watch stays open without events until its
 //! timeout (at most 30 minutes) or until the sandbox stops. `pods/log` answers with lines made from the pod's
 //! state (`logs`). `pods/portforward` (`portforward`: kubelet's WebSocket channels, and SPDY
 //! (`spdy`) plain or tunnelled in a WebSocket, as kubectl speaks it) reaches the monitoring
@@ -103,6 +105,7 @@ mod store;
 mod target;
 mod tls;
 pub mod web;
+mod write;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,4 +1,5 @@
-//! `DELETE .../pods/{name}` for a pod a ReplicaSet owns: the one write the sandbox takes.
+//! `DELETE .../pods/{name}` for a pod a ReplicaSet owns: one of the two writes the sandbox
+//! takes (ConfigMaps, `write`, are the other).
 //! As on a real cluster, the ReplicaSet replaces the pod at once: a new pod with a new name
 //! (`<replicaset>-<suffix>`), a new uid, the same labels and spec, created and started now,
 //! Running and Ready. The old one is gone. This is how tests replace a monitoring pod under
@@ -17,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::api::Api;
 use super::reply::{Reply, reply_json, status};
 use super::rng::Rng;
-use super::store::{ALL, Cell, Entry, Res, World};
+use super::store::{Cell, Entry, Res, World};
 
 /// Answers a DELETE request.
 pub(crate) fn delete(api: &Api, req: &Request<Incoming>) -> Reply {
@@ -124,23 +125,8 @@ fn replaced(world: &World, namespace: &str, name: &str, now: i64) -> Result<(Wor
     }
     let fields = entry.fields.iter().map(|f| f.to_string()).collect();
     let new = Entry::new(Res::Pods, pod, fields, cells).map_err(|e| internal(e.to_string()))?;
-    let tables: Vec<Vec<Entry>> = ALL
-        .iter()
-        .map(|&res| {
-            let mut t: Vec<Entry> = world
-                .all(res)
-                .iter()
-                .filter(|e| !(res == Res::Pods && &*e.namespace == namespace && &*e.name == name))
-                .cloned()
-                .collect();
-            if res == Res::Pods {
-                t.push(new.clone());
-            }
-            t
-        })
-        .collect();
     let mut deleted = old;
     deleted.metadata.deletion_timestamp = time(now);
     deleted.metadata.deletion_grace_period_seconds = Some(0);
-    Ok((World::new(world.resource_version + 1, tables), deleted))
+    Ok((world.replacing(Res::Pods, namespace, name, new), deleted))
 }

@@ -75,9 +75,12 @@ pub(crate) async fn serve(
                     {
                         tokio::time::sleep(delay).await;
                     }
+                    if super::write::is_configmap_write(&req) {
+                        return Ok(super::write::configmap(api, req).await);
+                    }
                     Ok::<_, Infallible>(match super::portforward::pod_of(req.uri().path()) {
                         Some(pod) => super::portforward::accept(&api, pod, req),
-                        // The one write: a ReplicaSet's pod deleted is replaced (`replace`).
+                        // A ReplicaSet's pod deleted is replaced (`replace`).
                         None if req.method() == Method::DELETE => {
                             super::replace::delete(&api, &req)
                         }
@@ -185,6 +188,8 @@ impl Api {
             .collect();
         match segs.as_slice() {
             ["version"] => json(&version()),
+            ["openapi", "v3"] => super::write::openapi_v3(),
+            ["openapi", "v3", "api", "v1"] => super::write::openapi_v3_core(),
             ["healthz" | "livez" | "readyz"] => {
                 reply(StatusCode::OK, "text/plain; charset=utf-8", b"ok".to_vec())
             }

@@ -180,6 +180,28 @@ impl World {
         }
     }
 
+    /// The next world (resourceVersion + 1): `namespace/name` of `res` gone (when there is
+    /// one) and `new` in, the one way a write changes what the sandbox serves.
+    pub(crate) fn replacing(&self, res: Res, namespace: &str, name: &str, new: Entry) -> World {
+        let mut new = Some(new);
+        let tables: Vec<Vec<Entry>> = ALL
+            .iter()
+            .map(|&r| {
+                let mut t: Vec<Entry> = self
+                    .all(r)
+                    .iter()
+                    .filter(|e| !(r == res && &*e.namespace == namespace && &*e.name == name))
+                    .cloned()
+                    .collect();
+                if r == res {
+                    t.extend(new.take());
+                }
+                t
+            })
+            .collect();
+        World::new(self.resource_version + 1, tables)
+    }
+
     pub(crate) fn all(&self, res: Res) -> &[Entry] {
         self.tables.get(res as usize).map_or(&[], Vec::as_slice)
     }
