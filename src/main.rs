@@ -8,6 +8,10 @@ use paragon_admin::commands;
 use paragon_admin::complete::{BIN, COMPLETE_VAR};
 use paragon_admin::exit::{ExitStatus, FAILED, USAGE};
 
+/// mimalloc rather than glibc's malloc: see its line in Cargo.toml (issue 25).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     answer_completion_request();
     let cli = match paragon_admin::cli::parse_from(std::env::args_os()) {

@@ -660,18 +660,17 @@ async fn dial(
             return reply(&mut conn, &Reply::Failed { message, status }).await;
         }
     };
-    match bastion.connect(host, port).await {
+    match bastion.open_channel(host, port).await {
         Ok(mut channel) => {
             reply(&mut conn, &Reply::Ready).await?;
-            // The forward's own buffer size: with tokio's default (8 KiB) this extra hop cost
-            // a third of a foreground forward's download rate (scripts/bench-forward.sh).
-            tokio::io::copy_bidirectional_with_sizes(
-                &mut conn,
-                &mut channel,
-                DIAL_BUFFER,
-                DIAL_BUFFER,
-            )
-            .await?;
+            // Whatever the client sent after its request line is the stream's first bytes.
+            let early = conn.buffer().to_vec();
+            let (from_client, to_client) = conn.into_inner().into_split();
+            // The forward's own buffer size for the upload: with tokio's default (8 KiB) this
+            // extra hop cost a third of a foreground forward's download rate; the download is
+            // written from the received packets themselves (scripts/bench-forward.sh).
+            let from_client = tokio::io::AsyncReadExt::chain(&early[..], from_client);
+            channel.relay(from_client, to_client, DIAL_BUFFER).await?;
             Ok(())
         }
         Err(e) => {

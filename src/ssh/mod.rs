@@ -393,40 +393,53 @@ impl Bastion {
     }
 }
 
+impl Bastion {
+    /// Opens a `direct-tcpip` channel to `host:port`: the stream `connect` boxes, for callers
+    /// that take its packets as received (the agent's relay, issue 25).
+    pub(crate) async fn open_channel(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<channel::TcpChannel, DialError> {
+        let t = dial::target(host, port);
+        if self.is_closed() {
+            return Err(DialError::NoSession {
+                target: t,
+                reason: format!("the session to {} has ended", self.inner.target),
+            });
+        }
+        let open = self.inner.handle.channel_open_direct_tcpip(
+            host.to_string(),
+            u32::from(port),
+            "127.0.0.1",
+            0,
+        );
+        match tokio::time::timeout(self.inner.open_timeout, open).await {
+            Ok(Ok(channel)) => Ok(channel::TcpChannel::new(
+                channel,
+                self.inner.channels.clone(),
+            )),
+            Ok(Err(russh::Error::ChannelOpenFailure(reason))) => {
+                let said = self.inner.open_failures.take().await;
+                Err(open_failure(host, t, &reason, said))
+            }
+            Ok(Err(e)) => Err(DialError::NoSession {
+                target: t,
+                reason: e.to_string(),
+            }),
+            Err(_) => Err(DialError::Timeout {
+                target: t,
+                after: self.inner.open_timeout,
+            }),
+        }
+    }
+}
+
 impl Dialer for Bastion {
     fn connect<'a>(&'a self, host: &'a str, port: u16) -> DialFuture<'a> {
         Box::pin(async move {
-            let t = dial::target(host, port);
-            if self.is_closed() {
-                return Err(DialError::NoSession {
-                    target: t,
-                    reason: format!("the session to {} has ended", self.inner.target),
-                });
-            }
-            let open = self.inner.handle.channel_open_direct_tcpip(
-                host.to_string(),
-                u32::from(port),
-                "127.0.0.1",
-                0,
-            );
-            match tokio::time::timeout(self.inner.open_timeout, open).await {
-                Ok(Ok(channel)) => Ok(Box::new(channel::TcpChannel::new(
-                    channel,
-                    self.inner.channels.clone(),
-                )) as BoxStream),
-                Ok(Err(russh::Error::ChannelOpenFailure(reason))) => {
-                    let said = self.inner.open_failures.take().await;
-                    Err(open_failure(host, t, &reason, said))
-                }
-                Ok(Err(e)) => Err(DialError::NoSession {
-                    target: t,
-                    reason: e.to_string(),
-                }),
-                Err(_) => Err(DialError::Timeout {
-                    target: t,
-                    after: self.inner.open_timeout,
-                }),
-            }
+            let channel = self.open_channel(host, port).await?;
+            Ok(Box::new(channel) as BoxStream)
         })
     }
 
