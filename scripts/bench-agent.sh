@@ -46,12 +46,7 @@ stop_warm() {
 }
 trap stop_warm EXIT
 
-measure() { # name command...
-  local name=$1
-  shift
-  hyperfine --style none --warmup 3 --runs "$runs" --export-json "$work/$name.json" "$@" >/dev/null
-  python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['median'])" "$work/$name.json"
-}
+measure() { hyperfine_median "$1" 3 "$runs" "${@:2}"; } # name command...
 
 for op in "true" "kubectl version --client"; do
   agent=$(measure agent "$ours ssh -- $op")

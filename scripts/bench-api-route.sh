@@ -119,7 +119,6 @@ for r in "${routes[@]}"; do
   ttfb[$r]=$(median <"$work/ttfb.$r" | awk '{printf "%.2f", $1 * 1000}')
   echo "$r MiB/s runs: $(tr '\n' ' ' <"$work/tp.$r")" >&2
 done
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
 echo
 echo "the API route's protocol: ${protocol:-none named}; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "one 64 MiB download, median of $ROUNDS (MiB/s, higher is better; goal api/kubectl >= 1.0)"

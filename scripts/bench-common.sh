@@ -26,6 +26,17 @@ wait_port() { # port
   echo "$BENCH: nothing listens on $1" >&2; return 1
 }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+# ratio A B: A/B with two decimals (0 when B is 0).
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
+
+# hyperfine_median NAME WARMUP RUNS COMMAND...: hyperfine's median in seconds of the first
+# command (its JSON kept as $work/NAME.json).
+hyperfine_median() {
+  local name=$1 warmup=$2 runs=$3
+  shift 3
+  hyperfine --style none --warmup "$warmup" --runs "$runs" --export-json "$work/$name.json" "$@" >/dev/null
+  python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['median'])" "$work/$name.json"
+}
 
 # start_sshd [CONFIG_LINE...]: a loopback sshd on a free port ($sshd_port) that accepts
 # $work/id_ed25519 and forwards TCP, with any extra sshd_config lines; its host key goes into

@@ -158,7 +158,6 @@ pa_ttfb=$(ms "$work/ttfb_pa")
 ag_ttfb=$(ms "$work/ttfb_ag")
 direct_ttfb=$(ms "$work/ttfb_direct")
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
 # paragon-admin offers AES-256-GCM first when the CPU has AES and carry-less multiply.
 if grep -qw aes /proc/cpuinfo && grep -qw pclmulqdq /proc/cpuinfo; then
   pa_cipher=aes256-gcm@openssh.com

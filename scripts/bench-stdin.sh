@@ -71,7 +71,6 @@ for i in $(seq "$ROUNDS"); do
 done
 for n in "${names[@]}"; do echo "$n runs (s): $(tr '\n' ' ' <"$work/t.$n")" >&2; done
 med() { median <"$work/t.$1"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
 agent=$(med agent) cm=$(med cm) direct=$(med direct) cold=$(med cold)
 echo
 echo "$SIZE bytes on stdin to \`cat >/dev/null\`, median of $ROUNDS (s, lower is better; cipher $cipher; load: $(cut -d' ' -f1-3 /proc/loadavg))"

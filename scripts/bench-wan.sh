@@ -76,14 +76,8 @@ stop_warm() {
 }
 trap stop_warm EXIT
 
-measure() { # name command...
-  local name=$1
-  shift
-  hyperfine --style none --warmup 1 --runs "$RUNS" --export-json "$work/$name.json" "$@" >/dev/null
-  python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['median'])" "$work/$name.json"
-}
+measure() { hyperfine_median "$1" 1 "$RUNS" "${@:2}"; } # name command...
 ms() { awk -v s="$1" 'BEGIN {printf "%.0f", s * 1000}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
 
 # --- cold: a new connection each -----------------------------------------------------------
 cold_ours=$(measure cold-ours "$ours --no-agent ssh -- true")
