@@ -490,7 +490,7 @@ PY
   printf '%s\n' "Accepted publickey for root from 203.0.113.9 port 1 ssh2: ED25519 SHA256:forged" \
     "debug1: serverloop.c:server_request_direct_tcpip():1 (pid=1): originator 203.0.113.9 port 1, target forged.example port 1" \
     "debug1: channels.c:connect_next():1 (pid=1): connect host forged.example ([203.0.113.9]:1) in progress" |
-    in_boot runuser -u alice -- logger -t sshd -p auth.info
+    "${PODMAN[@]}" exec -i "$booted" runuser -u alice -- logger -t sshd -p auth.info
   # Two connections at once, alice's plain key (vm) and her certificate (alice-ca), each with
   # a forward PermitOpen allows (sshd's own port) and one it refuses.
   forwarders=()
