@@ -471,6 +471,7 @@ PY
   end=$((SECONDS + DEADLINE_SECS))
   until state="$(in_boot systemctl is-system-running 2>&1)"; [[ $state == running || $state == degraded ]] ||
     ((SECONDS > end)); do sleep 0.3; done
+  echo "      $suite: systemd $state after $((SECONDS - boot_started)) s"
   if in_boot dpkg -i "/root/$(basename "$deb")" >"$work/$suite-boot-install.log" 2>&1 &&
     in_boot usermod -aG paragon-bastion alice && cp "$work/id_ed25519.pub" "$keys" &&
     cp "$work/access/trusted_user_ca_keys" "$work/access/revoked_keys" "$root/etc/paragon-bastion/access/" &&
