@@ -53,13 +53,18 @@ enter_root() {
   done
 }
 
-# leave_root: unmounts what enter_root mounted (lazily when still busy), then removes $root.
-leave_root() {
+# unmount_root: unmounts what enter_root mounted (lazily when still busy); $root stays.
+unmount_root() {
   local i
   for ((i = ${#root_mounts[@]} - 1; i >= 0; i--)); do
     umount "${root_mounts[i]}" 2>/dev/null || umount -l "${root_mounts[i]}"
   done
   root_mounts=()
+}
+
+# leave_root: unmounts what enter_root mounted, then removes $root.
+leave_root() {
+  unmount_root
   [[ -n ${root:-} && -d $root ]] && rm -rf --one-file-system "$root"
   root=
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Proves the paragon-bastion package (packaging/paragon-bastion/) on clean bookworm and trixie
 # roots, as a VM's administrator would use it: builds it (lintian clean) with the image's own
-# policy and entrypoint inside; then in each root (mmdebstrap, minbase plus openssh-server,
-# cached by scripts/debian-roots.sh) installs it with apt, gives a member of the group a key,
+# policy and entrypoint inside; then in each root (mmdebstrap, minbase plus openssh-server and
+# systemd-sysv, cached by scripts/debian-roots.sh) installs it with apt, gives a member of the group a key,
 # runs `paragon-bastion check` (and sees it refuse a bad key line by file and line and a
 # PermitOpen of `any`; `render` keep the previous drop-in when sshd refuses a new one), starts
 # that root's own sshd on a loopback port, logs in with paragon-admin (the group's session
@@ -11,19 +11,25 @@
 # the file tree as it was. Certificates and audit (issue 22): a user CA from `paragon-admin
 # access` with a member's principals and the KRL of `access revoke`; a grant logs in, a revoked
 # one does not, a read-only one is refused `kubectl delete`; every session's JSON lines reach
-# syslog (a listener on the root's /dev/log, in a mount namespace of sshd's own).
+# syslog (a listener on the root's /dev/log, in a mount namespace of sshd's own). Then the same
+# root, purged, is booted with podman (systemd as its first process, journald, the
+# distribution's ssh.service): dpkg -i there starts the forward audit's service, whose
+# forward and connection-end lines name each connection's own key (two at once), a forgery
+# under sshd's tag is not taken, and dpkg -r stops it.
 # Ends with one line: `N passed, N failed`; exits 1 when anything failed. Needs root (chroot,
-# mount).
+# mount, podman).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 # shellcheck source=scripts/debian-roots.sh
 source scripts/debian-roots.sh
 
 SUITES=(bookworm trixie)
-ROOT_PACKAGES="openssh-server"
+# systemd-sysv: /sbin/init, to boot the root as a VM (the forward audit's service).
+ROOT_PACKAGES="openssh-server,systemd-sysv"
+PODMAN=(podman --runtime runc --cgroup-manager=cgroupfs)
 DEADLINE_SECS=30
 
-for tool in mmdebstrap chroot mount dpkg-deb lintian ssh-keygen ssh-audit python3 cargo; do
+for tool in mmdebstrap chroot mount dpkg-deb lintian ssh-keygen ssh-audit python3 cargo podman runc; do
   command -v "$tool" >/dev/null 2>&1 || {
     echo "test-bastion-package: $tool is missing: run scripts/test.sh, which installs it" >&2
     exit 1
@@ -39,12 +45,14 @@ fail() { failed=$((failed + 1)); echo "FAIL  $1${2:+: $2}"; }
 work="$(mktemp -d /var/tmp/paragon-test-bastion-package.XXXXXX)"
 sshd_pid=
 listener_pid=
+booted=
 bin=
 ca_name="vm-test-$$"
 declare -A root_maker=()
 cleanup() {
   [[ -n $sshd_pid ]] && kill "$sshd_pid" 2>/dev/null && wait "$sshd_pid" 2>/dev/null
   [[ -n $listener_pid ]] && kill "$listener_pid" 2>/dev/null
+  [[ -n $booted ]] && "${PODMAN[@]}" rm -f -t 2 "$booted" >/dev/null 2>&1
   [[ -n $bin ]] && "$bin" secrets delete "access/$ca_name/ca-passphrase" >/dev/null 2>&1
   local pid
   for pid in "${root_maker[@]}"; do wait "$pid" 2>/dev/null; done
@@ -55,7 +63,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 for suite in "${SUITES[@]}"; do
-  make_root "$suite" vm "$ROOT_PACKAGES" >"$work/$suite-mmdebstrap.log" 2>&1 &
+  make_root "$suite" vm-systemd "$ROOT_PACKAGES" >"$work/$suite-mmdebstrap.log" 2>&1 &
   root_maker[$suite]=$!
 done
 
@@ -148,8 +156,35 @@ with open(sys.argv[2], "ab", buffering=0) as out:
     while True:
         out.write(s.recv(65536).rstrip(b"\n") + b"\n")
 EOF
-# audit_json SYSLOG: the audit lines of the syslog copy, one JSON object a line.
-audit_json() { grep -o 'paragon-bastion-audit.*' "$1" | sed 's/^[^{]*//'; }
+# audit_json SYSLOG: the audit lines of the syslog copy, one JSON object a line; with
+# container:NAME, those of that booted root's journal.
+audit_json() {
+  if [[ $1 == container:* ]]; then
+    "${PODMAN[@]}" exec "${1#container:}" journalctl -q -t paragon-bastion-audit -o cat
+  else
+    grep -o 'paragon-bastion-audit.*' "$1" | sed 's/^[^{]*//'
+  fi
+}
+# in_boot CMD...: runs a command in the booted root.
+in_boot() { "${PODMAN[@]}" exec "$booted" "$@"; }
+# touch_forward OUT NAME: connects to the local port of forward NAME of a `paragon-admin
+# --output json forward` writing to OUT; prints what came back first: sshd's banner (SSH-),
+# or `closed` (the bastion refused the forward).
+touch_forward() {
+  local out="$1" name="$2" lport='' end=$((SECONDS + DEADLINE_SECS))
+  until [[ -n $lport ]] || ((SECONDS > end)); do
+    lport="$(python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    e = json.loads(l)
+    if e.get("event") == "listening" and e.get("name") == sys.argv[2]:
+        print(e["local"].rsplit(":", 1)[1])
+' "$out" "$name" 2>/dev/null)"
+    [[ -n $lport ]] || sleep 0.2
+  done
+  [[ -n $lport ]] || { echo "not-listening"; return; }
+  python3 -c "import socket; s=socket.create_connection(('127.0.0.1',$lport),5); s.settimeout(15); print(s.recv(4).decode() or 'closed')" 2>&1 | tail -n 1
+}
 # audit_has NAME SYSLOG PYTHON_CONDITION: passes when, within the deadline, the audit lines
 # (`lines`, parsed; `ends`, the session-end ones) satisfy the condition.
 audit_has() {
@@ -172,7 +207,7 @@ if not eval(sys.argv[1]):
 
 for suite in "${SUITES[@]}"; do
   started=$SECONDS
-  cached="$(root_tar "$suite" vm "$ROOT_PACKAGES")"
+  cached="$(root_tar "$suite" vm-systemd "$ROOT_PACKAGES")"
   if ! wait "${root_maker[$suite]}" || [[ ! -s $cached ]]; then
     tail -n 20 "$work/$suite-mmdebstrap.log"
     fail "$suite: make a root with mmdebstrap" "see the lines above"
@@ -312,6 +347,7 @@ EOF
     fail "$suite: paragon-admin logs in" "status $status, out '$out', err $(tail -n 3 "$work/$suite-ssh.err" | tr '\n' ' '), sshd: $(tail -n 3 "$work/$suite-sshd.log" | tr '\n' ' ')"
   fi
   plain_key="$(ssh-keygen -l -f "$work/id_ed25519.pub" | awk '{print $2}')"
+  cert_key="$(ssh-keygen -l -f "$work/alice-ca.pub" | awk '{print $2}')"
   audit_has "$suite: syslog holds the session's audit lines (tag paragon-bastion-audit): plain key, exit status 3" "$syslog" \
     "any(e['auth'] == 'key' and e['key'] == 'ED25519 $plain_key' and e['user'] == 'alice' and e['exit_status'] == 3 and e['command'].endswith('exit 3') for e in ends) and sum(l['event'] == 'session-start' for l in lines) == len(ends)"
   out="$("$bin" --config "$work/config.toml" -p alice-ca ssh -- 'echo "cert in"' </dev/null 2>"$work/$suite-cert.err")"
@@ -416,6 +452,83 @@ PY
     fail "$suite: dpkg --purge leaves the file tree as it was" \
       "$(diff <(echo "$before_files") <(root_files) | grep '^[<>]' | head -n 5 | tr '\n' ' ')"
   fi
+
+  # The forward audit on a booted root: the same root (the package purged) booted by podman
+  # with systemd as its first process (journald, the distribution's sshd on a loopback port),
+  # the package installed into it as on a VM; its service follows the journal.
+  unmount_root
+  boot_started=$SECONDS
+  port="$(free_port)"
+  printf 'Port %s\nListenAddress 127.0.0.1\n' "$port" >"$root/etc/ssh/sshd_config.d/00-test.conf"
+  cp "$deb" "$root/root/"
+  echo "[127.0.0.1]:$port $(cut -d ' ' -f 1,2 "$root/etc/ssh/ssh_host_ed25519_key.pub")" >"$work/known_hosts"
+  sed -i "s/^port = .*/port = $port/" "$work/config.toml"
+  booted="paragon-test-bastion-$suite-$$"
+  # As on a VM: AUDIT_CONTROL for pam_loginuid (the login's uid), SYS_PTRACE for journald to
+  # read each sender's executable (_EXE) in /proc. (/tmp is a tmpfs there: the .deb in /root.)
+  "${PODMAN[@]}" run -d --name "$booted" --systemd=always --network host --cap-add AUDIT_CONTROL,SYS_PTRACE \
+    --rootfs "$root" /sbin/init >"$work/$suite-boot.log" 2>&1 || cat "$work/$suite-boot.log"
+  end=$((SECONDS + DEADLINE_SECS))
+  until state="$(in_boot systemctl is-system-running 2>&1)"; [[ $state == running || $state == degraded ]] ||
+    ((SECONDS > end)); do sleep 0.3; done
+  echo "      $suite: systemd $state after $((SECONDS - boot_started)) s"
+  if in_boot dpkg -i "/root/$(basename "$deb")" >"$work/$suite-boot-install.log" 2>&1 &&
+    in_boot usermod -aG paragon-bastion alice && cp "$work/id_ed25519.pub" "$keys" &&
+    cp "$work/access/trusted_user_ca_keys" "$work/access/revoked_keys" "$root/etc/paragon-bastion/access/" &&
+    echo ops >"$root/etc/paragon-bastion/access/principals/alice" &&
+    echo "127.0.0.1:$port" >>"$root/etc/paragon-bastion/permit-open" &&
+    in_boot paragon-bastion render >>"$work/$suite-boot-install.log" 2>&1 &&
+    in_boot systemctl reload ssh >>"$work/$suite-boot-install.log" 2>&1 &&
+    [[ "$(in_boot systemctl is-enabled paragon-bastion-audit.service)" == enabled &&
+      "$(in_boot systemctl is-active paragon-bastion-audit.service)" == active ]]; then
+    pass "$suite booted (systemd $state): dpkg -i enables and starts paragon-bastion-audit.service"
+  else
+    tail -n 5 "$work/$suite-boot-install.log"
+    fail "$suite booted: the audit service enabled and running" "system $state, service $(in_boot systemctl is-active paragon-bastion-audit.service 2>&1)"
+  fi
+  # A user's forgery: a login and a forward in sshd's words under sshd's tag, from one
+  # process that is not sshd (logger sends each line from its own pid).
+  printf '%s\n' "Accepted publickey for root from 203.0.113.9 port 1 ssh2: ED25519 SHA256:forged" \
+    "debug1: serverloop.c:server_request_direct_tcpip():1 (pid=1): originator 203.0.113.9 port 1, target forged.example port 1" \
+    "debug1: channels.c:connect_next():1 (pid=1): connect host forged.example ([203.0.113.9]:1) in progress" |
+    "${PODMAN[@]}" exec -i "$booted" runuser -u alice -- logger -t sshd -p auth.info
+  # Two connections at once, alice's plain key (vm) and her certificate (alice-ca), each with
+  # a forward PermitOpen allows (sshd's own port) and one it refuses.
+  forwarders=()
+  for name in vm alice-ca; do
+    timeout 60 "$bin" --config "$work/config.toml" -p "$name" --output json forward \
+      "open=0:127.0.0.1:$port" "shut=0:127.0.0.1:$target_port" >"$work/$suite-$name-fwd.out" 2>"$work/$suite-$name-fwd.err" &
+    forwarders+=($!)
+  done
+  # vm: open, open, shut; alice-ca: open, interleaved. An opened one reads sshd's banner.
+  touched=()
+  for step in vm:open alice-ca:open vm:open vm:shut; do
+    touched+=("$step:$(touch_forward "$work/$suite-${step%:*}-fwd.out" "${step#*:}")")
+  done
+  kill "${forwarders[@]}" 2>/dev/null
+  wait "${forwarders[@]}" 2>/dev/null
+  echo "      $suite: through the forwards: ${touched[*]}"
+  journal="container:$booted"
+  audit_has "$suite booted: each forward audited with its connection's key (two keys at once): 2 opened and 1 refused for the plain key, 1 opened for the certificate" "$journal" \
+    "sorted((str(l['key']), str(l['key_id']), l['result'], l['target_port']) for l in lines if l['event'] == 'forward') == sorted([('ED25519 $plain_key', 'None', 'opened', $port)] * 2 + [('ED25519 $plain_key', 'None', 'refused', $target_port), ('ED25519-CERT $cert_key', 'alice-ca@example.com', 'opened', $port)]) and all(l['user'] == 'alice' and l['source'] == '127.0.0.1' for l in lines if l['event'] == 'forward')"
+  audit_has "$suite booted: connection-end lines with the counts (plain key 2 and 1 refused, certificate 1)" "$journal" \
+    "sorted((str(l['key_id']), l['forwards'], l['forwards_refused'], l['ended']) for l in lines if l['event'] == 'connection-end') == sorted([('None', 2, 1, 'closed'), ('alice-ca@example.com', 1, 0, 'closed')])"
+  if ! audit_json "$journal" | grep -q forged; then
+    pass "$suite booted: a user's line under sshd's syslog tag is not taken for sshd's"
+  else
+    fail "$suite booted: a forged sshd line is ignored" "$(audit_json "$journal" | grep forged)"
+  fi
+  if in_boot dpkg -r paragon-bastion >"$work/$suite-boot-remove.log" 2>&1 &&
+    ! in_boot systemctl is-active --quiet paragon-bastion-audit.service &&
+    ! in_boot sh -c "grep -qas 'session.--journa[l]' /proc/[0-9]*/cmdline"; then
+    pass "$suite booted: dpkg -r stops the audit service (its unit $(in_boot systemctl is-enabled paragon-bastion-audit.service 2>&1))"
+  else
+    tail -n 5 "$work/$suite-boot-remove.log"
+    fail "$suite booted: dpkg -r stops the audit service" "$(in_boot systemctl status paragon-bastion-audit.service 2>&1 | head -n 3 | tr '\n' ' ')"
+  fi
+  "${PODMAN[@]}" rm -f -t 5 "$booted" >/dev/null 2>&1
+  booted=
+  echo "      $suite: booted part $((SECONDS - boot_started)) s"
 
   leave_root
   echo "      $suite: $((SECONDS - started)) s"

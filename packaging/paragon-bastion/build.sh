@@ -25,7 +25,7 @@ root="$stage/root"
 doc="$root/usr/share/doc/paragon-bastion"
 install -d -m 0755 "$root/DEBIAN" "$doc" "$root/usr/share/lintian/overrides" \
   "$root/usr/share/man/man8" "$root/usr/share/paragon-bastion" "$root/usr/sbin" \
-  "$root/usr/libexec/paragon-bastion" "$root/etc/paragon-bastion"
+  "$root/usr/libexec/paragon-bastion" "$root/etc/paragon-bastion" "$root/lib/systemd/system"
 # One policy, one entrypoint: the image's files as they are.
 install -m 0644 "$repo/bastion-image/sshd_config" "$root/usr/share/paragon-bastion/sshd_config"
 install -m 0755 "$repo/bastion-image/entrypoint.sh" "$root/usr/libexec/paragon-bastion/entrypoint"
@@ -33,12 +33,14 @@ install -m 0755 "$repo/bastion-image/entrypoint.sh" "$root/usr/libexec/paragon-b
 install -m 0755 "$repo/bastion-image/session" "$root/usr/libexec/paragon-bastion/session"
 install -m 0755 "$repo/bastion-image/session" "$root/usr/libexec/paragon-bastion/paragon-read-only"
 install -m 0755 "$here/paragon-bastion" "$root/usr/sbin/paragon-bastion"
+# The forward audit's reader (the session file, --journal) as a service.
+install -m 0644 "$here/paragon-bastion-audit.service" "$root/lib/systemd/system/"
 install -m 0644 "$here/permit-open" "$root/etc/paragon-bastion/permit-open"
 install -m 0644 "$repo/debian/copyright" "$doc/copyright"
 gzip -9n <"$here/changelog" >"$doc/changelog.Debian.gz"
 gzip -9n <"$here/paragon-bastion.8" >"$root/usr/share/man/man8/paragon-bastion.8.gz"
 install -m 0644 "$here/lintian-overrides" "$root/usr/share/lintian/overrides/paragon-bastion"
-install -m 0755 "$here/postinst" "$here/postrm" "$root/DEBIAN/"
+install -m 0755 "$here/postinst" "$here/prerm" "$here/postrm" "$root/DEBIAN/"
 echo /etc/paragon-bastion/permit-open >"$root/DEBIAN/conffiles"
 chmod 0644 "$root/DEBIAN/conffiles"
 (cd "$root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z |

@@ -629,7 +629,7 @@ fn shellcheck_passes_on_every_script_in_the_repository() {
         .args(["--shell=sh", "--severity=style"])
         .arg(image_dir().join("entrypoint.sh"))
         .arg(image_dir().join("tool-input.sh"))
-        .args(["paragon-bastion", "postinst", "postrm"].map(|f| vm.join(f)))
+        .args(["paragon-bastion", "postinst", "prerm", "postrm"].map(|f| vm.join(f)))
         .output()
         .unwrap();
     assert!(
