@@ -17,8 +17,8 @@ use super::{Area, Check, Finding, Severity, count};
 use crate::config::thresholds::{Direction, Limit};
 use crate::config::{Service, Thresholds};
 
-/// The capacity check: every signal's query at once against `prometheus`, when the profile
-/// has one. Without a Prometheus that answers, CPU and memory come from the metrics API
+/// The capacity check: the first signal's query against `prometheus`, when the profile has
+/// one, then every other signal's at once. Without a Prometheus that answers, CPU and memory come from the metrics API
 /// (`metrics`) when `kube` has one, and the other signals are one finding naming them not
 /// checked and why (the monitoring check already says why Prometheus is down); a signal
 /// whose own query fails is its own finding.
@@ -35,18 +35,23 @@ pub fn check(
             let why = "no Prometheus to ask (a profile names one: the built-in prometheus service)";
             return Ok(without_prometheus(kube, &thresholds, why).await);
         };
-        let asked = futures::future::join_all(
-            SIGNALS
-                .iter()
+        // One query first: when Prometheus cannot be reached, the others are not sent. Each
+        // is a new connection through the bastion, and an sshd resolves a target's name with
+        // its one thread, so twenty lookups of a name it cannot resolve stall every other
+        // channel of the session (the report's other checks) while they last.
+        let Some((first, rest)) = SIGNALS.split_first() else {
+            return Ok(Vec::new());
+        };
+        let first = query(&routes, &svc, first.query, timeout).await;
+        if let Err(Unanswered::Prometheus(why)) = &first {
+            return Ok(without_prometheus(kube, &thresholds, why).await);
+        }
+        let rest = futures::future::join_all(
+            rest.iter()
                 .map(|signal| query(&routes, &svc, signal.query, timeout)),
         )
         .await;
-        let unreachable = asked
-            .iter()
-            .all(|a| matches!(a, Err(Unanswered::Prometheus(_))));
-        if let (true, Some(Err(Unanswered::Prometheus(why)))) = (unreachable, asked.first()) {
-            return Ok(without_prometheus(kube, &thresholds, why).await);
-        }
+        let asked = std::iter::once(first).chain(rest);
         let mut out = Vec::new();
         for (signal, answer) in SIGNALS.iter().zip(asked) {
             let found = match answer {

@@ -214,6 +214,12 @@ impl Sshd {
     pub fn stop(&mut self) {
         if let Some(mut p) = self.process.take() {
             p.stop();
+            // A session process that was not a descendant when the tree was read (an orphan
+            // of init still holding a client's connection) would keep a "stopped" sshd
+            // answering that client. Behind a prefix the port is another namespace's.
+            if self.options.prefix.is_empty() {
+                kill_port_holders(self.port);
+            }
         }
     }
 
@@ -483,6 +489,57 @@ pub fn keygen(path: &Path, key_type: &str, passphrase: &str) {
         .status()
         .expect("ssh-keygen must be installed (openssh-client)");
     assert!(st.success(), "ssh-keygen -t {key_type} failed");
+}
+
+/// Kills every process holding a connection (any state but listening) whose local port is
+/// `port`: what is left of an sshd on that port (loopback only; the port is this sshd's).
+fn kill_port_holders(port: u16) {
+    let mut inodes = std::collections::HashSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state), Some(inode)) = (f.get(1), f.get(3), f.get(9)) else {
+                continue;
+            };
+            let local_port = local
+                .rsplit(':')
+                .next()
+                .and_then(|h| u16::from_str_radix(h, 16).ok());
+            if local_port == Some(port) && *state != "0A" && *inode != "0" {
+                inodes.insert(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return;
+    }
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let holds = std::fs::read_dir(e.path().join("fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|fd| {
+                std::fs::read_link(fd.path())
+                    .is_ok_and(|l| inodes.contains(l.to_string_lossy().as_ref()))
+            });
+        if holds && pid != std::process::id() {
+            pids.push(pid.to_string());
+        }
+    }
+    if !pids.is_empty() {
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .args(&pids)
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 /// Every process below `pid`, children before their parents' siblings.
