@@ -4,7 +4,7 @@
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 
 use x509_parser::pem::Pem;
 
@@ -19,7 +19,7 @@ pub async fn check(client: kube::Client, now: Timestamp) -> CheckResult {
     let mut total = 0usize;
     each_page(
         &Api::<Secret>::all(client),
-        ListParams::default().fields("type=kubernetes.io/tls"),
+        super::lists().fields("type=kubernetes.io/tls"),
         |page| {
             total += page.len();
             findings.extend(page.iter().filter_map(|s| examine(s, now)));

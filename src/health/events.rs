@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 
 use super::{CheckError, CheckResult, Finding, Severity, one_line, subject};
 use crate::kube::list::{each_metadata_page, each_page};
@@ -63,17 +63,20 @@ struct Group {
 pub async fn check(client: kube::Client, now: Timestamp) -> CheckResult {
     let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
     let mut events = Vec::new();
-    each_page(
-        &Api::<Event>::all(client.clone()),
-        ListParams::default().fields("type=Warning"),
-        |page| events.extend(page.into_iter().filter(|e| recent(e, now))),
-    )
-    .await?;
+    // The pods are listed beside the events, not after them: through a far bastion each list
+    // is a round trip per page, and most clusters have warnings about pods.
+    let api = Api::<Event>::all(client.clone());
+    let (listed, live) = futures::join!(
+        each_page(&api, super::lists().fields("type=Warning"), |page| events
+            .extend(page.into_iter().filter(|e| recent(e, now))),),
+        live_pods(&client)
+    );
+    listed?;
     let live = if events
         .iter()
         .any(|e| e.involved_object.kind.as_deref() == Some("Pod"))
     {
-        live_pods(&client).await?
+        live?
     } else {
         None
     };
@@ -110,17 +113,13 @@ pub async fn check(client: kube::Client, now: Timestamp) -> CheckResult {
 /// event counted; one whose continued page expired restarts the check (`restarting_once`).
 async fn live_pods(client: &kube::Client) -> Result<LivePods, CheckError> {
     let mut live = BTreeMap::new();
-    let listed = each_metadata_page(
-        &Api::<Pod>::all(client.clone()),
-        ListParams::default(),
-        |page| {
-            for m in page {
-                if let (Some(ns), Some(name)) = (m.namespace, m.name) {
-                    live.insert((ns, name), m.uid.unwrap_or_default());
-                }
+    let listed = each_metadata_page(&Api::<Pod>::all(client.clone()), super::lists(), |page| {
+        for m in page {
+            if let (Some(ns), Some(name)) = (m.namespace, m.name) {
+                live.insert((ns, name), m.uid.unwrap_or_default());
             }
-        },
-    )
+        }
+    })
     .await;
     match listed.map_err(CheckError::from) {
         Ok(()) => Ok(Some(live)),

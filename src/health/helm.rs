@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use kube::core::ObjectMeta;
 
 use super::{CheckResult, Finding, count, human};
@@ -33,7 +33,7 @@ type Releases = BTreeMap<(String, String), Latest>;
 
 pub async fn check(client: kube::Client, now: Timestamp) -> CheckResult {
     let mut releases = Releases::new();
-    let lp = || ListParams::default().labels("owner=helm");
+    let lp = || super::lists().labels("owner=helm");
     each_metadata_page(&Api::<Secret>::all(client.clone()), lp(), |page| {
         for m in &page {
             add(&mut releases, m, "secret");

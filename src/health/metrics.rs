@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use kube::api::{Api, ApiResource, DynamicObject};
 use serde_json::json;
 
 use super::signals::Series;
@@ -83,22 +83,17 @@ pub async fn usage(client: kube::Client) -> Result<Usage, MetricsError> {
         Api::namespaced_with(client.clone(), NAMESPACE, &resource("PodMetrics", "pods"));
     let node_metrics: Api<DynamicObject> =
         Api::all_with(client.clone(), &resource("NodeMetrics", "nodes"));
+    // The four lists side by side: each is a round trip per page through the bastion.
     let mut used_pods = Vec::new();
-    each_page(&pod_metrics, ListParams::default(), |page| {
-        used_pods.extend(page)
-    })
-    .await
-    .map_err(failed)?;
+    let used_pods_listed = each_page(&pod_metrics, super::lists(), |page| used_pods.extend(page));
     let mut used_nodes = Vec::new();
-    each_page(&node_metrics, ListParams::default(), |page| {
+    let used_nodes_listed = each_page(&node_metrics, super::lists(), |page| {
         used_nodes.extend(page)
-    })
-    .await
-    .map_err(failed)?;
+    });
     // Limits: (pod, container) -> (cpu cores, memory bytes).
     let mut limits: BTreeMap<(String, String), (Option<f64>, Option<f64>)> = BTreeMap::new();
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
-    each_page(&pods, ListParams::default(), |page| {
+    let limits_listed = each_page(&pods, super::lists(), |page| {
         for p in page {
             let name = p.metadata.name.unwrap_or_default();
             for c in p.spec.map(|s| s.containers).unwrap_or_default() {
@@ -107,12 +102,10 @@ pub async fn usage(client: kube::Client) -> Result<Usage, MetricsError> {
                 limits.insert((name.clone(), c.name), (get("cpu"), get("memory")));
             }
         }
-    })
-    .await
-    .map_err(failed)?;
+    });
     let mut allocatable: BTreeMap<String, (Option<f64>, Option<f64>)> = BTreeMap::new();
     let nodes: Api<Node> = Api::all(client);
-    each_page(&nodes, ListParams::default(), |page| {
+    let allocatable_listed = each_page(&nodes, super::lists(), |page| {
         for n in page {
             let a = n.status.and_then(|s| s.allocatable).unwrap_or_default();
             let get = |k: &str| a.get(k).and_then(|q| quantity(&q.0));
@@ -121,8 +114,13 @@ pub async fn usage(client: kube::Client) -> Result<Usage, MetricsError> {
                 (get("cpu"), get("memory")),
             );
         }
-    })
-    .await
+    });
+    futures::try_join!(
+        used_pods_listed,
+        used_nodes_listed,
+        limits_listed,
+        allocatable_listed
+    )
     .map_err(failed)?;
 
     // Per service, the worst pod's share of its limit.

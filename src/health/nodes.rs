@@ -3,7 +3,7 @@
 //! cordoned, kubelet version skew.
 
 use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 
 use super::api::parse_git_version;
 use super::{CheckResult, Finding, count};
@@ -26,7 +26,7 @@ pub async fn check(client: kube::Client, api_version: Option<(u32, u32)>) -> Che
     let api: Api<Node> = Api::all(client);
     let mut findings = Vec::new();
     let (mut total, mut ready) = (0usize, 0usize);
-    each_page(&api, ListParams::default(), |page| {
+    each_page(&api, super::lists(), |page| {
         for node in &page {
             total += 1;
             let found = examine(node, api_version);

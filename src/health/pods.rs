@@ -7,7 +7,7 @@
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodCondition};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 
 use super::{CheckResult, Finding, count, human, one_line, subject};
 use crate::kube::list::each_page;
@@ -45,7 +45,7 @@ pub async fn check(client: kube::Client, now: Timestamp) -> CheckResult {
     let api: Api<Pod> = Api::all(client);
     let mut findings = Vec::new();
     let (mut total, mut running) = (0usize, 0usize);
-    each_page(&api, ListParams::default(), |page| {
+    each_page(&api, super::lists(), |page| {
         for pod in &page {
             total += 1;
             if pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 
 use super::{CheckResult, Finding, count, human, one_line, subject};
 use crate::kube::list::each_page;
@@ -35,7 +35,7 @@ pub async fn check(client: kube::Client, now: Timestamp) -> CheckResult {
     let mut total = 0usize;
     each_page(
         &Api::<PersistentVolumeClaim>::all(client.clone()),
-        ListParams::default(),
+        super::lists(),
         |page| {
             total += page.len();
             pending.extend(page.into_iter().filter(|p| phase(p) != "Bound"));
@@ -115,7 +115,7 @@ async fn last_event(
     let ns = pvc.metadata.namespace.as_deref()?;
     let name = pvc.metadata.name.as_deref()?;
     let api: Api<Event> = Api::namespaced(client.clone(), ns);
-    let lp = ListParams::default().fields(&format!(
+    let lp = super::lists().fields(&format!(
         "involvedObject.kind=PersistentVolumeClaim,involvedObject.name={name}"
     ));
     let list = match api.list(&lp).await {

@@ -4,7 +4,7 @@
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 
 use super::{CheckResult, Finding, count, subject};
 use crate::kube::list::each_page;
@@ -14,7 +14,7 @@ pub async fn check(client: kube::Client) -> CheckResult {
     let mut total = 0usize;
     each_page(
         &Api::<Deployment>::all(client.clone()),
-        ListParams::default(),
+        super::lists(),
         |page| {
             total += page.len();
             findings.extend(page.iter().flat_map(deployment));
@@ -23,21 +23,17 @@ pub async fn check(client: kube::Client) -> CheckResult {
     .await?;
     each_page(
         &Api::<StatefulSet>::all(client.clone()),
-        ListParams::default(),
+        super::lists(),
         |page| {
             total += page.len();
             findings.extend(page.iter().flat_map(statefulset));
         },
     )
     .await?;
-    each_page(
-        &Api::<DaemonSet>::all(client),
-        ListParams::default(),
-        |page| {
-            total += page.len();
-            findings.extend(page.iter().flat_map(daemonset));
-        },
-    )
+    each_page(&Api::<DaemonSet>::all(client), super::lists(), |page| {
+        total += page.len();
+        findings.extend(page.iter().flat_map(daemonset));
+    })
     .await?;
     if findings.is_empty() {
         findings.push(Finding::ok(
@@ -58,7 +54,7 @@ pub async fn check(client: kube::Client) -> CheckResult {
 pub async fn check_jobs(client: kube::Client) -> CheckResult {
     let mut findings = Vec::new();
     let mut total = 0usize;
-    each_page(&Api::<Job>::all(client), ListParams::default(), |page| {
+    each_page(&Api::<Job>::all(client), super::lists(), |page| {
         total += page.len();
         findings.extend(page.iter().flat_map(job));
     })

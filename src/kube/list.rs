@@ -1,5 +1,6 @@
-//! Paginated lists: pages of 500 (kubectl's default), each handed to the caller and dropped,
-//! so memory stays bounded by one page whatever the cluster's size.
+//! Paginated lists: pages of 500 (kubectl's default) unless the caller's `ListParams` set a
+//! limit, each handed to the caller and dropped, so memory stays bounded by one page whatever
+//! the cluster's size.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -8,7 +9,7 @@ use kube::api::{Api, ListParams, PartialObjectMeta};
 use kube::core::{ObjectList, ObjectMeta};
 use serde::de::DeserializeOwned;
 
-/// Objects per page.
+/// Objects per page, unless the caller's `ListParams` say.
 pub const PAGE: u32 = 500;
 
 /// Lists every object `lp` selects, one page at a time; `page` sees each page once.
@@ -75,11 +76,22 @@ where
     F: FnMut(Vec<T>) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let mut lp = lp.limit(PAGE);
+    let mut lp = match lp.limit {
+        Some(_) => lp,
+        None => lp.limit(PAGE),
+    };
     loop {
+        let asked = std::time::Instant::now();
         let list = list(lp.clone()).await?;
         let next = list.metadata.continue_.filter(|t| !t.is_empty());
+        let (items, fetched) = (list.items.len(), asked.elapsed());
         page(list.items).await;
+        tracing::debug!(
+            items,
+            fetched_ms = fetched.as_millis() as u64,
+            handled_ms = (asked.elapsed() - fetched).as_millis() as u64,
+            "page"
+        );
         match next {
             Some(token) => lp = lp.continue_token(&token),
             None => return Ok(()),

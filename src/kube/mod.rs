@@ -1,7 +1,7 @@
 //! A `kube::Client` whose connections go through a `Dialer`.
 //!
 //! The kubeconfig comes from a file on this machine or as text fetched from the bastion
-//! (kept in memory, never written). The client is kube's own stack (base URI, auth and
+//! (kept in memory, never written). The client is kube's own stack (base URI, gzip, auth and
 //! extra-header layers from `ConfigExt`, hyper-rustls with the kubeconfig's CA and client
 //! identity) over a connector that dials through the `Dialer`: the bytes cross a tunnel, but
 //! TLS is still verified against the API server's name from the kubeconfig's URL (or its
@@ -242,6 +242,15 @@ pub fn client_from_config(
             .build(https);
     let service = tower::ServiceBuilder::new()
         .layer(config.base_uri_layer())
+        // Accept-Encoding: gzip, and the answer inflated as it streams (kubeconfig's
+        // `disable-compression: true` turns it off, as for kubectl).
+        .layer(
+            tower_http::decompression::DecompressionLayer::new()
+                .no_br()
+                .no_deflate()
+                .no_zstd()
+                .gzip(!config.disable_compression),
+        )
         .layer(retry::layer())
         .option_layer(config.auth_layer().map_err(err)?)
         .layer(config.extra_headers_layer().map_err(err)?)
@@ -501,6 +510,106 @@ mod dial_tests {
         let e = c.apiserver_version().await.unwrap_err();
         let msg = one_line(&e);
         assert!(msg.to_lowercase().contains("certificate"), "{msg}");
+        sandbox.shutdown().await;
+    }
+
+    /// Dials directly and counts the bytes every stream reads.
+    struct Metered(Direct, Arc<AtomicUsize>);
+
+    struct MeteredStream(crate::dial::BoxStream, Arc<AtomicUsize>);
+
+    impl Dialer for Metered {
+        fn connect<'a>(&'a self, host: &'a str, port: u16) -> DialFuture<'a> {
+            Box::pin(async move {
+                let s = self.0.connect(host, port).await?;
+                Ok(Box::new(MeteredStream(s, self.1.clone())) as crate::dial::BoxStream)
+            })
+        }
+        fn describe(&self) -> String {
+            "metered".into()
+        }
+    }
+
+    impl tokio::io::AsyncRead for MeteredStream {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            let before = buf.filled().len();
+            let r = std::pin::Pin::new(&mut self.0).poll_read(cx, buf);
+            self.1
+                .fetch_add(buf.filled().len() - before, Ordering::SeqCst);
+            r
+        }
+    }
+
+    impl tokio::io::AsyncWrite for MeteredStream {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+        }
+        fn poll_flush(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.0).poll_flush(cx)
+        }
+        fn poll_shutdown(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+        }
+    }
+
+    /// A list comes gzipped (the API server gzips answers past 128 KiB when asked, as
+    /// client-go asks): through the dialer it is a fraction of its JSON. A kubeconfig's
+    /// `disable-compression: true` gets it plain, as kubectl does.
+    #[tokio::test]
+    async fn lists_come_gzipped_unless_the_kubeconfig_disables_compression() {
+        use k8s_openapi::api::core::v1::Pod;
+        use kube::api::{Api, ListParams};
+        let sandbox = Sandbox::start(SandboxOptions {
+            pods: 2000,
+            ..SandboxOptions::default()
+        })
+        .await
+        .unwrap();
+        for disable in [false, true] {
+            let read = Arc::new(AtomicUsize::new(0));
+            let mut kubeconfig = Kubeconfig::from_yaml(&sandbox.kubeconfig_yaml()).unwrap();
+            for c in &mut kubeconfig.clusters {
+                c.cluster.as_mut().unwrap().disable_compression = Some(disable);
+            }
+            let options = Options {
+                context: None,
+                api_server: None,
+            };
+            let dialer = Arc::new(Metered(Direct::default(), read.clone()));
+            let c = client(dialer, kubeconfig, &options).await.unwrap();
+            let pods = Api::<Pod>::all(c)
+                .list(&ListParams::default())
+                .await
+                .unwrap();
+            assert!(pods.items.len() >= 2000, "{}", pods.items.len());
+            let json = serde_json::to_vec(&pods).unwrap().len();
+            let wire = read.load(Ordering::SeqCst);
+            if disable {
+                assert!(
+                    wire > json / 2,
+                    "plain: {wire} bytes read for {json} of JSON"
+                );
+            } else {
+                assert!(
+                    wire < json / 4,
+                    "gzipped: {wire} bytes read for {json} of JSON"
+                );
+            }
+        }
         sandbox.shutdown().await;
     }
 }

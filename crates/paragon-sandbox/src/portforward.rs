@@ -30,7 +30,6 @@ use std::time::Duration;
 use base64::Engine as _;
 use bytes::Bytes;
 use futures::{SinkExt as _, StreamExt as _};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{CONNECTION, HeaderValue, UPGRADE};
 use hyper::{Request, Response, StatusCode};
@@ -251,7 +250,7 @@ fn requested_ports(req: &Request<Incoming>) -> Result<Vec<u16>, String> {
 }
 
 fn switching(headers: &[(&str, &str)]) -> Reply {
-    let mut r = Response::new(ReplyBody::Whole(Full::new(Bytes::new())));
+    let mut r = Response::new(ReplyBody::Whole(None));
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     r.headers_mut()
         .insert(CONNECTION, HeaderValue::from_static("Upgrade"));

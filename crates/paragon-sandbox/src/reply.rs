@@ -1,16 +1,16 @@
 //! The answers of the API server: a whole body, a watch that carries no event or a followed log, JSON, and the
-//! Kubernetes `Status` every refusal is written as. Knows nothing of routing or the world.
+//! Kubernetes `Status` every refusal is written as, gzipped as the API server gzips. Knows
+//! nothing of routing or the world.
 
 use std::convert::Infallible;
 use std::future::Future as _;
+use std::io::Write as _;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::Response;
-use hyper::StatusCode;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, VARY};
+use hyper::{HeaderMap, Response, StatusCode};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Status, StatusDetails};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
@@ -19,7 +19,8 @@ pub(crate) type Reply = Response<ReplyBody>;
 /// A whole answer, or a watch: a stream that never carries an event (the world never
 /// changes) and ends at its timeout or when the sandbox stops.
 pub(crate) enum ReplyBody {
-    Whole(Full<Bytes>),
+    /// The body, until it is sent (`None`: sent, or empty).
+    Whole(Option<Bytes>),
     Watch {
         timeout: Pin<Box<tokio::time::Sleep>>,
         stopped: Pin<Box<WaitForCancellationFutureOwned>>,
@@ -37,7 +38,9 @@ impl hyper::body::Body for ReplyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
         match self.get_mut() {
-            ReplyBody::Whole(full) => Pin::new(full).poll_frame(cx),
+            ReplyBody::Whole(body) => {
+                Poll::Ready(body.take().map(|b| Ok(hyper::body::Frame::data(b))))
+            }
             ReplyBody::Watch { timeout, stopped } => {
                 if timeout.as_mut().poll(cx).is_ready() || stopped.as_mut().poll(cx).is_ready() {
                     Poll::Ready(None)
@@ -53,21 +56,24 @@ impl hyper::body::Body for ReplyBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ReplyBody::Whole(full) => full.is_end_stream(),
+            ReplyBody::Whole(body) => body.is_none(),
             ReplyBody::Watch { .. } | ReplyBody::Lines(_) => false,
         }
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         match self {
-            ReplyBody::Whole(full) => full.size_hint(),
+            ReplyBody::Whole(body) => {
+                hyper::body::SizeHint::with_exact(body.as_ref().map_or(0, |b| b.len() as u64))
+            }
             ReplyBody::Watch { .. } | ReplyBody::Lines(_) => hyper::body::SizeHint::default(),
         }
     }
 }
 
 pub(crate) fn reply(code: StatusCode, content_type: &'static str, body: Vec<u8>) -> Reply {
-    let mut r = Response::new(ReplyBody::Whole(Full::new(Bytes::from(body))));
+    let body = (!body.is_empty()).then(|| Bytes::from(body));
+    let mut r = Response::new(ReplyBody::Whole(body));
     *r.status_mut() = code;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -134,4 +140,128 @@ pub(crate) fn status(
         );
     }
     r
+}
+
+/// Bodies larger than this go gzipped to a client that accepts it: the API server's
+/// `defaultGzipThresholdBytes` (k8s.io/apiserver, endpoints/handlers/responsewriters).
+const GZIP_THRESHOLD: usize = 128 * 1024;
+
+/// `reply` as the API server sends it to a client whose request had `headers`: with the
+/// `APIResponseCompression` feature (on by default since 1.16), an object or list serialized
+/// to more than 128 KiB of JSON goes gzipped at level 1 (`defaultGzipContentEncodingLevel`),
+/// with `Content-Encoding: gzip` and `Vary: Accept-Encoding`, when the request's
+/// `Accept-Encoding` names gzip (client-go asks for it unless told `disable-compression`).
+/// Watches, logs and upgrades are not serialized objects and go as they are.
+pub(crate) fn negotiate_encoding(headers: &HeaderMap, mut reply: Reply) -> Reply {
+    let json = reply
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let ReplyBody::Whole(Some(body)) = reply.body() else {
+        return reply;
+    };
+    if !json || body.len() <= GZIP_THRESHOLD || !accepts_gzip(headers) {
+        return reply;
+    }
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 8),
+        flate2::Compression::new(1),
+    );
+    // Writing into a Vec cannot fail.
+    let Ok(zipped) = gz.write_all(body).and_then(|()| gz.finish()) else {
+        return reply;
+    };
+    *reply.body_mut() = ReplyBody::Whole(Some(Bytes::from(zipped)));
+    let h = reply.headers_mut();
+    h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    h.append(VARY, HeaderValue::from_static("Accept-Encoding"));
+    reply
+}
+
+/// Whether `Accept-Encoding` names gzip, as the API server reads it (`negotiateContentEncoding`):
+/// the header's first value split at commas, each coding trimmed and compared as is.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get(ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|coding| coding.trim() == "gzip"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read as _;
+
+    fn asking(accept_encoding: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(v) = accept_encoding {
+            h.insert(ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn body(r: &Reply) -> &[u8] {
+        match r.body() {
+            ReplyBody::Whole(Some(b)) => b,
+            _ => &[],
+        }
+    }
+
+    /// A JSON list past the threshold, as the API server would write it.
+    fn large() -> Vec<u8> {
+        let items: Vec<_> = (0..8000)
+            .map(|i| serde_json::json!({"metadata": {"name": format!("pod-{i}")}}))
+            .collect();
+        let v =
+            serde_json::to_vec(&serde_json::json!({"kind": "PodList", "items": items})).unwrap();
+        assert!(v.len() > GZIP_THRESHOLD);
+        v
+    }
+
+    #[test]
+    fn a_large_json_answer_goes_gzipped_to_a_client_that_asks() {
+        let plain = large();
+        let r = negotiate_encoding(
+            &asking(Some("deflate, gzip")),
+            reply(StatusCode::OK, "application/json", plain.clone()),
+        );
+        assert_eq!(r.headers()[CONTENT_ENCODING], "gzip");
+        assert_eq!(r.headers()[VARY], "Accept-Encoding");
+        assert!(body(&r).len() < plain.len() / 4, "{}", body(&r).len());
+        let mut inflated = Vec::new();
+        flate2::read::GzDecoder::new(body(&r))
+            .read_to_end(&mut inflated)
+            .unwrap();
+        assert_eq!(inflated, plain);
+        let hint = hyper::body::Body::size_hint(r.body());
+        assert_eq!(hint.exact(), Some(body(&r).len() as u64));
+    }
+
+    #[test]
+    fn small_answers_other_types_and_clients_that_do_not_ask_go_as_they_are() {
+        let plain = large();
+        let cases = [
+            (None, "application/json", plain.clone()),
+            (Some("br"), "application/json", plain.clone()),
+            // The API server compares each coding as is.
+            (Some("gzip;q=1.0"), "application/json", plain.clone()),
+            (Some("gzip"), "text/plain", plain.clone()),
+            (
+                Some("gzip"),
+                "application/json",
+                plain[..GZIP_THRESHOLD].to_vec(),
+            ),
+        ];
+        for (accept, content_type, b) in cases {
+            let r = negotiate_encoding(
+                &asking(accept),
+                reply(StatusCode::OK, content_type, b.clone()),
+            );
+            assert!(
+                r.headers().get(CONTENT_ENCODING).is_none(),
+                "{accept:?} {content_type}"
+            );
+            assert_eq!(body(&r), &b[..]);
+        }
+    }
 }

@@ -149,7 +149,7 @@ fn not_found_path() -> Reply {
 impl Api {
     pub(crate) fn respond(self: &Arc<Self>, req: &Request<Incoming>) -> Reply {
         let path = req.uri().path();
-        let r = self.route(req);
+        let r = super::reply::negotiate_encoding(req.headers(), self.route(req));
         // The User-Agent too, as an API server's audit log records it (who asked).
         let user_agent = req
             .headers()
