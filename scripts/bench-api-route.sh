@@ -118,6 +118,7 @@ for r in "${routes[@]}"; do
   tp[$r]=$(median <"$work/tp.$r")
   ttfb[$r]=$(median <"$work/ttfb.$r" | awk '{printf "%.2f", $1 * 1000}')
   echo "$r MiB/s runs: $(tr '\n' ' ' <"$work/tp.$r")" >&2
+  echo "$r first byte ms: $(awk '{printf "%.1f ", $1 * 1000}' "$work/ttfb.$r")" >&2
 done
 echo
 echo "the API route's protocol: ${protocol:-none named}; load average $(cut -d' ' -f1-3 /proc/loadavg)"

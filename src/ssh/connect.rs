@@ -194,7 +194,7 @@ async fn tcp_connect(host: &str, port: u16) -> Result<BoxStream, SshError> {
     // Writes pass straight through a tokio BufReader: only reads are buffered.
     Ok(Box::new(tokio::io::BufReader::with_capacity(
         READ_BUFFER,
-        s,
+        super::quickack::QuickAck(s),
     )))
 }
 

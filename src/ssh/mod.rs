@@ -15,6 +15,7 @@ pub mod host_key;
 mod identification;
 pub mod known_hosts;
 pub mod pty;
+mod quickack;
 pub mod quote;
 pub mod session;
 pub mod shell;

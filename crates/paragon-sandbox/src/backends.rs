@@ -123,6 +123,8 @@ async fn serve(listener: TcpListener, app: &'static App, stopped: CancellationTo
                 }
             },
         };
+        // Grafana, Prometheus and the others are Go servers: TCP_NODELAY, as Go sets it.
+        let _ = tcp.set_nodelay(true);
         let stopped = stopped.clone();
         tracker.spawn(async move {
             let service = hyper::service::service_fn(move |req| async move {

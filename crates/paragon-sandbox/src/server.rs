@@ -53,6 +53,9 @@ pub(crate) async fn serve(
                 continue;
             }
         };
+        // As the API server's: Go sets TCP_NODELAY on every connection. Without it, a
+        // port-forward's small frames wait on the peer's delayed ACK (40 ms on Linux).
+        let _ = tcp.set_nodelay(true);
         let (acceptor, api, cancel) = (acceptor.clone(), api.clone(), cancel.clone());
         tracker.spawn(async move {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
