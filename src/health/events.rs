@@ -66,11 +66,9 @@ pub async fn check(client: kube::Client, now: Timestamp) -> CheckResult {
     // The pods are listed beside the events, not after them: through a far bastion each list
     // is a round trip per page, and most clusters have warnings about pods.
     let api = Api::<Event>::all(client.clone());
-    let (listed, live) = futures::join!(
-        each_page(&api, super::lists().fields("type=Warning"), |page| events
-            .extend(page.into_iter().filter(|e| recent(e, now))),),
-        live_pods(&client)
-    );
+    let warnings = super::lists().fields("type=Warning");
+    let keep = |page: Vec<Event>| events.extend(page.into_iter().filter(|e| recent(e, now)));
+    let (listed, live) = futures::join!(each_page(&api, warnings, keep), live_pods(&client));
     listed?;
     let live = if events
         .iter()
