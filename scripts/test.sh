@@ -107,4 +107,16 @@ rm -f "$image_log"
 ((package_status == 0 && image_status == 0))
 # Benchmarks are built by clippy above and run by their own scripts, never as tests.
 # No doc tests: the last summary line is then the integration suite's, not an empty doc run.
-cargo test --workspace --locked --lib --bins --tests
+# Name lookups stay on this machine: the tests run in a private mount namespace whose
+# /etc/resolv.conf names 127.0.0.1, where nothing answers, so a name that /etc/hosts does not
+# hold (the sandbox's *.svc.cluster.local, the tests' .invalid and .test names) fails at once,
+# as on a bastion that cannot resolve it, instead of going to the machine's resolver. Built
+# first, outside it: cargo may need the registry.
+cargo test --workspace --locked --lib --bins --tests --no-run
+resolv="$(mktemp)"
+trap 'rm -f "$resolv"' EXIT
+echo "nameserver 127.0.0.1" >"$resolv"
+# shellcheck disable=SC2016 # $1 and $@ are the inner shell's
+unshare --mount --propagation private -- \
+  sh -c 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"' sh "$resolv" \
+  cargo test --workspace --locked --lib --bins --tests
