@@ -21,32 +21,15 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
         Some(super::resolve_profile(g)?)
     };
     let timeout = Duration::from_secs(args.timeout);
-    // Through the profile's agent (or a connection of its own with --no-agent or persist =
-    // 0). An unreachable bastion is an error (exit 255), not a report.
-    let remote = match (&profile, args.local) {
-        (Some(p), false) => Some(Remote::connect(p, g.no_agent).await?),
-        _ => None,
-    };
-    let dialer: Arc<dyn Dialer> = match &remote {
-        Some(r) => r.dialer(),
-        None => Arc::new(Direct { timeout }),
-    };
     let flags = k8s::Flags {
         kubeconfig: args.kubeconfig.as_deref(),
         context: args.context.as_deref(),
     };
-    let decision = k8s::source::decide(
-        flags,
-        profile.as_ref().map(k8s::ProfileKube::of),
-        args.local,
-    )?;
-    let context = decision.context.clone();
-    if let (Some(remote), false) = (&remote, decision.origin == k8s::Origin::Bastion) {
-        // Fetching the bastion's kubeconfig shows an agent's session is up; without the
-        // fetch, this asks (a session the agent cannot get back is 255, as directly).
-        remote.check_session().await?;
-    }
-    let kube = kube_client(decision, dialer.clone(), remote.as_ref().map(|r| r as _)).await?;
+    let Reach {
+        kube,
+        dialer,
+        context,
+    } = reach(g, profile.as_ref(), flags, args.local, timeout).await?;
     let target = match &profile {
         Some(profile) => super::health_target(profile, kube, dialer, context, args.via),
         // No profile: no datastores, and no monitoring services either: the built-in ones
@@ -76,11 +59,53 @@ pub async fn run(g: &Globals, args: &HealthArgs) -> Result<u8, Error> {
     Ok(report.exit_status())
 }
 
+/// How the report reaches the cluster and the services: the dialer (the bastion's, else this
+/// machine's), the Kubernetes client or why there is none, and the kubeconfig context chosen.
+pub(super) struct Reach {
+    pub kube: Result<kube::Client, String>,
+    pub dialer: Arc<dyn Dialer>,
+    pub context: Option<String>,
+}
+
+/// Connects through the profile's agent (or a connection of its own with `--no-agent` or
+/// `persist = 0`) unless `local`, and makes the client for the kubeconfig `kube::source`
+/// chooses from `flags` and the profile. An unreachable bastion is an error (exit 255), not
+/// a finding.
+pub(super) async fn reach(
+    g: &Globals,
+    profile: Option<&crate::config::Resolved>,
+    flags: k8s::Flags<'_>,
+    local: bool,
+    timeout: Duration,
+) -> Result<Reach, Error> {
+    let remote = match (profile, local) {
+        (Some(p), false) => Some(Remote::connect(p, g.no_agent).await?),
+        _ => None,
+    };
+    let dialer: Arc<dyn Dialer> = match &remote {
+        Some(r) => r.dialer(),
+        None => Arc::new(Direct { timeout }),
+    };
+    let decision = k8s::source::decide(flags, profile.map(k8s::ProfileKube::of), local)?;
+    let context = decision.context.clone();
+    if let (Some(remote), false) = (&remote, decision.origin == k8s::Origin::Bastion) {
+        // Fetching the bastion's kubeconfig shows an agent's session is up; without the
+        // fetch, this asks (a session the agent cannot get back is 255, as directly).
+        remote.check_session().await?;
+    }
+    let kube = kube_client(decision, dialer.clone(), remote.as_ref().map(|r| r as _)).await?;
+    Ok(Reach {
+        kube,
+        dialer,
+        context,
+    })
+}
+
 /// The client for the kubeconfig `kube::source` chose. A file the user named (or listed in
 /// `$KUBECONFIG`) that is unreadable or lacks the context is a configuration error (2), and a bastion that dropped
 /// is the bastion's failure (255); a kubeconfig the bastion cannot give, no default
 /// kubeconfig, or a cluster that cannot be reached is a finding of the report.
-pub(super) async fn kube_client(
+async fn kube_client(
     decision: k8s::source::Decision,
     dialer: Arc<dyn Dialer>,
     bastion: Option<&dyn Capture>,

@@ -3,14 +3,12 @@
 //! rules the profile's Prometheus has loaded; `install` applies both with the bastion's kubectl.
 
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::agent::Remote;
 use crate::cli::{
     Globals, MonitoringAction, MonitoringInstallArgs, MonitoringStatusArgs, RulesFormat,
 };
-use crate::dial::{Dialer, Direct};
 use crate::exit::Error;
 use crate::health::route::Routes;
 use crate::kube as k8s;
@@ -55,28 +53,9 @@ pub async fn run(g: &Globals, action: &MonitoringAction) -> Result<u8, Error> {
 async fn run_status(g: &Globals, args: &MonitoringStatusArgs) -> Result<u8, Error> {
     let profile = super::resolve_profile(g)?;
     let timeout = Duration::from_secs(args.timeout);
-    // An unreachable bastion is an error of its own (exit 255).
-    let remote = match args.local {
-        false => Some(Remote::connect(&profile, g.no_agent).await?),
-        true => None,
-    };
-    let dialer: Arc<dyn Dialer> = match &remote {
-        Some(r) => r.dialer(),
-        None => Arc::new(Direct { timeout }),
-    };
-    let decision = k8s::source::decide(
-        k8s::Flags {
-            kubeconfig: None,
-            context: None,
-        },
-        Some(k8s::ProfileKube::of(&profile)),
-        args.local,
-    )?;
-    if let (Some(remote), false) = (&remote, decision.origin == k8s::Origin::Bastion) {
-        remote.check_session().await?;
-    }
-    let bastion = remote.as_ref().map(|r| r as _);
-    let kube = super::health::kube_client(decision, dialer.clone(), bastion).await?;
+    let flags = k8s::Flags::default();
+    let super::health::Reach { kube, dialer, .. } =
+        super::health::reach(g, Some(&profile), flags, args.local, timeout).await?;
     let routes = Routes::new(dialer, &kube, args.via);
     let services = profile.services();
     let Some(prometheus) = services.get("prometheus") else {

@@ -18,10 +18,10 @@ use crate::config::thresholds::{Direction, Limit};
 use crate::config::{Service, Thresholds};
 
 /// The capacity check: the first signal's query against `prometheus`, when the profile has
-/// one, then every other signal's at once. Without a Prometheus that answers, CPU and memory come from the metrics API
-/// (`metrics`) when `kube` has one, and the other signals are one finding naming them not
-/// checked and why (the monitoring check already says why Prometheus is down); a signal
-/// whose own query fails is its own finding.
+/// one, then every other signal's at once. Without a Prometheus that answers, CPU and memory
+/// come from the metrics API (`metrics`) when `kube` has one, and the other signals are one
+/// finding naming them not checked and why (the monitoring check already says why
+/// Prometheus is down); a signal whose own query fails is its own finding.
 pub fn check(
     routes: &Routes,
     prometheus: Option<&Service>,

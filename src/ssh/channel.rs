@@ -75,7 +75,7 @@ pub(crate) struct TcpChannel {
 }
 
 /// The receiving half of a `TcpChannel`.
-pub(crate) struct Received {
+struct Received {
     /// The next message, always in flight; it owns the read half between polls. `None` only
     /// once dropped.
     reading: Option<ReusableBoxFuture<'static, Next>>,
@@ -88,7 +88,7 @@ pub(crate) struct Received {
 }
 
 /// The sending half of a `TcpChannel`.
-pub(crate) struct Sending {
+struct Sending {
     writer: Pin<Box<dyn AsyncWrite + Send>>,
     /// Kept for the EOF and CLOSE sent on drop.
     write_half: Option<ChannelWriteHalf<Msg>>,
@@ -115,11 +115,6 @@ impl TcpChannel {
         }
     }
 
-    /// Both halves at once, so that a relay can receive and send side by side.
-    pub(crate) fn halves(&mut self) -> (&mut Received, &mut Sending) {
-        (&mut self.read, &mut self.write)
-    }
-
     /// Copies both ways between this channel and a peer stream (its read and write halves)
     /// until both directions have ended, each ended as `copy_bidirectional` ends it (EOF one
     /// way shuts that way down). Towards the peer, the packets already received are written
@@ -137,7 +132,8 @@ impl TcpChannel {
         W: AsyncWrite + Unpin,
     {
         use tokio::io::AsyncWriteExt;
-        let (received, sending) = self.halves();
+        // Both halves at once: the relay receives and sends side by side.
+        let (received, sending) = (&mut self.read, &mut self.write);
         let upload = async {
             let mut from_peer = tokio::io::BufReader::with_capacity(buffer, &mut from_peer);
             let n = tokio::io::copy_buf(&mut from_peer, &mut *sending).await?;
@@ -222,7 +218,7 @@ impl Received {
 
     /// Moves every packet already received into `chunks`, as received (no copy), until they
     /// hold `limit` bytes; waits for the first one. Nothing added means the end of the stream.
-    pub(crate) fn poll_chunks(
+    fn poll_chunks(
         &mut self,
         cx: &mut Context<'_>,
         chunks: &mut VecDeque<Bytes>,

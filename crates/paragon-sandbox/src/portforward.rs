@@ -73,14 +73,6 @@ pub(crate) fn accept(
     (namespace, pod): (String, String),
     mut req: Request<Incoming>,
 ) -> Reply {
-    if !api.authorized(&req) {
-        return status(
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized",
-            "Unauthorized",
-            None,
-        );
-    }
     let Some(target) = target(api, &namespace, &pod) else {
         return status(
             StatusCode::NOT_FOUND,

@@ -1,6 +1,6 @@
-//! The answers of the API server: a whole body, a watch that carries no event or a followed log, JSON, and the
-//! Kubernetes `Status` every refusal is written as, gzipped as the API server gzips. Knows
-//! nothing of routing or the world.
+//! The answers of the API server: a whole body, a watch that carries no event or a followed
+//! log, JSON, and the Kubernetes `Status` every refusal is written as, gzipped as the API
+//! server gzips. Knows nothing of routing or the world.
 
 use std::convert::Infallible;
 use std::future::Future as _;

@@ -78,6 +78,16 @@ pub(crate) async fn serve(
                     {
                         tokio::time::sleep(delay).await;
                     }
+                    // Every request, whatever it asks, shows its bearer token first.
+                    if !api.authorized(&req) {
+                        tracing::debug!(method = %req.method(), path = req.uri().path(), "sandbox request without the token: 401");
+                        return Ok(status(
+                            StatusCode::UNAUTHORIZED,
+                            "Unauthorized",
+                            "Unauthorized",
+                            None,
+                        ));
+                    }
                     if super::write::is_configmap_write(&req) {
                         return Ok(super::write::configmap(api, req).await);
                     }
@@ -164,14 +174,6 @@ impl Api {
     }
 
     fn route(self: &Arc<Self>, req: &Request<Incoming>) -> Reply {
-        if !self.authorized(req) {
-            return status(
-                StatusCode::UNAUTHORIZED,
-                "Unauthorized",
-                "Unauthorized",
-                None,
-            );
-        }
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return status(
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -142,14 +142,6 @@ pub(crate) fn openapi_v3_core() -> Reply {
 
 /// Answers a ConfigMap POST or PATCH (`is_configmap_write`).
 pub(crate) async fn configmap(api: Arc<Api>, req: Request<Incoming>) -> Reply {
-    if !api.authorized(&req) {
-        return status(
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized",
-            "Unauthorized",
-            None,
-        );
-    }
     let path = req.uri().path().to_string();
     let segs: Vec<String> = path.split('/').skip(1).map(str::to_string).collect();
     let dry_run = req.uri().query().is_some_and(|q| {
