@@ -408,8 +408,11 @@ struct PodStream<S = DuplexStream> {
 }
 
 /// How long the end of a stream waits for the kubelet's message when the forwarder has not
-/// handed it over yet (under load the data stream's end can be seen first).
-const ERROR_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+/// handed it over yet. The kubelet finishes the error stream before the data stream, so on
+/// the tunnel the message is there first; kube's v4 forwarder hands it over from its own
+/// task, which a loaded machine can run late. kubectl waits for the error stream without a
+/// limit; this bounds a server that never ends it.
+const ERROR_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl<S: AsyncRead + Unpin> AsyncRead for PodStream<S> {
     fn poll_read(

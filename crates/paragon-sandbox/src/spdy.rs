@@ -413,7 +413,8 @@ async fn write_frames<W: AsyncWrite + Unpin>(
 }
 
 /// One forwarded connection: pod port to data stream and back; a failure to connect is
-/// written on the error stream; both streams are finished when the pod side closes.
+/// written on the error stream; both streams are finished when the pod side closes, the
+/// error stream first.
 async fn forward(
     target: Target,
     port: u16,
@@ -457,8 +458,10 @@ async fn forward(
             }
         }
     }
-    let _ = out.send(data(data_id, FLAG_FIN, &[])).await;
+    // The kubelet's deferred closes run last-first: the error stream ends before the data
+    // stream, so a client has the message by the time it reads the data's end.
     let _ = out.send(data(error_id, FLAG_FIN, &[])).await;
+    let _ = out.send(data(data_id, FLAG_FIN, &[])).await;
 }
 
 #[cfg(test)]
@@ -510,6 +513,37 @@ mod tests {
                 .unwrap();
             assert_eq!(plain, [0, 0, 0, 0]);
         }
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_finishes_its_error_stream_before_its_data_stream() {
+        use std::sync::Arc;
+        let stopped = tokio_util::sync::CancellationToken::new();
+        let backends = super::super::backends::Backends::start(stopped.clone())
+            .await
+            .unwrap();
+        let target = Target {
+            pod: "kibana-0".into(),
+            uid: "u".into(),
+            exists: Arc::new(|| true),
+            app: "kibana".into(),
+            backends: Arc::new(backends),
+            stopped,
+            idle: std::time::Duration::from_secs(60),
+        };
+        let (_to_pod, from_client) = mpsc::channel(1);
+        let (out, mut frames) = mpsc::channel(8);
+        // Port 1 is served by no application: the kubelet's refusal.
+        forward(target, 1, 3, 1, from_client, out).await;
+        let mut got = Vec::new();
+        while let Ok(f) = frames.try_recv() {
+            got.push((be32(&f, 0).unwrap(), f[4], f.len() > 8));
+        }
+        assert_eq!(
+            got,
+            [(1, 0, true), (1, FLAG_FIN, false), (3, FLAG_FIN, false)],
+            "(stream, flags, carries text)"
+        );
     }
 
     #[test]
