@@ -56,6 +56,50 @@ pub trait Dialer: Send + Sync {
     fn connect<'a>(&'a self, host: &'a str, port: u16) -> DialFuture<'a>;
     /// Where the connections come from, for messages: `this machine`, `bastion b:22`.
     fn describe(&self) -> String;
+    /// Opens one connection for a local client: a stream to copy (`connect`), unless this
+    /// dialer lives in another process that can carry the client's socket itself.
+    fn open<'a>(&'a self, host: &'a str, port: u16) -> OpenFuture<'a> {
+        Box::pin(async move { self.connect(host, port).await.map(Opened::Stream) })
+    }
+}
+
+/// A connection opened for a local client.
+pub enum Opened {
+    /// Bytes to copy between the client and this stream.
+    Stream(BoxStream),
+    /// A connection another process (the agent) holds open, waiting to be handed the
+    /// client's socket and to copy itself: one process and one socket fewer on the way.
+    Carried(Box<dyn Carried>),
+}
+
+/// The future `Dialer::open` returns.
+pub type OpenFuture<'a> = Pin<Box<dyn Future<Output = Result<Opened, DialError>> + Send + 'a>>;
+
+/// How a carried connection copies: the caller's rules, applied where the bytes pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Carry {
+    /// Copy buffer per direction.
+    pub buffer: usize,
+    /// How long the target may stay silent once the client has ended its side.
+    pub quiet_after_client_eof: Duration,
+}
+
+/// Told the bytes of a carried connection as they pass: sent to the target, received from
+/// it (increments).
+pub type Counted<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
+
+/// The future `Carried::carry` returns: the bytes sent and received.
+pub type CarryFuture<'a> = Pin<Box<dyn Future<Output = io::Result<(u64, u64)>> + Send + 'a>>;
+
+/// An opened connection that is carried elsewhere once handed the client's socket.
+pub trait Carried: Send {
+    /// Hands `client` over and waits for the connection's end.
+    fn carry<'a>(
+        self: Box<Self>,
+        client: TcpStream,
+        how: Carry,
+        counted: Counted<'a>,
+    ) -> CarryFuture<'a>;
 }
 
 /// Plain TCP from this machine, with a deadline on each connect.

@@ -10,11 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::BufReader;
-use tokio::net::UnixStream;
+use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::watch;
 
 use crate::config::Resolved;
-use crate::dial::{self, BoxStream, DialError, DialFuture, Dialer};
+use crate::dial::{
+    self, BoxStream, Carried, Carry, CarryFuture, Counted, DialError, DialFuture, Dialer,
+    OpenFuture, Opened,
+};
 use crate::forward::Forward;
 use crate::forward::kept::Kept;
 use crate::kube::source::{Capture, CaptureError, CaptureFuture};
@@ -37,6 +40,8 @@ pub struct Agent {
     /// Set once the agent's build was looked at: an agent of another build is replaced or
     /// mentioned once per command, not on every connection.
     met: Arc<std::sync::atomic::AtomicBool>,
+    /// The protocol of the agent last met (0 before the first hello, or a build before it).
+    protocol: Arc<std::sync::atomic::AtomicU32>,
 }
 
 /// How long the agent has to take a connection and answer its hello, and to answer the
@@ -287,6 +292,7 @@ impl Agent {
             paths: Paths::for_profile(profile)?,
             profile: Arc::new(profile.clone()),
             met: Arc::default(),
+            protocol: Arc::default(),
         })
     }
 
@@ -459,6 +465,9 @@ impl Agent {
         loop {
             match open(&self.paths.socket, hello).await {
                 Open::Ready { conn, hello, pid } => {
+                    let protocol = hello.as_ref().map_or(0, |h| h.protocol);
+                    self.protocol
+                        .store(protocol, std::sync::atomic::Ordering::Relaxed);
                     let ours = hello.as_ref().is_some_and(|h| h.build == proto::build());
                     if ours || self.met.swap(true, std::sync::atomic::Ordering::Relaxed) {
                         return Ok((conn, pid));
@@ -822,32 +831,112 @@ async fn relay(
     result
 }
 
+impl Agent {
+    /// Asks for a connection to `host:port` (`dial` or `carry`): the agent's connection once
+    /// it is ready.
+    async fn ask_to_dial(
+        &self,
+        op: Op,
+        host: &str,
+        port: u16,
+    ) -> Result<BufReader<UnixStream>, DialError> {
+        let no_session = |reason: String| DialError::NoSession {
+            target: dial::target(host, port),
+            reason,
+        };
+        match self.ask(op).await {
+            Ok((Reply::Ready, conn)) => Ok(conn),
+            Ok((Reply::DialFailed { error }, _)) => Err(DialError::from(error)),
+            Ok((other, _)) => Err(no_session(
+                self.protocol(format!("{other:?} to dial")).to_string(),
+            )),
+            Err(e) => Err(no_session(e.to_string())),
+        }
+    }
+}
+
 impl Dialer for Agent {
     fn connect<'a>(&'a self, host: &'a str, port: u16) -> DialFuture<'a> {
         Box::pin(async move {
-            let target = dial::target(host, port);
             let op = Op::Dial {
                 host: host.to_string(),
                 port,
             };
-            match self.ask(op).await {
-                Ok((Reply::Ready, conn)) => Ok(Box::new(conn) as BoxStream),
-                Ok((Reply::DialFailed { error }, _)) => Err(DialError::from(error)),
-                Ok((other, _)) => Err(DialError::NoSession {
-                    target,
-                    reason: self.protocol(format!("{other:?} to dial")).to_string(),
-                }),
-                Err(e) => Err(DialError::NoSession {
-                    target,
-                    reason: e.to_string(),
-                }),
-            }
+            let conn = self.ask_to_dial(op, host, port).await?;
+            Ok(Box::new(conn) as BoxStream)
         })
     }
 
     fn describe(&self) -> String {
         let s = &self.profile.settings;
         format!("bastion {}", dial::target(&s.host.0, s.port.0))
+    }
+
+    /// Carried by the agent when it speaks `carry` (protocol 2), else a stream through it.
+    fn open<'a>(&'a self, host: &'a str, port: u16) -> OpenFuture<'a> {
+        Box::pin(async move {
+            if self.protocol.load(std::sync::atomic::Ordering::Relaxed) < 2 {
+                return self.connect(host, port).await.map(Opened::Stream);
+            }
+            let op = Op::Carry {
+                host: host.to_string(),
+                port,
+            };
+            let conn = self.ask_to_dial(op, host, port).await?;
+            Ok(Opened::Carried(Box::new(CarriedByAgent { conn })))
+        })
+    }
+}
+
+/// A connection the agent opened and copies once handed the client's socket.
+struct CarriedByAgent {
+    conn: BufReader<UnixStream>,
+}
+
+impl Carried for CarriedByAgent {
+    fn carry<'a>(
+        self: Box<Self>,
+        client: TcpStream,
+        how: Carry,
+        counted: Counted<'a>,
+    ) -> CarryFuture<'a> {
+        Box::pin(async move {
+            let mut conn = self.conn;
+            super::handover::send(conn.get_ref(), &client).await?;
+            // The agent's copy is the connection now: ours closed, its end is the agent's.
+            drop(client);
+            proto::write_line(conn.get_mut(), &how).await?;
+            let mut told = (0, 0);
+            loop {
+                let (sent, received, error) = match proto::read_line(&mut conn).await? {
+                    Some(Reply::Counted { sent, received }) => (sent, received, None),
+                    Some(Reply::Carried {
+                        sent,
+                        received,
+                        error,
+                    }) => (sent, received, Some(error)),
+                    Some(other) => {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("{other:?} from the agent carrying a connection"),
+                        ));
+                    }
+                    None => {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::ConnectionAborted,
+                            "the agent went away while carrying the connection",
+                        ));
+                    }
+                };
+                counted(sent.saturating_sub(told.0), received.saturating_sub(told.1));
+                told = (sent.max(told.0), received.max(told.1));
+                match error {
+                    None => {}
+                    Some(None) => return Ok((sent, received)),
+                    Some(Some(e)) => return Err(std::io::Error::other(e)),
+                }
+            }
+        })
     }
 }
 

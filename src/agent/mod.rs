@@ -6,13 +6,16 @@
 //!
 //! `paths` says where it lives, `proto` what travels on the socket, `server` is the agent
 //! itself (`keeper` its session, `forwards` its listeners, `uses` what keeps it from leaving),
-//! `client` what commands call, `reach` how a foreground forward reaches the bastion (through
-//! the agent or not), `api` the API forward the agent holds for a written kubeconfig.
-//! It uses `ssh`, `forward` and `dial`; none of them knows of it. It knows nothing of clap.
+//! `client` what commands call (a foreground forward's connections are handed over, socket
+//! and all, through `handover`, and the agent copies them itself), `reach` how a foreground
+//! forward reaches the bastion (through the agent or not), `api` the API forward the agent
+//! holds for a written kubeconfig. It uses `ssh`, `forward` and `dial`; none of them knows of
+//! it. It knows nothing of clap.
 
 pub mod api;
 pub mod client;
 mod forwards;
+mod handover;
 mod keeper;
 pub mod paths;
 pub mod proto;

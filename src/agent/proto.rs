@@ -1,8 +1,8 @@
 //! What a client and the agent say over the control socket: first a hello each way (the
 //! protocol version and the build, as OpenSSH's mux protocol starts, `PROTOCOL.mux`), then one
 //! JSON line each way (the request, then the reply), and after that the operation's own
-//! bytes: for `dial` the raw stream of one `direct-tcpip` channel, for `exec` frames both ways
-//! (`Frame`). A request the agent does not know is answered `failed`, never with silence.
+//! bytes: for `dial` the raw stream of one `direct-tcpip` channel, for `carry` the client's
+//! socket handed over and then counts, for `exec` frames both ways (`Frame`). A request the agent does not know is answered `failed`, never with silence.
 //! Builds before the hello sent the request first; the agent still takes that. Knows nothing
 //! of sockets, sessions or processes; only shapes and their encoding.
 
@@ -25,8 +25,9 @@ const MAX_LINE: usize = 1024 * 1024;
 /// The largest frame payload; stdin and output are sent in chunks of at most 32 KiB.
 const MAX_FRAME: usize = 1024 * 1024;
 
-/// The protocol this build speaks: 1 added the hello. Raised when a request changes shape.
-pub const PROTOCOL: u32 = 1;
+/// The protocol this build speaks: 1 added the hello, 2 `carry`. Raised when a request
+/// changes shape.
+pub const PROTOCOL: u32 = 2;
 
 /// Overrides this build's name, for tests that need an agent of another build.
 const BUILD_ENV: &str = "PARAGON_ADMIN_AGENT_BUILD";
@@ -85,6 +86,14 @@ pub struct Request {
 pub enum Op {
     /// A TCP stream to `host:port` as seen from the bastion.
     Dial {
+        host: String,
+        port: u16,
+    },
+    /// A connection to `host:port` from the bastion that the agent copies to a local client
+    /// itself: after "ready", the client's socket comes over (`handover`), then how to copy
+    /// (a `Carry` line); the agent answers `counted` lines as bytes pass and `carried` at
+    /// the end.
+    Carry {
         host: String,
         port: u16,
     },
@@ -195,9 +204,21 @@ pub enum Reply {
         stdout: Vec<u8>,
         stderr: Vec<u8>,
     },
-    /// The bastion refused or could not make the stream (`dial`).
+    /// The bastion refused or could not make the stream (`dial`, `carry`).
     DialFailed {
         error: WireDialError,
+    },
+    /// A carried connection's bytes so far: sent to the target, received from it.
+    Counted {
+        sent: u64,
+        received: u64,
+    },
+    /// A carried connection ended: its totals, and how it failed if it did.
+    Carried {
+        sent: u64,
+        received: u64,
+        #[serde(default)]
+        error: Option<String>,
     },
     Forwards {
         forwards: Vec<DetachedForward>,

@@ -367,6 +367,7 @@ async fn handle(agent: Arc<Agent>, stream: UnixStream) {
         }
         Op::Watch => watch(&agent, conn).await,
         Op::Dial { host, port } => dial(&agent, conn, &host, port).await,
+        Op::Carry { host, port } => carry(&agent, conn, &host, port).await,
         Op::Capture { command, reuse_ms } => {
             let answer = capture(&agent, command, Duration::from_millis(reuse_ms)).await;
             answer_capture(conn, answer, said_hello).await
@@ -678,6 +679,93 @@ async fn dial(
             reply(&mut conn, &Reply::DialFailed { error }).await
         }
     }
+}
+
+/// How long a client has, after "ready", to hand its socket over and say how to copy.
+const HANDOVER_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How often a carried connection's counts are told while bytes pass.
+const COUNT_EVERY: Duration = Duration::from_millis(250);
+
+/// After "ready", the client's socket arrives and the agent copies between it and the
+/// `direct-tcpip` channel itself, as the forward would have (`forward::relay::copy`), telling
+/// the counts as they grow and the totals at the end. The client closing its connection ends
+/// the copy (its forward stopped).
+async fn carry(
+    agent: &Agent,
+    mut conn: BufReader<UnixStream>,
+    host: &str,
+    port: u16,
+) -> std::io::Result<()> {
+    let bastion = match agent.keeper.bastion(WAIT_FOR_SESSION).await {
+        Ok(b) => b,
+        Err((message, status)) => {
+            return reply(&mut conn, &Reply::Failed { message, status }).await;
+        }
+    };
+    let channel = match bastion.open_channel(host, port).await {
+        Ok(channel) => channel,
+        Err(e) => {
+            let error = (&e).into();
+            return reply(&mut conn, &Reply::DialFailed { error }).await;
+        }
+    };
+    reply(&mut conn, &Reply::Ready).await?;
+    let (mut client, how) = tokio::time::timeout(HANDOVER_DEADLINE, async {
+        if !conn.buffer().is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "bytes before the handed-over socket",
+            ));
+        }
+        let fd = super::handover::receive(conn.get_ref()).await?;
+        let how: crate::dial::Carry = proto::read_line(&mut conn)
+            .await?
+            .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+        let client = std::net::TcpStream::from(fd);
+        client.set_nonblocking(true)?;
+        Ok((tokio::net::TcpStream::from_std(client)?, how))
+    })
+    .await
+    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    let stats = crate::forward::Stats::default();
+    let counts = |stats: &crate::forward::Stats| {
+        use std::sync::atomic::Ordering::Relaxed;
+        (stats.sent.load(Relaxed), stats.received.load(Relaxed))
+    };
+    let (mut from_client, mut to_client) = conn.into_inner().into_split();
+    let copying = crate::forward::copy(&mut client, Box::new(channel), &stats, how);
+    tokio::pin!(copying);
+    let mut tick = tokio::time::interval(COUNT_EVERY);
+    let (mut told, mut byte) = ((0, 0), [0u8; 1]);
+    let copied = loop {
+        tokio::select! {
+            copied = &mut copying => break copied,
+            _ = tick.tick() => {
+                let now = counts(&stats);
+                if now != told {
+                    let (sent, received) = now;
+                    proto::write_line(&mut to_client, &Reply::Counted { sent, received }).await?;
+                    told = now;
+                }
+            }
+            // Anything or nothing from the client now: it went away.
+            _ = tokio::io::AsyncReadExt::read(&mut from_client, &mut byte) => return Ok(()),
+        }
+    };
+    let ((sent, received), error) = match copied {
+        Ok(totals) => (totals, None),
+        Err(e) => (counts(&stats), Some(e.to_string())),
+    };
+    proto::write_line(
+        &mut to_client,
+        &Reply::Carried {
+            sent,
+            received,
+            error,
+        },
+    )
+    .await
 }
 
 /// After "ready", frames both ways: stdin, its EOF and resizes in; stdout, stderr and the

@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::dial::{DialError, DialFuture, Dialer};
+use crate::dial::{DialError, DialFuture, Dialer, OpenFuture};
 use crate::reconnect::Failure;
 
 use super::Session;
@@ -115,15 +115,23 @@ struct Watched {
     lost: CancellationToken,
 }
 
+impl Watched {
+    /// `dialed`, ending the session when it found none.
+    fn noting_loss<T>(&self, dialed: Result<T, DialError>) -> Result<T, DialError> {
+        if let Err(DialError::NoSession { .. }) = &dialed {
+            self.lost.cancel();
+        }
+        dialed
+    }
+}
+
 impl Dialer for Watched {
     fn connect<'a>(&'a self, host: &'a str, port: u16) -> DialFuture<'a> {
-        Box::pin(async move {
-            let dialed = self.inner.connect(host, port).await;
-            if let Err(DialError::NoSession { .. }) = &dialed {
-                self.lost.cancel();
-            }
-            dialed
-        })
+        Box::pin(async move { self.noting_loss(self.inner.connect(host, port).await) })
+    }
+
+    fn open<'a>(&'a self, host: &'a str, port: u16) -> OpenFuture<'a> {
+        Box::pin(async move { self.noting_loss(self.inner.open(host, port).await) })
     }
 
     fn describe(&self) -> String {

@@ -31,6 +31,7 @@ use tracing::debug;
 /// The crate's one signal watcher, where forwards have always found it.
 pub use crate::signals::Shutdown;
 pub use relay::Stats;
+pub(crate) use relay::copy;
 pub use spec::{Forward, Target, parse_spec, parse_specs};
 pub use status::{Sink, Style};
 pub use supervisor::{Backoff, Connect, Failure, Link, Session};

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::dial::{BoxStream, DialError, target};
+use crate::dial::{BoxStream, Carry, DialError, Opened, target};
 
 use super::socks::{self, Reply};
 use super::spec::{Forward, Target};
@@ -92,7 +92,7 @@ pub(crate) async fn accept_loop(
 }
 
 async fn serve_connection(
-    mut stream: TcpStream,
+    stream: TcpStream,
     forward: Arc<Forward>,
     stats: Arc<Stats>,
     relay: Relay,
@@ -104,7 +104,7 @@ async fn serve_connection(
     let cancel = relay.cancel.clone();
     let result = tokio::select! {
         () = cancel.cancelled() => return,
-        r = connect_and_copy(&mut stream, &forward.target, &stats, &relay) => r,
+        r = connect_and_copy(stream, &forward.target, &stats, &relay) => r,
     };
     match result {
         Ok((t, sent, received)) => info!(
@@ -131,7 +131,7 @@ enum Failure {
 }
 
 async fn connect_and_copy(
-    stream: &mut TcpStream,
+    mut stream: TcpStream,
     target_kind: &Target,
     stats: &Stats,
     relay: &Relay,
@@ -140,7 +140,7 @@ async fn connect_and_copy(
         Target::Tunnel { host, port } => (host.clone(), *port, false),
         Target::Socks => {
             let request =
-                tokio::time::timeout(SOCKS_HANDSHAKE_TIMEOUT, socks::accept_request(&mut *stream))
+                tokio::time::timeout(SOCKS_HANDSHAKE_TIMEOUT, socks::accept_request(&mut stream))
                     .await
                     .map_err(|_| Failure::Socks("no request within 10s".to_string()))?;
             let (h, p) = request.map_err(|e| Failure::Socks(e.to_string()))?;
@@ -156,36 +156,28 @@ async fn connect_and_copy(
         }
         Err(e) => {
             if socks {
-                let _ = socks::reply(&mut *stream, Reply::for_dial_error(&e)).await;
+                let _ = socks::reply(&mut stream, Reply::for_dial_error(&e)).await;
             }
             return Err(Failure::Dial(t, e));
         }
     };
-    if socks && socks::reply(&mut *stream, Reply::Succeeded).await.is_err() {
+    if socks && socks::reply(&mut stream, Reply::Succeeded).await.is_err() {
         return Ok((t, 0, 0));
     }
-    let client_ended = AtomicBool::new(false);
-    let mut local = Counted {
-        inner: stream,
-        stats,
-        ended: &client_ended,
+    let how = Carry {
+        buffer: relay.buffer_size,
+        quiet_after_client_eof: relay.quiet_after_client_eof,
     };
-    let mut remote = Coalesced {
-        inner: remote,
-        pending_error: None,
-        quiet: Quiet {
-            client_ended: &client_ended,
-            limit: relay.quiet_after_client_eof,
-            timer: None,
-        },
+    let copied = match remote {
+        Opened::Stream(remote) => copy(&mut stream, remote, stats, how).await,
+        Opened::Carried(carried) => {
+            let counted = |sent, received| {
+                stats.sent.fetch_add(sent, Ordering::Relaxed);
+                stats.received.fetch_add(received, Ordering::Relaxed);
+            };
+            carried.carry(stream, how, &counted).await
+        }
     };
-    let copied = tokio::io::copy_bidirectional_with_sizes(
-        &mut local,
-        &mut remote,
-        relay.buffer_size,
-        relay.buffer_size,
-    )
-    .await;
     match copied {
         Ok((sent, received)) => Ok((t, sent, received)),
         Err(e) => {
@@ -196,9 +188,36 @@ async fn connect_and_copy(
     }
 }
 
-/// Dials through the current session; if that session turns out to be gone, waits for the
-/// next one, all within `wait`.
-async fn dial(link: &Link, host: &str, port: u16, wait: Duration) -> Result<BoxStream, DialError> {
+/// Copies both ways between a local client and the target until both have ended theirs (or
+/// the target stayed silent for `how.quiet_after_client_eof` after the client's end),
+/// counting into `stats` as bytes pass: the sent and received totals.
+pub(crate) async fn copy(
+    client: &mut TcpStream,
+    remote: BoxStream,
+    stats: &Stats,
+    how: Carry,
+) -> std::io::Result<(u64, u64)> {
+    let client_ended = AtomicBool::new(false);
+    let mut local = Counted {
+        inner: client,
+        stats,
+        ended: &client_ended,
+    };
+    let mut remote = Coalesced {
+        inner: remote,
+        pending_error: None,
+        quiet: Quiet {
+            client_ended: &client_ended,
+            limit: how.quiet_after_client_eof,
+            timer: None,
+        },
+    };
+    tokio::io::copy_bidirectional_with_sizes(&mut local, &mut remote, how.buffer, how.buffer).await
+}
+
+/// Opens the connection through the current session; if that session turns out to be gone,
+/// waits for the next one, all within `wait`.
+async fn dial(link: &Link, host: &str, port: u16, wait: Duration) -> Result<Opened, DialError> {
     let deadline = Instant::now() + wait;
     let no_session = |reason: String| DialError::NoSession {
         target: target(host, port),
@@ -208,7 +227,7 @@ async fn dial(link: &Link, host: &str, port: u16, wait: Duration) -> Result<BoxS
         .dialer(0, wait)
         .await
         .map_err(|e| no_session(e.to_string()))?;
-    match dialer.connect(host, port).await {
+    match dialer.open(host, port).await {
         Err(DialError::NoSession { reason, .. }) => {
             debug!("the session went away while dialing ({reason}); waiting for the next");
             let left = deadline.saturating_duration_since(Instant::now());
@@ -216,7 +235,7 @@ async fn dial(link: &Link, host: &str, port: u16, wait: Duration) -> Result<BoxS
                 .dialer(generation, left)
                 .await
                 .map_err(|e| no_session(e.to_string()))?;
-            dialer.connect(host, port).await
+            dialer.open(host, port).await
         }
         other => other,
     }

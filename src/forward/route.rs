@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Via;
-use crate::dial::{DialFuture, Dialer};
+use crate::dial::{DialFuture, Dialer, OpenFuture};
 use crate::kube::portforward::{Kube, Protocols, service_of};
 
 use super::Session;
@@ -108,17 +108,27 @@ struct Routed {
     api_targets: Arc<HashSet<(String, u16)>>,
 }
 
+impl Routed {
+    fn via(&self, host: &str, port: u16) -> &dyn Dialer {
+        if self.api_targets.contains(&(host.to_string(), port)) {
+            &self.api
+        } else {
+            self.bastion.as_ref()
+        }
+    }
+}
+
 impl Dialer for Routed {
     fn connect<'a>(&'a self, host: &'a str, port: u16) -> DialFuture<'a> {
-        if self.api_targets.contains(&(host.to_string(), port)) {
-            self.api.connect(host, port)
-        } else {
-            self.bastion.connect(host, port)
-        }
+        self.via(host, port).connect(host, port)
     }
 
     fn describe(&self) -> String {
         self.bastion.describe()
+    }
+
+    fn open<'a>(&'a self, host: &'a str, port: u16) -> OpenFuture<'a> {
+        self.via(host, port).open(host, port)
     }
 }
 

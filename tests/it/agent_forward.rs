@@ -145,6 +145,97 @@ fn a_killed_agent_is_started_again_under_a_running_forward() {
     assert_eq!(k.connections(), 2, "{}", k.sshd.log());
 }
 
+/// The inode of the TCP socket on this machine from 127.0.0.1:`local` to 127.0.0.1:`remote`
+/// (/proc/net/tcp).
+fn socket_inode(local: u16, remote: u16) -> String {
+    let (local, remote) = (
+        format!("0100007F:{local:04X}"),
+        format!("0100007F:{remote:04X}"),
+    );
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 9 && f[1] == local && f[2] == remote)
+        .map(|f| f[9].to_string())
+        .unwrap_or_else(|| panic!("no socket {local} -> {remote}:\n{table}"))
+}
+
+/// Whether process `pid` has the socket `inode` open.
+fn holds(pid: u64, inode: &str) -> bool {
+    let wanted = format!("socket:[{inode}]");
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy() == wanted))
+}
+
+/// Echoes one connection through a foreground forward with `k`'s agent: which processes held
+/// the accepted socket while it was open (the agent, the forward), and the forward's log.
+fn echo_through_a_foreground_forward(k: &Kept) -> (bool, bool, String) {
+    use std::io::{Read, Write};
+    let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let echo_port = echo.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in echo.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || {
+                let (mut from, mut to) = (s.try_clone().unwrap(), s);
+                let _ = std::io::copy(&mut from, &mut to);
+            });
+        }
+    });
+    let spec = format!("0:127.0.0.1:{echo_port}");
+    let fwd = Running::start(k.paragon(&["-v", "forward", &spec, "--output", "json"]));
+    let (_, port) = fwd.listening_port();
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"hello").unwrap();
+    let mut echoed = [0u8; 5];
+    c.read_exact(&mut echoed).unwrap();
+    assert_eq!(&echoed, b"hello");
+    let inode = socket_inode(port, c.local_addr().unwrap().port());
+    let agent = k.status()["pid"].as_u64().unwrap();
+    let held = (holds(agent, &inode), holds(u64::from(fwd.pid()), &inode));
+    // Ending our side ends the echo's, and the forward logs the connection's counts.
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(c.read(&mut [0u8; 1]).unwrap(), 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !fwd.stderr().contains("closed after") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (held.0, held.1, fwd.stderr())
+}
+
+#[test]
+fn a_foreground_forward_hands_each_connection_to_the_agent_and_counts_its_bytes() {
+    let k = Kept::new("");
+    let (agent, forward, log) = echo_through_a_foreground_forward(&k);
+    // The accepted socket is the agent's alone: the forward handed it over and closed its own.
+    assert!(
+        agent && !forward,
+        "held by the agent {agent}, the forward {forward}"
+    );
+    assert!(log.contains("sent=5 received=5"), "{log}");
+}
+
+#[test]
+fn an_agent_that_cannot_carry_relays_the_forwards_connections_as_before() {
+    let k = Kept::new("");
+    // An agent of protocol 1 (before `carry`), as a kept agent of an older build would be.
+    let r = crate::support::run(
+        k.paragon(&["ssh", "--", "true"])
+            .env("PARAGON_ADMIN_AGENT_PROTOCOL", "1"),
+    );
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert_eq!(k.status()["protocol"], 1);
+    let (agent, forward, log) = echo_through_a_foreground_forward(&k);
+    assert!(
+        !agent && forward,
+        "held by the agent {agent}, the forward {forward}"
+    );
+    assert!(log.contains("sent=5 received=5"), "{log}");
+}
+
 /// A foreground `kubeconfig` whose printed kubeconfig's server is read from its stdout.
 struct Serving {
     child: Child,

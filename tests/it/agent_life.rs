@@ -58,7 +58,7 @@ fn an_agent_of_another_build_is_replaced_when_free_and_kept_with_its_forwards() 
     let s = k.status();
     assert_ne!(s["pid"].as_u64().unwrap(), old);
     assert_ne!(s["version"], "0.0.1 (git old)");
-    assert_eq!(s["protocol"], 1);
+    assert_eq!(s["protocol"], 2);
     wait_until("the old agent left", Duration::from_secs(10), || {
         !alive(old)
     });
@@ -140,7 +140,7 @@ fn a_hello_is_answered_with_the_build_and_an_unknown_request_with_an_error() {
         ],
     );
     let hello: serde_json::Value = serde_json::from_str(&answers[0]).unwrap();
-    assert_eq!(hello["hello"]["protocol"], 1, "{hello}");
+    assert_eq!(hello["hello"]["protocol"], 2, "{hello}");
     assert_eq!(hello["hello"]["pid"], pid(&k));
     let failed: serde_json::Value = serde_json::from_str(&answers[1]).unwrap();
     assert_eq!(failed["reply"], "failed", "{failed}");

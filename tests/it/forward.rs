@@ -187,6 +187,10 @@ impl Running {
     }
 
     /// The local port of the next `listening` event.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(crate) fn listening_port(&self) -> (Value, u16) {
         let v = self.event("listening", Duration::from_secs(20));
         let local = v["local"].as_str().unwrap().to_string();
