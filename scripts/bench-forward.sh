@@ -80,7 +80,7 @@ wait_listening() { # name local-http-port
   grep -q "\"local\":\"127.0.0.1:$2\"" "$work/$1.events" || { echo "bench-forward: paragon-admin ($1) did not start: $(cat "$work/$1.log")" >&2; exit 1; }
 }
 # paragon-admin on a session of its own (--no-agent), and through the profile's agent (the
-# default): there each connection also crosses the agent's socket and process.
+# default): there each accepted connection is handed to the agent, which copies it itself.
 pa_iperf=$(free_port) pa_http=$(free_port)
 paragon_forward pa "$pa_iperf" "$pa_http" "$http_pa_port" --no-agent
 pa_pid=$!
