@@ -4,8 +4,8 @@
 
 Each connection fetches one body (plain TCP, or through a SOCKS5 proxy with --socks) and
 compares it byte for byte with the file served; each command (`ssh -S CONTROL DEST echo I`)
-must print its own number. The RSS of --pid is read from /proc after the warm-up and at the
-end. Prints one line of JSON:
+must print its own number. The RSS of --pid (summed over several: a forward and the agent
+that copies its connections) is read from /proc after the warm-up and at the end. Prints one line of JSON:
 {"connections", "intact", "failed", "rss_start_kib", "rss_warm_kib", "rss_end_kib", "seconds"}.
 """
 
@@ -20,12 +20,15 @@ import threading
 import time
 
 
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+def rss_kib(pids):
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as f:
+            line = next((line for line in f if line.startswith("VmRSS:")), None)
+        if line is None:
+            raise RuntimeError(f"no VmRSS for pid {pid}")
+        total += int(line.split()[1])
+    return total
 
 
 def socks_connect(sock, host, port):
@@ -82,15 +85,15 @@ def exec_over_master(args, i):
     return out.returncode == 0 and out.stdout == f"{i}\n".encode()
 
 
-def open_fds(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
+def open_fds(pids):
+    return sum(len(os.listdir(f"/proc/{pid}/fd")) for pid in pids)
 
 
-def settle(pid, fds, deadline=10.0):
-    """Waits until the process holds no more descriptors than before the run, so that RSS is
+def settle(pids, fds, deadline=10.0):
+    """Waits until the processes hold no more descriptors than before the run, so that RSS is
     read after every connection of the round has closed (a poll with a deadline)."""
     end = time.monotonic() + deadline
-    while open_fds(pid) > fds and time.monotonic() < end:
+    while open_fds(pids) > fds and time.monotonic() < end:
         time.sleep(0.05)
 
 
@@ -127,7 +130,9 @@ def run(args, expected, count):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, help="the forward's local port")
-    p.add_argument("--pid", type=int, required=True, help="the process whose RSS is read")
+    p.add_argument(
+        "--pid", type=int, nargs="+", required=True, help="the processes whose RSS is read"
+    )
     p.add_argument("--file", help="the served file, to compare bodies with")
     p.add_argument("--path", help="its URL path")
     p.add_argument("--ssh-control", help="run commands on this ControlMaster socket instead")

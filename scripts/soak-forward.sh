@@ -3,6 +3,8 @@
 #   forward    N HTTP GETs of a 64 KiB file (16 parallel clients) through `paragon-admin forward`
 #              and through `ssh -L`, over the same loopback sshd, key and HTTP server
 #   socks      the same through `paragon-admin forward --socks` and `ssh -D`
+#   agent      the same through a foreground `paragon-admin forward` that hands its connections
+#              to the profile's agent (the default path), the RSS of both processes together
 #   exec       EXECS commands on one session (`Bastion::exec_capture`, benches/soak_exec.rs) and
 #              as many on one `ssh -M` ControlMaster, as a user created for the run (removed
 #              after) whose login shell is /bin/sh, so that each command costs a fork, not a
@@ -13,7 +15,7 @@
 # OpenSSH's. Target (issue 14): at most 1 MB of growth per 10,000 connections after the
 # warm-up, and every body intact.
 #
-# Usage: scripts/soak-forward.sh   (env: PARTS="forward socks exec reconnect" to run only some,
+# Usage: scripts/soak-forward.sh   (env: PARTS="forward socks agent exec reconnect" to run some,
 #                                    CONNECTIONS=50000 WARMUP=2000 THREADS=16 EXECS=10000
 #                                    RECONNECTS=100, PARAGON_BIN=path SOAK_EXEC_BIN=path to skip
 #                                    the builds, HEAPTRACK=1 to run paragon-admin under heaptrack)
@@ -26,10 +28,10 @@ WARMUP=${WARMUP:-2000}
 THREADS=${THREADS:-16}
 EXECS=${EXECS:-10000}
 RECONNECTS=${RECONNECTS:-100}
-PARTS=${PARTS:-forward socks exec reconnect}
+PARTS=${PARTS:-forward socks agent exec reconnect}
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 for p in $PARTS; do
-  case $p in forward | socks | exec | reconnect) ;; *) echo "soak-forward: unknown part '$p' in PARTS (forward socks exec reconnect)" >&2; exit 2 ;; esac
+  case $p in forward | socks | agent | exec | reconnect) ;; *) echo "soak-forward: unknown part '$p' in PARTS (forward socks agent exec reconnect)" >&2; exit 2 ;; esac
 done
 if part exec && [[ $(id -u) -ne 0 ]]; then
   echo "soak-forward: the exec part creates a user for the run: run as root, or leave exec out of PARTS" >&2
@@ -71,8 +73,9 @@ http_port=$(free_port)
 pids+=($!)
 wait_port "$http_port"
 
-soak() { # label pid local-port [--socks HOST:PORT]
-  python3 scripts/soak-forward.py --port "$3" --pid "$2" --file "$work/site/body" --path body \
+soak() { # label "pid..." local-port [--socks HOST:PORT]
+  # shellcheck disable=SC2086 # one or more pids
+  python3 scripts/soak-forward.py --port "$3" --pid $2 --file "$work/site/body" --path body \
     --connections "$CONNECTIONS" --warmup "$WARMUP" --threads "$THREADS" "${@:4}" >"$work/$1.json"
 }
 # --- paragon-admin forward (tunnel and SOCKS in one process) and OpenSSH's -L and -D ----------
@@ -106,6 +109,22 @@ fi
 if part socks; then
   soak pa_socks "$pa_pid" "$pa_socks" --socks "127.0.0.1:$http_port"
   soak ssh_socks "$ssh_pid" "$ssh_socks" --socks "127.0.0.1:$http_port"
+fi
+if part agent; then
+  # The agent's socket lives in $work: it leaves when the run's folder is removed.
+  export XDG_RUNTIME_DIR=$work/run
+  mkdir -m 0700 "$XDG_RUNTIME_DIR"
+  ag_port=$(free_port)
+  PARAGON_ADMIN_CONFIG="$work/config.toml" "$PARAGON_BIN" forward --output json \
+    "$ag_port:127.0.0.1:$http_port" >"$work/ag-events" 2>"$work/ag.log" &
+  ag_forward=$!
+  pids+=($!)
+  for _ in $(seq 400); do grep -q "\"local\":\"127.0.0.1:$ag_port\"" "$work/ag-events" 2>/dev/null && break; sleep 0.05; done
+  grep -q "\"local\":\"127.0.0.1:$ag_port\"" "$work/ag-events" || { echo "soak-forward: paragon-admin (agent) did not start: $(cat "$work/ag.log")" >&2; exit 1; }
+  ag_pid=$(PARAGON_ADMIN_CONFIG="$work/config.toml" "$PARAGON_BIN" agent status --output json |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
+  soak pa_agent "$ag_forward $ag_pid" "$ag_port"
+  part forward || soak ssh_forward "$ssh_pid" "$ssh_port"
 fi
 
 # --- many exec channels on one session; sessions replaced -------------------------------------
@@ -150,6 +169,7 @@ verdicts, ratios = [], []
 for pa, ssh, label, ssh_label, warm in [
         ("pa_forward", "ssh_forward", "paragon-admin forward", "ssh -L", warmup),
         ("pa_socks", "ssh_socks", "paragon-admin forward --socks", "ssh -D", warmup),
+        ("pa_agent", "ssh_forward", "forward through the agent", "ssh -L", warmup),
         ("pa_exec", "ssh_exec", "exec_capture, one session", "ssh -S (ControlMaster)", exec_warmup),
         ("pa_reconnect", None, "sessions replaced", None, None)]:
     r = load(pa)
