@@ -25,10 +25,10 @@ use crate::dial::Dialer;
 use crate::exit::ExitStatus;
 use crate::kube::portforward::Protocols;
 use crate::reconnect::Backoff;
-use crate::ssh::Bastion;
 use crate::ssh::exec::{Captured, Request as SshRequest};
 use crate::ssh::session::{Input, Output, Streams};
 use crate::ssh::shell::Pty;
+use crate::ssh::{Bastion, TcpChannel};
 
 use super::forwards::Registry;
 use super::keeper::{Keeper, KeptDialer, WAIT_FOR_SESSION};
@@ -648,6 +648,34 @@ async fn watch(agent: &Agent, mut conn: BufReader<UnixStream>) -> std::io::Resul
     }
 }
 
+/// A `direct-tcpip` channel to `host:port` on the kept session, "ready" said; `None` when
+/// there is none, the client told why (no session, or the bastion's refusal).
+async fn open_channel(
+    agent: &Agent,
+    conn: &mut BufReader<UnixStream>,
+    host: &str,
+    port: u16,
+) -> std::io::Result<Option<TcpChannel>> {
+    let bastion = match agent.keeper.bastion(WAIT_FOR_SESSION).await {
+        Ok(b) => b,
+        Err((message, status)) => {
+            reply(conn, &Reply::Failed { message, status }).await?;
+            return Ok(None);
+        }
+    };
+    match bastion.open_channel(host, port).await {
+        Ok(channel) => {
+            reply(conn, &Reply::Ready).await?;
+            Ok(Some(channel))
+        }
+        Err(e) => {
+            let error = (&e).into();
+            reply(conn, &Reply::DialFailed { error }).await?;
+            Ok(None)
+        }
+    }
+}
+
 /// After "ready", the connection is the stream of one `direct-tcpip` channel.
 async fn dial(
     agent: &Agent,
@@ -655,30 +683,18 @@ async fn dial(
     host: &str,
     port: u16,
 ) -> std::io::Result<()> {
-    let bastion = match agent.keeper.bastion(WAIT_FOR_SESSION).await {
-        Ok(b) => b,
-        Err((message, status)) => {
-            return reply(&mut conn, &Reply::Failed { message, status }).await;
-        }
+    let Some(mut channel) = open_channel(agent, &mut conn, host, port).await? else {
+        return Ok(());
     };
-    match bastion.open_channel(host, port).await {
-        Ok(mut channel) => {
-            reply(&mut conn, &Reply::Ready).await?;
-            // Whatever the client sent after its request line is the stream's first bytes.
-            let early = conn.buffer().to_vec();
-            let (from_client, to_client) = conn.into_inner().into_split();
-            // The forward's own buffer size for the upload: with tokio's default (8 KiB) this
-            // extra hop cost a third of a foreground forward's download rate; the download is
-            // written from the received packets themselves (scripts/bench-forward.sh).
-            let from_client = tokio::io::AsyncReadExt::chain(&early[..], from_client);
-            channel.relay(from_client, to_client, DIAL_BUFFER).await?;
-            Ok(())
-        }
-        Err(e) => {
-            let error = (&e).into();
-            reply(&mut conn, &Reply::DialFailed { error }).await
-        }
-    }
+    // Whatever the client sent after its request line is the stream's first bytes.
+    let early = conn.buffer().to_vec();
+    let (from_client, to_client) = conn.into_inner().into_split();
+    // The forward's own buffer size for the upload: with tokio's default (8 KiB) this extra
+    // hop cost a third of a foreground forward's download rate; the download is written from
+    // the received packets themselves (scripts/bench-forward.sh).
+    let from_client = tokio::io::AsyncReadExt::chain(&early[..], from_client);
+    channel.relay(from_client, to_client, DIAL_BUFFER).await?;
+    Ok(())
 }
 
 /// How long a client has, after "ready", to hand its socket over and say how to copy.
@@ -697,20 +713,9 @@ async fn carry(
     host: &str,
     port: u16,
 ) -> std::io::Result<()> {
-    let bastion = match agent.keeper.bastion(WAIT_FOR_SESSION).await {
-        Ok(b) => b,
-        Err((message, status)) => {
-            return reply(&mut conn, &Reply::Failed { message, status }).await;
-        }
+    let Some(channel) = open_channel(agent, &mut conn, host, port).await? else {
+        return Ok(());
     };
-    let channel = match bastion.open_channel(host, port).await {
-        Ok(channel) => channel,
-        Err(e) => {
-            let error = (&e).into();
-            return reply(&mut conn, &Reply::DialFailed { error }).await;
-        }
-    };
-    reply(&mut conn, &Reply::Ready).await?;
     let (mut client, how) = tokio::time::timeout(HANDOVER_DEADLINE, async {
         if !conn.buffer().is_empty() {
             return Err(std::io::Error::new(

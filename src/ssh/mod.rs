@@ -37,6 +37,7 @@ use crate::dial::{self, BoxStream, DialError, DialFuture, Dialer};
 
 pub use auth::{certificate_summaries, report_certificates};
 pub use channel::ChannelCounts;
+pub(crate) use channel::TcpChannel;
 pub use exec::Captured;
 pub use host_key::HostKeyCheck;
 
