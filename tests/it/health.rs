@@ -825,6 +825,18 @@ fn whole_report_runs_through_a_real_openssh_bastion() {
     assert_eq!(statuses(&v, "redis"), ["fail"], "{v:#}");
 
     sshd.stop();
+    // The agent learns of it from its socket's end, a moment later: until then, a command
+    // would be answered from the session it believes up (its kubeconfig reused).
+    crate::agent::wait_until(
+        "the agent saw its session end",
+        std::time::Duration::from_secs(10),
+        || {
+            let status = run(net
+                .paragon("client", &home)
+                .args(["agent", "status", "--output", "json"]));
+            serde_json::from_str::<Value>(&status.stdout).is_ok_and(|s| s["connected"] == false)
+        },
+    );
     let r = run(net
         .paragon("client", &home)
         .args(["health", "--output", "json"]));

@@ -213,12 +213,14 @@ impl Sshd {
     /// Kills sshd and every process it started, and reaps it.
     pub fn stop(&mut self) {
         if let Some(mut p) = self.process.take() {
-            p.stop();
             // A session process that was not a descendant when the tree was read (an orphan
             // of init still holding a client's connection) would keep a "stopped" sshd
-            // answering that client. Behind a prefix the port is another namespace's.
-            if self.options.prefix.is_empty() {
-                kill_port_holders(self.port);
+            // answering that client. Its sockets are read in the listener's own network
+            // namespace (behind a prefix the port is another namespace's), before it goes.
+            let sessions = p.pid().map(|pid| sockets_on(pid, self.port));
+            p.stop();
+            if let Some(sessions) = sessions {
+                kill_holders(&sessions);
             }
         }
     }
@@ -491,12 +493,12 @@ pub fn keygen(path: &Path, key_type: &str, passphrase: &str) {
     assert!(st.success(), "ssh-keygen -t {key_type} failed");
 }
 
-/// Kills every process holding a connection (any state but listening) whose local port is
-/// `port`: what is left of an sshd on that port (loopback only; the port is this sshd's).
-fn kill_port_holders(port: u16) {
+/// The connected TCP sockets (any state but listening) on local `port` in the network
+/// namespace of process `pid`: an sshd's sessions.
+fn sockets_on(pid: u32, port: u16) -> std::collections::HashSet<String> {
     let mut inodes = std::collections::HashSet::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else {
+    for table in ["tcp", "tcp6"] {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
             continue;
         };
         for line in text.lines().skip(1) {
@@ -513,6 +515,11 @@ fn kill_port_holders(port: u16) {
             }
         }
     }
+    inodes
+}
+
+/// Kills every process (but this one) that holds one of the sockets `inodes`.
+fn kill_holders(inodes: &std::collections::HashSet<String>) {
     if inodes.is_empty() {
         return;
     }
