@@ -872,10 +872,10 @@ impl Dialer for Agent {
         format!("bastion {}", dial::target(&s.host.0, s.port.0))
     }
 
-    /// Carried by the agent when it speaks `carry` (protocol 2), else a stream through it.
+    /// Carried by the agent when it speaks `carry`, else a stream through it.
     fn open<'a>(&'a self, host: &'a str, port: u16) -> OpenFuture<'a> {
         Box::pin(async move {
-            if self.protocol.load(std::sync::atomic::Ordering::Relaxed) < 2 {
+            if self.protocol.load(std::sync::atomic::Ordering::Relaxed) < proto::CARRY_SINCE {
                 return self.connect(host, port).await.map(Opened::Stream);
             }
             let op = Op::Carry {

@@ -29,6 +29,9 @@ const MAX_FRAME: usize = 1024 * 1024;
 /// changes shape.
 pub const PROTOCOL: u32 = 2;
 
+/// The first protocol whose agent takes `carry` (a client's socket handed over).
+pub const CARRY_SINCE: u32 = 2;
+
 /// Overrides this build's name, for tests that need an agent of another build.
 const BUILD_ENV: &str = "PARAGON_ADMIN_AGENT_BUILD";
 

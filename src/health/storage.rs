@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 
 use super::{CheckResult, Finding, count, human, one_line, subject};
 use crate::kube::list::each_page;
@@ -115,7 +115,9 @@ async fn last_event(
     let ns = pvc.metadata.namespace.as_deref()?;
     let name = pvc.metadata.name.as_deref()?;
     let api: Api<Event> = Api::namespaced(client.clone(), ns);
-    let lp = super::lists().fields(&format!(
+    // One claim's events, all of them in one answer (the newest is wanted, and a page could
+    // leave it out): not the report's paged lists.
+    let lp = ListParams::default().fields(&format!(
         "involvedObject.kind=PersistentVolumeClaim,involvedObject.name={name}"
     ));
     let list = match api.list(&lp).await {
