@@ -151,6 +151,13 @@ fn health_through_the_agent_works_after_sshd_restarts_and_is_255_while_it_is_dow
     // Down, with the agent still up: no report, as a direct connection gives none, whether
     // the kubeconfig comes from the bastion or from this machine.
     s.kept.sshd.stop();
+    // The agent learns of it from its socket's end, a moment later: until then, a command
+    // would be answered from the session it believes up.
+    crate::agent::wait_until(
+        "the agent saw its session end",
+        std::time::Duration::from_secs(10),
+        || s.kept.status()["connected"] == false,
+    );
     let local_kubeconfig = format!(
         "[profiles.test.kube]\nkubeconfig = \"{}\"",
         s.sandbox.kubeconfig.display()
