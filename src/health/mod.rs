@@ -2,7 +2,7 @@
 //! concurrently, each with a deadline, each producing `Finding`s.
 //!
 //! One file per family of checks; a new check is a new file and a line in `kube_checks` (those
-//! that ask the API, started once it answers) or `network_checks` (those that dial through
+//! that ask the API, which count once it answers) or `network_checks` (those that dial through
 //! the `Dialer`); a new monitoring service is a row of `config`'s built-in services. A check
 //! that cannot run (forbidden, timed out, unreachable API) becomes a finding that says so,
 //! never a silent gap. This module knows nothing of clap or of SSH.
@@ -33,8 +33,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use tracing::Instrument;
@@ -275,79 +275,139 @@ fn lists() -> kube::api::ListParams {
     kube::api::ListParams::default().limit(PAGE)
 }
 
-/// Runs every check for `target` and gathers the report. The API check runs first among the
-/// Kubernetes checks (they are pointless when it fails), alongside the network checks.
+/// Runs every check for `target` and gathers the report (see `gather` for the order).
 /// `progress` is told how many checks there are, as that becomes known, and each one done.
 pub async fn run(target: Target, options: Options, progress: &dyn Fn(Progress<'_>)) -> Report {
     let started = Instant::now();
-    let now = Timestamp::now();
-    let mut findings = Vec::new();
-    let mut running: FuturesUnordered<Pin<Box<dyn Future<Output = Done> + Send>>> =
-        FuturesUnordered::new();
     let timeout = options.timeout;
-    let run_check = |c: Check| -> Pin<Box<dyn Future<Output = Done> + Send>> {
-        Box::pin(async move {
-            let name = c.name.clone();
-            Done::Check(name, finish(c, timeout).await)
-        })
-    };
-
-    match &target.kube {
+    let mut findings = Vec::new();
+    let (api, kube) = match &target.kube {
         Err(why) => {
             let mut f = Finding::fail("kubernetes", format!("cannot reach the cluster: {why}"));
             f.check = "api".into();
             f.checked = false;
             findings.push(f);
+            (None, Vec::new())
         }
         Ok(client) => {
-            let client = client.clone();
-            let context = target.context.clone();
-            running.push(Box::pin(async move {
+            // The nodes check compares kubelets with the server's version, once it is read.
+            let (tx, rx) = futures::channel::oneshot::channel();
+            let version: ApiVersion = rx.map(Result::ok).map(Option::flatten).boxed().shared();
+            let (client, context) = (client.clone(), target.context.clone());
+            let kube = kube_checks(&client, Timestamp::now(), version);
+            let api: ApiCheck = Box::pin(async move {
                 let (finding, version) = api::check(&client, timeout, context.as_deref()).await;
-                Done::Api(client, finding, version)
-            }));
+                let _ = tx.send(version);
+                finding
+            });
+            (Some(api), kube)
         }
-    }
-    for c in network_checks(&target, timeout) {
-        running.push(run_check(c));
-    }
-    progress(Progress::Total(running.len()));
-
-    while let Some(done) = running.next().await {
-        match done {
-            Done::Api(client, finding, version) => {
-                progress(Progress::Done("api"));
-                let reachable = finding.severity == Severity::Ok;
-                findings.push(finding);
-                let kube = kube_checks(&client, now, version);
-                if reachable {
-                    progress(Progress::Total(kube.len()));
-                    for c in kube {
-                        running.push(run_check(c));
-                    }
-                } else {
-                    findings.extend(kube.iter().map(|c| {
-                        not_run(c, Severity::Warn, "not checked: the API is unreachable")
-                    }));
-                }
-            }
-            Done::Check(name, found) => {
-                progress(Progress::Done(&name));
-                findings.extend(found);
-            }
-        }
-    }
+    };
+    let network = network_checks(&target, timeout);
+    findings.extend(gather(api, kube, network, timeout, progress).await);
     settle(&mut findings);
     let mut report = Report::new(findings, started.elapsed());
     report.strict = options.strict;
     report
 }
 
+/// The API check's future: its finding, `Ok` when the API answered.
+type ApiCheck = Pin<Box<dyn Future<Output = Finding> + Send>>;
+
+/// The API server's version, once the API check has it (`None` when it failed or could not
+/// be read).
+type ApiVersion = futures::future::Shared<futures::future::BoxFuture<'static, Option<(u32, u32)>>>;
+
+/// Runs the checks side by side and returns their findings. The Kubernetes checks (`kube`)
+/// start with the API check, not after it: each of them opens its connection and sends its
+/// first request while the API check waits for its answer, which through a far bastion is
+/// several round trips. They count only once the API answered: until then their findings
+/// are held, and when it fails they are stopped and each says it did not run.
+async fn gather(
+    api: Option<ApiCheck>,
+    kube: Vec<Check>,
+    network: Vec<Check>,
+    timeout: Duration,
+    progress: &dyn Fn(Progress<'_>),
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let mut running: FuturesUnordered<Pin<Box<dyn Future<Output = Done> + Send>>> =
+        FuturesUnordered::new();
+    if let Some(api) = api {
+        running.push(Box::pin(api.map(Done::Api)));
+    }
+    // What each Kubernetes check says when the API fails, and how to stop it.
+    let mut not_run_without_api = Vec::new();
+    let mut stops = Vec::new();
+    for c in kube {
+        not_run_without_api.push(not_run(
+            &c,
+            Severity::Warn,
+            "not checked: the API is unreachable",
+        ));
+        let name = c.name.clone();
+        let (check, stop) = futures::future::abortable(finish(c, timeout));
+        stops.push(stop);
+        running.push(Box::pin(check.map(move |r| match r {
+            Ok(found) => Done::Kube(name, found),
+            Err(futures::future::Aborted) => Done::Stopped,
+        })));
+    }
+    for c in network {
+        running.push(Box::pin(async move {
+            let name = c.name.clone();
+            Done::Check(name, finish(c, timeout).await)
+        }));
+    }
+    progress(Progress::Total(running.len() - stops.len()));
+
+    // `None` until the API check is done, then whether the API answered.
+    let mut api_answered = None;
+    let mut held: Vec<(String, Vec<Finding>)> = Vec::new();
+    while let Some(done) = running.next().await {
+        match done {
+            Done::Api(finding) => {
+                progress(Progress::Done("api"));
+                let answered = finding.severity == Severity::Ok;
+                findings.push(finding);
+                api_answered = Some(answered);
+                if answered {
+                    progress(Progress::Total(stops.len()));
+                    for (name, found) in held.drain(..) {
+                        progress(Progress::Done(&name));
+                        findings.extend(found);
+                    }
+                } else {
+                    stops.iter().for_each(futures::future::AbortHandle::abort);
+                    findings.append(&mut not_run_without_api);
+                }
+            }
+            Done::Kube(name, found) => match api_answered {
+                None => held.push((name, found)),
+                Some(true) => {
+                    progress(Progress::Done(&name));
+                    findings.extend(found);
+                }
+                Some(false) => {}
+            },
+            Done::Check(name, found) => {
+                progress(Progress::Done(&name));
+                findings.extend(found);
+            }
+            Done::Stopped => {}
+        }
+    }
+    findings
+}
+
 /// A finished piece of the run.
 enum Done {
-    /// The API check, with the client for the checks it unlocks and the server's version.
-    Api(kube::Client, Finding, Option<(u32, u32)>),
+    Api(Finding),
+    /// A Kubernetes check, which counts once the API check succeeded.
+    Kube(String, Vec<Finding>),
     Check(String, Vec<Finding>),
+    /// A Kubernetes check stopped because the API check failed.
+    Stopped,
 }
 
 /// What the runner tells the progress indicator.
@@ -357,7 +417,7 @@ pub enum Progress<'a> {
     Done(&'a str),
 }
 
-fn kube_checks(client: &kube::Client, now: Timestamp, version: Option<(u32, u32)>) -> Vec<Check> {
+fn kube_checks(client: &kube::Client, now: Timestamp, version: ApiVersion) -> Vec<Check> {
     let c = client.clone();
     // Each check restarts once when a continued list expires; a fresh client clone per run.
     macro_rules! check {
@@ -372,7 +432,10 @@ fn kube_checks(client: &kube::Client, now: Timestamp, version: Option<(u32, u32)
         }};
     }
     vec![
-        check!("nodes", Area::Nodes, "nodes", |c| nodes::check(c, version)),
+        check!("nodes", Area::Nodes, "nodes", |c| nodes::check(
+            c,
+            version.clone()
+        )),
         check!("workloads", Area::Workloads, "workloads", workloads::check),
         check!("jobs", Area::Workloads, "jobs", workloads::check_jobs),
         check!("pods", Area::Pods, "pods", |c| pods::check(c, now)),
@@ -570,6 +633,105 @@ pub fn one_line(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The API check's finding: ok, or failed with a reason.
+    fn api_finding(ok: bool) -> Finding {
+        let mut f = match ok {
+            true => Finding::ok("api", "reachable"),
+            false => Finding::fail("api", "unreachable: refused"),
+        };
+        f.check = "api".into();
+        f
+    }
+
+    /// The Kubernetes checks start while the API check waits: here the API check answers only
+    /// once the pods check has begun, so a runner that started them after it would wait for
+    /// ever (the outer limit turns that into a failure).
+    #[tokio::test]
+    async fn the_cluster_checks_start_while_the_api_check_waits_for_its_answer() {
+        let (begun, api_may_answer) = futures::channel::oneshot::channel::<()>();
+        let api: ApiCheck = Box::pin(async move {
+            let _ = api_may_answer.await;
+            api_finding(true)
+        });
+        let pods = Check::new("pods", Area::Pods, "pods", async move {
+            let _ = begun.send(());
+            Ok(vec![Finding::ok("pods", "70 pods Running")])
+        });
+        let ticks = std::sync::Mutex::new(Vec::new());
+        let progress = |p: Progress<'_>| ticks.lock().unwrap().push(format!("{p:?}"));
+        let found = tokio::time::timeout(
+            Duration::from_secs(20),
+            gather(
+                Some(api),
+                vec![pods],
+                Vec::new(),
+                Duration::from_secs(60),
+                &progress,
+            ),
+        )
+        .await
+        .expect("the API check waited for a cluster check that had not started");
+        let messages: Vec<_> = found
+            .iter()
+            .map(|f| (f.check.as_str(), f.message.as_str()))
+            .collect();
+        assert_eq!(
+            messages,
+            [("api", "reachable"), ("pods", "70 pods Running")]
+        );
+        // The pods check finished first, but counts (and is told done) after the API's answer.
+        assert_eq!(
+            *ticks.lock().unwrap(),
+            ["Total(1)", "Done(\"api\")", "Total(1)", "Done(\"pods\")"]
+        );
+    }
+
+    /// When the API check fails, the Kubernetes checks started with it are stopped, even one
+    /// that would never end, and what one found before is not reported: each says it did not
+    /// run, and the network checks are unaffected.
+    #[tokio::test]
+    async fn a_failed_api_check_stops_the_cluster_checks_and_each_says_it_did_not_run() {
+        let (done, api_may_answer) = futures::channel::oneshot::channel::<()>();
+        let api: ApiCheck = Box::pin(async move {
+            let _ = api_may_answer.await;
+            api_finding(false)
+        });
+        let nodes = Check::new("nodes", Area::Nodes, "nodes", async move {
+            let _ = done.send(());
+            Ok(vec![Finding::fail("node-1", "not Ready")])
+        });
+        let pods = Check::new("pods", Area::Pods, "pods", futures::future::pending());
+        let redis = Check::new("redis", Area::Datastores, "redis:6379", async {
+            Ok(vec![Finding::ok("redis:6379", "PONG")])
+        });
+        let found = tokio::time::timeout(
+            Duration::from_secs(20),
+            gather(
+                Some(api),
+                vec![nodes, pods],
+                vec![redis],
+                Duration::from_secs(3600),
+                &|_| {},
+            ),
+        )
+        .await
+        .expect("a cluster check was waited for after the API check failed");
+        let mut rows: Vec<_> = found
+            .iter()
+            .map(|f| (f.check.as_str(), f.message.as_str(), f.checked))
+            .collect();
+        rows.sort();
+        assert_eq!(
+            rows,
+            [
+                ("api", "unreachable: refused", true),
+                ("nodes", "not checked: the API is unreachable", false),
+                ("pods", "not checked: the API is unreachable", false),
+                ("redis", "PONG", true),
+            ]
+        );
+    }
 
     #[test]
     fn severities_order_fail_highest() {

@@ -22,7 +22,12 @@ const FAILING: &[&str] = &[
 /// Kubelets may be up to three minor versions older than the API server, never newer.
 const MAX_KUBELET_LAG: u32 = 3;
 
-pub async fn check(client: kube::Client, api_version: Option<(u32, u32)>) -> CheckResult {
+/// The nodes' findings; `api_version` is the API server's, once the API check has read it.
+pub async fn check(
+    client: kube::Client,
+    api_version: impl Future<Output = Option<(u32, u32)>>,
+) -> CheckResult {
+    let api_version = api_version.await;
     let api: Api<Node> = Api::all(client);
     let mut findings = Vec::new();
     let (mut total, mut ready) = (0usize, 0usize);
