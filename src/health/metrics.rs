@@ -7,7 +7,6 @@
 //! a pod list of the installation's namespace. Knows nothing of Prometheus, of routes or of
 //! levels.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -97,30 +96,7 @@ fn name_only<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Er
     })
 }
 
-/// Listed as a `Pod`: the same path, kind and scope.
-impl kube::Resource for PodLimits {
-    type DynamicType = ();
-    type Scope = <Pod as kube::Resource>::Scope;
-
-    fn kind(dt: &()) -> Cow<'_, str> {
-        Pod::kind(dt)
-    }
-    fn group(dt: &()) -> Cow<'_, str> {
-        Pod::group(dt)
-    }
-    fn version(dt: &()) -> Cow<'_, str> {
-        Pod::version(dt)
-    }
-    fn plural(dt: &()) -> Cow<'_, str> {
-        Pod::plural(dt)
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+crate::kube::list::listed_as!(PodLimits, Pod, metadata);
 
 /// What the metrics API says, as series of the signals of `KEYS` (labelled as the
 /// Prometheus queries label them: `container` for a service, `instance` for a node).

@@ -9,6 +9,39 @@ use kube::api::{Api, ListParams, PartialObjectMeta};
 use kube::core::{ObjectList, ObjectMeta};
 use serde::de::DeserializeOwned;
 
+/// Implements `kube::Resource` for `$lean`, a lean view of the built-in type `$as`: listed at
+/// the same path, with the same kind and scope, its metadata at `self.$($meta).+`. A list of
+/// the lean type reads the same JSON and builds only what the view keeps; serde skips the
+/// rest without allocating it.
+macro_rules! listed_as {
+    ($lean:ty, $as:ty, $($meta:tt).+) => {
+        impl kube::Resource for $lean {
+            type DynamicType = ();
+            type Scope = <$as as kube::Resource>::Scope;
+
+            fn kind(dt: &()) -> std::borrow::Cow<'_, str> {
+                <$as as kube::Resource>::kind(dt)
+            }
+            fn group(dt: &()) -> std::borrow::Cow<'_, str> {
+                <$as as kube::Resource>::group(dt)
+            }
+            fn version(dt: &()) -> std::borrow::Cow<'_, str> {
+                <$as as kube::Resource>::version(dt)
+            }
+            fn plural(dt: &()) -> std::borrow::Cow<'_, str> {
+                <$as as kube::Resource>::plural(dt)
+            }
+            fn meta(&self) -> &kube::api::ObjectMeta {
+                &self.$($meta).+
+            }
+            fn meta_mut(&mut self) -> &mut kube::api::ObjectMeta {
+                &mut self.$($meta).+
+            }
+        }
+    };
+}
+pub(crate) use listed_as;
+
 /// Objects per page, unless the caller's `ListParams` say.
 pub const PAGE: u32 = 500;
 
