@@ -635,14 +635,20 @@ pub fn one_line(s: &str, max: usize) -> String {
 mod tests {
     use super::*;
 
-    /// The API check's finding: ok, or failed with a reason.
-    fn api_finding(ok: bool) -> Finding {
-        let mut f = match ok {
-            true => Finding::ok("api", "reachable"),
-            false => Finding::fail("api", "unreachable: refused"),
-        };
-        f.check = "api".into();
-        f
+    /// An API check that answers (ok, or failed with a reason) once the sender is used or
+    /// dropped.
+    fn api_answering_after(ok: bool) -> (futures::channel::oneshot::Sender<()>, ApiCheck) {
+        let (tx, rx) = futures::channel::oneshot::channel::<()>();
+        let api: ApiCheck = Box::pin(async move {
+            let _ = rx.await;
+            let mut f = match ok {
+                true => Finding::ok("api", "reachable"),
+                false => Finding::fail("api", "unreachable: refused"),
+            };
+            f.check = "api".into();
+            f
+        });
+        (tx, api)
     }
 
     /// The Kubernetes checks start while the API check waits: here the API check answers only
@@ -650,11 +656,7 @@ mod tests {
     /// ever (the outer limit turns that into a failure).
     #[tokio::test]
     async fn the_cluster_checks_start_while_the_api_check_waits_for_its_answer() {
-        let (begun, api_may_answer) = futures::channel::oneshot::channel::<()>();
-        let api: ApiCheck = Box::pin(async move {
-            let _ = api_may_answer.await;
-            api_finding(true)
-        });
+        let (begun, api) = api_answering_after(true);
         let pods = Check::new("pods", Area::Pods, "pods", async move {
             let _ = begun.send(());
             Ok(vec![Finding::ok("pods", "70 pods Running")])
@@ -693,11 +695,7 @@ mod tests {
     /// run, and the network checks are unaffected.
     #[tokio::test]
     async fn a_failed_api_check_stops_the_cluster_checks_and_each_says_it_did_not_run() {
-        let (done, api_may_answer) = futures::channel::oneshot::channel::<()>();
-        let api: ApiCheck = Box::pin(async move {
-            let _ = api_may_answer.await;
-            api_finding(false)
-        });
+        let (done, api) = api_answering_after(false);
         let nodes = Check::new("nodes", Area::Nodes, "nodes", async move {
             let _ = done.send(());
             Ok(vec![Finding::fail("node-1", "not Ready")])
