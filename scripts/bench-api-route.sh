@@ -12,7 +12,9 @@
 # Throughput: one 64 MiB download (curl), median of ROUNDS. Time to first byte of a new
 # connection through an established forward: curl %{time_starttransfer} of /api/health,
 # median of TTFB_RUNS. Prints the figures, the load average, and the ratios against kubectl
-# (goals: first byte at most 1.5x, throughput at least 1.0x).
+# (goals: first byte at most 1.5x, throughput at least 1.0x), and where the downloads' CPU
+# went, per GiB: the route's own process (the forward, or kubectl), the agent, sshd, the
+# sandbox, and the whole machine's busy and idle time (2 cores).
 #
 # Usage: scripts/bench-api-route.sh   (env: ROUNDS=5 TTFB_RUNS=40 PARAGON_BIN=path to skip the
 #                                       release build)
@@ -71,6 +73,7 @@ CONFIG
 } >"$work/config.toml"
 
 api_local=$(free_port) own_local=$(free_port) bastion_local=$(free_port)
+declare -A client_pid
 export PARAGON_ADMIN_CONFIG=$work/config.toml
 stop_agent() {
   "$PARAGON_BIN" agent stop --all >/dev/null 2>&1 || true
@@ -78,14 +81,14 @@ stop_agent() {
 }
 trap stop_agent EXIT
 "$PARAGON_BIN" forward --output json --via api "$api_local:grafana" >"$work/api.events" 2>"$work/api.log" &
-pids+=($!)
+pids+=($!) client_pid[api]=$!
 "$PARAGON_BIN" --no-agent forward --output json --via api "$own_local:grafana" >"$work/api-own.events" 2>"$work/api-own.log" &
-pids+=($!)
+pids+=($!) client_pid[api-own]=$!
 "$PARAGON_BIN" --no-agent forward --output json \
   "$bastion_local:127.0.0.1:$pod_port" >"$work/bastion.events" 2>"$work/bastion.log" &
-pids+=($!)
+pids+=($!) client_pid[bastion]=$!
 kubectl --kubeconfig "$work/kubeconfig" -n paragon port-forward svc/grafana 0:4500 >"$work/kubectl.out" 2>"$work/kubectl.log" &
-pids+=($!)
+pids+=($!) client_pid[kubectl]=$!
 wait_line "$work/api.events" '"route":"api"' "the API-route forward ($(cat "$work/api.log"))"
 wait_line "$work/api-own.events" '"route":"api"' "the API-route forward with --no-agent ($(cat "$work/api-own.log"))"
 wait_line "$work/bastion.events" '"listening"' "the bastion forward ($(cat "$work/bastion.log"))"
@@ -99,8 +102,30 @@ routes=(api api-own bastion kubectl)
 # --- throughput ---------------------------------------------------------------------------
 download() { curl -s -o /dev/null -w '%{speed_download}\n' "http://127.0.0.1:$1/sandbox/bytes/$BYTES"; }
 for r in "${routes[@]}"; do download "${local_port[$r]}" >/dev/null; : >"$work/tp.$r"; done # warm up
+# Where the CPU goes: each download's CPU time (utime + stime, in ticks of 1/100 s) of the
+# route's client process (the forward, or kubectl), the agent, sshd (every sshd process),
+# the sandbox, and the whole machine's busy and idle time, summed per route.
+agent_pid=$(pgrep -f -- "--profile bench" | head -1)
+ticks() { # PID... -> their CPU ticks, summed
+  local t=0 p
+  for p in "$@"; do
+    [[ -r /proc/$p/stat ]] && t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+  done
+  echo "$t"
+}
+sample() { # route -> "client agent sshd sandbox busy idle" ticks now
+  # shellcheck disable=SC2046 # one pid per word
+  echo "$(ticks "${client_pid[$1]}") $(ticks "$agent_pid") $(ticks $(pgrep -x sshd)) $(ticks "$sandbox_pid")" \
+    "$(awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat)"
+}
+declare -A cpu
+for r in "${routes[@]}"; do cpu[$r]="0 0 0 0 0 0"; done
 for _ in $(seq "$ROUNDS"); do # interleaved, so that drift hits all alike
-  for r in "${routes[@]}"; do download "${local_port[$r]}" | awk '{printf "%.1f\n", $1 / 1048576}' >>"$work/tp.$r"; done
+  for r in "${routes[@]}"; do
+    before=$(sample "$r")
+    download "${local_port[$r]}" | awk '{printf "%.1f\n", $1 / 1048576}' >>"$work/tp.$r"
+    cpu[$r]=$(echo "${cpu[$r]} $before $(sample "$r")" | awk '{for (i = 1; i <= 6; i++) printf "%d ", $i + $(i + 12) - $(i + 6)}')
+  done
 done
 
 # --- time to first byte -------------------------------------------------------------------
@@ -125,6 +150,15 @@ echo "the API route's protocol: ${protocol:-none named}; load average $(cut -d' 
 echo "one 64 MiB download, median of $ROUNDS (MiB/s, higher is better; goal api/kubectl >= 1.0)"
 printf '  api %8s   api --no-agent %8s   bastion %8s   kubectl port-forward %8s   api/kubectl %s   api --no-agent/kubectl %s\n' \
   "${tp[api]}" "${tp[api-own]}" "${tp[bastion]}" "${tp[kubectl]}" "$(ratio "${tp[api]}" "${tp[kubectl]}")" "$(ratio "${tp[api-own]}" "${tp[kubectl]}")"
+echo "CPU seconds per GiB downloaded (all $ROUNDS rounds; the route's own process is the forward, or kubectl)"
+for r in "${routes[@]}"; do
+  # shellcheck disable=SC2086 # six numbers
+  set -- ${cpu[$r]}
+  awk -v r="$r" -v n="$ROUNDS" -v c="$1" -v a="$2" -v s="$3" -v b="$4" -v busy="$5" -v idle="$6" 'BEGIN {
+    k = 1024 / (n * 64) / 100
+    printf "  %-8s its process %5.2f   agent %5.2f   sshd %5.2f   sandbox %5.2f   machine busy %5.2f, idle %5.2f\n",
+      r, c * k, a * k, s * k, b * k, busy * k, idle * k }'
+done
 echo "time to first byte of a new connection, median of $TTFB_RUNS (ms, lower is better; goal api/kubectl <= 1.5)"
 printf '  api %8s   api --no-agent %8s   bastion %8s   kubectl port-forward %8s   api/kubectl %s   api --no-agent/kubectl %s\n' \
   "${ttfb[api]}" "${ttfb[api-own]}" "${ttfb[bastion]}" "${ttfb[kubectl]}" "$(ratio "${ttfb[api]}" "${ttfb[kubectl]}")" "$(ratio "${ttfb[api-own]}" "${ttfb[kubectl]}")"
