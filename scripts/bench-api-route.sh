@@ -103,9 +103,11 @@ routes=(api api-own bastion kubectl)
 download() { curl -s -o /dev/null -w '%{speed_download}\n' "http://127.0.0.1:$1/sandbox/bytes/$BYTES"; }
 for r in "${routes[@]}"; do download "${local_port[$r]}" >/dev/null; : >"$work/tp.$r"; done # warm up
 # Where the CPU goes: each download's CPU time (utime + stime, in ticks of 1/100 s) of the
-# route's client process (the forward, or kubectl), the agent, sshd (every sshd process),
-# the sandbox, and the whole machine's busy and idle time, summed per route.
-agent_pid=$(pgrep -f -- "--profile bench" | head -1)
+# route's client process (the forward, or kubectl), the agent, sshd (every sshd process on
+# the machine: run this on an otherwise quiet one), the sandbox, and the whole machine's busy
+# and idle time, summed per route. The machine's counters are read right before and after
+# the download, with no process started in between, so the sampling is not counted.
+agent_pid=$(pgrep -f -- "--profile bench" | head -1 || true)
 ticks() { # PID... -> their CPU ticks, summed
   local t=0 p
   for p in "$@"; do
@@ -113,18 +115,28 @@ ticks() { # PID... -> their CPU ticks, summed
   done
   echo "$t"
 }
-sample() { # route -> "client agent sshd sandbox busy idle" ticks now
+processes() { # route -> "client agent sshd sandbox" ticks now
   # shellcheck disable=SC2046 # one pid per word
-  echo "$(ticks "${client_pid[$1]}") $(ticks "$agent_pid") $(ticks $(pgrep -x sshd)) $(ticks "$sandbox_pid")" \
-    "$(awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat)"
+  echo "$(ticks "${client_pid[$1]}") $(ticks "$agent_pid") $(ticks $(pgrep -x sshd)) $(ticks "$sandbox_pid")"
+}
+machine() { # -> busy and idle ticks now, in $busy and $idle (no process started)
+  local _cpu user nice system idle_ iowait irq softirq steal _rest
+  read -r _cpu user nice system idle_ iowait irq softirq steal _rest </proc/stat
+  busy=$((user + nice + system + irq + softirq + steal)) idle=$((idle_ + iowait))
 }
 declare -A cpu
 for r in "${routes[@]}"; do cpu[$r]="0 0 0 0 0 0"; done
 for _ in $(seq "$ROUNDS"); do # interleaved, so that drift hits all alike
   for r in "${routes[@]}"; do
-    before=$(sample "$r")
-    download "${local_port[$r]}" | awk '{printf "%.1f\n", $1 / 1048576}' >>"$work/tp.$r"
-    cpu[$r]=$(echo "${cpu[$r]} $before $(sample "$r")" | awk '{for (i = 1; i <= 6; i++) printf "%d ", $i + $(i + 12) - $(i + 6)}')
+    before=$(processes "$r")
+    machine
+    busy0=$busy idle0=$idle
+    download "${local_port[$r]}" >"$work/speed"
+    machine
+    after=$(processes "$r")
+    awk '{printf "%.1f\n", $1 / 1048576}' "$work/speed" >>"$work/tp.$r"
+    cpu[$r]=$(echo "${cpu[$r]} $before $after $((busy - busy0)) $((idle - idle0))" |
+      awk '{for (i = 1; i <= 4; i++) printf "%d ", $i + $(i + 10) - $(i + 6); printf "%d %d", $5 + $15, $6 + $16}')
   done
 done
 
