@@ -213,6 +213,15 @@ impl Sshd {
     /// Kills sshd and every process it started, and reaps it.
     pub fn stop(&mut self) {
         if let Some(mut p) = self.process.take() {
+            // The listener is frozen first: a connection it accepted after the tree and the
+            // sockets were read (a client reconnecting as its session is killed) would fork a
+            // session that outlives it and serves that client on.
+            if let Some(pid) = p.pid() {
+                let _ = Command::new("kill")
+                    .args(["-STOP", &pid.to_string()])
+                    .stderr(Stdio::null())
+                    .status();
+            }
             // A session process that was not a descendant when the tree was read (an orphan
             // of init still holding a client's connection) would keep a "stopped" sshd
             // answering that client. Its sockets are read in the listener's own network
