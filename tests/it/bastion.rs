@@ -66,9 +66,7 @@ async fn dialer_carries_bytes_to_a_target_behind_the_bastion_and_reports_refusal
     assert!(back == data);
     echo.await.unwrap();
 
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let closed_port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let closed_port = crate::support::closed_port();
     match bastion.connect("127.0.0.1", closed_port).await {
         Err(DialError::Rejected { target, .. }) => {
             assert_eq!(target, format!("127.0.0.1:{closed_port}"))

@@ -104,11 +104,7 @@ fn kubectl_top_reads_the_sandboxes_metrics_api_in_metrics_servers_shapes() {
 #[test]
 fn without_prometheus_health_judges_cpu_and_memory_from_the_metrics_api() {
     let sandbox = SandboxProc::start(&HOT);
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = crate::support::closed_port();
     let home = Home::new();
     home.write_config(&format!(
         "[profiles.t]\nhost = \"127.0.0.1\"\n\

@@ -6,7 +6,6 @@
 //! refusing the token, a stopped Redis, an sshd whose PermitOpen refuses the forward).
 
 use serde_json::Value;
-use std::net::TcpListener;
 
 use crate::logs::Scene;
 use crate::support::bastion::HttpTarget;
@@ -74,10 +73,8 @@ fn doctor_names_the_hop_before_the_bastion_that_broke() {
     assert_eq!(hop(&hops, "authentication")["status"], "skipped");
     assert_eq!(hop(&hops, "api server tcp")["status"], "skipped");
 
-    // A closed port: bound for a free number, then closed before doctor runs.
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    // A closed port: nothing listens on it, and no other test can take it.
+    let port = crate::support::closed_port();
     let home = home_for(&sshd, "127.0.0.1", port);
     let (status, hops, r) = doctor(&home);
     assert_eq!(status, Some(255), "{}", r.stdout);

@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::support::datastores::{Postgres, Redis};
 use crate::support::monitoring::{Monitoring, QUIET_ALERTS};
 use crate::support::sandbox::SandboxProc;
-use crate::support::{Home, Run, run};
+use crate::support::{Home, Run, closed_port, run};
 use paragon_admin::sandbox::Fault;
 
 /// Runs `health --local --output json` with `extra` arguments; the parsed report too.
@@ -44,11 +44,7 @@ fn datastores_are_found_healthy_then_failing_once_stopped() {
     let mut redis = Redis::start();
     let mon = Monitoring::start(QUIET_ALERTS);
     let home = Home::new();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = closed_port();
     home.write_config(&format!(
         "[profiles.t]\nhost = \"bastion.invalid\"\n[profiles.t.datastores]\npostgres = [\"{}\", \"{}\"]\nredis = [\"{}\"]\n\
          s3 = [\"http://127.0.0.1:{}\", \"http://127.0.0.1:{closed}\"]\n{}",
@@ -353,11 +349,7 @@ fn the_profiles_kube_keys_choose_the_kubeconfig_and_context() {
 fn an_unreachable_api_is_one_failure_and_every_cluster_check_did_not_run() {
     let mon = Monitoring::start(QUIET_ALERTS);
     let home = home_for(&mon, "");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = closed_port();
     let kc = api_kubeconfig(&home, closed);
     let (r, v) = health_json(&home, &["--kubeconfig", kc.to_str().unwrap()]);
     assert_eq!(r.status, Some(1), "{}", r.stderr);
@@ -983,11 +975,7 @@ fn https_home(mon: &Monitoring, host: &str, ca: Option<&std::path::Path>) -> Hom
         }
         None => "",
     };
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = closed_port();
     let p = mon.port;
     let mut text = format!(
         "[profiles.t]\nhost = \"bastion.invalid\"\n\

@@ -16,6 +16,26 @@ use std::process::{Command, Output};
 
 pub mod sshd;
 
+/// A loopback port nothing listens on, and nothing else can take while this test process
+/// runs: a socket bound to it without listening (and without `SO_REUSEADDR`), kept open for
+/// good. Connecting to it is refused. A port bound and released instead (`TcpListener::bind`,
+/// then dropped) can be taken meanwhile by another test's server, and a check that expects a
+/// refusal then meets that server (seen in CI: a kibana check that read an SSH banner).
+pub fn closed_port() -> u16 {
+    use rustix::net::{AddressFamily, SocketType};
+    let socket =
+        rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).expect("a TCP socket");
+    let loopback = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0);
+    rustix::net::bind(&socket, &loopback).expect("bind a loopback port");
+    let bound = rustix::net::getsockname(&socket).expect("the bound address");
+    let port = std::net::SocketAddrV4::try_from(bound)
+        .expect("an IPv4 address")
+        .port();
+    // Held until the test process exits: a port per call, a few dozen in all.
+    std::mem::forget(socket);
+    port
+}
+
 /// A clean home for one test: HOME, XDG dirs and the config file live in a temporary folder,
 /// and nothing of the caller's environment that paragon-admin reads is inherited.
 pub struct Home {

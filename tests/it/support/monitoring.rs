@@ -95,10 +95,7 @@ impl Monitoring {
     /// (not deployed, as on installations with OpenObserve). OpenObserve stays at its
     /// built-in default unless `openobserve_toml` adds it.
     pub fn services_toml(&self, profile: &str) -> String {
-        let closed = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        let closed = super::closed_port();
         format!(
             "[profiles.{profile}.services.grafana]\ntarget = \"127.0.0.1:{p}\"\n\
              [profiles.{profile}.services.prometheus]\ntarget = \"127.0.0.1:{p}\"\n\
