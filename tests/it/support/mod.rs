@@ -22,9 +22,15 @@ pub mod sshd;
 /// then dropped) can be taken meanwhile by another test's server, and a check that expects a
 /// refusal then meets that server (seen in CI: a kibana check that read an SSH banner).
 pub fn closed_port() -> u16 {
-    use rustix::net::{AddressFamily, SocketType};
-    let socket =
-        rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).expect("a TCP socket");
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    // Close-on-exec: the processes the tests start do not inherit it.
+    let socket = rustix::net::socket_with(
+        AddressFamily::INET,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .expect("a TCP socket");
     let loopback = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0);
     rustix::net::bind(&socket, &loopback).expect("bind a loopback port");
     let bound = rustix::net::getsockname(&socket).expect("the bound address");
