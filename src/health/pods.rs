@@ -418,8 +418,6 @@ mod tests {
     /// gates, a pod stuck Terminating behind a finalizer, crash loops, evictions, ...).
     #[tokio::test]
     async fn lean_pods_give_the_same_findings_as_whole_ones() {
-        use std::sync::Arc;
-
         use crate::sandbox::{Fault, Sandbox, SandboxOptions};
         let faults = Fault::ALL
             .into_iter()
@@ -431,15 +429,7 @@ mod tests {
         })
         .await
         .unwrap();
-        let kubeconfig = kube::config::Kubeconfig::from_yaml(&sandbox.kubeconfig_yaml()).unwrap();
-        let options = crate::kube::Options {
-            context: None,
-            api_server: None,
-        };
-        let dialer = Arc::new(crate::dial::Direct::default());
-        let client = crate::kube::client(dialer, kubeconfig, &options)
-            .await
-            .unwrap();
+        let client = crate::kube::sandbox_client(&sandbox).await;
         let lp = kube::api::ListParams::default();
         let whole = Api::<Pod>::all(client.clone()).list(&lp).await.unwrap();
         let lean = Api::<Examined>::all(client).list(&lp).await.unwrap();

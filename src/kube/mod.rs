@@ -181,6 +181,16 @@ fn redacted_parse_error(e: &kube::config::KubeconfigError) -> String {
         .to_string()
 }
 
+/// A client of an in-process sandbox's API, dialed from this machine (for tests).
+#[cfg(test)]
+pub(crate) async fn sandbox_client(sandbox: &crate::sandbox::Sandbox) -> kube::Client {
+    let kubeconfig = Kubeconfig::from_yaml(&sandbox.kubeconfig_yaml()).unwrap();
+    let dialer = Arc::new(crate::dial::Direct::default());
+    client(dialer, kubeconfig, &Options::default())
+        .await
+        .unwrap()
+}
+
 /// The command that prints the bastion's own kubeconfig with its credentials inlined.
 pub const FETCH_KUBECONFIG: &str = "kubectl config view --raw --minify --flatten";
 

@@ -775,12 +775,9 @@ mod tests {
 
 #[cfg(test)]
 mod sandbox_tests {
-    use std::sync::Arc;
-
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
-    use crate::dial::Direct;
     use crate::sandbox::{Sandbox, SandboxOptions};
 
     async fn get(dialer: &Kube, host: &str, port: u16, path: &str) -> String {
@@ -815,15 +812,7 @@ mod sandbox_tests {
             })
             .await
             .unwrap();
-            let kubeconfig =
-                kube::config::Kubeconfig::from_yaml(&sandbox.kubeconfig_yaml()).unwrap();
-            let client = crate::kube::client(
-                Arc::new(Direct::default()),
-                kubeconfig,
-                &crate::kube::Options::default(),
-            )
-            .await
-            .unwrap();
+            let client = crate::kube::sandbox_client(&sandbox).await;
             let kube = Kube::new(client, "paragon", "this machine");
             assert_eq!(kube.prepare("grafana", 4500).await, protocol);
             let mut all = tokio::task::JoinSet::new();
@@ -846,14 +835,7 @@ mod sandbox_tests {
     #[tokio::test]
     async fn services_are_reached_through_pods_portforward_and_failures_name_the_cause() {
         let sandbox = Sandbox::start(SandboxOptions::default()).await.unwrap();
-        let kubeconfig = kube::config::Kubeconfig::from_yaml(&sandbox.kubeconfig_yaml()).unwrap();
-        let client = crate::kube::client(
-            Arc::new(Direct::default()),
-            kubeconfig,
-            &crate::kube::Options::default(),
-        )
-        .await
-        .unwrap();
+        let client = crate::kube::sandbox_client(&sandbox).await;
         let kube = Kube::new(client, "paragon", "this machine");
         let health = get(&kube, "grafana", 4500, "/api/health").await;
         assert!(health.contains("\"database\":\"ok\""), "{health}");
